@@ -1,0 +1,126 @@
+//! The command line as typed (clap derive). Validation beyond types happens in each command.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "trajstore",
+    version,
+    about = "Transactional dataset store for RL trajectories"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CodecArg {
+    Raw,
+    Lz4,
+}
+
+impl From<CodecArg> for trajstore::Codec {
+    fn from(c: CodecArg) -> Self {
+        match c {
+            CodecArg::Raw => trajstore::Codec::Raw,
+            CodecArg::Lz4 => trajstore::Codec::Lz4,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create an empty store (or check an existing one).
+    Init { dir: PathBuf },
+    /// Record synthetic demonstrations; prints one JSON line per committed episode.
+    Synth {
+        dir: PathBuf,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        episodes: u64,
+        #[arg(long, default_value_t = 50)]
+        min_steps: u32,
+        #[arg(long, default_value_t = 200)]
+        max_steps: u32,
+        /// Frame shape HxWxC.
+        #[arg(long, default_value = "128x128x3")]
+        frame: String,
+        #[arg(long, value_enum, default_value_t = CodecArg::Raw)]
+        codec: CodecArg,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Recorder threads in this process.
+        #[arg(long, default_value_t = 1)]
+        writers: usize,
+    },
+    /// Users, episodes, steps, bytes, schemas and format version.
+    Info {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List episodes, one per line, in commit order.
+    Ls {
+        dir: PathBuf,
+        #[arg(long)]
+        user: Vec<String>,
+        #[arg(long)]
+        env: Vec<String>,
+        #[arg(long)]
+        tag: Vec<String>,
+        /// terminated, truncated or interrupted.
+        #[arg(long)]
+        outcome: Vec<String>,
+        #[arg(long)]
+        min_return: Option<f64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One episode: metadata and a summary of its fields.
+    Show {
+        dir: PathBuf,
+        episode: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every checksum and that index and segments agree; exits 1 on any problem.
+    Verify {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record synthetic demos, query a user's episodes, read them back, report speed.
+    Demo {
+        /// Where to record (a temporary directory, removed afterwards, by default).
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        users: u32,
+        #[arg(long, default_value_t = 8)]
+        episodes: u64,
+    },
+    /// Measure recording and reading against plain-file baselines in the same run.
+    Bench {
+        /// Store to scan (a temporary store is recorded when absent).
+        dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = BenchMode::All)]
+        mode: BenchMode,
+        /// Field to scan.
+        #[arg(long, default_value = "obs/frame")]
+        field: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum BenchMode {
+    /// Recording (into a temporary store), then a scan.
+    All,
+    /// Recording throughput only.
+    Record,
+    /// Full scan of one field.
+    Scan,
+}

@@ -1,0 +1,202 @@
+//! The library's error type.
+//!
+//! One enum, grouped by what went wrong (see [`ErrorKind`]) so callers (the CLI, the Python
+//! bindings) can map families without matching every variant. Messages name the thing that was
+//! wrong and, where the fix is known, say what to do.
+
+use std::path::PathBuf;
+
+use crate::dtype::DType;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything trajstore can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ---- opening a store ----
+    /// The store path exists but is not a directory.
+    #[error("{path}: is a file, not a store directory")]
+    NotADirectory { path: PathBuf },
+    /// The directory holds no trajstore store.
+    #[error(
+        "{path}: not a trajstore store (no index.redb); create one with `trajstore init {path}`"
+    )]
+    NotAStore { path: PathBuf },
+    /// The store (or one of its segments) was written by a newer trajstore.
+    #[error(
+        "{path}: format version {found} is newer than this trajstore supports ({supported}); upgrade trajstore to read it"
+    )]
+    UnsupportedFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    /// A write was attempted through a read-only handle.
+    #[error("the store was opened read-only; open it with Store::open to record")]
+    ReadOnly,
+
+    // ---- bad input from the caller ----
+    /// A step schema that cannot be used.
+    #[error("invalid schema: {0}")]
+    InvalidSchema(String),
+    /// A user name that cannot be used.
+    #[error("invalid user name {name:?}: {reason}")]
+    InvalidUser { name: String, reason: &'static str },
+    /// Episode metadata that cannot be stored (env id, tag, key too long, ...).
+    #[error("invalid episode metadata: {0}")]
+    InvalidMetadata(String),
+    /// A value was given for a field the schema does not declare.
+    #[error("unknown field {field:?} (schema fields: {known})")]
+    UnknownField { field: String, known: String },
+    /// A field the schema requires was not given.
+    #[error("missing field {field:?} in {during}")]
+    MissingField { field: String, during: &'static str },
+    /// The same field was given twice in one call.
+    #[error("field {field:?} given twice in one {during}")]
+    DuplicateField { field: String, during: &'static str },
+    /// A field was given for the wrong call (an observation in place of a transition, ...).
+    #[error("field {field:?} is {kind} data and does not belong in {during}")]
+    MisplacedField {
+        field: String,
+        kind: &'static str,
+        during: &'static str,
+    },
+    /// A value of the wrong dtype.
+    #[error("field {field:?}: expected dtype {expected}, got {got}")]
+    DTypeMismatch {
+        field: String,
+        expected: DType,
+        got: DType,
+    },
+    /// A value of the wrong shape.
+    #[error("field {field:?}: expected shape {expected:?}, got {got:?}")]
+    ShapeMismatch {
+        field: String,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
+    /// A value whose bytes are not valid for its dtype.
+    #[error("field {field:?}: {reason}")]
+    InvalidValue { field: String, reason: String },
+    /// A call made in the wrong state of an episode (step before reset, step after the end, ...).
+    #[error("{0}")]
+    EpisodeState(String),
+    /// `commit` of an episode with no transition.
+    #[error("cannot commit an empty episode: record reset() and at least one step() first")]
+    EmptyEpisode,
+    /// A value too large for the format.
+    #[error("{what} is too large: {got} (at most {max})")]
+    TooLarge {
+        what: &'static str,
+        got: u64,
+        max: u64,
+    },
+
+    // ---- reading ----
+    /// No episode with this id in the snapshot.
+    #[error("episode {0} not found")]
+    EpisodeNotFound(u64),
+    /// The bytes on disk are not what the index says (checksum, framing, bounds).
+    #[error("corrupt data in segment {segment:016x} at offset {offset}: {reason}")]
+    Corrupted {
+        segment: u64,
+        offset: u64,
+        reason: String,
+    },
+    /// An index record that cannot be decoded.
+    #[error("corrupt index record in table {table}: {reason}")]
+    CorruptRecord { table: &'static str, reason: String },
+
+    // ---- the machine ----
+    /// An operating-system I/O failure (disk full, permissions, ...), with the path involved.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The redb index failed.
+    #[error("index: {0}")]
+    Index(#[from] redb::Error),
+    /// An error shared by every episode of a failed group commit.
+    #[error("{0}")]
+    Shared(std::sync::Arc<Error>),
+}
+
+/// Families of [`Error`], for callers that map errors onto their own types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The store cannot be opened as asked (missing, a file, newer format, read-only).
+    Open,
+    /// The caller passed something invalid; nothing was written.
+    Input,
+    /// Something asked for does not exist.
+    NotFound,
+    /// Stored bytes are damaged.
+    Corruption,
+    /// The operating system or the index failed.
+    Io,
+}
+
+impl Error {
+    /// The family this error belongs to.
+    pub fn kind(&self) -> ErrorKind {
+        use Error::*;
+        match self {
+            NotADirectory { .. } | NotAStore { .. } | UnsupportedFormat { .. } | ReadOnly => {
+                ErrorKind::Open
+            }
+            InvalidSchema(_)
+            | InvalidUser { .. }
+            | InvalidMetadata(_)
+            | UnknownField { .. }
+            | MissingField { .. }
+            | DuplicateField { .. }
+            | MisplacedField { .. }
+            | DTypeMismatch { .. }
+            | ShapeMismatch { .. }
+            | InvalidValue { .. }
+            | EpisodeState(_)
+            | EmptyEpisode
+            | TooLarge { .. } => ErrorKind::Input,
+            EpisodeNotFound(_) => ErrorKind::NotFound,
+            Corrupted { .. } | CorruptRecord { .. } => ErrorKind::Corruption,
+            Io { .. } | Index(_) => ErrorKind::Io,
+            Shared(inner) => inner.kind(),
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupted(segment: u64, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corrupted {
+            segment,
+            offset,
+            reason: reason.into(),
+        }
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Index(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

@@ -1,0 +1,135 @@
+//! Reading segments through memory maps.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use memmap2::Mmap;
+
+use super::format::{FileHeaderError, decode_file_header};
+use super::segment_path;
+use crate::error::{Error, Result};
+
+/// Bytes inside a segment's memory map. Cheap to clone; keeps the map alive, so it stays valid
+/// after the snapshot or store it came from is dropped.
+#[derive(Clone)]
+pub struct MappedBytes {
+    map: Arc<Mmap>,
+    start: usize,
+    len: usize,
+}
+
+impl MappedBytes {
+    /// A sub-range, or `None` when out of bounds.
+    pub fn slice(&self, start: usize, len: usize) -> Option<MappedBytes> {
+        let end = start.checked_add(len)?;
+        (end <= self.len).then(|| MappedBytes {
+            map: self.map.clone(),
+            start: self.start + start,
+            len,
+        })
+    }
+}
+
+impl Deref for MappedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map[self.start..self.start + self.len]
+    }
+}
+
+impl AsRef<[u8]> for MappedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::fmt::Debug for MappedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MappedBytes({} bytes at {})", self.len, self.start)
+    }
+}
+
+/// The memory maps of one store's segments, shared by every snapshot of a process.
+///
+/// A segment that is still being appended to is mapped up to its length at the time; when a
+/// newer snapshot references bytes past that, the segment is mapped again, longer. Old maps
+/// stay alive while anything holds bytes from them.
+#[derive(Debug)]
+pub struct SegmentMaps {
+    dir: PathBuf,
+    maps: RwLock<HashMap<u64, Arc<Mmap>>>,
+}
+
+impl SegmentMaps {
+    pub fn new(dir: PathBuf) -> Self {
+        SegmentMaps {
+            dir,
+            maps: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// `len` bytes of segment `id` from `offset`, checked against the file's length.
+    pub fn bytes(&self, id: u64, offset: u64, len: u64) -> Result<MappedBytes> {
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| Error::corrupted(id, offset, "record length overflows"))?;
+        let map = self.map_covering(id, end)?;
+        if end > map.len() as u64 {
+            return Err(Error::corrupted(
+                id,
+                offset,
+                format!(
+                    "record ends at {end}, past the end of the segment file ({} bytes)",
+                    map.len()
+                ),
+            ));
+        }
+        Ok(MappedBytes {
+            map,
+            start: offset as usize,
+            len: len as usize,
+        })
+    }
+
+    fn map_covering(&self, id: u64, end: u64) -> Result<Arc<Mmap>> {
+        if let Some(map) = self.maps.read().expect("maps lock").get(&id) {
+            if map.len() as u64 >= end {
+                return Ok(map.clone());
+            }
+        }
+        let map = Arc::new(self.map_file(id)?);
+        self.maps
+            .write()
+            .expect("maps lock")
+            .insert(id, map.clone());
+        Ok(map)
+    }
+
+    fn map_file(&self, id: u64) -> Result<Mmap> {
+        let path = segment_path(&self.dir, id);
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        // SAFETY: trajstore never modifies or truncates bytes of a segment file below the
+        // length a reader may have seen (segment/format.rs, invariants), and readers only
+        // look at ranges the committed index references, which were durable before the commit.
+        // Another program truncating the file would break this, as it would for LMDB; that is
+        // outside the store's contract (schema/format.md, "Assumptions").
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+        match decode_file_header(&map, id) {
+            Ok(()) => Ok(map),
+            Err(FileHeaderError::NewerVersion(found)) => Err(Error::UnsupportedFormat {
+                path,
+                found,
+                supported: super::format::SEGMENT_FORMAT_VERSION,
+            }),
+            Err(FileHeaderError::Invalid(reason)) => Err(Error::corrupted(id, 0, reason)),
+        }
+    }
+
+    /// Length of a segment file on disk (for statistics), 0 when missing.
+    pub fn file_len(&self, id: u64) -> u64 {
+        std::fs::metadata(segment_path(&self.dir, id)).map_or(0, |m| m.len())
+    }
+}

@@ -1,0 +1,219 @@
+//! Appending records to segment files.
+//!
+//! Each [`Appender`] owns one segment file exclusively: it holds an OS file lock on it for as
+//! long as it lives, so no two writers (threads or processes) ever append to the same file and
+//! recorders never wait on each other for blob writes. A writer that dies releases its lock
+//! with its process; its segment can then be adopted by a later writer, which appends after
+//! whatever the dead writer left (that tail is garbage the index never references).
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::format::{
+    ChunkRef, HEADER_BYTES, align_up, checksum, decode_file_header, encode_file_header,
+    encode_record_header,
+};
+use super::{parse_segment_name, segment_path};
+use crate::error::{Error, Result};
+use crate::schema::Codec;
+
+/// An exclusively owned, open segment file and where its next record goes.
+#[derive(Debug)]
+pub struct Appender {
+    id: u64,
+    path: PathBuf,
+    file: File,
+    /// Where the next record starts (64-byte aligned).
+    end: u64,
+    /// Set after a failed write: the tail is in an unknown state, never append again.
+    poisoned: bool,
+}
+
+impl Appender {
+    /// Appends one record whose payload is the concatenation of `parts`, and returns where it
+    /// went. The record is not durable until [`Appender::sync`].
+    pub fn append(
+        &mut self,
+        codec: Codec,
+        steps: u32,
+        step_bytes: u32,
+        parts: &[&[u8]],
+    ) -> Result<ChunkRef> {
+        if self.poisoned {
+            return Err(Error::io(
+                &self.path,
+                io::Error::other("an earlier write to this segment failed"),
+            ));
+        }
+        let payload_len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let sum = if let [one] = parts {
+            checksum(one)
+        } else {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            parts.iter().for_each(|p| h.update(p));
+            h.digest()
+        };
+        let header = encode_record_header(codec, payload_len, steps, step_bytes, sum);
+        let chunk = ChunkRef {
+            segment: self.id,
+            offset: self.end,
+            payload_len,
+            steps,
+            codec,
+            checksum: sum,
+        };
+        let written = self.write_record(&header, parts);
+        if let Err(e) = written {
+            self.poisoned = true;
+            return Err(Error::io(&self.path, e));
+        }
+        self.end = align_up(chunk.end());
+        Ok(chunk)
+    }
+
+    fn write_record(&self, header: &[u8], parts: &[&[u8]]) -> io::Result<()> {
+        let mut at = self.end;
+        self.file.write_all_at(header, at)?;
+        at += header.len() as u64;
+        for part in parts {
+            self.file.write_all_at(part, at)?;
+            at += part.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Makes every appended record durable (fdatasync).
+    pub fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().map_err(|e| {
+            self.poisoned = true;
+            Error::io(&self.path, e)
+        })
+    }
+}
+
+/// The appenders of one process, handed out one per recording episode.
+#[derive(Debug)]
+pub struct SegmentPool {
+    dir: PathBuf,
+    /// A segment at or past this size is sealed: never appended to again.
+    target_bytes: u64,
+    idle: Mutex<Vec<Appender>>,
+}
+
+impl SegmentPool {
+    pub fn new(dir: PathBuf, target_bytes: u64) -> Self {
+        SegmentPool {
+            dir,
+            target_bytes,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An appender nobody else uses: an idle one of this process, an unlocked unsealed segment
+    /// left by a finished or dead writer, or a new segment.
+    pub fn checkout(&self) -> Result<Appender> {
+        if let Some(a) = self.idle.lock().expect("pool lock").pop() {
+            return Ok(a);
+        }
+        if let Some(a) = self.adopt()? {
+            return Ok(a);
+        }
+        self.create()
+    }
+
+    /// Returns an appender after use; full or failed ones are dropped (sealed).
+    pub fn checkin(&self, appender: Appender) {
+        if !appender.poisoned && appender.end < self.target_bytes {
+            self.idle.lock().expect("pool lock").push(appender);
+        }
+    }
+
+    fn list_ids(&self) -> Result<Vec<u64>> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&self.dir, e))?;
+            if let Some(id) = entry.file_name().to_str().and_then(parse_segment_name) {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn adopt(&self) -> Result<Option<Appender>> {
+        for id in self.list_ids()? {
+            let path = segment_path(&self.dir, id);
+            let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else {
+                continue;
+            };
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+            let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+            if len >= self.target_bytes || !has_valid_header(&file, id) {
+                continue; // sealed, or a torn creation: never append to it
+            }
+            return Ok(Some(Appender {
+                id,
+                path,
+                file,
+                end: align_up(len),
+                poisoned: false,
+            }));
+        }
+        Ok(None)
+    }
+
+    fn create(&self) -> Result<Appender> {
+        let mut id = self.list_ids()?.last().map_or(1, |last| last + 1);
+        loop {
+            let path = segment_path(&self.dir, id);
+            // create_new is O_EXCL: two processes racing for an id get it once.
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => return self.initialise(id, path, file),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => id += 1,
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+    }
+
+    fn initialise(&self, id: u64, path: PathBuf, file: File) -> Result<Appender> {
+        let io_err = |e| Error::io(&path, e);
+        file.lock().map_err(io_err)?;
+        file.write_all_at(&encode_file_header(id), 0)
+            .map_err(io_err)?;
+        file.sync_all().map_err(io_err)?;
+        // The new name must be durable before any index commit refers to the file.
+        sync_dir(&self.dir)?;
+        Ok(Appender {
+            id,
+            path,
+            file,
+            end: HEADER_BYTES as u64,
+            poisoned: false,
+        })
+    }
+}
+
+fn has_valid_header(file: &File, id: u64) -> bool {
+    let mut h = [0u8; HEADER_BYTES];
+    file.read_exact_at(&mut h, 0).is_ok() && decode_file_header(&h, id).is_ok()
+}
+
+/// fsyncs a directory, making the names in it durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}

@@ -1,0 +1,140 @@
+//! Whole-store checks: every checksum, and that index and segments agree.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::error::Result;
+use crate::snapshot::{Episode, Query, Snapshot};
+
+/// One thing found wrong, named down to the steps it affects.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    pub episode: u64,
+    pub user: String,
+    /// `None` when the episode as a whole is unreadable (its schema, say).
+    pub field: Option<String>,
+    pub steps: Option<Range<usize>>,
+    pub error: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "user {:?} episode {}", self.user, self.episode)?;
+        if let Some(field) = &self.field {
+            write!(f, " field {field:?}")?;
+        }
+        if let Some(steps) = &self.steps {
+            write!(f, " steps {}..{}", steps.start, steps.end)?;
+        }
+        write!(f, ": {}", self.error)
+    }
+}
+
+/// What [`Snapshot::verify`] checked and found.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyReport {
+    pub episodes: u64,
+    pub chunks: u64,
+    pub payload_bytes: u64,
+    pub problems: Vec<Problem>,
+    /// Bytes in segment files that no committed episode references: the tails of crashed or
+    /// aborted recordings, headers and padding. Not an error.
+    pub unreferenced_bytes: u64,
+}
+
+impl Snapshot {
+    /// Checks every episode of the snapshot: framing, payload checksums, lz4 blocks, step
+    /// counts, schemas and user statistics. Reads every byte; runs on all cores.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let episodes = self.episodes(&Query::default())?;
+        let per_episode: Vec<(u64, u64, Vec<Problem>)> = episodes
+            .par_iter()
+            .map(|e| self.verify_episode(e))
+            .collect();
+        let mut report = VerifyReport {
+            episodes: episodes.len() as u64,
+            ..Default::default()
+        };
+        for (chunks, bytes, problems) in per_episode {
+            report.chunks += chunks;
+            report.payload_bytes += bytes;
+            report.problems.extend(problems);
+        }
+        report
+            .problems
+            .extend(self.check_user_statistics(&episodes)?);
+        report.unreferenced_bytes = self
+            .segment_bytes(&episodes)
+            .saturating_sub(report.payload_bytes);
+        Ok(report)
+    }
+
+    fn verify_episode(&self, episode: &Episode) -> (u64, u64, Vec<Problem>) {
+        let problem = |field: Option<&str>, steps: Option<Range<usize>>, error: String| Problem {
+            episode: episode.id(),
+            user: episode.user().to_owned(),
+            field: field.map(str::to_owned),
+            steps,
+            error,
+        };
+        let schema = match self.schema(episode.schema_id()) {
+            Ok(s) => s,
+            Err(e) => return (0, 0, vec![problem(None, None, e.to_string())]),
+        };
+        let (mut chunks, mut bytes, mut problems) = (0, 0, Vec::new());
+        for spec in schema.fields() {
+            match self.field(episode, &spec.name) {
+                Ok(field) => {
+                    for c in field.chunk_refs() {
+                        chunks += 1;
+                        bytes += c.payload_len;
+                    }
+                    if let Err((steps, e)) = field.verify() {
+                        problems.push(problem(Some(&spec.name), Some(steps), e.to_string()));
+                    }
+                }
+                Err(e) => problems.push(problem(Some(&spec.name), None, e.to_string())),
+            }
+        }
+        (chunks, bytes, problems)
+    }
+
+    fn check_user_statistics(&self, episodes: &[Episode]) -> Result<Vec<Problem>> {
+        let mut counted: HashMap<&str, (u64, u64)> = HashMap::new();
+        for e in episodes {
+            let c = counted.entry(e.user()).or_default();
+            c.0 += 1;
+            c.1 += u64::from(e.steps());
+        }
+        let mut problems = Vec::new();
+        for user in self.users()? {
+            let found = counted.remove(user.name.as_str()).unwrap_or_default();
+            if found != (user.episodes, user.steps) {
+                problems.push(Problem {
+                    episode: 0,
+                    user: user.name.clone(),
+                    field: None,
+                    steps: None,
+                    error: format!(
+                        "user statistics say {} episodes / {} steps, the episodes table holds {} / {}",
+                        user.episodes, user.steps, found.0, found.1
+                    ),
+                });
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Total size of the segment files the episodes reference.
+    fn segment_bytes(&self, episodes: &[Episode]) -> u64 {
+        let mut ids: Vec<u64> = episodes
+            .iter()
+            .flat_map(|e| e.chunks().iter().flatten().map(|c| c.segment))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter().map(|id| self.segment_file_len(id)).sum()
+    }
+}
