@@ -1,1 +1,3 @@
 //! trajstore
+
+pub mod loader;
