@@ -45,7 +45,6 @@ mod commit;
 mod dtype;
 mod error;
 mod index;
-mod rng;
 mod schema;
 mod segment;
 mod snapshot;
@@ -55,6 +54,7 @@ mod verify;
 mod writer;
 
 pub mod bench;
+pub mod loader;
 pub mod synth;
 
 pub use commit::CommitStats;
