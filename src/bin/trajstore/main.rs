@@ -4,7 +4,7 @@
 mod args;
 mod cmd;
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,17 +13,44 @@ fn main() -> ExitCode {
     let args = args::Args::parse();
     match cmd::run(args.command) {
         Ok(code) => code,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if io_kinds(&e).any(|k| k == ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "trajstore: error: {e:#}");
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "trajstore: error: {}", message(&e));
+            if let Some(hint) = hint(&e) {
+                let _ = writeln!(stderr, "hint: {hint}");
+            }
             ExitCode::from(2)
         }
     }
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+/// The error chain joined with ": ", skipping causes whose text the message already holds
+/// (library errors include their cause in their own text).
+fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+fn io_kinds(e: &anyhow::Error) -> impl Iterator<Item = ErrorKind> + '_ {
+    e.chain().filter_map(|c| c.downcast_ref::<std::io::Error>()).map(std::io::Error::kind)
+}
+
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    io_kinds(e).find_map(|kind| match kind {
+        ErrorKind::StorageFull | ErrorKind::FileTooLarge | ErrorKind::QuotaExceeded => Some(
+            "the disk (or a size limit) is full: episodes committed before this are intact; free space and record again",
+        ),
+        ErrorKind::PermissionDenied => Some("check the permissions of the store directory and its files"),
+        _ => None,
     })
 }

@@ -11,7 +11,7 @@ mod verify;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::args::Command;
 
@@ -79,9 +79,9 @@ fn init(dir: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens a store for reading, naming the path on failure.
+/// Opens a store for reading (library errors name the path).
 fn open_read(dir: &Path) -> Result<trajstore::Store> {
-    trajstore::Store::open_read_only(dir).with_context(|| format!("cannot open {}", dir.display()))
+    Ok(trajstore::Store::open_read_only(dir)?)
 }
 
 /// Writes a line to stdout, surfacing a closed pipe as an error (handled quietly by main).

@@ -28,7 +28,7 @@ pub fn run(
         bail!("--writers must be at least 1");
     }
     let frame = parse_frame(frame)?;
-    let store = Store::create(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+    let store = Store::create(dir)?;
     let config = SynthConfig {
         user: user.clone(),
         episodes,
