@@ -42,7 +42,9 @@ fn message(e: &anyhow::Error) -> String {
 }
 
 fn io_kinds(e: &anyhow::Error) -> impl Iterator<Item = ErrorKind> + '_ {
-    e.chain().filter_map(|c| c.downcast_ref::<std::io::Error>()).map(std::io::Error::kind)
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind)
 }
 
 fn hint(e: &anyhow::Error) -> Option<&'static str> {

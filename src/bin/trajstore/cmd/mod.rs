@@ -67,8 +67,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
 
 fn init(dir: &Path) -> Result<ExitCode> {
     let existed = dir.join(trajstore::INDEX_FILE).is_file();
-    let store = trajstore::Store::create(dir)
-        .with_context(|| format!("cannot initialise {}", dir.display()))?;
+    let store = trajstore::Store::create(dir)?;
     let version = store.snapshot()?.format_version()?;
     let what = if existed {
         "already a trajstore store"
