@@ -1,0 +1,70 @@
+//! The format is a contract: a store written by format v1 (checked in under
+//! tests/fixtures/v1-store, made by `trajstore synth` at the time v1 shipped) must be read
+//! back identically by every later build.
+
+use trajstore::{Codec, Query, Store, Value};
+
+fn digest(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+#[test]
+fn the_v1_fixture_store_reads_back_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("v1-store");
+    std::fs::create_dir_all(copy.join("segments")).unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-store");
+    for rel in walk(&fixture) {
+        std::fs::copy(fixture.join(&rel), copy.join(&rel)).unwrap();
+    }
+    let store = Store::open_read_only(&copy).unwrap();
+    let snap = store.snapshot().unwrap();
+    assert_eq!(snap.format_version().unwrap(), 1);
+    let episodes = snap.episodes(&Query::default()).unwrap();
+    let mut seen = Vec::new();
+    for e in &episodes {
+        let frames = snap.field(e, "obs/frame").unwrap();
+        let actions = snap.field(e, "action").unwrap();
+        let health = snap.field(e, "obs/ram/health").unwrap();
+        seen.push((
+            e.id(),
+            e.user().to_owned(),
+            e.steps(),
+            frames.spec().codec,
+            digest(&frames.to_vec().unwrap()),
+            digest(&actions.to_vec().unwrap()),
+            digest(&health.to_vec().unwrap()),
+            e.total_return(),
+        ));
+        assert!(matches!(e.metadata().get("difficulty"), Some(Value::Int(_))));
+        assert_eq!(snap.infos(e).unwrap()[0].get("stage"), Some(&Value::Int(1)));
+    }
+    let expected = GOLDEN;
+    assert_eq!(seen.len(), expected.len());
+    for (got, want) in seen.iter().zip(expected) {
+        assert_eq!((got.0, got.1.as_str(), got.2, got.3, got.4, got.5, got.6, got.7), *want);
+    }
+    assert!(snap.verify().unwrap().problems.is_empty());
+}
+
+fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        let rel = path.strip_prefix(root).unwrap().to_owned();
+        if path.is_dir() {
+            out.extend(walk(&path).into_iter().map(|p| rel.join(p)));
+        } else {
+            out.push(rel);
+        }
+    }
+    out
+}
+
+type Golden = (u64, &'static str, u32, Codec, u64, u64, u64, f64);
+
+const GOLDEN: &[Golden] = &[
+    (1, "fixture-raw", 4, Codec::Raw, 8875781407977472406, 2444312736592220916, 18015383993232829316, -2.0),
+    (2, "fixture-raw", 5, Codec::Raw, 2392394206770893451, 4072713137002611, 17522433660884926765, 0.0),
+    (3, "fixture-lz4", 3, Codec::Lz4, 431723176007577000, 9202807598501862493, 1275739417840454573, 0.0),
+];
