@@ -36,13 +36,28 @@ fn the_v1_fixture_store_reads_back_identically() {
             digest(&health.to_vec().unwrap()),
             e.total_return(),
         ));
-        assert!(matches!(e.metadata().get("difficulty"), Some(Value::Int(_))));
+        assert!(matches!(
+            e.metadata().get("difficulty"),
+            Some(Value::Int(_))
+        ));
         assert_eq!(snap.infos(e).unwrap()[0].get("stage"), Some(&Value::Int(1)));
     }
     let expected = GOLDEN;
     assert_eq!(seen.len(), expected.len());
     for (got, want) in seen.iter().zip(expected) {
-        assert_eq!((got.0, got.1.as_str(), got.2, got.3, got.4, got.5, got.6, got.7), *want);
+        assert_eq!(
+            (
+                got.0,
+                got.1.as_str(),
+                got.2,
+                got.3,
+                got.4,
+                got.5,
+                got.6,
+                got.7
+            ),
+            *want
+        );
     }
     assert!(snap.verify().unwrap().problems.is_empty());
 }
@@ -63,6 +78,7 @@ fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 type Golden = (u64, &'static str, u32, Codec, u64, u64, u64, f64);
 
+#[rustfmt::skip]
 const GOLDEN: &[Golden] = &[
     (1, "fixture-raw", 4, Codec::Raw, 8875781407977472406, 2444312736592220916, 18015383993232829316, -2.0),
     (2, "fixture-raw", 5, Codec::Raw, 2392394206770893451, 4072713137002611, 17522433660884926765, 0.0),
