@@ -147,6 +147,11 @@ impl SegmentPool {
     fn adopt(&self) -> Result<Option<Appender>> {
         for id in self.list_ids()? {
             let path = segment_path(&self.dir, id);
+            let sealed =
+                |p: &Path| std::fs::metadata(p).map_or(true, |m| m.len() >= self.target_bytes);
+            if sealed(&path) {
+                continue;
+            }
             let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else {
                 continue;
             };
@@ -155,6 +160,7 @@ impl SegmentPool {
                 Err(TryLockError::WouldBlock) => continue,
                 Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
             }
+            // Sizes are read again under the lock: the previous owner may have appended.
             let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
             if len >= self.target_bytes || !has_valid_header(&file, id) {
                 continue; // sealed, or a torn creation: never append to it
