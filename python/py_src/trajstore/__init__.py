@@ -1,0 +1,43 @@
+"""trajstore: a transactional dataset store for reinforcement-learning trajectories.
+
+Record with `RecordEpisodes(env, path, username=...)` (a Gymnasium wrapper), query with
+`Store(path).episodes(user=...)`, read fields as numpy arrays (raw fields are zero-copy views
+of the store's memory map), and train with `ImitationLearning` or `trajstore.torch`.
+"""
+
+from ._trajstore import (
+    FORMAT_VERSION,
+    CorruptionError,
+    EndOfData,
+    InputError,
+    NotFoundError,
+    StorageError,
+    StoreOpenError,
+    TrajstoreError,
+)
+from .store import Episode, EpisodeInfo, EpisodeRecorder, Store
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CorruptionError",
+    "EndOfData",
+    "Episode",
+    "EpisodeInfo",
+    "EpisodeRecorder",
+    "InputError",
+    "NotFoundError",
+    "RecordEpisodes",
+    "StorageError",
+    "Store",
+    "StoreOpenError",
+    "TrajstoreError",
+]
+
+
+def __getattr__(name: str):
+    # gymnasium is optional: the wrapper is imported on first use.
+    if name == "RecordEpisodes":
+        from .gym import RecordEpisodes
+
+        return RecordEpisodes
+    raise AttributeError(f"module 'trajstore' has no attribute {name!r}")

@@ -1,0 +1,113 @@
+"""`RecordEpisodes`: a Gymnasium wrapper that streams every step into a store."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Sequence
+
+import gymnasium
+import numpy as np
+
+from . import _spaces
+from .store import Store
+
+#: metadata key marking an episode whose P2 view a replay must skip (DIAMBRA's ignore_p2)
+IGNORE_P2_KEY = "ignore_p2"
+
+
+class RecordEpisodes(gymnasium.Wrapper):
+    """Records every episode of `env` into the store at `path` under `username`.
+
+    Each episode is committed, durable and whole, when it terminates or is truncated. An
+    episode cut short by `reset()` or `close()` is discarded, or committed (its outcome is
+    then "interrupted") with `commit_interrupted=True`.
+
+    DIAMBRA users can pass their `traj_rec_settings` dict (`username`, `file_path`,
+    `ignore_p2`) as is. Works inside `gymnasium.vector.AsyncVectorEnv` and from many
+    processes at once: all of them can record into one store.
+
+    `codec` is "raw" (zero-copy reads) or "lz4", for every observation field, or a dict of
+    field name -> codec.
+    """
+
+    def __init__(
+        self,
+        env: gymnasium.Env,
+        path: str | os.PathLike | Store | None = None,
+        username: str | None = None,
+        ignore_p2: bool = False,
+        *,
+        env_id: str | None = None,
+        codec: str | Mapping[str, str] = "raw",
+        tags: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        commit_interrupted: bool = False,
+        traj_rec_settings: Mapping[str, Any] | None = None,
+        file_path: str | os.PathLike | None = None,
+    ):
+        super().__init__(env)
+        settings = dict(traj_rec_settings or {})
+        username = username or settings.get("username")
+        path = path or file_path or settings.get("file_path")
+        ignore_p2 = bool(settings.get("ignore_p2", ignore_p2))
+        if path is None:
+            raise TypeError("RecordEpisodes needs a store path (path=, file_path= or traj_rec_settings['file_path'])")
+        if not username:
+            raise TypeError("RecordEpisodes needs a username (username= or traj_rec_settings['username'])")
+        self.store = path if isinstance(path, Store) else Store.create(path)
+        self.username = username
+        self.env_id = env_id or (env.spec.id if env.spec is not None else type(env.unwrapped).__name__)
+        self.commit_interrupted = commit_interrupted
+        self.tags = list(tags)
+        self._obs_space = _spaces.space_to_json(env.observation_space)
+        self._act_space = _spaces.space_to_json(env.action_space)
+
+        def codec_of(name: str) -> str:
+            return codec.get(name, "raw") if isinstance(codec, Mapping) else codec
+
+        self._fields = [(n, d, s, "observation", codec_of(n)) for n, d, s in _spaces.leaves(self._obs_space, "obs")]
+        self._fields += [(n, d, s, "transition", "raw") for n, d, s in _spaces.leaves(self._act_space, "action")]
+        self._fields += [("reward", "f64", (), "transition", "raw")]
+        self._metadata = {
+            **dict(metadata or {}),
+            _spaces.OBSERVATION_SPACE_KEY: _spaces.dumps(self._obs_space),
+            _spaces.ACTION_SPACE_KEY: _spaces.dumps(self._act_space),
+            IGNORE_P2_KEY: ignore_p2,
+        }
+        self._recorder = None
+        #: ids of the episodes this wrapper committed, in order
+        self.committed: list[int] = []
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._finish_interrupted()
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._recorder = self.store.begin_episode(self.username, self.env_id, self._fields, seed=seed, tags=self.tags, metadata=self._metadata)
+        self._recorder.reset(_spaces.flatten(self._obs_space, obs, "obs"), info)
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if self._recorder is not None:
+            values = _spaces.flatten(self._obs_space, obs, "obs")
+            values.update(_spaces.flatten(self._act_space, action, "action"))
+            values["reward"] = np.float64(reward)
+            values["terminated"] = np.bool_(terminated)
+            values["truncated"] = np.bool_(truncated)
+            self._recorder.step(values, info)
+            if terminated or truncated:
+                self.committed.append(self._recorder.commit())
+                self._recorder = None
+        return obs, reward, terminated, truncated, info
+
+    def _finish_interrupted(self) -> None:
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return
+        if self.commit_interrupted and recorder.steps > 0:
+            self.committed.append(recorder.commit())
+        else:
+            recorder.discard()
+
+    def close(self):
+        self._finish_interrupted()
+        return super().close()

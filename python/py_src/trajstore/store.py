@@ -1,0 +1,247 @@
+"""The store: record episodes, query them by user / env / outcome, read fields as numpy."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from . import _spaces
+from ._arrays import NUMPY_DTYPES, as_field_array, normalize_info
+from ._trajstore import InputError
+from ._trajstore import Store as _NativeStore
+
+#: (name, dtype, shape, kind, codec): one declared field of a step
+FieldDecl = tuple[str, str, tuple[int, ...], str, str]
+
+
+@dataclass(frozen=True)
+class EpisodeInfo:
+    """A committed episode's metadata (read from the index; no field data touched)."""
+
+    id: int
+    user: str
+    env: str
+    schema_id: int
+    steps: int
+    total_return: float
+    outcome: str
+    seed: int | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    started_at_us: int
+    ended_at_us: int
+    committed_at_us: int
+    raw_bytes: int
+    stored_bytes: int
+
+
+def _array(buffer: Any, dtype: str, shape: Sequence[int], count: int) -> np.ndarray:
+    arr = np.frombuffer(buffer, dtype=NUMPY_DTYPES[dtype])
+    return arr.reshape((count, *shape))
+
+
+class Episode:
+    """One episode's fields as numpy arrays.
+
+    Raw fields are read-only views of the store's memory map (no copy); they stay valid after
+    the store is closed. lz4 fields are decoded into fresh arrays. Arrays load on first use.
+    """
+
+    def __init__(self, snapshot: Any, info: EpisodeInfo):
+        self._snapshot = snapshot
+        self.info = info
+        self._schema = snapshot.schema(info.schema_id)
+        self._cache: dict[str, np.ndarray] = {}
+
+    @property
+    def id(self) -> int:
+        return self.info.id
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f[0] for f in self._schema]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            buffer, dtype, shape, count = self._snapshot.field(self.info.id, name)
+            self._cache[name] = _array(buffer, dtype, shape, count)
+        return self._cache[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.field_names
+
+    @property
+    def fields(self) -> dict[str, np.ndarray]:
+        """Every field, by name (`T + 1` observations, `T` transition values)."""
+        return {name: self[name] for name in self.field_names}
+
+    @property
+    def infos(self) -> list[dict[str, Any]]:
+        """The `info` dict of each observation step (`T + 1`)."""
+        return self._snapshot.infos(self.info.id)
+
+    def _space(self, key: str):
+        text = self.info.metadata.get(key)
+        return None if text is None else _spaces.loads(text)
+
+    @property
+    def observations(self) -> Any:
+        """Observations in the structure of the recorded observation space (`T + 1` along the
+        first axis of every leaf), or the `obs...` fields by name when no space was stored."""
+        space = self._space(_spaces.OBSERVATION_SPACE_KEY)
+        if space is None:
+            return {n: self[n] for n in self.field_names if n == "obs" or n.startswith("obs/")}
+        return _spaces.unflatten(space, {n: self[n] for n, *_ in _spaces.leaves(space, "obs")}, "obs")
+
+    @property
+    def actions(self) -> Any:
+        space = self._space(_spaces.ACTION_SPACE_KEY)
+        if space is None:
+            return self["action"]
+        return _spaces.unflatten(space, {n: self[n] for n, *_ in _spaces.leaves(space, "action")}, "action")
+
+    @property
+    def rewards(self) -> np.ndarray:
+        return self["reward"]
+
+    @property
+    def observation_space(self):
+        """The recorded observation space, rebuilt (needs gymnasium)."""
+        space = self._space(_spaces.OBSERVATION_SPACE_KEY)
+        return None if space is None else _spaces.space_from_json(space)
+
+    @property
+    def action_space(self):
+        space = self._space(_spaces.ACTION_SPACE_KEY)
+        return None if space is None else _spaces.space_from_json(space)
+
+    def __repr__(self) -> str:
+        i = self.info
+        return f"Episode(id={i.id}, user={i.user!r}, env={i.env!r}, steps={i.steps}, return={i.total_return:g}, outcome={i.outcome!r})"
+
+
+class EpisodeRecorder:
+    """Records one episode: `reset(obs)` once, `step(values)` per transition, then `commit()`
+    (durable and visible, whole) or `discard()`. Values are dicts of field name -> array."""
+
+    def __init__(self, native: Any, fields: Sequence[FieldDecl]):
+        self._native = native
+        self._fields = {f[0]: (f[1], tuple(f[2]), f[3]) for f in fields}
+
+    def _values(self, values: Mapping[str, Any]) -> list:
+        out = []
+        for name, value in values.items():
+            decl = self._fields.get(name)
+            if decl is None:
+                raise InputError(f"unknown field {name!r} (schema fields: {', '.join(self._fields)})")
+            dtype, shape, _ = decl
+            arr = as_field_array(name, value, dtype, shape)
+            # A byte view of the same memory: the native side reads it without a copy.
+            out.append((name, dtype, list(arr.shape), arr.reshape(-1).view(np.uint8)))
+        return out
+
+    def reset(self, observation: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
+        self._native.reset(self._values(observation), normalize_info(info))
+
+    def step(self, values: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
+        self._native.step(self._values(values), normalize_info(info))
+
+    def commit(self) -> int:
+        return self._native.commit()
+
+    def discard(self) -> None:
+        self._native.discard()
+
+    @property
+    def steps(self) -> int:
+        return self._native.steps
+
+    @property
+    def active(self) -> bool:
+        return self._native.active
+
+
+def _as_list(v: str | Iterable[str] | None) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [v]
+    return list(v)
+
+
+class Store:
+    """A trajstore directory. Safe to share between threads; several processes may open the
+    same directory at once. Queries see every episode committed before the call."""
+
+    def __init__(self, path: str | os.PathLike, read_only: bool = False, create: bool = True):
+        self._native = _NativeStore.open(os.fspath(path), read_only=read_only, create=create)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, read_only: bool = False) -> "Store":
+        """Opens an existing store (`read_only` for training jobs that never record)."""
+        return cls(path, read_only=read_only, create=False)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike) -> "Store":
+        """Opens the store at `path`, creating it when missing."""
+        return cls(path, create=True)
+
+    @property
+    def path(self) -> str:
+        return os.fspath(self._native.path)
+
+    def snapshot(self) -> Any:
+        """A consistent view; later commits are not visible in it."""
+        return self._native.snapshot()
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user with episode / step / byte counts."""
+        return self.snapshot().users()
+
+    def episodes(
+        self,
+        user: str | Iterable[str] | None = None,
+        env: str | Iterable[str] | None = None,
+        tags: str | Iterable[str] | None = None,
+        outcome: str | Iterable[str] | None = None,
+        min_return: float | None = None,
+        max_return: float | None = None,
+        min_steps: int | None = None,
+        before_id: int | None = None,
+    ) -> list[EpisodeInfo]:
+        """Episodes matching every filter given, in commit order. Reads the index only."""
+        rows = self.snapshot().episodes(
+            _as_list(user), _as_list(env), _as_list(tags), _as_list(outcome), min_return, max_return, min_steps, before_id
+        )
+        return [EpisodeInfo(**row) for row in rows]
+
+    def episode(self, episode_id: int) -> Episode:
+        snap = self.snapshot()
+        return Episode(snap, EpisodeInfo(**snap.episode(episode_id)))
+
+    def begin_episode(
+        self,
+        user: str,
+        env: str,
+        fields: Sequence[FieldDecl],
+        seed: int | None = None,
+        tags: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> EpisodeRecorder:
+        """Starts recording. `fields`: (name, dtype, shape, "observation"|"transition",
+        "raw"|"lz4"); `reward` (f32), `terminated` and `truncated` are added when absent."""
+        fields = [(n, d, tuple(s), k, c) for n, d, s, k, c in fields]
+        native = self._native.begin_episode(user, env, [(n, d, list(s), k, c) for n, d, s, k, c in fields], seed, list(tags), normalize_info(metadata))
+        names = {f[0] for f in fields}
+        implied = [(n, d, (), "transition", "raw") for n, d in (("reward", "f32"), ("terminated", "bool"), ("truncated", "bool")) if n not in names]
+        return EpisodeRecorder(native, [*fields, *implied])
+
+    def verify(self) -> dict[str, Any]:
+        """Checks every checksum; `ok` is False and `problems` names what is wrong otherwise."""
+        return self.snapshot().verify()
+
+    def __repr__(self) -> str:
+        return f"trajstore.Store({self.path!r})"

@@ -1,0 +1,21 @@
+//! The native half of the `trajstore` Python package. Thin: every behaviour lives in the Rust
+//! library; this module converts arguments, releases the GIL around I/O and maps errors.
+
+mod buffer;
+mod error;
+mod store;
+mod values;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    error::register(m)?;
+    m.add_class::<store::PyStore>()?;
+    m.add_class::<store::PySnapshot>()?;
+    m.add_class::<store::PyEpisodeRecorder>()?;
+    m.add_class::<buffer::MappedBuffer>()?;
+    m.add_function(wrap_pyfunction!(store::check_value, m)?)?;
+    m.add("FORMAT_VERSION", trajstore::STORE_FORMAT_VERSION)?;
+    Ok(())
+}

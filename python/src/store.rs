@@ -1,0 +1,428 @@
+//! `Store`, `Snapshot` and `EpisodeRecorder`: thin wrappers over the library.
+
+use std::sync::Mutex;
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyDict, PyList};
+use trajstore::{
+    ArrayRef, Codec, DType, Episode, EpisodeMeta, EpisodeWriter, FieldKind, Outcome, Query, Schema,
+    Snapshot, Store,
+};
+
+use crate::buffer::MappedBuffer;
+use crate::error::{InputError, IntoPy};
+use crate::values::{info_to_py, to_info, to_value, value_to_py};
+
+/// A store directory handle; share it freely between threads.
+#[pyclass(frozen, module = "trajstore._trajstore", name = "Store")]
+pub struct PyStore {
+    pub(crate) store: Store,
+}
+
+#[pymethods]
+impl PyStore {
+    /// Opens the store at `path`, creating it when missing (unless `read_only`).
+    #[staticmethod]
+    #[pyo3(signature = (path, read_only = false, create = true))]
+    fn open(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        read_only: bool,
+        create: bool,
+    ) -> PyResult<Self> {
+        let store = py.detach(|| {
+            if read_only {
+                Store::open_read_only(&path)
+            } else if create {
+                Store::create(&path)
+            } else {
+                Store::open(&path)
+            }
+        });
+        Ok(PyStore {
+            store: store.py_err()?,
+        })
+    }
+
+    #[getter]
+    fn path(&self) -> std::path::PathBuf {
+        self.store.path().to_owned()
+    }
+
+    /// A consistent view of everything committed so far.
+    fn snapshot(&self) -> PyResult<PySnapshot> {
+        Ok(PySnapshot {
+            snapshot: Mutex::new(self.store.snapshot().py_err()?),
+        })
+    }
+
+    /// Starts recording an episode. `fields`: (name, dtype, shape, kind, codec) tuples.
+    #[pyo3(signature = (user, env, fields, seed = None, tags = Vec::new(), metadata = None))]
+    fn begin_episode(
+        &self,
+        user: String,
+        env: String,
+        fields: Vec<(String, String, Vec<u32>, String, String)>,
+        seed: Option<u64>,
+        tags: Vec<String>,
+        metadata: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyEpisodeRecorder> {
+        let schema = build_schema(&fields)?;
+        let mut meta = EpisodeMeta::new(user, env);
+        meta.seed = seed;
+        meta.tags = tags;
+        meta.metadata = to_info(metadata)?;
+        let writer = self.store.begin_episode(meta, &schema).py_err()?;
+        Ok(PyEpisodeRecorder {
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// (durable index transactions, episodes they committed) of this handle.
+    fn commit_stats(&self) -> (u64, u64) {
+        let s = self.store.commit_stats();
+        (s.transactions, s.episodes)
+    }
+}
+
+fn build_schema(fields: &[(String, String, Vec<u32>, String, String)]) -> PyResult<Schema> {
+    let mut b = Schema::builder();
+    for (name, dtype, shape, kind, codec) in fields {
+        let dtype = DType::parse(dtype).ok_or_else(|| {
+            InputError::new_err(format!("field {name:?}: unknown dtype {dtype:?}"))
+        })?;
+        let kind = match kind.as_str() {
+            "observation" => FieldKind::Observation,
+            "transition" => FieldKind::Transition,
+            k => {
+                return Err(InputError::new_err(format!(
+                    "field {name:?}: kind {k:?} is not observation or transition"
+                )));
+            }
+        };
+        let codec = Codec::parse(codec).ok_or_else(|| {
+            InputError::new_err(format!("field {name:?}: codec {codec:?} is not raw or lz4"))
+        })?;
+        b = b.field(name, dtype, shape, kind, codec);
+    }
+    b.build().py_err()
+}
+
+/// One episode being recorded. `reset` once, `step` per transition, then `commit` or `discard`.
+#[pyclass(frozen, module = "trajstore._trajstore", name = "EpisodeRecorder")]
+pub struct PyEpisodeRecorder {
+    writer: Mutex<Option<EpisodeWriter>>,
+}
+
+/// Values handed in by the Python layer: (name, dtype, shape, C-contiguous buffer).
+type RawValues<'py> = Vec<(String, String, Vec<usize>, Bound<'py, PyAny>)>;
+
+impl PyEpisodeRecorder {
+    fn with_writer<T>(&self, f: impl FnOnce(&mut EpisodeWriter) -> PyResult<T>) -> PyResult<T> {
+        let mut guard = self.writer.lock().expect("recorder lock");
+        match guard.as_mut() {
+            Some(w) => f(w),
+            None => Err(InputError::new_err(
+                "this episode was already committed or discarded; begin a new one",
+            )),
+        }
+    }
+
+    fn push(
+        &self,
+        values: RawValues<'_>,
+        info: Option<&Bound<'_, PyDict>>,
+        reset: bool,
+    ) -> PyResult<()> {
+        let info = to_info(info)?;
+        let mut buffers = Vec::with_capacity(values.len());
+        for (name, dtype, _, obj) in &values {
+            let buffer = PyBuffer::<u8>::get(obj).map_err(|_| {
+                InputError::new_err(format!(
+                    "field {name:?}: value must be a C-contiguous numpy array"
+                ))
+            })?;
+            if !buffer.is_c_contiguous() {
+                return Err(InputError::new_err(format!(
+                    "field {name:?}: value must be C-contiguous"
+                )));
+            }
+            DType::parse(dtype).ok_or_else(|| {
+                InputError::new_err(format!("field {name:?}: dtype {dtype} is not supported"))
+            })?;
+            buffers.push(buffer);
+        }
+        let refs: Vec<(&str, ArrayRef<'_>)> = values
+            .iter()
+            .zip(&buffers)
+            .map(|((name, dtype, shape, _), buffer)| {
+                // SAFETY: the PyBuffer holds the exporter's buffer for as long as `buffers`
+                // lives (past every use of `refs`); we hold the GIL, it is C-contiguous and
+                // `len_bytes` long, and we only read it.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, buffer.len_bytes())
+                };
+                (
+                    name.as_str(),
+                    ArrayRef::from_bytes(DType::parse(dtype).expect("checked above"), shape, bytes),
+                )
+            })
+            .collect();
+        self.with_writer(|w| {
+            if reset {
+                w.reset(&refs, &info)
+            } else {
+                w.step(&refs, &info)
+            }
+            .py_err()
+        })
+    }
+}
+
+#[pymethods]
+impl PyEpisodeRecorder {
+    #[pyo3(signature = (values, info = None))]
+    fn reset(&self, values: RawValues<'_>, info: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        self.push(values, info, true)
+    }
+
+    #[pyo3(signature = (values, info = None))]
+    fn step(&self, values: RawValues<'_>, info: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        self.push(values, info, false)
+    }
+
+    /// Transitions recorded so far.
+    #[getter]
+    fn steps(&self) -> PyResult<u32> {
+        self.with_writer(|w| Ok(w.steps()))
+    }
+
+    /// Whether the episode is still open (neither committed nor discarded).
+    #[getter]
+    fn active(&self) -> bool {
+        self.writer.lock().expect("recorder lock").is_some()
+    }
+
+    /// Makes the episode durable and visible; returns its id.
+    fn commit(&self, py: Python<'_>) -> PyResult<u64> {
+        let writer = self.writer.lock().expect("recorder lock").take();
+        let Some(writer) = writer else {
+            return Err(InputError::new_err(
+                "this episode was already committed or discarded; begin a new one",
+            ));
+        };
+        py.detach(|| writer.commit()).py_err()
+    }
+
+    /// Drops the episode; nothing of it becomes visible.
+    fn discard(&self) {
+        self.writer.lock().expect("recorder lock").take();
+    }
+}
+
+/// A consistent read-only view of the store.
+#[pyclass(frozen, module = "trajstore._trajstore", name = "Snapshot")]
+pub struct PySnapshot {
+    pub(crate) snapshot: Mutex<Snapshot>,
+}
+
+pub(crate) fn episode_dict<'py>(py: Python<'py>, e: &Episode) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("id", e.id())?;
+    d.set_item("user", e.user())?;
+    d.set_item("env", e.env())?;
+    d.set_item("schema_id", e.schema_id())?;
+    d.set_item("steps", e.steps())?;
+    d.set_item("total_return", e.total_return())?;
+    d.set_item("outcome", e.outcome().name())?;
+    d.set_item("seed", e.seed())?;
+    d.set_item("tags", e.tags().to_vec())?;
+    d.set_item("metadata", info_to_py(py, e.metadata())?)?;
+    d.set_item("started_at_us", e.started_at_us())?;
+    d.set_item("ended_at_us", e.ended_at_us())?;
+    d.set_item("committed_at_us", e.committed_at_us())?;
+    d.set_item("raw_bytes", e.raw_bytes())?;
+    d.set_item("stored_bytes", e.stored_bytes())?;
+    Ok(d)
+}
+
+#[pymethods]
+impl PySnapshot {
+    /// Every committed episode id is below this.
+    fn cutoff(&self) -> PyResult<u64> {
+        self.snapshot.lock().expect("snapshot").cutoff().py_err()
+    }
+
+    fn format_version(&self) -> PyResult<u32> {
+        self.snapshot
+            .lock()
+            .expect("snapshot")
+            .format_version()
+            .py_err()
+    }
+
+    fn users<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let users = self.snapshot.lock().expect("snapshot").users().py_err()?;
+        let list = PyList::empty(py);
+        for u in users {
+            let d = PyDict::new(py);
+            d.set_item("name", &u.name)?;
+            d.set_item("episodes", u.episodes)?;
+            d.set_item("steps", u.steps)?;
+            d.set_item("raw_bytes", u.raw_bytes)?;
+            d.set_item("stored_bytes", u.stored_bytes)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
+    /// Episodes matching the filters, in commit order (index only).
+    #[pyo3(signature = (users = Vec::new(), envs = Vec::new(), tags = Vec::new(), outcomes = Vec::new(),
+                        min_return = None, max_return = None, min_steps = None, before_id = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn episodes<'py>(
+        &self,
+        py: Python<'py>,
+        users: Vec<String>,
+        envs: Vec<String>,
+        tags: Vec<String>,
+        outcomes: Vec<String>,
+        min_return: Option<f64>,
+        max_return: Option<f64>,
+        min_steps: Option<u32>,
+        before_id: Option<u64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let outcomes = outcomes
+            .iter()
+            .map(|o| {
+                Outcome::parse(o).ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "outcome {o:?}: expected terminated, truncated or interrupted"
+                    ))
+                })
+            })
+            .collect::<PyResult<_>>()?;
+        let query = Query {
+            users,
+            envs,
+            tags,
+            outcomes,
+            min_return,
+            max_return,
+            min_steps,
+            before_id,
+        };
+        let episodes = self
+            .snapshot
+            .lock()
+            .expect("snapshot")
+            .episodes(&query)
+            .py_err()?;
+        let list = PyList::empty(py);
+        for e in &episodes {
+            list.append(episode_dict(py, e)?)?;
+        }
+        Ok(list)
+    }
+
+    fn episode<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyDict>> {
+        let e = self
+            .snapshot
+            .lock()
+            .expect("snapshot")
+            .episode(id)
+            .py_err()?;
+        episode_dict(py, &e)
+    }
+
+    /// The fields of a schema: (name, dtype, shape, kind, codec) tuples.
+    fn schema(&self, id: u64) -> PyResult<Vec<(String, String, Vec<u32>, String, String)>> {
+        let schema = self
+            .snapshot
+            .lock()
+            .expect("snapshot")
+            .schema(id)
+            .py_err()?;
+        Ok(schema
+            .fields()
+            .iter()
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    f.dtype.name().to_owned(),
+                    f.shape.clone(),
+                    f.kind.name().to_owned(),
+                    f.codec.name().to_owned(),
+                )
+            })
+            .collect())
+    }
+
+    /// A field's values as (buffer, dtype, shape-of-one-value, count). The buffer views the
+    /// memory map (raw fields written in one chunk) or holds decoded bytes (lz4, or spilled).
+    fn field<'py>(
+        &self,
+        py: Python<'py>,
+        episode: u64,
+        name: &str,
+    ) -> PyResult<(Bound<'py, PyAny>, String, Vec<u32>, usize)> {
+        let snapshot = self.snapshot.lock().expect("snapshot");
+        let e = snapshot.episode(episode).py_err()?;
+        let field = snapshot.field(&e, name).py_err()?;
+        let spec = field.spec();
+        let data = match field.contiguous() {
+            Some(bytes) => Bound::new(py, MappedBuffer::new(bytes))?.into_any(),
+            None => {
+                let decoded = py.detach(|| field.to_vec()).py_err()?;
+                PyByteArray::new(py, &decoded).into_any()
+            }
+        };
+        Ok((
+            data,
+            spec.dtype.name().to_owned(),
+            spec.shape.clone(),
+            field.len(),
+        ))
+    }
+
+    /// The `info` dict of every observation step.
+    fn infos<'py>(&self, py: Python<'py>, episode: u64) -> PyResult<Bound<'py, PyList>> {
+        let snapshot = self.snapshot.lock().expect("snapshot");
+        let e = snapshot.episode(episode).py_err()?;
+        let infos = snapshot.infos(&e).py_err()?;
+        let list = PyList::empty(py);
+        for info in &infos {
+            list.append(info_to_py(py, info)?)?;
+        }
+        Ok(list)
+    }
+
+    /// Checks every checksum; returns a dict with `ok`, counts and `problems`.
+    fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let snapshot = self.snapshot.lock().expect("snapshot");
+        let report = py.detach(|| snapshot.verify()).py_err()?;
+        let d = PyDict::new(py);
+        d.set_item("ok", report.problems.is_empty())?;
+        d.set_item("episodes", report.episodes)?;
+        d.set_item("chunks", report.chunks)?;
+        d.set_item("payload_bytes", report.payload_bytes)?;
+        d.set_item("unreferenced_bytes", report.unreferenced_bytes)?;
+        d.set_item(
+            "problems",
+            report
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+        )?;
+        Ok(d)
+    }
+}
+
+/// Checks a value is storable as info/metadata (used by the Python layer's normaliser tests).
+#[pyfunction]
+pub fn check_value(py: Python<'_>, key: &str, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    Ok(value_to_py(py, &to_value(key, value)?)?.unbind())
+}
