@@ -15,6 +15,9 @@ use crate::buffer::MappedBuffer;
 use crate::error::{InputError, IntoPy};
 use crate::values::{info_to_py, to_info, to_value, value_to_py};
 
+/// A field declaration as Python passes it: (name, dtype, shape, kind, codec).
+type FieldDecl = (String, String, Vec<u32>, String, String);
+
 /// A store directory handle; share it freely between threads.
 #[pyclass(frozen, module = "trajstore._trajstore", name = "Store")]
 pub struct PyStore {
@@ -64,7 +67,7 @@ impl PyStore {
         &self,
         user: String,
         env: String,
-        fields: Vec<(String, String, Vec<u32>, String, String)>,
+        fields: Vec<FieldDecl>,
         seed: Option<u64>,
         tags: Vec<String>,
         metadata: Option<&Bound<'_, PyDict>>,
@@ -87,7 +90,7 @@ impl PyStore {
     }
 }
 
-fn build_schema(fields: &[(String, String, Vec<u32>, String, String)]) -> PyResult<Schema> {
+fn build_schema(fields: &[FieldDecl]) -> PyResult<Schema> {
     let mut b = Schema::builder();
     for (name, dtype, shape, kind, codec) in fields {
         let dtype = DType::parse(dtype).ok_or_else(|| {
@@ -338,7 +341,7 @@ impl PySnapshot {
     }
 
     /// The fields of a schema: (name, dtype, shape, kind, codec) tuples.
-    fn schema(&self, id: u64) -> PyResult<Vec<(String, String, Vec<u32>, String, String)>> {
+    fn schema(&self, id: u64) -> PyResult<Vec<FieldDecl>> {
         let schema = self
             .snapshot
             .lock()
