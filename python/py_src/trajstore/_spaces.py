@@ -67,8 +67,10 @@ def space_from_json(d: dict):
     s = _gym().spaces
     t = d["type"]
     if t == "Box":
-        dtype = NUMPY_DTYPES[d["dtype"]]
-        return s.Box(low=np.asarray(d["low"], dtype=dtype), high=np.asarray(d["high"], dtype=dtype), shape=tuple(d["shape"]), dtype=dtype)
+        dtype, shape = NUMPY_DTYPES[d["dtype"]], tuple(d["shape"])
+        low = np.broadcast_to(np.asarray(d["low"], dtype=dtype), shape)
+        high = np.broadcast_to(np.asarray(d["high"], dtype=dtype), shape)
+        return s.Box(low=low, high=high, shape=shape, dtype=dtype)
     if t == "Discrete":
         return s.Discrete(d["n"], start=d["start"])
     if t == "MultiDiscrete":

@@ -1,0 +1,144 @@
+"""Recording through RecordEpisodes: every space type round-trips, vector envs lose nothing."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+import trajstore
+
+
+class SpaceEnv(gym.Env):
+    """Samples observations from any space; ends after `length` steps."""
+
+    def __init__(self, observation_space, action_space, length=5):
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.length = length
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.observation_space.seed(seed)
+        self.t = 0
+        return self.observation_space.sample(), {"t": 0}
+
+    def step(self, action):
+        assert self.action_space.contains(action)
+        self.t += 1
+        return self.observation_space.sample(), float(self.t), self.t == self.length, False, {"t": self.t, "nested": {"x": 1.5}}
+
+
+SPACES = {
+    "box": spaces.Box(-1.0, 1.0, shape=(3, 2), dtype=np.float32),
+    "box_u8_image": spaces.Box(0, 255, shape=(8, 8, 3), dtype=np.uint8),
+    "discrete": spaces.Discrete(5, start=2),
+    "multidiscrete": spaces.MultiDiscrete([3, 4, 5]),
+    "multibinary": spaces.MultiBinary(6),
+    "dict": spaces.Dict({"frame": spaces.Box(0, 255, (4, 4, 1), np.uint8), "ram": spaces.Dict({"health": spaces.Box(0, 100, (2,), np.int32)})}),
+    "tuple": spaces.Tuple((spaces.Discrete(3), spaces.Box(-2, 2, (2,), np.float64))),
+}
+
+
+def leaves_equal(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(leaves_equal(a[k], b[k]) for k in a)
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(leaves_equal(x, y) for x, y in zip(a, b))
+    return np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def stack(samples):
+    first = samples[0]
+    if isinstance(first, dict):
+        return {k: stack([s[k] for s in samples]) for k in first}
+    if isinstance(first, tuple):
+        return tuple(stack([s[i] for s in samples]) for i in range(len(first)))
+    return np.stack([np.asarray(s) for s in samples])
+
+
+@pytest.mark.parametrize("obs_name", list(SPACES))
+@pytest.mark.parametrize("act_name", ["discrete", "multidiscrete", "box", "tuple"])
+def test_every_space_round_trips(store_path, obs_name, act_name):
+    env = SpaceEnv(SPACES[obs_name], SPACES[act_name])
+    rec = trajstore.RecordEpisodes(env, store_path, username="u", env_id="Space-v0")
+    obs_seen, act_seen = [], []
+    obs, _ = rec.reset(seed=3)
+    obs_seen.append(obs)
+    env.action_space.seed(1)
+    done = False
+    while not done:
+        action = env.action_space.sample()
+        act_seen.append(action)
+        obs, _, term, trunc, _ = rec.step(action)
+        obs_seen.append(obs)
+        done = term or trunc
+    rec.close()
+    store = trajstore.Store(store_path)
+    (info,) = store.episodes(user="u")
+    assert info.steps == 5 and info.outcome == "terminated" and info.total_return == 15.0
+    episode = store.episode(info.id)
+    assert episode.observation_space == SPACES[obs_name]
+    assert episode.action_space == SPACES[act_name]
+    assert leaves_equal(episode.observations, stack(obs_seen))
+    assert leaves_equal(episode.actions, stack(act_seen))
+    assert episode.infos[0] == {"t": 0}
+    assert episode.infos[2] == {"t": 2, "nested/x": 1.5}
+
+
+def test_interrupted_episodes_are_discarded_or_committed_when_asked(store_path):
+    env = SpaceEnv(SPACES["box"], SPACES["discrete"], length=100)
+    rec = trajstore.RecordEpisodes(env, store_path, username="u")
+    rec.reset(seed=0)
+    rec.step(2)
+    rec.reset(seed=1)  # cuts the first episode short: discarded by default
+    rec.step(3)
+    rec.close()
+    assert trajstore.Store(store_path).episodes() == []
+    keep = trajstore.RecordEpisodes(env, store_path, username="u", commit_interrupted=True)
+    keep.reset(seed=0)
+    keep.step(2)
+    keep.step(2)
+    keep.close()
+    (info,) = trajstore.Store(store_path).episodes()
+    assert (info.steps, info.outcome) == (2, "interrupted")
+
+
+def test_diambra_settings_are_accepted(store_path):
+    settings = {"username": "diambra-user", "file_path": str(store_path), "ignore_p2": True}
+    rec = trajstore.RecordEpisodes(SpaceEnv(SPACES["dict"], SPACES["multidiscrete"]), traj_rec_settings=settings)
+    rec.reset(seed=0)
+    for _ in range(5):
+        rec.step(rec.action_space.sample())
+    (info,) = trajstore.Store(store_path).episodes(user="diambra-user")
+    assert info.metadata["ignore_p2"] is True
+
+
+def make_cartpole(path, username):
+    def thunk():
+        return trajstore.RecordEpisodes(gym.make("CartPole-v1"), path, username=username)
+
+    return thunk
+
+
+def test_async_vector_env_with_4_subprocesses_loses_nothing(store_path):
+    trajstore.Store.create(store_path)
+    envs = gym.vector.AsyncVectorEnv([make_cartpole(str(store_path), f"worker{i % 2}") for i in range(4)])
+    envs.reset(seed=0)
+    finished = 0
+    steps = 0
+    while finished < 12:
+        _, _, term, trunc, _ = envs.step(envs.action_space.sample())
+        finished += int(np.sum(term | trunc))
+        steps += 1
+    envs.close()  # interrupted episodes are discarded
+    store = trajstore.Store(store_path)
+    episodes = store.episodes()
+    assert len(episodes) == finished
+    assert {e.user for e in episodes} == {"worker0", "worker1"}
+    assert len({e.id for e in episodes}) == finished
+    for e in episodes:
+        ep = store.episode(e.id)
+        assert ep["obs"].shape == (e.steps + 1, 4)
+        assert ep.rewards.sum() == e.total_return == e.steps
+    assert store.verify()["ok"]

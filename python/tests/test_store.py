@@ -1,0 +1,103 @@
+"""Reading: zero-copy arrays and their lifetime, queries, bad input."""
+
+import gc
+
+import numpy as np
+import pytest
+
+import trajstore
+
+FIELDS = [
+    ("obs/frame", "u8", (8, 8, 3), "observation", "raw"),
+    ("obs/frame_lz4", "u8", (8, 8, 3), "observation", "lz4"),
+    ("action", "i64", (), "transition", "raw"),
+]
+
+
+def record(store, user="alice", steps=4, seed=0):
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 255, size=(steps + 1, 8, 8, 3), dtype=np.uint8)
+    r = store.begin_episode(user, "Test-v0", FIELDS, seed=seed, tags=["t"], metadata={"difficulty": 3})
+    r.reset({"obs/frame": frames[0], "obs/frame_lz4": frames[0]}, {"stage": 1})
+    for t in range(1, steps + 1):
+        r.step(
+            {"obs/frame": frames[t], "obs/frame_lz4": frames[t], "action": t, "reward": 0.5, "terminated": t == steps, "truncated": False},
+            {"t": t},
+        )
+    return r.commit(), frames
+
+
+def test_raw_fields_are_read_only_views_of_the_map_that_outlive_the_store(store_path):
+    store = trajstore.Store(store_path)
+    eid, frames = record(store)
+    episode = store.episode(eid)
+    raw = episode["obs/frame"]
+    assert np.array_equal(raw, frames)
+    assert not raw.flags.owndata and not raw.flags.writeable
+    with pytest.raises(ValueError):
+        raw[0, 0, 0, 0] = 1
+    base = raw
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    assert not isinstance(base, (bytes, bytearray)), "a view of the map, not a copy"
+    again = store.episode(eid)["obs/frame"]
+    assert np.shares_memory(raw, again), "two reads view the same mapped bytes"
+    lz4 = episode["obs/frame_lz4"]
+    assert np.array_equal(lz4, frames) and lz4.flags.writeable and not np.shares_memory(lz4, raw)
+    del store, episode, again
+    gc.collect()
+    assert np.array_equal(raw, frames), "the array keeps the map alive after the store is gone"
+
+
+def test_metadata_queries_and_statistics(store_path):
+    store = trajstore.Store(store_path)
+    a1, _ = record(store, "alice", steps=3)
+    b1, _ = record(store, "bob", steps=6)
+    a2, _ = record(store, "alice", steps=9)
+    assert [e.id for e in store.episodes(user="alice")] == [a1, a2]
+    assert [e.id for e in store.episodes(min_steps=6)] == [b1, a2]
+    assert [e.id for e in store.episodes(user=["alice", "bob"], outcome="terminated")] == [a1, b1, a2]
+    info = store.episodes(user="bob")[0]
+    assert (info.steps, info.total_return, info.seed, info.tags) == (6, 3.0, 0, ["t"])
+    assert info.metadata == {"difficulty": 3}
+    assert {u["name"]: u["episodes"] for u in store.users()} == {"alice": 2, "bob": 1}
+    ep = store.episode(a2)
+    assert ep.infos[0] == {"stage": 1} and ep.infos[9] == {"t": 9}
+    assert list(ep["action"]) == list(range(1, 10))
+    with pytest.raises(trajstore.NotFoundError):
+        store.episode(999)
+
+
+def test_bad_input_names_the_field_expected_and_got(store_path):
+    store = trajstore.Store(store_path)
+    r = store.begin_episode("alice", "Test-v0", FIELDS)
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(trajstore.InputError, match=r"field 'obs/frame': expected dtype u8, got f32"):
+        r.reset({"obs/frame": frame.astype(np.float32), "obs/frame_lz4": frame})
+    with pytest.raises(trajstore.InputError, match=r"field 'obs/frame': expected shape \[8, 8, 3\], got \[3, 8, 8\]"):
+        r.reset({"obs/frame": frame.reshape(3, 8, 8), "obs/frame_lz4": frame})
+    with pytest.raises(trajstore.InputError, match="unknown field 'obs/depth'"):
+        r.reset({"obs/frame": frame, "obs/frame_lz4": frame, "obs/depth": frame})
+    with pytest.raises(trajstore.InputError, match='missing field "obs/frame_lz4"'):
+        r.reset({"obs/frame": frame})
+    with pytest.raises(trajstore.InputError, match="before reset"):
+        r.step({"obs/frame": frame, "obs/frame_lz4": frame, "action": 1, "reward": 0.0, "terminated": False, "truncated": False})
+    r.reset({"obs/frame": frame, "obs/frame_lz4": frame})
+    with pytest.raises(trajstore.InputError, match="empty episode"):
+        r.commit()
+    with pytest.raises(trajstore.InputError, match="already committed or discarded"):
+        r.step({"obs/frame": frame, "obs/frame_lz4": frame, "action": 1, "reward": 0.0, "terminated": False, "truncated": False})
+    with pytest.raises(trajstore.InputError, match="invalid user name"):
+        store.begin_episode("bad\nname", "Test-v0", FIELDS)
+    with pytest.raises(trajstore.StoreOpenError, match="not a trajstore store"):
+        trajstore.Store.open(store_path.parent / "nowhere")
+    assert issubclass(trajstore.InputError, trajstore.TrajstoreError)
+    assert store.episodes() == []
+
+
+def test_read_only_handles_refuse_recording(store_path):
+    record(trajstore.Store(store_path))
+    ro = trajstore.Store.open(store_path, read_only=True)
+    assert len(ro.episodes()) == 1
+    with pytest.raises(trajstore.StoreOpenError, match="read-only"):
+        ro.begin_episode("alice", "Test-v0", FIELDS)
