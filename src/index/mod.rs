@@ -91,8 +91,32 @@ impl Index {
     }
 
     /// Opens an existing index for reading only.
+    ///
+    /// A writer that was killed leaves the index marked for recovery, and redb refuses a
+    /// read-only open of such a file while no live writer holds it (a live writer's file is
+    /// consistent; a dead one's is a writer's to repair). Then this opens the index briefly
+    /// for writing, which recovers it (quick repair: the allocator state recorded by the last
+    /// multi-writer commit), closes it and opens it read-only again. A process that may not
+    /// write the file gets [`Error::NeedsRecovery`].
     pub fn open_read(path: &Path) -> Result<Index> {
-        let db = builder().open_read_only(path)?;
+        let mut attempts = 0;
+        let db = loop {
+            match builder().open_read_only(path) {
+                Ok(db) => break db,
+                // Bounded: another writer could die again between our repair and our open.
+                Err(redb::DatabaseError::RepairAborted) if attempts < 3 => {
+                    attempts += 1;
+                    recover(path)?;
+                }
+                Err(redb::DatabaseError::RepairAborted) => {
+                    return Err(Error::NeedsRecovery {
+                        path: path.to_owned(),
+                        reason: "it still needs recovery after 3 repairs".into(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let index = Index {
             db: Db::Read(db),
             path: path.to_owned(),
@@ -237,6 +261,28 @@ impl Index {
         }
         txn.commit()?;
         Ok(ids)
+    }
+}
+
+/// Lets redb recover an index a killed writer left marked: open it for writing, then close.
+fn recover(path: &Path) -> Result<()> {
+    match builder().open(path) {
+        Ok(db) => {
+            drop(db);
+            Ok(())
+        }
+        Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Err(Error::NeedsRecovery {
+                path: path.to_owned(),
+                reason: format!("this process may not write it ({e})"),
+            })
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
