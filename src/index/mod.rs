@@ -80,8 +80,16 @@ fn builder() -> redb::Builder {
 
 impl Index {
     /// Creates the index file if missing and opens it for writing.
+    ///
+    /// A new index appears under its name only once its tables exist: it is built under a
+    /// private temporary name and hard-linked into place (`link` fails if the name exists, so
+    /// of two processes creating one store at once, exactly one index wins and both open it).
+    /// A reader opening the store meanwhile finds either no index or a complete empty one.
     pub fn open_write(path: &Path) -> Result<Index> {
-        let db = builder().create(path)?;
+        if !path.exists() {
+            create_atomically(path)?;
+        }
+        let db = builder().open(path)?;
         let index = Index {
             db: Db::Write(db),
             path: path.to_owned(),
@@ -262,6 +270,35 @@ impl Index {
         txn.commit()?;
         Ok(ids)
     }
+}
+
+/// Builds an empty, initialised index under a temporary name and links it to `path` unless
+/// another process got there first.
+fn create_atomically(path: &Path) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("index");
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.creating-"))
+        // As a plain create would (the umask applies), not tempfile's private 0600.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .into_temp_path();
+    {
+        let db = builder().create(&tmp)?;
+        let index = Index {
+            db: Db::Write(db),
+            path: tmp.to_path_buf(),
+        };
+        index.initialise()?;
+    } // closed cleanly: a consistent file, flushed by redb's close
+    match std::fs::hard_link(&tmp, path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    tmp.close().map_err(|e| Error::io(dir, e))?;
+    crate::segment::sync_dir(dir)
 }
 
 /// Lets redb recover an index a killed writer left marked: open it for writing, then close.
