@@ -95,10 +95,10 @@ impl SegmentMaps {
     }
 
     fn map_covering(&self, id: u64, end: u64) -> Result<Arc<Mmap>> {
-        if let Some(map) = self.maps.read().expect("maps lock").get(&id) {
-            if map.len() as u64 >= end {
-                return Ok(map.clone());
-            }
+        if let Some(map) = self.maps.read().expect("maps lock").get(&id)
+            && map.len() as u64 >= end
+        {
+            return Ok(map.clone());
         }
         let map = Arc::new(self.map_file(id)?);
         self.maps
