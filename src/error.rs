@@ -155,9 +155,7 @@ impl Error {
             | NotAStore { .. }
             | UnsupportedFormat { .. }
             | NeedsRecovery { .. }
-            | ReadOnly => {
-                ErrorKind::Open
-            }
+            | ReadOnly => ErrorKind::Open,
             InvalidSchema(_)
             | InvalidUser { .. }
             | InvalidMetadata(_)
