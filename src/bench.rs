@@ -5,7 +5,7 @@ use std::fs::File;
 use std::hint::black_box;
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::schema::Codec;
@@ -70,33 +70,9 @@ pub fn record(dir: &Path, spec: &RecordSpec) -> Result<Measurement> {
     let bytes = u64::from(spec.episodes) * u64::from(spec.steps + 1) * frame_bytes as u64;
 
     let store = Store::create(dir.join("store"))?;
-    let health = [100i32, 100];
     let start = Instant::now();
     for e in 0..spec.episodes {
-        let mut w = store.begin_episode(EpisodeMeta::new("bench", "Synth-v0"), &schema)?;
-        let frame = |t: u32| ArrayRef::new(&frames[(t as usize + e as usize) % frames.len()]);
-        w.reset(
-            &[
-                ("obs/frame", frame(0)),
-                ("obs/ram/health", ArrayRef::new(&health)),
-            ],
-            &Info::new(),
-        )?;
-        for t in 1..=spec.steps {
-            let last = t == spec.steps;
-            w.step(
-                &[
-                    ("obs/frame", frame(t)),
-                    ("obs/ram/health", ArrayRef::new(&health)),
-                    ("action", ArrayRef::scalar(&0i64)),
-                    ("reward", ArrayRef::scalar(&0.0f32)),
-                    ("terminated", ArrayRef::scalar(&last)),
-                    ("truncated", ArrayRef::scalar(&false)),
-                ],
-                &Info::new(),
-            )?;
-        }
-        w.commit()?;
+        record_episode(&store, &schema, &frames, spec, "bench", e)?;
     }
     let seconds = start.elapsed().as_secs_f64();
 
@@ -113,6 +89,44 @@ pub fn record(dir: &Path, spec: &RecordSpec) -> Result<Measurement> {
         baseline: "plain write + fsync/episode",
         baseline_seconds,
     })
+}
+
+/// Records episode `e` of `spec` from pregenerated frames; returns how long `commit` took.
+fn record_episode(
+    store: &Store,
+    schema: &crate::schema::Schema,
+    frames: &[Vec<u8>],
+    spec: &RecordSpec,
+    user: &str,
+    e: u32,
+) -> Result<Duration> {
+    let health = [100i32, 100];
+    let mut w = store.begin_episode(EpisodeMeta::new(user, "Synth-v0"), schema)?;
+    let frame = |t: u32| ArrayRef::new(&frames[(t as usize + e as usize) % frames.len()]);
+    w.reset(
+        &[
+            ("obs/frame", frame(0)),
+            ("obs/ram/health", ArrayRef::new(&health)),
+        ],
+        &Info::new(),
+    )?;
+    for t in 1..=spec.steps {
+        let last = t == spec.steps;
+        w.step(
+            &[
+                ("obs/frame", frame(t)),
+                ("obs/ram/health", ArrayRef::new(&health)),
+                ("action", ArrayRef::scalar(&0i64)),
+                ("reward", ArrayRef::scalar(&0.0f32)),
+                ("terminated", ArrayRef::scalar(&last)),
+                ("truncated", ArrayRef::scalar(&false)),
+            ],
+            &Info::new(),
+        )?;
+    }
+    let start = Instant::now();
+    w.commit()?;
+    Ok(start.elapsed())
 }
 
 fn plain_write(path: &Path, frames: &[Vec<u8>], spec: &RecordSpec) -> Result<f64> {
@@ -216,4 +230,300 @@ pub fn scan(dir: &Path, field: &str) -> Result<Measurement> {
         baseline: "plain mmap read of the same bytes",
         baseline_seconds,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrent recording (issue 3)
+
+/// How concurrent recorders run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorders {
+    /// Threads of one process sharing one [`Store`] handle (group commit batches them).
+    Threads,
+    /// Separate OS processes, each with its own handle (redb's cross-process writer lock
+    /// serializes their commits).
+    Processes,
+}
+
+impl Recorders {
+    pub fn name(self) -> &'static str {
+        match self {
+            Recorders::Threads => "threads",
+            Recorders::Processes => "processes",
+        }
+    }
+}
+
+/// A concurrent recording benchmark: `writers` recorders, each recording `per_writer`.
+#[derive(Clone, Debug)]
+pub struct ConcurrentSpec {
+    pub writers: usize,
+    pub recorders: Recorders,
+    pub per_writer: RecordSpec,
+    /// The `trajstore` binary, needed for [`Recorders::Processes`] (its `bench-writer` command).
+    pub exe: Option<std::path::PathBuf>,
+}
+
+/// What one recorder (thread or process) measured.
+#[derive(Clone, Debug, Default)]
+pub struct RecorderRun {
+    /// Duration of each `commit()` call, microseconds.
+    pub commit_us: Vec<u64>,
+    /// The commit counters of the recorder's store handle (a process's handle; for threads,
+    /// the shared handle's, reported once).
+    pub stats: crate::commit::CommitStats,
+}
+
+impl RecorderRun {
+    /// The text a `bench-writer` process prints: `commit_us A B C ...` and `stats T E`.
+    pub fn to_lines(&self) -> String {
+        let us: Vec<String> = self.commit_us.iter().map(u64::to_string).collect();
+        format!(
+            "commit_us {}\nstats {} {}\n",
+            us.join(" "),
+            self.stats.transactions,
+            self.stats.episodes
+        )
+    }
+
+    /// Parses [`RecorderRun::to_lines`] (other lines are ignored).
+    pub fn parse(text: &str) -> Option<RecorderRun> {
+        let mut run = RecorderRun::default();
+        let mut seen = (false, false);
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("commit_us") {
+                run.commit_us = rest
+                    .split_whitespace()
+                    .map(str::parse)
+                    .collect::<std::result::Result<_, _>>()
+                    .ok()?;
+                seen.0 = true;
+            } else if let Some(rest) = line.strip_prefix("stats ") {
+                let mut it = rest.split_whitespace().map(str::parse::<u64>);
+                run.stats.transactions = it.next()?.ok()?;
+                run.stats.episodes = it.next()?.ok()?;
+                seen.1 = true;
+            }
+        }
+        (seen == (true, true)).then_some(run)
+    }
+}
+
+/// Result of [`record_concurrently`].
+#[derive(Clone, Debug)]
+pub struct ConcurrentReport {
+    pub writers: usize,
+    pub recorders: Recorders,
+    /// Aggregate throughput of all recorders against one plain writer doing the same bytes.
+    pub measurement: Measurement,
+    /// Summed over every store handle.
+    pub stats: crate::commit::CommitStats,
+    pub commit_p50_ms: f64,
+    pub commit_p99_ms: f64,
+    pub commit_max_ms: f64,
+}
+
+impl ConcurrentReport {
+    /// Episodes per durable index transaction.
+    pub fn episodes_per_commit(&self) -> f64 {
+        self.stats.episodes as f64 / self.stats.transactions.max(1) as f64
+    }
+
+    /// One human-readable line.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {:<9} {:>8.1} MB/s  plain {:>8.1} MB/s  ratio {:.2}  episodes/index-commit {:>5.2}  commit p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms",
+            self.writers,
+            self.recorders.name(),
+            self.measurement.mb_per_s(),
+            self.measurement.baseline_mb_per_s(),
+            self.measurement.ratio(),
+            self.episodes_per_commit(),
+            self.commit_p50_ms,
+            self.commit_p99_ms,
+            self.commit_max_ms,
+        )
+    }
+}
+
+/// The body of one recorder: `spec.episodes` episodes as `user`. `ready` is called once the
+/// schema is registered and frames are rendered; recording starts when it returns.
+pub fn recorder(
+    store: &Store,
+    spec: &RecordSpec,
+    user: &str,
+    ready: impl FnOnce() -> std::io::Result<()>,
+) -> Result<Vec<u64>> {
+    let schema = synth_schema(spec.frame, spec.codec)?;
+    let frames = pregenerated_frames(spec.frame, 32);
+    // Registers the schema (one index transaction) outside the timed part.
+    drop(store.begin_episode(EpisodeMeta::new(user, "Synth-v0"), &schema)?);
+    ready().map_err(|e| Error::io("(start signal)", e))?;
+    (0..spec.episodes)
+        .map(|e| {
+            record_episode(store, &schema, &frames, spec, user, e).map(|d| d.as_micros() as u64)
+        })
+        .collect()
+}
+
+/// Records with `spec.writers` concurrent recorders into a fresh store under `dir`, timed from
+/// the moment all are ready until the last one finishes; then writes the same number of frame
+/// bytes to a plain file from one thread, with one fsync per episode (what a single recorder
+/// writing its own file does), as the baseline.
+pub fn record_concurrently(dir: &Path, spec: &ConcurrentSpec) -> Result<ConcurrentReport> {
+    let store_dir = dir.join(format!("store-{}-{}", spec.recorders.name(), spec.writers));
+    let per = &spec.per_writer;
+    let (seconds, runs) = match spec.recorders {
+        Recorders::Threads => {
+            let store = Store::create(&store_dir)?;
+            let barrier = std::sync::Barrier::new(spec.writers + 1);
+            let (seconds, runs) = std::thread::scope(|s| -> Result<(f64, Vec<RecorderRun>)> {
+                let handles: Vec<_> = (0..spec.writers)
+                    .map(|w| {
+                        let (store, barrier) = (&store, &barrier);
+                        s.spawn(move || {
+                            let user = format!("w{w}");
+                            let passed = std::cell::Cell::new(false);
+                            let commit_us = recorder(store, per, &user, || {
+                                passed.set(true);
+                                barrier.wait();
+                                Ok(())
+                            });
+                            if !passed.get() {
+                                barrier.wait(); // failed while getting ready: release the rest
+                            }
+                            commit_us
+                        })
+                    })
+                    .collect();
+                barrier.wait();
+                let start = Instant::now();
+                let mut runs = Vec::new();
+                for h in handles {
+                    let commit_us = h.join().expect("recorder thread panicked")?;
+                    runs.push(RecorderRun {
+                        commit_us,
+                        stats: Default::default(),
+                    });
+                }
+                Ok((start.elapsed().as_secs_f64(), runs))
+            })?;
+            let mut runs = runs;
+            runs[0].stats = store.commit_stats();
+            (seconds, runs)
+        }
+        Recorders::Processes => {
+            let exe = spec.exe.as_deref().ok_or_else(|| {
+                Error::io(
+                    dir,
+                    std::io::Error::other("process recorders need the trajstore binary"),
+                )
+            })?;
+            drop(Store::create(&store_dir)?);
+            record_in_processes(exe, &store_dir, spec)?
+        }
+    };
+    let mut commit_us: Vec<u64> = runs.iter().flat_map(|r| r.commit_us.clone()).collect();
+    commit_us.sort_unstable();
+    let pct = |p: f64| {
+        let i = ((commit_us.len() as f64 * p).ceil() as usize).clamp(1, commit_us.len()) - 1;
+        commit_us[i] as f64 / 1e3
+    };
+    let stats = runs
+        .iter()
+        .fold(crate::commit::CommitStats::default(), |a, r| {
+            crate::commit::CommitStats {
+                transactions: a.transactions + r.stats.transactions,
+                episodes: a.episodes + r.stats.episodes,
+            }
+        });
+
+    let total = RecordSpec {
+        episodes: per.episodes * spec.writers as u32,
+        ..per.clone()
+    };
+    let frames = pregenerated_frames(per.frame, 32);
+    let bytes = u64::from(total.episodes) * u64::from(per.steps + 1) * frames[0].len() as u64;
+    let plain = dir.join("plain.bin");
+    let baseline_seconds = plain_write(&plain, &frames, &total)?;
+    std::fs::remove_file(&plain).map_err(|e| Error::io(&plain, e))?;
+    std::fs::remove_dir_all(&store_dir).map_err(|e| Error::io(&store_dir, e))?;
+    Ok(ConcurrentReport {
+        writers: spec.writers,
+        recorders: spec.recorders,
+        measurement: Measurement {
+            name: match spec.recorders {
+                Recorders::Threads => "record, concurrent threads",
+                Recorders::Processes => "record, concurrent processes",
+            },
+            bytes,
+            seconds,
+            baseline: "plain write + fsync/episode",
+            baseline_seconds,
+        },
+        stats,
+        commit_p50_ms: pct(0.50),
+        commit_p99_ms: pct(0.99),
+        commit_max_ms: pct(1.0),
+    })
+}
+
+/// Spawns `trajstore bench-writer` processes, waits until each printed `ready`, releases them
+/// together (a line on stdin) and collects what they measured.
+fn record_in_processes(
+    exe: &Path,
+    store_dir: &Path,
+    spec: &ConcurrentSpec,
+) -> Result<(f64, Vec<RecorderRun>)> {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let per = &spec.per_writer;
+    let io = |e| Error::io(exe, e);
+    let mut children = Vec::new();
+    for w in 0..spec.writers {
+        let mut child = Command::new(exe)
+            .arg("bench-writer")
+            .arg(store_dir)
+            .args(["--user", &format!("w{w}")])
+            .args(["--episodes", &per.episodes.to_string()])
+            .args(["--steps", &per.steps.to_string()])
+            .args([
+                "--frame",
+                &format!("{}x{}x{}", per.frame[0], per.frame[1], per.frame[2]),
+            ])
+            .args(["--codec", per.codec.name()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(io)?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).map_err(io)?;
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            return Err(io(std::io::Error::other(format!(
+                "bench-writer did not get ready: {line:?}"
+            ))));
+        }
+        children.push((child, stdout));
+    }
+    let start = Instant::now();
+    for (child, _) in &mut children {
+        // Closing stdin is the start signal.
+        drop(child.stdin.take());
+    }
+    let mut runs = Vec::new();
+    for (mut child, mut stdout) in children {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).map_err(io)?;
+        let status = child.wait().map_err(io)?;
+        let run = RecorderRun::parse(&text).filter(|_| status.success());
+        runs.push(run.ok_or_else(|| {
+            io(std::io::Error::other(format!(
+                "bench-writer failed ({status}): {text}"
+            )))
+        })?);
+    }
+    // The last process to finish ends the measurement; reading their output is negligible.
+    Ok((start.elapsed().as_secs_f64(), runs))
 }

@@ -33,6 +33,12 @@ pub enum Error {
         found: u32,
         supported: u32,
     },
+    /// The index was left marked by a writer that was killed, and this process could not
+    /// recover it (a read-only open recovers it when it may write the file).
+    #[error(
+        "{path}: a writer was killed while it had the store open and the index must be recovered, but {reason}; run any writer command with write access on the store (e.g. `trajstore init DIR`) to recover it"
+    )]
+    NeedsRecovery { path: PathBuf, reason: String },
     /// A write was attempted through a read-only handle.
     #[error("the store was opened read-only; open it with Store::open to record")]
     ReadOnly,
@@ -145,9 +151,11 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         use Error::*;
         match self {
-            NotADirectory { .. } | NotAStore { .. } | UnsupportedFormat { .. } | ReadOnly => {
-                ErrorKind::Open
-            }
+            NotADirectory { .. }
+            | NotAStore { .. }
+            | UnsupportedFormat { .. }
+            | NeedsRecovery { .. }
+            | ReadOnly => ErrorKind::Open,
             InvalidSchema(_)
             | InvalidUser { .. }
             | InvalidMetadata(_)

@@ -80,8 +80,16 @@ fn builder() -> redb::Builder {
 
 impl Index {
     /// Creates the index file if missing and opens it for writing.
+    ///
+    /// A new index appears under its name only once its tables exist: it is built under a
+    /// private temporary name and hard-linked into place (`link` fails if the name exists, so
+    /// of two processes creating one store at once, exactly one index wins and both open it).
+    /// A reader opening the store meanwhile finds either no index or a complete empty one.
     pub fn open_write(path: &Path) -> Result<Index> {
-        let db = builder().create(path)?;
+        if !path.exists() {
+            create_atomically(path)?;
+        }
+        let db = builder().open(path)?;
         let index = Index {
             db: Db::Write(db),
             path: path.to_owned(),
@@ -91,8 +99,32 @@ impl Index {
     }
 
     /// Opens an existing index for reading only.
+    ///
+    /// A writer that was killed leaves the index marked for recovery, and redb refuses a
+    /// read-only open of such a file while no live writer holds it (a live writer's file is
+    /// consistent; a dead one's is a writer's to repair). Then this opens the index briefly
+    /// for writing, which recovers it (quick repair: the allocator state recorded by the last
+    /// multi-writer commit), closes it and opens it read-only again. A process that may not
+    /// write the file gets [`Error::NeedsRecovery`].
     pub fn open_read(path: &Path) -> Result<Index> {
-        let db = builder().open_read_only(path)?;
+        let mut attempts = 0;
+        let db = loop {
+            match builder().open_read_only(path) {
+                Ok(db) => break db,
+                // Bounded: another writer could die again between our repair and our open.
+                Err(redb::DatabaseError::RepairAborted) if attempts < 3 => {
+                    attempts += 1;
+                    recover(path)?;
+                }
+                Err(redb::DatabaseError::RepairAborted) => {
+                    return Err(Error::NeedsRecovery {
+                        path: path.to_owned(),
+                        reason: "it still needs recovery after 3 repairs".into(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let index = Index {
             db: Db::Read(db),
             path: path.to_owned(),
@@ -237,6 +269,57 @@ impl Index {
         }
         txn.commit()?;
         Ok(ids)
+    }
+}
+
+/// Builds an empty, initialised index under a temporary name and links it to `path` unless
+/// another process got there first.
+fn create_atomically(path: &Path) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("index");
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.creating-"))
+        // As a plain create would (the umask applies), not tempfile's private 0600.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .into_temp_path();
+    {
+        let db = builder().create(&tmp)?;
+        let index = Index {
+            db: Db::Write(db),
+            path: tmp.to_path_buf(),
+        };
+        index.initialise()?;
+    } // closed cleanly: a consistent file, flushed by redb's close
+    match std::fs::hard_link(&tmp, path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    tmp.close().map_err(|e| Error::io(dir, e))?;
+    crate::segment::sync_dir(dir)
+}
+
+/// Lets redb recover an index a killed writer left marked: open it for writing, then close.
+fn recover(path: &Path) -> Result<()> {
+    match builder().open(path) {
+        Ok(db) => {
+            drop(db);
+            Ok(())
+        }
+        Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Err(Error::NeedsRecovery {
+                path: path.to_owned(),
+                reason: format!("this process may not write it ({e})"),
+            })
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

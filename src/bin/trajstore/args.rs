@@ -113,10 +113,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One recorder process of `bench --mode concurrent`: prints `ready`, starts when stdin
+    /// closes, prints its commit latencies.
+    #[command(hide = true)]
+    BenchWriter {
+        dir: PathBuf,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        episodes: u32,
+        #[arg(long)]
+        steps: u32,
+        #[arg(long)]
+        frame: String,
+        #[arg(long, value_enum, default_value_t = CodecArg::Raw)]
+        codec: CodecArg,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum BenchMode {
+    /// Concurrent recording: 1, 2, 4 writers as threads and as processes.
+    Concurrent,
     /// Recording (into a temporary store), then a scan.
     All,
     /// Recording throughput only.

@@ -1,15 +1,22 @@
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use trajstore::Codec;
-use trajstore::bench::{Measurement, RecordSpec, record, scan};
+use trajstore::bench::{
+    ConcurrentSpec, Measurement, RecordSpec, RecorderRun, Recorders, record, record_concurrently,
+    recorder, scan,
+};
+use trajstore::{Codec, Store};
 
 use super::out;
 use crate::args::BenchMode;
 
 pub fn run(dir: Option<&Path>, mode: BenchMode, field: &str, json: bool) -> Result<ExitCode> {
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
+    if mode == BenchMode::Concurrent {
+        return concurrent(temp.path(), json);
+    }
     let mut results: Vec<(&str, Measurement)> = Vec::new();
     let recorded = temp.path().join("store");
     if mode != BenchMode::Scan || dir.is_none() {
@@ -38,5 +45,72 @@ pub fn run(dir: Option<&Path>, mode: BenchMode, field: &str, json: bool) -> Resu
             out(m.line())?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn concurrent(temp: &Path, json: bool) -> Result<ExitCode> {
+    let exe = std::env::current_exe().context("cannot find the trajstore binary")?;
+    for recorders in [Recorders::Threads, Recorders::Processes] {
+        for writers in [1, 2, 4] {
+            let spec = ConcurrentSpec {
+                writers,
+                recorders,
+                per_writer: RecordSpec {
+                    episodes: 128 / writers as u32,
+                    steps: 100,
+                    frame: [84, 84, 3],
+                    codec: Codec::Raw,
+                },
+                exe: Some(exe.clone()),
+            };
+            let r = record_concurrently(temp, &spec)?;
+            if json {
+                out(
+                    serde_json::json!({"mode": "concurrent", "recorders": recorders.name(),
+                    "writers": writers, "bytes": r.measurement.bytes, "seconds": r.measurement.seconds,
+                    "floor_seconds": r.measurement.baseline_seconds, "ratio": r.measurement.ratio(),
+                    "episodes": r.stats.episodes, "index_commits": r.stats.transactions,
+                    "commit_p50_ms": r.commit_p50_ms, "commit_p99_ms": r.commit_p99_ms,
+                    "commit_max_ms": r.commit_max_ms}),
+                )?;
+            } else {
+                out(r.line())?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `trajstore bench-writer`: one recorder process of the concurrent benchmark.
+pub fn writer(
+    dir: &Path,
+    user: &str,
+    episodes: u32,
+    steps: u32,
+    frame: &str,
+    codec: Codec,
+) -> Result<ExitCode> {
+    let spec = RecordSpec {
+        episodes,
+        steps,
+        frame: super::synth::parse_frame(frame)?,
+        codec,
+    };
+    let store = Store::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+    let commit_us = recorder(&store, &spec, user, || {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "ready")?;
+        stdout.flush()?;
+        // The start signal: the parent closes our stdin.
+        std::io::stdin().read_to_end(&mut Vec::new())?;
+        Ok(())
+    })?;
+    let run = RecorderRun {
+        commit_us,
+        stats: store.commit_stats(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(run.to_lines().as_bytes())?;
+    stdout.flush()?;
     Ok(ExitCode::SUCCESS)
 }

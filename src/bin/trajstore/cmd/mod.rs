@@ -62,6 +62,14 @@ pub fn run(command: Command) -> Result<ExitCode> {
             field,
             json,
         } => bench::run(dir.as_deref(), mode, &field, json),
+        Command::BenchWriter {
+            dir,
+            user,
+            episodes,
+            steps,
+            frame,
+            codec,
+        } => bench::writer(&dir, &user, episodes, steps, &frame, codec.into()),
     }
 }
 

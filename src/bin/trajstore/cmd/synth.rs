@@ -50,7 +50,7 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_frame(s: &str) -> Result<[u32; 3]> {
+pub(super) fn parse_frame(s: &str) -> Result<[u32; 3]> {
     let dims: Vec<u32> = s
         .split('x')
         .map(|d| d.parse::<u32>())
