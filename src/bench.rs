@@ -7,7 +7,10 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
+use crate::loader::{Batch, FieldRequest, Loader, Order, Sampler, SamplerSpec, Selection};
 use crate::schema::Codec;
 use crate::snapshot::Query;
 use crate::store::Store;
@@ -526,4 +529,122 @@ fn record_in_processes(
     }
     // The last process to finish ends the measurement; reading their output is negligible.
     Ok((start.elapsed().as_secs_f64(), runs))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loader reads (issue 4)
+
+/// Random batches of `batch_size` single steps of `field` (the loader's sampler, with
+/// replacement, one epoch's worth of draws), against a plain gather of the same rows from a
+/// plain memory map of the same bytes. Both gathers run in parallel on the rayon pool.
+pub fn sample(dir: &Path, field: &str, batch_size: usize) -> Result<Measurement> {
+    let spec = SamplerSpec::steps(
+        vec![FieldRequest::new(field)],
+        batch_size,
+        Order::Replacement,
+    );
+    gather(dir, spec, "sample 256 steps (gather)")
+}
+
+/// Random strict windows of `len` consecutive steps of `field`, `windows` per batch, until as
+/// many rows as the store has steps were served; against a plain gather of the same windows
+/// from a plain memory map.
+pub fn window(dir: &Path, field: &str, len: u32, windows: usize) -> Result<Measurement> {
+    let spec = SamplerSpec::steps(vec![FieldRequest::new(field)], windows, Order::Shuffle)
+        .windows(len, false);
+    gather(dir, spec, "windows of 16 steps (gather)")
+}
+
+/// Times a sampler over the whole store (rank 0 of 1) against the same rows gathered from a
+/// plain map. Serves at most as many rows as the store has steps.
+fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measurement> {
+    let store = Store::open_read_only(dir)?;
+    let loader = Loader::new(&store, &Selection::new(Query::default(), 1, 0, 0))?;
+    let field = spec.fields[0].field.clone();
+    let mut sampler = Sampler::new(&loader, spec)?;
+    let max_rows = loader.steps();
+
+    // Warm-up pass: fills the page cache and records which rows each batch holds.
+    let mut batch = Batch::new();
+    let mut units: Vec<Vec<(u64, u32)>> = Vec::new();
+    let mut expected = 0u64;
+    let mut rows = 0u64;
+    let mut per_unit = 1;
+    while rows < max_rows && sampler.next_into(&mut batch)? {
+        per_unit = batch.rows_per_unit;
+        units.push(
+            (0..batch.units)
+                .map(|u| (batch.episode[u * per_unit], batch.step[u * per_unit]))
+                .collect(),
+        );
+        expected = expected.wrapping_add(touch(&batch.columns[0].data));
+        rows += batch.rows() as u64;
+    }
+    let batches = units.len();
+    sampler.seek(0)?;
+    let start = Instant::now();
+    let mut sum = 0u64;
+    for _ in 0..batches {
+        sampler.next_into(&mut batch)?;
+        sum = sum.wrapping_add(black_box(batch.columns[0].data.len()) as u64);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    black_box(sum);
+
+    // The floor: the same field bytes, episode after episode, in one plain file.
+    let plain = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    let mut base = std::collections::HashMap::new();
+    let mut step_bytes = 0;
+    {
+        let mut w = std::io::BufWriter::new(plain.as_file());
+        let mut offset = 0usize;
+        for e in loader.episodes() {
+            let f = loader.snapshot().field(e, &field)?;
+            step_bytes = f.step_bytes();
+            let bytes = f.to_vec()?;
+            base.insert(e.id(), offset);
+            offset += bytes.len();
+            w.write_all(&bytes)
+                .map_err(|e| Error::io(plain.path(), e))?;
+        }
+        w.flush().map_err(|e| Error::io(plain.path(), e))?;
+    }
+    // SAFETY: a private temporary file nobody else writes or truncates while mapped.
+    let map =
+        unsafe { memmap2::Mmap::map(plain.as_file()) }.map_err(|e| Error::io(plain.path(), e))?;
+    let unit_bytes = per_unit * step_bytes;
+    let mut out = Vec::new();
+    let mut plain_pass = |check: bool| -> u64 {
+        let mut total = 0u64;
+        for picks in &units {
+            out.resize(picks.len() * unit_bytes, 0);
+            out.par_chunks_mut(unit_bytes)
+                .zip(picks.par_iter())
+                .for_each(|(dst, (episode, step))| {
+                    let at = base[episode] + *step as usize * step_bytes;
+                    dst.copy_from_slice(&map[at..at + unit_bytes]);
+                });
+            total = if check {
+                total.wrapping_add(touch(&out))
+            } else {
+                total.wrapping_add(black_box(out.len()) as u64)
+            };
+        }
+        total
+    };
+    if plain_pass(true) != expected {
+        return Err(Error::InvalidRequest(
+            "bench: the plain gather read different bytes than the loader".into(),
+        ));
+    }
+    let start = Instant::now();
+    black_box(plain_pass(false));
+    let baseline_seconds = start.elapsed().as_secs_f64();
+    Ok(Measurement {
+        name,
+        bytes: rows * step_bytes as u64,
+        seconds,
+        baseline: "plain gather from a plain mmap",
+        baseline_seconds,
+    })
 }

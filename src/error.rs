@@ -92,6 +92,14 @@ pub enum Error {
     /// `commit` of an episode with no transition.
     #[error("cannot commit an empty episode: record reset() and at least one step() first")]
     EmptyEpisode,
+    /// A loader or replay request that cannot be served (zero batch size, window longer than
+    /// allowed, a field missing from some selected episodes, ...).
+    #[error("invalid loader request: {0}")]
+    InvalidRequest(String),
+    /// The partition refused a request (world size 0, rank out of range, a resume cursor taken
+    /// on a different episode set, ...).
+    #[error("partition: {0}")]
+    Partition(#[from] crate::loader::PartitionError),
     /// A value too large for the format.
     #[error("{what} is too large: {got} (at most {max})")]
     TooLarge {
@@ -104,6 +112,12 @@ pub enum Error {
     /// No episode with this id in the snapshot.
     #[error("episode {0} not found")]
     EpisodeNotFound(u64),
+    /// A replay env has served every episode of its share and does not cycle: the end of the
+    /// data is explicit, never a stale replay or a blank observation.
+    #[error(
+        "end of data: rank {rank} worker {worker} has replayed every episode of epoch {epoch}; build a new env for the next epoch or enable cycling"
+    )]
+    EndOfData { epoch: u64, rank: u32, worker: u32 },
     /// The bytes on disk are not what the index says (checksum, framing, bounds).
     #[error("corrupt data in segment {segment:016x} at offset {offset}: {reason}")]
     Corrupted {
@@ -138,7 +152,8 @@ pub enum ErrorKind {
     Open,
     /// The caller passed something invalid; nothing was written.
     Input,
-    /// Something asked for does not exist.
+    /// Something asked for does not exist (an episode id, or the next episode at the end of
+    /// the data).
     NotFound,
     /// Stored bytes are damaged.
     Corruption,
@@ -168,8 +183,10 @@ impl Error {
             | InvalidValue { .. }
             | EpisodeState(_)
             | EmptyEpisode
+            | InvalidRequest(_)
+            | Partition(_)
             | TooLarge { .. } => ErrorKind::Input,
-            EpisodeNotFound(_) => ErrorKind::NotFound,
+            EpisodeNotFound(_) | EndOfData { .. } => ErrorKind::NotFound,
             Corrupted { .. } | CorruptRecord { .. } => ErrorKind::Corruption,
             Io { .. } | Index(_) => ErrorKind::Io,
             Shared(inner) => inner.kind(),

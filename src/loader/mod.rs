@@ -1,13 +1,52 @@
 //! Feeding training: which episodes each rank and DataLoader worker serves, in
-//! what order, and how to resume mid-epoch.
+//! what order, how to read them, and how to resume mid-epoch.
 //!
-//! Pure and dependency-free within trajstore: the caller hands in `(id, steps)`
-//! pairs (already filtered and cut off at a snapshot) and gets ids back. See
-//! [`partition`] for the contract and `schema/partition.md` for the normative
-//! specification.
+//! * [`partition`] (with [`rng`]): the pure, cross-version contract on `(id, steps)`
+//!   pairs; normative in `schema/partition.md`.
+//! * [`Loader`] ([`dataset`]): a store snapshot + a [`Selection`] -> this rank's and
+//!   worker's episodes in serving order, zero-copy episode reads, resume from a [`Cursor`].
+//! * [`Sampler`] ([`sampler`], [`batch`]): random or sequential batches of steps, windows
+//!   and stacked frames, gathered in parallel into reusable buffers; [`Prefetcher`] keeps
+//!   the next batches coming on a background thread.
+//! * [`ReplayEnv`] ([`replay`], [`players`]): DIAMBRA-style imitation-learning replay with
+//!   explicit end of data and two-player P2 views; see `schema/replay.md`.
+//!
+//! ```no_run
+//! use trajstore::loader::{FieldRequest, Loader, Order, Sampler, SamplerSpec, Selection};
+//! use trajstore::{Query, Store};
+//!
+//! # fn main() -> trajstore::Result<()> {
+//! let store = Store::open_read_only("demos")?;
+//! let loader = Loader::new(&store, &Selection::new(Query::default(), 4, 0, 42))?;
+//! println!("imbalance {:.4}", loader.imbalance());
+//! let fields = vec![
+//!     FieldRequest::new("obs/frame").offsets(&[-3, -2, -1, 0]),
+//!     FieldRequest::new("action"),
+//! ];
+//! let mut sampler = Sampler::new(&loader, SamplerSpec::steps(fields, 256, Order::Shuffle))?;
+//! let mut batch = trajstore::loader::Batch::new();
+//! while sampler.next_into(&mut batch)? {
+//!     let frames = batch.column("obs/frame").expect("requested"); // [256, 4, 128, 128, 3]
+//!     # let _ = frames;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
+pub mod batch;
+pub mod dataset;
 pub mod partition;
+pub mod players;
+pub mod prefetch;
+pub mod replay;
 pub mod rng;
+pub mod sampler;
+
+pub use batch::{Batch, Column, Edge, FieldRequest};
+pub use dataset::{EpisodeData, Loader, Selected, Selection, select};
+pub use prefetch::Prefetcher;
+pub use replay::{Array, Observation, ReplayEnv, ReplayOptions, Reset, Seat, Transition};
+pub use sampler::{Order, Sampler, SamplerSpec, Unit};
 
 pub use partition::{
     Assignment, Cursor, EpisodeLen, EpisodeSet, EpochShare, Epochs, PartitionError, RankShare,

@@ -101,6 +101,21 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         episodes: u64,
     },
+    /// Per rank: the episodes served in one epoch (in serving order), their steps, and the
+    /// step imbalance (max/min).
+    Partition {
+        dir: PathBuf,
+        #[arg(long)]
+        world_size: u32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 0)]
+        epoch: u64,
+        #[arg(long)]
+        user: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure recording and reading against plain-file baselines in the same run.
     Bench {
         /// Store to scan (a temporary store is recorded when absent).
@@ -141,4 +156,8 @@ pub enum BenchMode {
     Record,
     /// Full scan of one field.
     Scan,
+    /// Random batches of 256 steps of one field (the loader's sampler).
+    Sample,
+    /// Random windows of 16 consecutive steps of one field (16 windows per batch).
+    Window,
 }

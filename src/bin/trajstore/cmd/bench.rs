@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use trajstore::bench::{
     ConcurrentSpec, Measurement, RecordSpec, RecorderRun, Recorders, record, record_concurrently,
-    recorder, scan,
+    recorder, sample, scan, window,
 };
 use trajstore::{Codec, Store};
 
@@ -19,7 +19,7 @@ pub fn run(dir: Option<&Path>, mode: BenchMode, field: &str, json: bool) -> Resu
     }
     let mut results: Vec<(&str, Measurement)> = Vec::new();
     let recorded = temp.path().join("store");
-    if mode != BenchMode::Scan || dir.is_none() {
+    if matches!(mode, BenchMode::All | BenchMode::Record) || dir.is_none() {
         let spec = RecordSpec {
             episodes: 40,
             steps: 250,
@@ -28,12 +28,23 @@ pub fn run(dir: Option<&Path>, mode: BenchMode, field: &str, json: bool) -> Resu
         };
         results.push(("record", record(temp.path(), &spec)?));
     }
-    if mode != BenchMode::Record {
-        let store = dir.unwrap_or(&recorded);
-        results.push((
-            "scan",
-            scan(store, field).with_context(|| format!("cannot scan {}", store.display()))?,
-        ));
+    let store = dir.unwrap_or(&recorded);
+    let read = |what: &str| format!("cannot {what} {}", store.display());
+    match mode {
+        BenchMode::Record | BenchMode::Concurrent => {}
+        BenchMode::All | BenchMode::Scan => {
+            results.push(("scan", scan(store, field).with_context(|| read("scan"))?));
+        }
+        BenchMode::Sample => {
+            results.push((
+                "sample",
+                sample(store, field, 256).with_context(|| read("sample"))?,
+            ));
+        }
+        BenchMode::Window => {
+            let m = window(store, field, 16, 16).with_context(|| read("window"))?;
+            results.push(("window", m));
+        }
     }
     for (mode, m) in &results {
         if json {

@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod info;
 mod ls;
+mod partition;
 mod show;
 mod synth;
 mod verify;
@@ -56,6 +57,14 @@ pub fn run(command: Command) -> Result<ExitCode> {
             users,
             episodes,
         } => demo::run(dir.as_deref(), users, episodes),
+        Command::Partition {
+            dir,
+            world_size,
+            seed,
+            epoch,
+            user,
+            json,
+        } => partition::run(&dir, world_size, seed, epoch, user, json),
         Command::Bench {
             dir,
             mode,

@@ -1,0 +1,433 @@
+//! Batches of steps or windows from a [`Loader`]'s share, gathered in parallel into reusable
+//! buffers.
+//!
+//! A sampler walks a list of *units* (single steps, or windows of `L` consecutive steps) over
+//! the loader's episodes, in one of three [`Order`]s, and serves them `batch_size` at a time.
+//! Every order serves exactly [`Sampler::units`] units per epoch (the last batch may be
+//! short), so epoch loops look the same whichever order is used.
+//!
+//! Determinism: the random orders draw from a SplitMix64 stream derived from the loader's
+//! `(seed, epoch, rank, worker)` with the purpose word `sampler\0` (see `schema/loader.md`),
+//! never from the machine's entropy: the same seed gives the same batches, on every run.
+//!
+//! Resume: [`Sampler::position`] is the number of units served so far this epoch; build the
+//! same loader (from the cursor it had when the sampler was made) and [`Sampler::seek`] to it.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::loader::batch::{Batch, Column, Edge, FieldRequest};
+use crate::loader::dataset::Loader;
+use crate::loader::rng::SplitMix64;
+use crate::snapshot::Field;
+
+/// Sub-stream purpose of the sampler's random draws: the little-endian reading of `sampler\0`.
+pub const PURPOSE_SAMPLER: u64 = u64::from_le_bytes(*b"sampler\0");
+
+/// What one unit of a batch is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// One step (one row).
+    Step,
+    /// `len` consecutive steps of one episode (`len` rows). Strict (`pad: false`): only
+    /// windows wholly inside an episode, so episodes shorter than `len` contribute none.
+    /// Padded (`pad: true`): a window starts at every step, and rows past the episode's end
+    /// are padding ([`Batch::mask`] 0, zeros). Windows never cross episodes.
+    Window { len: u32, pad: bool },
+}
+
+/// In which order units are served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Episodes in serving order, steps in order.
+    Sequential,
+    /// A seeded permutation of all units: each served exactly once per epoch.
+    Shuffle,
+    /// Seeded uniform draws with replacement, [`Sampler::units`] of them per epoch.
+    Replacement,
+}
+
+/// How a sampler batches.
+#[derive(Clone, Debug)]
+pub struct SamplerSpec {
+    pub fields: Vec<FieldRequest>,
+    /// Units per batch.
+    pub batch_size: usize,
+    pub unit: Unit,
+    pub order: Order,
+    pub edge: Edge,
+}
+
+impl SamplerSpec {
+    /// Batches of `batch_size` single steps of `fields`, in `order`, clamped at edges.
+    pub fn steps(fields: Vec<FieldRequest>, batch_size: usize, order: Order) -> Self {
+        SamplerSpec {
+            fields,
+            batch_size,
+            unit: Unit::Step,
+            order,
+            edge: Edge::Clamp,
+        }
+    }
+
+    /// The same spec with windows of `len` steps.
+    pub fn windows(mut self, len: u32, pad: bool) -> Self {
+        self.unit = Unit::Window { len, pad };
+        self
+    }
+
+    /// The same spec with another edge policy.
+    pub fn edge(mut self, edge: Edge) -> Self {
+        self.edge = edge;
+        self
+    }
+}
+
+/// A requested field, resolved against the schemas of the loader's episodes.
+struct Resolved {
+    request: FieldRequest,
+    dtype: DType,
+    shape: Vec<usize>,
+    step_bytes: usize,
+}
+
+/// One unit of a batch: which episode (index into the sampler's lists) and its first step.
+#[derive(Clone, Copy)]
+struct Pick {
+    slot: usize,
+    start: u32,
+}
+
+/// Serves batches from a loader's share; see the module docs.
+pub struct Sampler {
+    spec: SamplerSpec,
+    rows_per_unit: usize,
+    ids: Vec<u64>,
+    steps: Vec<u32>,
+    /// `fields[slot][request]`.
+    fields: Vec<Vec<Field>>,
+    resolved: Vec<Resolved>,
+    /// `unit_start[slot]`: index of the episode's first unit; one extra entry for the total.
+    unit_start: Vec<u64>,
+    seed: u64,
+    rng: SplitMix64,
+    permutation: Vec<u64>,
+    position: u64,
+    picks: Vec<Pick>,
+}
+
+impl Sampler {
+    /// A sampler over `loader`'s episodes. Opens every requested field of every episode now,
+    /// and checks that each has one dtype and shape across them.
+    pub fn new(loader: &Loader, spec: SamplerSpec) -> Result<Sampler> {
+        let bad = |m: String| Err(Error::InvalidRequest(m));
+        if spec.batch_size == 0 {
+            return bad("batch_size must be at least 1".into());
+        }
+        if spec.fields.is_empty() {
+            return bad("no field requested".into());
+        }
+        if let Some(r) = spec.fields.iter().find(|r| r.offsets.is_empty()) {
+            return bad(format!(
+                "field {:?}: at least one offset is needed",
+                r.field
+            ));
+        }
+        for (i, r) in spec.fields.iter().enumerate() {
+            if spec.fields[..i].iter().any(|o| o.key == r.key) {
+                return bad(format!(
+                    "two columns named {:?}: rename one with FieldRequest::key",
+                    r.key
+                ));
+            }
+        }
+        let rows_per_unit = match spec.unit {
+            Unit::Step => 1,
+            Unit::Window { len: 0, .. } => return bad("window length must be at least 1".into()),
+            Unit::Window { len, .. } => len as usize,
+        };
+
+        let snapshot = loader.snapshot();
+        let mut resolved: Vec<Resolved> = Vec::new();
+        let mut fields = Vec::with_capacity(loader.episodes().len());
+        for e in loader.episodes() {
+            let opened = spec
+                .fields
+                .iter()
+                .map(|r| snapshot.field(e, &r.field))
+                .collect::<Result<Vec<_>>>()?;
+            if resolved.is_empty() {
+                resolved = spec
+                    .fields
+                    .iter()
+                    .zip(&opened)
+                    .map(|(r, f)| Resolved {
+                        request: r.clone(),
+                        dtype: f.spec().dtype,
+                        shape: f.spec().shape_usize(),
+                        step_bytes: f.step_bytes(),
+                    })
+                    .collect();
+            }
+            for (r, f) in resolved.iter().zip(&opened) {
+                if f.spec().dtype != r.dtype || f.spec().shape_usize() != r.shape {
+                    return bad(format!(
+                        "field {:?} is {} {:?} in episode {} but {} {:?} in an earlier one: \
+                         select episodes of one schema",
+                        r.request.field,
+                        f.spec().dtype,
+                        f.spec().shape,
+                        e.id(),
+                        r.dtype,
+                        r.shape
+                    ));
+                }
+            }
+            fields.push(opened);
+        }
+
+        let ids: Vec<u64> = loader.episodes().iter().map(|e| e.id()).collect();
+        let steps: Vec<u32> = loader.episodes().iter().map(|e| e.steps()).collect();
+        let mut unit_start = Vec::with_capacity(steps.len() + 1);
+        let mut total = 0u64;
+        for &t in &steps {
+            unit_start.push(total);
+            total += units_in(spec.unit, t);
+        }
+        unit_start.push(total);
+
+        let cursor = loader.cursor();
+        let seed = crate::loader::rng::derive_seed(
+            cursor.seed,
+            &[
+                PURPOSE_SAMPLER,
+                cursor.epoch,
+                (u64::from(cursor.rank) << 32) | u64::from(cursor.worker),
+            ],
+        );
+        let mut permutation = Vec::new();
+        if spec.order == Order::Shuffle {
+            permutation = (0..total).collect();
+            SplitMix64::new(seed).shuffle(&mut permutation);
+        }
+        Ok(Sampler {
+            rows_per_unit,
+            ids,
+            steps,
+            fields,
+            resolved,
+            unit_start,
+            seed,
+            rng: SplitMix64::new(seed),
+            permutation,
+            position: 0,
+            picks: Vec::with_capacity(spec.batch_size),
+            spec,
+        })
+    }
+
+    /// Units served per epoch.
+    pub fn units(&self) -> u64 {
+        *self.unit_start.last().unwrap_or(&0)
+    }
+
+    /// Units served so far this epoch.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Batches left this epoch.
+    pub fn batches_left(&self) -> u64 {
+        (self.units() - self.position).div_ceil(self.spec.batch_size as u64)
+    }
+
+    /// Continues as if `position` units had been served: the following batches are exactly
+    /// those an uninterrupted sampler would have served next.
+    pub fn seek(&mut self, position: u64) -> Result<()> {
+        if position > self.units() {
+            return Err(Error::InvalidRequest(format!(
+                "sampler position {position} is past the end of the epoch ({} units)",
+                self.units()
+            )));
+        }
+        if self.spec.order == Order::Replacement {
+            self.rng = SplitMix64::new(self.seed);
+            for _ in 0..position {
+                self.rng.below(self.units());
+            }
+        }
+        self.position = position;
+        Ok(())
+    }
+
+    /// Fills `batch` with the next batch; `Ok(false)` (and an empty batch) at the end of the
+    /// epoch. The rows are gathered in parallel (rayon), straight into `batch`'s buffers.
+    pub fn next_into(&mut self, batch: &mut Batch) -> Result<bool> {
+        let total = self.units();
+        let n = (self.spec.batch_size as u64).min(total - self.position) as usize;
+        self.picks.clear();
+        for i in 0..n as u64 {
+            let unit = match self.spec.order {
+                Order::Sequential => self.position + i,
+                Order::Shuffle => self.permutation[(self.position + i) as usize],
+                Order::Replacement => self.rng.below(total),
+            };
+            let slot = self.unit_start.partition_point(|&s| s <= unit) - 1;
+            let start = (unit - self.unit_start[slot]) as u32;
+            self.picks.push(Pick { slot, start });
+        }
+        self.position += n as u64;
+        self.fill(batch)?;
+        Ok(n > 0)
+    }
+
+    fn fill(&self, batch: &mut Batch) -> Result<()> {
+        let per = self.rows_per_unit;
+        batch.units = self.picks.len();
+        batch.rows_per_unit = per;
+        let rows = batch.rows();
+        batch.episode.clear();
+        batch.step.clear();
+        batch.mask.clear();
+        for p in &self.picks {
+            let t = self.steps[p.slot];
+            for j in 0..per as u32 {
+                batch.episode.push(self.ids[p.slot]);
+                batch.step.push(p.start + j);
+                batch.mask.push(u8::from(p.start + j < t));
+            }
+        }
+        let keys_match = batch.columns.len() == self.resolved.len()
+            && batch
+                .columns
+                .iter()
+                .zip(&self.resolved)
+                .all(|(c, r)| c.key == r.request.key);
+        if !keys_match {
+            batch.columns = self
+                .resolved
+                .iter()
+                .map(|r| Column {
+                    key: r.request.key.clone(),
+                    field: r.request.field.clone(),
+                    dtype: r.dtype,
+                    shape: Vec::new(),
+                    data: Vec::new(),
+                    valid: Vec::new(),
+                })
+                .collect();
+        }
+        for (c, (column, r)) in batch.columns.iter_mut().zip(&self.resolved).enumerate() {
+            let k = r.request.offsets.len();
+            column.dtype = r.dtype;
+            column.shape.clear();
+            column.shape.push(batch.units);
+            if matches!(self.spec.unit, Unit::Window { .. }) {
+                column.shape.push(per);
+            }
+            if k > 1 {
+                column.shape.push(k);
+            }
+            column.shape.extend_from_slice(&r.shape);
+            let unit_bytes = per * k * r.step_bytes;
+            column.data.resize(batch.units * unit_bytes, 0);
+            column.valid.resize(rows * k, 0);
+            if batch.units == 0 {
+                continue;
+            }
+            // Small values (rewards, flags) are not worth a task each.
+            let min_len = ((64 << 10) / unit_bytes.max(1)).max(1);
+            let gather = Gather {
+                offsets: &r.request.offsets,
+                edge: self.spec.edge,
+                rows: per,
+                step_bytes: r.step_bytes,
+            };
+            column
+                .data
+                .par_chunks_mut(unit_bytes)
+                .zip(column.valid.par_chunks_mut(per * k))
+                .zip(self.picks.par_iter())
+                .with_min_len(min_len)
+                .try_for_each(|((out, valid), p)| {
+                    gather.unit(
+                        &self.fields[p.slot][c],
+                        self.steps[p.slot],
+                        p.start,
+                        out,
+                        valid,
+                    )
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// Number of units an episode of `t` steps holds.
+fn units_in(unit: Unit, t: u32) -> u64 {
+    match unit {
+        Unit::Step | Unit::Window { pad: true, .. } => u64::from(t),
+        Unit::Window { len, pad: false } => u64::from(t.saturating_sub(len - 1)),
+    }
+}
+
+/// How to gather one unit of one column.
+struct Gather<'a> {
+    offsets: &'a [i64],
+    edge: Edge,
+    rows: usize,
+    step_bytes: usize,
+}
+
+impl Gather<'_> {
+    /// Fills `out` (`rows * offsets * step_bytes`) and `valid` (`rows * offsets`) for the
+    /// unit starting at step `start` of an episode of `t` steps.
+    fn unit(
+        &self,
+        field: &Field,
+        t: u32,
+        start: u32,
+        out: &mut [u8],
+        valid: &mut [u8],
+    ) -> Result<()> {
+        let (n, k) = (self.step_bytes, self.offsets.len());
+        let len = field.len() as i64;
+        let rows = start as i64..start as i64 + self.rows as i64;
+        // Fast path: one offset, every row real and in range: one contiguous read.
+        if let [off] = self.offsets
+            && rows.end <= i64::from(t)
+            && rows.start + off >= 0
+            && rows.end + off <= len
+        {
+            valid.fill(1);
+            return field.read_into(as_range(rows.start + off..rows.end + off), out);
+        }
+        for (j, row) in rows.enumerate() {
+            for (i, off) in self.offsets.iter().enumerate() {
+                let slot = j * k + i;
+                let dst = &mut out[slot * n..(slot + 1) * n];
+                let index = row + off;
+                let real = row < i64::from(t);
+                let recorded = real && (0..len).contains(&index);
+                valid[slot] = u8::from(recorded);
+                if recorded {
+                    field.read_into(as_range(index..index + 1), dst)?;
+                } else if real && self.edge == Edge::Clamp && len > 0 {
+                    let c = index.clamp(0, len - 1);
+                    field.read_into(as_range(c..c + 1), dst)?;
+                } else {
+                    dst.fill(0);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A range already checked to be non-negative.
+fn as_range(r: Range<i64>) -> Range<usize> {
+    r.start as usize..r.end as usize
+}
