@@ -555,6 +555,10 @@ pub fn window(dir: &Path, field: &str, len: u32, windows: usize) -> Result<Measu
     gather(dir, spec, "windows of 16 steps (gather)")
 }
 
+/// Timed rounds of each side, alternated so both see the same machine noise; the best of
+/// each counts.
+const ROUNDS: usize = 3;
+
 /// Times a sampler over the whole store (rank 0 of 1) against the same rows gathered from a
 /// plain map. Serves at most as many rows as the store has steps.
 fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measurement> {
@@ -581,15 +585,15 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measureme
         rows += batch.rows() as u64;
     }
     let batches = units.len();
-    sampler.seek(0)?;
-    let start = Instant::now();
-    let mut sum = 0u64;
-    for _ in 0..batches {
-        sampler.next_into(&mut batch)?;
-        sum = sum.wrapping_add(black_box(batch.columns[0].data.len()) as u64);
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    black_box(sum);
+    let mut loader_pass = || -> Result<f64> {
+        sampler.seek(0)?;
+        let start = Instant::now();
+        for _ in 0..batches {
+            sampler.next_into(&mut batch)?;
+            black_box(batch.columns[0].data.len());
+        }
+        Ok(start.elapsed().as_secs_f64())
+    };
 
     // The floor: the same field bytes, episode after episode, in one plain file.
     let plain = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
@@ -614,8 +618,9 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measureme
         unsafe { memmap2::Mmap::map(plain.as_file()) }.map_err(|e| Error::io(plain.path(), e))?;
     let unit_bytes = per_unit * step_bytes;
     let mut out = Vec::new();
-    let mut plain_pass = |check: bool| -> u64 {
+    let mut plain_pass = |check: bool| -> (f64, u64) {
         let mut total = 0u64;
+        let start = Instant::now();
         for picks in &units {
             out.resize(picks.len() * unit_bytes, 0);
             out.par_chunks_mut(unit_bytes)
@@ -624,22 +629,23 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measureme
                     let at = base[episode] + *step as usize * step_bytes;
                     dst.copy_from_slice(&map[at..at + unit_bytes]);
                 });
-            total = if check {
-                total.wrapping_add(touch(&out))
-            } else {
-                total.wrapping_add(black_box(out.len()) as u64)
-            };
+            if check {
+                total = total.wrapping_add(touch(&out));
+            }
+            black_box(out.len());
         }
-        total
+        (start.elapsed().as_secs_f64(), total)
     };
-    if plain_pass(true) != expected {
+    if plain_pass(true).1 != expected {
         return Err(Error::InvalidRequest(
             "bench: the plain gather read different bytes than the loader".into(),
         ));
     }
-    let start = Instant::now();
-    black_box(plain_pass(false));
-    let baseline_seconds = start.elapsed().as_secs_f64();
+    let (mut seconds, mut baseline_seconds) = (f64::MAX, f64::MAX);
+    for _ in 0..ROUNDS {
+        seconds = seconds.min(loader_pass()?);
+        baseline_seconds = baseline_seconds.min(plain_pass(false).0);
+    }
     Ok(Measurement {
         name,
         bytes: rows * step_bytes as u64,

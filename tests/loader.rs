@@ -506,3 +506,48 @@ fn prefetch_serves_the_sampler_order() {
     }
     assert_eq!(served, direct.len());
 }
+
+/// `trajstore partition --json`, computed in a fresh process, matches what each rank's
+/// loader serves in this one.
+#[test]
+fn partition_cli_matches_the_loader_in_a_fresh_process() {
+    let (dir, store, _) = store_with(&[4, 17, 9, 1, 12, 6, 6, 20]);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_trajstore"))
+        .arg("partition")
+        .arg(dir.path())
+        .args([
+            "--world-size",
+            "3",
+            "--seed",
+            "7",
+            "--epoch",
+            "2",
+            "--user",
+            "u",
+            "--json",
+        ])
+        .output()
+        .expect("run trajstore");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let ranks = json["ranks"].as_array().expect("ranks");
+    assert_eq!(ranks.len(), 3);
+    let mut steps = Vec::new();
+    for (rank, r) in ranks.iter().enumerate() {
+        let sel = Selection::new(Query::default().user("u"), 3, rank as u32, 7).epoch(2);
+        let loader = Loader::new(&store, &sel).expect("loader");
+        let ids: Vec<u64> = loader.episodes().iter().map(|e| e.id()).collect();
+        assert_eq!(r["rank"], rank);
+        assert_eq!(r["episodes"], serde_json::json!(ids));
+        assert_eq!(r["steps"], loader.steps());
+        steps.push(loader.steps() as f64);
+    }
+    let (max, min) = steps
+        .iter()
+        .fold((0f64, f64::MAX), |(a, b), &s| (a.max(s), b.min(s)));
+    assert_eq!(json["imbalance"].as_f64(), Some(max / min));
+}
