@@ -152,9 +152,11 @@ pub enum ErrorKind {
     Open,
     /// The caller passed something invalid; nothing was written.
     Input,
-    /// Something asked for does not exist (an episode id, or the next episode at the end of
-    /// the data).
+    /// Something asked for does not exist.
     NotFound,
+    /// A loader or replay env has served everything it holds: the end of an epoch, not a
+    /// failure; meant for the Python binding's `EndOfData` exception.
+    EndOfData,
     /// Stored bytes are damaged.
     Corruption,
     /// The operating system or the index failed.
@@ -186,7 +188,8 @@ impl Error {
             | InvalidRequest(_)
             | Partition(_)
             | TooLarge { .. } => ErrorKind::Input,
-            EpisodeNotFound(_) | EndOfData { .. } => ErrorKind::NotFound,
+            EpisodeNotFound(_) => ErrorKind::NotFound,
+            EndOfData { .. } => ErrorKind::EndOfData,
             Corrupted { .. } | CorruptRecord { .. } => ErrorKind::Corruption,
             Io { .. } | Index(_) => ErrorKind::Io,
             Shared(inner) => inner.kind(),
