@@ -294,7 +294,7 @@ fn replay_returns_exactly_what_was_recorded_then_ends() {
         assert!(matches!(env.step(&0), Err(Error::EpisodeState(_))));
     }
     for _ in 0..2 {
-        let end = env.reset().err().expect("end of data");
+        let end = env.reset().expect_err("end of data");
         assert!(matches!(end, Error::EndOfData { rank: 0, .. }));
         assert_eq!(end.kind(), trajstore::ErrorKind::EndOfData);
         assert!(matches!(env.step(&0), Err(Error::EpisodeState(_))));
