@@ -318,6 +318,13 @@ fn replay_cycles_into_a_reshuffled_epoch_and_resumes() {
     let ids1: Vec<u64> = epoch1.episodes().iter().map(|e| e.id()).collect();
     assert_eq!(served[epoch0.len()..], ids1[..]);
 
+    // Loader::iter hands out the cursor to checkpoint after each episode.
+    let loader = Loader::new(&store, &sel).expect("loader");
+    let first = loader.iter().next().expect("an episode").expect("fields");
+    assert_eq!(first.field("obs/id").unwrap().len(), 3);
+    let rest = Loader::resume(&store, loader.query(), first.cursor_after).expect("resume");
+    assert_eq!(rest.episodes(), &loader.episodes()[1..]);
+
     // Resume mid-episode: the episode in progress restarts.
     let mut env = ReplayEnv::new(&store, &sel, ReplayOptions::default()).expect("env");
     env.reset().expect("reset");

@@ -97,7 +97,7 @@ pub fn select(snapshot: &Snapshot, query: &Query) -> Result<Selected> {
 /// One rank's (one worker's) share of the selected episodes for one epoch, in serving order.
 ///
 /// Reading: [`Loader::iter`] yields whole episodes with their fields (raw fields are zero-copy
-/// slices of the segment maps); [`Loader::sampler`](crate::loader::Loader::sampler) gathers
+/// slices of the segment maps); [`Sampler::new`](crate::loader::Sampler::new) gathers
 /// random or sequential batches of steps or windows into reusable buffers.
 pub struct Loader {
     snapshot: Snapshot,
