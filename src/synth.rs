@@ -48,7 +48,7 @@ impl Default for SynthConfig {
     }
 }
 
-/// The schema of synthetic episodes: `obs/frame` u8[H,W,C], `obs/ram/health` i32[2],
+/// The schema of synthetic episodes: `obs/frame` `u8[H,W,C]`, `obs/ram/health` `i32[2]`,
 /// `action` i64, and the standard reward / terminated / truncated.
 pub fn synth_schema(frame: [u32; 3], codec: Codec) -> Result<Schema> {
     Schema::builder()
