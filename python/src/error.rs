@@ -57,6 +57,7 @@ pub fn to_py(e: trajstore::Error) -> PyErr {
         ErrorKind::NotFound => NotFoundError::new_err(message),
         ErrorKind::Corruption => CorruptionError::new_err(message),
         ErrorKind::Io => StorageError::new_err(message),
+        ErrorKind::EndOfData => EndOfData::new_err(message),
         // ErrorKind is non-exhaustive in spirit: new families fall back to the base class.
         #[allow(unreachable_patterns)]
         _ => TrajstoreError::new_err(message),

@@ -3,6 +3,7 @@
 
 mod buffer;
 mod error;
+mod loader;
 mod store;
 mod values;
 
@@ -15,6 +16,10 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::PySnapshot>()?;
     m.add_class::<store::PyEpisodeRecorder>()?;
     m.add_class::<buffer::MappedBuffer>()?;
+    m.add_class::<loader::OwnedBuffer>()?;
+    m.add_class::<loader::PyLoader>()?;
+    m.add_class::<loader::PySampler>()?;
+    m.add_class::<loader::PyReplay>()?;
     m.add_function(wrap_pyfunction!(store::check_value, m)?)?;
     m.add("FORMAT_VERSION", trajstore::STORE_FORMAT_VERSION)?;
     Ok(())

@@ -15,10 +15,15 @@ from ._trajstore import (
     StoreOpenError,
     TrajstoreError,
 )
+from .loader import Batches, Loader, Selection
 from .store import Episode, EpisodeInfo, EpisodeRecorder, Store
 
 __all__ = [
     "FORMAT_VERSION",
+    "Batches",
+    "ImitationLearning",
+    "Loader",
+    "Selection",
     "CorruptionError",
     "EndOfData",
     "Episode",
@@ -40,4 +45,8 @@ def __getattr__(name: str):
         from .gym import RecordEpisodes
 
         return RecordEpisodes
+    if name == "ImitationLearning":
+        from .imitation import ImitationLearning
+
+        return ImitationLearning
     raise AttributeError(f"module 'trajstore' has no attribute {name!r}")

@@ -1,0 +1,118 @@
+"""`ImitationLearning`: replays recorded episodes as a Gymnasium env (actions ignored)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Mapping
+
+import gymnasium
+import numpy as np
+
+from . import _spaces
+from ._trajstore import EndOfData
+from ._trajstore import Replay as _NativeReplay
+from .loader import Selection, _store, as_array
+from .store import Store
+
+
+class ImitationLearning(gymnasium.Env):
+    """DIAMBRA Arena's `ImitationLearning` loader, done right.
+
+    `reset()` returns the first observation of the next episode of this rank's share (a
+    balanced, seeded partition, not every K-th file); `step(action)` ignores the action and
+    returns the recorded observation, reward, terminated, truncated and info, with the
+    recorded action (the imitation target) in `info["action"]`. After the last episode,
+    `reset()` raises `trajstore.EndOfData` (and `exhausted` is True) instead of serving a
+    blank observation; `cycle=True` goes on with the next, reshuffled epoch. A two-player
+    episode is followed by its P2 view unless it was recorded with `ignore_p2`
+    (`info["seat"]` says which).
+
+    DIAMBRA's argument names work: `ImitationLearning(path, total_cpus=K, rank=r)`.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        path: str | os.PathLike | Store,
+        rank: int = 0,
+        world_size: int | None = None,
+        seed: int = 0,
+        epoch: int = 0,
+        *,
+        cycle: bool = False,
+        user: str | Iterable[str] | None = None,
+        env: str | Iterable[str] | None = None,
+        tags: str | Iterable[str] | None = None,
+        outcome: str | Iterable[str] | None = None,
+        before_id: int | None = None,
+        total_cpus: int | None = None,
+        cursor: Mapping[str, int] | None = None,
+    ):
+        if isinstance(path, (list, tuple)):
+            raise TypeError("ImitationLearning takes a store path, not a list of trajectory files: record into one store with RecordEpisodes")
+        if world_size is None:
+            world_size = total_cpus if total_cpus is not None else 1
+        elif total_cpus is not None and total_cpus != world_size:
+            raise ValueError(f"total_cpus={total_cpus} and world_size={world_size} disagree")
+        self.store = _store(path)
+        filters = dict(user=user, env=env, tags=tags, outcome=outcome, before_id=before_id)
+        selection = Selection.of(**filters, world_size=world_size, rank=rank, seed=seed, epoch=epoch)
+        if cursor is None:
+            self._native = _NativeReplay(self.store._native, selection, cycle)
+        else:
+            self._native = _NativeReplay.resume(self.store._native, selection, dict(cursor), cycle)
+        self.exhausted = False
+        self._obs_json, self._act_json = self._space_descriptions(filters)
+        self.observation_space = _spaces.space_from_json(self._obs_json) if self._obs_json else None
+        self.action_space = _spaces.space_from_json(self._act_json) if self._act_json else None
+
+    def _space_descriptions(self, filters: dict) -> tuple[dict | None, dict | None]:
+        episodes = self._native.episodes() or [e.__dict__ for e in self.store.episodes(**filters)[:1]]
+        if not episodes:
+            return None, None
+        meta = episodes[0]["metadata"]
+        obs, act = meta.get(_spaces.OBSERVATION_SPACE_KEY), meta.get(_spaces.ACTION_SPACE_KEY)
+        return (_spaces.loads(obs) if obs else None), (_spaces.loads(act) if act else None)
+
+    @property
+    def episode_ids(self) -> list[int]:
+        return self._native.episode_ids()
+
+    @property
+    def imbalance(self) -> float:
+        return self._native.imbalance
+
+    def cursor(self) -> dict[str, int]:
+        """Checkpoint: pass it back as `cursor=` to resume (the episode in progress restarts)."""
+        return self._native.cursor()
+
+    def _observation(self, arrays: dict) -> Any:
+        named = {name: as_array(t) for name, t in arrays.items()}
+        if self._obs_json is None:
+            return named
+        return _spaces.unflatten(self._obs_json, named, "obs")
+
+    def _action(self, t: tuple | None) -> Any:
+        if t is None:
+            return None
+        action = as_array(t)
+        if self._act_json is not None and self._act_json["type"] == "Discrete":
+            return int(action)
+        return action
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        try:
+            obs, info, episode, seat = self._native.reset()
+        except EndOfData:
+            self.exhausted = True
+            raise
+        info = dict(info, episode_id=episode, seat=seat)
+        return self._observation(obs), info
+
+    def step(self, action: Any = None):
+        obs, reward, terminated, truncated, info, recorded = self._native.step()
+        info = dict(info)
+        info["action"] = self._action(recorded)
+        return self._observation(obs), reward, terminated, truncated, info

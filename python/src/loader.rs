@@ -1,0 +1,512 @@
+//! `Loader`, `Sampler` and `Replay`: the training side, as thin wrappers.
+
+use std::ffi::c_int;
+use std::sync::Mutex;
+
+use pyo3::exceptions::{PyBufferError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyDict, PyTuple};
+use trajstore::loader::{
+    Batch, Cursor, Edge, FieldRequest, Loader, Order, ReplayEnv, ReplayOptions, Sampler,
+    SamplerSpec, Seat, Selection,
+};
+use trajstore::{Outcome, Query};
+
+use crate::error::IntoPy;
+use crate::store::{PyStore, episode_dict};
+use crate::values::info_to_py;
+
+/// Bytes a batch column was gathered into, handed to Python without a copy: the sampler
+/// gives up the buffer and allocates a new one for its next batch.
+#[pyclass(frozen, module = "trajstore._trajstore")]
+pub struct OwnedBuffer {
+    bytes: Box<[u8]>,
+}
+
+#[pymethods]
+impl OwnedBuffer {
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
+            return Err(PyBufferError::new_err(
+                "batch buffers are read-only; copy the array to modify it",
+            ));
+        }
+        let bytes = &slf.get().bytes;
+        let (ptr, len) = (bytes.as_ptr(), bytes.len() as ffi::Py_ssize_t);
+        // SAFETY: PyBuffer_FillInfo keeps a reference to `slf` in `view.obj`, so the boxed
+        // bytes (never touched by Rust again but to drop them) outlive every view; readonly=1.
+        let rc =
+            unsafe { ffi::PyBuffer_FillInfo(view, slf.as_ptr(), ptr as *mut _, len, 1, flags) };
+        if rc == -1 {
+            Err(PyErr::fetch(slf.py()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn array_tuple<'py>(
+    py: Python<'py>,
+    data: Bound<'py, PyAny>,
+    dtype: &str,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        py,
+        [
+            data,
+            dtype.into_pyobject(py)?.into_any(),
+            PyTuple::new(py, shape)?.into_any(),
+        ],
+    )
+}
+
+/// The query and share a loader serves, as Python passes them.
+#[derive(FromPyObject)]
+pub struct SelectionArgs {
+    users: Vec<String>,
+    envs: Vec<String>,
+    tags: Vec<String>,
+    outcomes: Vec<String>,
+    min_return: Option<f64>,
+    max_return: Option<f64>,
+    min_steps: Option<u32>,
+    before_id: Option<u64>,
+    world_size: u32,
+    rank: u32,
+    num_workers: u32,
+    worker: u32,
+    seed: u64,
+    epoch: u64,
+}
+
+impl SelectionArgs {
+    fn query(&self) -> PyResult<Query> {
+        let outcomes = self
+            .outcomes
+            .iter()
+            .map(|o| {
+                Outcome::parse(o).ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "outcome {o:?}: expected terminated, truncated or interrupted"
+                    ))
+                })
+            })
+            .collect::<PyResult<_>>()?;
+        Ok(Query {
+            users: self.users.clone(),
+            envs: self.envs.clone(),
+            tags: self.tags.clone(),
+            outcomes,
+            min_return: self.min_return,
+            max_return: self.max_return,
+            min_steps: self.min_steps,
+            before_id: self.before_id,
+        })
+    }
+
+    fn selection(&self) -> PyResult<Selection> {
+        Ok(
+            Selection::new(self.query()?, self.world_size, self.rank, self.seed)
+                .epoch(self.epoch)
+                .worker(self.num_workers, self.worker),
+        )
+    }
+}
+
+fn cursor_dict<'py>(py: Python<'py>, c: &Cursor) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("seed", c.seed)?;
+    d.set_item("epoch", c.epoch)?;
+    d.set_item("world_size", c.world_size)?;
+    d.set_item("rank", c.rank)?;
+    d.set_item("worker", c.worker)?;
+    d.set_item("num_workers", c.num_workers)?;
+    d.set_item("position", c.position)?;
+    d.set_item("fingerprint", c.fingerprint)?;
+    Ok(d)
+}
+
+fn cursor_from(d: &Bound<'_, PyDict>) -> PyResult<Cursor> {
+    let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
+        d.get_item(k)?
+            .ok_or_else(|| PyValueError::new_err(format!("cursor is missing {k:?}")))
+    };
+    Ok(Cursor {
+        seed: get("seed")?.extract()?,
+        epoch: get("epoch")?.extract()?,
+        world_size: get("world_size")?.extract()?,
+        rank: get("rank")?.extract()?,
+        worker: get("worker")?.extract()?,
+        num_workers: get("num_workers")?.extract()?,
+        position: get("position")?.extract()?,
+        fingerprint: get("fingerprint")?.extract()?,
+    })
+}
+
+/// This rank's (and worker's) share of the selected episodes for one epoch.
+#[pyclass(frozen, module = "trajstore._trajstore", name = "Loader")]
+pub struct PyLoader {
+    loader: Mutex<Loader>,
+}
+
+#[pymethods]
+impl PyLoader {
+    #[new]
+    fn new(py: Python<'_>, store: &PyStore, args: SelectionArgs) -> PyResult<Self> {
+        let selection = args.selection()?;
+        let loader = py
+            .detach(|| Loader::new(&store.store, &selection))
+            .py_err()?;
+        Ok(PyLoader {
+            loader: Mutex::new(loader),
+        })
+    }
+
+    /// Rebuilds a loader from a cursor (with the same query): it serves exactly the rest.
+    #[staticmethod]
+    fn resume(store: &PyStore, args: SelectionArgs, cursor: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let loader = Loader::resume(&store.store, &args.query()?, cursor_from(cursor)?).py_err()?;
+        Ok(PyLoader {
+            loader: Mutex::new(loader),
+        })
+    }
+
+    fn next_epoch(&self) -> PyResult<PyLoader> {
+        let next = self.loader.lock().expect("loader").next_epoch().py_err()?;
+        Ok(PyLoader {
+            loader: Mutex::new(next),
+        })
+    }
+
+    /// Episode ids in serving order.
+    fn episode_ids(&self) -> Vec<u64> {
+        self.loader
+            .lock()
+            .expect("loader")
+            .episodes()
+            .iter()
+            .map(|e| e.id())
+            .collect()
+    }
+
+    fn episodes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.loader
+            .lock()
+            .expect("loader")
+            .episodes()
+            .iter()
+            .map(|e| episode_dict(py, e))
+            .collect()
+    }
+
+    #[getter]
+    fn steps(&self) -> u64 {
+        self.loader.lock().expect("loader").steps()
+    }
+
+    /// Max over min steps across ranks (1.0 is perfect balance).
+    #[getter]
+    fn imbalance(&self) -> f64 {
+        self.loader.lock().expect("loader").imbalance()
+    }
+
+    /// The snapshot cutoff every rank must share (broadcast rank 0's).
+    #[getter]
+    fn cutoff(&self) -> u64 {
+        self.loader.lock().expect("loader").cutoff()
+    }
+
+    /// A small, serializable position to resume from (episodes of this epoch served: 0).
+    fn cursor<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        cursor_dict(py, &self.loader.lock().expect("loader").cursor())
+    }
+
+    /// A batch sampler over this share. `fields`: (field, key, offsets) triples.
+    #[pyo3(signature = (fields, batch_size, order, window = None, pad = false, edge = "clamp"))]
+    fn sampler(
+        &self,
+        fields: Vec<(String, String, Vec<i64>)>,
+        batch_size: usize,
+        order: &str,
+        window: Option<u32>,
+        pad: bool,
+        edge: &str,
+    ) -> PyResult<PySampler> {
+        let order = match order {
+            "sequential" => Order::Sequential,
+            "shuffle" => Order::Shuffle,
+            "replacement" => Order::Replacement,
+            o => {
+                return Err(PyValueError::new_err(format!(
+                    "order {o:?}: expected sequential, shuffle or replacement"
+                )));
+            }
+        };
+        let edge = match edge {
+            "clamp" => Edge::Clamp,
+            "zero" => Edge::Zero,
+            e => {
+                return Err(PyValueError::new_err(format!(
+                    "edge {e:?}: expected clamp or zero"
+                )));
+            }
+        };
+        let requests = fields
+            .iter()
+            .map(|(f, key, offsets)| FieldRequest::new(f).offsets(offsets).key(key))
+            .collect();
+        let mut spec = SamplerSpec::steps(requests, batch_size, order).edge(edge);
+        if let Some(len) = window {
+            spec = spec.windows(len, pad);
+        }
+        let sampler = Sampler::new(&self.loader.lock().expect("loader"), spec).py_err()?;
+        Ok(PySampler {
+            state: Mutex::new((sampler, Batch::new())),
+        })
+    }
+}
+
+/// Batches of steps or windows, gathered in parallel.
+#[pyclass(frozen, module = "trajstore._trajstore", name = "Sampler")]
+pub struct PySampler {
+    state: Mutex<(Sampler, Batch)>,
+}
+
+#[pymethods]
+impl PySampler {
+    /// The next batch as a dict of key -> (buffer, dtype, shape), plus `episode`, `step`,
+    /// `mask` and `valid/<key>`; `None` at the end of the epoch.
+    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let mut guard = self.state.lock().expect("sampler");
+        let (sampler, batch) = &mut *guard;
+        if !py.detach(|| sampler.next_into(batch)).py_err()? {
+            return Ok(None);
+        }
+        let d = PyDict::new(py);
+        for column in &mut batch.columns {
+            let valid_shape = leading_axes(&column.shape, column.valid.len());
+            let valid = PyByteArray::new(py, &column.valid).into_any();
+            d.set_item(
+                format!("valid/{}", column.key),
+                array_tuple(py, valid, "bool", &valid_shape)?,
+            )?;
+            let data = std::mem::take(&mut column.data).into_boxed_slice();
+            let buffer = Bound::new(py, OwnedBuffer { bytes: data })?.into_any();
+            d.set_item(
+                &column.key,
+                array_tuple(py, buffer, column.dtype.name(), &column.shape)?,
+            )?;
+        }
+        // Windows have a window axis after the unit axis; steps have the unit axis only.
+        let rows = if batch.rows_per_unit > 1 {
+            vec![batch.units, batch.rows_per_unit]
+        } else {
+            vec![batch.units]
+        };
+        let episode: Vec<u8> = batch.episode.iter().flat_map(|x| x.to_le_bytes()).collect();
+        d.set_item(
+            "episode",
+            array_tuple(py, PyByteArray::new(py, &episode).into_any(), "u64", &rows)?,
+        )?;
+        let step: Vec<u8> = batch.step.iter().flat_map(|x| x.to_le_bytes()).collect();
+        d.set_item(
+            "step",
+            array_tuple(py, PyByteArray::new(py, &step).into_any(), "u32", &rows)?,
+        )?;
+        d.set_item(
+            "mask",
+            array_tuple(
+                py,
+                PyByteArray::new(py, &batch.mask).into_any(),
+                "bool",
+                &rows,
+            )?,
+        )?;
+        Ok(Some(d))
+    }
+
+    /// Units (steps or windows) served this epoch so far.
+    #[getter]
+    fn position(&self) -> u64 {
+        self.state.lock().expect("sampler").0.position()
+    }
+
+    #[getter]
+    fn units(&self) -> u64 {
+        self.state.lock().expect("sampler").0.units()
+    }
+
+    #[getter]
+    fn batches_left(&self) -> u64 {
+        self.state.lock().expect("sampler").0.batches_left()
+    }
+
+    /// Continues from `position` units into the epoch (resume).
+    fn seek(&self, position: u64) -> PyResult<()> {
+        self.state
+            .lock()
+            .expect("sampler")
+            .0
+            .seek(position)
+            .py_err()
+    }
+}
+
+/// The shortest prefix of `shape` holding `count` elements: the unit, window and offset axes
+/// of a column, whose `valid` bytes have one entry per row and offset.
+fn leading_axes(shape: &[usize], count: usize) -> Vec<usize> {
+    let mut product = 1usize;
+    let mut axes = Vec::new();
+    for &d in shape {
+        if product == count && !axes.is_empty() {
+            break;
+        }
+        axes.push(d);
+        product *= d;
+    }
+    axes
+}
+
+/// Replays this rank's share of episodes: DIAMBRA's `ImitationLearning`, done right.
+#[pyclass(frozen, module = "trajstore._trajstore", name = "Replay")]
+pub struct PyReplay {
+    env: Mutex<ReplayEnv>,
+}
+
+fn observation_dict<'py>(
+    py: Python<'py>,
+    observation: &trajstore::loader::Observation,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for a in &observation.arrays {
+        let data = PyByteArray::new(py, &a.data).into_any();
+        d.set_item(&a.name, array_tuple(py, data, a.dtype.name(), &a.shape)?)?;
+    }
+    Ok(d)
+}
+
+fn seat_name(seat: Seat) -> &'static str {
+    match seat {
+        Seat::P1 => "P1",
+        Seat::P2 => "P2",
+    }
+}
+
+#[pymethods]
+impl PyReplay {
+    #[new]
+    #[pyo3(signature = (store, args, cycle = false))]
+    fn new(py: Python<'_>, store: &PyStore, args: SelectionArgs, cycle: bool) -> PyResult<Self> {
+        let selection = args.selection()?;
+        let env = py
+            .detach(|| ReplayEnv::new(&store.store, &selection, ReplayOptions { cycle }))
+            .py_err()?;
+        Ok(PyReplay {
+            env: Mutex::new(env),
+        })
+    }
+
+    /// Resumes from a cursor: the episode in progress restarts.
+    #[staticmethod]
+    #[pyo3(signature = (store, args, cursor, cycle = false))]
+    fn resume(
+        store: &PyStore,
+        args: SelectionArgs,
+        cursor: &Bound<'_, PyDict>,
+        cycle: bool,
+    ) -> PyResult<Self> {
+        let loader = Loader::resume(&store.store, &args.query()?, cursor_from(cursor)?).py_err()?;
+        Ok(PyReplay {
+            env: Mutex::new(ReplayEnv::from_loader(loader, ReplayOptions { cycle })),
+        })
+    }
+
+    /// (observation dict, info, episode id, seat) of the next episode; EndOfData at the end.
+    fn reset<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>, u64, &'static str)> {
+        let mut env = self.env.lock().expect("replay");
+        let r = env.reset().py_err()?;
+        Ok((
+            observation_dict(py, r.observation)?,
+            info_to_py(py, r.info)?,
+            r.episode,
+            seat_name(r.seat),
+        ))
+    }
+
+    /// (observation, reward, terminated, truncated, info, recorded action or None).
+    #[allow(clippy::type_complexity)]
+    fn step<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(
+        Bound<'py, PyDict>,
+        f64,
+        bool,
+        bool,
+        Bound<'py, PyDict>,
+        Option<Bound<'py, PyTuple>>,
+    )> {
+        let mut env = self.env.lock().expect("replay");
+        let t = env.step(&()).py_err()?;
+        let action = match t.action {
+            Some(a) => Some(array_tuple(
+                py,
+                PyByteArray::new(py, &a.data).into_any(),
+                a.dtype.name(),
+                &a.shape,
+            )?),
+            None => None,
+        };
+        let info = info_to_py(py, t.info)?;
+        info.del_item("action").ok();
+        Ok((
+            observation_dict(py, t.observation)?,
+            t.reward,
+            t.terminated,
+            t.truncated,
+            info,
+            action,
+        ))
+    }
+
+    fn cursor<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        cursor_dict(py, &self.env.lock().expect("replay").cursor())
+    }
+
+    /// Episode ids of this share, in serving order.
+    fn episode_ids(&self) -> Vec<u64> {
+        self.env
+            .lock()
+            .expect("replay")
+            .loader()
+            .episodes()
+            .iter()
+            .map(|e| e.id())
+            .collect()
+    }
+
+    fn episodes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.env
+            .lock()
+            .expect("replay")
+            .loader()
+            .episodes()
+            .iter()
+            .map(|e| episode_dict(py, e))
+            .collect()
+    }
+
+    #[getter]
+    fn imbalance(&self) -> f64 {
+        self.env.lock().expect("replay").loader().imbalance()
+    }
+}
