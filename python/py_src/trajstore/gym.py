@@ -28,6 +28,10 @@ class RecordEpisodes(gymnasium.Wrapper):
 
     `codec` is "raw" (zero-copy reads) or "lz4", for every observation field, or a dict of
     field name -> codec.
+
+    Two-player envs: declare the agents in `metadata` so a replay serves a P2 view
+    (schema/replay.md), e.g. `metadata={"agents": "P1,P2", "p2_swap": "obs/P1=obs/P2,action/0=action/1"}`;
+    `ignore_p2=True` marks episodes whose P2 view must be skipped.
     """
 
     def __init__(
