@@ -154,6 +154,11 @@ impl Snapshot {
         self.store.maps.file_len(id)
     }
 
+    /// Path of a segment file of this store.
+    pub fn segment_path(&self, id: u64) -> std::path::PathBuf {
+        crate::segment::segment_path(&self.store.root.join(crate::segment::SEGMENTS_DIR), id)
+    }
+
     /// Format version recorded in the store.
     pub fn format_version(&self) -> Result<u32> {
         self.index.format_version()

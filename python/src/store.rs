@@ -390,6 +390,31 @@ impl PySnapshot {
         ))
     }
 
+    /// Where a field's chunks are: (segment file path, payload offset, payload bytes, steps,
+    /// codec) each, in step order. For diagnostics and for tools that map the bytes
+    /// themselves (schema/format.md).
+    fn chunks(
+        &self,
+        episode: u64,
+        name: &str,
+    ) -> PyResult<Vec<(std::path::PathBuf, u64, u64, u32, String)>> {
+        let snapshot = self.snapshot.lock().expect("snapshot");
+        let e = snapshot.episode(episode).py_err()?;
+        let field = snapshot.field(&e, name).py_err()?;
+        Ok(field
+            .chunk_refs()
+            .map(|c| {
+                (
+                    snapshot.segment_path(c.segment),
+                    c.payload_offset(),
+                    c.payload_len,
+                    c.steps,
+                    c.codec.name().to_owned(),
+                )
+            })
+            .collect())
+    }
+
     /// The `info` dict of every observation step.
     fn infos<'py>(&self, py: Python<'py>, episode: u64) -> PyResult<Bound<'py, PyList>> {
         let snapshot = self.snapshot.lock().expect("snapshot");

@@ -1,0 +1,144 @@
+"""Python-side benchmarks (issue 5), each against a baseline measured in the same run.
+
+    python python/bench.py [--episodes 40] [--steps 200]
+
+- recording: per-step cost of `RecordEpisodes` over the same env without the wrapper
+  (128x128x3 uint8 frames, durable commit per episode);
+- scan: every frame of every episode through `Loader.episodes()` (zero-copy views) against
+  `np.memmap` over the same raw bytes (the segment files, at each episode's payload);
+- sample: random 256-step batches from `Loader.batches` against numpy fancy indexing of the
+  same rows on those memmaps.
+Timed rounds alternate between the two sides; the best round of each counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import gymnasium as gym
+import numpy as np
+
+import trajstore
+
+ROUNDS = 3
+
+
+class FrameEnv(gym.Env):
+    """Serves pre-rendered 128x128x3 frames; ends after `steps` steps."""
+
+    def __init__(self, frames: np.ndarray, steps: int):
+        self.frames, self.steps, self.t = frames, steps, 0
+        self.observation_space = gym.spaces.Box(0, 255, frames.shape[1:], np.uint8)
+        self.action_space = gym.spaces.Discrete(9)
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return self.frames[0], {}
+
+    def step(self, action):
+        self.t += 1
+        return self.frames[self.t % len(self.frames)], 0.0, self.t >= self.steps, False, {}
+
+
+def play(env: gym.Env, episodes: int) -> float:
+    start = time.perf_counter()
+    for _ in range(episodes):
+        env.reset()
+        done = False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(0)
+            done = terminated or truncated
+    return time.perf_counter() - start
+
+
+def touch(a: np.ndarray) -> int:
+    return int(a.reshape(-1).view(np.uint64).sum())
+
+
+def best(fn, rounds: int = ROUNDS) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--episodes", type=int, default=40)
+    p.add_argument("--steps", type=int, default=200)
+    args = p.parse_args()
+    rng = np.random.default_rng(0)
+    base = np.linspace(0, 200, 128 * 128 * 3).reshape(128, 128, 3)
+    frames = np.stack([(base + 3 * i + rng.integers(0, 4, base.shape)).astype(np.uint8) for i in range(32)])
+    with tempfile.TemporaryDirectory(dir=".") as tmp:
+        store_path = f"{tmp}/store"
+        bare = play(FrameEnv(frames, args.steps), args.episodes)
+        recorded = play(trajstore.RecordEpisodes(FrameEnv(frames, args.steps), store_path, username="bench"), args.episodes)
+        n = args.episodes * args.steps
+        mb = n * frames[0].nbytes / 1e6
+        print(f"record   {n} steps: bare env {bare / n * 1e6:7.1f} us/step, with RecordEpisodes {recorded / n * 1e6:7.1f} us/step "
+              f"(+{(recorded - bare) / n * 1e6:.1f} us/step, {mb / recorded:.0f} MB/s of frames, durable commit per episode)")
+
+        store = trajstore.Store(store_path)
+        ids = [e.id for e in store.episodes()]
+        # The baseline maps the very same bytes (the segment files, at each episode's payload)
+        # with np.memmap: same page-cache pages, so only the access path differs.
+        snap = store.snapshot()
+        plain_eps = []
+        for i in ids:
+            ((path, offset, nbytes, steps, codec),) = snap.chunks(i, "obs")
+            assert codec == "raw"
+            plain_eps.append(np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=(steps, 128, 128, 3)))
+        total = sum(len(e) for e in plain_eps)
+
+        scan_loader = trajstore.Loader(store, seed=0)
+
+        def scan_store():
+            # One snapshot for the whole pass, as a training job reads.
+            return sum(touch(e["obs"]) for e in scan_loader.episodes()) % (1 << 64)
+
+        def scan_plain():
+            return sum(touch(e) for e in plain_eps) % (1 << 64)
+
+        assert scan_store() == scan_plain(), "both read the same bytes"
+        t_store, t_plain = best(scan_store), best(scan_plain)
+        gb = total * frames[0].nbytes / 1e9
+        print(f"scan     {gb:.2f} GB: trajstore {gb / t_store:5.2f} GB/s, np.memmap {gb / t_plain:5.2f} GB/s, ratio {t_plain / t_store:.2f}")
+
+        loader = trajstore.Loader(store, seed=0)
+        by_id = dict(zip(ids, plain_eps))
+        batches = list(loader.batches(["obs"], 256, order="replacement"))
+        rows = [[(by_id[int(e)], int(t)) for e, t in zip(b["episode"], b["step"])] for b in batches]
+
+        def sample_store():
+            for b in loader.batches(["obs"], 256, order="replacement"):
+                touch(b["obs"][:1])
+
+        def gather(r):
+            # numpy fancy indexing on each episode's memmap, stacked in batch order.
+            out = np.empty((len(r), 128, 128, 3), np.uint8)
+            groups: dict[int, list[int]] = {}
+            for k, (ep, t) in enumerate(r):
+                groups.setdefault(id(ep), []).append(k)
+            for ks in groups.values():
+                ep = r[ks[0]][0]
+                out[ks] = ep[[r[k][1] for k in ks]]
+            return out
+
+        def sample_plain():
+            for r in rows:
+                touch(gather(r)[:1])
+
+        assert all(np.array_equal(b["obs"], gather(r)) for b, r in zip(batches, rows)), "same rows"
+        t_store, t_plain = best(sample_store), best(sample_plain)
+        gb = sum(len(r) for r in rows) * frames[0].nbytes / 1e9
+        print(f"sample   {len(rows)} batches of 256: trajstore {gb / t_store:5.2f} GB/s, numpy fancy indexing on np.memmap "
+              f"{gb / t_plain:5.2f} GB/s, ratio {t_plain / t_store:.2f}")
+
+
+if __name__ == "__main__":
+    main()
