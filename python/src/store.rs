@@ -225,6 +225,9 @@ impl PyEpisodeRecorder {
     }
 }
 
+/// Where a chunk is: (segment file path, payload offset, payload bytes, steps, codec).
+type ChunkLocation = (std::path::PathBuf, u64, u64, u32, String);
+
 /// A consistent read-only view of the store.
 #[pyclass(frozen, module = "trajstore._trajstore", name = "Snapshot")]
 pub struct PySnapshot {
@@ -393,11 +396,7 @@ impl PySnapshot {
     /// Where a field's chunks are: (segment file path, payload offset, payload bytes, steps,
     /// codec) each, in step order. For diagnostics and for tools that map the bytes
     /// themselves (schema/format.md).
-    fn chunks(
-        &self,
-        episode: u64,
-        name: &str,
-    ) -> PyResult<Vec<(std::path::PathBuf, u64, u64, u32, String)>> {
+    fn chunks(&self, episode: u64, name: &str) -> PyResult<Vec<ChunkLocation>> {
         let snapshot = self.snapshot.lock().expect("snapshot");
         let e = snapshot.episode(episode).py_err()?;
         let field = snapshot.field(&e, name).py_err()?;
