@@ -94,7 +94,7 @@ pub enum Error {
     EmptyEpisode,
     /// A loader or replay request that cannot be served (zero batch size, window longer than
     /// allowed, a field missing from some selected episodes, ...).
-    #[error("invalid loader request: {0}")]
+    #[error("invalid request: {0}")]
     InvalidRequest(String),
     /// The partition refused a request (world size 0, rank out of range, a resume cursor taken
     /// on a different episode set, ...).

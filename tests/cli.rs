@@ -136,7 +136,10 @@ fn bad_arguments_exit_2_with_a_message() {
             "--min-steps",
         ),
         (vec!["ls", s], "not a trajstore store"),
-        (vec!["ls", s, "--outcome", "won"], "--outcome"),
+        (
+            vec!["ls", s, "--outcome", "won"],
+            "outcome \"won\": expected terminated",
+        ),
     ] {
         let out = cli(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -16,7 +16,7 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::PySnapshot>()?;
     m.add_class::<store::PyEpisodeRecorder>()?;
     m.add_class::<buffer::MappedBuffer>()?;
-    m.add_class::<loader::OwnedBuffer>()?;
+    m.add_class::<buffer::OwnedBuffer>()?;
     m.add_class::<loader::PyLoader>()?;
     m.add_class::<loader::PySampler>()?;
     m.add_class::<loader::PyReplay>()?;

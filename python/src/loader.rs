@@ -1,10 +1,8 @@
 //! `Loader`, `Sampler` and `Replay`: the training side, as thin wrappers.
 
-use std::ffi::c_int;
 use std::sync::Mutex;
 
-use pyo3::exceptions::{PyBufferError, PyValueError};
-use pyo3::ffi;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict, PyTuple};
 use trajstore::loader::{
@@ -13,42 +11,10 @@ use trajstore::loader::{
 };
 use trajstore::{Outcome, Query};
 
+use crate::buffer::OwnedBuffer;
 use crate::error::IntoPy;
 use crate::store::{PyStore, episode_dict};
 use crate::values::info_to_py;
-
-/// Bytes a batch column was gathered into, handed to Python without a copy: the sampler
-/// gives up the buffer and allocates a new one for its next batch.
-#[pyclass(frozen, module = "trajstore._trajstore")]
-pub struct OwnedBuffer {
-    bytes: Box<[u8]>,
-}
-
-#[pymethods]
-impl OwnedBuffer {
-    unsafe fn __getbuffer__(
-        slf: Bound<'_, Self>,
-        view: *mut ffi::Py_buffer,
-        flags: c_int,
-    ) -> PyResult<()> {
-        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
-            return Err(PyBufferError::new_err(
-                "batch buffers are read-only; copy the array to modify it",
-            ));
-        }
-        let bytes = &slf.get().bytes;
-        let (ptr, len) = (bytes.as_ptr(), bytes.len() as ffi::Py_ssize_t);
-        // SAFETY: PyBuffer_FillInfo keeps a reference to `slf` in `view.obj`, so the boxed
-        // bytes (never touched by Rust again but to drop them) outlive every view; readonly=1.
-        let rc =
-            unsafe { ffi::PyBuffer_FillInfo(view, slf.as_ptr(), ptr as *mut _, len, 1, flags) };
-        if rc == -1 {
-            Err(PyErr::fetch(slf.py()))
-        } else {
-            Ok(())
-        }
-    }
-}
 
 fn array_tuple<'py>(
     py: Python<'py>,
@@ -90,13 +56,7 @@ impl SelectionArgs {
         let outcomes = self
             .outcomes
             .iter()
-            .map(|o| {
-                Outcome::parse(o).ok_or_else(|| {
-                    PyValueError::new_err(format!(
-                        "outcome {o:?}: expected terminated, truncated or interrupted"
-                    ))
-                })
-            })
+            .map(|o| o.parse::<Outcome>().py_err())
             .collect::<PyResult<_>>()?;
         Ok(Query {
             users: self.users.clone(),
@@ -296,8 +256,8 @@ impl PySampler {
                 format!("valid/{}", column.key),
                 array_tuple(py, valid, "bool", &valid_shape)?,
             )?;
-            let data = std::mem::take(&mut column.data).into_boxed_slice();
-            let buffer = Bound::new(py, OwnedBuffer { bytes: data })?.into_any();
+            let data = std::mem::take(&mut column.data);
+            let buffer = Bound::new(py, OwnedBuffer::new(data))?.into_any();
             d.set_item(
                 &column.key,
                 array_tuple(py, buffer, column.dtype.name(), &column.shape)?,

@@ -3,7 +3,6 @@
 use std::sync::Mutex;
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict, PyList};
 use trajstore::{
@@ -302,13 +301,7 @@ impl PySnapshot {
     ) -> PyResult<Bound<'py, PyList>> {
         let outcomes = outcomes
             .iter()
-            .map(|o| {
-                Outcome::parse(o).ok_or_else(|| {
-                    PyValueError::new_err(format!(
-                        "outcome {o:?}: expected terminated, truncated or interrupted"
-                    ))
-                })
-            })
+            .map(|o| o.parse::<Outcome>().py_err())
             .collect::<PyResult<_>>()?;
         let query = Query {
             users,

@@ -44,6 +44,19 @@ impl Outcome {
     }
 }
 
+impl std::str::FromStr for Outcome {
+    type Err = Error;
+
+    /// Like [`Outcome::parse`], with an error that lists the valid names.
+    fn from_str(name: &str) -> Result<Outcome> {
+        Outcome::parse(name).ok_or_else(|| {
+            Error::InvalidRequest(format!(
+                "outcome {name:?}: expected terminated, truncated or interrupted"
+            ))
+        })
+    }
+}
+
 /// An episode's metadata and where its data is, version 1.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpisodeRecordV1 {

@@ -10,13 +10,7 @@ import numpy as np
 
 from ._arrays import NUMPY_DTYPES
 from ._trajstore import Loader as _NativeLoader
-from .store import Episode, EpisodeInfo, Store
-
-
-def _as_list(v: str | Iterable[str] | None) -> list[str]:
-    if v is None:
-        return []
-    return [v] if isinstance(v, str) else list(v)
+from .store import Episode, EpisodeInfo, Store, _as_list
 
 
 @dataclass

@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use trajstore::{Outcome, Query};
 
 use super::{episode_json, open_read, out, timestamp};
@@ -17,11 +17,8 @@ pub fn run(
 ) -> Result<ExitCode> {
     let outcomes = outcomes
         .iter()
-        .map(|o| match Outcome::parse(o) {
-            Some(o) => Ok(o),
-            None => bail!("--outcome {o:?}: expected terminated, truncated or interrupted"),
-        })
-        .collect::<Result<_>>()?;
+        .map(|o| o.parse::<Outcome>())
+        .collect::<Result<_, _>>()?;
     let store = open_read(dir)?;
     let snapshot = store.snapshot()?;
     let query = Query {
