@@ -9,11 +9,10 @@ use trajstore::loader::{
     Batch, Cursor, Edge, FieldRequest, Loader, Order, ReplayEnv, ReplayOptions, Sampler,
     SamplerSpec, Seat, Selection,
 };
-use trajstore::{Outcome, Query};
 
 use crate::buffer::OwnedBuffer;
 use crate::error::IntoPy;
-use crate::store::{PyStore, episode_dict};
+use crate::store::{PyStore, QueryArgs, episode_dict};
 use crate::values::info_to_py;
 
 fn array_tuple<'py>(
@@ -32,17 +31,10 @@ fn array_tuple<'py>(
     )
 }
 
-/// The query and share a loader serves, as Python passes them.
+/// The share of a loader, as Python passes it (attributes of a `trajstore.Selection`,
+/// which also carries the [`QueryArgs`]).
 #[derive(FromPyObject)]
-pub struct SelectionArgs {
-    users: Vec<String>,
-    envs: Vec<String>,
-    tags: Vec<String>,
-    outcomes: Vec<String>,
-    min_return: Option<f64>,
-    max_return: Option<f64>,
-    min_steps: Option<u32>,
-    before_id: Option<u64>,
+pub struct ShareArgs {
     world_size: u32,
     rank: u32,
     num_workers: u32,
@@ -51,32 +43,13 @@ pub struct SelectionArgs {
     epoch: u64,
 }
 
-impl SelectionArgs {
-    fn query(&self) -> PyResult<Query> {
-        let outcomes = self
-            .outcomes
-            .iter()
-            .map(|o| o.parse::<Outcome>().py_err())
-            .collect::<PyResult<_>>()?;
-        Ok(Query {
-            users: self.users.clone(),
-            envs: self.envs.clone(),
-            tags: self.tags.clone(),
-            outcomes,
-            min_return: self.min_return,
-            max_return: self.max_return,
-            min_steps: self.min_steps,
-            before_id: self.before_id,
-        })
-    }
-
-    fn selection(&self) -> PyResult<Selection> {
-        Ok(
-            Selection::new(self.query()?, self.world_size, self.rank, self.seed)
-                .epoch(self.epoch)
-                .worker(self.num_workers, self.worker),
-        )
-    }
+/// The query and the share of a `trajstore.Selection`.
+fn selection(args: &Bound<'_, PyAny>) -> PyResult<Selection> {
+    let query = args.extract::<QueryArgs>()?.query()?;
+    let s: ShareArgs = args.extract()?;
+    Ok(Selection::new(query, s.world_size, s.rank, s.seed)
+        .epoch(s.epoch)
+        .worker(s.num_workers, s.worker))
 }
 
 fn cursor_dict<'py>(py: Python<'py>, c: &Cursor) -> PyResult<Bound<'py, PyDict>> {
@@ -118,8 +91,8 @@ pub struct PyLoader {
 #[pymethods]
 impl PyLoader {
     #[new]
-    fn new(py: Python<'_>, store: &PyStore, args: SelectionArgs) -> PyResult<Self> {
-        let selection = args.selection()?;
+    fn new(py: Python<'_>, store: &PyStore, args: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let selection = selection(args)?;
         let loader = py
             .detach(|| Loader::new(&store.store, &selection))
             .py_err()?;
@@ -130,8 +103,17 @@ impl PyLoader {
 
     /// Rebuilds a loader from a cursor (with the same query): it serves exactly the rest.
     #[staticmethod]
-    fn resume(store: &PyStore, args: SelectionArgs, cursor: &Bound<'_, PyDict>) -> PyResult<Self> {
-        let loader = Loader::resume(&store.store, &args.query()?, cursor_from(cursor)?).py_err()?;
+    fn resume(
+        store: &PyStore,
+        args: &Bound<'_, PyAny>,
+        cursor: &Bound<'_, PyDict>,
+    ) -> PyResult<Self> {
+        let loader = Loader::resume(
+            &store.store,
+            &args.extract::<QueryArgs>()?.query()?,
+            cursor_from(cursor)?,
+        )
+        .py_err()?;
         Ok(PyLoader {
             loader: Mutex::new(loader),
         })
@@ -362,8 +344,13 @@ fn seat_name(seat: Seat) -> &'static str {
 impl PyReplay {
     #[new]
     #[pyo3(signature = (store, args, cycle = false))]
-    fn new(py: Python<'_>, store: &PyStore, args: SelectionArgs, cycle: bool) -> PyResult<Self> {
-        let selection = args.selection()?;
+    fn new(
+        py: Python<'_>,
+        store: &PyStore,
+        args: &Bound<'_, PyAny>,
+        cycle: bool,
+    ) -> PyResult<Self> {
+        let selection = selection(args)?;
         let env = py
             .detach(|| ReplayEnv::new(&store.store, &selection, ReplayOptions { cycle }))
             .py_err()?;
@@ -377,11 +364,16 @@ impl PyReplay {
     #[pyo3(signature = (store, args, cursor, cycle = false))]
     fn resume(
         store: &PyStore,
-        args: SelectionArgs,
+        args: &Bound<'_, PyAny>,
         cursor: &Bound<'_, PyDict>,
         cycle: bool,
     ) -> PyResult<Self> {
-        let loader = Loader::resume(&store.store, &args.query()?, cursor_from(cursor)?).py_err()?;
+        let loader = Loader::resume(
+            &store.store,
+            &args.extract::<QueryArgs>()?.query()?,
+            cursor_from(cursor)?,
+        )
+        .py_err()?;
         Ok(PyReplay {
             env: Mutex::new(ReplayEnv::from_loader(loader, ReplayOptions { cycle })),
         })

@@ -227,6 +227,39 @@ impl PyEpisodeRecorder {
 /// Where a chunk is: (segment file path, payload offset, payload bytes, steps, codec).
 type ChunkLocation = (std::path::PathBuf, u64, u64, u32, String);
 
+/// Episode filters, as Python passes them (attributes of a `trajstore.Selection`).
+#[derive(FromPyObject)]
+pub struct QueryArgs {
+    users: Vec<String>,
+    envs: Vec<String>,
+    tags: Vec<String>,
+    outcomes: Vec<String>,
+    min_return: Option<f64>,
+    max_return: Option<f64>,
+    min_steps: Option<u32>,
+    before_id: Option<u64>,
+}
+
+impl QueryArgs {
+    pub fn query(self) -> PyResult<Query> {
+        let outcomes = self
+            .outcomes
+            .iter()
+            .map(|o| o.parse::<Outcome>().py_err())
+            .collect::<PyResult<_>>()?;
+        Ok(Query {
+            users: self.users,
+            envs: self.envs,
+            tags: self.tags,
+            outcomes,
+            min_return: self.min_return,
+            max_return: self.max_return,
+            min_steps: self.min_steps,
+            before_id: self.before_id,
+        })
+    }
+}
+
 /// A consistent read-only view of the store.
 #[pyclass(frozen, module = "trajstore._trajstore", name = "Snapshot")]
 pub struct PySnapshot {
@@ -283,36 +316,9 @@ impl PySnapshot {
         Ok(list)
     }
 
-    /// Episodes matching the filters, in commit order (index only).
-    #[pyo3(signature = (users = Vec::new(), envs = Vec::new(), tags = Vec::new(), outcomes = Vec::new(),
-                        min_return = None, max_return = None, min_steps = None, before_id = None))]
-    #[allow(clippy::too_many_arguments)]
-    fn episodes<'py>(
-        &self,
-        py: Python<'py>,
-        users: Vec<String>,
-        envs: Vec<String>,
-        tags: Vec<String>,
-        outcomes: Vec<String>,
-        min_return: Option<f64>,
-        max_return: Option<f64>,
-        min_steps: Option<u32>,
-        before_id: Option<u64>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let outcomes = outcomes
-            .iter()
-            .map(|o| o.parse::<Outcome>().py_err())
-            .collect::<PyResult<_>>()?;
-        let query = Query {
-            users,
-            envs,
-            tags,
-            outcomes,
-            min_return,
-            max_return,
-            min_steps,
-            before_id,
-        };
+    /// Episodes matching a query (a `trajstore.Selection`), in commit order (index only).
+    fn episodes<'py>(&self, py: Python<'py>, args: QueryArgs) -> PyResult<Bound<'py, PyList>> {
+        let query = args.query()?;
         let episodes = self
             .snapshot
             .lock()

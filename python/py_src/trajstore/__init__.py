@@ -15,7 +15,8 @@ from ._trajstore import (
     StoreOpenError,
     TrajstoreError,
 )
-from .loader import Batches, Loader, Selection
+from ._selection import Selection
+from .loader import Batches, Loader
 from .store import Episode, EpisodeInfo, EpisodeRecorder, Store
 
 __all__ = [

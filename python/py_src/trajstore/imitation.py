@@ -11,7 +11,8 @@ import numpy as np
 from . import _spaces
 from ._trajstore import EndOfData
 from ._trajstore import Replay as _NativeReplay
-from .loader import Selection, _store, as_array
+from ._selection import Selection
+from .loader import _store, as_array
 from .store import Store
 
 

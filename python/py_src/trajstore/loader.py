@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from ._arrays import NUMPY_DTYPES
 from ._trajstore import Loader as _NativeLoader
-from .store import Episode, EpisodeInfo, Store, _as_list
-
-
-@dataclass
-class Selection:
-    """Which episodes (the filters) and which share of them (rank, worker, seed, epoch)."""
-
-    users: list[str] = field(default_factory=list)
-    envs: list[str] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    outcomes: list[str] = field(default_factory=list)
-    min_return: float | None = None
-    max_return: float | None = None
-    min_steps: int | None = None
-    before_id: int | None = None
-    world_size: int = 1
-    rank: int = 0
-    num_workers: int = 1
-    worker: int = 0
-    seed: int = 0
-    epoch: int = 0
-
-    @classmethod
-    def of(cls, user=None, env=None, tags=None, outcome=None, **rest) -> "Selection":
-        return cls(users=_as_list(user), envs=_as_list(env), tags=_as_list(tags), outcomes=_as_list(outcome), **rest)
+from ._selection import Selection
+from .store import Episode, EpisodeInfo, Store
 
 
 def as_array(t: tuple) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _spaces
 from ._arrays import NUMPY_DTYPES, as_field_array, normalize_info
+from ._selection import Selection
 from ._trajstore import InputError
 from ._trajstore import Store as _NativeStore
 
@@ -164,14 +165,6 @@ class EpisodeRecorder:
         return self._native.active
 
 
-def _as_list(v: str | Iterable[str] | None) -> list[str]:
-    if v is None:
-        return []
-    if isinstance(v, str):
-        return [v]
-    return list(v)
-
-
 class Store:
     """A trajstore directory. Safe to share between threads; several processes may open the
     same directory at once. Queries see every episode committed before the call."""
@@ -213,9 +206,8 @@ class Store:
         before_id: int | None = None,
     ) -> list[EpisodeInfo]:
         """Episodes matching every filter given, in commit order. Reads the index only."""
-        rows = self.snapshot().episodes(
-            _as_list(user), _as_list(env), _as_list(tags), _as_list(outcome), min_return, max_return, min_steps, before_id
-        )
+        query = Selection.of(user, env, tags, outcome, min_return=min_return, max_return=max_return, min_steps=min_steps, before_id=before_id)
+        rows = self.snapshot().episodes(query)
         return [EpisodeInfo(**row) for row in rows]
 
     def episode(self, episode_id: int) -> Episode:
