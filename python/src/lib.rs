@@ -20,7 +20,6 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<loader::PyLoader>()?;
     m.add_class::<loader::PySampler>()?;
     m.add_class::<loader::PyReplay>()?;
-    m.add_function(wrap_pyfunction!(store::check_value, m)?)?;
     m.add("FORMAT_VERSION", trajstore::STORE_FORMAT_VERSION)?;
     Ok(())
 }

@@ -52,6 +52,19 @@ fn selection(args: &Bound<'_, PyAny>) -> PyResult<Selection> {
         .worker(s.num_workers, s.worker))
 }
 
+/// Ids of a share's episodes, in serving order.
+fn ids(episodes: &[trajstore::Episode]) -> Vec<u64> {
+    episodes.iter().map(|e| e.id()).collect()
+}
+
+/// Metadata dicts of a share's episodes, in serving order.
+fn dicts<'py>(
+    py: Python<'py>,
+    episodes: &[trajstore::Episode],
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    episodes.iter().map(|e| episode_dict(py, e)).collect()
+}
+
 fn cursor_dict<'py>(py: Python<'py>, c: &Cursor) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("seed", c.seed)?;
@@ -128,23 +141,11 @@ impl PyLoader {
 
     /// Episode ids in serving order.
     fn episode_ids(&self) -> Vec<u64> {
-        self.loader
-            .lock()
-            .expect("loader")
-            .episodes()
-            .iter()
-            .map(|e| e.id())
-            .collect()
+        ids(self.loader.lock().expect("loader").episodes())
     }
 
     fn episodes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        self.loader
-            .lock()
-            .expect("loader")
-            .episodes()
-            .iter()
-            .map(|e| episode_dict(py, e))
-            .collect()
+        dicts(py, self.loader.lock().expect("loader").episodes())
     }
 
     #[getter]
@@ -436,25 +437,11 @@ impl PyReplay {
 
     /// Episode ids of this share, in serving order.
     fn episode_ids(&self) -> Vec<u64> {
-        self.env
-            .lock()
-            .expect("replay")
-            .loader()
-            .episodes()
-            .iter()
-            .map(|e| e.id())
-            .collect()
+        ids(self.env.lock().expect("replay").loader().episodes())
     }
 
     fn episodes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        self.env
-            .lock()
-            .expect("replay")
-            .loader()
-            .episodes()
-            .iter()
-            .map(|e| episode_dict(py, e))
-            .collect()
+        dicts(py, self.env.lock().expect("replay").loader().episodes())
     }
 
     #[getter]

@@ -12,7 +12,7 @@ use trajstore::{
 
 use crate::buffer::MappedBuffer;
 use crate::error::{InputError, IntoPy};
-use crate::values::{info_to_py, to_info, to_value, value_to_py};
+use crate::values::{info_to_py, to_info};
 
 /// A field declaration as Python passes it: (name, dtype, shape, kind, codec).
 type FieldDecl = (String, String, Vec<u32>, String, String);
@@ -445,10 +445,4 @@ impl PySnapshot {
         )?;
         Ok(d)
     }
-}
-
-/// Checks a value is storable as info/metadata (used by the Python layer's normaliser tests).
-#[pyfunction]
-pub fn check_value(py: Python<'_>, key: &str, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    Ok(value_to_py(py, &to_value(key, value)?)?.unbind())
 }

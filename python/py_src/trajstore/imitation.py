@@ -6,7 +6,6 @@ import os
 from typing import Any, Iterable, Mapping
 
 import gymnasium
-import numpy as np
 
 from . import _spaces
 from ._trajstore import EndOfData
