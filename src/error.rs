@@ -100,6 +100,18 @@ pub enum Error {
     /// on a different episode set, ...).
     #[error("partition: {0}")]
     Partition(#[from] crate::loader::PartitionError),
+    /// An object was used in another process than the one that made it (a child after
+    /// `fork()`) where that cannot work: an episode being recorded belongs to the process that
+    /// began it. Store handles, snapshots and loaders do work after a fork (they reopen what
+    /// they need); see schema/concurrency.md.
+    #[error(
+        "{what} was made in process {opened_in} and used in process {used_in} after a fork; it belongs to the process that made it: begin a new episode (or open the store) in this process"
+    )]
+    ForkedHandle {
+        what: &'static str,
+        opened_in: u32,
+        used_in: u32,
+    },
     /// A value too large for the format.
     #[error("{what} is too large: {got} (at most {max})")]
     TooLarge {
@@ -187,6 +199,7 @@ impl Error {
             | EmptyEpisode
             | InvalidRequest(_)
             | Partition(_)
+            | ForkedHandle { .. }
             | TooLarge { .. } => ErrorKind::Input,
             EpisodeNotFound(_) => ErrorKind::NotFound,
             EndOfData { .. } => ErrorKind::EndOfData,

@@ -8,12 +8,13 @@ use crate::dtype::PlainElement;
 use crate::error::{Error, Result};
 use crate::index::records::{EpisodeRecordV1, Outcome};
 use crate::index::{By, IndexSnapshot};
+use crate::process::ProcessBound;
 use crate::schema::{Codec, FieldKind, FieldSpec, Schema};
 use crate::segment::MappedBytes;
 use crate::segment::format::{
     ChunkRef, HEADER_BYTES, Lz4Table, check_record_header, checksum, decode_block,
 };
-use crate::store::Inner;
+use crate::store::{Inner, Store};
 use crate::value::Info;
 
 /// A committed episode's metadata (no field data is touched to get it).
@@ -132,47 +133,104 @@ pub struct UserSummary {
     pub last_committed_us: i64,
 }
 
-/// A consistent read-only view of the store as of one commit. `Send`; share the store, not
-/// the snapshot, across threads, or take one per thread.
+/// A consistent read-only view of the store as of one commit. `Send + Sync`: share it across
+/// threads, or take one per thread.
+///
+/// In a child after `fork()` a snapshot keeps working: its first use there begins a read of
+/// the index for the child, limited to the episodes the parent's snapshot had ([`cutoff`]:
+/// committed episodes never change, so the child sees the same episodes; per-user
+/// statistics are the child's newer ones).
+///
+/// [`cutoff`]: Snapshot::cutoff
 pub struct Snapshot {
-    store: Arc<Inner>,
-    index: IndexSnapshot,
+    store: Store,
+    home: ReadView,
+    cutoff: u64,
+    forked: Mutex<Option<ProcessBound<Arc<ReadView>>>>,
     schemas: Mutex<HashMap<u64, Arc<Schema>>>,
 }
 
-impl Snapshot {
-    pub(crate) fn new(store: Arc<Inner>, index: IndexSnapshot) -> Self {
-        Snapshot {
-            store,
-            index,
-            schemas: Mutex::new(HashMap::new()),
+/// An index read and the segment maps to read field data with, of one process.
+struct ReadView {
+    inner: Arc<Inner>,
+    index: IndexSnapshot,
+}
+
+/// The read view of the calling process.
+enum View<'a> {
+    Home(&'a ReadView),
+    Forked(Arc<ReadView>),
+}
+
+impl std::ops::Deref for View<'_> {
+    type Target = ReadView;
+    fn deref(&self) -> &ReadView {
+        match self {
+            View::Home(view) => view,
+            View::Forked(view) => view,
         }
+    }
+}
+
+impl View<'_> {
+    fn is_forked(&self) -> bool {
+        matches!(self, View::Forked(_))
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn new(store: Store, inner: Arc<Inner>, index: IndexSnapshot) -> Result<Self> {
+        let cutoff = index.next_episode_id()?;
+        Ok(Snapshot {
+            store,
+            home: ReadView { inner, index },
+            cutoff,
+            forked: Mutex::new(None),
+            schemas: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The view to read through in the calling process (see the type's docs on fork).
+    fn view(&self) -> Result<View<'_>> {
+        if self.home.inner.index.is_home() {
+            return Ok(View::Home(&self.home));
+        }
+        let mut slot = self.forked.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(view) = slot.as_ref().and_then(|bound| bound.get()) {
+            return Ok(View::Forked(view.clone()));
+        }
+        let inner = self.store.here()?;
+        let index = IndexSnapshot::new(inner.index.begin_read()?);
+        let view = Arc::new(ReadView { inner, index });
+        *slot = Some(ProcessBound::new(view.clone()));
+        Ok(View::Forked(view))
     }
 
     /// Size of a segment file on disk (0 when missing).
     pub(crate) fn segment_file_len(&self, id: u64) -> u64 {
-        self.store.maps.file_len(id)
+        self.view().map_or(0, |view| view.inner.maps.file_len(id))
     }
 
     /// Path of a segment file of this store.
     pub fn segment_path(&self, id: u64) -> std::path::PathBuf {
-        crate::segment::segment_path(&self.store.root.join(crate::segment::SEGMENTS_DIR), id)
+        crate::segment::segment_path(&self.store.path().join(crate::segment::SEGMENTS_DIR), id)
     }
 
     /// Format version recorded in the store.
     pub fn format_version(&self) -> Result<u32> {
-        self.index.format_version()
+        self.view()?.index.format_version()
     }
 
     /// Every committed episode id is below this; hand it to other ranks as a cutoff
     /// ([`Query::before_id`]) so all see the same episode set while recording goes on.
     pub fn cutoff(&self) -> Result<u64> {
-        self.index.next_episode_id()
+        Ok(self.cutoff)
     }
 
     /// All users with their statistics, by name.
     pub fn users(&self) -> Result<Vec<UserSummary>> {
         Ok(self
+            .view()?
             .index
             .users()?
             .into_iter()
@@ -190,8 +248,14 @@ impl Snapshot {
 
     /// Episodes matching `query`, in commit order. Reads the index only.
     pub fn episodes(&self, query: &Query) -> Result<Vec<Episode>> {
+        let view = self.view()?;
+        let mut query = query.clone();
+        if view.is_forked() {
+            // The child's read may be newer: keep to the episodes of this snapshot.
+            query.before_id = Some(query.before_id.map_or(self.cutoff, |c| c.min(self.cutoff)));
+        }
         let episodes: Vec<Episode> = if query.users.is_empty() && query.envs.is_empty() {
-            self.index
+            view.index
                 .episodes(query.before_id)?
                 .into_iter()
                 .map(|(id, record)| Episode { id, record })
@@ -205,9 +269,10 @@ impl Snapshot {
             };
             let mut ids = Vec::new();
             for key in keys {
-                ids.extend(self.index.ids_by(by, key)?);
+                ids.extend(view.index.ids_by(by, key)?);
             }
             ids.sort_unstable();
+            ids.retain(|id| query.before_id.is_none_or(|c| *id < c));
             ids.into_iter()
                 .map(|id| self.episode(id))
                 .collect::<Result<_>>()?
@@ -217,7 +282,11 @@ impl Snapshot {
 
     /// One episode's metadata.
     pub fn episode(&self, id: u64) -> Result<Episode> {
-        match self.index.episode(id)? {
+        let view = self.view()?;
+        if view.is_forked() && id >= self.cutoff {
+            return Err(Error::EpisodeNotFound(id));
+        }
+        match view.index.episode(id)? {
             Some(record) => Ok(Episode { id, record }),
             None => Err(Error::EpisodeNotFound(id)),
         }
@@ -225,27 +294,33 @@ impl Snapshot {
 
     /// A schema by id.
     pub fn schema(&self, id: u64) -> Result<Arc<Schema>> {
-        let mut cache = self.schemas.lock().expect("schema cache");
+        let mut cache = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = cache.get(&id) {
             return Ok(s.clone());
         }
-        let schema = Arc::new(self.index.schema(id)?.ok_or_else(|| Error::CorruptRecord {
-            table: "schemas",
-            reason: format!("schema {id} referenced by an episode is missing"),
-        })?);
+        let schema =
+            Arc::new(
+                self.view()?
+                    .index
+                    .schema(id)?
+                    .ok_or_else(|| Error::CorruptRecord {
+                        table: "schemas",
+                        reason: format!("schema {id} referenced by an episode is missing"),
+                    })?,
+            );
         cache.insert(id, schema.clone());
         Ok(schema)
     }
 
     /// Every schema in the store, by id.
     pub fn schemas(&self) -> Result<Vec<(u64, Schema)>> {
-        self.index.schemas()
+        self.view()?.index.schemas()
     }
 
     /// The `info` map of every observation step (`T + 1`; empty where none was recorded).
     pub fn infos(&self, episode: &Episode) -> Result<Vec<Info>> {
         let mut out = vec![Info::new(); episode.steps() as usize + 1];
-        for (step, info) in self.index.infos(episode.id())? {
+        for (step, info) in self.view()?.index.infos(episode.id())? {
             if let Some(slot) = out.get_mut(step as usize) {
                 *slot = info;
             }
@@ -291,11 +366,12 @@ impl Snapshot {
             FieldKind::Observation => episode.steps() as usize + 1,
             FieldKind::Transition => episode.steps() as usize,
         };
+        let view = self.view()?;
         let mut chunks = Vec::with_capacity(refs.len());
         let mut first = 0usize;
         for r in refs {
             let bytes =
-                self.store
+                view.inner
                     .maps
                     .bytes(r.segment, r.offset, HEADER_BYTES as u64 + r.payload_len)?;
             check_record_header(&bytes[..HEADER_BYTES], r, spec.step_bytes())?;

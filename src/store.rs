@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use crate::commit::{CommitStats, GroupCommit};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexSnapshot};
+use crate::process::ProcessBound;
 use crate::schema::Schema;
 use crate::segment::{SEGMENTS_DIR, SegmentMaps, SegmentPool};
 use crate::snapshot::Snapshot;
@@ -38,22 +39,43 @@ impl Default for StoreOptions {
     }
 }
 
+/// What one process has open of a store. Every part that a forked child must not touch is
+/// bound to the opening process: the index (process.rs) and the segment pool.
 pub(crate) struct Inner {
     pub root: PathBuf,
     pub index: Index,
     pub maps: SegmentMaps,
-    pub pool: Option<SegmentPool>,
+    /// `None` for a read-only handle.
+    pub pool: Option<ProcessBound<SegmentPool>>,
     pub commits: GroupCommit,
     pub options: StoreOptions,
     schema_ids: Mutex<Vec<(Arc<Schema>, u64)>>,
 }
 
+impl Inner {
+    /// The segment pool of a writer handle, in the process that opened it.
+    pub fn pool(&self) -> Result<&SegmentPool> {
+        let pool = self.pool.as_ref().ok_or(Error::ReadOnly)?;
+        pool.get().ok_or_else(|| Error::ForkedHandle {
+            what: "a segment pool",
+            opened_in: pool.owner(),
+            used_in: crate::process::current(),
+        })
+    }
+}
+
 /// A handle on a store directory. Cheap to clone, `Send + Sync`: share one among all the
 /// recorder and reader threads of a process. Other processes may open the same directory at
 /// the same time, for recording or reading.
+///
+/// A handle also works in a child after `fork()`: the first use there reopens the store for
+/// the child (its own index handle, segment appenders and commit queue), shared by the clones
+/// of the handle in that child; the parent's are never used nor dropped there
+/// (schema/concurrency.md, "Fork").
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) inner: Arc<Inner>,
+    home: Arc<Inner>,
+    forked: Arc<Mutex<Option<ProcessBound<Arc<Inner>>>>>,
 }
 
 impl Store {
@@ -87,10 +109,7 @@ impl Store {
     }
 
     fn open_index(path: &Path, options: StoreOptions) -> Result<Store> {
-        let index = Index::open_write(&path.join(INDEX_FILE))?;
-        let segments = path.join(SEGMENTS_DIR);
-        let pool = SegmentPool::new(segments.clone(), options.segment_target_bytes);
-        Ok(Self::assemble(path, index, Some(pool), options))
+        Ok(Store::new(Arc::new(Inner::open_write(path, options)?)))
     }
 
     /// Opens an existing store for reading only; recording through it fails with
@@ -98,8 +117,80 @@ impl Store {
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         check_store_dir(path)?;
+        Ok(Store::new(Arc::new(Inner::open_read(
+            path,
+            StoreOptions::default(),
+        )?)))
+    }
+
+    fn new(home: Arc<Inner>) -> Store {
+        Store {
+            home,
+            forked: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// What this process has open of the store: the handle's own in the process that opened
+    /// it; in a forked child, the store reopened for the child on first use (same mode and
+    /// options), never the parent's index, appenders or commit queue.
+    pub(crate) fn here(&self) -> Result<Arc<Inner>> {
+        if self.home.index.is_home() {
+            return Ok(self.home.clone());
+        }
+        // Only children get here; the parent never takes this lock, so it cannot have been
+        // held by a parent thread at the fork. A poisoned slot is just reopened.
+        let mut slot = self.forked.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(inner) = slot.as_ref().and_then(|bound| bound.get()) {
+            return Ok(inner.clone());
+        }
+        let inner = Arc::new(self.home.reopen()?);
+        // A grandchild replaces its parent's reopened handle; ProcessBound leaks that one.
+        *slot = Some(ProcessBound::new(inner.clone()));
+        Ok(inner)
+    }
+
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.home.root
+    }
+
+    /// Starts recording an episode of `schema`. Nothing of it is visible until
+    /// [`EpisodeWriter::commit`] returns; dropping the writer discards it.
+    pub fn begin_episode(&self, meta: EpisodeMeta, schema: &Schema) -> Result<EpisodeWriter> {
+        let inner = self.here()?;
+        inner.pool()?;
+        meta.validate()?;
+        let (schema, schema_id) = inner.register_schema(schema)?;
+        Ok(EpisodeWriter::new(inner, meta, schema, schema_id))
+    }
+
+    /// A consistent, read-only view of everything committed so far. Later commits are not
+    /// visible in it; take a new snapshot to see them.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let inner = self.here()?;
+        let index = IndexSnapshot::new(inner.index.begin_read()?);
+        Snapshot::new(self.clone(), inner, index)
+    }
+
+    /// Commit counters of this handle in this process (episodes per durable index
+    /// transaction).
+    pub fn commit_stats(&self) -> CommitStats {
+        self.here()
+            .map(|inner| inner.commits.stats())
+            .unwrap_or_default()
+    }
+}
+
+impl Inner {
+    fn open_write(path: &Path, options: StoreOptions) -> Result<Inner> {
+        let index = Index::open_write(&path.join(INDEX_FILE))?;
+        let pool = SegmentPool::new(path.join(SEGMENTS_DIR), options.segment_target_bytes);
+        Ok(Inner::assemble(path, index, Some(pool), options))
+    }
+
+    fn open_read(path: &Path, options: StoreOptions) -> Result<Inner> {
         let index = Index::open_read(&path.join(INDEX_FILE))?;
-        Ok(Self::assemble(path, index, None, StoreOptions::default()))
+        Ok(Inner::assemble(path, index, None, options))
     }
 
     fn assemble(
@@ -107,62 +198,37 @@ impl Store {
         index: Index,
         pool: Option<SegmentPool>,
         options: StoreOptions,
-    ) -> Store {
-        Store {
-            inner: Arc::new(Inner {
-                root: path.to_owned(),
-                maps: SegmentMaps::new(path.join(SEGMENTS_DIR)),
-                index,
-                pool,
-                commits: GroupCommit::default(),
-                options,
-                schema_ids: Mutex::new(Vec::new()),
-            }),
+    ) -> Inner {
+        Inner {
+            root: path.to_owned(),
+            maps: SegmentMaps::new(path.join(SEGMENTS_DIR)),
+            index,
+            pool: pool.map(ProcessBound::new),
+            commits: GroupCommit::default(),
+            options,
+            schema_ids: Mutex::new(Vec::new()),
         }
     }
 
-    /// The store directory.
-    pub fn path(&self) -> &Path {
-        &self.inner.root
-    }
-
-    /// Starts recording an episode of `schema`. Nothing of it is visible until
-    /// [`EpisodeWriter::commit`] returns; dropping the writer discards it.
-    pub fn begin_episode(&self, meta: EpisodeMeta, schema: &Schema) -> Result<EpisodeWriter> {
-        if self.inner.pool.is_none() {
-            return Err(Error::ReadOnly);
+    /// The same store opened again, in the same mode, by the calling process.
+    fn reopen(&self) -> Result<Inner> {
+        check_store_dir(&self.root)?;
+        if self.pool.is_some() {
+            Inner::open_write(&self.root, self.options.clone())
+        } else {
+            Inner::open_read(&self.root, self.options.clone())
         }
-        meta.validate()?;
-        let (schema, schema_id) = self.register_schema(schema)?;
-        Ok(EpisodeWriter::new(
-            self.inner.clone(),
-            meta,
-            schema,
-            schema_id,
-        ))
     }
 
     fn register_schema(&self, schema: &Schema) -> Result<(Arc<Schema>, u64)> {
-        let mut known = self.inner.schema_ids.lock().expect("schema cache");
+        let mut known = self.schema_ids.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((s, id)) = known.iter().find(|(s, _)| **s == *schema) {
             return Ok((s.clone(), *id));
         }
-        let id = self.inner.index.schema_id(schema)?;
+        let id = self.index.schema_id(schema)?;
         let schema = Arc::new(schema.clone());
         known.push((schema.clone(), id));
         Ok((schema, id))
-    }
-
-    /// A consistent, read-only view of everything committed so far. Later commits are not
-    /// visible in it; take a new snapshot to see them.
-    pub fn snapshot(&self) -> Result<Snapshot> {
-        let txn = self.inner.index.begin_read()?;
-        Ok(Snapshot::new(self.inner.clone(), IndexSnapshot::new(txn)))
-    }
-
-    /// Commit counters of this handle (episodes per durable index transaction).
-    pub fn commit_stats(&self) -> CommitStats {
-        self.inner.commits.stats()
     }
 }
 

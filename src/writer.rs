@@ -190,6 +190,9 @@ impl Column {
 /// call again. Dropping the writer without committing discards the episode.
 pub struct EpisodeWriter {
     store: Arc<Inner>,
+    /// The process that began the episode: the only one that may record or commit it (its
+    /// buffered steps and its segment tail are that process's).
+    owner: u32,
     schema: Arc<Schema>,
     schema_id: u64,
     meta: EpisodeMeta,
@@ -227,6 +230,7 @@ impl EpisodeWriter {
             .collect();
         EpisodeWriter {
             store,
+            owner: crate::process::current(),
             schema,
             schema_id,
             meta,
@@ -253,8 +257,23 @@ impl EpisodeWriter {
         self.transitions
     }
 
+    /// Refuses use in a forked child: parent and child would both hold the episode's steps
+    /// and append at the same segment tail.
+    fn check_process(&self) -> Result<()> {
+        let here = crate::process::current();
+        if here == self.owner {
+            return Ok(());
+        }
+        Err(Error::ForkedHandle {
+            what: "an episode being recorded",
+            opened_in: self.owner,
+            used_in: here,
+        })
+    }
+
     /// Records the first observation (what `env.reset()` returned): every observation field.
     pub fn reset(&mut self, observation: &[(&str, ArrayRef<'_>)], info: &Info) -> Result<()> {
+        self.check_process()?;
         if self.observations > 0 {
             return Err(Error::EpisodeState(
                 "reset() called twice: an episode has one reset; commit this one and begin another"
@@ -270,6 +289,7 @@ impl EpisodeWriter {
     /// transition field (`action`, `reward`, `terminated`, `truncated`, ...) and every
     /// observation field (the observation the step led to).
     pub fn step(&mut self, values: &[(&str, ArrayRef<'_>)], info: &Info) -> Result<()> {
+        self.check_process()?;
         if self.observations == 0 {
             return Err(Error::EpisodeState(
                 "step() before reset(): record the first observation with reset()".into(),
@@ -383,8 +403,7 @@ impl EpisodeWriter {
     /// Writes every buffered column out as a chunk (not yet durable).
     fn flush(&mut self) -> Result<()> {
         if self.appender.is_none() {
-            let pool = self.store.pool.as_ref().ok_or(Error::ReadOnly)?;
-            self.appender = Some(pool.checkout()?);
+            self.appender = Some(self.store.pool()?.checkout()?);
         }
         let appender = self.appender.as_mut().expect("checked out above");
         for column in &mut self.columns {
@@ -398,6 +417,7 @@ impl EpisodeWriter {
     /// The outcome is taken from the last step: terminated, truncated, or interrupted when
     /// neither flag was set (an episode cut short on purpose).
     pub fn commit(mut self) -> Result<u64> {
+        self.check_process()?;
         if self.transitions == 0 {
             return Err(Error::EmptyEpisode);
         }
@@ -436,8 +456,13 @@ impl EpisodeWriter {
 
 impl Drop for EpisodeWriter {
     fn drop(&mut self) {
-        if let (Some(appender), Some(pool)) = (self.appender.take(), self.store.pool.as_ref()) {
-            pool.checkin(appender);
+        let Some(appender) = self.appender.take() else {
+            return;
+        };
+        match self.store.pool() {
+            Ok(pool) if self.owner == crate::process::current() => pool.checkin(appender),
+            // In a forked child: the parent's appender, and its file lock, stay the parent's.
+            _ => std::mem::forget(appender),
         }
     }
 }

@@ -28,6 +28,7 @@ use redb::{
 };
 
 use crate::error::{Error, Result};
+use crate::process::ProcessBound;
 use crate::schema::Schema;
 use crate::value::Info;
 use records::{EpisodeRecordV1, Record, SchemaRecordV1, StepRecordV1, UserRecordV1};
@@ -57,9 +58,10 @@ enum Db {
     Read(ReadOnlyDatabase),
 }
 
-/// The index of one store.
+/// The index of one store, usable in the process that opened it (see process.rs: a forked
+/// child reopens the index rather than touch its parent's redb handle and locks).
 pub struct Index {
-    db: Db,
+    db: ProcessBound<Db>,
     path: PathBuf,
 }
 
@@ -91,7 +93,7 @@ impl Index {
         }
         let db = builder().open(path)?;
         let index = Index {
-            db: Db::Write(db),
+            db: ProcessBound::new(Db::Write(db)),
             path: path.to_owned(),
         };
         index.initialise()?;
@@ -126,19 +128,33 @@ impl Index {
             }
         };
         let index = Index {
-            db: Db::Read(db),
+            db: ProcessBound::new(Db::Read(db)),
             path: path.to_owned(),
         };
         index.check_format(&index.begin_read()?)?;
         Ok(index)
     }
 
+    /// Whether the calling process opened this index (false in a forked child).
+    pub fn is_home(&self) -> bool {
+        self.db.is_home()
+    }
+
     pub fn is_read_only(&self) -> bool {
-        matches!(self.db, Db::Read(_))
+        matches!(self.db.get(), Some(Db::Read(_)))
+    }
+
+    /// The redb handle, in the process that opened it.
+    fn db(&self) -> Result<&Db> {
+        self.db.get().ok_or_else(|| Error::ForkedHandle {
+            what: "the store's index handle",
+            opened_in: self.db.owner(),
+            used_in: crate::process::current(),
+        })
     }
 
     fn writable(&self) -> Result<&Database> {
-        match &self.db {
+        match self.db()? {
             Db::Write(db) => Ok(db),
             Db::Read(_) => Err(Error::ReadOnly),
         }
@@ -195,7 +211,7 @@ impl Index {
 
     /// A consistent snapshot of the index.
     pub fn begin_read(&self) -> Result<ReadTransaction> {
-        Ok(match &self.db {
+        Ok(match self.db()? {
             Db::Write(db) => db.begin_read()?,
             Db::Read(db) => db.begin_read()?,
         })
@@ -287,7 +303,7 @@ fn create_atomically(path: &Path) -> Result<()> {
     {
         let db = builder().create(&tmp)?;
         let index = Index {
-            db: Db::Write(db),
+            db: ProcessBound::new(Db::Write(db)),
             path: tmp.to_path_buf(),
         };
         index.initialise()?;
@@ -336,18 +352,29 @@ fn find_schema(
     Ok(None)
 }
 
-/// Read access to one index snapshot.
+/// Read access to one index snapshot, in the process that began it (a redb read transaction
+/// holds a byte-range lock on a file description a forked child would share).
 pub struct IndexSnapshot {
-    txn: ReadTransaction,
+    txn: ProcessBound<ReadTransaction>,
 }
 
 impl IndexSnapshot {
     pub fn new(txn: ReadTransaction) -> Self {
-        IndexSnapshot { txn }
+        IndexSnapshot {
+            txn: ProcessBound::new(txn),
+        }
+    }
+
+    fn txn(&self) -> Result<&ReadTransaction> {
+        self.txn.get().ok_or_else(|| Error::ForkedHandle {
+            what: "an index snapshot",
+            opened_in: self.txn.owner(),
+            used_in: crate::process::current(),
+        })
     }
 
     pub fn format_version(&self) -> Result<u32> {
-        let meta = self.txn.open_table(META)?;
+        let meta = self.txn()?.open_table(META)?;
         Ok(meta
             .get(META_FORMAT_VERSION)?
             .map_or(0, |v| v.value() as u32))
@@ -355,12 +382,12 @@ impl IndexSnapshot {
 
     /// The id the next committed episode will get; every committed id is below it.
     pub fn next_episode_id(&self) -> Result<u64> {
-        let meta = self.txn.open_table(META)?;
+        let meta = self.txn()?.open_table(META)?;
         Ok(meta.get(META_NEXT_EPISODE)?.map_or(1, |v| v.value()))
     }
 
     pub fn episode(&self, id: u64) -> Result<Option<EpisodeRecordV1>> {
-        let table = self.txn.open_table(EPISODES)?;
+        let table = self.txn()?.open_table(EPISODES)?;
         table
             .get(id)?
             .map(|v| EpisodeRecordV1::decode(v.value()))
@@ -369,7 +396,7 @@ impl IndexSnapshot {
 
     /// Every episode with id below `cutoff` (all when `None`), in id (= commit) order.
     pub fn episodes(&self, cutoff: Option<u64>) -> Result<Vec<(u64, EpisodeRecordV1)>> {
-        let table = self.txn.open_table(EPISODES)?;
+        let table = self.txn()?.open_table(EPISODES)?;
         let mut out = Vec::new();
         for entry in table.range(..cutoff.unwrap_or(u64::MAX))? {
             let (id, bytes) = entry?;
@@ -384,7 +411,7 @@ impl IndexSnapshot {
             By::User => USER_EPISODES,
             By::Env => ENV_EPISODES,
         };
-        let table = self.txn.open_table(def)?;
+        let table = self.txn()?.open_table(def)?;
         let mut ids = Vec::new();
         for entry in table.range((key, 0)..=(key, u64::MAX))? {
             ids.push(entry?.0.value().1);
@@ -393,7 +420,7 @@ impl IndexSnapshot {
     }
 
     pub fn users(&self) -> Result<Vec<(String, UserRecordV1)>> {
-        let table = self.txn.open_table(USERS)?;
+        let table = self.txn()?.open_table(USERS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (name, bytes) = entry?;
@@ -406,7 +433,7 @@ impl IndexSnapshot {
     }
 
     pub fn schemas(&self) -> Result<Vec<(u64, Schema)>> {
-        let table = self.txn.open_table(SCHEMAS)?;
+        let table = self.txn()?.open_table(SCHEMAS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (id, bytes) = entry?;
@@ -419,7 +446,7 @@ impl IndexSnapshot {
     }
 
     pub fn schema(&self, id: u64) -> Result<Option<Schema>> {
-        let table = self.txn.open_table(SCHEMAS)?;
+        let table = self.txn()?.open_table(SCHEMAS)?;
         match table.get(id)? {
             Some(v) => Ok(Some(Schema::from_fields(
                 SchemaRecordV1::decode(v.value())?.fields,
@@ -430,7 +457,7 @@ impl IndexSnapshot {
 
     /// The non-empty `info` maps of an episode, by observation step.
     pub fn infos(&self, episode: u64) -> Result<Vec<(u32, Info)>> {
-        let table = self.txn.open_table(STEPS)?;
+        let table = self.txn()?.open_table(STEPS)?;
         let mut out = Vec::new();
         for entry in table.range((episode, 0)..=(episode, u32::MAX))? {
             let (key, bytes) = entry?;

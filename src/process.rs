@@ -1,0 +1,102 @@
+//! Fork awareness: what a process opened belongs to that process.
+//!
+//! After `fork()` a child holds a copy of its parent's memory: open redb databases and read
+//! transactions, segment appenders, commit queues, and file descriptors that share their open
+//! file descriptions, and so their `flock`s and redb's byte-range locks, with the parent.
+//! Using any of them in the child acts on the parent's locks and files: two processes append at
+//! one segment tail, a redb handle commits from stale in-memory state, or unlocks a byte the
+//! parent's reader still relies on. Dropping them is no better: closing a redb database writes
+//! its shutdown state and releases locks the parent holds.
+//!
+//! So every such object sits in a [`ProcessBound`]: it is handed out only in the process that
+//! made it, and in any other process it is leaked, never used nor dropped. The store handle
+//! (store.rs) and snapshots reopen what they need in the new process instead.
+
+/// The id of the calling process (`getpid`: a system call, tens of nanoseconds).
+pub(crate) fn current() -> u32 {
+    std::process::id()
+}
+
+/// A value usable only in the process that created it. In any other process (a child after
+/// `fork()`) [`ProcessBound::get`] returns `None` and dropping leaks the value.
+pub(crate) struct ProcessBound<T> {
+    owner: u32,
+    value: Option<T>,
+}
+
+impl<T> ProcessBound<T> {
+    pub fn new(value: T) -> Self {
+        ProcessBound {
+            owner: current(),
+            value: Some(value),
+        }
+    }
+
+    /// The process that created the value.
+    pub fn owner(&self) -> u32 {
+        self.owner
+    }
+
+    /// Whether the caller is the process that created the value.
+    pub fn is_home(&self) -> bool {
+        self.owner == current()
+    }
+
+    /// The value, in its own process; `None` in any other.
+    pub fn get(&self) -> Option<&T> {
+        if self.is_home() {
+            self.value.as_ref()
+        } else {
+            None
+        }
+    }
+}
+
+impl<T> Drop for ProcessBound<T> {
+    fn drop(&mut self) {
+        if !self.is_home()
+            && let Some(value) = self.value.take()
+        {
+            // The parent's object: its destructor would act on the parent's files and locks.
+            std::mem::forget(value);
+        }
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for ProcessBound<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessBound")
+            .field("owner", &self.owner)
+            .field("value", &self.get())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_is_handed_out_and_dropped_in_its_own_process() {
+        let dropped = std::sync::Arc::new(());
+        let bound = ProcessBound::new(dropped.clone());
+        assert!(bound.get().is_some());
+        drop(bound);
+        assert_eq!(std::sync::Arc::strong_count(&dropped), 1);
+    }
+
+    #[test]
+    fn a_value_from_another_process_is_never_handed_out_nor_dropped() {
+        let dropped = std::sync::Arc::new(());
+        let mut bound = ProcessBound::new(dropped.clone());
+        bound.owner = current().wrapping_add(1); // as if made by the parent before a fork
+        assert!(bound.get().is_none());
+        assert!(!bound.is_home());
+        drop(bound);
+        assert_eq!(
+            std::sync::Arc::strong_count(&dropped),
+            2,
+            "leaked, not dropped"
+        );
+    }
+}
