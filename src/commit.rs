@@ -57,7 +57,7 @@ impl GroupCommit {
             let batch = std::mem::take(&mut q.waiting);
             drop(q);
             let (tickets, pending): (Vec<u64>, Vec<PendingEpisode>) = batch.into_iter().unzip();
-            let result = index.commit(&pending);
+            let result = crate::index::guarded(index.path(), || index.commit(&pending));
             q = self.queue.lock().expect("commit queue");
             match result {
                 Ok(ids) => {

@@ -39,6 +39,13 @@ pub enum Error {
         "{path}: a writer was killed while it had the store open and the index must be recovered, but {reason}; run any writer command with write access on the store (e.g. `trajstore init DIR`) to recover it"
     )]
     NeedsRecovery { path: PathBuf, reason: String },
+    /// The index file is damaged (redb found it corrupt, or failed on it). The segments hold
+    /// every committed episode; `trajstore repair` rebuilds the index from them.
+    #[error(
+        "{path}: the index is damaged ({reason}); rebuild it from the segments with `trajstore repair {dir}`",
+        dir = .path.parent().unwrap_or(std::path::Path::new(".")).display()
+    )]
+    IndexDamaged { path: PathBuf, reason: String },
     /// A write was attempted through a read-only handle.
     #[error("the store was opened read-only; open it with Store::open to record")]
     ReadOnly,
@@ -203,7 +210,7 @@ impl Error {
             | TooLarge { .. } => ErrorKind::Input,
             EpisodeNotFound(_) => ErrorKind::NotFound,
             EndOfData { .. } => ErrorKind::EndOfData,
-            Corrupted { .. } | CorruptRecord { .. } => ErrorKind::Corruption,
+            Corrupted { .. } | CorruptRecord { .. } | IndexDamaged { .. } => ErrorKind::Corruption,
             Io { .. } | Index(_) => ErrorKind::Io,
             Shared(inner) => inner.kind(),
         }

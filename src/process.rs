@@ -52,6 +52,17 @@ impl<T> ProcessBound<T> {
     }
 }
 
+impl<T> ProcessBound<T> {
+    /// Takes the value out, in its own process; in any other it stays (and is leaked on drop).
+    pub fn take(&mut self) -> Option<T> {
+        if self.is_home() {
+            self.value.take()
+        } else {
+            None
+        }
+    }
+}
+
 impl<T> Drop for ProcessBound<T> {
     fn drop(&mut self) {
         if !self.is_home()
@@ -83,6 +94,9 @@ mod tests {
         assert!(bound.get().is_some());
         drop(bound);
         assert_eq!(std::sync::Arc::strong_count(&dropped), 1);
+        let mut bound = ProcessBound::new(dropped.clone());
+        assert!(bound.take().is_some());
+        assert_eq!(std::sync::Arc::strong_count(&dropped), 1);
     }
 
     #[test]
@@ -92,6 +106,7 @@ mod tests {
         bound.owner = current().wrapping_add(1); // as if made by the parent before a fork
         assert!(bound.get().is_none());
         assert!(!bound.is_home());
+        assert!(bound.take().is_none());
         drop(bound);
         assert_eq!(
             std::sync::Arc::strong_count(&dropped),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use crate::dtype::PlainElement;
 use crate::error::{Error, Result};
 use crate::index::records::{EpisodeRecordV1, Outcome};
-use crate::index::{By, IndexSnapshot};
+use crate::index::{By, IndexSnapshot, guarded};
 use crate::process::ProcessBound;
 use crate::schema::{Codec, FieldKind, FieldSpec, Schema};
 use crate::segment::MappedBytes;
@@ -172,15 +172,11 @@ impl std::ops::Deref for View<'_> {
     }
 }
 
-impl View<'_> {
-    fn is_forked(&self) -> bool {
-        matches!(self, View::Forked(_))
-    }
-}
+impl View<'_> {}
 
 impl Snapshot {
     pub(crate) fn new(store: Store, inner: Arc<Inner>, index: IndexSnapshot) -> Result<Self> {
-        let cutoff = index.next_episode_id()?;
+        let cutoff = guarded(inner.index.path(), || index.next_episode_id())?;
         Ok(Snapshot {
             store,
             home: ReadView { inner, index },
@@ -200,10 +196,21 @@ impl Snapshot {
             return Ok(View::Forked(view.clone()));
         }
         let inner = self.store.here()?;
-        let index = IndexSnapshot::new(inner.index.begin_read()?);
+        let index = IndexSnapshot::new(guarded(inner.index.path(), || inner.index.begin_read())?);
         let view = Arc::new(ReadView { inner, index });
         *slot = Some(ProcessBound::new(view.clone()));
         Ok(View::Forked(view))
+    }
+
+    /// Whether the calling process is a child forked after the snapshot was taken.
+    fn is_forked(&self) -> bool {
+        !self.home.inner.index.is_home()
+    }
+
+    /// Runs one read of the index in the calling process's view; a damaged index file is an
+    /// error naming it, never a panic (index/guard.rs).
+    fn read_index<T>(&self, read: impl FnOnce(&IndexSnapshot) -> Result<T>) -> Result<T> {
+        guarded(self.home.inner.index.path(), || read(&self.view()?.index))
     }
 
     /// Size of a segment file on disk (0 when missing).
@@ -218,7 +225,7 @@ impl Snapshot {
 
     /// Format version recorded in the store.
     pub fn format_version(&self) -> Result<u32> {
-        self.view()?.index.format_version()
+        self.read_index(IndexSnapshot::format_version)
     }
 
     /// Every committed episode id is below this; hand it to other ranks as a cutoff
@@ -230,9 +237,7 @@ impl Snapshot {
     /// All users with their statistics, by name.
     pub fn users(&self) -> Result<Vec<UserSummary>> {
         Ok(self
-            .view()?
-            .index
-            .users()?
+            .read_index(IndexSnapshot::users)?
             .into_iter()
             .map(|(name, u)| UserSummary {
                 name,
@@ -248,15 +253,13 @@ impl Snapshot {
 
     /// Episodes matching `query`, in commit order. Reads the index only.
     pub fn episodes(&self, query: &Query) -> Result<Vec<Episode>> {
-        let view = self.view()?;
         let mut query = query.clone();
-        if view.is_forked() {
+        if self.is_forked() {
             // The child's read may be newer: keep to the episodes of this snapshot.
             query.before_id = Some(query.before_id.map_or(self.cutoff, |c| c.min(self.cutoff)));
         }
         let episodes: Vec<Episode> = if query.users.is_empty() && query.envs.is_empty() {
-            view.index
-                .episodes(query.before_id)?
+            self.read_index(|index| index.episodes(query.before_id))?
                 .into_iter()
                 .map(|(id, record)| Episode { id, record })
                 .collect()
@@ -269,7 +272,7 @@ impl Snapshot {
             };
             let mut ids = Vec::new();
             for key in keys {
-                ids.extend(view.index.ids_by(by, key)?);
+                ids.extend(self.read_index(|index| index.ids_by(by, key))?);
             }
             ids.sort_unstable();
             ids.retain(|id| query.before_id.is_none_or(|c| *id < c));
@@ -282,11 +285,10 @@ impl Snapshot {
 
     /// One episode's metadata.
     pub fn episode(&self, id: u64) -> Result<Episode> {
-        let view = self.view()?;
-        if view.is_forked() && id >= self.cutoff {
+        if self.is_forked() && id >= self.cutoff {
             return Err(Error::EpisodeNotFound(id));
         }
-        match view.index.episode(id)? {
+        match self.read_index(|index| index.episode(id))? {
             Some(record) => Ok(Episode { id, record }),
             None => Err(Error::EpisodeNotFound(id)),
         }
@@ -299,28 +301,25 @@ impl Snapshot {
             return Ok(s.clone());
         }
         let schema =
-            Arc::new(
-                self.view()?
-                    .index
-                    .schema(id)?
-                    .ok_or_else(|| Error::CorruptRecord {
-                        table: "schemas",
-                        reason: format!("schema {id} referenced by an episode is missing"),
-                    })?,
-            );
+            self.read_index(|index| index.schema(id))?
+                .ok_or_else(|| Error::CorruptRecord {
+                    table: "schemas",
+                    reason: format!("schema {id} referenced by an episode is missing"),
+                })?;
+        let schema = Arc::new(schema);
         cache.insert(id, schema.clone());
         Ok(schema)
     }
 
     /// Every schema in the store, by id.
     pub fn schemas(&self) -> Result<Vec<(u64, Schema)>> {
-        self.view()?.index.schemas()
+        self.read_index(IndexSnapshot::schemas)
     }
 
     /// The `info` map of every observation step (`T + 1`; empty where none was recorded).
     pub fn infos(&self, episode: &Episode) -> Result<Vec<Info>> {
         let mut out = vec![Info::new(); episode.steps() as usize + 1];
-        for (step, info) in self.view()?.index.infos(episode.id())? {
+        for (step, info) in self.read_index(|index| index.infos(episode.id()))? {
             if let Some(slot) = out.get_mut(step as usize) {
                 *slot = info;
             }

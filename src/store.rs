@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::commit::{CommitStats, GroupCommit};
 use crate::error::{Error, Result};
-use crate::index::{Index, IndexSnapshot};
+use crate::index::{Index, IndexSnapshot, guarded};
 use crate::process::ProcessBound;
 use crate::schema::Schema;
 use crate::segment::{SEGMENTS_DIR, SegmentMaps, SegmentPool};
@@ -168,8 +168,8 @@ impl Store {
     /// visible in it; take a new snapshot to see them.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let inner = self.here()?;
-        let index = IndexSnapshot::new(inner.index.begin_read()?);
-        Snapshot::new(self.clone(), inner, index)
+        let index = guarded(inner.index.path(), || inner.index.begin_read())?;
+        Snapshot::new(self.clone(), inner, IndexSnapshot::new(index))
     }
 
     /// Commit counters of this handle in this process (episodes per durable index
@@ -183,13 +183,15 @@ impl Store {
 
 impl Inner {
     fn open_write(path: &Path, options: StoreOptions) -> Result<Inner> {
-        let index = Index::open_write(&path.join(INDEX_FILE))?;
+        let file = path.join(INDEX_FILE);
+        let index = guarded(&file, || Index::open_write(&file))?;
         let pool = SegmentPool::new(path.join(SEGMENTS_DIR), options.segment_target_bytes);
         Ok(Inner::assemble(path, index, Some(pool), options))
     }
 
     fn open_read(path: &Path, options: StoreOptions) -> Result<Inner> {
-        let index = Index::open_read(&path.join(INDEX_FILE))?;
+        let file = path.join(INDEX_FILE);
+        let index = guarded(&file, || Index::open_read(&file))?;
         Ok(Inner::assemble(path, index, None, options))
     }
 
@@ -225,7 +227,7 @@ impl Inner {
         if let Some((s, id)) = known.iter().find(|(s, _)| **s == *schema) {
             return Ok((s.clone(), *id));
         }
-        let id = self.index.schema_id(schema)?;
+        let id = guarded(self.index.path(), || self.index.schema_id(schema))?;
         let schema = Arc::new(schema.clone());
         known.push((schema.clone(), id));
         Ok((schema, id))

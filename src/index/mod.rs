@@ -18,7 +18,10 @@
 //! insert speed with 8 recorders, FIELD.md). The user / episode / step view is served by the
 //! small `user_episodes` table, whose range scan lists a user's episodes in commit order.
 
+mod guard;
 pub mod records;
+
+pub(crate) use guard::guarded;
 
 use std::path::{Path, PathBuf};
 
@@ -133,6 +136,11 @@ impl Index {
         };
         index.check_format(&index.begin_read()?)?;
         Ok(index)
+    }
+
+    /// The index file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Whether the calling process opened this index (false in a forked child).
@@ -285,6 +293,19 @@ impl Index {
         }
         txn.commit()?;
         Ok(ids)
+    }
+}
+
+impl Drop for Index {
+    /// Closing a redb database writes its shutdown state, and redb may panic on a damaged
+    /// file there too: close under the guard, so dropping a handle never panics.
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take() {
+            let _ = guarded(&self.path, || {
+                drop(db);
+                Ok(())
+            });
+        }
     }
 }
 

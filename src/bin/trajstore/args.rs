@@ -161,3 +161,20 @@ pub enum BenchMode {
     /// Random windows of 16 consecutive steps of one field (16 windows per batch).
     Window,
 }
+
+impl Command {
+    /// The store directory the command works on, if any.
+    pub fn store_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Init { dir }
+            | Command::Synth { dir, .. }
+            | Command::Info { dir, .. }
+            | Command::Ls { dir, .. }
+            | Command::Show { dir, .. }
+            | Command::Verify { dir, .. }
+            | Command::Partition { dir, .. }
+            | Command::BenchWriter { dir, .. } => Some(dir),
+            Command::Demo { dir, .. } | Command::Bench { dir, .. } => dir.as_deref(),
+        }
+    }
+}

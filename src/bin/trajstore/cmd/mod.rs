@@ -16,7 +16,17 @@ use anyhow::Result;
 
 use crate::args::Command;
 
+/// Runs a command; an error that does not name the store directory gets it in front, so
+/// every error says which store it is about.
 pub fn run(command: Command) -> Result<ExitCode> {
+    let dir = command.store_dir().map(|d| d.display().to_string());
+    run_command(command).map_err(|e| match dir {
+        Some(dir) if !format!("{e:#}").contains(&dir) => e.context(dir),
+        _ => e,
+    })
+}
+
+fn run_command(command: Command) -> Result<ExitCode> {
     match command {
         Command::Init { dir } => init(&dir),
         Command::Synth {
