@@ -45,6 +45,7 @@ mod commit;
 mod dtype;
 mod error;
 mod index;
+pub mod io;
 mod process;
 mod schema;
 mod segment;

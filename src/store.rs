@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use crate::commit::{CommitStats, GroupCommit};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexSnapshot, guarded};
+use crate::io::{OsIo, StoreIo};
 use crate::process::ProcessBound;
 use crate::schema::Schema;
 use crate::segment::{SEGMENTS_DIR, SegmentMaps, SegmentPool};
@@ -28,6 +29,9 @@ pub struct StoreOptions {
     /// An episode writer keeps up to this many bytes of field data in memory before writing
     /// chunks out; episodes smaller than this have each field in one contiguous chunk.
     pub spill_bytes: usize,
+    /// The file system under the store: the real one ([`OsIo`]) unless a test injects power
+    /// cuts or I/O faults (io.rs).
+    pub io: Arc<dyn StoreIo>,
 }
 
 impl Default for StoreOptions {
@@ -35,6 +39,7 @@ impl Default for StoreOptions {
         StoreOptions {
             segment_target_bytes: 1 << 30,
             spill_bytes: 256 << 20,
+            io: Arc::new(OsIo),
         }
     }
 }
@@ -86,14 +91,16 @@ impl Store {
 
     /// [`Store::create`] with options.
     pub fn create_with(path: &Path, options: StoreOptions) -> Result<Store> {
-        if path.is_file() {
+        let io = &options.io;
+        if io.len(path).is_ok() && !io.is_dir(path) {
             return Err(Error::NotADirectory {
                 path: path.to_owned(),
             });
         }
         let segments = path.join(SEGMENTS_DIR);
-        std::fs::create_dir_all(&segments).map_err(|e| Error::io(&segments, e))?;
-        crate::segment::sync_dir(path)?;
+        io.create_dir_all(&segments)
+            .map_err(|e| Error::io(&segments, e))?;
+        io.sync_dir(path).map_err(|e| Error::io(path, e))?;
         Self::open_index(path, options)
     }
 
@@ -104,7 +111,7 @@ impl Store {
 
     /// [`Store::open`] with options.
     pub fn open_with(path: &Path, options: StoreOptions) -> Result<Store> {
-        check_store_dir(path)?;
+        check_store_dir(path, &*options.io)?;
         Self::open_index(path, options)
     }
 
@@ -115,12 +122,13 @@ impl Store {
     /// Opens an existing store for reading only; recording through it fails with
     /// [`Error::ReadOnly`]. Follows commits of writers in other processes.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
-        let path = path.as_ref();
-        check_store_dir(path)?;
-        Ok(Store::new(Arc::new(Inner::open_read(
-            path,
-            StoreOptions::default(),
-        )?)))
+        Self::open_read_only_with(path.as_ref(), StoreOptions::default())
+    }
+
+    /// [`Store::open_read_only`] with options.
+    pub fn open_read_only_with(path: &Path, options: StoreOptions) -> Result<Store> {
+        check_store_dir(path, &*options.io)?;
+        Ok(Store::new(Arc::new(Inner::open_read(path, options)?)))
     }
 
     fn new(home: Arc<Inner>) -> Store {
@@ -184,14 +192,18 @@ impl Store {
 impl Inner {
     fn open_write(path: &Path, options: StoreOptions) -> Result<Inner> {
         let file = path.join(INDEX_FILE);
-        let index = guarded(&file, || Index::open_write(&file))?;
-        let pool = SegmentPool::new(path.join(SEGMENTS_DIR), options.segment_target_bytes);
+        let index = guarded(&file, || Index::open_write(&file, &*options.io))?;
+        let pool = SegmentPool::new(
+            path.join(SEGMENTS_DIR),
+            options.segment_target_bytes,
+            options.io.clone(),
+        );
         Ok(Inner::assemble(path, index, Some(pool), options))
     }
 
     fn open_read(path: &Path, options: StoreOptions) -> Result<Inner> {
         let file = path.join(INDEX_FILE);
-        let index = guarded(&file, || Index::open_read(&file))?;
+        let index = guarded(&file, || Index::open_read(&file, &*options.io))?;
         Ok(Inner::assemble(path, index, None, options))
     }
 
@@ -203,7 +215,7 @@ impl Inner {
     ) -> Inner {
         Inner {
             root: path.to_owned(),
-            maps: SegmentMaps::new(path.join(SEGMENTS_DIR)),
+            maps: SegmentMaps::new(path.join(SEGMENTS_DIR), options.io.clone()),
             index,
             pool: pool.map(ProcessBound::new),
             commits: GroupCommit::default(),
@@ -214,7 +226,7 @@ impl Inner {
 
     /// The same store opened again, in the same mode, by the calling process.
     fn reopen(&self) -> Result<Inner> {
-        check_store_dir(&self.root)?;
+        check_store_dir(&self.root, &*self.options.io)?;
         if self.pool.is_some() {
             Inner::open_write(&self.root, self.options.clone())
         } else {
@@ -234,13 +246,13 @@ impl Inner {
     }
 }
 
-fn check_store_dir(path: &Path) -> Result<()> {
-    if path.is_file() {
+fn check_store_dir(path: &Path, io: &dyn StoreIo) -> Result<()> {
+    if io.len(path).is_ok() && !io.is_dir(path) {
         return Err(Error::NotADirectory {
             path: path.to_owned(),
         });
     }
-    if !path.join(INDEX_FILE).is_file() {
+    if io.len(&path.join(INDEX_FILE)).is_err() {
         return Err(Error::NotAStore {
             path: path.to_owned(),
         });

@@ -48,7 +48,11 @@ fn run_kill_rounds(rounds: u32, processes: usize, frame: &str, seed: u64) -> u32
     for round in 0..rounds {
         let mut running = Vec::new();
         for p in 0..processes {
-            let writers = if (round as usize + p) % 2 == 0 { "1" } else { "2" };
+            let writers = if (round as usize + p).is_multiple_of(2) {
+                "1"
+            } else {
+                "2"
+            };
             running.push(spawn_recorder(store, frame, round * 16 + p as u32, writers));
         }
         // Wait for a first commit of each (so kills land during steady recording), then a

@@ -31,6 +31,7 @@ use redb::{
 };
 
 use crate::error::{Error, Result};
+use crate::io::{IndexBackend, StoreIo};
 use crate::process::ProcessBound;
 use crate::schema::Schema;
 use crate::value::Info;
@@ -90,11 +91,25 @@ impl Index {
     /// private temporary name and hard-linked into place (`link` fails if the name exists, so
     /// of two processes creating one store at once, exactly one index wins and both open it).
     /// A reader opening the store meanwhile finds either no index or a complete empty one.
-    pub fn open_write(path: &Path) -> Result<Index> {
-        if !path.exists() {
-            create_atomically(path)?;
-        }
-        let db = builder().open(path)?;
+    ///
+    /// With an `io` that serves the index itself (tests of power cuts and I/O faults), the
+    /// file is opened or created through it, in this process only.
+    pub fn open_write(path: &Path, io: &dyn StoreIo) -> Result<Index> {
+        let db = match io.index_file(path).map_err(|e| Error::io(path, e))? {
+            Some(file) => {
+                let db = builder().create_with_backend(IndexBackend(file))?;
+                // The file may be new: its name must be durable like its content.
+                let dir = path.parent().unwrap_or(Path::new("."));
+                io.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+                db
+            }
+            None => {
+                if !path.exists() {
+                    create_atomically(path)?;
+                }
+                builder().open(path)?
+            }
+        };
         let index = Index {
             db: ProcessBound::new(Db::Write(db)),
             path: path.to_owned(),
@@ -111,15 +126,19 @@ impl Index {
     /// for writing, which recovers it (quick repair: the allocator state recorded by the last
     /// multi-writer commit), closes it and opens it read-only again. A process that may not
     /// write the file gets [`Error::NeedsRecovery`].
-    pub fn open_read(path: &Path) -> Result<Index> {
+    pub fn open_read(path: &Path, io: &dyn StoreIo) -> Result<Index> {
         let mut attempts = 0;
         let db = loop {
-            match builder().open_read_only(path) {
+            let opened = match io.index_file(path).map_err(|e| Error::io(path, e))? {
+                Some(file) => builder().open_read_only_with_backend(IndexBackend(file)),
+                None => builder().open_read_only(path),
+            };
+            match opened {
                 Ok(db) => break db,
                 // Bounded: another writer could die again between our repair and our open.
                 Err(redb::DatabaseError::RepairAborted) if attempts < 3 => {
                     attempts += 1;
-                    recover(path)?;
+                    recover(path, io)?;
                 }
                 Err(redb::DatabaseError::RepairAborted) => {
                     return Err(Error::NeedsRecovery {
@@ -339,8 +358,12 @@ fn create_atomically(path: &Path) -> Result<()> {
 }
 
 /// Lets redb recover an index a killed writer left marked: open it for writing, then close.
-fn recover(path: &Path) -> Result<()> {
-    match builder().open(path) {
+fn recover(path: &Path, io: &dyn StoreIo) -> Result<()> {
+    let opened = match io.index_file(path).map_err(|e| Error::io(path, e))? {
+        Some(file) => builder().create_with_backend(IndexBackend(file)),
+        None => builder().open(path),
+    };
+    match opened {
         Ok(db) => {
             drop(db);
             Ok(())

@@ -1,22 +1,20 @@
 //! Reading segments through memory maps.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use memmap2::Mmap;
-
 use super::format::{FileHeaderError, decode_file_header};
 use super::segment_path;
 use crate::error::{Error, Result};
+use crate::io::{FileView, StoreIo};
 
 /// Bytes inside a segment's memory map. Cheap to clone; keeps the map alive, so it stays valid
 /// after the snapshot or store it came from is dropped.
 #[derive(Clone)]
 pub struct MappedBytes {
-    map: Arc<Mmap>,
+    map: Arc<dyn FileView>,
     start: usize,
     len: usize,
 }
@@ -60,13 +58,15 @@ impl std::fmt::Debug for MappedBytes {
 #[derive(Debug)]
 pub struct SegmentMaps {
     dir: PathBuf,
-    maps: RwLock<HashMap<u64, Arc<Mmap>>>,
+    io: Arc<dyn StoreIo>,
+    maps: RwLock<HashMap<u64, Arc<dyn FileView>>>,
 }
 
 impl SegmentMaps {
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(dir: PathBuf, io: Arc<dyn StoreIo>) -> Self {
         SegmentMaps {
             dir,
+            io,
             maps: RwLock::new(HashMap::new()),
         }
     }
@@ -94,29 +94,23 @@ impl SegmentMaps {
         })
     }
 
-    fn map_covering(&self, id: u64, end: u64) -> Result<Arc<Mmap>> {
-        if let Some(map) = self.maps.read().expect("maps lock").get(&id)
+    fn map_covering(&self, id: u64, end: u64) -> Result<Arc<dyn FileView>> {
+        if let Some(map) = self.maps.read().unwrap_or_else(|e| e.into_inner()).get(&id)
             && map.len() as u64 >= end
         {
             return Ok(map.clone());
         }
-        let map = Arc::new(self.map_file(id)?);
+        let map = self.map_file(id)?;
         self.maps
             .write()
-            .expect("maps lock")
+            .unwrap_or_else(|e| e.into_inner())
             .insert(id, map.clone());
         Ok(map)
     }
 
-    fn map_file(&self, id: u64) -> Result<Mmap> {
+    fn map_file(&self, id: u64) -> Result<Arc<dyn FileView>> {
         let path = segment_path(&self.dir, id);
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        // SAFETY: trajstore never modifies or truncates bytes of a segment file below the
-        // length a reader may have seen (segment/format.rs, invariants), and readers only
-        // look at ranges the committed index references, which were durable before the commit.
-        // Another program truncating the file would break this, as it would for LMDB; that is
-        // outside the store's contract (schema/format.md, "Assumptions").
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+        let map = self.io.map(&path).map_err(|e| Error::io(&path, e))?;
         match decode_file_header(&map, id) {
             Ok(()) => Ok(map),
             Err(FileHeaderError::NewerVersion(found)) => Err(Error::UnsupportedFormat {
@@ -130,6 +124,6 @@ impl SegmentMaps {
 
     /// Length of a segment file on disk (for statistics), 0 when missing.
     pub fn file_len(&self, id: u64) -> u64 {
-        std::fs::metadata(segment_path(&self.dir, id)).map_or(0, |m| m.len())
+        self.io.len(&segment_path(&self.dir, id)).unwrap_or(0)
     }
 }

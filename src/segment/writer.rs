@@ -6,11 +6,9 @@
 //! with its process; its segment can then be adopted by a later writer, which appends after
 //! whatever the dead writer left (that tail is garbage the index never references).
 
-use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::format::{
     ChunkRef, HEADER_BYTES, align_up, checksum, decode_file_header, encode_file_header,
@@ -18,6 +16,7 @@ use super::format::{
 };
 use super::{parse_segment_name, segment_path};
 use crate::error::{Error, Result};
+use crate::io::{StoreFile, StoreIo};
 use crate::schema::Codec;
 
 /// An exclusively owned, open segment file and where its next record goes.
@@ -25,7 +24,7 @@ use crate::schema::Codec;
 pub struct Appender {
     id: u64,
     path: PathBuf,
-    file: File,
+    file: Box<dyn StoreFile>,
     /// Where the next record starts (64-byte aligned).
     end: u64,
     /// Set after a failed write: the tail is in an unknown state, never append again.
@@ -100,14 +99,16 @@ pub struct SegmentPool {
     dir: PathBuf,
     /// A segment at or past this size is sealed: never appended to again.
     target_bytes: u64,
+    io: Arc<dyn StoreIo>,
     idle: Mutex<Vec<Appender>>,
 }
 
 impl SegmentPool {
-    pub fn new(dir: PathBuf, target_bytes: u64) -> Self {
+    pub fn new(dir: PathBuf, target_bytes: u64, io: Arc<dyn StoreIo>) -> Self {
         SegmentPool {
             dir,
             target_bytes,
+            io,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -115,7 +116,7 @@ impl SegmentPool {
     /// An appender nobody else uses: an idle one of this process, an unlocked unsealed segment
     /// left by a finished or dead writer, or a new segment.
     pub fn checkout(&self) -> Result<Appender> {
-        if let Some(a) = self.idle.lock().expect("pool lock").pop() {
+        if let Some(a) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(a);
         }
         if let Some(a) = self.adopt()? {
@@ -127,19 +128,22 @@ impl SegmentPool {
     /// Returns an appender after use; full or failed ones are dropped (sealed).
     pub fn checkin(&self, appender: Appender) {
         if !appender.poisoned && appender.end < self.target_bytes {
-            self.idle.lock().expect("pool lock").push(appender);
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(appender);
         }
     }
 
     fn list_ids(&self) -> Result<Vec<u64>> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        let mut ids = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(&self.dir, e))?;
-            if let Some(id) = entry.file_name().to_str().and_then(parse_segment_name) {
-                ids.push(id);
-            }
-        }
+        let names = self
+            .io
+            .list(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e))?;
+        let mut ids: Vec<u64> = names
+            .iter()
+            .filter_map(|name| name.to_str().and_then(parse_segment_name))
+            .collect();
         ids.sort_unstable();
         Ok(ids)
     }
@@ -147,22 +151,19 @@ impl SegmentPool {
     fn adopt(&self) -> Result<Option<Appender>> {
         for id in self.list_ids()? {
             let path = segment_path(&self.dir, id);
-            let sealed =
-                |p: &Path| std::fs::metadata(p).map_or(true, |m| m.len() >= self.target_bytes);
+            let sealed = |p: &Path| self.io.len(p).map_or(true, |len| len >= self.target_bytes);
             if sealed(&path) {
                 continue;
             }
-            let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else {
+            let Ok(file) = self.io.open(&path) else {
                 continue;
             };
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => continue,
-                Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            if !file.try_lock().map_err(|e| Error::io(&path, e))? {
+                continue;
             }
             // Sizes are read again under the lock: the previous owner may have appended.
-            let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-            if len >= self.target_bytes || !has_valid_header(&file, id) {
+            let len = file.len().map_err(|e| Error::io(&path, e))?;
+            if len >= self.target_bytes || !has_valid_header(&*file, id) {
                 continue; // sealed, or a torn creation: never append to it
             }
             return Ok(Some(Appender {
@@ -181,12 +182,7 @@ impl SegmentPool {
         loop {
             let path = segment_path(&self.dir, id);
             // create_new is O_EXCL: two processes racing for an id get it once.
-            match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
+            match self.io.create_new(&path) {
                 Ok(file) => return self.initialise(id, path, file),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => id += 1,
                 Err(e) => return Err(Error::io(&path, e)),
@@ -194,14 +190,18 @@ impl SegmentPool {
         }
     }
 
-    fn initialise(&self, id: u64, path: PathBuf, file: File) -> Result<Appender> {
+    fn initialise(&self, id: u64, path: PathBuf, file: Box<dyn StoreFile>) -> Result<Appender> {
         let io_err = |e| Error::io(&path, e);
+        // Only a process adopting it before its header is written can hold the lock of a file
+        // we just created; it refuses the file (invalid header) and lets go.
         file.lock().map_err(io_err)?;
         file.write_all_at(&encode_file_header(id), 0)
             .map_err(io_err)?;
         file.sync_all().map_err(io_err)?;
         // The new name must be durable before any index commit refers to the file.
-        sync_dir(&self.dir)?;
+        self.io
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e))?;
         Ok(Appender {
             id,
             path,
@@ -212,14 +212,14 @@ impl SegmentPool {
     }
 }
 
-fn has_valid_header(file: &File, id: u64) -> bool {
+fn has_valid_header(file: &dyn StoreFile, id: u64) -> bool {
     let mut h = [0u8; HEADER_BYTES];
     file.read_exact_at(&mut h, 0).is_ok() && decode_file_header(&h, id).is_ok()
 }
 
 /// fsyncs a directory, making the names in it durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
+    std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(dir, e))
 }
