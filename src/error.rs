@@ -106,7 +106,7 @@ pub enum Error {
     /// The partition refused a request (world size 0, rank out of range, a resume cursor taken
     /// on a different episode set, ...).
     #[error("partition: {0}")]
-    Partition(#[from] crate::loader::PartitionError),
+    Partition(#[from] crate::partition::PartitionError),
     /// An object was used in another process than the one that made it (a child after
     /// `fork()`) where that cannot work: an episode being recorded belongs to the process that
     /// began it. Store handles, snapshots and loaders do work after a fork (they reopen what

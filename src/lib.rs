@@ -46,6 +46,7 @@ mod dtype;
 mod error;
 mod index;
 pub mod io;
+pub mod partition;
 mod process;
 mod schema;
 mod segment;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::loader::rng::SplitMix64;
+use crate::partition::rng::SplitMix64;
 use crate::schema::{Codec, Schema};
 use crate::store::Store;
 use crate::value::{ArrayRef, Info, Value};

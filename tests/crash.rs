@@ -43,7 +43,7 @@ fn run_kill_rounds(rounds: u32, processes: usize, frame: &str, seed: u64) -> u32
     let store = store_dir.to_str().unwrap();
     util::cli_ok(&["init", store]);
     let mut committed: Vec<(u64, u32)> = Vec::new();
-    let mut rng = trajstore::loader::rng::SplitMix64::new(seed);
+    let mut rng = trajstore::partition::rng::SplitMix64::new(seed);
     let mut kills = 0;
     for round in 0..rounds {
         let mut running = Vec::new();

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use trajstore::Codec;
-use trajstore::loader::rng::SplitMix64;
+use trajstore::partition::rng::SplitMix64;
 
 /// Commands run on every damaged store; `{dir}` is replaced by the store path.
 const COMMANDS: &[&[&str]] = &[

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::loader::partition::{Assignment, Cursor, EpisodeLen, EpisodeSet, remaining};
+use crate::partition::{Assignment, Cursor, EpisodeLen, EpisodeSet, remaining};
 use crate::snapshot::{Episode, Field, Query, Snapshot};
 use crate::store::Store;
 

@@ -2,7 +2,7 @@
 //! what order, how to read them, and how to resume mid-epoch.
 //!
 //! * [`partition`] (with [`rng`]): the pure, cross-version contract on `(id, steps)`
-//!   pairs; normative in `schema/partition.md`.
+//!   pairs, re-exported from `crate::partition`; normative in `schema/partition.md`.
 //! * [`Loader`] ([`dataset`]): a store snapshot + a [`Selection`] -> this rank's and
 //!   worker's episodes in serving order, zero-copy episode reads, resume from a [`Cursor`].
 //! * [`Sampler`] ([`sampler`], [`batch`]): random or sequential batches of steps, windows
@@ -35,11 +35,9 @@
 
 pub mod batch;
 pub mod dataset;
-pub mod partition;
 pub mod players;
 pub mod prefetch;
 pub mod replay;
-pub mod rng;
 pub mod sampler;
 
 pub use batch::{Batch, Column, Edge, FieldRequest};
@@ -48,7 +46,8 @@ pub use prefetch::Prefetcher;
 pub use replay::{Array, Observation, ReplayEnv, ReplayOptions, Reset, Seat, Transition};
 pub use sampler::{Order, Sampler, SamplerSpec, Unit};
 
-pub use partition::{
-    Assignment, Cursor, EpisodeLen, EpisodeSet, EpochShare, Epochs, PartitionError, RankShare,
-    assign, epochs, remaining, worker_share, worker_split,
+// The pure partition contract lives below the store (crate::partition); the loader serves it.
+pub use crate::partition::{
+    self as partition, Assignment, Cursor, EpisodeLen, EpisodeSet, EpochShare, Epochs,
+    PartitionError, RankShare, assign, epochs, remaining, rng, worker_share, worker_split,
 };

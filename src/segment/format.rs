@@ -379,7 +379,7 @@ mod tests {
     #[test]
     fn lz4_blocks_round_trip_and_incompressible_steps_are_stored() {
         let compressible = vec![7u8; 1000];
-        let mut rng = crate::loader::rng::SplitMix64::new(3);
+        let mut rng = crate::partition::rng::SplitMix64::new(3);
         let noise: Vec<u8> = (0..1000).map(|_| rng.next_u64() as u8).collect();
         let (mut ends, mut kinds, mut blocks) = (vec![], vec![], vec![]);
         push_lz4_block(&compressible, &mut ends, &mut kinds, &mut blocks);

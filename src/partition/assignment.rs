@@ -1,0 +1,170 @@
+//! Ranks: episodes stay whole and are spread by step count (module docs of `partition`).
+
+use std::cmp::Reverse;
+
+use super::greedy::greedy_fill;
+use super::rng::SplitMix64;
+use super::{
+    EpisodeLen, EpisodeSet, PURPOSE_EPISODE_ORDER, PURPOSE_RANK_PRIORITY, PURPOSE_SERVE_ORDER,
+    PartitionError, Result, size_class,
+};
+
+/// What one rank serves in one epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RankShare {
+    /// The rank's episodes in serving order.
+    pub episodes: Vec<EpisodeLen>,
+    /// Sum of `steps` over `episodes`.
+    pub steps: u64,
+}
+
+impl RankShare {
+    /// Episode ids in serving order.
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.episodes.iter().map(|e| e.id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.episodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.episodes.is_empty()
+    }
+}
+
+/// The split of an [`EpisodeSet`] across all ranks for one `(seed, epoch)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    seed: u64,
+    epoch: u64,
+    fingerprint: u64,
+    ranks: Vec<RankShare>,
+}
+
+/// Convenience for [`Assignment::new`] on an unvalidated slice.
+pub fn assign(
+    episodes: &[EpisodeLen],
+    world_size: u32,
+    seed: u64,
+    epoch: u64,
+) -> Result<Assignment> {
+    let set = EpisodeSet::new(episodes)?;
+    Assignment::new(&set, world_size, seed, epoch)
+}
+
+impl Assignment {
+    /// Assigns every episode of `set` to exactly one of `world_size` ranks and
+    /// fixes each rank's serving order (see the module docs for the algorithm).
+    pub fn new(set: &EpisodeSet, world_size: u32, seed: u64, epoch: u64) -> Result<Self> {
+        if world_size == 0 {
+            return Err(PartitionError::ZeroWorldSize);
+        }
+        let order = placement_order(set, seed, epoch);
+        let tie_order = rank_tie_order(world_size, seed, epoch);
+        let (bins, loads) = greedy_fill(order.iter().map(|e| e.steps), &tie_order);
+
+        let mut ranks: Vec<RankShare> = loads
+            .into_iter()
+            .map(|steps| RankShare {
+                episodes: Vec::new(),
+                steps,
+            })
+            .collect();
+        for (episode, bin) in order.into_iter().zip(bins) {
+            ranks[bin as usize].episodes.push(episode);
+        }
+        for (rank, share) in ranks.iter_mut().enumerate() {
+            share.episodes.sort_unstable_by_key(|e| e.id);
+            SplitMix64::derived(seed, &[PURPOSE_SERVE_ORDER, epoch, rank as u64])
+                .shuffle(&mut share.episodes);
+        }
+        Ok(Self {
+            seed,
+            epoch,
+            fingerprint: set.fingerprint(),
+            ranks,
+        })
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Fingerprint of the episode set this assignment was computed from.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    pub fn world_size(&self) -> u32 {
+        self.ranks.len() as u32
+    }
+
+    /// All shares, indexed by rank.
+    pub fn ranks(&self) -> &[RankShare] {
+        &self.ranks
+    }
+
+    /// The share of one rank.
+    pub fn rank(&self, rank: u32) -> Result<&RankShare> {
+        self.ranks
+            .get(rank as usize)
+            .ok_or(PartitionError::RankOutOfRange {
+                rank,
+                world_size: self.world_size(),
+            })
+    }
+
+    /// `max_steps / min_steps` over ranks: 1.0 is perfect balance. A rank with
+    /// no steps makes it infinite (or 1.0 when every rank has none).
+    pub fn imbalance(&self) -> f64 {
+        let (min, max) = self.min_max_steps();
+        match (min, max) {
+            (0, 0) => 1.0,
+            (0, _) => f64::INFINITY,
+            _ => max as f64 / min as f64,
+        }
+    }
+
+    /// `(max_steps - min_steps) / mean_steps` over ranks: 0.0 is perfect
+    /// balance; 0.0 as well when there are no steps at all.
+    pub fn relative_imbalance(&self) -> f64 {
+        let (min, max) = self.min_max_steps();
+        let total: u64 = self.ranks.iter().map(|r| r.steps).sum();
+        if total == 0 {
+            return 0.0;
+        }
+        let mean = total as f64 / self.ranks.len() as f64;
+        (max - min) as f64 / mean
+    }
+
+    fn min_max_steps(&self) -> (u64, u64) {
+        let steps = self.ranks.iter().map(|r| r.steps);
+        let min = steps.clone().min().unwrap_or(0);
+        let max = steps.max().unwrap_or(0);
+        (min, max)
+    }
+}
+
+/// The order in which episodes are placed: the id-sorted set shuffled with the
+/// `ep-order` stream, then stable-sorted by descending [`size_class`]. Longest
+/// first up to a factor of 1.25; within a class, random per `(seed, epoch)`.
+fn placement_order(set: &EpisodeSet, seed: u64, epoch: u64) -> Vec<EpisodeLen> {
+    let mut order = set.episodes().to_vec();
+    SplitMix64::derived(seed, &[PURPOSE_EPISODE_ORDER, epoch, 0]).shuffle(&mut order);
+    order.sort_by_key(|e| Reverse(size_class(e.steps)));
+    order
+}
+
+/// `0..world_size` shuffled with the `rk-prior` stream: among equally loaded
+/// ranks, the one earliest in this list receives the next episode. In
+/// particular the first `world_size` episodes go to the ranks in this order.
+fn rank_tie_order(world_size: u32, seed: u64, epoch: u64) -> Vec<u32> {
+    let mut ranks: Vec<u32> = (0..world_size).collect();
+    SplitMix64::derived(seed, &[PURPOSE_RANK_PRIORITY, epoch, 0]).shuffle(&mut ranks);
+    ranks
+}
