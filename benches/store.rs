@@ -1,7 +1,7 @@
 //! Recording and reading throughput, each against a plain-file baseline of the same bytes
 //! measured in the same run (`cargo bench --bench store`).
 //!
-//! Goals (issue 2): recording >= 0.8x a plain sequential write + fsync per episode; reading raw
+//! Goals: recording >= 0.8x a plain sequential write + fsync per episode; reading raw
 //! frames >= 0.8x a plain memory-mapped read of the same bytes.
 
 use trajstore::Codec;

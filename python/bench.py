@@ -1,4 +1,4 @@
-"""Python-side benchmarks (issue 5), each against a baseline measured in the same run.
+"""Python-side benchmarks, each against a baseline measured in the same run.
 
     python python/bench.py [--episodes 40] [--steps 200]
 

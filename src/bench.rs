@@ -238,7 +238,7 @@ pub fn scan(dir: &Path, field: &str) -> Result<Measurement> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Concurrent recording (issue 3)
+// Concurrent recording
 
 /// How concurrent recorders run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -534,7 +534,7 @@ fn record_in_processes(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Loader reads (issue 4)
+// Loader reads
 
 /// Random batches of `batch_size` single steps of `field` (the loader's sampler, with
 /// replacement, one epoch's worth of draws), against a plain gather of the same rows from a

@@ -1,4 +1,4 @@
-//! Many recorders at once (issue 3): threads and OS processes append into one live store while
+//! Many recorders at once: threads and OS processes append into one live store while
 //! readers follow commits, and killed recorders lose only their unfinished episodes.
 //!
 //! Writer processes are the `trajstore` binary (`synth` prints one JSON line per episode after
