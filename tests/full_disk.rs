@@ -53,16 +53,7 @@ fn a_full_disk_surfaces_as_an_error_and_committed_episodes_survive() {
         "the error names the file: {stderr}"
     );
 
-    let committed: Vec<(u64, u32)> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["episode"].as_u64().unwrap(),
-                v["steps"].as_u64().unwrap() as u32,
-            )
-        })
-        .collect();
+    let committed = committed_lines(&out.stdout);
     assert!(
         committed.len() >= 3,
         "some episodes fit before the disk filled: {}",
@@ -154,16 +145,7 @@ fn a_really_full_file_system_surfaces_enospc_and_committed_episodes_survive() {
     assert_eq!(out.status.code(), Some(2), "the recorder fails: {stderr}");
     assert!(stderr.contains("No space"), "ENOSPC is named: {stderr}");
     assert!(stderr.contains("hint: the disk"), "with the hint: {stderr}");
-    let committed: Vec<(u64, u32)> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["episode"].as_u64().unwrap(),
-                v["steps"].as_u64().unwrap() as u32,
-            )
-        })
-        .collect();
+    let committed = committed_lines(&out.stdout);
     assert!(
         committed.len() >= 3,
         "some episodes fit: {}",
@@ -201,4 +183,18 @@ fn a_really_full_file_system_surfaces_enospc_and_committed_episodes_survive() {
         committed.len() + 2
     );
     assert!(snap.verify().unwrap().problems.is_empty());
+}
+
+/// The (episode, steps) of every JSON line `synth` printed: episodes whose commit returned.
+fn committed_lines(stdout: &[u8]) -> Vec<(u64, u32)> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["episode"].as_u64().unwrap(),
+                v["steps"].as_u64().unwrap() as u32,
+            )
+        })
+        .collect()
 }
