@@ -45,6 +45,7 @@ mod commit;
 mod dtype;
 mod error;
 mod index;
+mod pool;
 mod schema;
 mod segment;
 mod snapshot;
