@@ -53,7 +53,8 @@ fn a_forked_child_gathers_batches_after_its_parent_did() {
         user: "u".into(),
         min_steps: 20,
         max_steps: 40,
-        frame: [16, 16, 3],
+        // Big enough units that a batch is split across threads (small ones run inline).
+        frame: [64, 64, 3],
         ..Default::default()
     };
     let schema = synth_schema(config.frame, config.codec).unwrap();
