@@ -606,26 +606,29 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measureme
     let (maps, base, step_bytes) = (&floor.maps, &floor.base, floor.step_bytes);
     let unit_bytes = per_unit * step_bytes;
     let mut out = Vec::new();
-    let mut plain_pass = |check: bool| -> (f64, u64) {
+    let mut plain_pass = |check: bool| -> Result<(f64, u64)> {
         let mut total = 0u64;
         let start = Instant::now();
         for picks in &units {
             out.resize(picks.len() * unit_bytes, 0);
-            out.par_chunks_mut(unit_bytes)
-                .zip(picks.par_iter())
-                .for_each(|(dst, (episode, step))| {
-                    let (map, first) = base[episode];
-                    let at = first + *step as usize * step_bytes;
-                    dst.copy_from_slice(&maps[map][at..at + unit_bytes]);
-                });
+            // The same pool as the loader's gather (`pool.rs`).
+            crate::pool::install(|| {
+                out.par_chunks_mut(unit_bytes)
+                    .zip(picks.par_iter())
+                    .for_each(|(dst, (episode, step))| {
+                        let (map, first) = base[episode];
+                        let at = first + *step as usize * step_bytes;
+                        dst.copy_from_slice(&maps[map][at..at + unit_bytes]);
+                    })
+            })?;
             if check {
                 total = total.wrapping_add(touch(&out));
             }
             black_box(out.len());
         }
-        (start.elapsed().as_secs_f64(), total)
+        Ok((start.elapsed().as_secs_f64(), total))
     };
-    if plain_pass(true).1 != expected {
+    if plain_pass(true)?.1 != expected {
         return Err(Error::InvalidRequest(
             "bench: the plain gather read different bytes than the loader".into(),
         ));
@@ -633,7 +636,7 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measureme
     let (mut seconds, mut baseline_seconds) = (f64::MAX, f64::MAX);
     for _ in 0..ROUNDS {
         seconds = seconds.min(loader_pass()?);
-        baseline_seconds = baseline_seconds.min(plain_pass(false).0);
+        baseline_seconds = baseline_seconds.min(plain_pass(false)?.0);
     }
     Ok(Measurement {
         name,

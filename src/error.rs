@@ -159,6 +159,16 @@ pub enum Error {
     /// The redb index failed.
     #[error("index: {0}")]
     Index(#[from] redb::Error),
+    /// The library's worker threads could not be started.
+    #[error("cannot start trajstore's worker threads: {0}")]
+    Threads(String),
+    /// A panic (a bug in trajstore) was caught and turned into an error, so other threads
+    /// waiting on the same work are told instead of waiting forever.
+    #[error("internal error while {during}: {message} (a bug in trajstore; please report it)")]
+    Panicked {
+        during: &'static str,
+        message: String,
+    },
     /// An error shared by every episode of a failed group commit.
     #[error("{0}")]
     Shared(std::sync::Arc<Error>),
@@ -211,7 +221,7 @@ impl Error {
             EpisodeNotFound(_) => ErrorKind::NotFound,
             EndOfData { .. } => ErrorKind::EndOfData,
             Corrupted { .. } | CorruptRecord { .. } | IndexDamaged { .. } => ErrorKind::Corruption,
-            Io { .. } | Index(_) => ErrorKind::Io,
+            Io { .. } | Index(_) | Threads(_) | Panicked { .. } => ErrorKind::Io,
             Shared(inner) => inner.kind(),
         }
     }

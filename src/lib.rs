@@ -47,6 +47,7 @@ mod error;
 mod index;
 pub mod io;
 pub mod partition;
+mod pool;
 mod process;
 mod schema;
 mod segment;

@@ -49,10 +49,12 @@ impl Snapshot {
     /// counts, schemas and user statistics. Reads every byte; runs on all cores.
     pub fn verify(&self) -> Result<VerifyReport> {
         let episodes = self.episodes(&Query::default())?;
-        let per_episode: Vec<(u64, u64, Vec<Problem>)> = episodes
-            .par_iter()
-            .map(|e| self.verify_episode(e))
-            .collect();
+        let per_episode: Vec<(u64, u64, Vec<Problem>)> = crate::pool::install(|| {
+            episodes
+                .par_iter()
+                .map(|e| self.verify_episode(e))
+                .collect()
+        })?;
         let mut report = VerifyReport {
             episodes: episodes.len() as u64,
             ..Default::default()

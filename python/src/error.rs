@@ -1,5 +1,7 @@
 //! Python exceptions mirroring the library's error families (`trajstore::ErrorKind`).
 
+use std::sync::{Mutex, MutexGuard, TryLockError};
+
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -62,6 +64,27 @@ pub fn to_py(e: trajstore::Error) -> PyErr {
         #[allow(unreachable_patterns)]
         _ => TrajstoreError::new_err(message),
     }
+}
+
+/// Takes the lock of an object that two threads must not use at once (a recorder, a replay
+/// env), without waiting: a second thread gets a clear error instead of blocking. Waiting
+/// could deadlock: the holder may need the GIL (to build Python objects) that the waiter holds.
+/// A lock poisoned by a panic in an earlier call is an error too, never a panic here.
+pub fn try_lock<'a, T>(lock: &'a Mutex<T>, what: &str) -> PyResult<MutexGuard<'a, T>> {
+    match lock.try_lock() {
+        Ok(guard) => Ok(guard),
+        Err(TryLockError::WouldBlock) => Err(TrajstoreError::new_err(format!(
+            "this {what} is used from two threads at once; give each thread its own {what}, or serialize the calls"
+        ))),
+        Err(TryLockError::Poisoned(_)) => Err(poisoned(what)),
+    }
+}
+
+/// The error for an object whose lock a panic (a bug) poisoned in an earlier call.
+pub fn poisoned(what: &str) -> PyErr {
+    TrajstoreError::new_err(format!(
+        "this {what} failed with an internal error in an earlier call and cannot be used any more"
+    ))
 }
 
 /// `?`-friendly conversion for library results.

@@ -5,13 +5,14 @@ use std::sync::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict, PyTuple};
+use trajstore::DType;
 use trajstore::loader::{
     Batch, Cursor, Edge, FieldRequest, Loader, Order, ReplayEnv, ReplayOptions, Sampler,
     SamplerSpec, Seat, Selection,
 };
 
 use crate::buffer::OwnedBuffer;
-use crate::error::IntoPy;
+use crate::error::{IntoPy, poisoned, try_lock};
 use crate::store::{PyStore, QueryArgs, episode_dict};
 use crate::values::info_to_py;
 
@@ -95,10 +96,11 @@ fn cursor_from(d: &Bound<'_, PyDict>) -> PyResult<Cursor> {
     })
 }
 
-/// This rank's (and worker's) share of the selected episodes for one epoch.
+/// This rank's (and worker's) share of the selected episodes for one epoch. Immutable (every
+/// method of `Loader` takes `&self`), so no lock: threads may share it freely.
 #[pyclass(frozen, module = "trajstore._trajstore", name = "Loader")]
 pub struct PyLoader {
-    loader: Mutex<Loader>,
+    loader: Loader,
 }
 
 #[pymethods]
@@ -109,71 +111,67 @@ impl PyLoader {
         let loader = py
             .detach(|| Loader::new(&store.store, &selection))
             .py_err()?;
-        Ok(PyLoader {
-            loader: Mutex::new(loader),
-        })
+        Ok(PyLoader { loader })
     }
 
     /// Rebuilds a loader from a cursor (with the same query): it serves exactly the rest.
     #[staticmethod]
     fn resume(
+        py: Python<'_>,
         store: &PyStore,
         args: &Bound<'_, PyAny>,
         cursor: &Bound<'_, PyDict>,
     ) -> PyResult<Self> {
-        let loader = Loader::resume(
-            &store.store,
-            &args.extract::<QueryArgs>()?.query()?,
-            cursor_from(cursor)?,
-        )
-        .py_err()?;
-        Ok(PyLoader {
-            loader: Mutex::new(loader),
-        })
+        let query = args.extract::<QueryArgs>()?.query()?;
+        let cursor = cursor_from(cursor)?;
+        let loader = py
+            .detach(|| Loader::resume(&store.store, &query, cursor))
+            .py_err()?;
+        Ok(PyLoader { loader })
     }
 
-    fn next_epoch(&self) -> PyResult<PyLoader> {
-        let next = self.loader.lock().expect("loader").next_epoch().py_err()?;
-        Ok(PyLoader {
-            loader: Mutex::new(next),
-        })
+    fn next_epoch(&self, py: Python<'_>) -> PyResult<PyLoader> {
+        let loader = py.detach(|| self.loader.next_epoch()).py_err()?;
+        Ok(PyLoader { loader })
     }
 
     /// Episode ids in serving order.
     fn episode_ids(&self) -> Vec<u64> {
-        ids(self.loader.lock().expect("loader").episodes())
+        ids(self.loader.episodes())
     }
 
     fn episodes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        dicts(py, self.loader.lock().expect("loader").episodes())
+        dicts(py, self.loader.episodes())
     }
 
     #[getter]
     fn steps(&self) -> u64 {
-        self.loader.lock().expect("loader").steps()
+        self.loader.steps()
     }
 
     /// Max over min steps across ranks (1.0 is perfect balance).
     #[getter]
     fn imbalance(&self) -> f64 {
-        self.loader.lock().expect("loader").imbalance()
+        self.loader.imbalance()
     }
 
     /// The snapshot cutoff every rank must share (broadcast rank 0's).
     #[getter]
     fn cutoff(&self) -> u64 {
-        self.loader.lock().expect("loader").cutoff()
+        self.loader.cutoff()
     }
 
     /// A small, serializable position to resume from (episodes of this epoch served: 0).
     fn cursor<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        cursor_dict(py, &self.loader.lock().expect("loader").cursor())
+        cursor_dict(py, &self.loader.cursor())
     }
 
     /// A batch sampler over this share. `fields`: (field, key, offsets) triples.
     #[pyo3(signature = (fields, batch_size, order, window = None, pad = false, edge = "clamp"))]
+    #[allow(clippy::too_many_arguments)]
     fn sampler(
         &self,
+        py: Python<'_>,
         fields: Vec<(String, String, Vec<i64>)>,
         batch_size: usize,
         order: &str,
@@ -208,7 +206,7 @@ impl PyLoader {
         if let Some(len) = window {
             spec = spec.windows(len, pad);
         }
-        let sampler = Sampler::new(&self.loader.lock().expect("loader"), spec).py_err()?;
+        let sampler = py.detach(|| Sampler::new(&self.loader, spec)).py_err()?;
         Ok(PySampler {
             state: Mutex::new((sampler, Batch::new())),
         })
@@ -216,9 +214,74 @@ impl PyLoader {
 }
 
 /// Batches of steps or windows, gathered in parallel.
+///
+/// Threads may share one: calls are serialized by a lock that is only ever taken with the GIL
+/// released and never held while Python objects are built, so a thread waiting for it never
+/// holds the GIL the holder needs. Concurrent `next_batch` calls each get distinct batches.
 #[pyclass(frozen, module = "trajstore._trajstore", name = "Sampler")]
 pub struct PySampler {
     state: Mutex<(Sampler, Batch)>,
+}
+
+/// One batch moved out of the sampler's buffers, so it can be handed to Python after the
+/// sampler's lock is released.
+struct OwnedBatch {
+    columns: Vec<OwnedColumn>,
+    rows: Vec<usize>,
+    episode: Vec<u8>,
+    step: Vec<u8>,
+    mask: Vec<u8>,
+}
+
+struct OwnedColumn {
+    key: String,
+    dtype: DType,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+    valid: Vec<u8>,
+}
+
+impl OwnedBatch {
+    fn take(batch: &mut Batch) -> OwnedBatch {
+        // Windows have a window axis after the unit axis; steps have the unit axis only.
+        let rows = if batch.rows_per_unit > 1 {
+            vec![batch.units, batch.rows_per_unit]
+        } else {
+            vec![batch.units]
+        };
+        OwnedBatch {
+            columns: batch
+                .columns
+                .iter_mut()
+                .map(|c| OwnedColumn {
+                    key: c.key.clone(),
+                    dtype: c.dtype,
+                    shape: c.shape.clone(),
+                    data: std::mem::take(&mut c.data),
+                    valid: c.valid.clone(),
+                })
+                .collect(),
+            rows,
+            episode: batch.episode.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            step: batch.step.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            mask: batch.mask.clone(),
+        }
+    }
+}
+
+impl PySampler {
+    /// Runs `f` on the sampler with the GIL released; the lock is taken and released inside.
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Sampler, &mut Batch) -> PyResult<T> + Send,
+    ) -> PyResult<T> {
+        py.detach(|| {
+            let mut guard = self.state.lock().map_err(|_| poisoned("Sampler"))?;
+            let (sampler, batch) = &mut *guard;
+            f(sampler, batch)
+        })
+    }
 }
 
 #[pymethods]
@@ -226,41 +289,51 @@ impl PySampler {
     /// The next batch as a dict of key -> (buffer, dtype, shape), plus `episode`, `step`,
     /// `mask` and `valid/<key>`; `None` at the end of the epoch.
     fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let mut guard = self.state.lock().expect("sampler");
-        let (sampler, batch) = &mut *guard;
-        if !py.detach(|| sampler.next_into(batch)).py_err()? {
+        let next = self.with(py, |sampler, batch| {
+            Ok(sampler
+                .next_into(batch)
+                .py_err()?
+                .then(|| OwnedBatch::take(batch)))
+        })?;
+        let Some(batch) = next else {
             return Ok(None);
-        }
+        };
         let d = PyDict::new(py);
-        for column in &mut batch.columns {
-            let valid_shape = leading_axes(&column.shape, column.valid.len());
-            let valid = PyByteArray::new(py, &column.valid).into_any();
+        for OwnedColumn {
+            key,
+            dtype,
+            shape,
+            data,
+            valid,
+        } in batch.columns
+        {
+            let valid_shape = leading_axes(&shape, valid.len());
+            let valid = PyByteArray::new(py, &valid).into_any();
             d.set_item(
-                format!("valid/{}", column.key),
+                format!("valid/{key}"),
                 array_tuple(py, valid, "bool", &valid_shape)?,
             )?;
-            let data = std::mem::take(&mut column.data);
             let buffer = Bound::new(py, OwnedBuffer::new(data))?.into_any();
-            d.set_item(
-                &column.key,
-                array_tuple(py, buffer, column.dtype.name(), &column.shape)?,
-            )?;
+            d.set_item(&key, array_tuple(py, buffer, dtype.name(), &shape)?)?;
         }
-        // Windows have a window axis after the unit axis; steps have the unit axis only.
-        let rows = if batch.rows_per_unit > 1 {
-            vec![batch.units, batch.rows_per_unit]
-        } else {
-            vec![batch.units]
-        };
-        let episode: Vec<u8> = batch.episode.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let rows = &batch.rows;
         d.set_item(
             "episode",
-            array_tuple(py, PyByteArray::new(py, &episode).into_any(), "u64", &rows)?,
+            array_tuple(
+                py,
+                PyByteArray::new(py, &batch.episode).into_any(),
+                "u64",
+                rows,
+            )?,
         )?;
-        let step: Vec<u8> = batch.step.iter().flat_map(|x| x.to_le_bytes()).collect();
         d.set_item(
             "step",
-            array_tuple(py, PyByteArray::new(py, &step).into_any(), "u32", &rows)?,
+            array_tuple(
+                py,
+                PyByteArray::new(py, &batch.step).into_any(),
+                "u32",
+                rows,
+            )?,
         )?;
         d.set_item(
             "mask",
@@ -268,7 +341,7 @@ impl PySampler {
                 py,
                 PyByteArray::new(py, &batch.mask).into_any(),
                 "bool",
-                &rows,
+                rows,
             )?,
         )?;
         Ok(Some(d))
@@ -276,28 +349,23 @@ impl PySampler {
 
     /// Units (steps or windows) served this epoch so far.
     #[getter]
-    fn position(&self) -> u64 {
-        self.state.lock().expect("sampler").0.position()
+    fn position(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |s, _| Ok(s.position()))
     }
 
     #[getter]
-    fn units(&self) -> u64 {
-        self.state.lock().expect("sampler").0.units()
+    fn units(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |s, _| Ok(s.units()))
     }
 
     #[getter]
-    fn batches_left(&self) -> u64 {
-        self.state.lock().expect("sampler").0.batches_left()
+    fn batches_left(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |s, _| Ok(s.batches_left()))
     }
 
     /// Continues from `position` units into the epoch (resume).
-    fn seek(&self, position: u64) -> PyResult<()> {
-        self.state
-            .lock()
-            .expect("sampler")
-            .0
-            .seek(position)
-            .py_err()
+    fn seek(&self, py: Python<'_>, position: u64) -> PyResult<()> {
+        self.with(py, |s, _| s.seek(position).py_err())
     }
 }
 
@@ -317,6 +385,9 @@ fn leading_axes(shape: &[usize], count: usize) -> Vec<usize> {
 }
 
 /// Replays this rank's share of episodes: DIAMBRA's `ImitationLearning`, done right.
+///
+/// An env is stepped by one thread at a time: its lock is only taken with `try_lock`, so a
+/// second thread calling in meanwhile gets a `TrajstoreError` instead of waiting.
 #[pyclass(frozen, module = "trajstore._trajstore", name = "Replay")]
 pub struct PyReplay {
     env: Mutex<ReplayEnv>,
@@ -385,7 +456,7 @@ impl PyReplay {
         &self,
         py: Python<'py>,
     ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>, u64, &'static str)> {
-        let mut env = self.env.lock().expect("replay");
+        let mut env = try_lock(&self.env, "ImitationLearning env")?;
         let r = env.reset().py_err()?;
         Ok((
             observation_dict(py, r.observation)?,
@@ -408,7 +479,7 @@ impl PyReplay {
         Bound<'py, PyDict>,
         Option<Bound<'py, PyTuple>>,
     )> {
-        let mut env = self.env.lock().expect("replay");
+        let mut env = try_lock(&self.env, "ImitationLearning env")?;
         let t = env.step(&()).py_err()?;
         let action = match t.action {
             Some(a) => Some(array_tuple(
@@ -432,20 +503,29 @@ impl PyReplay {
     }
 
     fn cursor<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        cursor_dict(py, &self.env.lock().expect("replay").cursor())
+        let cursor = try_lock(&self.env, "ImitationLearning env")?.cursor();
+        cursor_dict(py, &cursor)
     }
 
     /// Episode ids of this share, in serving order.
-    fn episode_ids(&self) -> Vec<u64> {
-        ids(self.env.lock().expect("replay").loader().episodes())
+    fn episode_ids(&self) -> PyResult<Vec<u64>> {
+        Ok(ids(try_lock(&self.env, "ImitationLearning env")?
+            .loader()
+            .episodes()))
     }
 
     fn episodes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        dicts(py, self.env.lock().expect("replay").loader().episodes())
+        let episodes = try_lock(&self.env, "ImitationLearning env")?
+            .loader()
+            .episodes()
+            .to_vec();
+        dicts(py, &episodes)
     }
 
     #[getter]
-    fn imbalance(&self) -> f64 {
-        self.env.lock().expect("replay").loader().imbalance()
+    fn imbalance(&self) -> PyResult<f64> {
+        Ok(try_lock(&self.env, "ImitationLearning env")?
+            .loader()
+            .imbalance())
     }
 }

@@ -11,7 +11,7 @@ use trajstore::{
 };
 
 use crate::buffer::MappedBuffer;
-use crate::error::{InputError, IntoPy};
+use crate::error::{InputError, IntoPy, try_lock};
 use crate::values::{info_to_py, to_info};
 
 /// A field declaration as Python passes it: (name, dtype, shape, kind, codec).
@@ -56,7 +56,7 @@ impl PyStore {
     /// A consistent view of everything committed so far.
     fn snapshot(&self) -> PyResult<PySnapshot> {
         Ok(PySnapshot {
-            snapshot: Mutex::new(self.store.snapshot().py_err()?),
+            snapshot: self.store.snapshot().py_err()?,
         })
     }
 
@@ -113,6 +113,10 @@ fn build_schema(fields: &[FieldDecl]) -> PyResult<Schema> {
 }
 
 /// One episode being recorded. `reset` once, `step` per transition, then `commit` or `discard`.
+///
+/// Meant for one thread at a time: the writer's lock is only ever taken with `try_lock`, so a
+/// second thread calling in while the first is inside a call gets a `TrajstoreError` instead of
+/// waiting (and possibly deadlocking on the GIL).
 #[pyclass(frozen, module = "trajstore._trajstore", name = "EpisodeRecorder")]
 pub struct PyEpisodeRecorder {
     writer: Mutex<Option<EpisodeWriter>>,
@@ -123,7 +127,7 @@ type RawValues<'py> = Vec<(String, String, Vec<usize>, Bound<'py, PyAny>)>;
 
 impl PyEpisodeRecorder {
     fn with_writer<T>(&self, f: impl FnOnce(&mut EpisodeWriter) -> PyResult<T>) -> PyResult<T> {
-        let mut guard = self.writer.lock().expect("recorder lock");
+        let mut guard = try_lock(&self.writer, "EpisodeRecorder")?;
         match guard.as_mut() {
             Some(w) => f(w),
             None => Err(InputError::new_err(
@@ -203,13 +207,14 @@ impl PyEpisodeRecorder {
 
     /// Whether the episode is still open (neither committed nor discarded).
     #[getter]
-    fn active(&self) -> bool {
-        self.writer.lock().expect("recorder lock").is_some()
+    fn active(&self) -> PyResult<bool> {
+        Ok(try_lock(&self.writer, "EpisodeRecorder")?.is_some())
     }
 
     /// Makes the episode durable and visible; returns its id.
     fn commit(&self, py: Python<'_>) -> PyResult<u64> {
-        let writer = self.writer.lock().expect("recorder lock").take();
+        // The writer leaves the lock before the GIL is released: no lock is held meanwhile.
+        let writer = try_lock(&self.writer, "EpisodeRecorder")?.take();
         let Some(writer) = writer else {
             return Err(InputError::new_err(
                 "this episode was already committed or discarded; begin a new one",
@@ -219,8 +224,10 @@ impl PyEpisodeRecorder {
     }
 
     /// Drops the episode; nothing of it becomes visible.
-    fn discard(&self) {
-        self.writer.lock().expect("recorder lock").take();
+    fn discard(&self) -> PyResult<()> {
+        let writer = try_lock(&self.writer, "EpisodeRecorder")?.take();
+        drop(writer);
+        Ok(())
     }
 }
 
@@ -260,10 +267,11 @@ impl QueryArgs {
     }
 }
 
-/// A consistent read-only view of the store.
+/// A consistent read-only view of the store. `Snapshot` is `Sync`: no lock, so any number of
+/// threads may use one snapshot at once, with the GIL released around the long reads.
 #[pyclass(frozen, module = "trajstore._trajstore", name = "Snapshot")]
 pub struct PySnapshot {
-    pub(crate) snapshot: Mutex<Snapshot>,
+    pub(crate) snapshot: Snapshot,
 }
 
 pub(crate) fn episode_dict<'py>(py: Python<'py>, e: &Episode) -> PyResult<Bound<'py, PyDict>> {
@@ -290,19 +298,15 @@ pub(crate) fn episode_dict<'py>(py: Python<'py>, e: &Episode) -> PyResult<Bound<
 impl PySnapshot {
     /// Every committed episode id is below this.
     fn cutoff(&self) -> PyResult<u64> {
-        self.snapshot.lock().expect("snapshot").cutoff().py_err()
+        self.snapshot.cutoff().py_err()
     }
 
     fn format_version(&self) -> PyResult<u32> {
-        self.snapshot
-            .lock()
-            .expect("snapshot")
-            .format_version()
-            .py_err()
+        self.snapshot.format_version().py_err()
     }
 
     fn users<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let users = self.snapshot.lock().expect("snapshot").users().py_err()?;
+        let users = self.snapshot.users().py_err()?;
         let list = PyList::empty(py);
         for u in users {
             let d = PyDict::new(py);
@@ -319,12 +323,7 @@ impl PySnapshot {
     /// Episodes matching a query (a `trajstore.Selection`), in commit order (index only).
     fn episodes<'py>(&self, py: Python<'py>, args: QueryArgs) -> PyResult<Bound<'py, PyList>> {
         let query = args.query()?;
-        let episodes = self
-            .snapshot
-            .lock()
-            .expect("snapshot")
-            .episodes(&query)
-            .py_err()?;
+        let episodes = py.detach(|| self.snapshot.episodes(&query)).py_err()?;
         let list = PyList::empty(py);
         for e in &episodes {
             list.append(episode_dict(py, e)?)?;
@@ -333,23 +332,13 @@ impl PySnapshot {
     }
 
     fn episode<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyDict>> {
-        let e = self
-            .snapshot
-            .lock()
-            .expect("snapshot")
-            .episode(id)
-            .py_err()?;
+        let e = self.snapshot.episode(id).py_err()?;
         episode_dict(py, &e)
     }
 
     /// The fields of a schema: (name, dtype, shape, kind, codec) tuples.
     fn schema(&self, id: u64) -> PyResult<Vec<FieldDecl>> {
-        let schema = self
-            .snapshot
-            .lock()
-            .expect("snapshot")
-            .schema(id)
-            .py_err()?;
+        let schema = self.snapshot.schema(id).py_err()?;
         Ok(schema
             .fields()
             .iter()
@@ -373,9 +362,10 @@ impl PySnapshot {
         episode: u64,
         name: &str,
     ) -> PyResult<(Bound<'py, PyAny>, String, Vec<u32>, usize)> {
-        let snapshot = self.snapshot.lock().expect("snapshot");
-        let e = snapshot.episode(episode).py_err()?;
-        let field = snapshot.field(&e, name).py_err()?;
+        let snapshot = &self.snapshot;
+        let field = py
+            .detach(|| snapshot.field(&snapshot.episode(episode)?, name))
+            .py_err()?;
         let spec = field.spec();
         let data = match field.contiguous() {
             Some(bytes) => Bound::new(py, MappedBuffer::new(bytes))?.into_any(),
@@ -396,7 +386,7 @@ impl PySnapshot {
     /// codec) each, in step order. For diagnostics and for tools that map the bytes
     /// themselves (schema/format.md).
     fn chunks(&self, episode: u64, name: &str) -> PyResult<Vec<ChunkLocation>> {
-        let snapshot = self.snapshot.lock().expect("snapshot");
+        let snapshot = &self.snapshot;
         let e = snapshot.episode(episode).py_err()?;
         let field = snapshot.field(&e, name).py_err()?;
         Ok(field
@@ -415,9 +405,10 @@ impl PySnapshot {
 
     /// The `info` dict of every observation step.
     fn infos<'py>(&self, py: Python<'py>, episode: u64) -> PyResult<Bound<'py, PyList>> {
-        let snapshot = self.snapshot.lock().expect("snapshot");
-        let e = snapshot.episode(episode).py_err()?;
-        let infos = snapshot.infos(&e).py_err()?;
+        let snapshot = &self.snapshot;
+        let infos = py
+            .detach(|| snapshot.infos(&snapshot.episode(episode)?))
+            .py_err()?;
         let list = PyList::empty(py);
         for info in &infos {
             list.append(info_to_py(py, info)?)?;
@@ -427,7 +418,7 @@ impl PySnapshot {
 
     /// Checks every checksum; returns a dict with `ok`, counts and `problems`.
     fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let snapshot = self.snapshot.lock().expect("snapshot");
+        let snapshot = &self.snapshot;
         let report = py.detach(|| snapshot.verify()).py_err()?;
         let d = PyDict::new(py);
         d.set_item("ok", report.problems.is_empty())?;

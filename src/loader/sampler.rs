@@ -264,7 +264,8 @@ impl Sampler {
     }
 
     /// Fills `batch` with the next batch; `Ok(false)` (and an empty batch) at the end of the
-    /// epoch. The rows are gathered in parallel (rayon), straight into `batch`'s buffers.
+    /// epoch. The rows are gathered in parallel (on the library's rayon pool, `pool.rs`),
+    /// straight into `batch`'s buffers.
     pub fn next_into(&mut self, batch: &mut Batch) -> Result<bool> {
         let total = self.units();
         let n = (self.spec.batch_size as u64).min(total - self.position) as usize;
@@ -346,21 +347,24 @@ impl Sampler {
                 rows: per,
                 step_bytes: r.step_bytes,
             };
-            column
-                .data
-                .par_chunks_mut(unit_bytes)
-                .zip(column.valid.par_chunks_mut(per * k))
-                .zip(self.picks.par_iter())
-                .with_min_len(min_len)
-                .try_for_each(|((out, valid), p)| {
-                    gather.unit(
-                        &self.fields[p.slot][c],
-                        self.steps[p.slot],
-                        p.start,
-                        out,
-                        valid,
-                    )
-                })?;
+            // On this process's pool, never rayon's global one (which a fork breaks).
+            crate::pool::install(|| {
+                column
+                    .data
+                    .par_chunks_mut(unit_bytes)
+                    .zip(column.valid.par_chunks_mut(per * k))
+                    .zip(self.picks.par_iter())
+                    .with_min_len(min_len)
+                    .try_for_each(|((out, valid), p)| {
+                        gather.unit(
+                            &self.fields[p.slot][c],
+                            self.steps[p.slot],
+                            p.start,
+                            out,
+                            valid,
+                        )
+                    })
+            })??;
         }
         Ok(())
     }
