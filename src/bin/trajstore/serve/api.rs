@@ -352,3 +352,218 @@ pub fn frame(
         .map_err(store_error)?;
     preview::frame_png(&shape, &pixels).map_err(store_error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trajstore::synth::{SynthConfig, record};
+
+    /// A store with two users: ann (3 raw 8x8x3 episodes), bob (2 lz4 6x4x1 episodes).
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path().join("s")).unwrap();
+        for (user, frame, codec, episodes) in [
+            ("ann", [8, 8, 3], trajstore::Codec::Raw, 3),
+            ("bob", [6, 4, 1], trajstore::Codec::Lz4, 2),
+        ] {
+            let config = SynthConfig {
+                user: user.into(),
+                episodes,
+                min_steps: 5,
+                max_steps: 9,
+                frame,
+                codec,
+                ..Default::default()
+            };
+            record(&store, &config, |_| {}).unwrap();
+        }
+        (dir, store)
+    }
+
+    fn get(store: &Store, url: &str) -> Reply {
+        handle(store, "GET", url)
+    }
+
+    fn body(reply: &Reply) -> Value {
+        serde_json::from_slice(&reply.body).unwrap()
+    }
+
+    #[test]
+    fn pages_and_assets_come_from_memory() {
+        let (_dir, store) = store();
+        for (url, kind) in [
+            ("/", "text/html; charset=utf-8"),
+            ("/episode/1", "text/html; charset=utf-8"),
+            ("/app.js", "text/javascript; charset=utf-8"),
+            ("/app.css", "text/css; charset=utf-8"),
+        ] {
+            let r = get(&store, url);
+            assert_eq!((r.status, r.content_type), (200, kind), "{url}");
+        }
+        assert_eq!(get(&store, "/").body, INDEX_HTML.as_bytes());
+    }
+
+    #[test]
+    fn table_filters_come_from_the_index() {
+        let (_dir, store) = store();
+        let all = body(&get(&store, "/api/episodes"));
+        assert_eq!(all["total"], 5);
+        assert_eq!(all["episodes"].as_array().unwrap().len(), 5);
+        assert_eq!(all["filters"]["user"], json!(["ann", "bob"]));
+        assert_eq!(all["filters"]["env"], json!(["Synth-v0"]));
+        assert_eq!(all["filters"]["tag"], json!(["synthetic"]));
+        let bob = body(&get(&store, "/api/episodes?user=bob&tag=synthetic"));
+        let rows = bob["episodes"].as_array().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r["user"] == "bob"));
+        assert!(
+            rows[0]["episode"].as_u64() > rows[1]["episode"].as_u64(),
+            "newest first"
+        );
+        let high = body(&get(&store, "/api/episodes?min_return=1e9"));
+        assert_eq!(high["episodes"].as_array().unwrap().len(), 0);
+        for bad in [
+            "/api/episodes?outcome=won",
+            "/api/episodes?min_return=abc",
+            "/api/episodes?min_return=NaN",
+            "/api/episodes?colour=red",
+            "/api/episodes?user=%zz",
+            "/api/episodes?user=%ff",
+        ] {
+            assert_eq!(get(&store, bad).status, 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn episode_json_has_fields_series_and_infos() {
+        let (_dir, store) = store();
+        let snap = store.snapshot().unwrap();
+        let e = &snap.episodes(&Query::default().user("ann")).unwrap()[0];
+        let v = body(&get(&store, &format!("/api/episode/{}", e.id())));
+        assert_eq!(v["episode"], e.id());
+        assert_eq!(v["steps"], e.steps());
+        let fields = v["fields"].as_array().unwrap();
+        let frame = fields.iter().find(|f| f["name"] == "obs/frame").unwrap();
+        assert_eq!(frame["image"], true);
+        assert_eq!(
+            v["series"]["reward"]["values"].as_array().unwrap().len(),
+            e.steps() as usize
+        );
+        assert_eq!(v["series"]["obs/ram/health"]["components"], 2);
+        assert!(v["series"].get("obs/frame").is_none());
+        let infos = v["infos"].as_array().unwrap();
+        assert_eq!(infos.len(), e.steps() as usize + 1);
+        assert_eq!(infos[0]["stage"], 1);
+        let rewards: f64 = v["series"]["reward"]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_f64().unwrap())
+            .sum();
+        assert!((rewards - e.total_return()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn frames_decode_to_the_stored_pixels_raw_and_lz4() {
+        let (_dir, store) = store();
+        let snap = store.snapshot().unwrap();
+        for e in snap.episodes(&Query::default()).unwrap() {
+            let field = snap.field(&e, "obs/frame").unwrap();
+            let stored = field.to_vec().unwrap();
+            let n = field.step_bytes();
+            for step in [0, e.steps() as usize] {
+                let r = get(
+                    &store,
+                    &format!("/api/episode/{}/frame/{step}.png?field=obs%2Fframe", e.id()),
+                );
+                assert_eq!((r.status, r.content_type), (200, "image/png"));
+                let mut reader = png::Decoder::new(std::io::Cursor::new(&r.body))
+                    .read_info()
+                    .unwrap();
+                let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+                let info = reader.next_frame(&mut buf).unwrap();
+                assert_eq!(
+                    &buf[..info.buffer_size()],
+                    &stored[step * n..(step + 1) * n]
+                );
+            }
+            // The default field is the image observation.
+            assert_eq!(
+                get(&store, &format!("/api/episode/{}/frame/0.png", e.id())).status,
+                200
+            );
+        }
+    }
+
+    #[test]
+    fn traversal_bad_ids_and_writes_are_4xx() {
+        let (_dir, store) = store();
+        let cases = [
+            "/../Cargo.toml",
+            "/..",
+            "/./app.js",
+            "/%2e%2e/%2e%2e/etc/passwd",
+            "/%2E%2E/x",
+            "/app.js/../../index.redb",
+            "/api%2Fepisodes",
+            "/api/episode/1%2F..%2F..",
+            "//etc/passwd",
+            "/etc/passwd",
+            "/index.redb",
+            "/segments",
+            "http://127.0.0.1/api/status",
+            "api/status",
+            "",
+            "/api\\status",
+            "/api/episode/abc",
+            "/api/episode/-1",
+            "/api/episode/1.5",
+            "/api/episode/0x10",
+            "/api/episode/99999999999999999999999999",
+            "/api/episode/18446744073709551616",
+            "/api/episode/18446744073709551615",
+            "/api/episode/424242",
+            "/api/episode/",
+            "/episode/abc",
+            "/episode/1/..",
+            "/api/episode/1/frame/abc.png",
+            "/api/episode/1/frame/3",
+            "/api/episode/1/frame/99999.png",
+            "/api/episode/1/frame/99999999999999999999.png",
+            "/api/episode/1/frame/0.png?field=obs%2Fram%2Fhealth",
+            "/api/episode/1/frame/0.png?field=../../etc/passwd",
+            "/api/episode/1/frame/0.png?field=nope",
+            "/api/episode/1/frame/0.png?field=%",
+        ];
+        for url in cases {
+            let r = get(&store, url);
+            assert!((400..500).contains(&r.status), "{url}: {}", r.status);
+            let v = body(&r);
+            assert!(v["error"].is_string(), "{url}");
+        }
+        let long = format!("/api/episodes?user={}", "a".repeat(10_000));
+        assert_eq!(get(&store, &long).status, 414);
+        for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            assert_eq!(handle(&store, method, "/api/status").status, 405);
+        }
+    }
+
+    #[test]
+    fn status_follows_new_commits() {
+        let (_dir, store) = store();
+        let before = body(&get(&store, "/api/status"));
+        assert_eq!(before["episodes"], 5);
+        let config = SynthConfig {
+            user: "cid".into(),
+            episodes: 1,
+            min_steps: 2,
+            max_steps: 2,
+            frame: [4, 4, 3],
+            ..Default::default()
+        };
+        record(&store, &config, |_| {}).unwrap();
+        let after = body(&get(&store, "/api/status"));
+        assert_eq!(after["episodes"], 6);
+        assert!(after["cutoff"].as_u64() > before["cutoff"].as_u64());
+    }
+}

@@ -71,3 +71,17 @@ pub fn run(dir: &Path, host: &str, port: u16, allow_remote: bool) -> Result<Exit
 fn header(name: &str, value: &str) -> tiny_http::Header {
     tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("ASCII header")
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn binds_loopback_only_unless_asked() {
+        assert!(super::bind_address("127.0.0.1", 0, false).is_ok());
+        assert!(super::bind_address("::1", 0, false).is_ok());
+        assert!(super::bind_address("localhost", 0, false).is_ok());
+        let e = super::bind_address("0.0.0.0", 0, false).unwrap_err();
+        assert!(e.to_string().contains("--allow-remote"), "{e}");
+        assert!(super::bind_address("0.0.0.0", 0, true).is_ok());
+        assert!(super::bind_address("not a host", 0, false).is_err());
+    }
+}
