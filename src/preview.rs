@@ -362,13 +362,20 @@ pub fn contact_sheet(
     }
     for (i, s) in plots.iter().enumerate() {
         let y = grid_height + i * (PLOT_HEIGHT + gap);
-        strip_plot(&mut sheet, s, gap, y, width - 2 * gap, PLOT_HEIGHT);
+        strip_plot(&mut sheet, s, i, (gap, y), (width - 2 * gap, PLOT_HEIGHT));
     }
     sheet
 }
 
-/// Draws `series` (every component, one colour each) into the box at (x, y).
-fn strip_plot(img: &mut Rgba, series: &Series, x: usize, y: usize, w: usize, h: usize) {
+/// Draws `series` (every component, one colour each, from colour `first`) into the box at
+/// (x, y) of size (w, h).
+fn strip_plot(
+    img: &mut Rgba,
+    series: &Series,
+    first: usize,
+    (x, y): (usize, usize),
+    (w, h): (usize, usize),
+) {
     img.fill_rect(x as i64, y as i64, w, h, [40, 40, 48, 255]);
     let finite = series.values.iter().copied().filter(|v| v.is_finite());
     let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -386,7 +393,7 @@ fn strip_plot(img: &mut Rgba, series: &Series, x: usize, y: usize, w: usize, h: 
     let c = series.components.max(1);
     let xpx = |t: usize| (x as f64 + t as f64 * (w - 1) as f64 / (n.max(2) - 1) as f64) as i64;
     for comp in 0..c.min(PLOT_COLOURS.len()) {
-        let colour = PLOT_COLOURS[comp];
+        let colour = PLOT_COLOURS[(first + comp) % PLOT_COLOURS.len()];
         let mut last = None;
         for t in 0..n {
             let v = series.values[t * c + comp];

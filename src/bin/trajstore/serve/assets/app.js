@@ -232,6 +232,10 @@ async function episodeView(id) {
       ev.preventDefault();
       setPlaying(false);
       showStep(state.step + (ev.key === "ArrowRight" ? 1 : -1));
+    } else if (ev.key === "Home" || ev.key === "End") {
+      ev.preventDefault();
+      setPlaying(false);
+      showStep(ev.key === "Home" ? 0 : state.ep.steps);
     } else if (ev.key === " ") {
       ev.preventDefault();
       setPlaying(!state.timer);
