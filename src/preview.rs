@@ -4,7 +4,7 @@
 //! need from a snapshot, for any codec.
 //!
 //! ```no_run
-//! # fn main() -> trajstore::Result<()> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use trajstore::preview::{EpisodeFrames, contact_sheet};
 //! let store = trajstore::Store::open_read_only("demos")?;
 //! let snapshot = store.snapshot()?;

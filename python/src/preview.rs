@@ -29,11 +29,7 @@ fn preview_sheet<'py>(
         let snapshot = snapshot.snapshot.lock().expect("snapshot");
         py.detach(|| sheet(&snapshot, episode, field, every))?
     };
-    Ok((
-        PyBytes::new(py, &sheet.pixels),
-        sheet.height,
-        sheet.width,
-    ))
+    Ok((PyBytes::new(py, &sheet.pixels), sheet.height, sheet.width))
 }
 
 /// The contact sheet as PNG bytes (`kind="png"`) or an animated GIF (`kind="gif"`).
