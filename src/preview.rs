@@ -5,14 +5,14 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use trajstore::preview::{EpisodeFrames, contact_sheet};
+//! use trajstore::preview::{EpisodeFrames, MAX_SHEET_TILES, contact_sheet};
 //! let store = trajstore::Store::open_read_only("demos")?;
 //! let snapshot = store.snapshot()?;
 //! let episode = snapshot.episode(0)?;
-//! let frames = EpisodeFrames::read(&snapshot, &episode, None)?; // first image observation
-//! let steps = frames.steps(4);                                   // every 4th step
+//! // Every 4th frame of the first image observation, at most MAX_SHEET_TILES of them.
+//! let frames = EpisodeFrames::read(&snapshot, &episode, None, 4, MAX_SHEET_TILES)?;
 //! let series = frames.series(&snapshot, &episode)?;              // reward and action
-//! let sheet = contact_sheet(&frames.shape, &frames.pixels, &steps, &series);
+//! let sheet = contact_sheet(&frames.shape, &frames.pixels, &frames.steps, &series);
 //! std::fs::write("sheet.png", sheet.to_png()?)?;
 //! # Ok(())
 //! # }
@@ -25,6 +25,8 @@ use crate::snapshot::{Episode, Field, Snapshot};
 
 /// At most this many frames go on one contact sheet; more are thinned evenly.
 pub const MAX_SHEET_TILES: usize = 256;
+/// At most this many frames go in one GIF; more are thinned evenly.
+pub const MAX_GIF_FRAMES: usize = 2000;
 
 /// Frames narrower than this are scaled up (by a whole factor) on sheets and GIFs, so the
 /// step labels stay readable.
@@ -326,9 +328,9 @@ const PLOT_COLOURS: [[u8; 4]; 4] = [
 ];
 const PLOT_HEIGHT: usize = 64;
 
-/// A contact sheet: the frames of `steps` (taken from `frames`, all frames of the field
-/// back to back) in a grid, each labelled with its step number, over one strip plot per
-/// series (each over the whole episode, with its name and range).
+/// A contact sheet: `frames` (one per entry of `steps`, back to back) in a grid, each
+/// labelled with its step number, over one strip plot per series (each over the whole
+/// episode, with its name and range).
 pub fn contact_sheet(
     shape: &ImageShape,
     frames: &[u8],
@@ -351,9 +353,8 @@ pub fn contact_sheet(
     let mut sheet = Rgba::new(width, height, BACKGROUND);
     let label_size = if tw >= 96 { 2 } else { 1 };
     for (k, &step) in steps.iter().enumerate() {
-        let Some(frame) = frames.get(step * shape.frame_bytes()..(step + 1) * shape.frame_bytes())
-        else {
-            continue;
+        let Some(frame) = frames.chunks_exact(shape.frame_bytes()).nth(k) else {
+            break;
         };
         let x = gap + (k % columns) * (tw + gap);
         let y = gap + (k / columns) * (th + gap);
@@ -419,7 +420,8 @@ fn short(v: f64) -> String {
     }
 }
 
-/// An animated GIF of the frames of `steps` (labelled with their step), looping forever,
+/// An animated GIF of `frames` (one per entry of `steps`, back to back, each labelled with
+/// its step), looping forever,
 /// `delay_cs` hundredths of a second per frame. Frames with more than 256 colours are
 /// quantized (NeuQuant); others keep their exact colours.
 pub fn gif(shape: &ImageShape, frames: &[u8], steps: &[usize], delay_cs: u16) -> Result<Vec<u8>> {
@@ -434,12 +436,7 @@ pub fn gif(shape: &ImageShape, frames: &[u8], steps: &[usize], delay_cs: u16) ->
         let mut encoder = gif::Encoder::new(&mut out, w as u16, h as u16, &[]).map_err(err)?;
         encoder.set_repeat(gif::Repeat::Infinite).map_err(err)?;
         let label_size = if w >= 96 { 2 } else { 1 };
-        for &step in steps {
-            let Some(frame) =
-                frames.get(step * shape.frame_bytes()..(step + 1) * shape.frame_bytes())
-            else {
-                continue;
-            };
+        for (&step, frame) in steps.iter().zip(frames.chunks_exact(shape.frame_bytes())) {
             let mut img = Rgba::from_frame(shape, frame, scale);
             img.label(0, 0, &step.to_string(), label_size, LABEL);
             let mut f = gif::Frame::from_rgba_speed(w as u16, h as u16, &mut img.pixels, 10);
@@ -450,21 +447,28 @@ pub fn gif(shape: &ImageShape, frames: &[u8], steps: &[usize], delay_cs: u16) ->
     Ok(out)
 }
 
-/// The frames of one image field of one episode, decoded (any codec), back to back.
+/// Some frames of one image field of one episode, decoded (any codec), back to back: only
+/// the steps asked for are read, so memory stays bounded on long episodes.
 pub struct EpisodeFrames {
     pub field: String,
     pub shape: ImageShape,
-    /// `count` frames of `shape.frame_bytes()` bytes each.
+    /// Frames in the field (`T + 1` for an observation).
+    pub len: usize,
+    /// The steps read, in order.
+    pub steps: Vec<usize>,
+    /// `steps.len()` frames of `shape.frame_bytes()` bytes each.
     pub pixels: Vec<u8>,
-    pub count: usize,
 }
 
 impl EpisodeFrames {
-    /// Reads `field` (or, when `None`, the first image observation field) of `episode`.
+    /// Reads every `every`th frame (at most `max`, thinned evenly) of `field` (or, when
+    /// `None`, the first image observation field) of `episode`.
     pub fn read(
         snapshot: &Snapshot,
         episode: &Episode,
         field: Option<&str>,
+        every: usize,
+        max: usize,
     ) -> Result<EpisodeFrames> {
         let schema = snapshot.schema(episode.schema_id())?;
         let name = match field {
@@ -480,17 +484,29 @@ impl EpisodeFrames {
         };
         let shape = image_shape(&schema, &name)?;
         let data = snapshot.field(episode, &name)?;
+        let steps = pick_steps(data.len(), every, max);
+        let n = shape.frame_bytes();
+        let mut pixels = vec![0u8; steps.len() * n];
+        for (&step, out) in steps.iter().zip(pixels.chunks_exact_mut(n)) {
+            data.read_into(step..step + 1, out)?;
+        }
         Ok(EpisodeFrames {
             field: name,
             shape,
-            count: data.len(),
-            pixels: data.to_vec()?,
+            len: data.len(),
+            steps,
+            pixels,
         })
     }
 
-    /// The steps to show: every `every`th, at most [`MAX_SHEET_TILES`].
-    pub fn steps(&self, every: usize) -> Vec<usize> {
-        pick_steps(self.count, every, MAX_SHEET_TILES)
+    /// The contact sheet of the frames read, over `series`.
+    pub fn sheet(&self, series: &[Series]) -> Rgba {
+        contact_sheet(&self.shape, &self.pixels, &self.steps, series)
+    }
+
+    /// The GIF of the frames read.
+    pub fn gif(&self, delay_cs: u16) -> Result<Vec<u8>> {
+        gif(&self.shape, &self.pixels, &self.steps, delay_cs)
     }
 
     /// The strip plots of a sheet: `reward` and `action` when the episode has them (numeric).
@@ -577,6 +593,14 @@ mod tests {
             .collect()
     }
 
+    /// The frames of `steps` out of `all`, back to back.
+    fn select(s: &ImageShape, all: &[u8], steps: &[usize]) -> Vec<u8> {
+        steps
+            .iter()
+            .flat_map(|&t| all[t * s.frame_bytes()..(t + 1) * s.frame_bytes()].to_vec())
+            .collect()
+    }
+
     fn decode_png(bytes: &[u8]) -> (png::OutputInfo, Vec<u8>) {
         let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
             .read_info()
@@ -634,7 +658,7 @@ mod tests {
             components: 1,
             values: (0..9).map(|t| t as f64 - 3.0).collect(),
         };
-        let sheet = contact_sheet(&s, &all, &steps, &[reward]);
+        let sheet = contact_sheet(&s, &select(&s, &all, &steps), &steps, &[reward]);
         let (info, pixels) = decode_png(&sheet.to_png().unwrap());
         assert_eq!(
             (info.width as usize, info.height as usize),
@@ -692,7 +716,7 @@ mod tests {
             let s = shape(24, 32, c);
             let all = frames(&s, 5);
             let steps = [0, 2, 4];
-            let bytes = gif(&s, &all, &steps, 7).unwrap();
+            let bytes = gif(&s, &select(&s, &all, &steps), &steps, 7).unwrap();
             let mut options = gif::DecodeOptions::new();
             options.set_color_output(gif::ColorOutput::RGBA);
             let mut decoder = options.read_info(std::io::Cursor::new(&bytes)).unwrap();

@@ -51,9 +51,10 @@ fn preview_encode<'py>(
                 "gif" => {
                     check_every(every)?;
                     let e = snapshot.episode(episode).py_err()?;
-                    let frames = EpisodeFrames::read(&snapshot, &e, field).py_err()?;
-                    let steps = preview::pick_steps(frames.count, every, usize::MAX);
-                    preview::gif(&frames.shape, &frames.pixels, &steps, 7).py_err()
+                    EpisodeFrames::read(&snapshot, &e, field, every, preview::MAX_GIF_FRAMES)
+                        .py_err()?
+                        .gif(7)
+                        .py_err()
                 }
                 _ => Err(PyValueError::new_err(format!(
                     "kind {kind:?}: expected \"png\" or \"gif\""
@@ -79,12 +80,8 @@ fn sheet(
 ) -> PyResult<preview::Rgba> {
     check_every(every)?;
     let e = snapshot.episode(episode).py_err()?;
-    let frames = EpisodeFrames::read(snapshot, &e, field).py_err()?;
+    let frames =
+        EpisodeFrames::read(snapshot, &e, field, every, preview::MAX_SHEET_TILES).py_err()?;
     let series = frames.series(snapshot, &e).py_err()?;
-    Ok(preview::contact_sheet(
-        &frames.shape,
-        &frames.pixels,
-        &frames.steps(every),
-        &series,
-    ))
+    Ok(frames.sheet(&series))
 }

@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use trajstore::preview::{self, EpisodeFrames};
+use trajstore::preview::{EpisodeFrames, MAX_GIF_FRAMES, MAX_SHEET_TILES};
 
 use super::{open_read, out};
 
@@ -27,29 +27,22 @@ pub fn run(
     let store = open_read(dir)?;
     let snapshot = store.snapshot()?;
     let episode = snapshot.episode(id)?;
-    let frames = EpisodeFrames::read(&snapshot, &episode, field)?;
-    let (bytes, what) = match kind.as_deref() {
+    let (bytes, what, frames) = match kind.as_deref() {
         Some("gif") => {
-            let steps = preview::pick_steps(frames.count, every, usize::MAX);
-            let n = steps.len();
-            (
-                preview::gif(&frames.shape, &frames.pixels, &steps, GIF_DELAY_CS)?,
-                format!("animated GIF of {n} frames"),
-            )
+            let frames = EpisodeFrames::read(&snapshot, &episode, field, every, MAX_GIF_FRAMES)?;
+            let what = format!("animated GIF of {} frames", frames.steps.len());
+            (frames.gif(GIF_DELAY_CS)?, what, frames)
         }
         Some("png") => {
-            let steps = frames.steps(every);
-            let series = frames.series(&snapshot, &episode)?;
-            let sheet = preview::contact_sheet(&frames.shape, &frames.pixels, &steps, &series);
-            (
-                sheet.to_png()?,
-                format!(
-                    "contact sheet of {} frames, {}x{} px",
-                    steps.len(),
-                    sheet.width,
-                    sheet.height
-                ),
-            )
+            let frames = EpisodeFrames::read(&snapshot, &episode, field, every, MAX_SHEET_TILES)?;
+            let sheet = frames.sheet(&frames.series(&snapshot, &episode)?);
+            let what = format!(
+                "contact sheet of {} frames, {}x{} px",
+                frames.steps.len(),
+                sheet.width,
+                sheet.height
+            );
+            (sheet.to_png()?, what, frames)
         }
         _ => bail!(
             "--out {}: expected a .png (contact sheet) or .gif (animation) file name",

@@ -138,7 +138,9 @@ function plotX(t, n) { return PAD + (n <= 1 ? 0 : (t * (PW - 2 * PAD)) / (n - 1)
 function plot(name, s) {
   const n = s.values.length / s.components;
   const finite = s.values.filter((v) => v !== null);
-  let lo = Math.min(...finite), hi = Math.max(...finite);
+  // A loop, not Math.min(...values): long episodes exceed the engine's argument limit.
+  let lo = Infinity, hi = -Infinity;
+  for (const v of finite) { if (v < lo) lo = v; if (v > hi) hi = v; }
   if (!finite.length) { lo = 0; hi = 1; }
   if (hi === lo) { hi += 0.5; lo -= 0.5; }
   const y = (v) => PH - PAD - ((v - lo) * (PH - 2 * PAD)) / (hi - lo);
