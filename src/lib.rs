@@ -59,6 +59,8 @@ mod writer;
 
 pub mod bench;
 pub mod loader;
+#[cfg(feature = "preview")]
+pub mod preview;
 pub mod synth;
 
 pub use commit::CommitStats;

@@ -4,6 +4,7 @@
 mod buffer;
 mod error;
 mod loader;
+mod preview;
 mod store;
 mod values;
 
@@ -20,6 +21,7 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<loader::PyLoader>()?;
     m.add_class::<loader::PySampler>()?;
     m.add_class::<loader::PyReplay>()?;
+    preview::register(m)?;
     m.add("FORMAT_VERSION", trajstore::STORE_FORMAT_VERSION)?;
     Ok(())
 }

@@ -119,6 +119,24 @@ class Episode:
         space = self._space(_spaces.ACTION_SPACE_KEY)
         return None if space is None else _spaces.space_from_json(space)
 
+    def preview(self, field: str | None = None, every: int = 1, out: str | os.PathLike | None = None, kind: str = "sheet") -> Any:
+        """A contact sheet of an image field (default: the first image observation): frames
+        labelled with their step over reward and action plots, as an HxWx4 uint8 array; or,
+        with `out`, the sheet (`.png`) or an animation (`.gif`, or `kind="gif"`) written there."""
+        from ._trajstore import preview_encode, preview_sheet
+
+        if out is None and kind == "sheet":
+            pixels, height, width = preview_sheet(self._snapshot, self.info.id, field, every)
+            return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width, 4)
+        path = None if out is None else os.fspath(out)
+        encoding = "gif" if kind == "gif" or (path or "").lower().endswith(".gif") else "png"
+        data = preview_encode(self._snapshot, self.info.id, field, every, encoding)
+        if path is None:
+            return data
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
     def __repr__(self) -> str:
         i = self.info
         return f"Episode(id={i.id}, user={i.user!r}, env={i.env!r}, steps={i.steps}, return={i.total_return:g}, outcome={i.outcome!r})"

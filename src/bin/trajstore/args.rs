@@ -86,6 +86,33 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// An image field of an episode as a PNG contact sheet (frames labelled with their step,
+    /// over reward and action plots) or an animated GIF (by the --out extension).
+    Preview {
+        dir: PathBuf,
+        episode: u64,
+        /// FILE.png (contact sheet) or FILE.gif (animation); default episode-ID.png.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Image field (u8 HxW or HxWxC); default the first image observation field.
+        #[arg(long)]
+        field: Option<String>,
+        /// Show every Kth step.
+        #[arg(long, default_value_t = 1)]
+        every: usize,
+    },
+    /// A local, read-only web viewer of the store (episode table, frames, plots, infos).
+    Serve {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 8765)]
+        port: u16,
+        /// Address to bind; anything but a loopback address needs --allow-remote.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Allow binding a non-loopback address (the viewer has no authentication).
+        #[arg(long)]
+        allow_remote: bool,
+    },
     /// Check every checksum and that index and segments agree; exits 1 on any problem.
     Verify {
         dir: PathBuf,
@@ -171,6 +198,8 @@ impl Command {
             | Command::Info { dir, .. }
             | Command::Ls { dir, .. }
             | Command::Show { dir, .. }
+            | Command::Preview { dir, .. }
+            | Command::Serve { dir, .. }
             | Command::Verify { dir, .. }
             | Command::Partition { dir, .. }
             | Command::BenchWriter { dir, .. } => Some(dir),

@@ -3,6 +3,7 @@
 
 mod args;
 mod cmd;
+mod serve;
 
 use std::io::{ErrorKind, Write};
 use std::process::ExitCode;

@@ -5,6 +5,7 @@ mod demo;
 mod info;
 mod ls;
 mod partition;
+mod preview;
 mod show;
 mod synth;
 mod verify;
@@ -62,6 +63,19 @@ fn run_command(command: Command) -> Result<ExitCode> {
         } => ls::run(&dir, user, env, tag, outcome, min_return, json),
         Command::Show { dir, episode, json } => show::run(&dir, episode, json),
         Command::Verify { dir, json } => verify::run(&dir, json),
+        Command::Preview {
+            dir,
+            episode,
+            out,
+            field,
+            every,
+        } => preview::run(&dir, episode, out.as_deref(), field.as_deref(), every),
+        Command::Serve {
+            dir,
+            port,
+            host,
+            allow_remote,
+        } => crate::serve::run(&dir, &host, port, allow_remote),
         Command::Demo {
             dir,
             users,
@@ -106,7 +120,7 @@ fn init(dir: &Path) -> Result<ExitCode> {
 }
 
 /// Opens a store for reading (library errors name the path).
-fn open_read(dir: &Path) -> Result<trajstore::Store> {
+pub(crate) fn open_read(dir: &Path) -> Result<trajstore::Store> {
     Ok(trajstore::Store::open_read_only(dir)?)
 }
 
@@ -118,7 +132,7 @@ fn out(line: impl std::fmt::Display) -> Result<()> {
 }
 
 /// Microseconds since the epoch as RFC 3339 UTC (second precision).
-fn timestamp(us: i64) -> String {
+pub(crate) fn timestamp(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -154,7 +168,7 @@ fn human_bytes(b: u64) -> String {
     }
 }
 
-fn value_json(v: &trajstore::Value) -> serde_json::Value {
+pub(crate) fn value_json(v: &trajstore::Value) -> serde_json::Value {
     use trajstore::Value::*;
     match v {
         Bool(b) => (*b).into(),
@@ -166,7 +180,7 @@ fn value_json(v: &trajstore::Value) -> serde_json::Value {
     }
 }
 
-fn info_json(info: &trajstore::Info) -> serde_json::Value {
+pub(crate) fn info_json(info: &trajstore::Info) -> serde_json::Value {
     info.iter()
         .map(|(k, v)| (k.clone(), value_json(v)))
         .collect::<serde_json::Map<_, _>>()
@@ -174,7 +188,7 @@ fn info_json(info: &trajstore::Info) -> serde_json::Value {
 }
 
 /// The JSON object `ls --json` prints for an episode (and `show --json` extends).
-fn episode_json(e: &trajstore::Episode) -> serde_json::Value {
+pub(crate) fn episode_json(e: &trajstore::Episode) -> serde_json::Value {
     serde_json::json!({
         "episode": e.id(),
         "user": e.user(),
