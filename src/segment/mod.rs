@@ -1,6 +1,7 @@
 //! Append-only segment files holding field data; see `format.rs` for the bytes.
 
 pub mod format;
+pub mod manifest;
 mod reader;
 mod writer;
 

@@ -118,7 +118,7 @@ impl SegmentMaps {
         // outside the store's contract (schema/format.md, "Assumptions").
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
         match decode_file_header(&map, id) {
-            Ok(()) => Ok(map),
+            Ok(_) => Ok(map),
             Err(FileHeaderError::NewerVersion(found)) => Err(Error::UnsupportedFormat {
                 path,
                 found,
