@@ -39,6 +39,12 @@ pub enum Error {
         "{path}: a writer was killed while it had the store open and the index must be recovered, but {reason}; run any writer command with write access on the store (e.g. `trajstore init DIR`) to recover it"
     )]
     NeedsRecovery { path: PathBuf, reason: String },
+    /// The index is missing, truncated or corrupt while the segments hold data: rebuild it
+    /// with `trajstore repair` (which keeps the damaged file aside and never touches segments).
+    #[error(
+        "{path}: the index (index.redb) is damaged: {reason}; rebuild it from the segments with `trajstore repair {path}`"
+    )]
+    IndexDamaged { path: PathBuf, reason: String },
     /// A write was attempted through a read-only handle.
     #[error("the store was opened read-only; open it with Store::open to record")]
     ReadOnly,
@@ -172,6 +178,7 @@ impl Error {
             | NotAStore { .. }
             | UnsupportedFormat { .. }
             | NeedsRecovery { .. }
+            | IndexDamaged { .. }
             | ReadOnly => ErrorKind::Open,
             InvalidSchema(_)
             | InvalidUser { .. }

@@ -45,6 +45,7 @@ mod commit;
 mod dtype;
 mod error;
 mod index;
+mod repair;
 mod schema;
 mod segment;
 mod snapshot;
@@ -62,6 +63,7 @@ pub use dtype::{DType, Element, PlainElement};
 pub use error::{Error, ErrorKind, Result};
 pub use index::STORE_FORMAT_VERSION;
 pub use index::records::Outcome;
+pub use repair::{RepairAction, RepairReport, UnmarkedEpisode, Unrestorable, repair};
 pub use schema::{
     Codec, FieldKind, FieldSpec, REWARD, Schema, SchemaBuilder, TERMINATED, TRUNCATED,
 };

@@ -72,6 +72,8 @@ impl Store {
         let segments = path.join(SEGMENTS_DIR);
         std::fs::create_dir_all(&segments).map_err(|e| Error::io(&segments, e))?;
         crate::segment::sync_dir(path)?;
+        // Never an empty index over existing segments: that would hide their episodes.
+        crate::repair::refuse_missing_index(path)?;
         Self::open_index(path, options)
     }
 
@@ -172,6 +174,7 @@ fn check_store_dir(path: &Path) -> Result<()> {
             path: path.to_owned(),
         });
     }
+    crate::repair::refuse_missing_index(path)?;
     if !path.join(INDEX_FILE).is_file() {
         return Err(Error::NotAStore {
             path: path.to_owned(),

@@ -450,6 +450,30 @@ mod tests {
     }
 
     #[test]
+    fn manifest_and_marker_headers_parse_and_torn_ones_do_not() {
+        let h = encode_meta_record_header(MANIFEST_MAGIC, 300, 99);
+        let parsed = parse_record_header(&h).unwrap();
+        assert_eq!(parsed.kind, RecordKind::Manifest);
+        assert_eq!((parsed.payload_len, parsed.checksum), (300, 99));
+        assert_eq!(parsed.payload_end(64), Some(64 + 64 + 300));
+        let marker = encode_meta_record_header(MARKER_MAGIC, 10, 1);
+        assert_eq!(
+            parse_record_header(&marker).unwrap().kind,
+            RecordKind::Marker
+        );
+        let blob = encode_record_header(Codec::Lz4, 5, 1, 5, 0);
+        assert_eq!(parse_record_header(&blob).unwrap().kind, RecordKind::Blob);
+        let mut torn = h;
+        torn[9] ^= 1;
+        assert_eq!(parse_record_header(&torn), None);
+        assert_eq!(parse_record_header(&[0u8; 64]), None);
+        assert_eq!(parse_record_header(&h[..63]), None);
+        let mut huge = encode_meta_record_header(MARKER_MAGIC, u64::MAX, 0);
+        seal_header(&mut huge);
+        assert_eq!(parse_record_header(&huge).unwrap().payload_end(64), None);
+    }
+
+    #[test]
     fn lz4_blocks_round_trip_and_incompressible_steps_are_stored() {
         let compressible = vec![7u8; 1000];
         let mut rng = crate::loader::rng::SplitMix64::new(3);

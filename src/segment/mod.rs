@@ -6,7 +6,7 @@ mod reader;
 mod writer;
 
 pub use reader::{MappedBytes, SegmentMaps};
-pub use writer::{Appender, SegmentPool, sync_dir};
+pub use writer::{Appender, SegmentPool, list_segment_ids, sync_dir};
 
 use std::path::{Path, PathBuf};
 

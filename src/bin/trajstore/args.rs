@@ -92,6 +92,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild a missing or damaged index from the segments (keeps the old file aside, never
+    /// touches segments); does nothing to a healthy index.
+    Repair {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Record synthetic demos, query a user's episodes, read them back, report speed.
     Demo {
         /// Where to record (a temporary directory, removed afterwards, by default).

@@ -5,6 +5,7 @@ mod demo;
 mod info;
 mod ls;
 mod partition;
+mod repair;
 mod show;
 mod synth;
 mod verify;
@@ -52,6 +53,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         } => ls::run(&dir, user, env, tag, outcome, min_return, json),
         Command::Show { dir, episode, json } => show::run(&dir, episode, json),
         Command::Verify { dir, json } => verify::run(&dir, json),
+        Command::Repair { dir, json } => repair::run(&dir, json),
         Command::Demo {
             dir,
             users,
