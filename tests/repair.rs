@@ -486,3 +486,43 @@ fn an_episode_with_a_damaged_chunk_is_not_restored_and_is_named() {
     );
     util::check_small(&dir, 1, 1, 4);
 }
+
+#[test]
+fn a_commit_in_flight_at_a_crash_stays_uncommitted_unless_the_index_is_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = Store::create(&dir).unwrap();
+    util::record_small(&store, "a", 1, 4, Codec::Raw);
+    util::record_small(&store, "a", 2, 4, Codec::Raw);
+    drop(store);
+    let before_third = std::fs::read(dir.join("index.redb")).unwrap();
+    let store = Store::open(&dir).unwrap();
+    util::record_small(&store, "b", 3, 4, Codec::Lz4);
+    drop(store);
+    // The state a crash between the segment sync and the index commit leaves: the third
+    // episode's chunks and manifest are durable, the index never got it, no marker exists.
+    let segment = only_segment(&dir);
+    let last_marker = *marker_offsets(&segment).last().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(last_marker as u64)
+        .unwrap();
+    std::fs::write(dir.join("index.redb"), &before_third).unwrap();
+
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.action, RepairAction::NothingToDo);
+    assert_eq!((report.episodes, report.uncommitted), (2, 1));
+
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.restored_with_id, 2);
+    let unmarked: Vec<(u64, &str)> = report
+        .restored_unmarked
+        .iter()
+        .map(|u| (u.id, u.user.as_str()))
+        .collect();
+    assert_eq!(unmarked, [(3, "b")]);
+    util::check_small(&dir, 3, 3, 4);
+}

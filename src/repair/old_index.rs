@@ -35,9 +35,22 @@ pub fn read(path: &Path) -> Result<IndexState> {
     }
     match load(path) {
         Ok(old) => Ok(IndexState::Readable(old)),
-        Err(e @ Error::UnsupportedFormat { .. }) => Err(e),
         Err(Error::IndexDamaged { reason, .. }) => Ok(IndexState::Damaged(reason)),
-        Err(e) => Ok(IndexState::Damaged(e.to_string())),
+        Err(e) if is_damage(&e) => Ok(IndexState::Damaged(e.to_string())),
+        // A newer format, no permission, needs a writer's recovery: not ours to rebuild over.
+        Err(e) => Err(e),
+    }
+}
+
+fn is_damage(e: &Error) -> bool {
+    match e {
+        Error::CorruptRecord { .. } | Error::InvalidSchema(_) => true,
+        Error::Index(redb::Error::Io(io)) => !matches!(
+            io.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        ),
+        Error::Index(_) => true,
+        _ => false,
     }
 }
 

@@ -4,6 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rayon::prelude::*;
+
 use super::old_index::{IndexState, OldIndex};
 use super::scan::{FoundManifest, Scan, Unrestorable};
 use crate::index::PendingEpisode;
@@ -55,10 +57,16 @@ pub fn examine<'s>(scan: &'s Scan, state: &IndexState) -> Findings<'s> {
             });
         }
     }
+    // Reading every chunk is the expensive part: on all cores, results in segment order.
+    let checks: Vec<std::result::Result<(), String>> = scan
+        .manifests
+        .par_iter()
+        .map(|found| scan.check_manifest(&found.manifest))
+        .collect();
     let mut whole = Vec::new();
-    for found in &scan.manifests {
+    for (found, check) in scan.manifests.iter().zip(checks) {
         let at = (found.segment, found.offset);
-        match scan.check_manifest(&found.manifest) {
+        match check {
             Ok(()) => whole.push((found, marker_of.remove(&at))),
             Err(reason) => {
                 marker_of.remove(&at);
@@ -234,7 +242,15 @@ fn carry_over(
             continue;
         };
         if !used.insert(*id) {
-            continue; // a commit marker claims this id for another episode: the marker wins
+            // A durable commit marker claims this id for another episode: the marker wins.
+            plan.unrestorable.push(Unrestorable {
+                segment: 0,
+                offset: 0,
+                reason: format!(
+                    "episode {id} of the old index conflicts with a commit marker for another episode under that id; the marked episode was kept"
+                ),
+            });
+            continue;
         }
         plan.carried_over += 1;
         entries.push(Entry {

@@ -49,7 +49,9 @@ pub struct FoundMarker {
 /// Something the scan could not use, named by segment and offset.
 #[derive(Clone, Debug)]
 pub struct Unrestorable {
+    /// Segment id; 0 (never a segment id) for an episode of the old index.
     pub segment: u64,
+    /// Offset of the record (0 for a file header or an episode of the old index).
     pub offset: u64,
     pub reason: String,
 }
