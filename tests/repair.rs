@@ -303,28 +303,52 @@ fn an_episode_whose_commit_marker_was_lost_is_restored_with_a_fresh_id() {
     assert_eq!(ids, [1, 3, 4]);
 }
 
+/// A valid blob record header claiming `payload_len` bytes (as a killed writer leaves it when
+/// the header reached the file and the payload did not).
+fn torn_blob_header(payload_len: u64) -> [u8; 64] {
+    let mut h = [0u8; 64];
+    h[..4].copy_from_slice(b"BLOB");
+    h[8..16].copy_from_slice(&payload_len.to_le_bytes());
+    h[16..20].copy_from_slice(&1u32.to_le_bytes());
+    h[20..24].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    h[24..32].copy_from_slice(&0x1234u64.to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&h[..56]);
+    h[56..].copy_from_slice(&sum.to_le_bytes());
+    h
+}
+
 #[test]
-fn a_torn_tail_after_the_last_marker_is_scanned_past() {
+fn a_torn_tail_is_scanned_past_even_when_an_adopter_appended_after_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     let store = Store::create(&dir).unwrap();
     util::record_small(&store, "a", 1, 4, Codec::Raw);
     util::record_small(&store, "a", 2, 4, Codec::Lz4);
     drop(store);
-    // A crashed writer's tail: a half-written record and garbage.
+    // A killed writer's tail: a record header whose 64 KiB payload never made it, and garbage.
     let segment = only_segment(&dir);
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes.resize(bytes.len().div_ceil(64) * 64, 0);
-    bytes.extend_from_slice(b"BLOB");
+    bytes.extend_from_slice(&torn_blob_header(64 << 10));
     bytes.extend(std::iter::repeat_n(0xA5u8, 300));
     std::fs::write(&segment, &bytes).unwrap();
+    // A later writer adopts the segment and appends inside the range the torn header claims.
+    let store = Store::open(&dir).unwrap();
+    util::record_small(&store, "b", 3, 4, Codec::Raw);
+    drop(store);
+    assert_eq!(segment_files(&dir).len(), 1, "the segment was adopted");
     std::fs::remove_file(dir.join("index.redb")).unwrap();
 
     let report = trajstore::repair(&dir).unwrap();
-    assert_eq!((report.episodes, report.restored_with_id), (2, 2));
+    assert_eq!(
+        (report.episodes, report.restored_with_id),
+        (3, 3),
+        "{report:?}"
+    );
     assert!(report.garbage_bytes > 0);
     util::check_small(&dir, 1, 1, 4);
     util::check_small(&dir, 2, 2, 4);
+    util::check_small(&dir, 3, 3, 4);
 }
 
 fn copy_v1_fixture(to: &Path) {

@@ -5,11 +5,12 @@
 //! each aligned offset it either finds a valid header (and skips to the record's aligned end)
 //! or steps 64 bytes on (a torn tail, a crashed writer's garbage). Nothing here writes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::Path;
 
 use memmap2::Mmap;
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::schema::{FieldKind, Schema};
@@ -63,16 +64,20 @@ pub struct Scan {
     /// In segment order, then offset order.
     pub manifests: Vec<FoundManifest>,
     pub markers: Vec<FoundMarker>,
-    /// Manifest or marker records that failed their payload checksum or did not decode, and
-    /// segment files with an invalid header.
+    /// Manifest or marker records that did not decode (their checksum was good), and segment
+    /// files with an invalid header. Records failing their checksum count as garbage: a
+    /// damaged manifest of a committed episode is reported through its marker (plan.rs).
     pub skipped: Vec<Unrestorable>,
     /// Bytes at record positions that hold no valid record header (torn tails, garbage).
     pub garbage_bytes: u64,
+    /// Blob records whose payload checksum matched their header, by (segment, offset).
+    good_blobs: HashSet<(u64, u64)>,
     maps: HashMap<u64, Mmap>,
 }
 
 /// Scans every segment in `segments_dir`, in id order. A segment of a newer format is refused
 /// (its records cannot be understood), every other problem is recorded and scanned past.
+/// Segments are scanned on all cores; results are in segment, then offset order.
 pub fn scan(segments_dir: &Path) -> Result<Scan> {
     let mut out = Scan::default();
     for id in list_segment_ids(segments_dir)? {
@@ -101,69 +106,95 @@ pub fn scan(segments_dir: &Path) -> Result<Scan> {
                 None
             }
         };
-        if version.is_some_and(|v| v >= FIRST_MANIFEST_VERSION) {
-            out.scan_records(id, &map);
-        }
         out.segments.push(SegmentInfo { id, len, version });
         out.maps.insert(id, map);
+    }
+    let with_records: Vec<u64> = out
+        .segments
+        .iter()
+        .filter(|s| s.version.is_some_and(|v| v >= FIRST_MANIFEST_VERSION))
+        .map(|s| s.id)
+        .collect();
+    let found: Vec<SegmentRecords> = with_records
+        .par_iter()
+        .map(|id| scan_records(*id, &out.maps[id]))
+        .collect();
+    for (id, records) in with_records.into_iter().zip(found) {
+        out.manifests.extend(records.manifests);
+        out.markers.extend(records.markers);
+        out.skipped.extend(records.skipped);
+        out.garbage_bytes += records.garbage_bytes;
+        out.good_blobs
+            .extend(records.good_blobs.into_iter().map(|offset| (id, offset)));
     }
     Ok(out)
 }
 
-impl Scan {
-    fn scan_records(&mut self, segment: u64, map: &[u8]) {
-        let len = map.len() as u64;
-        let mut pos = HEADER_BYTES as u64;
-        while pos + HEADER_BYTES as u64 <= len {
-            let at = pos as usize;
-            let header = parse_record_header(&map[at..at + HEADER_BYTES]);
-            let Some((h, end)) = header.and_then(|h| Some((h, h.payload_end(pos)?))) else {
-                self.garbage_bytes += HEADER_BYTES as u64;
-                pos += HEADER_BYTES as u64;
-                continue;
-            };
-            if end > len {
-                // A torn tail: the header made it to disk, the payload did not.
-                self.garbage_bytes += HEADER_BYTES as u64;
-                pos += HEADER_BYTES as u64;
-                continue;
-            }
-            let payload = &map[at + HEADER_BYTES..end as usize];
-            let skip = |reason: String| Unrestorable {
-                segment,
-                offset: pos,
-                reason,
-            };
-            match h.kind {
-                RecordKind::Blob => {} // checked through the manifests that name it
-                _ if checksum(payload) != h.checksum => {
-                    self.skipped
-                        .push(skip("record payload checksum mismatch".into()));
-                    self.garbage_bytes += HEADER_BYTES as u64;
-                    pos += HEADER_BYTES as u64;
-                    continue;
-                }
-                RecordKind::Manifest => match ManifestV1::decode(payload, segment, pos) {
-                    Ok(manifest) => self.manifests.push(FoundManifest {
-                        segment,
-                        offset: pos,
-                        manifest,
-                    }),
-                    Err(e) => self.skipped.push(skip(e.to_string())),
-                },
-                RecordKind::Marker => match MarkerV1::decode(payload, segment, pos) {
-                    Ok(marker) => self.markers.push(FoundMarker {
-                        segment,
-                        offset: pos,
-                        marker,
-                    }),
-                    Err(e) => self.skipped.push(skip(e.to_string())),
-                },
-            }
-            pos = align_up(end);
-        }
-    }
+/// What one segment's records are.
+#[derive(Default)]
+struct SegmentRecords {
+    manifests: Vec<FoundManifest>,
+    markers: Vec<FoundMarker>,
+    skipped: Vec<Unrestorable>,
+    garbage_bytes: u64,
+    /// Offsets of blob records whose payload checksum matched their header.
+    good_blobs: HashSet<u64>,
+}
 
+/// Walks one segment's records. A record is taken only when its header is valid and its
+/// payload is within the file and matches the header's checksum; anything else is garbage
+/// (a torn write of a killed recorder, or damage) and is scanned past 64 bytes at a time. The
+/// payload checksum matters for blobs too: a header whose payload was torn, with records of a
+/// later adopter after it, must not make the scan jump over those records.
+fn scan_records(segment: u64, map: &[u8]) -> SegmentRecords {
+    let mut out = SegmentRecords::default();
+    let len = map.len() as u64;
+    let mut pos = HEADER_BYTES as u64;
+    while pos + HEADER_BYTES as u64 <= len {
+        let at = pos as usize;
+        let header = parse_record_header(&map[at..at + HEADER_BYTES]);
+        let record = header
+            .and_then(|h| Some((h, h.payload_end(pos)?)))
+            .filter(|(_, end)| *end <= len)
+            .filter(|(h, end)| checksum(&map[at + HEADER_BYTES..*end as usize]) == h.checksum);
+        let Some((h, end)) = record else {
+            out.garbage_bytes += HEADER_BYTES as u64;
+            pos += HEADER_BYTES as u64;
+            continue;
+        };
+        let payload = &map[at + HEADER_BYTES..end as usize];
+        let skip = |reason: String| Unrestorable {
+            segment,
+            offset: pos,
+            reason,
+        };
+        match h.kind {
+            RecordKind::Blob => {
+                out.good_blobs.insert(pos);
+            }
+            RecordKind::Manifest => match ManifestV1::decode(payload, segment, pos) {
+                Ok(manifest) => out.manifests.push(FoundManifest {
+                    segment,
+                    offset: pos,
+                    manifest,
+                }),
+                Err(e) => out.skipped.push(skip(e.to_string())),
+            },
+            RecordKind::Marker => match MarkerV1::decode(payload, segment, pos) {
+                Ok(marker) => out.markers.push(FoundMarker {
+                    segment,
+                    offset: pos,
+                    marker,
+                }),
+                Err(e) => out.skipped.push(skip(e.to_string())),
+            },
+        }
+        pos = align_up(end);
+    }
+    out
+}
+
+impl Scan {
     /// Checks that a manifest describes a whole episode: a valid schema, one chunk list per
     /// field with the right step counts, and every chunk's header and payload checksum good.
     pub fn check_manifest(&self, m: &ManifestV1) -> std::result::Result<(), String> {
@@ -205,6 +236,9 @@ impl Scan {
             .get(header_at..header_at.saturating_add(HEADER_BYTES))
             .unwrap_or(&[]);
         check_record_header(header, chunk, step_bytes)?;
+        if self.good_blobs.contains(&(chunk.segment, chunk.offset)) {
+            return Ok(()); // the scan matched this payload against this checksum already
+        }
         let start = header_at + HEADER_BYTES;
         let end = usize::try_from(chunk.payload_len)
             .ok()
