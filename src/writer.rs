@@ -25,7 +25,7 @@ use crate::segment::Appender;
 use crate::segment::format::{
     ChunkRef, MANIFEST_MAGIC, MARKER_MAGIC, encode_lz4_table, push_lz4_block,
 };
-use crate::segment::manifest::{ManifestV1, MarkerV1};
+use crate::segment::manifest::{ABORTED, ManifestV1, MarkerV1};
 use crate::store::Inner;
 use crate::value::{ArrayRef, Info, Value};
 
@@ -440,7 +440,24 @@ impl EpisodeWriter {
         let manifest_offset = appender.append_meta(MANIFEST_MAGIC, &manifest.encode())?;
         appender.sync()?;
         let pending = PendingEpisode { record, infos };
-        let id = self.store.commits.commit(&self.store.index, pending)?;
+        let id = match self.store.commits.commit(&self.store.index, pending) {
+            Ok(id) => id,
+            Err(e) => {
+                // The recorder is told the commit failed: mark the manifest so `repair` never
+                // restores it. Best effort (the disk may be what failed).
+                let aborted = MarkerV1 {
+                    episode: ABORTED,
+                    manifest_offset,
+                };
+                if appender
+                    .append_meta(MARKER_MAGIC, &aborted.encode())
+                    .is_ok()
+                {
+                    let _ = appender.sync();
+                }
+                return Err(e);
+            }
+        };
         let marker = MarkerV1 {
             episode: id,
             manifest_offset,

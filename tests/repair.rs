@@ -550,3 +550,44 @@ fn a_commit_in_flight_at_a_crash_stays_uncommitted_unless_the_index_is_rebuilt()
     assert_eq!(unmarked, [(3, "b")]);
     util::check_small(&dir, 3, 3, 4);
 }
+
+/// Replaces the commit marker at `at` (the last record of `segment`) with an aborted marker
+/// (episode 0) for the same manifest, as a writer whose index commit failed leaves it.
+fn abort_marker(segment: &Path, at: usize) {
+    let mut bytes = std::fs::read(segment).unwrap();
+    let payload_len = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize;
+    let payload = bytes[at + 64..at + 64 + payload_len].to_vec();
+    // postcard: envelope variant 0, varint episode, varint manifest offset.
+    assert_eq!(payload[0], 0);
+    let episode_len = payload[1..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
+    let mut aborted = vec![0u8, 0u8];
+    aborted.extend_from_slice(&payload[1 + episode_len..]);
+    let mut h = [0u8; 64];
+    h[..4].copy_from_slice(b"DONE");
+    h[8..16].copy_from_slice(&(aborted.len() as u64).to_le_bytes());
+    h[24..32].copy_from_slice(&xxhash_rust::xxh3::xxh3_64(&aborted).to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&h[..56]);
+    h[56..].copy_from_slice(&sum.to_le_bytes());
+    bytes.truncate(at);
+    bytes.extend_from_slice(&h);
+    bytes.extend_from_slice(&aborted);
+    std::fs::write(segment, &bytes).unwrap();
+}
+
+#[test]
+fn a_manifest_whose_index_commit_failed_is_never_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = Store::create(&dir).unwrap();
+    util::record_small(&store, "a", 1, 4, Codec::Raw);
+    util::record_small(&store, "a", 2, 4, Codec::Raw);
+    drop(store);
+    let segment = only_segment(&dir);
+    abort_marker(&segment, *marker_offsets(&segment).last().unwrap());
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!((report.episodes, report.aborted), (1, 1), "{report:?}");
+    assert!(report.restored_unmarked.is_empty());
+    util::check_small(&dir, 1, 1, 4);
+}

@@ -72,6 +72,8 @@ pub struct RepairReport {
     /// Healthy index only: whole manifests with no marker that the index does not hold (a
     /// commit in flight at a crash); left as garbage, as any uncommitted recording.
     pub uncommitted: u64,
+    /// Manifests whose index commit failed (the recorder got an error): never restored.
+    pub aborted: u64,
     /// Records and files that could not be used, by segment and offset.
     pub unrestorable: Vec<Unrestorable>,
     /// Bytes at record positions of v2 segments that hold no valid record (torn tails).
@@ -106,13 +108,15 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
             _ => 0,
         };
         let whole = findings.whole.len() as u64;
-        return Ok(report(
+        let mut r = report(
             &scan,
             RepairAction::NothingToDo,
             findings.index_problems,
             findings.unrestorable,
             (whole, episodes, findings.uncommitted),
-        ));
+        );
+        r.aborted = findings.aborted;
+        return Ok(r);
     }
     // Rebuilding: hold every segment's lock so no recorder appends meanwhile, and scan again
     // under the locks so the new index describes the segments as they are now.
@@ -133,6 +137,7 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     r.restored_with_id = plan.marked;
     r.restored_unmarked = plan.unmarked;
     r.carried_over = plan.carried_over;
+    r.aborted = findings.aborted;
     Ok(r)
 }
 
@@ -161,6 +166,7 @@ fn report(
         restored_unmarked: Vec::new(),
         carried_over: 0,
         uncommitted,
+        aborted: 0,
         unrestorable,
         garbage_bytes: scan.garbage_bytes,
     }

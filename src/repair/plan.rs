@@ -12,7 +12,7 @@ use crate::index::PendingEpisode;
 use crate::index::records::EpisodeRecordV1;
 use crate::schema::FieldSpec;
 use crate::segment::format::ChunkRef;
-use crate::segment::manifest::ManifestV1;
+use crate::segment::manifest::{ABORTED, ManifestV1};
 use crate::value::Info;
 
 /// An episode restored from a manifest that had no durable commit marker.
@@ -36,6 +36,8 @@ pub struct Findings<'s> {
     /// Whole manifests with no marker that the readable index does not hold either: commits
     /// in flight at a crash. Left alone when the index is healthy.
     pub uncommitted: u64,
+    /// Manifests whose index commit failed (an aborted marker): never restored.
+    pub aborted: u64,
 }
 
 /// The first chunk of an episode identifies it: no two episodes share a chunk.
@@ -47,9 +49,12 @@ fn key(chunks: &[Vec<ChunkRef>]) -> Option<(u64, u64)> {
 pub fn examine<'s>(scan: &'s Scan, state: &IndexState) -> Findings<'s> {
     let mut unrestorable = scan.skipped.clone();
     let mut marker_of: HashMap<(u64, u64), u64> = HashMap::new();
+    let mut aborted_at: HashSet<(u64, u64)> = HashSet::new();
     for m in &scan.markers {
         let at = (m.segment, m.marker.manifest_offset);
-        if marker_of.insert(at, m.marker.episode).is_some() {
+        if m.marker.episode == ABORTED {
+            aborted_at.insert(at);
+        } else if marker_of.insert(at, m.marker.episode).is_some() {
             unrestorable.push(Unrestorable {
                 segment: m.segment,
                 offset: m.offset,
@@ -64,8 +69,13 @@ pub fn examine<'s>(scan: &'s Scan, state: &IndexState) -> Findings<'s> {
         .map(|found| scan.check_manifest(&found.manifest))
         .collect();
     let mut whole = Vec::new();
+    let mut aborted = 0;
     for (found, check) in scan.manifests.iter().zip(checks) {
         let at = (found.segment, found.offset);
+        if aborted_at.contains(&at) && !marker_of.contains_key(&at) {
+            aborted += 1; // its index commit failed and its recorder was told so
+            continue;
+        }
         match check {
             Ok(()) => whole.push((found, marker_of.remove(&at))),
             Err(reason) => {
@@ -93,6 +103,7 @@ pub fn examine<'s>(scan: &'s Scan, state: &IndexState) -> Findings<'s> {
         unrestorable,
         index_problems,
         uncommitted,
+        aborted,
     }
 }
 

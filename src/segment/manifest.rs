@@ -12,6 +12,8 @@
 //! - The marker is appended after the index transaction returned the episode's id, without a
 //!   sync of its own: a durable marker proves the episode was committed with that id; a missing
 //!   one proves nothing (lost to power loss, or the commit was in flight at a crash).
+//! - When the index transaction fails, an [`ABORTED`] marker is appended and synced (best
+//!   effort): the recorder was told the commit failed, so repair must not resurrect it.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,12 +53,16 @@ pub struct ManifestV1 {
 }
 
 /// Says that the manifest at `manifest_offset` of the same segment was committed to the index
-/// as episode `episode`, version 1.
+/// as episode `episode`, version 1; or, with `episode` = [`ABORTED`], that its index commit
+/// failed and the recorder was told so (repair never restores it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MarkerV1 {
     pub episode: u64,
     pub manifest_offset: u64,
 }
+
+/// The `episode` of a marker whose manifest's index commit failed (episode ids start at 1).
+pub const ABORTED: u64 = 0;
 
 #[derive(Serialize, Deserialize)]
 enum ManifestEnvelope {

@@ -28,6 +28,12 @@ pub fn run(dir: &Path, json: bool) -> Result<ExitCode> {
             u.id, u.user, u.segment, u.offset
         ))?;
     }
+    if report.aborted > 0 {
+        out(format!(
+            "{} manifest(s) of commits that failed (their recorders got an error): not restored",
+            report.aborted
+        ))?;
+    }
     if !report.v1_segments.is_empty() {
         out(format!(
             "{} version 1 segment{} ({}): no manifests, nothing in them is restorable from the segments alone{}",
@@ -96,6 +102,7 @@ fn report_json(r: &RepairReport) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "carried_over": r.carried_over,
         "uncommitted": r.uncommitted,
+        "aborted": r.aborted,
         "unrestorable": r.unrestorable.iter().map(|s| serde_json::json!({
             "segment": s.segment, "offset": s.offset, "reason": s.reason,
         })).collect::<Vec<_>>(),
