@@ -39,11 +39,10 @@ pub enum Error {
         "{path}: a writer was killed while it had the store open and the index must be recovered, but {reason}; run any writer command with write access on the store (e.g. `trajstore init DIR`) to recover it"
     )]
     NeedsRecovery { path: PathBuf, reason: String },
-    /// The index file is damaged (redb found it corrupt, or failed on it). The segments hold
-    /// every committed episode; `trajstore repair` rebuilds the index from them.
+    /// The index is missing, truncated or corrupt while the segments hold data: rebuild it
+    /// with `trajstore repair` (which keeps the damaged file aside and never touches segments).
     #[error(
-        "{path}: the index is damaged ({reason}); rebuild it from the segments with `trajstore repair {dir}`",
-        dir = .path.parent().unwrap_or(std::path::Path::new(".")).display()
+        "{path}: the index (index.redb) is damaged: {reason}; rebuild it from the segments with `trajstore repair {path}`"
     )]
     IndexDamaged { path: PathBuf, reason: String },
     /// A write was attempted through a read-only handle.
@@ -201,6 +200,7 @@ impl Error {
             | NotAStore { .. }
             | UnsupportedFormat { .. }
             | NeedsRecovery { .. }
+            | IndexDamaged { .. }
             | ReadOnly => ErrorKind::Open,
             InvalidSchema(_)
             | InvalidUser { .. }
@@ -220,7 +220,7 @@ impl Error {
             | TooLarge { .. } => ErrorKind::Input,
             EpisodeNotFound(_) => ErrorKind::NotFound,
             EndOfData { .. } => ErrorKind::EndOfData,
-            Corrupted { .. } | CorruptRecord { .. } | IndexDamaged { .. } => ErrorKind::Corruption,
+            Corrupted { .. } | CorruptRecord { .. } => ErrorKind::Corruption,
             Io { .. } | Index(_) | Threads(_) | Panicked { .. } => ErrorKind::Io,
             Shared(inner) => inner.kind(),
         }

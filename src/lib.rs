@@ -49,6 +49,7 @@ pub mod io;
 pub mod partition;
 mod pool;
 mod process;
+mod repair;
 mod schema;
 mod segment;
 mod snapshot;
@@ -68,6 +69,7 @@ pub use dtype::{DType, Element, PlainElement};
 pub use error::{Error, ErrorKind, Result};
 pub use index::STORE_FORMAT_VERSION;
 pub use index::records::Outcome;
+pub use repair::{RepairAction, RepairReport, UnmarkedEpisode, Unrestorable, repair};
 pub use schema::{
     Codec, FieldKind, FieldSpec, REWARD, Schema, SchemaBuilder, TERMINATED, TRUNCATED,
 };

@@ -101,6 +101,8 @@ impl Store {
         io.create_dir_all(&segments)
             .map_err(|e| Error::io(&segments, e))?;
         io.sync_dir(path).map_err(|e| Error::io(path, e))?;
+        // Never an empty index over existing segments: that would hide their episodes.
+        crate::repair::refuse_missing_index(path)?;
         Self::open_index(path, options)
     }
 
@@ -252,6 +254,7 @@ fn check_store_dir(path: &Path, io: &dyn StoreIo) -> Result<()> {
             path: path.to_owned(),
         });
     }
+    crate::repair::refuse_missing_index(path)?;
     if io.len(&path.join(INDEX_FILE)).is_err() {
         return Err(Error::NotAStore {
             path: path.to_owned(),

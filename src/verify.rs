@@ -39,8 +39,9 @@ pub struct VerifyReport {
     pub chunks: u64,
     pub payload_bytes: u64,
     pub problems: Vec<Problem>,
-    /// Bytes in segment files that no committed episode references: the tails of crashed or
-    /// aborted recordings, headers and padding. Not an error.
+    /// Bytes in segment files that no committed episode's chunks reference: manifests and
+    /// commit markers (segment format 2), the tails of crashed or aborted recordings, headers
+    /// and padding. Not an error.
     pub unreferenced_bytes: u64,
 }
 

@@ -2,12 +2,16 @@
 //! segment, and at commit make them durable and index them.
 //!
 //! Commit order (the crash-safety argument, also in schema/format.md):
-//! 1. every chunk of the episode is written to this writer's own segment file;
-//! 2. the segment is fdatasync'ed: the bytes are durable;
-//! 3. one redb transaction (durable on return) adds the episode to the index.
+//! 1. every chunk of the episode is written to this writer's own segment file, then the
+//!    episode's manifest (everything needed to restore it without the index);
+//! 2. the segment is fdatasync'ed: chunks and manifest are durable (one sync per commit);
+//! 3. one redb transaction (durable on return) adds the episode to the index;
+//! 4. a commit marker (episode id, manifest offset) is appended, not synced: it becomes durable
+//!    with this appender's next sync or its clean drop.
 //!
 //! A crash before 3 completes leaves only unreferenced bytes in a segment, which readers never
-//! look at. A crash after leaves a complete episode. There is no other state.
+//! look at (and an unmarked manifest, see `trajstore repair`). A crash after leaves a complete
+//! episode. There is no other state.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,7 +22,10 @@ use crate::index::PendingEpisode;
 use crate::index::records::{EpisodeRecordV1, Outcome};
 use crate::schema::{Codec, FieldKind, FieldSpec, REWARD, Schema, TERMINATED, TRUNCATED};
 use crate::segment::Appender;
-use crate::segment::format::{ChunkRef, encode_lz4_table, push_lz4_block};
+use crate::segment::format::{
+    ChunkRef, MANIFEST_MAGIC, MARKER_MAGIC, encode_lz4_table, push_lz4_block,
+};
+use crate::segment::manifest::{ABORTED, ManifestV1, MarkerV1};
 use crate::store::Inner;
 use crate::value::{ArrayRef, Info, Value};
 
@@ -422,7 +429,6 @@ impl EpisodeWriter {
             return Err(Error::EmptyEpisode);
         }
         self.flush()?;
-        self.appender.as_mut().expect("flushed").sync()?;
         let now = now_us();
         let meta = std::mem::take(&mut self.meta);
         let record = EpisodeRecordV1 {
@@ -446,11 +452,67 @@ impl EpisodeWriter {
                 .map(|c| std::mem::take(&mut c.chunks))
                 .collect(),
         };
-        let pending = PendingEpisode {
-            record,
-            infos: std::mem::take(&mut self.infos),
+        let infos = std::mem::take(&mut self.infos);
+        let manifest = manifest_of(&record, self.schema.fields(), &infos);
+        let appender = self.appender.as_mut().expect("flushed");
+        // Invariant (segment/manifest.rs): the manifest is durable, with every chunk it names,
+        // before the index transaction can commit the episode; one sync covers both.
+        let manifest_offset = appender.append_meta(MANIFEST_MAGIC, &manifest.encode())?;
+        appender.sync()?;
+        let pending = PendingEpisode { record, infos };
+        let id = match self.store.commits.commit(&self.store.index, pending) {
+            Ok(id) => id,
+            Err(e) => {
+                // The recorder is told the commit failed: mark the manifest so `repair` never
+                // restores it. Best effort (the disk may be what failed).
+                let aborted = MarkerV1 {
+                    episode: ABORTED,
+                    manifest_offset,
+                };
+                if appender
+                    .append_meta(MARKER_MAGIC, &aborted.encode())
+                    .is_ok()
+                {
+                    let _ = appender.sync();
+                }
+                return Err(e);
+            }
         };
-        self.store.commits.commit(&self.store.index, pending)
+        let marker = MarkerV1 {
+            episode: id,
+            manifest_offset,
+        };
+        // The episode is committed whatever happens here: a failed marker write poisons the
+        // appender (it is then sealed) and `repair` treats the manifest as unmarked.
+        let _ = appender.append_meta(MARKER_MAGIC, &marker.encode());
+        Ok(id)
+    }
+}
+
+/// The manifest of an episode about to be indexed as `record`.
+fn manifest_of(
+    record: &EpisodeRecordV1,
+    fields: &[FieldSpec],
+    infos: &[(u32, Info)],
+) -> ManifestV1 {
+    ManifestV1 {
+        user: record.user.clone(),
+        env: record.env.clone(),
+        schema_id: record.schema_id,
+        fields: fields.to_vec(),
+        started_at_us: record.started_at_us,
+        ended_at_us: record.ended_at_us,
+        committed_at_us: record.committed_at_us,
+        steps: record.steps,
+        total_return: record.total_return,
+        outcome: record.outcome,
+        seed: record.seed,
+        tags: record.tags.clone(),
+        metadata: record.metadata.clone(),
+        raw_bytes: record.raw_bytes,
+        stored_bytes: record.stored_bytes,
+        chunks: record.fields.clone(),
+        infos: infos.to_vec(),
     }
 }
 

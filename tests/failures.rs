@@ -326,7 +326,8 @@ fn a_segment_of_a_newer_format_is_refused_not_misread() {
     let id = util::record_small(&store, "alice", 1, 3, Codec::Raw);
     drop(store);
     let (segment, _) = frame_location(dir.path(), id);
-    // Rewrite the file header with version 2 and a valid header checksum.
+    // Rewrite the file header with the next version and a valid header checksum.
+    let newer = trajstore::SEGMENT_FORMAT_VERSION + 1;
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -334,7 +335,7 @@ fn a_segment_of_a_newer_format_is_refused_not_misread() {
         .unwrap();
     let mut h = [0u8; 64];
     f.read_exact_at(&mut h, 0).unwrap();
-    h[8..12].copy_from_slice(&2u32.to_le_bytes());
+    h[8..12].copy_from_slice(&newer.to_le_bytes());
     let sum = xxhash_rust::xxh3::xxh3_64(&h[..56]);
     h[56..].copy_from_slice(&sum.to_le_bytes());
     f.write_all_at(&h, 0).unwrap();
@@ -345,7 +346,7 @@ fn a_segment_of_a_newer_format_is_refused_not_misread() {
         .err()
         .expect("refused");
     assert!(
-        matches!(err, Error::UnsupportedFormat { found: 2, .. }),
+        matches!(err, Error::UnsupportedFormat { found, .. } if found == newer),
         "{err}"
     );
 }

@@ -21,6 +21,7 @@ const COMMANDS: &[&[&str]] = &[
     &["ls", "{dir}", "--json"],
     &["show", "{dir}", "2"],
     &["verify", "{dir}"],
+    &["repair", "{dir}"],
     // A writer open: lets redb recover the file, may need to write it.
     &["init", "{dir}"],
 ];

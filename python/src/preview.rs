@@ -26,8 +26,8 @@ fn preview_sheet<'py>(
     every: usize,
 ) -> PyResult<(Bound<'py, PyBytes>, usize, usize)> {
     let sheet = {
-        let snapshot = snapshot.snapshot.lock().expect("snapshot");
-        py.detach(|| sheet(&snapshot, episode, field, every))?
+        let snapshot = &snapshot.snapshot;
+        py.detach(|| sheet(snapshot, episode, field, every))?
     };
     Ok((PyBytes::new(py, &sheet.pixels), sheet.height, sheet.width))
 }
@@ -44,14 +44,14 @@ fn preview_encode<'py>(
     kind: &str,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let bytes = {
-        let snapshot = snapshot.snapshot.lock().expect("snapshot");
+        let snapshot = &snapshot.snapshot;
         py.detach(|| -> PyResult<Vec<u8>> {
             match kind {
-                "png" => sheet(&snapshot, episode, field, every)?.to_png().py_err(),
+                "png" => sheet(snapshot, episode, field, every)?.to_png().py_err(),
                 "gif" => {
                     check_every(every)?;
                     let e = snapshot.episode(episode).py_err()?;
-                    EpisodeFrames::read(&snapshot, &e, field, every, preview::MAX_GIF_FRAMES)
+                    EpisodeFrames::read(snapshot, &e, field, every, preview::MAX_GIF_FRAMES)
                         .py_err()?
                         .gif(7)
                         .py_err()

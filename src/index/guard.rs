@@ -36,16 +36,17 @@ fn install_quiet_hook() {
     });
 }
 
-/// Runs `call` (which talks to the redb index at `path`), turning a panic or a redb
-/// corruption error into [`Error::IndexDamaged`].
+/// Runs `call` (which talks to the redb index file at `path`), turning a panic or a redb
+/// corruption error into [`Error::IndexDamaged`] naming the store directory.
 pub(crate) fn guarded<T>(path: &Path, call: impl FnOnce() -> Result<T>) -> Result<T> {
+    let store = || path.parent().unwrap_or(Path::new(".")).to_owned();
     install_quiet_hook();
     GUARDED.with(|g| g.set(g.get() + 1));
     let outcome = catch_unwind(AssertUnwindSafe(call));
     GUARDED.with(|g| g.set(g.get() - 1));
     match outcome {
         Ok(Err(Error::Index(redb::Error::Corrupted(reason)))) => Err(Error::IndexDamaged {
-            path: path.to_owned(),
+            path: store(),
             reason,
         }),
         Ok(result) => result,
@@ -56,7 +57,7 @@ pub(crate) fn guarded<T>(path: &Path, call: impl FnOnce() -> Result<T>) -> Resul
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("no message");
             Err(Error::IndexDamaged {
-                path: path.to_owned(),
+                path: store(),
                 reason: format!("the index library failed on it ({message})"),
             })
         }
@@ -73,7 +74,7 @@ mod tests {
         let err = guarded::<()>(path, || panic!("range end index 47 out of range")).unwrap_err();
         match &err {
             Error::IndexDamaged { path: p, reason } => {
-                assert_eq!(p, path);
+                assert_eq!(p, Path::new("/stores/demos"));
                 assert!(reason.contains("range end index 47"), "{reason}");
             }
             other => panic!("unexpected {other:?}"),

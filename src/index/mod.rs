@@ -27,13 +27,13 @@ use std::path::{Path, PathBuf};
 
 use redb::{
     ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
-    TableDefinition,
+    Table, TableDefinition, WriteTransaction,
 };
 
 use crate::error::{Error, Result};
 use crate::io::{IndexBackend, StoreIo};
 use crate::process::ProcessBound;
-use crate::schema::Schema;
+use crate::schema::{FieldSpec, Schema};
 use crate::value::Info;
 use records::{EpisodeRecordV1, Record, SchemaRecordV1, StepRecordV1, UserRecordV1};
 
@@ -107,14 +107,17 @@ impl Index {
                 if !path.exists() {
                     create_atomically(path)?;
                 }
-                builder().open(path)?
+                check_not_empty(path)?;
+                builder()
+                    .open(path)
+                    .map_err(|e| damaged_or(path, e.into()))?
             }
         };
         let index = Index {
             db: ProcessBound::new(Db::Write(db)),
             path: path.to_owned(),
         };
-        index.initialise()?;
+        index.initialise().map_err(|e| damaged_or(path, e))?;
         Ok(index)
     }
 
@@ -127,6 +130,11 @@ impl Index {
     /// multi-writer commit), closes it and opens it read-only again. A process that may not
     /// write the file gets [`Error::NeedsRecovery`].
     pub fn open_read(path: &Path, io: &dyn StoreIo) -> Result<Index> {
+        check_not_empty(path)?;
+        Self::open_read_unchecked(path, io).map_err(|e| damaged_or(path, e))
+    }
+
+    fn open_read_unchecked(path: &Path, io: &dyn StoreIo) -> Result<Index> {
         let mut attempts = 0;
         let db = loop {
             let opened = match io.index_file(path).map_err(|e| Error::io(path, e))? {
@@ -274,44 +282,149 @@ impl Index {
         let mut ids = Vec::with_capacity(batch.len());
         {
             let mut meta = txn.open_table(META)?;
-            let mut episodes = txn.open_table(EPISODES)?;
-            let mut steps = txn.open_table(STEPS)?;
-            let mut users = txn.open_table(USERS)?;
-            let mut user_episodes = txn.open_table(USER_EPISODES)?;
-            let mut env_episodes = txn.open_table(ENV_EPISODES)?;
+            let mut tables = EpisodeTables::open(&txn)?;
             let mut next = meta.get(META_NEXT_EPISODE)?.map_or(1, |v| v.value());
             for pending in batch {
                 let id = next;
                 next += 1;
-                let r = &pending.record;
-                episodes.insert(id, r.encode().as_slice())?;
-                for (step, info) in &pending.infos {
-                    steps.insert(
-                        (id, *step),
-                        StepRecordV1 { info: info.clone() }.encode().as_slice(),
-                    )?;
-                }
-                user_episodes.insert((r.user.as_str(), id), ())?;
-                env_episodes.insert((r.env.as_str(), id), ())?;
-                let mut user = match users.get(r.user.as_str())? {
-                    Some(v) => UserRecordV1::decode(v.value())?,
-                    None => UserRecordV1 {
-                        first_committed_us: r.committed_at_us,
-                        ..Default::default()
-                    },
-                };
-                user.episodes += 1;
-                user.steps += u64::from(r.steps);
-                user.raw_bytes += r.raw_bytes;
-                user.stored_bytes += r.stored_bytes;
-                user.last_committed_us = r.committed_at_us;
-                users.insert(r.user.as_str(), user.encode().as_slice())?;
+                tables.insert(id, &pending.record, &pending.infos)?;
                 ids.push(id);
             }
             meta.insert(META_NEXT_EPISODE, next)?;
         }
         txn.commit()?;
         Ok(ids)
+    }
+
+    /// Builds a complete new index at `path` (which must not exist) holding exactly these
+    /// schemas and episodes, with their ids, in one transaction (`trajstore repair`). User
+    /// statistics are recomputed from the episodes; the counters are set past the largest ids.
+    pub fn build_restored(
+        path: &Path,
+        schemas: &[(u64, Vec<FieldSpec>)],
+        episodes: &[(u64, PendingEpisode)],
+    ) -> Result<()> {
+        let db = builder().create(path)?;
+        let index = Index {
+            db: ProcessBound::new(Db::Write(db)),
+            path: path.to_owned(),
+        };
+        index.initialise()?;
+        let txn = index.writable()?.begin_write()?;
+        {
+            let mut schema_table = txn.open_table(SCHEMAS)?;
+            for (id, fields) in schemas {
+                let record = SchemaRecordV1 {
+                    fields: fields.clone(),
+                };
+                schema_table.insert(*id, record.encode().as_slice())?;
+            }
+            let mut tables = EpisodeTables::open(&txn)?;
+            let mut sorted: Vec<&(u64, PendingEpisode)> = episodes.iter().collect();
+            sorted.sort_by_key(|(id, _)| *id);
+            for (id, pending) in &sorted {
+                tables.insert(*id, &pending.record, &pending.infos)?;
+            }
+            let mut meta = txn.open_table(META)?;
+            let next_episode = sorted.last().map_or(1, |(id, _)| id + 1);
+            let next_schema = schemas.iter().map(|(id, _)| id + 1).max().unwrap_or(1);
+            meta.insert(META_NEXT_EPISODE, next_episode)?;
+            meta.insert(META_NEXT_SCHEMA, next_schema)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// The tables one committed episode writes rows into, open in one write transaction.
+struct EpisodeTables<'t> {
+    episodes: Table<'t, u64, &'static [u8]>,
+    steps: Table<'t, (u64, u32), &'static [u8]>,
+    users: Table<'t, &'static str, &'static [u8]>,
+    user_episodes: Table<'t, (&'static str, u64), ()>,
+    env_episodes: Table<'t, (&'static str, u64), ()>,
+}
+
+impl<'t> EpisodeTables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self> {
+        Ok(EpisodeTables {
+            episodes: txn.open_table(EPISODES)?,
+            steps: txn.open_table(STEPS)?,
+            users: txn.open_table(USERS)?,
+            user_episodes: txn.open_table(USER_EPISODES)?,
+            env_episodes: txn.open_table(ENV_EPISODES)?,
+        })
+    }
+
+    /// The episode row, its step infos, its secondary index rows and its user's statistics.
+    fn insert(&mut self, id: u64, r: &EpisodeRecordV1, infos: &[(u32, Info)]) -> Result<()> {
+        self.episodes.insert(id, r.encode().as_slice())?;
+        for (step, info) in infos {
+            self.steps.insert(
+                (id, *step),
+                StepRecordV1 { info: info.clone() }.encode().as_slice(),
+            )?;
+        }
+        self.user_episodes.insert((r.user.as_str(), id), ())?;
+        self.env_episodes.insert((r.env.as_str(), id), ())?;
+        let mut user = match self.users.get(r.user.as_str())? {
+            Some(v) => UserRecordV1::decode(v.value())?,
+            None => UserRecordV1 {
+                first_committed_us: r.committed_at_us,
+                ..Default::default()
+            },
+        };
+        user.episodes += 1;
+        user.steps += u64::from(r.steps);
+        user.raw_bytes += r.raw_bytes;
+        user.stored_bytes += r.stored_bytes;
+        user.last_committed_us = r.committed_at_us;
+        self.users
+            .insert(r.user.as_str(), user.encode().as_slice())?;
+        Ok(())
+    }
+}
+
+/// A zero-length index file is what a crash or a full disk can leave of a truncated index;
+/// redb would silently initialise it as an empty database, hiding every episode.
+fn check_not_empty(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() == 0 => Err(damaged(path, "the file is empty (0 bytes)".into())),
+        _ => Ok(()),
+    }
+}
+
+fn damaged(path: &Path, reason: String) -> Error {
+    let store = path.parent().unwrap_or(Path::new(".")).to_owned();
+    Error::IndexDamaged {
+        path: store,
+        reason,
+    }
+}
+
+/// Maps errors that mean the index file is corrupt (redb's own corruption errors, a file cut
+/// short, our records not decoding) to [`Error::IndexDamaged`], which names `trajstore
+/// repair`; every other error is returned as it is.
+fn damaged_or(path: &Path, e: Error) -> Error {
+    if is_corruption(&e) {
+        let reason = e.to_string();
+        damaged(path, reason)
+    } else {
+        e
+    }
+}
+
+fn is_corruption(e: &Error) -> bool {
+    // redb flattens its database, storage and table errors into redb::Error (our From impls).
+    match e {
+        Error::CorruptRecord { .. } => true,
+        Error::Index(redb::Error::Corrupted(_) | redb::Error::TableTypeMismatch { .. }) => true,
+        // Cut short, or not a redb file at all (redb reports a bad magic number as InvalidData).
+        Error::Index(redb::Error::Io(io)) => matches!(
+            io.kind(),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+        ),
+        _ => false,
     }
 }
 

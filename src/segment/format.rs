@@ -1,4 +1,5 @@
-//! Segment file bytes: the file header, blob record framing and the lz4 step table.
+//! Segment file bytes: the file header, record framing (blobs, manifests, commit markers) and
+//! the lz4 step table.
 //!
 //! See `schema/format.md` for the same in prose. All integers are little-endian.
 //!
@@ -21,11 +22,22 @@ use crate::error::{Error, Result};
 use crate::schema::Codec;
 
 /// Version of the segment file layout written by this build.
-pub const SEGMENT_FORMAT_VERSION: u32 = 1;
+///
+/// Version 1 segments hold only `BLOB` records. Version 2 adds the `MANI` (episode manifest)
+/// and `DONE` (commit marker) records that make the index rebuildable (`trajstore repair`).
+/// A writer appends only to segments of exactly this version (segment/writer.rs, adoption):
+/// a v1 segment never receives a v2 record.
+pub const SEGMENT_FORMAT_VERSION: u32 = 2;
+/// The first segment version with manifests and commit markers.
+pub const FIRST_MANIFEST_VERSION: u32 = 2;
 /// First bytes of every segment file.
 pub const FILE_MAGIC: [u8; 8] = *b"TRAJSEG\0";
-/// First bytes of every record header.
+/// First bytes of a record header holding field data (a chunk).
 pub const RECORD_MAGIC: [u8; 4] = *b"BLOB";
+/// First bytes of a record header holding an episode manifest (segment version 2).
+pub const MANIFEST_MAGIC: [u8; 4] = *b"MANI";
+/// First bytes of a record header holding a commit marker (segment version 2).
+pub const MARKER_MAGIC: [u8; 4] = *b"DONE";
 /// Size of the file header and of every record header; also the record alignment, so every
 /// payload starts 64-byte aligned (any dtype can be viewed in place).
 pub const HEADER_BYTES: usize = 64;
@@ -91,8 +103,8 @@ pub enum FileHeaderError {
     NewerVersion(u32),
 }
 
-/// Checks a segment file's header.
-pub fn decode_file_header(bytes: &[u8], segment: u64) -> Result<(), FileHeaderError> {
+/// Checks a segment file's header and returns its segment format version.
+pub fn decode_file_header(bytes: &[u8], segment: u64) -> Result<u32, FileHeaderError> {
     let invalid = |m: &str| Err(FileHeaderError::Invalid(m.to_owned()));
     let Some(h) = bytes.get(..HEADER_BYTES) else {
         return invalid("file shorter than its 64-byte header");
@@ -113,7 +125,7 @@ pub fn decode_file_header(bytes: &[u8], segment: u64) -> Result<(), FileHeaderEr
     if read_u64(h, FILE_SEGMENT_ID_OFFSET) != segment {
         return invalid("file header names another segment id");
     }
-    Ok(())
+    Ok(version)
 }
 
 /// Where a chunk of one field's steps lives. Stored in the index inside episode records.
@@ -207,6 +219,67 @@ pub fn check_record_header(header: &[u8], chunk: &ChunkRef, step_bytes: usize) -
         ));
     }
     Ok(())
+}
+
+/// The 64-byte header in front of a manifest or marker record (`magic` is [`MANIFEST_MAGIC`]
+/// or [`MARKER_MAGIC`]): the same framing as a blob, codec 0, steps 0, step bytes 0.
+pub fn encode_meta_record_header(
+    magic: [u8; 4],
+    payload_len: u64,
+    payload_checksum: u64,
+) -> [u8; HEADER_BYTES] {
+    let mut h = encode_record_header(Codec::Raw, payload_len, 0, 0, payload_checksum);
+    h[..RECORD_CODEC_OFFSET].copy_from_slice(&magic);
+    seal_header(&mut h);
+    h
+}
+
+/// Which record a header opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// Field data of one episode (a chunk).
+    Blob,
+    /// An episode manifest (segment version 2).
+    Manifest,
+    /// A commit marker (segment version 2).
+    Marker,
+}
+
+/// A record header as found by a sequential scan (repair), not yet checked against anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub kind: RecordKind,
+    pub payload_len: u64,
+    pub checksum: u64,
+}
+
+impl RecordHeader {
+    /// Offset one past the payload of the record whose header is at `offset`.
+    pub fn payload_end(&self, offset: u64) -> Option<u64> {
+        offset
+            .checked_add(HEADER_BYTES as u64)?
+            .checked_add(self.payload_len)
+    }
+}
+
+/// Parses the 64 bytes at a record offset: `None` unless they are a record header with a known
+/// magic and a valid header checksum (a torn tail, padding or garbage).
+pub fn parse_record_header(header: &[u8]) -> Option<RecordHeader> {
+    let h = header.get(..HEADER_BYTES)?;
+    let kind = match &h[..RECORD_CODEC_OFFSET] {
+        m if m == RECORD_MAGIC => RecordKind::Blob,
+        m if m == MANIFEST_MAGIC => RecordKind::Manifest,
+        m if m == MARKER_MAGIC => RecordKind::Marker,
+        _ => return None,
+    };
+    if !header_checksum_ok(h) {
+        return None;
+    }
+    Some(RecordHeader {
+        kind,
+        payload_len: read_u64(h, RECORD_PAYLOAD_LEN_OFFSET),
+        checksum: read_u64(h, RECORD_CHECKSUM_OFFSET),
+    })
 }
 
 /// Layout of an lz4 chunk's payload:
@@ -333,17 +406,17 @@ mod tests {
     #[test]
     fn file_header_round_trips_and_refuses_newer_versions() {
         let h = encode_file_header(7);
-        assert_eq!(decode_file_header(&h, 7), Ok(()));
+        assert_eq!(decode_file_header(&h, 7), Ok(SEGMENT_FORMAT_VERSION));
         assert!(matches!(
             decode_file_header(&h, 8),
             Err(FileHeaderError::Invalid(_))
         ));
         let mut newer = h;
-        newer[FILE_VERSION_OFFSET..FILE_VERSION_OFFSET + 4].copy_from_slice(&2u32.to_le_bytes());
+        newer[FILE_VERSION_OFFSET..FILE_VERSION_OFFSET + 4].copy_from_slice(&3u32.to_le_bytes());
         seal_header(&mut newer);
         assert_eq!(
             decode_file_header(&newer, 7),
-            Err(FileHeaderError::NewerVersion(2))
+            Err(FileHeaderError::NewerVersion(3))
         );
         let mut flipped = h;
         flipped[20] ^= 1;
@@ -374,6 +447,30 @@ mod tests {
                 .to_string()
                 .contains("checksum")
         );
+    }
+
+    #[test]
+    fn manifest_and_marker_headers_parse_and_torn_ones_do_not() {
+        let h = encode_meta_record_header(MANIFEST_MAGIC, 300, 99);
+        let parsed = parse_record_header(&h).unwrap();
+        assert_eq!(parsed.kind, RecordKind::Manifest);
+        assert_eq!((parsed.payload_len, parsed.checksum), (300, 99));
+        assert_eq!(parsed.payload_end(64), Some(64 + 64 + 300));
+        let marker = encode_meta_record_header(MARKER_MAGIC, 10, 1);
+        assert_eq!(
+            parse_record_header(&marker).unwrap().kind,
+            RecordKind::Marker
+        );
+        let blob = encode_record_header(Codec::Lz4, 5, 1, 5, 0);
+        assert_eq!(parse_record_header(&blob).unwrap().kind, RecordKind::Blob);
+        let mut torn = h;
+        torn[9] ^= 1;
+        assert_eq!(parse_record_header(&torn), None);
+        assert_eq!(parse_record_header(&[0u8; 64]), None);
+        assert_eq!(parse_record_header(&h[..63]), None);
+        let mut huge = encode_meta_record_header(MARKER_MAGIC, u64::MAX, 0);
+        seal_header(&mut huge);
+        assert_eq!(parse_record_header(&huge).unwrap().payload_end(64), None);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Append-only segment files holding field data; see `format.rs` for the bytes.
 
 pub mod format;
+pub mod manifest;
 mod reader;
 mod writer;
 
 pub use reader::{MappedBytes, SegmentMaps};
-pub use writer::{Appender, SegmentPool, sync_dir};
+pub use writer::{Appender, SegmentPool, list_segment_ids, sync_dir};
 
 use std::path::{Path, PathBuf};
 

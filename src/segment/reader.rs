@@ -112,7 +112,7 @@ impl SegmentMaps {
         let path = segment_path(&self.dir, id);
         let map = self.io.map(&path).map_err(|e| Error::io(&path, e))?;
         match decode_file_header(&map, id) {
-            Ok(()) => Ok(map),
+            Ok(_) => Ok(map),
             Err(FileHeaderError::NewerVersion(found)) => Err(Error::UnsupportedFormat {
                 path,
                 found,

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::format::{
-    ChunkRef, HEADER_BYTES, align_up, checksum, decode_file_header, encode_file_header,
-    encode_record_header,
+    ChunkRef, HEADER_BYTES, SEGMENT_FORMAT_VERSION, align_up, checksum, decode_file_header,
+    encode_file_header, encode_meta_record_header, encode_record_header,
 };
 use super::{parse_segment_name, segment_path};
 use crate::error::{Error, Result};
@@ -29,6 +29,8 @@ pub struct Appender {
     end: u64,
     /// Set after a failed write: the tail is in an unknown state, never append again.
     poisoned: bool,
+    /// Records were appended since the last sync (a commit marker): synced on a clean drop.
+    unsynced: bool,
 }
 
 impl Appender {
@@ -41,12 +43,6 @@ impl Appender {
         step_bytes: u32,
         parts: &[&[u8]],
     ) -> Result<ChunkRef> {
-        if self.poisoned {
-            return Err(Error::io(
-                &self.path,
-                io::Error::other("an earlier write to this segment failed"),
-            ));
-        }
         let payload_len: u64 = parts.iter().map(|p| p.len() as u64).sum();
         let sum = if let [one] = parts {
             checksum(one)
@@ -64,13 +60,35 @@ impl Appender {
             codec,
             checksum: sum,
         };
-        let written = self.write_record(&header, parts);
-        if let Err(e) = written {
+        self.write_checked(&header, parts)?;
+        Ok(chunk)
+    }
+
+    /// Appends a manifest or commit marker record (`magic` from segment/format.rs) and returns
+    /// the offset of its header. Not durable until [`Appender::sync`] (or a clean drop).
+    pub fn append_meta(&mut self, magic: [u8; 4], payload: &[u8]) -> Result<u64> {
+        let header = encode_meta_record_header(magic, payload.len() as u64, checksum(payload));
+        let offset = self.end;
+        self.write_checked(&header, &[payload])?;
+        Ok(offset)
+    }
+
+    /// Writes one record at the end; on failure the appender is poisoned.
+    fn write_checked(&mut self, header: &[u8], parts: &[&[u8]]) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::io(
+                &self.path,
+                io::Error::other("an earlier write to this segment failed"),
+            ));
+        }
+        if let Err(e) = self.write_record(header, parts) {
             self.poisoned = true;
             return Err(Error::io(&self.path, e));
         }
-        self.end = align_up(chunk.end());
-        Ok(chunk)
+        let payload_len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        self.end = align_up(self.end + header.len() as u64 + payload_len);
+        self.unsynced = true;
+        Ok(())
     }
 
     fn write_record(&self, header: &[u8], parts: &[&[u8]]) -> io::Result<()> {
@@ -89,7 +107,21 @@ impl Appender {
         self.file.sync_data().map_err(|e| {
             self.poisoned = true;
             Error::io(&self.path, e)
-        })
+        })?;
+        self.unsynced = false;
+        Ok(())
+    }
+}
+
+impl Drop for Appender {
+    /// A commit marker is appended without a sync of its own (it becomes durable with the next
+    /// commit's sync); an appender dropped cleanly (sealed, or its store handle closed) syncs
+    /// it now. A failure is ignored: a lost marker only means `repair` restores the episode
+    /// under the documented rule for unmarked manifests (schema/format.md).
+    fn drop(&mut self) {
+        if self.unsynced && !self.poisoned {
+            let _ = self.file.sync_data();
+        }
     }
 }
 
@@ -163,8 +195,10 @@ impl SegmentPool {
             }
             // Sizes are read again under the lock: the previous owner may have appended.
             let len = file.len().map_err(|e| Error::io(&path, e))?;
-            if len >= self.target_bytes || !has_valid_header(&*file, id) {
-                continue; // sealed, or a torn creation: never append to it
+            if len >= self.target_bytes || !has_current_header(&*file, id) {
+                // Sealed, a torn creation, or another segment format version: never append to
+                // it (a v1 segment must never receive v2 records; a new segment is created).
+                continue;
             }
             return Ok(Some(Appender {
                 id,
@@ -172,6 +206,7 @@ impl SegmentPool {
                 file,
                 end: align_up(len),
                 poisoned: false,
+                unsynced: false,
             }));
         }
         Ok(None)
@@ -208,13 +243,30 @@ impl SegmentPool {
             file,
             end: HEADER_BYTES as u64,
             poisoned: false,
+            unsynced: false,
         })
     }
 }
 
-fn has_valid_header(file: &dyn StoreFile, id: u64) -> bool {
+/// The ids of the segment files in a segments directory, ascending.
+pub fn list_segment_ids(dir: &Path) -> Result<Vec<u64>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut ids = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if let Some(id) = entry.file_name().to_str().and_then(parse_segment_name) {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// A valid header of exactly this build's segment format version.
+fn has_current_header(file: &dyn StoreFile, id: u64) -> bool {
     let mut h = [0u8; HEADER_BYTES];
-    file.read_exact_at(&mut h, 0).is_ok() && decode_file_header(&h, id).is_ok()
+    file.read_exact_at(&mut h, 0).is_ok()
+        && decode_file_header(&h, id) == Ok(SEGMENT_FORMAT_VERSION)
 }
 
 /// fsyncs a directory, making the names in it durable.

@@ -119,6 +119,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild a missing or damaged index from the segments (keeps the old file aside, never
+    /// touches segments); does nothing to a healthy index.
+    Repair {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Record synthetic demos, query a user's episodes, read them back, report speed.
     Demo {
         /// Where to record (a temporary directory, removed afterwards, by default).
@@ -201,6 +208,7 @@ impl Command {
             | Command::Preview { dir, .. }
             | Command::Serve { dir, .. }
             | Command::Verify { dir, .. }
+            | Command::Repair { dir, .. }
             | Command::Partition { dir, .. }
             | Command::BenchWriter { dir, .. } => Some(dir),
             Command::Demo { dir, .. } | Command::Bench { dir, .. } => dir.as_deref(),

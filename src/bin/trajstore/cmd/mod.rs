@@ -6,6 +6,7 @@ mod info;
 mod ls;
 mod partition;
 mod preview;
+mod repair;
 mod show;
 mod synth;
 mod verify;
@@ -76,6 +77,7 @@ fn run_command(command: Command) -> Result<ExitCode> {
             host,
             allow_remote,
         } => crate::serve::run(&dir, &host, port, allow_remote),
+        Command::Repair { dir, json } => repair::run(&dir, json),
         Command::Demo {
             dir,
             users,

@@ -26,7 +26,7 @@ pub fn run(dir: &Path, json: bool) -> Result<ExitCode> {
             out(format!("PROBLEM {p}"))?;
         }
         out(format!(
-            "{}: {} episodes, {} chunks, {} checked; {} unreferenced in segments (aborted or crashed recordings); {} problem{}",
+            "{}: {} episodes, {} chunks, {} checked; {} unreferenced in segments (manifests, commit markers, aborted or crashed recordings); {} problem{}",
             if report.problems.is_empty() {
                 "ok"
             } else {

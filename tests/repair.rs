@@ -1,0 +1,593 @@
+//! "Losing index.redb loses everything": the index is rebuilt from segment manifests by
+//! `trajstore repair`, which keeps the damaged index aside and never touches a segment.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+
+use trajstore::{
+    ArrayRef, Codec, DType, EpisodeMeta, Error, Info, Query, RepairAction, Schema, Store, Value,
+};
+
+/// Everything a reader can see of a store: episodes (metadata, chunk refs, schema id), their
+/// schemas, infos and field bytes, user statistics.
+#[derive(Debug, PartialEq)]
+struct Contents {
+    episodes: Vec<(trajstore::Episode, Schema, Vec<Info>, Vec<u64>)>,
+    users: Vec<trajstore::UserSummary>,
+}
+
+fn contents(dir: &Path) -> Contents {
+    let store = Store::open_read_only(dir).unwrap();
+    let snap = store.snapshot().unwrap();
+    let episodes = snap
+        .episodes(&Query::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let schema = (*snap.schema(e.schema_id()).unwrap()).clone();
+            let infos = snap.infos(&e).unwrap();
+            let digests = snap
+                .fields(&e)
+                .unwrap()
+                .iter()
+                .map(|f| xxhash_rust::xxh3::xxh3_64(&f.to_vec().unwrap()))
+                .collect();
+            (e, schema, infos, digests)
+        })
+        .collect();
+    let mut users = snap.users().unwrap();
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(snap.verify().unwrap().problems.is_empty());
+    Contents { episodes, users }
+}
+
+/// An episode with metadata, tags, a seed, a second observation field and non-empty infos.
+fn record_rich(store: &Store, user: &str, seed: u64, steps: u32, codec: Codec) -> u64 {
+    let schema = Schema::builder()
+        .observation("obs/frame", DType::U8, &[4, 4, 3], codec)
+        .observation("obs/ram/health", DType::I32, &[2], Codec::Raw)
+        .transition("action", DType::I64, &[])
+        .build()
+        .unwrap();
+    let meta = EpisodeMeta::new(user, "Fight-v1")
+        .seed(seed)
+        .tag("expert")
+        .tag(format!("t{seed}"))
+        .meta("difficulty", seed as i64)
+        .meta("note", "rich");
+    let mut w = store.begin_episode(meta, &schema).unwrap();
+    let frame = |t: u32| vec![(seed as u8).wrapping_add(t as u8); 48];
+    let hp = |t: u32| [100 - t as i32, 90];
+    let mut reset_info = Info::new();
+    reset_info.insert("stage".into(), Value::Int(1));
+    w.reset(
+        &[
+            ("obs/frame", ArrayRef::new(&frame(0))),
+            ("obs/ram/health", ArrayRef::new(&hp(0))),
+        ],
+        &reset_info,
+    )
+    .unwrap();
+    for t in 1..=steps {
+        let mut info = Info::new();
+        if t % 2 == 0 {
+            info.insert("combo".into(), Value::Ints(vec![t as i64, 2]));
+        }
+        w.step(
+            &[
+                ("obs/frame", ArrayRef::new(&frame(t))),
+                ("obs/ram/health", ArrayRef::new(&hp(t))),
+                ("action", ArrayRef::scalar(&i64::from(t))),
+                ("reward", ArrayRef::scalar(&(t as f32 * 0.5))),
+                ("terminated", ArrayRef::scalar(&(t == steps))),
+                ("truncated", ArrayRef::scalar(&false)),
+            ],
+            &info,
+        )
+        .unwrap();
+    }
+    w.commit().unwrap()
+}
+
+/// A store with two users, two schemas, raw and lz4 fields; returns its directory.
+fn populated(root: &Path) -> PathBuf {
+    let dir = root.join("store");
+    let store = Store::create(&dir).unwrap();
+    record_rich(&store, "ann", 1, 5, Codec::Raw);
+    util::record_small(&store, "bob", 2, 4, Codec::Lz4);
+    record_rich(&store, "ann", 3, 3, Codec::Lz4);
+    util::record_small(&store, "bob", 4, 6, Codec::Raw);
+    dir
+}
+
+/// Every file under `segments/`: name, length and content digest.
+fn segment_files(dir: &Path) -> Vec<(String, u64, u64)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let bytes = std::fs::read(e.path()).unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                bytes.len() as u64,
+                xxhash_rust::xxh3::xxh3_64(&bytes),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn damaged_copies(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("index.redb.damaged-"))
+        .collect()
+}
+
+#[test]
+fn a_deleted_index_is_rebuilt_with_every_episode_identical_and_the_same_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = populated(tmp.path());
+    let before = contents(&dir);
+    assert_eq!(before.episodes.len(), 4);
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.action, RepairAction::Rebuilt);
+    assert_eq!(report.episodes, 4);
+    assert_eq!(report.restored_with_id, 4);
+    assert!(report.restored_unmarked.is_empty());
+    assert!(report.unrestorable.is_empty(), "{report:?}");
+    assert!(report.damaged_index.is_none(), "nothing to keep aside");
+    assert_eq!(contents(&dir), before);
+
+    // The store goes on: the next id follows the restored ones.
+    let store = Store::open(&dir).unwrap();
+    assert_eq!(util::record_small(&store, "cy", 9, 2, Codec::Raw), 5);
+}
+
+#[test]
+fn a_truncated_index_is_kept_aside_and_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = populated(tmp.path());
+    let before = contents(&dir);
+    let index = dir.join("index.redb");
+    let len = std::fs::metadata(&index).unwrap().len();
+    let original = std::fs::read(&index).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&index)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.action, RepairAction::Rebuilt);
+    assert_eq!(contents(&dir), before);
+    let aside = report.damaged_index.expect("the damaged index is kept");
+    assert_eq!(damaged_copies(&dir), vec![aside.clone()]);
+    assert_eq!(
+        std::fs::read(&aside).unwrap(),
+        original[..(len / 2) as usize]
+    );
+}
+
+#[test]
+fn an_index_overwritten_with_garbage_is_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = populated(tmp.path());
+    let before = contents(&dir);
+    let index = dir.join("index.redb");
+    let len = std::fs::metadata(&index).unwrap().len() as usize;
+    let mut rng = trajstore::loader::rng::SplitMix64::new(7);
+    let garbage: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+    std::fs::write(&index, &garbage).unwrap();
+
+    let err = Store::open_read_only(&dir).err().expect("a damaged index");
+    assert!(matches!(err, Error::IndexDamaged { .. }), "{err}");
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.action, RepairAction::Rebuilt);
+    assert_eq!(contents(&dir), before);
+    assert_eq!(
+        std::fs::read(report.damaged_index.unwrap()).unwrap(),
+        garbage
+    );
+}
+
+#[test]
+fn repair_on_a_healthy_store_changes_nothing_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = populated(tmp.path());
+    let index_bytes = std::fs::read(dir.join("index.redb")).unwrap();
+    let segments = segment_files(&dir);
+
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.action, RepairAction::NothingToDo);
+    assert!(report.index_problems.is_empty());
+    assert_eq!((report.episodes, report.whole_manifests), (4, 4));
+    assert_eq!(std::fs::read(dir.join("index.redb")).unwrap(), index_bytes);
+    assert_eq!(segment_files(&dir), segments);
+    assert!(damaged_copies(&dir).is_empty());
+}
+
+#[test]
+fn repair_never_deletes_or_modifies_a_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let options = trajstore::StoreOptions {
+        segment_target_bytes: 2048, // several segments
+        ..Default::default()
+    };
+    let store = Store::create_with(&dir, options).unwrap();
+    for seed in 0..6 {
+        util::record_small(&store, "a", seed, 8, Codec::Raw);
+    }
+    drop(store);
+    let segments = segment_files(&dir);
+    assert!(segments.len() >= 3, "{segments:?}");
+    std::fs::write(dir.join("index.redb"), b"not an index").unwrap();
+
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.episodes, 6);
+    assert_eq!(segment_files(&dir), segments);
+    assert_eq!(
+        trajstore::repair(&dir).unwrap().action,
+        RepairAction::NothingToDo
+    );
+    assert_eq!(segment_files(&dir), segments);
+}
+
+/// Offsets of the commit marker records (`DONE`) of a segment, in file order.
+fn marker_offsets(segment: &Path) -> Vec<usize> {
+    let bytes = std::fs::read(segment).unwrap();
+    (64..bytes.len())
+        .step_by(64)
+        .filter(|&at| bytes[at..].starts_with(b"DONE"))
+        .collect()
+}
+
+fn only_segment(dir: &Path) -> PathBuf {
+    let mut paths: Vec<_> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(paths.len(), 1);
+    paths.pop().unwrap()
+}
+
+#[test]
+fn an_episode_whose_commit_marker_was_lost_is_restored_with_a_fresh_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = Store::create(&dir).unwrap();
+    for seed in 1..=3 {
+        util::record_small(&store, "a", seed, 4, Codec::Raw);
+    }
+    drop(store);
+    // Power loss took episode 2's marker (it is synced only by the next commit's sync).
+    let segment = only_segment(&dir);
+    let markers = marker_offsets(&segment);
+    assert_eq!(markers.len(), 3);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[markers[1]..markers[1] + 64].fill(0);
+    std::fs::write(&segment, &bytes).unwrap();
+
+    // With a healthy index nothing happens: the index holds episode 2.
+    assert_eq!(
+        trajstore::repair(&dir).unwrap().action,
+        RepairAction::NothingToDo
+    );
+
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.restored_with_id, 2);
+    assert_eq!(report.restored_unmarked.len(), 1);
+    let unmarked = &report.restored_unmarked[0];
+    assert_eq!((unmarked.id, unmarked.user.as_str()), (4, "a"));
+    // Ids 1 and 3 kept, the unmarked episode (seed 2) above every restored id.
+    util::check_small(&dir, 1, 1, 4);
+    util::check_small(&dir, 3, 3, 4);
+    util::check_small(&dir, 4, 2, 4);
+    let store = Store::open_read_only(&dir).unwrap();
+    let ids: Vec<u64> = store
+        .snapshot()
+        .unwrap()
+        .episodes(&Query::default())
+        .unwrap()
+        .iter()
+        .map(|e| e.id())
+        .collect();
+    assert_eq!(ids, [1, 3, 4]);
+}
+
+/// A valid blob record header claiming `payload_len` bytes (as a killed writer leaves it when
+/// the header reached the file and the payload did not).
+fn torn_blob_header(payload_len: u64) -> [u8; 64] {
+    let mut h = [0u8; 64];
+    h[..4].copy_from_slice(b"BLOB");
+    h[8..16].copy_from_slice(&payload_len.to_le_bytes());
+    h[16..20].copy_from_slice(&1u32.to_le_bytes());
+    h[20..24].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    h[24..32].copy_from_slice(&0x1234u64.to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&h[..56]);
+    h[56..].copy_from_slice(&sum.to_le_bytes());
+    h
+}
+
+#[test]
+fn a_torn_tail_is_scanned_past_even_when_an_adopter_appended_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = Store::create(&dir).unwrap();
+    util::record_small(&store, "a", 1, 4, Codec::Raw);
+    util::record_small(&store, "a", 2, 4, Codec::Lz4);
+    drop(store);
+    // A killed writer's tail: a record header whose 64 KiB payload never made it, and garbage.
+    let segment = only_segment(&dir);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes.resize(bytes.len().div_ceil(64) * 64, 0);
+    bytes.extend_from_slice(&torn_blob_header(64 << 10));
+    bytes.extend(std::iter::repeat_n(0xA5u8, 300));
+    std::fs::write(&segment, &bytes).unwrap();
+    // A later writer adopts the segment and appends inside the range the torn header claims.
+    let store = Store::open(&dir).unwrap();
+    util::record_small(&store, "b", 3, 4, Codec::Raw);
+    drop(store);
+    assert_eq!(segment_files(&dir).len(), 1, "the segment was adopted");
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(
+        (report.episodes, report.restored_with_id),
+        (3, 3),
+        "{report:?}"
+    );
+    assert!(report.garbage_bytes > 0);
+    util::check_small(&dir, 1, 1, 4);
+    util::check_small(&dir, 2, 2, 4);
+    util::check_small(&dir, 3, 3, 4);
+}
+
+fn copy_v1_fixture(to: &Path) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-store");
+    std::fs::create_dir_all(to.join("segments")).unwrap();
+    std::fs::copy(fixture.join("index.redb"), to.join("index.redb")).unwrap();
+    for e in std::fs::read_dir(fixture.join("segments")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join("segments").join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn the_v1_fixture_is_left_alone_by_repair_and_never_receives_v2_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v1-store");
+    copy_v1_fixture(&dir);
+    let before = contents(&dir);
+    let index_bytes = std::fs::read(dir.join("index.redb")).unwrap();
+    let v1_segments = segment_files(&dir);
+
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.action, RepairAction::NothingToDo);
+    assert_eq!(report.v1_segments, [1]);
+    assert_eq!(report.v1_bytes, v1_segments[0].1);
+    assert_eq!(report.whole_manifests, 0);
+    assert_eq!(std::fs::read(dir.join("index.redb")).unwrap(), index_bytes);
+    assert_eq!(contents(&dir), before);
+
+    // Recording into it creates a v2 segment instead of adopting the v1 one.
+    let store = Store::open(&dir).unwrap();
+    let id = util::record_small(&store, "new", 5, 3, Codec::Raw);
+    drop(store);
+    let after = segment_files(&dir);
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[0], v1_segments[0], "the v1 segment is untouched");
+    assert_eq!(
+        trajstore::repair(&dir).unwrap().action,
+        RepairAction::NothingToDo
+    );
+
+    // Without the index, only the v2 episode is restorable, and the report says so.
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!((report.episodes, report.restored_with_id), (1, 1));
+    assert_eq!(report.v1_segments, [1]);
+    assert_eq!(report.v1_bytes, v1_segments[0].1);
+    util::check_small(&dir, id, 5, 3);
+}
+
+#[test]
+fn opening_a_store_with_a_deleted_index_names_trajstore_repair() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = populated(tmp.path());
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+    let errors = [
+        Store::open(&dir).err(),
+        Store::open_read_only(&dir).err(),
+        Store::create(&dir).err(),
+    ];
+    for err in errors {
+        let err = err.expect("refused");
+        assert!(matches!(err, Error::IndexDamaged { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("trajstore repair"), "{text}");
+        assert!(text.contains(&dir.display().to_string()), "{text}");
+    }
+    assert!(
+        !dir.join("index.redb").exists(),
+        "create must not put an empty index over existing segments"
+    );
+}
+
+#[test]
+fn the_repair_command_rebuilds_a_lost_index_and_reports_in_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = populated(tmp.path());
+    let s = dir.to_str().unwrap();
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+
+    let ls = util::cli(&["ls", s]);
+    assert_eq!(ls.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&ls.stderr);
+    assert!(
+        stderr.contains(&format!("trajstore repair {s}")),
+        "{stderr}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&util::cli_ok(&["repair", s, "--json"])).unwrap();
+    assert_eq!(json["action"], "rebuilt");
+    assert_eq!(json["episodes"], 4);
+    assert_eq!(json["restored_with_id"], 4);
+    assert_eq!(json["index_problems"][0], "index.redb is missing");
+
+    let text = util::cli_ok(&["repair", s]);
+    assert!(text.contains("nothing to do"), "{text}");
+    assert_eq!(util::cli_ok(&["ls", s, "--json"]).lines().count(), 4);
+}
+
+#[test]
+fn an_index_older_than_the_segments_is_completed_keeping_its_v1_episodes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v1-store");
+    copy_v1_fixture(&dir);
+    let stale = std::fs::read(dir.join("index.redb")).unwrap();
+    let store = Store::open(&dir).unwrap();
+    let new_id = util::record_small(&store, "new", 5, 3, Codec::Raw);
+    drop(store);
+    let complete = contents(&dir);
+    // The index is put back to a copy taken before the last commit (a restored backup).
+    std::fs::write(dir.join("index.redb"), &stale).unwrap();
+
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.action, RepairAction::Rebuilt);
+    assert!(
+        report.index_problems[0].contains(&format!("episode {new_id}")),
+        "{report:?}"
+    );
+    assert_eq!((report.restored_with_id, report.carried_over), (1, 3));
+    assert_eq!(contents(&dir), complete);
+    assert_eq!(std::fs::read(report.damaged_index.unwrap()).unwrap(), stale);
+}
+
+#[test]
+fn an_episode_with_a_damaged_chunk_is_not_restored_and_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = Store::create(&dir).unwrap();
+    util::record_small(&store, "a", 1, 4, Codec::Raw);
+    let damaged = util::record_small(&store, "a", 2, 4, Codec::Raw);
+    let snap = store.snapshot().unwrap();
+    let chunk = snap
+        .field(&snap.episode(damaged).unwrap(), "obs/frame")
+        .unwrap()
+        .chunk_refs()
+        .next()
+        .copied()
+        .unwrap();
+    drop((snap, store));
+    let segment = only_segment(&dir);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[chunk.payload_offset() as usize + 5] ^= 0xFF;
+    std::fs::write(&segment, &bytes).unwrap();
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.episodes, 1);
+    let reasons: Vec<&str> = report
+        .unrestorable
+        .iter()
+        .map(|s| s.reason.as_str())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("obs/frame") && r.contains("checksum")),
+        "{reasons:?}"
+    );
+    util::check_small(&dir, 1, 1, 4);
+}
+
+#[test]
+fn a_commit_in_flight_at_a_crash_stays_uncommitted_unless_the_index_is_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = Store::create(&dir).unwrap();
+    util::record_small(&store, "a", 1, 4, Codec::Raw);
+    util::record_small(&store, "a", 2, 4, Codec::Raw);
+    drop(store);
+    let before_third = std::fs::read(dir.join("index.redb")).unwrap();
+    let store = Store::open(&dir).unwrap();
+    util::record_small(&store, "b", 3, 4, Codec::Lz4);
+    drop(store);
+    // The state a crash between the segment sync and the index commit leaves: the third
+    // episode's chunks and manifest are durable, the index never got it, no marker exists.
+    let segment = only_segment(&dir);
+    let last_marker = *marker_offsets(&segment).last().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(last_marker as u64)
+        .unwrap();
+    std::fs::write(dir.join("index.redb"), &before_third).unwrap();
+
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.action, RepairAction::NothingToDo);
+    assert_eq!((report.episodes, report.uncommitted), (2, 1));
+
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.restored_with_id, 2);
+    let unmarked: Vec<(u64, &str)> = report
+        .restored_unmarked
+        .iter()
+        .map(|u| (u.id, u.user.as_str()))
+        .collect();
+    assert_eq!(unmarked, [(3, "b")]);
+    util::check_small(&dir, 3, 3, 4);
+}
+
+/// Replaces the commit marker at `at` (the last record of `segment`) with an aborted marker
+/// (episode 0) for the same manifest, as a writer whose index commit failed leaves it.
+fn abort_marker(segment: &Path, at: usize) {
+    let mut bytes = std::fs::read(segment).unwrap();
+    let payload_len = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize;
+    let payload = bytes[at + 64..at + 64 + payload_len].to_vec();
+    // postcard: envelope variant 0, varint episode, varint manifest offset.
+    assert_eq!(payload[0], 0);
+    let episode_len = payload[1..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
+    let mut aborted = vec![0u8, 0u8];
+    aborted.extend_from_slice(&payload[1 + episode_len..]);
+    let mut h = [0u8; 64];
+    h[..4].copy_from_slice(b"DONE");
+    h[8..16].copy_from_slice(&(aborted.len() as u64).to_le_bytes());
+    h[24..32].copy_from_slice(&xxhash_rust::xxh3::xxh3_64(&aborted).to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&h[..56]);
+    h[56..].copy_from_slice(&sum.to_le_bytes());
+    bytes.truncate(at);
+    bytes.extend_from_slice(&h);
+    bytes.extend_from_slice(&aborted);
+    std::fs::write(segment, &bytes).unwrap();
+}
+
+#[test]
+fn a_manifest_whose_index_commit_failed_is_never_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = Store::create(&dir).unwrap();
+    util::record_small(&store, "a", 1, 4, Codec::Raw);
+    util::record_small(&store, "a", 2, 4, Codec::Raw);
+    drop(store);
+    let segment = only_segment(&dir);
+    abort_marker(&segment, *marker_offsets(&segment).last().unwrap());
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!((report.episodes, report.aborted), (1, 1), "{report:?}");
+    assert!(report.restored_unmarked.is_empty());
+    util::check_small(&dir, 1, 1, 4);
+}
