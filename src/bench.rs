@@ -188,7 +188,7 @@ pub fn scan(dir: &Path, field: &str) -> Result<Measurement> {
         let (mut sum, mut bytes) = (0u64, 0u64);
         let start = Instant::now();
         for (_, f) in &fields {
-            match f.contiguous() {
+            match f.contiguous()? {
                 Some(b) => {
                     sum = sum.wrapping_add(touch(&b));
                     bytes += b.len() as u64;
@@ -666,7 +666,7 @@ fn floor_source(dir: &Path, fields: &[(u64, Field)]) -> Result<FloorSource> {
     let step_bytes = fields.first().map_or(0, |(_, f)| f.step_bytes());
     let mut maps = Vec::new();
     let mut base = std::collections::HashMap::new();
-    if fields.iter().all(|(_, f)| f.contiguous().is_some()) {
+    if fields.iter().all(|(_, f)| f.is_contiguous()) {
         let mut map_of = std::collections::HashMap::new();
         for (id, f) in fields {
             let chunk = f.chunk_refs().next().expect("contiguous: one chunk");

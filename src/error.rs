@@ -125,6 +125,28 @@ pub enum Error {
         offset: u64,
         reason: String,
     },
+    /// A read of field data failed its check (checked reads, [`StoreOptions::verify_reads`]):
+    /// the chunk holding `steps` of `field` of the episode is damaged. Nothing of it was
+    /// returned; other chunks and episodes still read.
+    ///
+    /// [`StoreOptions::verify_reads`]: crate::StoreOptions::verify_reads
+    #[error(
+        "user {user:?} episode {episode} field {field:?} steps {}..{}: corrupt data in {} (segment {segment:016x}, record at offset {offset}): {reason}; run `trajstore verify` on the store",
+        steps.start, steps.end, path.display()
+    )]
+    CorruptRead {
+        user: String,
+        episode: u64,
+        field: String,
+        /// The steps of the damaged chunk (value indices: `0..=T` for observations).
+        steps: std::ops::Range<usize>,
+        segment: u64,
+        /// The segment file.
+        path: PathBuf,
+        /// Offset of the chunk's record header in the segment file.
+        offset: u64,
+        reason: String,
+    },
     /// An index record that cannot be decoded.
     #[error("corrupt index record in table {table}: {reason}")]
     CorruptRecord { table: &'static str, reason: String },
@@ -190,7 +212,7 @@ impl Error {
             | TooLarge { .. } => ErrorKind::Input,
             EpisodeNotFound(_) => ErrorKind::NotFound,
             EndOfData { .. } => ErrorKind::EndOfData,
-            Corrupted { .. } | CorruptRecord { .. } => ErrorKind::Corruption,
+            Corrupted { .. } | CorruptRead { .. } | CorruptRecord { .. } => ErrorKind::Corruption,
             Io { .. } | Index(_) => ErrorKind::Io,
             Shared(inner) => inner.kind(),
         }

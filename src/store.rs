@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::checked::VerifiedChunks;
 use crate::commit::{CommitStats, GroupCommit};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexSnapshot};
@@ -27,6 +28,11 @@ pub struct StoreOptions {
     /// An episode writer keeps up to this many bytes of field data in memory before writing
     /// chunks out; episodes smaller than this have each field in one contiguous chunk.
     pub spill_bytes: usize,
+    /// Checked reads (default `true`): the first read of each chunk in this process verifies
+    /// its xxh3 checksum (and lz4 framing) and a damaged chunk fails the read with
+    /// [`Error::CorruptRead`]; the result is remembered, so later reads cost nothing
+    /// measurable. `false` skips the check, for trusted media.
+    pub verify_reads: bool,
 }
 
 impl Default for StoreOptions {
@@ -34,6 +40,7 @@ impl Default for StoreOptions {
         StoreOptions {
             segment_target_bytes: 1 << 30,
             spill_bytes: 256 << 20,
+            verify_reads: true,
         }
     }
 }
@@ -45,6 +52,8 @@ pub(crate) struct Inner {
     pub pool: Option<SegmentPool>,
     pub commits: GroupCommit,
     pub options: StoreOptions,
+    /// Chunks whose checksums this process verified (checked reads; see checked.rs).
+    pub verified: Arc<VerifiedChunks>,
     schema_ids: Mutex<Vec<(Arc<Schema>, u64)>>,
 }
 
@@ -96,10 +105,14 @@ impl Store {
     /// Opens an existing store for reading only; recording through it fails with
     /// [`Error::ReadOnly`]. Follows commits of writers in other processes.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
-        let path = path.as_ref();
+        Self::open_read_only_with(path.as_ref(), StoreOptions::default())
+    }
+
+    /// [`Store::open_read_only`] with options (of which only the reading ones matter).
+    pub fn open_read_only_with(path: &Path, options: StoreOptions) -> Result<Store> {
         check_store_dir(path)?;
         let index = Index::open_read(&path.join(INDEX_FILE))?;
-        Ok(Self::assemble(path, index, None, StoreOptions::default()))
+        Ok(Self::assemble(path, index, None, options))
     }
 
     fn assemble(
@@ -115,6 +128,10 @@ impl Store {
                 index,
                 pool,
                 commits: GroupCommit::default(),
+                verified: Arc::new(VerifiedChunks::new(
+                    options.verify_reads,
+                    path.join(SEGMENTS_DIR),
+                )),
                 options,
                 schema_ids: Mutex::new(Vec::new()),
             }),
@@ -158,6 +175,11 @@ impl Store {
     pub fn snapshot(&self) -> Result<Snapshot> {
         let txn = self.inner.index.begin_read()?;
         Ok(Snapshot::new(self.inner.clone(), IndexSnapshot::new(txn)))
+    }
+
+    /// Chunks this handle has verified so far (checked reads; 0 when reads are unchecked).
+    pub fn verified_chunks(&self) -> usize {
+        self.inner.verified.len()
     }
 
     /// Commit counters of this handle (episodes per durable index transaction).

@@ -377,7 +377,7 @@ impl PySnapshot {
         let e = snapshot.episode(episode).py_err()?;
         let field = snapshot.field(&e, name).py_err()?;
         let spec = field.spec();
-        let data = match field.contiguous() {
+        let data = match field.contiguous().py_err()? {
             Some(bytes) => Bound::new(py, MappedBuffer::new(bytes))?.into_any(),
             None => {
                 let decoded = py.detach(|| field.to_vec()).py_err()?;
