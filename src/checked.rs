@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn fast_checksum_is_the_format_checksum() {
         let bytes: Vec<u8> = (0..1_000_003u32)
-            .map(|i| (i * 2_654_435_761) as u8)
+            .map(|i| i.wrapping_mul(2_654_435_761) as u8)
             .collect();
         for len in [
             0,
