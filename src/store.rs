@@ -177,6 +177,11 @@ impl Store {
         Ok(Snapshot::new(self.inner.clone(), IndexSnapshot::new(txn)))
     }
 
+    /// Whether reads are checked ([`StoreOptions::verify_reads`]).
+    pub fn verify_reads(&self) -> bool {
+        self.inner.options.verify_reads
+    }
+
     /// Chunks this handle has verified so far (checked reads; 0 when reads are unchecked).
     pub fn verified_chunks(&self) -> usize {
         self.inner.verified.len()
