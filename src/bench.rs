@@ -803,20 +803,20 @@ pub fn checked(dir: &Path, field: &str) -> Result<Vec<Measurement>> {
         for verify_reads in [false, true] {
             let b = &mut best[usize::from(verify_reads)];
             let store = open(verify_reads)?;
-            for i in 0..2 {
+            for slot in &mut b[0..2] {
                 let (t, sum, _) = scan_pass(&fields_of(&store)?)?;
                 if sum != expected {
                     return Err(mismatch());
                 }
-                b[i] = b[i].min(t);
+                *slot = slot.min(t);
             }
             let store = open(verify_reads)?;
-            for i in 2..4 {
+            for slot in &mut b[2..4] {
                 let (t, sum, _) = epoch_pass(&store)?;
                 if sum != epoch_sum {
                     return Err(mismatch());
                 }
-                b[i] = b[i].min(t);
+                *slot = slot.min(t);
             }
         }
     }

@@ -60,7 +60,7 @@ pub mod synth;
 
 pub use commit::CommitStats;
 pub use dtype::{DType, Element, PlainElement};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{DamagedRead, Error, ErrorKind, Result};
 pub use index::STORE_FORMAT_VERSION;
 pub use index::records::Outcome;
 pub use schema::{

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::checked::{ChunkCheck, VerifiedChunks};
 use crate::dtype::PlainElement;
-use crate::error::{Error, Result};
+use crate::error::{DamagedRead, Error, Result};
 use crate::index::records::{EpisodeRecordV1, Outcome};
 use crate::index::{By, IndexSnapshot};
 use crate::schema::{Codec, FieldKind, FieldSpec, Schema};
@@ -419,7 +419,7 @@ impl Field {
 
     /// The error of a damaged chunk, naming what it holds.
     fn corrupt(&self, chunk: &Chunk, steps: Range<usize>, reason: String) -> Error {
-        Error::CorruptRead {
+        Error::CorruptRead(Box::new(DamagedRead {
             user: self.user.clone(),
             episode: self.episode,
             field: self.spec.name.clone(),
@@ -428,7 +428,7 @@ impl Field {
             path: self.verified.segment_path(chunk.re.segment),
             offset: chunk.re.offset,
             reason,
-        }
+        }))
     }
 
     /// A decoding error of `step` of `chunk`, with what the chunk holds.

@@ -60,21 +60,18 @@ fn damaged_store(codec: Codec, payload_byte: u64) -> (tempfile::TempDir, u64, u6
 fn assert_names_the_damage(err: &Error, bad: u64, steps: std::ops::Range<usize>) {
     assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
     match err {
-        Error::CorruptRead {
-            user,
-            episode,
-            field,
-            steps: s,
-            path,
-            reason,
-            ..
-        } => {
+        Error::CorruptRead(d) => {
             assert_eq!(
-                (user.as_str(), *episode, field.as_str(), s.clone()),
+                (
+                    d.user.as_str(),
+                    d.episode,
+                    d.field.as_str(),
+                    d.steps.clone()
+                ),
                 ("bob", bad, "obs/frame", steps)
             );
-            assert!(path.exists(), "{}", path.display());
-            assert!(reason.contains("checksum"), "{reason}");
+            assert!(d.path.exists(), "{}", d.path.display());
+            assert!(d.reason.contains("checksum"), "{}", d.reason);
         }
         other => panic!("expected CorruptRead, got {other:?}"),
     }
@@ -254,7 +251,9 @@ fn replay_of_a_damaged_episode_fails() {
     let store = Store::open_read_only(dir.path()).unwrap();
     let selection = Selection::new(Query::default().user("bob"), 1, 0, 0);
     let mut env = ReplayEnv::new(&store, &selection, ReplayOptions::default()).unwrap();
-    let err = env.reset().err().expect("the first observation is damaged");
+    let Err(err) = env.reset() else {
+        panic!("the first observation is damaged")
+    };
     assert_names_the_damage(&err, bad, 0..11);
 }
 
