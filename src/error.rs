@@ -143,6 +143,13 @@ pub enum Error {
         offset: u64,
         reason: String,
     },
+    /// A read of field data failed its check (checked reads, [`StoreOptions::verify_reads`]):
+    /// the chunk holding `steps` of `field` of the episode is damaged. Nothing of it was
+    /// returned; other chunks and episodes still read.
+    ///
+    /// [`StoreOptions::verify_reads`]: crate::StoreOptions::verify_reads
+    #[error("{0}")]
+    CorruptRead(Box<DamagedRead>),
     /// An index record that cannot be decoded.
     #[error("corrupt index record in table {table}: {reason}")]
     CorruptRecord { table: &'static str, reason: String },
@@ -171,6 +178,40 @@ pub enum Error {
     /// An error shared by every episode of a failed group commit.
     #[error("{0}")]
     Shared(std::sync::Arc<Error>),
+}
+
+/// What [`Error::CorruptRead`] names: where the damaged chunk is and what it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamagedRead {
+    pub user: String,
+    pub episode: u64,
+    pub field: String,
+    /// The steps of the damaged chunk (value indices: `0..=T` for observations).
+    pub steps: std::ops::Range<usize>,
+    pub segment: u64,
+    /// The segment file.
+    pub path: PathBuf,
+    /// Offset of the chunk's record header in the segment file.
+    pub offset: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for DamagedRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "user {:?} episode {} field {:?} steps {}..{}: corrupt data in {} (segment {:016x}, record at offset {}): {}; run `trajstore verify` on the store",
+            self.user,
+            self.episode,
+            self.field,
+            self.steps.start,
+            self.steps.end,
+            self.path.display(),
+            self.segment,
+            self.offset,
+            self.reason
+        )
+    }
 }
 
 /// Families of [`Error`], for callers that map errors onto their own types.
@@ -220,7 +261,7 @@ impl Error {
             | TooLarge { .. } => ErrorKind::Input,
             EpisodeNotFound(_) => ErrorKind::NotFound,
             EndOfData { .. } => ErrorKind::EndOfData,
-            Corrupted { .. } | CorruptRecord { .. } => ErrorKind::Corruption,
+            Corrupted { .. } | CorruptRead(_) | CorruptRecord { .. } => ErrorKind::Corruption,
             Io { .. } | Index(_) | Threads(_) | Panicked { .. } => ErrorKind::Io,
             Shared(inner) => inner.kind(),
         }

@@ -33,7 +33,7 @@
 //! let snapshot = store.snapshot()?;
 //! for e in snapshot.episodes(&Query::default().user("alice"))? {
 //!     let frames = snapshot.field(&e, "obs/frame")?;
-//!     let bytes = frames.contiguous().expect("raw, one chunk"); // a slice of the map
+//!     let bytes = frames.contiguous()?.expect("raw, one chunk"); // a slice of the map
 //!     assert_eq!(bytes.len(), 2 * 64 * 64 * 3);
 //! }
 //! # let _ = id;
@@ -41,6 +41,7 @@
 //! # }
 //! ```
 
+mod checked;
 mod commit;
 mod dtype;
 mod error;
@@ -66,7 +67,7 @@ pub mod synth;
 
 pub use commit::CommitStats;
 pub use dtype::{DType, Element, PlainElement};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{DamagedRead, Error, ErrorKind, Result};
 pub use index::STORE_FORMAT_VERSION;
 pub use index::records::Outcome;
 pub use repair::{RepairAction, RepairReport, UnmarkedEpisode, Unrestorable, repair};

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
+use crate::checked::{ChunkCheck, VerifiedChunks};
 use crate::dtype::PlainElement;
-use crate::error::{Error, Result};
+use crate::error::{DamagedRead, Error, Result};
 use crate::index::records::{EpisodeRecordV1, Outcome};
 use crate::index::{By, IndexSnapshot, guarded};
 use crate::process::ProcessBound;
@@ -327,8 +328,9 @@ impl Snapshot {
         Ok(out)
     }
 
-    /// One field of an episode, ready to read. Checks each chunk's framing (not its checksum:
-    /// see [`Field::verify`]).
+    /// One field of an episode, ready to read. Checks each chunk's record header here; with
+    /// checked reads ([`StoreOptions::verify_reads`](crate::StoreOptions), the default) the
+    /// first read of each chunk in the process verifies its checksum (see [`Field`]).
     pub fn field(&self, episode: &Episode, name: &str) -> Result<Field> {
         let schema = self.schema(episode.schema_id())?;
         let Some(i) = schema.index_of(name) else {
@@ -388,6 +390,7 @@ impl Snapshot {
                 first,
                 re: *r,
                 payload,
+                check: ChunkCheck::new(view.inner.verified.known_good(r)),
             });
             first += r.steps as usize;
         }
@@ -405,6 +408,9 @@ impl Snapshot {
             spec,
             len: expected,
             chunks,
+            episode: episode.id(),
+            user: episode.user().to_owned(),
+            verified: view.inner.verified.clone(),
         })
     }
 }
@@ -413,16 +419,29 @@ struct Chunk {
     first: usize,
     re: ChunkRef,
     payload: MappedBytes,
+    /// Whether the payload is known good (checked reads).
+    check: ChunkCheck,
 }
 
 /// One field of one episode: `len()` values of the field's shape and dtype.
 ///
 /// Raw fields are read straight from the segment's memory map (no copy); lz4 fields decode
 /// each step into a caller's buffer.
+///
+/// Reads are checked (unless the store was opened with
+/// [`StoreOptions::verify_reads`](crate::StoreOptions) `false`): every read verifies, before
+/// returning anything of a chunk, the xxh3 checksum of the chunk's whole payload (and for lz4
+/// the table framing), the first time this process reads that chunk; a damaged chunk fails
+/// the read with [`Error::CorruptRead`] naming user, episode, field and steps. Reading one
+/// step of a chunk checks the whole chunk once (episodes below the writer's spill size have
+/// one chunk per field).
 pub struct Field {
     spec: FieldSpec,
     len: usize,
     chunks: Vec<Chunk>,
+    episode: u64,
+    user: String,
+    verified: Arc<VerifiedChunks>,
 }
 
 impl Field {
@@ -458,25 +477,75 @@ impl Field {
         Ok(&self.chunks[i])
     }
 
-    /// All values as one zero-copy slice of the map, when the field is raw and was written in
-    /// one chunk (episodes smaller than the writer's spill size always are).
-    pub fn contiguous(&self) -> Option<MappedBytes> {
-        match self.chunks.as_slice() {
-            [only] if only.re.codec == Codec::Raw => Some(only.payload.clone()),
-            _ => None,
+    /// Verifies `chunk` unless known good (checked reads).
+    #[inline]
+    fn checked(&self, chunk: &Chunk) -> Result<()> {
+        chunk
+            .check
+            .ensure(&self.verified, &chunk.re, &chunk.payload, self.step_bytes())
+            .map_err(|reason| {
+                self.corrupt(
+                    chunk,
+                    chunk.first..chunk.first + chunk.re.steps as usize,
+                    reason,
+                )
+            })
+    }
+
+    /// The error of a damaged chunk, naming what it holds.
+    fn corrupt(&self, chunk: &Chunk, steps: Range<usize>, reason: String) -> Error {
+        Error::CorruptRead(Box::new(DamagedRead {
+            user: self.user.clone(),
+            episode: self.episode,
+            field: self.spec.name.clone(),
+            steps,
+            segment: chunk.re.segment,
+            path: self.verified.segment_path(chunk.re.segment),
+            offset: chunk.re.offset,
+            reason,
+        }))
+    }
+
+    /// A decoding error of `step` of `chunk`, with what the chunk holds.
+    fn named(&self, chunk: &Chunk, step: usize, e: Error) -> Error {
+        match e {
+            Error::Corrupted { reason, .. } => self.corrupt(chunk, step..step + 1, reason),
+            e => e,
         }
     }
 
-    /// All values as a typed zero-copy slice; `None` unless [`Field::contiguous`] and `T`
-    /// matches the dtype.
-    pub fn as_slice<T: PlainElement>(&self) -> Option<&[T]> {
+    /// Whether the field is raw and stored in one chunk, so [`Field::contiguous`] is `Some`.
+    /// Reads nothing.
+    pub fn is_contiguous(&self) -> bool {
+        matches!(self.chunks.as_slice(), [only] if only.re.codec == Codec::Raw)
+    }
+
+    /// All values as one zero-copy slice of the map, when the field is raw and was written in
+    /// one chunk (episodes smaller than the writer's spill size always are); `Ok(None)`
+    /// otherwise. Checked: fails with [`Error::CorruptRead`] when the chunk is damaged.
+    pub fn contiguous(&self) -> Result<Option<MappedBytes>> {
+        match self.chunks.as_slice() {
+            [only] if only.re.codec == Codec::Raw => {
+                self.checked(only)?;
+                Ok(Some(only.payload.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// All values as a typed zero-copy slice; `Ok(None)` unless [`Field::contiguous`] and `T`
+    /// matches the dtype. Checked like [`Field::contiguous`].
+    pub fn as_slice<T: PlainElement>(&self) -> Result<Option<&[T]>> {
         if T::DTYPE != self.spec.dtype {
-            return None;
+            return Ok(None);
         }
         match self.chunks.as_slice() {
             // Payloads start 64-byte aligned, so the cast cannot fail on alignment.
-            [only] if only.re.codec == Codec::Raw => bytemuck::try_cast_slice(&only.payload).ok(),
-            _ => None,
+            [only] if only.re.codec == Codec::Raw => {
+                self.checked(only)?;
+                Ok(bytemuck::try_cast_slice(&only.payload).ok())
+            }
+            _ => Ok(None),
         }
     }
 
@@ -489,6 +558,7 @@ impl Field {
                 reason: "is lz4-compressed: decode it with read_into".into(),
             });
         }
+        self.checked(chunk)?;
         let n = self.step_bytes();
         Ok(chunk
             .payload
@@ -516,24 +586,26 @@ impl Field {
             let chunk = self.chunk_of(step)?;
             let upto = steps.end.min(chunk.first + chunk.re.steps as usize);
             let dst = &mut out[(step - steps.start) * n..(upto - steps.start) * n];
+            self.checked(chunk)?;
             match chunk.re.codec {
                 Codec::Raw => dst.copy_from_slice(
                     &chunk.payload[(step - chunk.first) * n..(upto - chunk.first) * n],
                 ),
                 Codec::Lz4 => {
-                    let table =
-                        Lz4Table::parse(&chunk.payload, chunk.re.steps as usize, &chunk.re)?;
+                    let table = Lz4Table::parse(&chunk.payload, chunk.re.steps as usize, &chunk.re)
+                        .map_err(|e| self.named(chunk, step, e))?;
                     for (k, out) in
                         (step - chunk.first..upto - chunk.first).zip(dst.chunks_exact_mut(n))
                     {
                         let (kind, block) = table.block(k).ok_or_else(|| {
-                            Error::corrupted(
-                                chunk.re.segment,
-                                chunk.re.offset,
+                            self.corrupt(
+                                chunk,
+                                chunk.first + k..chunk.first + k + 1,
                                 format!("lz4 block {k} out of bounds"),
                             )
                         })?;
-                        decode_block(kind, block, out, &chunk.re, k)?;
+                        decode_block(kind, block, out, &chunk.re, k)
+                            .map_err(|e| self.named(chunk, chunk.first + k, e))?;
                     }
                 }
             }

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::checked::VerifiedChunks;
 use crate::commit::{CommitStats, GroupCommit};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexSnapshot, guarded};
@@ -32,6 +33,11 @@ pub struct StoreOptions {
     /// The file system under the store: the real one ([`OsIo`]) unless a test injects power
     /// cuts or I/O faults (io.rs).
     pub io: Arc<dyn StoreIo>,
+    /// Checked reads (default `true`): the first read of each chunk in this process verifies
+    /// its xxh3 checksum (and lz4 framing) and a damaged chunk fails the read with
+    /// [`Error::CorruptRead`]; the result is remembered, so later reads cost nothing
+    /// measurable. `false` skips the check, for trusted media.
+    pub verify_reads: bool,
 }
 
 impl Default for StoreOptions {
@@ -40,6 +46,7 @@ impl Default for StoreOptions {
             segment_target_bytes: 1 << 30,
             spill_bytes: 256 << 20,
             io: Arc::new(OsIo),
+            verify_reads: true,
         }
     }
 }
@@ -54,6 +61,8 @@ pub(crate) struct Inner {
     pub pool: Option<ProcessBound<SegmentPool>>,
     pub commits: GroupCommit,
     pub options: StoreOptions,
+    /// Chunks whose checksums this process verified (checked reads; see checked.rs).
+    pub verified: Arc<VerifiedChunks>,
     schema_ids: Mutex<Vec<(Arc<Schema>, u64)>>,
 }
 
@@ -182,6 +191,17 @@ impl Store {
         Snapshot::new(self.clone(), inner, IndexSnapshot::new(index))
     }
 
+    /// Whether reads are checked ([`StoreOptions::verify_reads`]).
+    pub fn verify_reads(&self) -> bool {
+        self.home.options.verify_reads
+    }
+
+    /// Chunks this handle has verified so far in this process (checked reads; 0 when reads
+    /// are unchecked).
+    pub fn verified_chunks(&self) -> usize {
+        self.here().map_or(0, |inner| inner.verified.len())
+    }
+
     /// Commit counters of this handle in this process (episodes per durable index
     /// transaction).
     pub fn commit_stats(&self) -> CommitStats {
@@ -221,6 +241,10 @@ impl Inner {
             index,
             pool: pool.map(ProcessBound::new),
             commits: GroupCommit::default(),
+            verified: Arc::new(VerifiedChunks::new(
+                options.verify_reads,
+                path.join(SEGMENTS_DIR),
+            )),
             options,
             schema_ids: Mutex::new(Vec::new()),
         }

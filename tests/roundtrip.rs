@@ -121,7 +121,7 @@ proptest! {
             for (i, field) in snap.fields(&e).unwrap().iter().enumerate() {
                 prop_assert_eq!(&field.to_vec().unwrap(), &data[i], "field {}", field.spec().name);
                 prop_assert!(field.verify().is_ok());
-                if let Some(bytes) = field.contiguous() {
+                if let Some(bytes) = field.contiguous().unwrap() {
                     prop_assert_eq!(&bytes[..], &data[i][..]);
                 }
                 // Random access to single steps agrees with the bulk read.
@@ -147,7 +147,7 @@ fn raw_field_is_a_slice_of_the_map_not_a_copy() {
     let snap = store.snapshot().unwrap();
     let e = snap.episode(id).unwrap();
     let field = snap.field(&e, "obs/frame").unwrap();
-    let whole = field.contiguous().expect("one raw chunk");
+    let whole = field.contiguous().unwrap().expect("one raw chunk");
     let step3 = field.raw_step(3).unwrap();
     // Both point into the same mapping: step 3 is at 3 * 192 bytes from the field's start.
     assert_eq!(step3.as_ptr() as usize - whole.as_ptr() as usize, 3 * 192);
@@ -158,11 +158,11 @@ fn raw_field_is_a_slice_of_the_map_not_a_copy() {
     );
     let actions = snap.field(&e, "action").unwrap();
     assert_eq!(
-        actions.as_slice::<i64>().unwrap(),
+        actions.as_slice::<i64>().unwrap().unwrap(),
         (1..=10).collect::<Vec<i64>>()
     );
     assert!(
-        actions.as_slice::<f64>().is_none(),
+        actions.as_slice::<f64>().unwrap().is_none(),
         "a typed view must match the dtype"
     );
     // The bytes outlive the snapshot and the store.

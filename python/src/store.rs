@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict, PyList};
 use trajstore::{
     ArrayRef, Codec, DType, Episode, EpisodeMeta, EpisodeWriter, FieldKind, Outcome, Query, Schema,
-    Snapshot, Store,
+    Snapshot, Store, StoreOptions,
 };
 
 use crate::buffer::MappedBuffer;
@@ -26,21 +26,27 @@ pub struct PyStore {
 #[pymethods]
 impl PyStore {
     /// Opens the store at `path`, creating it when missing (unless `read_only`).
+    /// `verify_reads=False` skips the checksum check of first reads (trusted media).
     #[staticmethod]
-    #[pyo3(signature = (path, read_only = false, create = true))]
+    #[pyo3(signature = (path, read_only = false, create = true, verify_reads = true))]
     fn open(
         py: Python<'_>,
         path: std::path::PathBuf,
         read_only: bool,
         create: bool,
+        verify_reads: bool,
     ) -> PyResult<Self> {
+        let options = StoreOptions {
+            verify_reads,
+            ..StoreOptions::default()
+        };
         let store = py.detach(|| {
             if read_only {
-                Store::open_read_only(&path)
+                Store::open_read_only_with(&path, options)
             } else if create {
-                Store::create(&path)
+                Store::create_with(&path, options)
             } else {
-                Store::open(&path)
+                Store::open_with(&path, options)
             }
         });
         Ok(PyStore {
@@ -51,6 +57,17 @@ impl PyStore {
     #[getter]
     fn path(&self) -> std::path::PathBuf {
         self.store.path().to_owned()
+    }
+
+    /// Whether first reads of chunks are checked (the `verify_reads` it was opened with).
+    #[getter]
+    fn verify_reads(&self) -> bool {
+        self.store.verify_reads()
+    }
+
+    /// Chunks this handle has verified so far.
+    fn verified_chunks(&self) -> usize {
+        self.store.verified_chunks()
     }
 
     /// A consistent view of everything committed so far.
@@ -367,7 +384,7 @@ impl PySnapshot {
             .detach(|| snapshot.field(&snapshot.episode(episode)?, name))
             .py_err()?;
         let spec = field.spec();
-        let data = match field.contiguous() {
+        let data = match field.contiguous().py_err()? {
             Some(bytes) => Bound::new(py, MappedBuffer::new(bytes))?.into_any(),
             None => {
                 let decoded = py.detach(|| field.to_vec()).py_err()?;

@@ -28,6 +28,8 @@ class ImitationLearning(gymnasium.Env):
     (`info["seat"]` says which).
 
     DIAMBRA's argument names work: `ImitationLearning(path, total_cpus=K, rank=r)`.
+    Reads are checked (a damaged chunk raises `trajstore.CorruptionError`);
+    `verify_reads=False` opens a store path unchecked.
     """
 
     metadata = {"render_modes": []}
@@ -48,6 +50,7 @@ class ImitationLearning(gymnasium.Env):
         before_id: int | None = None,
         total_cpus: int | None = None,
         cursor: Mapping[str, int] | None = None,
+        verify_reads: bool = True,
     ):
         if isinstance(path, (list, tuple)):
             raise TypeError("ImitationLearning takes a store path, not a list of trajectory files: record into one store with RecordEpisodes")
@@ -55,7 +58,7 @@ class ImitationLearning(gymnasium.Env):
             world_size = total_cpus if total_cpus is not None else 1
         elif total_cpus is not None and total_cpus != world_size:
             raise ValueError(f"total_cpus={total_cpus} and world_size={world_size} disagree")
-        self.store = _store(path)
+        self.store = _store(path, verify_reads)
         filters = dict(user=user, env=env, tags=tags, outcome=outcome, before_id=before_id)
         selection = Selection.of(**filters, world_size=world_size, rank=rank, seed=seed, epoch=epoch)
         if cursor is None:

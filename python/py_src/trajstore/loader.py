@@ -19,8 +19,10 @@ def as_array(t: tuple) -> np.ndarray:
     return np.frombuffer(buffer, dtype=NUMPY_DTYPES[dtype]).reshape(shape)
 
 
-def _store(store: str | os.PathLike | Store) -> Store:
-    return store if isinstance(store, Store) else Store.open(store, read_only=True)
+def _store(store: str | os.PathLike | Store, verify_reads: bool = True) -> Store:
+    """`store` itself, or the store at a path opened read-only (`verify_reads` applies only
+    then: a `Store` keeps the setting it was opened with)."""
+    return store if isinstance(store, Store) else Store.open(store, read_only=True, verify_reads=verify_reads)
 
 
 class Loader:
@@ -28,7 +30,8 @@ class Loader:
 
     Every rank computes the same global assignment on its own (balanced by steps, episodes
     whole, shuffled per seed and epoch); pass the same `before_id` (e.g. rank 0's `cutoff`)
-    to every rank while recording goes on.
+    to every rank while recording goes on. Reads are checked (a damaged chunk raises
+    `trajstore.CorruptionError`); `verify_reads=False` opens a store path unchecked.
     """
 
     def __init__(
@@ -49,9 +52,10 @@ class Loader:
         epoch: int = 0,
         num_workers: int = 1,
         worker: int = 0,
+        verify_reads: bool = True,
         _native: Any = None,
     ):
-        self.store = _store(store)
+        self.store = _store(store, verify_reads)
         self.selection = Selection.of(
             user, env, tags, outcome, min_return=min_return, max_return=max_return, min_steps=min_steps,
             before_id=before_id, world_size=world_size, rank=rank, num_workers=num_workers, worker=worker, seed=seed, epoch=epoch,
@@ -59,9 +63,9 @@ class Loader:
         self._native = _native or _NativeLoader(self.store._native, self.selection)
 
     @classmethod
-    def resume(cls, store: str | os.PathLike | Store, cursor: Mapping[str, int], **filters: Any) -> "Loader":
+    def resume(cls, store: str | os.PathLike | Store, cursor: Mapping[str, int], verify_reads: bool = True, **filters: Any) -> "Loader":
         """The loader a `cursor()` was taken from, serving exactly what was left."""
-        store = _store(store)
+        store = _store(store, verify_reads)
         selection = Selection.of(**filters)
         native = _NativeLoader.resume(store._native, selection, dict(cursor))
         return cls(store, **filters, _native=native)

@@ -185,15 +185,24 @@ class EpisodeRecorder:
 
 class Store:
     """A trajstore directory. Safe to share between threads; several processes may open the
-    same directory at once. Queries see every episode committed before the call."""
+    same directory at once. Queries see every episode committed before the call.
 
-    def __init__(self, path: str | os.PathLike, read_only: bool = False, create: bool = True):
-        self._native = _NativeStore.open(os.fspath(path), read_only=read_only, create=create)
+    Reads are checked: the first read of each chunk in the process verifies its checksum, and
+    damaged data raises `trajstore.CorruptionError` naming user, episode, field and steps
+    instead of reaching training. `verify_reads=False` skips the check (trusted media)."""
+
+    def __init__(self, path: str | os.PathLike, read_only: bool = False, create: bool = True, verify_reads: bool = True):
+        self._native = _NativeStore.open(os.fspath(path), read_only=read_only, create=create, verify_reads=verify_reads)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, read_only: bool = False) -> "Store":
+    def open(cls, path: str | os.PathLike, read_only: bool = False, verify_reads: bool = True) -> "Store":
         """Opens an existing store (`read_only` for training jobs that never record)."""
-        return cls(path, read_only=read_only, create=False)
+        return cls(path, read_only=read_only, create=False, verify_reads=verify_reads)
+
+    @property
+    def verify_reads(self) -> bool:
+        """Whether first reads of chunks are checked."""
+        return self._native.verify_reads
 
     @classmethod
     def create(cls, path: str | os.PathLike) -> "Store":
@@ -254,4 +263,6 @@ class Store:
         return self.snapshot().verify()
 
     def __repr__(self) -> str:
+        if not self.verify_reads:
+            return f"trajstore.Store({self.path!r}, verify_reads=False)"
         return f"trajstore.Store({self.path!r})"

@@ -31,9 +31,10 @@ class StepDataset(Dataset):
     """Every step of this rank's share, as a dict of tensors (`fields`, `next/<field>`)."""
 
     def __init__(self, path: str | os.PathLike, fields: Sequence[str], *, next: Sequence[str] = (), rank: int | None = None,
-                 world_size: int | None = None, seed: int = 0, epoch: int = 0, **filters: Any):
+                 world_size: int | None = None, seed: int = 0, epoch: int = 0, verify_reads: bool = True, **filters: Any):
         r, w = distributed_rank_and_world_size()
-        loader = Loader(path, rank=r if rank is None else rank, world_size=w if world_size is None else world_size, seed=seed, epoch=epoch, **filters)
+        loader = Loader(path, rank=r if rank is None else rank, world_size=w if world_size is None else world_size, seed=seed, epoch=epoch,
+                        verify_reads=verify_reads, **filters)
         self.index = StepIndex(loader, fields, next)
 
     def __len__(self) -> int:
@@ -49,11 +50,13 @@ class WindowDataset(IterableDataset):
 
     def __init__(self, path: str | os.PathLike, fields: Sequence[str], batch_size: int = 256, *, window: int | None = None,
                  rank: int | None = None, world_size: int | None = None, seed: int = 0, epoch: int = 0,
-                 order: str = "shuffle", pad: bool = False, offsets=None, next: Sequence[str] = (), **filters: Any):
+                 order: str = "shuffle", pad: bool = False, offsets=None, next: Sequence[str] = (), verify_reads: bool = True,
+                 **filters: Any):
         r, w = distributed_rank_and_world_size()
         self.path, self.fields, self.batch_size, self.window = path, list(fields), batch_size, window
         self.rank, self.world_size = (r if rank is None else rank), (w if world_size is None else world_size)
         self.seed, self.epoch, self.order, self.pad, self.offsets, self.next = seed, epoch, order, pad, offsets, list(next)
+        self.verify_reads = verify_reads
         self.filters = filters
 
     def set_epoch(self, epoch: int) -> None:
@@ -63,7 +66,7 @@ class WindowDataset(IterableDataset):
         info = get_worker_info()
         num_workers, worker = (1, 0) if info is None else (info.num_workers, info.id)
         loader = Loader(self.path, rank=self.rank, world_size=self.world_size, seed=self.seed, epoch=self.epoch,
-                        num_workers=num_workers, worker=worker, **self.filters)
+                        num_workers=num_workers, worker=worker, verify_reads=self.verify_reads, **self.filters)
         for batch in loader.batches(self.fields, self.batch_size, order=self.order, window=self.window, pad=self.pad,
                                     offsets=self.offsets, next=self.next):
             yield {k: _tensor(v) for k, v in batch.items()}

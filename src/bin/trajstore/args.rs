@@ -194,6 +194,9 @@ pub enum BenchMode {
     Sample,
     /// Random windows of 16 consecutive steps of one field (16 windows per batch).
     Window,
+    /// Checked reads against `verify_reads: false`: a first scan and a first loader epoch
+    /// (every chunk's checksum verified on first read), then again with the checks remembered.
+    Checked,
 }
 
 impl Command {

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use trajstore::bench::{
-    ConcurrentSpec, Measurement, RecordSpec, RecorderRun, Recorders, record, record_concurrently,
-    recorder, sample, scan, window,
+    ConcurrentSpec, Measurement, RecordSpec, RecorderRun, Recorders, checked, record,
+    record_concurrently, recorder, sample, scan, window,
 };
 use trajstore::{Codec, Store};
 
@@ -44,6 +44,11 @@ pub fn run(dir: Option<&Path>, mode: BenchMode, field: &str, json: bool) -> Resu
         BenchMode::Window => {
             let m = window(store, field, 16, 16).with_context(|| read("window"))?;
             results.push(("window", m));
+        }
+        BenchMode::Checked => {
+            for m in checked(store, field).with_context(|| read("bench checked reads of"))? {
+                results.push(("checked", m));
+            }
         }
     }
     for (mode, m) in &results {

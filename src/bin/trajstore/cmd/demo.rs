@@ -73,7 +73,7 @@ pub fn run(dir: Option<&Path>, users: u32, episodes: u64) -> Result<ExitCode> {
     for e in &all {
         let field = snapshot.field(e, "obs/frame")?;
         let data = field
-            .contiguous()
+            .contiguous()?
             .context("synthetic raw frames are one contiguous chunk")?;
         sum = sum.wrapping_add(trajstore::bench::touch(&data));
         frames += field.len() as u64;
