@@ -59,16 +59,7 @@ fn a_full_disk_surfaces_as_an_error_and_committed_episodes_survive() {
         "some episodes fit before the disk filled: {}",
         committed.len()
     );
-    let store = Store::open(&store_dir).unwrap();
-    let snap = store.snapshot().unwrap();
-    assert_eq!(
-        snap.episodes(&Query::default()).unwrap().len(),
-        committed.len()
-    );
-    for (id, steps) in committed {
-        assert_eq!(snap.episode(id).unwrap().steps(), steps);
-    }
-    assert!(snap.verify().unwrap().problems.is_empty());
+    assert_exactly_these_intact(&store_dir, &committed);
     // Once space is back (no limit here), recording goes on in the same store.
     util::cli_ok(&[
         "synth",
@@ -153,18 +144,7 @@ fn a_really_full_file_system_surfaces_enospc_and_committed_episodes_survive() {
     );
 
     // Still full: reading works, everything committed is whole.
-    {
-        let store = Store::open_read_only(&store_dir).unwrap();
-        let snap = store.snapshot().unwrap();
-        assert_eq!(
-            snap.episodes(&Query::default()).unwrap().len(),
-            committed.len()
-        );
-        for (id, steps) in &committed {
-            assert_eq!(snap.episode(*id).unwrap().steps(), *steps);
-        }
-        assert!(snap.verify().unwrap().problems.is_empty());
-    }
+    assert_exactly_these_intact(&store_dir, &committed);
     // Space back: recording goes on in the same store.
     std::fs::remove_file(disk.0.join("ballast")).unwrap();
     util::cli_ok(&[
@@ -197,4 +177,18 @@ fn committed_lines(stdout: &[u8]) -> Vec<(u64, u32)> {
             )
         })
         .collect()
+}
+
+/// The store lists exactly the committed episodes, each of its recorded length, and verifies.
+fn assert_exactly_these_intact(store_dir: &std::path::Path, committed: &[(u64, u32)]) {
+    let store = Store::open_read_only(store_dir).unwrap();
+    let snap = store.snapshot().unwrap();
+    assert_eq!(
+        snap.episodes(&Query::default()).unwrap().len(),
+        committed.len()
+    );
+    for (id, steps) in committed {
+        assert_eq!(snap.episode(*id).unwrap().steps(), *steps);
+    }
+    assert!(snap.verify().unwrap().problems.is_empty());
 }
