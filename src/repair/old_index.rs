@@ -33,7 +33,8 @@ pub fn read(path: &Path) -> Result<IndexState> {
     if !path.exists() {
         return Ok(IndexState::Missing);
     }
-    match load(path) {
+    // redb may panic on a damaged file: that is damage too, not a crash of repair.
+    match crate::index::guarded(path, || load(path)) {
         Ok(old) => Ok(IndexState::Readable(old)),
         Err(Error::IndexDamaged { reason, .. }) => Ok(IndexState::Damaged(reason)),
         Err(e) if is_damage(&e) => Ok(IndexState::Damaged(e.to_string())),
