@@ -184,25 +184,8 @@ pub fn scan(dir: &Path, field: &str) -> Result<Measurement> {
     let codec = fields.first().map_or(Codec::Raw, |(_, f)| f.spec().codec);
 
     let mut buffer = Vec::new();
-    let mut store_pass = || -> Result<(f64, u64, u64)> {
-        let (mut sum, mut bytes) = (0u64, 0u64);
-        let start = Instant::now();
-        for (_, f) in &fields {
-            match f.contiguous()? {
-                Some(b) => {
-                    sum = sum.wrapping_add(touch(&b));
-                    bytes += b.len() as u64;
-                }
-                None => {
-                    buffer.resize(f.len() * f.step_bytes(), 0);
-                    f.read_into(0..f.len(), &mut buffer)?;
-                    sum = sum.wrapping_add(touch(&buffer));
-                    bytes += buffer.len() as u64;
-                }
-            }
-        }
-        Ok((start.elapsed().as_secs_f64(), sum, bytes))
-    };
+    let mut store_pass =
+        || -> Result<(f64, u64, u64)> { scan_fields(fields.iter().map(|(_, f)| f), &mut buffer) };
     let floor = floor_source(dir, &fields)?;
     let plain_pass = || -> (f64, u64) {
         let start = Instant::now();
@@ -760,25 +743,8 @@ pub fn checked(dir: &Path, field: &str) -> Result<Vec<Measurement>> {
             .collect()
     };
     let mut buffer = Vec::new();
-    let mut scan_pass = |fields: &[Field]| -> Result<(f64, u64, u64)> {
-        let (mut sum, mut bytes) = (0u64, 0u64);
-        let start = Instant::now();
-        for f in fields {
-            match f.contiguous()? {
-                Some(b) => {
-                    sum = sum.wrapping_add(touch(&b));
-                    bytes += b.len() as u64;
-                }
-                None => {
-                    buffer.resize(f.len() * f.step_bytes(), 0);
-                    f.read_into(0..f.len(), &mut buffer)?;
-                    sum = sum.wrapping_add(touch(&buffer));
-                    bytes += buffer.len() as u64;
-                }
-            }
-        }
-        Ok((start.elapsed().as_secs_f64(), sum, bytes))
-    };
+    let mut scan_pass =
+        |fields: &[Field]| -> Result<(f64, u64, u64)> { scan_fields(fields.iter(), &mut buffer) };
     let mut batch = Batch::new();
     let mut epoch_pass = |store: &Store| -> Result<(f64, u64, u64)> {
         let loader = Loader::new(store, &Selection::new(Query::default(), 1, 0, 0))?;
@@ -861,4 +827,29 @@ pub fn checked(dir: &Path, field: &str) -> Result<Vec<Measurement>> {
             plain[3],
         ),
     ])
+}
+
+/// Reads every value of `fields` once (a map slice, or decoded into `buffer`); returns the
+/// seconds taken, a checksum that keeps the reads from being optimised away, and the bytes.
+fn scan_fields<'a>(
+    fields: impl Iterator<Item = &'a Field>,
+    buffer: &mut Vec<u8>,
+) -> Result<(f64, u64, u64)> {
+    let (mut sum, mut bytes) = (0u64, 0u64);
+    let start = Instant::now();
+    for f in fields {
+        match f.contiguous()? {
+            Some(b) => {
+                sum = sum.wrapping_add(touch(&b));
+                bytes += b.len() as u64;
+            }
+            None => {
+                buffer.resize(f.len() * f.step_bytes(), 0);
+                f.read_into(0..f.len(), buffer)?;
+                sum = sum.wrapping_add(touch(buffer));
+                bytes += buffer.len() as u64;
+            }
+        }
+    }
+    Ok((start.elapsed().as_secs_f64(), sum, bytes))
 }
