@@ -4,8 +4,6 @@
 
 mod util;
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use trajstore::loader::{
@@ -20,17 +18,6 @@ fn frame_location(dir: &Path, id: u64) -> (PathBuf, u64) {
     let field = snap.field(&snap.episode(id).unwrap(), "obs/frame").unwrap();
     let chunk = field.chunk_refs().next().unwrap();
     (snap.segment_path(chunk.segment), chunk.offset)
-}
-
-fn flip(path: &Path, at: u64) {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut b = [0u8];
-    f.read_exact_at(&mut b, at).unwrap();
-    f.write_all_at(&[b[0] ^ 0x40], at).unwrap();
 }
 
 fn unchecked(dir: &Path) -> Store {
@@ -51,7 +38,7 @@ fn damaged_store(codec: Codec, payload_byte: u64) -> (tempfile::TempDir, u64, u6
     let also_good = util::record_small(&store, "alice", 3, 6, codec);
     drop(store);
     let (segment, header) = frame_location(dir.path(), bad);
-    flip(&segment, header + 64 + payload_byte);
+    util::flip_bit(&segment, header + 64 + payload_byte);
     let _ = also_good;
     (dir, good, bad)
 }

@@ -251,17 +251,6 @@ fn frame_location(dir: &std::path::Path, id: u64) -> (std::path::PathBuf, u64) {
     )
 }
 
-fn flip(path: &std::path::Path, at: u64) {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut b = [0u8];
-    f.read_exact_at(&mut b, at).unwrap();
-    f.write_all_at(&[b[0] ^ 0x40], at).unwrap();
-}
-
 #[test]
 fn a_flipped_payload_byte_is_named_by_verify_and_other_episodes_still_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -270,7 +259,7 @@ fn a_flipped_payload_byte_is_named_by_verify_and_other_episodes_still_read() {
     let bad = util::record_small(&store, "bob", 2, 10, Codec::Lz4);
     drop(store);
     let (segment, header) = frame_location(dir.path(), bad);
-    flip(&segment, header + 64 + 70); // inside the lz4 payload
+    util::flip_bit(&segment, header + 64 + 70); // inside the lz4 payload
 
     let out = util::cli(&["verify", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "verify fails");
@@ -295,7 +284,7 @@ fn a_flipped_record_header_byte_is_refused_on_read() {
     let other = util::record_small(&store, "alice", 2, 4, Codec::Raw);
     drop(store);
     let (segment, header) = frame_location(dir.path(), id);
-    flip(&segment, header + 9); // the payload length
+    util::flip_bit(&segment, header + 9); // the payload length
     let store = Store::open_read_only(dir.path()).unwrap();
     let snap = store.snapshot().unwrap();
     let e = snap.episode(id).unwrap();

@@ -83,3 +83,16 @@ pub fn check_small(store_dir: &Path, id: u64, seed: u64, steps: u32) {
     let want: Vec<u8> = (0..=steps).flat_map(|t| small_frame(seed, t)).collect();
     assert_eq!(frames, want, "frames of episode {id}");
 }
+
+/// Flips one bit (0x40) of the byte at `at` in the file at `path`, in place.
+pub fn flip_bit(path: &Path, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x40], at).unwrap();
+}
