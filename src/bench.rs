@@ -11,12 +11,12 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::loader::{Batch, FieldRequest, Loader, Order, Sampler, SamplerSpec, Selection};
+use crate::read::{Field, Query};
 use crate::schema::Codec;
-use crate::snapshot::{Field, Query};
 use crate::store::Store;
 use crate::synth::{FrameGen, synth_schema};
 use crate::value::{ArrayRef, Info};
-use crate::writer::EpisodeMeta;
+use crate::write::EpisodeMeta;
 
 /// A measurement and its baseline. `ratio` > 1 means trajstore was faster than the baseline.
 #[derive(Clone, Debug)]
@@ -259,7 +259,7 @@ pub struct RecorderRun {
     pub commit_us: Vec<u64>,
     /// The commit counters of the recorder's store handle (a process's handle; for threads,
     /// the shared handle's, reported once).
-    pub stats: crate::commit::CommitStats,
+    pub stats: crate::index::commit::CommitStats,
 }
 
 impl RecorderRun {
@@ -305,7 +305,7 @@ pub struct ConcurrentReport {
     /// Aggregate throughput of all recorders against one plain writer doing the same bytes.
     pub measurement: Measurement,
     /// Summed over every store handle.
-    pub stats: crate::commit::CommitStats,
+    pub stats: crate::index::commit::CommitStats,
     pub commit_p50_ms: f64,
     pub commit_p99_ms: f64,
     pub commit_max_ms: f64,
@@ -419,8 +419,8 @@ pub fn record_concurrently(dir: &Path, spec: &ConcurrentSpec) -> Result<Concurre
     };
     let stats = runs
         .iter()
-        .fold(crate::commit::CommitStats::default(), |a, r| {
-            crate::commit::CommitStats {
+        .fold(crate::index::commit::CommitStats::default(), |a, r| {
+            crate::index::commit::CommitStats {
                 transactions: a.transactions + r.stats.transactions,
                 episodes: a.episodes + r.stats.episodes,
             }
@@ -724,7 +724,7 @@ const CHECKED_ROUNDS: usize = 5;
 /// Each is timed in alternating rounds against the same read with `verify_reads: false`; the
 /// best round of each counts.
 pub fn checked(dir: &Path, field: &str) -> Result<Vec<Measurement>> {
-    use crate::store::StoreOptions;
+    use crate::options::StoreOptions;
     let open = |verify_reads: bool| {
         Store::open_read_only_with(
             dir,

@@ -41,23 +41,29 @@
 //! # }
 //! ```
 
-mod checked;
-mod commit;
+// Layers, bottom up (a module imports only from layers below it):
+// 1. error, dtype, value, schema, names, options, partition (pure), process, io, pool
+// 2. segment (field data files), index (the redb index, group commit)
+// 3. open (what a process has open of a store), repair
+// 4. read (snapshots, fields, checked reads, verify) and write (episode writers)
+// 5. store (the public handle), loader, preview
 mod dtype;
 mod error;
 mod index;
 pub mod io;
+mod names;
+mod open;
+mod options;
 pub mod partition;
 mod pool;
 mod process;
+mod read;
 mod repair;
 mod schema;
 mod segment;
-mod snapshot;
 mod store;
 mod value;
-mod verify;
-mod writer;
+mod write;
 
 pub mod bench;
 pub mod loader;
@@ -65,19 +71,20 @@ pub mod loader;
 pub mod preview;
 pub mod synth;
 
-pub use commit::CommitStats;
 pub use dtype::{DType, Element, PlainElement};
 pub use error::{DamagedRead, Error, ErrorKind, Result};
-pub use index::STORE_FORMAT_VERSION;
+pub use index::commit::CommitStats;
 pub use index::records::Outcome;
+pub use index::{INDEX_FILE, STORE_FORMAT_VERSION};
+pub use names::validate_user;
+pub use options::StoreOptions;
+pub use read::{Episode, Field, Problem, Query, Snapshot, UserSummary, VerifyReport};
 pub use repair::{RepairAction, RepairReport, UnmarkedEpisode, Unrestorable, repair};
 pub use schema::{
     Codec, FieldKind, FieldSpec, REWARD, Schema, SchemaBuilder, TERMINATED, TRUNCATED,
 };
 pub use segment::MappedBytes;
 pub use segment::format::SEGMENT_FORMAT_VERSION;
-pub use snapshot::{Episode, Field, Query, Snapshot, UserSummary};
-pub use store::{INDEX_FILE, Store, StoreOptions};
+pub use store::Store;
 pub use value::{ArrayRef, Info, Value};
-pub use verify::{Problem, VerifyReport};
-pub use writer::{EpisodeMeta, EpisodeWriter, validate_user};
+pub use write::{EpisodeMeta, EpisodeWriter};

@@ -20,8 +20,8 @@
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::read::{Episode, Field, Snapshot};
 use crate::schema::{FieldKind, FieldSpec, Schema};
-use crate::snapshot::{Episode, Field, Snapshot};
 
 /// At most this many frames go on one contact sheet; more are thinned evenly.
 pub const MAX_SHEET_TILES: usize = 256;

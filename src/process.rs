@@ -10,7 +10,7 @@
 //!
 //! So every such object sits in a [`ProcessBound`]: it is handed out only in the process that
 //! made it, and in any other process it is leaked, never used nor dropped. The store handle
-//! (store.rs) and snapshots reopen what they need in the new process instead.
+//! (open.rs) and snapshots reopen what they need in the new process instead.
 
 /// The id of the calling process (`getpid`: a system call, tens of nanoseconds).
 pub(crate) fn current() -> u32 {

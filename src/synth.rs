@@ -11,7 +11,7 @@ use crate::partition::rng::SplitMix64;
 use crate::schema::{Codec, Schema};
 use crate::store::Store;
 use crate::value::{ArrayRef, Info, Value};
-use crate::writer::EpisodeMeta;
+use crate::write::EpisodeMeta;
 
 /// Env id of synthetic episodes.
 pub const SYNTH_ENV: &str = "Synth-v0";

@@ -18,6 +18,7 @@
 //! insert speed with 8 recorders, FIELD.md). The user / episode / step view is served by the
 //! small `user_episodes` table, whose range scan lists a user's episodes in commit order.
 
+pub(crate) mod commit;
 mod guard;
 pub mod records;
 
@@ -36,6 +37,9 @@ use crate::process::ProcessBound;
 use crate::schema::{FieldSpec, Schema};
 use crate::value::Info;
 use records::{EpisodeRecordV1, Record, SchemaRecordV1, StepRecordV1, UserRecordV1};
+
+/// Name of the index file inside a store directory.
+pub const INDEX_FILE: &str = "index.redb";
 
 /// Version of the store layout (directory, index tables, record envelopes) written by this build.
 pub const STORE_FORMAT_VERSION: u32 = 1;

@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::partition::{Assignment, Cursor, EpisodeLen, EpisodeSet, remaining};
-use crate::snapshot::{Episode, Field, Query, Snapshot};
+use crate::partition::{Assignment, Cursor, EpisodeLen, EpisodeSet, Share, remaining_in};
+use crate::read::{Episode, Field, Query, Snapshot};
 use crate::store::Store;
 
 /// Which episodes, and which share of them, a loader serves.
@@ -48,6 +48,11 @@ impl Selection {
     pub fn epoch(mut self, epoch: u64) -> Self {
         self.epoch = epoch;
         self
+    }
+
+    /// Which share of the selected set: rank and worker.
+    pub fn share(&self) -> Share {
+        Share::rank(self.rank, self.world_size).worker(self.worker, self.num_workers)
     }
 
     /// The same selection for worker `worker` of `num_workers`.
@@ -119,15 +124,10 @@ impl Loader {
             episodes,
             cutoff,
         } = select(&snapshot, &selection.query)?;
-        let cursor = Cursor::new(
-            &set,
-            selection.seed,
-            selection.epoch,
-            selection.world_size,
-            selection.rank,
-            selection.num_workers,
-            selection.worker,
-        )?;
+        // Checked once, with the share, in `build`.
+        let cursor = Cursor::unchecked(&set, selection.share())
+            .seed(selection.seed)
+            .epoch(selection.epoch);
         let query = Query {
             before_id: Some(cutoff),
             ..selection.query.clone()
@@ -160,8 +160,7 @@ impl Loader {
         episodes: Vec<Episode>,
         cursor: Cursor,
     ) -> Result<Loader> {
-        let items = remaining(&set, &cursor)?;
-        let assignment = Assignment::new(&set, cursor.world_size, cursor.seed, cursor.epoch)?;
+        let (assignment, items) = remaining_in(&set, &cursor)?;
         let mut by_id: HashMap<u64, Episode> = episodes.into_iter().map(|e| (e.id(), e)).collect();
         let share = items
             .iter()

@@ -49,5 +49,5 @@ pub use sampler::{Order, Sampler, SamplerSpec, Unit};
 // The pure partition contract lives below the store (crate::partition); the loader serves it.
 pub use crate::partition::{
     self as partition, Assignment, Cursor, EpisodeLen, EpisodeSet, EpochShare, Epochs,
-    PartitionError, RankShare, assign, epochs, remaining, rng, worker_share, worker_split,
+    PartitionError, RankShare, Share, assign, epochs, remaining, rng, worker_share, worker_split,
 };

@@ -13,8 +13,8 @@
 //! | `ignore_p2` | `Bool(true)` | recorded with `ignore_p2`: no P2 view |
 
 use crate::error::{Error, Result};
+use crate::read::Episode;
 use crate::schema::{REWARD, Schema};
-use crate::snapshot::Episode;
 use crate::value::Value;
 
 /// Metadata key naming the agents, comma-separated.

@@ -21,8 +21,8 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::loader::dataset::{Loader, Selection};
 use crate::loader::players::{P2View, p2_view};
+use crate::read::{Episode, Field};
 use crate::schema::{FieldKind, REWARD, TERMINATED, TRUNCATED};
-use crate::snapshot::{Episode, Field};
 use crate::store::Store;
 use crate::value::{Info, Value};
 

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::loader::batch::{Batch, Column, Edge, FieldRequest};
 use crate::loader::dataset::Loader;
 use crate::loader::rng::SplitMix64;
-use crate::snapshot::Field;
+use crate::read::Field;
 
 /// Sub-stream purpose of the sampler's random draws: the little-endian reading of `sampler\0`.
 pub const PURPOSE_SAMPLER: u64 = u64::from_le_bytes(*b"sampler\0");

@@ -24,29 +24,83 @@ pub struct Cursor {
     pub fingerprint: u64,
 }
 
-impl Cursor {
-    /// The start (position 0) of `epoch` for one worker of one rank.
-    pub fn new(
-        set: &EpisodeSet,
-        seed: u64,
-        epoch: u64,
-        world_size: u32,
-        rank: u32,
-        num_workers: u32,
-        worker: u32,
-    ) -> Result<Self> {
-        let cursor = Self {
-            seed,
-            epoch,
+/// Which share of an episode set a worker serves: rank `rank` of `world_size`, and within
+/// that rank, DataLoader worker `worker` of `num_workers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Share {
+    pub world_size: u32,
+    pub rank: u32,
+    pub num_workers: u32,
+    pub worker: u32,
+}
+
+impl Share {
+    /// Rank `rank` of `world_size`, reading on its own (one worker).
+    pub fn rank(rank: u32, world_size: u32) -> Share {
+        Share {
             world_size,
             rank,
-            worker,
+            num_workers: 1,
+            worker: 0,
+        }
+    }
+
+    /// The same rank's worker `worker` of `num_workers`.
+    pub fn worker(self, worker: u32, num_workers: u32) -> Share {
+        Share {
             num_workers,
-            position: 0,
-            fingerprint: set.fingerprint(),
-        };
+            worker,
+            ..self
+        }
+    }
+}
+
+impl Cursor {
+    /// The start of epoch 0 (seed 0) for `share` of `set`; checked against the set. Choose the
+    /// seed and epoch with [`Cursor::seed`] and [`Cursor::epoch`]:
+    /// `Cursor::start(&set, Share::rank(1, 2))?.seed(7).epoch(3)`.
+    pub fn start(set: &EpisodeSet, share: Share) -> Result<Self> {
+        let cursor = Self::unchecked(set, share);
         cursor.validate(set)?;
         Ok(cursor)
+    }
+
+    /// [`Cursor::start`] without the check, for callers that check through [`remaining`].
+    pub(crate) fn unchecked(set: &EpisodeSet, share: Share) -> Self {
+        Self {
+            seed: 0,
+            epoch: 0,
+            world_size: share.world_size,
+            rank: share.rank,
+            worker: share.worker,
+            num_workers: share.num_workers,
+            position: 0,
+            fingerprint: set.fingerprint(),
+        }
+    }
+
+    /// The same cursor with another seed (the serving order's seed, shared by every rank).
+    pub fn seed(self, seed: u64) -> Self {
+        Self { seed, ..self }
+    }
+
+    /// The start (position 0) of `epoch`.
+    pub fn epoch(self, epoch: u64) -> Self {
+        Self {
+            epoch,
+            position: 0,
+            ..self
+        }
+    }
+
+    /// Which share of the set the cursor walks.
+    pub fn share(&self) -> Share {
+        Share {
+            world_size: self.world_size,
+            rank: self.rank,
+            num_workers: self.num_workers,
+            worker: self.worker,
+        }
     }
 
     /// The same cursor after serving `served` more episodes. Saturates rather
@@ -96,18 +150,26 @@ impl Cursor {
         Ok(())
     }
 
-    /// This worker's whole list for the cursor's epoch.
-    fn full_share(&self, set: &EpisodeSet) -> Result<Vec<EpisodeLen>> {
+    /// The assignment of the whole set for the cursor's epoch, and this worker's whole list
+    /// in it.
+    fn full_share(&self, set: &EpisodeSet) -> Result<(Assignment, Vec<EpisodeLen>)> {
         self.validate(set)?;
         let assignment = Assignment::new(set, self.world_size, self.seed, self.epoch)?;
-        worker_share(assignment.rank(self.rank)?, self.num_workers, self.worker)
+        let items = worker_share(assignment.rank(self.rank)?, self.num_workers, self.worker)?;
+        Ok((assignment, items))
     }
 }
 
 /// Exactly the episodes of the cursor's worker list for its epoch that have not
 /// been served yet: items `position..` of that list.
 pub fn remaining(set: &EpisodeSet, cursor: &Cursor) -> Result<Vec<EpisodeLen>> {
-    let mut items = cursor.full_share(set)?;
+    Ok(remaining_in(set, cursor)?.1)
+}
+
+/// [`remaining`], with the epoch's assignment of the whole set it was cut from (computed
+/// once for both).
+pub fn remaining_in(set: &EpisodeSet, cursor: &Cursor) -> Result<(Assignment, Vec<EpisodeLen>)> {
+    let (assignment, mut items) = cursor.full_share(set)?;
     let len = items.len() as u64;
     if cursor.position > len {
         return Err(PartitionError::PositionOutOfRange {
@@ -115,7 +177,7 @@ pub fn remaining(set: &EpisodeSet, cursor: &Cursor) -> Result<Vec<EpisodeLen>> {
             len,
         });
     }
-    Ok(items.split_off(cursor.position as usize))
+    Ok((assignment, items.split_off(cursor.position as usize)))
 }
 
 /// One epoch's (remaining) list for one worker, as yielded by [`epochs`].
@@ -163,9 +225,12 @@ impl Iterator for Epochs<'_> {
         self.next = cursor.next_epoch();
         let items = match self.first_items.take() {
             Some(items) => items,
-            None => cursor
-                .full_share(self.set)
-                .expect("cursor was validated against this set by `epochs`"),
+            None => {
+                cursor
+                    .full_share(self.set)
+                    .expect("cursor was validated against this set by `epochs`")
+                    .1
+            }
         };
         Some(EpochShare { cursor, items })
     }

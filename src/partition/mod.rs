@@ -55,7 +55,7 @@ pub mod rng;
 mod workers;
 
 pub use assignment::{Assignment, RankShare, assign};
-pub use cursor::{Cursor, EpochShare, Epochs, epochs, remaining};
+pub use cursor::{Cursor, EpochShare, Epochs, Share, epochs, remaining, remaining_in};
 pub use workers::{worker_share, worker_split};
 
 use serde::{Deserialize, Serialize};
@@ -475,7 +475,8 @@ mod tests {
     #[test]
     fn resume_refuses_a_different_episode_set() {
         let episodes = lognormal_episodes(40, 50.0, 3);
-        let cursor = Cursor::new(&set_of(&episodes), 1, 0, 2, 1, 2, 0)
+        let cursor = Cursor::start(&set_of(&episodes), Share::rank(1, 2).worker(0, 2))
+            .map(|c| c.seed(1).epoch(0))
             .unwrap()
             .advanced(3);
         let mut changed = episodes.clone();
@@ -492,7 +493,9 @@ mod tests {
     #[test]
     fn resume_refuses_bad_cursor_fields() {
         let set = set_of(&lognormal_episodes(10, 50.0, 4));
-        let good = Cursor::new(&set, 1, 0, 2, 1, 2, 0).unwrap();
+        let good = Cursor::start(&set, Share::rank(1, 2).worker(0, 2))
+            .map(|c| c.seed(1).epoch(0))
+            .unwrap();
         let bad_rank = Cursor { rank: 2, ..good };
         assert!(matches!(
             remaining(&set, &bad_rank),
@@ -517,7 +520,8 @@ mod tests {
     #[test]
     fn cursor_survives_serialization() {
         let set = set_of(&lognormal_episodes(30, 50.0, 5));
-        let cursor = Cursor::new(&set, u64::MAX, 9, 3, 2, 4, 1)
+        let cursor = Cursor::start(&set, Share::rank(2, 3).worker(1, 4))
+            .map(|c| c.seed(u64::MAX).epoch(9))
             .unwrap()
             .advanced(1);
         let json = serde_json::to_string(&cursor).unwrap();
@@ -529,7 +533,9 @@ mod tests {
     #[test]
     fn epochs_resume_mid_epoch_then_continue() {
         let set = set_of(&lognormal_episodes(60, 80.0, 6));
-        let start = Cursor::new(&set, 3, 5, 2, 0, 2, 1).unwrap();
+        let start = Cursor::start(&set, Share::rank(0, 2).worker(1, 2))
+            .map(|c| c.seed(3).epoch(5))
+            .unwrap();
         let full5 = remaining(&set, &start).unwrap();
         let mut it = epochs(&set, start.advanced(2)).unwrap();
 
@@ -646,7 +652,7 @@ mod tests {
             let rank = pick.index(world_size as usize) as u32;
             let worker = pick.index(num_workers as usize) as u32;
             let start =
-                Cursor::new(&set, seed, epoch, world_size, rank, num_workers, worker).unwrap();
+                Cursor::start(&set, Share::rank(rank, world_size).worker(worker, num_workers)).map(|c| c.seed(seed).epoch(epoch)).unwrap();
             let full = remaining(&set, &start).unwrap();
             let k = pick.index(full.len() + 1);
             let cursor = start.advanced(k as u64);

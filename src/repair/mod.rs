@@ -26,10 +26,11 @@ pub use plan::UnmarkedEpisode;
 pub use scan::Unrestorable;
 
 use crate::error::{Error, Result};
+use crate::index::INDEX_FILE;
 use crate::index::Index;
+use crate::io::{OsIo, StoreIo};
 use crate::segment::format::FIRST_MANIFEST_VERSION;
 use crate::segment::{SEGMENTS_DIR, list_segment_ids, sync_dir};
-use crate::store::INDEX_FILE;
 use old_index::IndexState;
 
 /// What `repair` did.
@@ -183,7 +184,7 @@ fn rebuild(store: &Path, plan: &plan::Plan) -> Result<Option<PathBuf>> {
         .map_err(|e| Error::io(store, e))?
         .into_temp_path();
     Index::build_restored(&tmp, &plan.schemas, &plan.episodes)?;
-    File::open(&tmp)
+    OsIo.open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(&tmp, e))?;
     // From here a failure leaves `.index.redb.repairing-*` behind (ignored, safe to delete).

@@ -6,13 +6,13 @@
 //! or steps 64 bytes on (a torn tail, a crashed writer's garbage). Nothing here writes.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::path::Path;
 
-use memmap2::Mmap;
 use rayon::prelude::*;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::io::{FileView, OsIo, StoreIo};
 use crate::schema::{FieldKind, Schema};
 use crate::segment::format::{
     ChunkRef, FIRST_MANIFEST_VERSION, FileHeaderError, HEADER_BYTES, RecordKind,
@@ -72,7 +72,7 @@ pub struct Scan {
     pub garbage_bytes: u64,
     /// Blob records whose payload checksum matched their header, by (segment, offset).
     good_blobs: HashSet<(u64, u64)>,
-    maps: HashMap<u64, Mmap>,
+    maps: HashMap<u64, Arc<dyn FileView>>,
 }
 
 /// Scans every segment in `segments_dir`, in id order. A segment of a newer format is refused
@@ -82,11 +82,8 @@ pub fn scan(segments_dir: &Path) -> Result<Scan> {
     let mut out = Scan::default();
     for id in list_segment_ids(segments_dir)? {
         let path = segment_path(segments_dir, id);
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        // SAFETY: trajstore never modifies or truncates segment bytes below a length a reader
-        // may have seen (segment/format.rs); repair only reads. As for every reader, another
-        // program truncating the file is outside the store's contract.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+        // Mapped through the file-system seam (io.rs), which holds the one mapping `unsafe`.
+        let map = OsIo.map(&path).map_err(|e| Error::io(&path, e))?;
         let len = map.len() as u64;
         let version = match decode_file_header(&map, id) {
             Ok(v) => Some(v),
@@ -198,7 +195,7 @@ impl Scan {
     /// Checks that a manifest describes a whole episode: a valid schema, one chunk list per
     /// field with the right step counts, and every chunk's header and payload checksum good.
     pub fn check_manifest(&self, m: &ManifestV1) -> std::result::Result<(), String> {
-        crate::writer::validate_user(&m.user).map_err(|e| e.to_string())?;
+        crate::names::validate_user(&m.user).map_err(|e| e.to_string())?;
         let schema = Schema::from_fields(m.fields.clone()).map_err(|e| e.to_string())?;
         if m.chunks.len() != schema.fields().len() {
             return Err(format!(

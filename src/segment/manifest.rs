@@ -4,7 +4,7 @@
 //! Both payloads are postcard inside a versioned envelope, like index values: a shipped variant
 //! is never edited, a change adds a variant, and a reader refuses a variant it does not know.
 //!
-//! Invariants kept by the writer (writer.rs, `commit`):
+//! Invariants kept by the writer (write/mod.rs, `commit`):
 //! - An episode's manifest follows all of its chunks in the same segment and is made durable by
 //!   the same fdatasync, *before* the index transaction that commits the episode. So every
 //!   committed v2 episode has a durable manifest, and a manifest names only chunks that were

@@ -1,5 +1,6 @@
 //! Append-only segment files holding field data; see `format.rs` for the bytes.
 
+pub(crate) mod checked;
 pub mod format;
 pub mod manifest;
 mod reader;

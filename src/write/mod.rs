@@ -13,180 +13,36 @@
 //! look at (and an unmarked manifest, see `trajstore repair`). A crash after leaves a complete
 //! episode. There is no other state.
 
+mod column;
+mod meta;
+mod validate;
+
+pub use meta::EpisodeMeta;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::dtype::{DType, element_count};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::index::PendingEpisode;
 use crate::index::records::{EpisodeRecordV1, Outcome};
-use crate::schema::{Codec, FieldKind, FieldSpec, REWARD, Schema, TERMINATED, TRUNCATED};
+use crate::open::OpenStore;
+use crate::schema::{FieldSpec, REWARD, Schema, TERMINATED, TRUNCATED};
 use crate::segment::Appender;
-use crate::segment::format::{
-    ChunkRef, MANIFEST_MAGIC, MARKER_MAGIC, encode_lz4_table, push_lz4_block,
-};
+use crate::segment::format::{MANIFEST_MAGIC, MARKER_MAGIC};
 use crate::segment::manifest::{ABORTED, ManifestV1, MarkerV1};
-use crate::store::Inner;
-use crate::value::{ArrayRef, Info, Value};
+use crate::value::{ArrayRef, Info};
+use column::Column;
+use meta::check_info_size;
+use validate::match_values;
 
-/// Longest user name or env id, in bytes.
-pub const MAX_NAME_BYTES: usize = 256;
-/// Most tags on an episode.
-pub const MAX_TAGS: usize = 64;
-/// Largest encoded `info` of one step, or metadata of one episode.
-pub const MAX_INFO_BYTES: usize = 64 << 10;
 /// Most transitions in one episode.
 pub const MAX_EPISODE_STEPS: u32 = u32::MAX - 1;
-/// A chunk is cut before it would pass this size (lz4 offsets are u32).
-const MAX_CHUNK_BYTES: usize = 1 << 31;
-
-/// Who recorded an episode, in which env, and free metadata. Set at `begin_episode`.
-#[derive(Clone, Debug, Default)]
-pub struct EpisodeMeta {
-    pub user: String,
-    pub env: String,
-    pub seed: Option<u64>,
-    pub tags: Vec<String>,
-    pub metadata: Info,
-}
-
-impl EpisodeMeta {
-    pub fn new(user: impl Into<String>, env: impl Into<String>) -> Self {
-        EpisodeMeta {
-            user: user.into(),
-            env: env.into(),
-            ..Default::default()
-        }
-    }
-
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
-    pub fn tag(mut self, tag: impl Into<String>) -> Self {
-        self.tags.push(tag.into());
-        self
-    }
-
-    pub fn meta(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.metadata.insert(key.into(), value.into());
-        self
-    }
-
-    pub(crate) fn validate(&self) -> Result<()> {
-        validate_user(&self.user)?;
-        check_name("env id", &self.env)?;
-        if self.tags.len() > MAX_TAGS {
-            return Err(Error::InvalidMetadata(format!(
-                "{} tags, at most {MAX_TAGS}",
-                self.tags.len()
-            )));
-        }
-        for tag in &self.tags {
-            check_name("tag", tag)?;
-        }
-        check_info_size("episode metadata", &self.metadata)
-    }
-}
-
-/// Checks a user name: user names are data (never used to build a path), 1..=256 bytes, no
-/// control characters, no leading or trailing white space.
-pub fn validate_user(name: &str) -> Result<()> {
-    let reason = if name.is_empty() {
-        Some("it is empty")
-    } else if name.len() > MAX_NAME_BYTES {
-        Some("it is longer than 256 bytes")
-    } else if name.chars().any(char::is_control) {
-        Some("it contains a control character")
-    } else if name.trim() != name {
-        Some("it starts or ends with white space")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(Error::InvalidUser {
-            name: name.to_owned(),
-            reason,
-        }),
-        None => Ok(()),
-    }
-}
-
-fn check_name(what: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
-        return Err(Error::InvalidMetadata(format!(
-            "{what} {name:?} must be 1..={MAX_NAME_BYTES} bytes without control characters"
-        )));
-    }
-    Ok(())
-}
-
-fn check_info_size(what: &str, info: &Info) -> Result<()> {
-    let len = postcard::experimental::serialized_size(info).unwrap_or(usize::MAX);
-    if len > MAX_INFO_BYTES {
-        return Err(Error::InvalidMetadata(format!(
-            "{what} encodes to {len} bytes, at most {MAX_INFO_BYTES}"
-        )));
-    }
-    Ok(())
-}
 
 pub(crate) fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
-}
-
-/// One field's data not yet written, and the chunks already written.
-struct Column {
-    step_bytes: usize,
-    codec: Codec,
-    steps: u32,
-    /// Raw: the step values back to back. Lz4: the compressed blocks.
-    data: Vec<u8>,
-    lz4_ends: Vec<u32>,
-    lz4_kinds: Vec<u8>,
-    chunks: Vec<ChunkRef>,
-}
-
-impl Column {
-    fn push(&mut self, value: &[u8]) {
-        match self.codec {
-            Codec::Raw => self.data.extend_from_slice(value),
-            Codec::Lz4 => push_lz4_block(
-                value,
-                &mut self.lz4_ends,
-                &mut self.lz4_kinds,
-                &mut self.data,
-            ),
-        }
-        self.steps += 1;
-    }
-
-    fn buffered_bytes(&self) -> usize {
-        self.data.len() + self.lz4_ends.len() * 5
-    }
-
-    fn flush(&mut self, appender: &mut Appender) -> Result<u64> {
-        if self.steps == 0 {
-            return Ok(0);
-        }
-        let step_bytes = self.step_bytes as u32;
-        let chunk = match self.codec {
-            Codec::Raw => appender.append(Codec::Raw, self.steps, step_bytes, &[&self.data])?,
-            Codec::Lz4 => {
-                let table = encode_lz4_table(&self.lz4_ends, &self.lz4_kinds);
-                appender.append(Codec::Lz4, self.steps, step_bytes, &[&table, &self.data])?
-            }
-        };
-        self.chunks.push(chunk);
-        self.data.clear();
-        self.lz4_ends.clear();
-        self.lz4_kinds.clear();
-        self.steps = 0;
-        Ok(chunk.payload_len)
-    }
 }
 
 /// Streams the steps of one episode into the store. Get one from
@@ -196,7 +52,7 @@ impl Column {
 /// [`commit`](Self::commit). A call that fails validation changes nothing: fix the value and
 /// call again. Dropping the writer without committing discards the episode.
 pub struct EpisodeWriter {
-    store: Arc<Inner>,
+    store: Arc<OpenStore>,
     /// The process that began the episode: the only one that may record or commit it (its
     /// buffered steps and its segment tail are that process's).
     owner: u32,
@@ -217,7 +73,7 @@ pub struct EpisodeWriter {
 
 impl EpisodeWriter {
     pub(crate) fn new(
-        store: Arc<Inner>,
+        store: Arc<OpenStore>,
         meta: EpisodeMeta,
         schema: Arc<Schema>,
         schema_id: u64,
@@ -225,15 +81,7 @@ impl EpisodeWriter {
         let columns = schema
             .fields()
             .iter()
-            .map(|f| Column {
-                step_bytes: f.step_bytes(),
-                codec: f.codec,
-                steps: 0,
-                data: Vec::new(),
-                lz4_ends: Vec::new(),
-                lz4_kinds: Vec::new(),
-                chunks: Vec::new(),
-            })
+            .map(|f| Column::new(f.step_bytes(), f.codec))
             .collect();
         EpisodeWriter {
             store,
@@ -287,7 +135,7 @@ impl EpisodeWriter {
                     .into(),
             ));
         }
-        let values = self.match_values(observation, "reset()", false)?;
+        let values = match_values(&self.schema, observation, "reset()", false)?;
         check_info_size("info", info)?;
         self.append(&values, info)
     }
@@ -316,7 +164,7 @@ impl EpisodeWriter {
                 max: u64::from(MAX_EPISODE_STEPS),
             });
         }
-        let values = self.match_values(values, "step()", true)?;
+        let values = match_values(&self.schema, values, "step()", true)?;
         check_info_size("info", info)?;
         let scalar = |name: &str| {
             values[self.schema.index_of(name).expect("required field")].expect("validated")
@@ -340,51 +188,6 @@ impl EpisodeWriter {
         Ok(())
     }
 
-    /// Matches named values to schema fields and checks each; nothing is mutated on error.
-    fn match_values<'v>(
-        &self,
-        given: &[(&str, ArrayRef<'v>)],
-        during: &'static str,
-        with_transition: bool,
-    ) -> Result<Vec<Option<ArrayRef<'v>>>> {
-        let fields = self.schema.fields();
-        let mut matched: Vec<Option<ArrayRef<'v>>> = vec![None; fields.len()];
-        for (name, value) in given {
-            let Some(i) = self.schema.index_of(name) else {
-                return Err(Error::UnknownField {
-                    field: (*name).to_owned(),
-                    known: self.schema.field_names(),
-                });
-            };
-            let spec = &fields[i];
-            if spec.kind == FieldKind::Transition && !with_transition {
-                return Err(Error::MisplacedField {
-                    field: spec.name.clone(),
-                    kind: "transition",
-                    during,
-                });
-            }
-            if matched[i].is_some() {
-                return Err(Error::DuplicateField {
-                    field: spec.name.clone(),
-                    during,
-                });
-            }
-            check_value(spec, value)?;
-            matched[i] = Some(*value);
-        }
-        for (spec, value) in fields.iter().zip(&matched) {
-            let needed = with_transition || spec.kind == FieldKind::Observation;
-            if needed && value.is_none() {
-                return Err(Error::MissingField {
-                    field: spec.name.clone(),
-                    during,
-                });
-            }
-        }
-        Ok(matched)
-    }
-
     fn append(&mut self, values: &[Option<ArrayRef<'_>>], info: &Info) -> Result<()> {
         for (column, value) in self.columns.iter_mut().zip(values) {
             if let Some(value) = value {
@@ -397,11 +200,8 @@ impl EpisodeWriter {
         }
         self.observations += 1;
         let buffered: usize = self.columns.iter().map(Column::buffered_bytes).sum();
-        let column_full = self
-            .columns
-            .iter()
-            .any(|c| c.buffered_bytes() + c.step_bytes * 2 > MAX_CHUNK_BYTES);
-        if buffered > self.store.options.spill_bytes || column_full {
+        let column_full = self.columns.iter().any(Column::is_full);
+        if buffered > self.store.options().spill_bytes || column_full {
             self.flush()?;
         }
         Ok(())
@@ -410,7 +210,7 @@ impl EpisodeWriter {
     /// Writes every buffered column out as a chunk (not yet durable).
     fn flush(&mut self) -> Result<()> {
         if self.appender.is_none() {
-            self.appender = Some(self.store.pool()?.checkout()?);
+            self.appender = Some(self.store.recording()?.pool()?.checkout()?);
         }
         let appender = self.appender.as_mut().expect("checked out above");
         for column in &mut self.columns {
@@ -446,11 +246,7 @@ impl EpisodeWriter {
             metadata: meta.metadata,
             raw_bytes: self.raw_bytes,
             stored_bytes: self.stored_bytes,
-            fields: self
-                .columns
-                .iter_mut()
-                .map(|c| std::mem::take(&mut c.chunks))
-                .collect(),
+            fields: self.columns.iter_mut().map(Column::take_chunks).collect(),
         };
         let infos = std::mem::take(&mut self.infos);
         let manifest = manifest_of(&record, self.schema.fields(), &infos);
@@ -460,7 +256,12 @@ impl EpisodeWriter {
         let manifest_offset = appender.append_meta(MANIFEST_MAGIC, &manifest.encode())?;
         appender.sync()?;
         let pending = PendingEpisode { record, infos };
-        let id = match self.store.commits.commit(&self.store.index, pending) {
+        let id = match self
+            .store
+            .recording()?
+            .commits()
+            .commit(self.store.index(), pending)
+        {
             Ok(id) => id,
             Err(e) => {
                 // The recorder is told the commit failed: mark the manifest so `repair` never
@@ -521,54 +322,10 @@ impl Drop for EpisodeWriter {
         let Some(appender) = self.appender.take() else {
             return;
         };
-        match self.store.pool() {
+        match self.store.recording().and_then(|r| r.pool()) {
             Ok(pool) if self.owner == crate::process::current() => pool.checkin(appender),
             // In a forked child: the parent's appender, and its file lock, stay the parent's.
             _ => std::mem::forget(appender),
         }
     }
-}
-
-fn check_value(spec: &FieldSpec, value: &ArrayRef<'_>) -> Result<()> {
-    if value.dtype != spec.dtype {
-        return Err(Error::DTypeMismatch {
-            field: spec.name.clone(),
-            expected: spec.dtype,
-            got: value.dtype,
-        });
-    }
-    let expected = spec.shape_usize();
-    match value.shape {
-        Some(shape) if shape != expected.as_slice() => {
-            return Err(Error::ShapeMismatch {
-                field: spec.name.clone(),
-                expected,
-                got: shape.to_vec(),
-            });
-        }
-        Some(shape)
-            if element_count(shape).map(|n| n * spec.dtype.size()) != Some(value.bytes.len()) =>
-        {
-            return Err(Error::ShapeMismatch {
-                field: spec.name.clone(),
-                expected,
-                got: vec![value.bytes.len() / spec.dtype.size()],
-            });
-        }
-        None if value.bytes.len() != spec.step_bytes() => {
-            return Err(Error::ShapeMismatch {
-                field: spec.name.clone(),
-                expected,
-                got: vec![value.bytes.len() / spec.dtype.size()],
-            });
-        }
-        _ => {}
-    }
-    if spec.dtype == DType::Bool && value.bytes.iter().any(|&b| b > 1) {
-        return Err(Error::InvalidValue {
-            field: spec.name.clone(),
-            reason: "bool bytes must be 0 or 1".into(),
-        });
-    }
-    Ok(())
 }

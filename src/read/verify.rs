@@ -6,7 +6,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::snapshot::{Episode, Query, Snapshot};
+use crate::read::{Episode, Query, Snapshot};
 
 /// One thing found wrong, named down to the steps it affects.
 #[derive(Clone, Debug)]

@@ -1,0 +1,34 @@
+//! Tuning knobs of a store handle.
+
+use std::sync::Arc;
+
+use crate::io::{OsIo, StoreIo};
+
+/// Tuning knobs of a store handle (not stored: each process may choose its own).
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// A segment file at or past this size is sealed and a new one started.
+    pub segment_target_bytes: u64,
+    /// An episode writer keeps up to this many bytes of field data in memory before writing
+    /// chunks out; episodes smaller than this have each field in one contiguous chunk.
+    pub spill_bytes: usize,
+    /// The file system under the store: the real one ([`OsIo`]) unless a test injects power
+    /// cuts or I/O faults (io.rs).
+    pub io: Arc<dyn StoreIo>,
+    /// Checked reads (default `true`): the first read of each chunk in this process verifies
+    /// its xxh3 checksum (and lz4 framing) and a damaged chunk fails the read with
+    /// [`Error::CorruptRead`](crate::Error::CorruptRead); the result is remembered, so later
+    /// reads cost nothing measurable. `false` skips the check, for trusted media.
+    pub verify_reads: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            segment_target_bytes: 1 << 30,
+            spill_bytes: 256 << 20,
+            io: Arc::new(OsIo),
+            verify_reads: true,
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Reading: a consistent snapshot of the index, and field data straight from segment maps.
+
+mod episode;
+mod field;
+mod verify;
+
+pub use episode::{Episode, Query, UserSummary};
+pub use field::Field;
+pub use verify::{Problem, VerifyReport};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::index::{By, IndexSnapshot, guarded};
+use crate::open::{OpenStore, StoreHandle};
+use crate::process::ProcessBound;
+use crate::schema::{Codec, FieldKind, Schema};
+use crate::segment::checked::ChunkCheck;
+use crate::segment::format::{HEADER_BYTES, check_record_header};
+use crate::value::Info;
+use field::Chunk;
+
+/// A consistent read-only view of the store as of one commit. `Send + Sync`: share it across
+/// threads, or take one per thread.
+///
+/// In a child after `fork()` a snapshot keeps working: its first use there begins a read of
+/// the index for the child, limited to the episodes the parent's snapshot had ([`cutoff`]:
+/// committed episodes never change, so the child sees the same episodes; per-user
+/// statistics are the child's newer ones).
+///
+/// [`cutoff`]: Snapshot::cutoff
+pub struct Snapshot {
+    handle: StoreHandle,
+    home: ReadView,
+    cutoff: u64,
+    forked: Mutex<Option<ProcessBound<Arc<ReadView>>>>,
+    schemas: Mutex<HashMap<u64, Arc<Schema>>>,
+}
+
+/// An index read and the segment maps to read field data with, of one process.
+struct ReadView {
+    open: Arc<OpenStore>,
+    index: IndexSnapshot,
+}
+
+/// The read view of the calling process.
+enum View<'a> {
+    Home(&'a ReadView),
+    Forked(Arc<ReadView>),
+}
+
+impl std::ops::Deref for View<'_> {
+    type Target = ReadView;
+    fn deref(&self) -> &ReadView {
+        match self {
+            View::Home(view) => view,
+            View::Forked(view) => view,
+        }
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn new(handle: StoreHandle) -> Result<Self> {
+        let open = handle.here()?;
+        let index = begin_read(&open)?;
+        let cutoff = guarded(open.index().path(), || index.next_episode_id())?;
+        Ok(Snapshot {
+            handle,
+            home: ReadView { open, index },
+            cutoff,
+            forked: Mutex::new(None),
+            schemas: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The view to read through in the calling process (see the type's docs on fork).
+    fn view(&self) -> Result<View<'_>> {
+        if self.home.open.index().is_home() {
+            return Ok(View::Home(&self.home));
+        }
+        let mut slot = self.forked.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(view) = slot.as_ref().and_then(|bound| bound.get()) {
+            return Ok(View::Forked(view.clone()));
+        }
+        let open = self.handle.here()?;
+        let index = begin_read(&open)?;
+        let view = Arc::new(ReadView { open, index });
+        *slot = Some(ProcessBound::new(view.clone()));
+        Ok(View::Forked(view))
+    }
+
+    /// Whether the calling process is a child forked after the snapshot was taken.
+    fn is_forked(&self) -> bool {
+        !self.home.open.index().is_home()
+    }
+
+    /// Runs one read of the index in the calling process's view; a damaged index file is an
+    /// error naming it, never a panic (index/guard.rs).
+    fn read_index<T>(&self, read: impl FnOnce(&IndexSnapshot) -> Result<T>) -> Result<T> {
+        guarded(self.home.open.index().path(), || read(&self.view()?.index))
+    }
+
+    /// Size of a segment file on disk (0 when missing).
+    pub(crate) fn segment_file_len(&self, id: u64) -> u64 {
+        self.view().map_or(0, |view| view.open.maps().file_len(id))
+    }
+
+    /// Path of a segment file of this store.
+    pub fn segment_path(&self, id: u64) -> std::path::PathBuf {
+        crate::segment::segment_path(
+            &self.handle.home().root().join(crate::segment::SEGMENTS_DIR),
+            id,
+        )
+    }
+
+    /// Format version recorded in the store.
+    pub fn format_version(&self) -> Result<u32> {
+        self.read_index(IndexSnapshot::format_version)
+    }
+
+    /// Every committed episode id is below this; hand it to other ranks as a cutoff
+    /// ([`Query::before_id`]) so all see the same episode set while recording goes on.
+    pub fn cutoff(&self) -> Result<u64> {
+        Ok(self.cutoff)
+    }
+
+    /// All users with their statistics, by name.
+    pub fn users(&self) -> Result<Vec<UserSummary>> {
+        Ok(self
+            .read_index(IndexSnapshot::users)?
+            .into_iter()
+            .map(|(name, u)| UserSummary {
+                name,
+                episodes: u.episodes,
+                steps: u.steps,
+                raw_bytes: u.raw_bytes,
+                stored_bytes: u.stored_bytes,
+                first_committed_us: u.first_committed_us,
+                last_committed_us: u.last_committed_us,
+            })
+            .collect())
+    }
+
+    /// Episodes matching `query`, in commit order. Reads the index only.
+    pub fn episodes(&self, query: &Query) -> Result<Vec<Episode>> {
+        let mut query = query.clone();
+        if self.is_forked() {
+            // The child's read may be newer: keep to the episodes of this snapshot.
+            query.before_id = Some(query.before_id.map_or(self.cutoff, |c| c.min(self.cutoff)));
+        }
+        let episodes: Vec<Episode> = if query.users.is_empty() && query.envs.is_empty() {
+            self.read_index(|index| index.episodes(query.before_id))?
+                .into_iter()
+                .map(|(id, record)| Episode { id, record })
+                .collect()
+        } else {
+            // Narrow through the secondary index of the smaller side.
+            let (by, keys) = if query.users.is_empty() {
+                (By::Env, &query.envs)
+            } else {
+                (By::User, &query.users)
+            };
+            let mut ids = Vec::new();
+            for key in keys {
+                ids.extend(self.read_index(|index| index.ids_by(by, key))?);
+            }
+            ids.sort_unstable();
+            ids.retain(|id| query.before_id.is_none_or(|c| *id < c));
+            ids.into_iter()
+                .map(|id| self.episode(id))
+                .collect::<Result<_>>()?
+        };
+        Ok(episodes.into_iter().filter(|e| query.matches(e)).collect())
+    }
+
+    /// One episode's metadata.
+    pub fn episode(&self, id: u64) -> Result<Episode> {
+        if self.is_forked() && id >= self.cutoff {
+            return Err(Error::EpisodeNotFound(id));
+        }
+        match self.read_index(|index| index.episode(id))? {
+            Some(record) => Ok(Episode { id, record }),
+            None => Err(Error::EpisodeNotFound(id)),
+        }
+    }
+
+    /// A schema by id.
+    pub fn schema(&self, id: u64) -> Result<Arc<Schema>> {
+        let mut cache = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = cache.get(&id) {
+            return Ok(s.clone());
+        }
+        let schema =
+            self.read_index(|index| index.schema(id))?
+                .ok_or_else(|| Error::CorruptRecord {
+                    table: "schemas",
+                    reason: format!("schema {id} referenced by an episode is missing"),
+                })?;
+        let schema = Arc::new(schema);
+        cache.insert(id, schema.clone());
+        Ok(schema)
+    }
+
+    /// Every schema in the store, by id.
+    pub fn schemas(&self) -> Result<Vec<(u64, Schema)>> {
+        self.read_index(IndexSnapshot::schemas)
+    }
+
+    /// The `info` map of every observation step (`T + 1`; empty where none was recorded).
+    pub fn infos(&self, episode: &Episode) -> Result<Vec<Info>> {
+        let mut out = vec![Info::new(); episode.steps() as usize + 1];
+        for (step, info) in self.read_index(|index| index.infos(episode.id()))? {
+            if let Some(slot) = out.get_mut(step as usize) {
+                *slot = info;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One field of an episode, ready to read. Checks each chunk's record header here; with
+    /// checked reads ([`StoreOptions::verify_reads`](crate::StoreOptions), the default) the
+    /// first read of each chunk in the process verifies its checksum (see [`Field`]).
+    pub fn field(&self, episode: &Episode, name: &str) -> Result<Field> {
+        let schema = self.schema(episode.schema_id())?;
+        let Some(i) = schema.index_of(name) else {
+            return Err(Error::UnknownField {
+                field: name.to_owned(),
+                known: schema.field_names(),
+            });
+        };
+        self.field_at(episode, &schema, i)
+    }
+
+    /// Every field of an episode, in schema order.
+    pub fn fields(&self, episode: &Episode) -> Result<Vec<Field>> {
+        let schema = self.schema(episode.schema_id())?;
+        (0..schema.fields().len())
+            .map(|i| self.field_at(episode, &schema, i))
+            .collect()
+    }
+
+    fn field_at(&self, episode: &Episode, schema: &Schema, i: usize) -> Result<Field> {
+        let spec = schema.fields()[i].clone();
+        let refs = episode
+            .chunks()
+            .get(i)
+            .ok_or_else(|| Error::CorruptRecord {
+                table: "episodes",
+                reason: format!(
+                    "episode {} has no chunk list for field {:?}",
+                    episode.id(),
+                    spec.name
+                ),
+            })?;
+        let expected = match spec.kind {
+            FieldKind::Observation => episode.steps() as usize + 1,
+            FieldKind::Transition => episode.steps() as usize,
+        };
+        let view = self.view()?;
+        let mut chunks = Vec::with_capacity(refs.len());
+        let mut first = 0usize;
+        for r in refs {
+            let bytes =
+                view.open
+                    .maps()
+                    .bytes(r.segment, r.offset, HEADER_BYTES as u64 + r.payload_len)?;
+            check_record_header(&bytes[..HEADER_BYTES], r, spec.step_bytes())?;
+            let payload = bytes
+                .slice(HEADER_BYTES, r.payload_len as usize)
+                .expect("within the record");
+            if r.codec == Codec::Raw && payload.len() != r.steps as usize * spec.step_bytes() {
+                return Err(Error::corrupted(
+                    r.segment,
+                    r.offset,
+                    "raw chunk length is not steps x step bytes",
+                ));
+            }
+            chunks.push(Chunk {
+                first,
+                re: *r,
+                payload,
+                check: ChunkCheck::new(view.open.verified().known_good(r)),
+            });
+            first += r.steps as usize;
+        }
+        if first != expected {
+            return Err(Error::CorruptRecord {
+                table: "episodes",
+                reason: format!(
+                    "episode {} field {:?} holds {first} steps, expected {expected}",
+                    episode.id(),
+                    spec.name
+                ),
+            });
+        }
+        Ok(Field {
+            spec,
+            len: expected,
+            chunks,
+            episode: episode.id(),
+            user: episode.user().to_owned(),
+            verified: view.open.verified().clone(),
+        })
+    }
+}
+
+/// Begins a read of the index of `open` (a damaged index is an error, not a panic).
+fn begin_read(open: &OpenStore) -> Result<IndexSnapshot> {
+    let index = open.index();
+    Ok(IndexSnapshot::new(guarded(index.path(), || {
+        index.begin_read()
+    })?))
+}
