@@ -3,6 +3,7 @@
 //! measurement as a ratio against the plain-mmap floor measured in the same run.
 
 use std::time::Instant;
+use trajstore::ReadError;
 
 use trajstore::bench::{sample, scan, window};
 use trajstore::loader::{ReplayEnv, ReplayOptions, Selection};
@@ -10,9 +11,11 @@ use trajstore::synth::{SynthConfig, record};
 use trajstore::{Error, Query, Store};
 
 fn main() -> trajstore::Result<()> {
-    let temp = tempfile::tempdir().map_err(|e| trajstore::Error::Io {
-        path: std::env::temp_dir(),
-        source: e,
+    let temp = tempfile::tempdir().map_err(|e| {
+        trajstore::Error::Storage(trajstore::StorageError::Io {
+            path: std::env::temp_dir(),
+            source: e.into(),
+        })
     })?;
     let dir = match std::env::args().skip(1).find(|a| !a.starts_with('-')) {
         Some(dir) => dir.into(),
@@ -43,7 +46,7 @@ fn main() -> trajstore::Result<()> {
     loop {
         match env.reset() {
             Ok(_) => {}
-            Err(Error::EndOfData { .. }) => break,
+            Err(Error::Read(ReadError::EndOfData { .. })) => break,
             Err(e) => return Err(e),
         }
         loop {

@@ -199,8 +199,9 @@ pub fn scan(dir: &Path, field: &str) -> Result<Measurement> {
     };
     let (_, expected, bytes) = store_pass()?;
     if plain_pass().1 != expected {
-        return Err(Error::InvalidRequest(
-            "bench: the plain read saw different bytes than trajstore".into(),
+        return Err(Error::invalid_request(
+            "benchmark",
+            "the plain read saw different bytes than trajstore",
         ));
     }
     let (mut seconds, mut baseline_seconds) = (f64::MAX, f64::MAX);
@@ -612,8 +613,9 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measureme
         Ok((start.elapsed().as_secs_f64(), total))
     };
     if plain_pass(true)?.1 != expected {
-        return Err(Error::InvalidRequest(
-            "bench: the plain gather read different bytes than the loader".into(),
+        return Err(Error::invalid_request(
+            "benchmark",
+            "the plain gather read different bytes than the loader",
         ));
     }
     let (mut seconds, mut baseline_seconds) = (f64::MAX, f64::MAX);
@@ -762,8 +764,12 @@ pub fn checked(dir: &Path, field: &str) -> Result<Vec<Measurement>> {
     // Warm the page cache (and learn the expected bytes) without checks.
     let (_, expected, bytes) = scan_pass(&fields_of(&open(false)?)?)?;
     let (_, epoch_sum, epoch_bytes) = epoch_pass(&open(false)?)?;
-    let mismatch =
-        || Error::InvalidRequest("bench: checked and unchecked reads saw different bytes".into());
+    let mismatch = || {
+        Error::invalid_request(
+            "benchmark",
+            "checked and unchecked reads saw different bytes",
+        )
+    };
     // best[verify_reads][first scan, later scan, first epoch, later epoch]. Each round opens
     // fresh handles on both sides, so both map the segments anew (same page-table work) and
     // the checked side starts with no chunk verified.

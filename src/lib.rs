@@ -72,7 +72,10 @@ pub mod preview;
 pub mod synth;
 
 pub use dtype::{DType, Element, PlainElement};
-pub use error::{DamagedRead, Error, ErrorKind, Result};
+pub use error::{
+    DamagedRead, Error, ErrorKind, IndexFailure, OpenError, ReadError, RecordError, Result,
+    StorageError,
+};
 pub use index::commit::CommitStats;
 pub use index::records::Outcome;
 pub use index::{INDEX_FILE, STORE_FORMAT_VERSION};

@@ -1,7 +1,7 @@
 //! Names stored in the index (user names, env ids, tags): what is accepted, checked in one
 //! place for recording, repair and the CLI.
 
-use crate::error::{Error, Result};
+use crate::error::{RecordError, Result};
 
 /// Longest user name or env id, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
@@ -21,19 +21,24 @@ pub fn validate_user(name: &str) -> Result<()> {
         None
     };
     match reason {
-        Some(reason) => Err(Error::InvalidUser {
+        Some(reason) => Err(RecordError::InvalidUser {
             name: name.to_owned(),
             reason,
-        }),
+        }
+        .into()),
         None => Ok(()),
     }
 }
 
-pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
-        return Err(Error::InvalidMetadata(format!(
-            "{what} {name:?} must be 1..={MAX_NAME_BYTES} bytes without control characters"
-        )));
+        return Err(RecordError::InvalidMetadata {
+            what,
+            reason: format!(
+                "{name:?} must be 1..={MAX_NAME_BYTES} bytes without control characters"
+            ),
+        }
+        .into());
     }
     Ok(())
 }

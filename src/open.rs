@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, OpenError, Result};
 use crate::index::commit::GroupCommit;
 use crate::index::{INDEX_FILE, Index, guarded};
 use crate::io::StoreIo;
@@ -120,17 +120,19 @@ impl OpenStore {
 
     /// The recorder's parts: an error on a read-only open.
     pub fn recording(&self) -> Result<&Recording> {
-        self.recording.as_ref().ok_or(Error::ReadOnly)
+        self.recording.as_ref().ok_or(OpenError::ReadOnly.into())
     }
 }
 
 impl Recording {
     /// The segment pool, in the process that opened the store.
     pub fn pool(&self) -> Result<&SegmentPool> {
-        self.pool.get().ok_or_else(|| Error::ForkedHandle {
-            what: "a segment pool",
-            opened_in: self.pool.owner(),
-            used_in: crate::process::current(),
+        self.pool.get().ok_or_else(|| {
+            Error::Open(OpenError::ForkedHandle {
+                what: "a segment pool",
+                opened_in: self.pool.owner(),
+                used_in: crate::process::current(),
+            })
         })
     }
 
@@ -196,15 +198,17 @@ impl StoreHandle {
 /// Refuses what is not a store directory, naming why.
 pub(crate) fn check_store_dir(path: &Path, io: &dyn StoreIo) -> Result<()> {
     if io.len(path).is_ok() && !io.is_dir(path) {
-        return Err(Error::NotADirectory {
+        return Err(OpenError::NotADirectory {
             path: path.to_owned(),
-        });
+        }
+        .into());
     }
     crate::repair::refuse_missing_index(path)?;
     if io.len(&path.join(INDEX_FILE)).is_err() {
-        return Err(Error::NotAStore {
+        return Err(OpenError::NotAStore {
             path: path.to_owned(),
-        });
+        }
+        .into());
     }
     Ok(())
 }

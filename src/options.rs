@@ -17,7 +17,7 @@ pub struct StoreOptions {
     pub io: Arc<dyn StoreIo>,
     /// Checked reads (default `true`): the first read of each chunk in this process verifies
     /// its xxh3 checksum (and lz4 framing) and a damaged chunk fails the read with
-    /// [`Error::CorruptRead`](crate::Error::CorruptRead); the result is remembered, so later
+    /// [`ReadError::CorruptRead`](crate::ReadError::CorruptRead); the result is remembered, so later
     /// reads cost nothing measurable. `false` skips the check, for trusted media.
     pub verify_reads: bool,
 }

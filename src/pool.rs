@@ -14,7 +14,7 @@
 
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 
 /// A pool and the process it was built in.
 struct ProcessPool {
@@ -40,7 +40,11 @@ pub(crate) fn pool() -> Result<&'static rayon::ThreadPool> {
         let pool = rayon::ThreadPoolBuilder::new()
             .thread_name(|i| format!("trajstore-{i}"))
             .build()
-            .map_err(|e| Error::Threads(e.to_string()))?;
+            .map_err(|e| {
+                Error::Storage(StorageError::Threads {
+                    reason: e.to_string(),
+                })
+            })?;
         let fresh = Box::new(ProcessPool { pid, pool });
         let fresh_ptr = &*fresh as *const ProcessPool as *mut ProcessPool;
         if CURRENT

@@ -79,17 +79,17 @@ pub fn image_fields(schema: &Schema) -> Vec<String> {
 /// shape, and the fields that are images.
 pub fn image_shape(schema: &Schema, name: &str) -> Result<ImageShape> {
     let Some(spec) = schema.field(name) else {
-        return Err(Error::UnknownField {
-            field: name.to_owned(),
-            known: schema.field_names(),
-        });
+        return Err(Error::invalid_request(
+            "preview field",
+            format!("unknown field {name:?} (fields: {})", schema.field_names()),
+        ));
     };
     ImageShape::of(spec).ok_or_else(|| {
         let images = image_fields(schema);
-        Error::InvalidValue {
-            field: name.to_owned(),
-            reason: format!(
-                "is {}{:?}, not an image (u8 HxW, or HxWxC with C = 1, 3 or 4); image fields: {}",
+        Error::invalid_request(
+            "preview field",
+            format!(
+                "{name:?}: is {}{:?}, not an image (u8 HxW, or HxWxC with C = 1, 3 or 4); image fields: {}",
                 spec.dtype.name(),
                 spec.shape,
                 if images.is_empty() {
@@ -98,7 +98,7 @@ pub fn image_shape(schema: &Schema, name: &str) -> Result<ImageShape> {
                     images.join(", ")
                 }
             ),
-        }
+        )
     })
 }
 
@@ -250,10 +250,7 @@ pub fn frame_png(shape: &ImageShape, frame: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn invalid(what: &str, reason: String) -> Error {
-    Error::InvalidValue {
-        field: what.to_owned(),
-        reason,
-    }
+    Error::invalid_request("preview", format!("{what}: {reason}"))
 }
 
 /// A named numeric series over an episode's steps, drawn as a strip plot under a sheet.
@@ -476,11 +473,16 @@ impl EpisodeFrames {
             None => image_fields(&schema)
                 .into_iter()
                 .next()
-                .ok_or_else(|| Error::InvalidRequest(format!(
-                    "episode {} has no image field (u8 HxW, or HxWxC with C = 1, 3 or 4); fields: {}",
-                    episode.id(),
-                    schema.field_names()
-                )))?,
+                .ok_or_else(|| {
+                    Error::invalid_request(
+                        "preview",
+                        format!(
+                            "episode {} has no image field (u8 HxW, or HxWxC with C = 1, 3 or 4); fields: {}",
+                            episode.id(),
+                            schema.field_names()
+                        ),
+                    )
+                })?,
         };
         let shape = image_shape(&schema, &name)?;
         let data = snapshot.field(episode, &name)?;

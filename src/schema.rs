@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::dtype::{DType, element_count};
-use crate::error::{Error, Result};
+use crate::error::{Error, RecordError, Result};
 
 /// Field names every schema has. [`SchemaBuilder::build`] adds them when not declared.
 pub const REWARD: &str = "reward";
@@ -130,7 +130,7 @@ impl Schema {
 
     /// Validates a complete field list (as stored in the index).
     pub fn from_fields(fields: Vec<FieldSpec>) -> Result<Schema> {
-        let invalid = |m: String| Err(Error::InvalidSchema(m));
+        let invalid = |m: String| Err(RecordError::InvalidSchema { reason: m }.into());
         if fields.len() > MAX_FIELDS {
             return invalid(format!("{} fields, at most {MAX_FIELDS}", fields.len()));
         }
@@ -228,9 +228,9 @@ impl Schema {
 fn validate_field_name(name: &str) -> Result<()> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ':');
     if name.is_empty() || name.len() > MAX_FIELD_NAME_BYTES || !name.chars().all(ok_char) {
-        return Err(Error::InvalidSchema(format!(
+        return Err(RecordError::InvalidSchema { reason: format!(
             "field name {name:?} must be 1..={MAX_FIELD_NAME_BYTES} characters of [A-Za-z0-9_-./:]"
-        )));
+        ) }.into());
     }
     Ok(())
 }
@@ -308,24 +308,33 @@ mod tests {
             .transition("action", DType::I64, &[])
             .build();
         assert!(
-            matches!(dup, Err(Error::InvalidSchema(m)) if m.contains("\"action\" declared twice"))
+            matches!(dup, Err(Error::Record(RecordError::InvalidSchema { reason: m })) if m.contains("\"action\" declared twice"))
         );
         let bad_reward = Schema::builder()
             .transition(REWARD, DType::I32, &[])
             .build();
-        assert!(matches!(bad_reward, Err(Error::InvalidSchema(m)) if m.contains("reward")));
+        assert!(
+            matches!(bad_reward, Err(Error::Record(RecordError::InvalidSchema { reason: m })) if m.contains("reward"))
+        );
         let zero = Schema::builder()
             .observation("o", DType::U8, &[0, 3], Codec::Raw)
             .build();
-        assert!(matches!(zero, Err(Error::InvalidSchema(m)) if m.contains("zero-sized")));
+        assert!(
+            matches!(zero, Err(Error::Record(RecordError::InvalidSchema { reason: m })) if m.contains("zero-sized"))
+        );
         let huge = Schema::builder()
             .observation("o", DType::F64, &[u32::MAX, u32::MAX], Codec::Raw)
             .build();
-        assert!(matches!(huge, Err(Error::InvalidSchema(_))));
+        assert!(matches!(
+            huge,
+            Err(Error::Record(RecordError::InvalidSchema { .. }))
+        ));
         let name = Schema::builder()
             .observation("a b", DType::U8, &[1], Codec::Raw)
             .build();
-        assert!(matches!(name, Err(Error::InvalidSchema(m)) if m.contains("\"a b\"")));
+        assert!(
+            matches!(name, Err(Error::Record(RecordError::InvalidSchema { reason: m })) if m.contains("\"a b\""))
+        );
     }
 
     #[test]

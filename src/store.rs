@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, OpenError, Result};
 use crate::index::commit::CommitStats;
 use crate::open::{OpenStore, StoreHandle, check_store_dir};
 use crate::options::StoreOptions;
@@ -39,9 +39,10 @@ impl Store {
     pub fn create_with(path: &Path, options: StoreOptions) -> Result<Store> {
         let io = &options.io;
         if io.len(path).is_ok() && !io.is_dir(path) {
-            return Err(Error::NotADirectory {
+            return Err(OpenError::NotADirectory {
                 path: path.to_owned(),
-            });
+            }
+            .into());
         }
         let segments = path.join(SEGMENTS_DIR);
         io.create_dir_all(&segments)
@@ -68,7 +69,7 @@ impl Store {
     }
 
     /// Opens an existing store for reading only; recording through it fails with
-    /// [`Error::ReadOnly`]. Follows commits of writers in other processes.
+    /// [`OpenError::ReadOnly`]. Follows commits of writers in other processes.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
         Self::open_read_only_with(path.as_ref(), StoreOptions::default())
     }

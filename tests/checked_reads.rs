@@ -5,6 +5,7 @@
 mod util;
 
 use std::path::{Path, PathBuf};
+use trajstore::ReadError;
 
 use trajstore::loader::{
     Batch, FieldRequest, Loader, Order, ReplayEnv, ReplayOptions, Sampler, SamplerSpec, Selection,
@@ -47,7 +48,7 @@ fn damaged_store(codec: Codec, payload_byte: u64) -> (tempfile::TempDir, u64, u6
 fn assert_names_the_damage(err: &Error, bad: u64, steps: std::ops::Range<usize>) {
     assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
     match err {
-        Error::CorruptRead(d) => {
+        Error::Read(ReadError::CorruptRead(d)) => {
             assert_eq!(
                 (
                     d.user.as_str(),

@@ -138,7 +138,7 @@ fn bad_arguments_exit_2_with_a_message() {
         (vec!["ls", s], "not a trajstore store"),
         (
             vec!["ls", s, "--outcome", "won"],
-            "outcome \"won\": expected terminated",
+            "invalid outcome: \"won\": expected terminated",
         ),
     ] {
         let out = cli(&args);

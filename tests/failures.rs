@@ -5,6 +5,7 @@ mod util;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
+use trajstore::{OpenError, ReadError, RecordError};
 
 use trajstore::{ArrayRef, Codec, EpisodeMeta, Error, ErrorKind, Info, Query, Store};
 
@@ -40,7 +41,7 @@ fn wrong_values_are_refused_naming_field_expected_and_got() {
         .step(&transition(&f, &1, &0.0, &false), &Info::new())
         .unwrap_err();
     assert!(
-        matches!(err, Error::EpisodeState(ref m) if m.contains("before reset")),
+        matches!(err, Error::Record(RecordError::EpisodeState { ref reason, .. }) if reason.contains("before reset")),
         "{err}"
     );
 
@@ -57,7 +58,7 @@ fn wrong_values_are_refused_naming_field_expected_and_got() {
         .reset(&[("obs/frame", ArrayRef::new(&short))], &Info::new())
         .unwrap_err();
     assert!(
-        matches!(err, Error::ShapeMismatch { ref field, .. } if field == "obs/frame"),
+        matches!(err, Error::Record(RecordError::ShapeMismatch { ref field, .. }) if field == "obs/frame"),
         "{err}"
     );
     let err = w
@@ -80,12 +81,12 @@ fn wrong_values_are_refused_naming_field_expected_and_got() {
         )
         .unwrap_err();
     assert!(
-        matches!(err, Error::UnknownField { ref field, .. } if field == "obs/depth"),
+        matches!(err, Error::Record(RecordError::UnknownField { ref field, .. }) if field == "obs/depth"),
         "{err}"
     );
     let err = w.reset(&[], &Info::new()).unwrap_err();
     assert!(
-        matches!(err, Error::MissingField { ref field, .. } if field == "obs/frame"),
+        matches!(err, Error::Record(RecordError::MissingField { ref field, .. }) if field == "obs/frame"),
         "{err}"
     );
     let err = w
@@ -98,7 +99,7 @@ fn wrong_values_are_refused_naming_field_expected_and_got() {
         )
         .unwrap_err();
     assert!(
-        matches!(err, Error::MisplacedField { ref field, .. } if field == "action"),
+        matches!(err, Error::Record(RecordError::MisplacedField { ref field, .. }) if field == "action"),
         "{err}"
     );
 
@@ -108,12 +109,15 @@ fn wrong_values_are_refused_naming_field_expected_and_got() {
     let err = w
         .reset(&[("obs/frame", ArrayRef::new(&f))], &Info::new())
         .unwrap_err();
-    assert!(matches!(err, Error::EpisodeState(_)));
+    assert!(matches!(
+        err,
+        Error::Record(RecordError::EpisodeState { .. })
+    ));
     let mut missing_reward = transition(&f, &1, &0.0, &false);
     missing_reward.remove(2);
     let err = w.step(&missing_reward, &Info::new()).unwrap_err();
     assert!(
-        matches!(err, Error::MissingField { ref field, .. } if field == "reward"),
+        matches!(err, Error::Record(RecordError::MissingField { ref field, .. }) if field == "reward"),
         "{err}"
     );
     let bad_bool = [2u8];
@@ -124,7 +128,7 @@ fn wrong_values_are_refused_naming_field_expected_and_got() {
     );
     assert!(matches!(
         w.step(&values, &Info::new()),
-        Err(Error::InvalidValue { .. })
+        Err(Error::Record(RecordError::InvalidValue { .. }))
     ));
     w.step(&transition(&f, &1, &1.0, &true), &Info::new())
         .unwrap();
@@ -150,13 +154,19 @@ fn empty_episodes_invalid_users_and_read_only_handles_are_refused() {
     let w = store
         .begin_episode(EpisodeMeta::new("alice", "Test-v0"), &schema)
         .unwrap();
-    assert!(matches!(w.commit(), Err(Error::EmptyEpisode)));
+    assert!(matches!(
+        w.commit(),
+        Err(Error::Record(RecordError::EmptyEpisode))
+    ));
     for bad in ["", "a\nb", " padded", &"x".repeat(300)] {
         let err = store
             .begin_episode(EpisodeMeta::new(bad, "Test-v0"), &schema)
             .err()
             .expect("refused");
-        assert!(matches!(err, Error::InvalidUser { .. }), "{bad:?}: {err}");
+        assert!(
+            matches!(err, Error::Record(RecordError::InvalidUser { .. })),
+            "{bad:?}: {err}"
+        );
         assert_eq!(err.kind(), ErrorKind::Input);
     }
     // A user name that looks like a path is just data.
@@ -168,11 +178,11 @@ fn empty_episodes_invalid_users_and_read_only_handles_are_refused() {
     let reader = Store::open_read_only(dir.path()).unwrap();
     assert!(matches!(
         reader.begin_episode(EpisodeMeta::new("a", "b"), &schema),
-        Err(Error::ReadOnly)
+        Err(Error::Open(OpenError::ReadOnly))
     ));
     assert!(matches!(
         reader.snapshot().unwrap().episode(999),
-        Err(Error::EpisodeNotFound(999))
+        Err(Error::Read(ReadError::EpisodeNotFound { id: 999 }))
     ));
 }
 
@@ -183,14 +193,14 @@ fn store_paths_that_are_files_or_not_stores_are_refused() {
     std::fs::write(&file, b"hello").unwrap();
     assert!(matches!(
         Store::create(&file),
-        Err(Error::NotADirectory { .. })
+        Err(Error::Open(OpenError::NotADirectory { .. }))
     ));
     assert!(matches!(
         Store::open(&file),
-        Err(Error::NotADirectory { .. })
+        Err(Error::Open(OpenError::NotADirectory { .. }))
     ));
     let err = Store::open(dir.path()).err().unwrap();
-    assert!(matches!(err, Error::NotAStore { .. }));
+    assert!(matches!(err, Error::Open(OpenError::NotAStore { .. })));
     assert!(
         err.to_string().contains("trajstore init"),
         "the error says what to do: {err}"
@@ -225,11 +235,11 @@ fn a_store_of_a_newer_format_is_refused() {
         assert!(
             matches!(
                 err,
-                Error::UnsupportedFormat {
+                Error::Open(OpenError::UnsupportedFormat {
                     found: 99,
                     supported: 1,
                     ..
-                }
+                })
             ),
             "{err}"
         );
@@ -289,7 +299,10 @@ fn a_flipped_record_header_byte_is_refused_on_read() {
     let snap = store.snapshot().unwrap();
     let e = snap.episode(id).unwrap();
     let err = snap.field(&e, "obs/frame").err().expect("refused");
-    assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+    assert!(
+        matches!(err, Error::Read(ReadError::Corrupted { .. })),
+        "{err}"
+    );
     assert_eq!(err.kind(), ErrorKind::Corruption);
     let report = snap.verify().unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
@@ -335,7 +348,7 @@ fn a_segment_of_a_newer_format_is_refused_not_misread() {
         .err()
         .expect("refused");
     assert!(
-        matches!(err, Error::UnsupportedFormat { found, .. } if found == newer),
+        matches!(err, Error::Open(OpenError::UnsupportedFormat { found, .. }) if found == newer),
         "{err}"
     );
 }

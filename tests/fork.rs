@@ -10,6 +10,7 @@ mod util;
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
+use trajstore::{OpenError, ReadError};
 
 use trajstore::{Codec, EpisodeMeta, Error, ErrorKind, Query, Store};
 use util::{check_small, record_small, small_schema};
@@ -105,7 +106,7 @@ fn handles_used_after_fork_reopen_per_process_and_lose_nothing() {
                 assert_eq!(frames.len(), 6);
                 assert!(matches!(
                     snapshot.episode(cutoff),
-                    Err(Error::EpisodeNotFound(_))
+                    Err(Error::Read(ReadError::EpisodeNotFound { .. }))
                 ));
             })
         })
@@ -149,7 +150,10 @@ fn in_flight_error(in_flight: &mut trajstore::EpisodeWriter) -> Option<ErrorKind
                 &trajstore::Info::new(),
             )
             .expect_err("a child may not record the parent's episode");
-        assert!(matches!(err, Error::ForkedHandle { .. }), "{err}");
+        assert!(
+            matches!(err, Error::Open(OpenError::ForkedHandle { .. })),
+            "{err}"
+        );
         assert!(err.to_string().contains("after a fork"), "{err}");
     });
     wait_ok(pid, "in-flight episode in child");

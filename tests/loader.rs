@@ -2,6 +2,7 @@
 //! frame offsets, resume, and the replay env compared with plain snapshot reads.
 
 use std::collections::{BTreeSet, HashMap};
+use trajstore::ReadError;
 
 use proptest::prelude::*;
 use trajstore::loader::{
@@ -253,7 +254,13 @@ fn replay_returns_exactly_what_was_recorded_then_ends() {
     let snapshot = store.snapshot().expect("snapshot");
     let sel = Selection::new(Query::default(), 1, 0, 9);
     let mut env = ReplayEnv::new(&store, &sel, ReplayOptions::default()).expect("env");
-    assert!(matches!(env.step(&0), Err(Error::EpisodeState(_))));
+    assert!(matches!(
+        env.step(&0),
+        Err(Error::Read(ReadError::InvalidRequest {
+            what: "replay call",
+            ..
+        }))
+    ));
     let order: Vec<u64> = env.loader().episodes().iter().map(|e| e.id()).collect();
     for id in order {
         let e = snapshot.episode(id).expect("episode");
@@ -291,13 +298,28 @@ fn replay_returns_exactly_what_was_recorded_then_ends() {
                 assert_eq!(s.info.get("replay/interrupted"), Some(&Value::Bool(true)));
             }
         }
-        assert!(matches!(env.step(&0), Err(Error::EpisodeState(_))));
+        assert!(matches!(
+            env.step(&0),
+            Err(Error::Read(ReadError::InvalidRequest {
+                what: "replay call",
+                ..
+            }))
+        ));
     }
     for _ in 0..2 {
         let end = env.reset().expect_err("end of data");
-        assert!(matches!(end, Error::EndOfData { rank: 0, .. }));
+        assert!(matches!(
+            end,
+            Error::Read(ReadError::EndOfData { rank: 0, .. })
+        ));
         assert_eq!(end.kind(), trajstore::ErrorKind::EndOfData);
-        assert!(matches!(env.step(&0), Err(Error::EpisodeState(_))));
+        assert!(matches!(
+            env.step(&0),
+            Err(Error::Read(ReadError::InvalidRequest {
+                what: "replay call",
+                ..
+            }))
+        ));
     }
 }
 
@@ -396,7 +418,7 @@ fn two_player_episodes_yield_a_p2_view() {
                     .to_vec::<i32>()
                     .unwrap()[0],
             ),
-            Err(Error::EndOfData { .. }) => break,
+            Err(Error::Read(ReadError::EndOfData { .. })) => break,
             Err(e) => panic!("{e}"),
         };
         let s = env.step(&0).unwrap();
@@ -452,7 +474,7 @@ fn two_player_episodes_yield_a_p2_view() {
         }
     };
     assert!(
-        matches!(&err, Error::InvalidMetadata(m) if m.contains(&format!("episode {c}"))),
+        matches!(&err, Error::Read(ReadError::InvalidRequest { what: "player layout", reason: m }) if m.contains(&format!("episode {c}"))),
         "{err}"
     );
 }
@@ -485,7 +507,7 @@ fn bad_requests_are_refused() {
     let rank = Loader::new(&store, &Selection::new(Query::default(), 2, 2, 0))
         .err()
         .unwrap();
-    assert!(matches!(rank, Error::Partition(_)));
+    assert!(matches!(rank, Error::Read(ReadError::Partition(_))));
     // A cursor taken on another set is refused.
     let other = Loader::new(
         &store,
@@ -494,7 +516,7 @@ fn bad_requests_are_refused() {
     .unwrap();
     assert!(matches!(
         Loader::resume(&store, loader.query(), other.cursor()),
-        Err(Error::Partition(_))
+        Err(Error::Read(ReadError::Partition(_)))
     ));
 }
 

@@ -4,6 +4,7 @@
 mod util;
 
 use std::path::{Path, PathBuf};
+use trajstore::OpenError;
 
 use trajstore::{
     ArrayRef, Codec, DType, EpisodeMeta, Error, Info, Query, RepairAction, Schema, Store, Value,
@@ -187,7 +188,10 @@ fn an_index_overwritten_with_garbage_is_rebuilt() {
     std::fs::write(&index, &garbage).unwrap();
 
     let err = Store::open_read_only(&dir).err().expect("a damaged index");
-    assert!(matches!(err, Error::IndexDamaged { .. }), "{err}");
+    assert!(
+        matches!(err, Error::Open(OpenError::IndexDamaged { .. })),
+        "{err}"
+    );
     let report = trajstore::repair(&dir).unwrap();
     assert_eq!(report.action, RepairAction::Rebuilt);
     assert_eq!(contents(&dir), before);
@@ -411,7 +415,10 @@ fn opening_a_store_with_a_deleted_index_names_trajstore_repair() {
     ];
     for err in errors {
         let err = err.expect("refused");
-        assert!(matches!(err, Error::IndexDamaged { .. }), "{err}");
+        assert!(
+            matches!(err, Error::Open(OpenError::IndexDamaged { .. })),
+            "{err}"
+        );
         let text = err.to_string();
         assert!(text.contains("trajstore repair"), "{text}");
         assert!(text.contains(&dir.display().to_string()), "{text}");

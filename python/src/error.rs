@@ -1,11 +1,21 @@
-//! Python exceptions mirroring the library's error families (`trajstore::ErrorKind`).
+//! Python exceptions mirroring the library's error families, one to one:
+//!
+//! | Rust                                   | Python                                 |
+//! |----------------------------------------|----------------------------------------|
+//! | `Error::Open` (any)                    | `StoreOpenError`                       |
+//! | `Error::Record` (any)                  | `RecordError` (an `InputError`)        |
+//! | `Error::Read`: episode not found       | `NotFoundError`                        |
+//! | `Error::Read`: end of data             | `EndOfData`                            |
+//! | `Error::Read`: damaged bytes           | `CorruptionError`                      |
+//! | `Error::Read`: a request that cannot be served | `InputError`                   |
+//! | `Error::Storage` (any)                 | `StorageError`                         |
 
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use trajstore::ErrorKind;
+use trajstore::{Error, ErrorKind};
 
 create_exception!(
     trajstore,
@@ -17,13 +27,19 @@ create_exception!(
     trajstore,
     StoreOpenError,
     TrajstoreError,
-    "The store cannot be opened as asked."
+    "The store cannot be opened as asked, or a handle cannot do what was asked (read-only, used after fork)."
 );
 create_exception!(
     trajstore,
     InputError,
     TrajstoreError,
     "An invalid value or call; nothing was written."
+);
+create_exception!(
+    trajstore,
+    RecordError,
+    InputError,
+    "A recording call was refused (schema, metadata, a value's dtype or shape, a call out of order); the episode is unchanged."
 );
 create_exception!(
     trajstore,
@@ -53,15 +69,15 @@ create_exception!(
 /// Converts a library error into the matching Python exception.
 pub fn to_py(e: trajstore::Error) -> PyErr {
     let message = e.to_string();
-    match e.kind() {
-        ErrorKind::Open => StoreOpenError::new_err(message),
-        ErrorKind::Input => InputError::new_err(message),
-        ErrorKind::NotFound => NotFoundError::new_err(message),
-        ErrorKind::Corruption => CorruptionError::new_err(message),
-        ErrorKind::Io => StorageError::new_err(message),
-        ErrorKind::EndOfData => EndOfData::new_err(message),
-        // ErrorKind is non-exhaustive in spirit: new families fall back to the base class.
-        #[allow(unreachable_patterns)]
+    match (&e, e.kind()) {
+        (Error::Open(_), _) => StoreOpenError::new_err(message),
+        (Error::Record(_), _) => RecordError::new_err(message),
+        (Error::Storage(_), _) => StorageError::new_err(message),
+        (_, ErrorKind::NotFound) => NotFoundError::new_err(message),
+        (_, ErrorKind::EndOfData) => EndOfData::new_err(message),
+        (_, ErrorKind::Corruption) => CorruptionError::new_err(message),
+        (_, ErrorKind::Input) => InputError::new_err(message),
+        // Families and kinds are non-exhaustive: a new one falls back to the base class.
         _ => TrajstoreError::new_err(message),
     }
 }
@@ -103,6 +119,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TrajstoreError", py.get_type::<TrajstoreError>())?;
     m.add("StoreOpenError", py.get_type::<StoreOpenError>())?;
     m.add("InputError", py.get_type::<InputError>())?;
+    m.add("RecordError", py.get_type::<RecordError>())?;
     m.add("NotFoundError", py.get_type::<NotFoundError>())?;
     m.add("CorruptionError", py.get_type::<CorruptionError>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;

@@ -13,16 +13,16 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 use crate::index::{Index, PendingEpisode};
 
 struct Queue<E> {
     waiting: Vec<(u64, E)>,
     leader_active: bool,
     next_ticket: u64,
-    done: HashMap<u64, Result<u64, Arc<Error>>>,
+    done: HashMap<u64, Result<u64>>,
 }
 
 /// The commit queue of one process. `E` is what is queued (an episode to index; tests queue
@@ -71,10 +71,11 @@ impl<E> Drop for Leading<'_, E> {
     fn drop(&mut self) {
         let mut q = self.group.lock();
         if !self.tickets.is_empty() {
-            let e = Arc::new(Error::Panicked {
+            let e: Error = StorageError::Panicked {
                 during: "committing a batch of episodes",
                 message: "the committing thread panicked".into(),
-            });
+            }
+            .into();
             for t in self.tickets.drain(..) {
                 q.done.insert(t, Err(e.clone()));
             }
@@ -114,7 +115,7 @@ impl<E> GroupCommit<E> {
         q.waiting.push((ticket, item));
         loop {
             if let Some(result) = q.done.remove(&ticket) {
-                return result.map_err(Error::Shared);
+                return result;
             }
             if q.leader_active {
                 q = self.wake.wait(q).unwrap_or_else(PoisonError::into_inner);
@@ -129,15 +130,17 @@ impl<E> GroupCommit<E> {
                 tickets,
             };
             let result = match catch_unwind(AssertUnwindSafe(|| commit(&pending))) {
-                Ok(Ok(ids)) if ids.len() != pending.len() => Err(Error::Panicked {
+                Ok(Ok(ids)) if ids.len() != pending.len() => Err(StorageError::Panicked {
                     during: "committing a batch of episodes",
                     message: format!("{} ids for {} episodes", ids.len(), pending.len()),
-                }),
+                }
+                .into()),
                 Ok(result) => result,
-                Err(panic) => Err(Error::Panicked {
+                Err(panic) => Err(StorageError::Panicked {
                     during: "committing a batch of episodes",
                     message: panic_message(&*panic),
-                }),
+                }
+                .into()),
             };
             let tickets = std::mem::take(&mut leading.tickets);
             {
@@ -150,7 +153,6 @@ impl<E> GroupCommit<E> {
                             .extend(tickets.into_iter().zip(ids.into_iter().map(Ok)));
                     }
                     Err(e) => {
-                        let e = Arc::new(e);
                         q.done
                             .extend(tickets.into_iter().map(|t| (t, Err(e.clone()))));
                     }
@@ -183,9 +185,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Barrier;
     use std::sync::atomic::AtomicBool;
     use std::sync::mpsc;
+    use std::sync::{Arc, Barrier};
     use std::time::Duration;
 
     use super::*;

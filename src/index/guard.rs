@@ -4,7 +4,7 @@
 //! allocator state, a truncated region) it panics instead of returning an error. trajstore
 //! promises that a bad byte yields an error naming the file, and the Python package must never
 //! let a panic cross into the interpreter. So every call into redb runs under [`guarded`]: a
-//! panic there is caught and becomes [`Error::IndexDamaged`], which says to run
+//! panic there is caught and becomes [`OpenError::IndexDamaged`], which says to run
 //! `trajstore repair`, and redb's own "DB corrupted" errors become the same.
 //!
 //! The default panic hook would still print the caught panic to stderr as if the program had
@@ -16,7 +16,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Once;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, OpenError, Result, StorageError};
 
 thread_local! {
     /// Depth of guarded calls on this thread.
@@ -37,7 +37,7 @@ fn install_quiet_hook() {
 }
 
 /// Runs `call` (which talks to the redb index file at `path`), turning a panic or a redb
-/// corruption error into [`Error::IndexDamaged`] naming the store directory.
+/// corruption error into [`OpenError::IndexDamaged`] naming the store directory.
 pub(crate) fn guarded<T>(path: &Path, call: impl FnOnce() -> Result<T>) -> Result<T> {
     let store = || path.parent().unwrap_or(Path::new(".")).to_owned();
     install_quiet_hook();
@@ -45,21 +45,37 @@ pub(crate) fn guarded<T>(path: &Path, call: impl FnOnce() -> Result<T>) -> Resul
     let outcome = catch_unwind(AssertUnwindSafe(call));
     GUARDED.with(|g| g.set(g.get() - 1));
     match outcome {
-        Ok(Err(Error::Index(redb::Error::Corrupted(reason)))) => Err(Error::IndexDamaged {
-            path: store(),
-            reason,
+        Ok(Err(e)) => Err(match e {
+            Error::Storage(StorageError::Index { source, .. })
+                if matches!(source.engine(), redb::Error::Corrupted(_)) =>
+            {
+                OpenError::IndexDamaged {
+                    path: store(),
+                    reason: source.to_string(),
+                }
+                .into()
+            }
+            Error::Storage(StorageError::Index { path: p, source }) if p.as_os_str().is_empty() => {
+                StorageError::Index {
+                    path: path.to_owned(),
+                    source,
+                }
+                .into()
+            }
+            other => other,
         }),
-        Ok(result) => result,
+        Ok(Ok(value)) => Ok(value),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("no message");
-            Err(Error::IndexDamaged {
+            Err(OpenError::IndexDamaged {
                 path: store(),
                 reason: format!("the index library failed on it ({message})"),
-            })
+            }
+            .into())
         }
     }
 }
@@ -73,7 +89,7 @@ mod tests {
         let path = Path::new("/stores/demos/index.redb");
         let err = guarded::<()>(path, || panic!("range end index 47 out of range")).unwrap_err();
         match &err {
-            Error::IndexDamaged { path: p, reason } => {
+            Error::Open(OpenError::IndexDamaged { path: p, reason }) => {
                 assert_eq!(p, Path::new("/stores/demos"));
                 assert!(reason.contains("range end index 47"), "{reason}");
             }
@@ -88,9 +104,12 @@ mod tests {
         let path = Path::new("index.redb");
         assert_eq!(guarded(path, || Ok(7)).unwrap(), 7);
         let err = guarded::<()>(path, || {
-            Err(Error::Index(redb::Error::Corrupted("bad page".into())))
+            Err(Error::index("", redb::Error::Corrupted("bad page".into())))
         })
         .unwrap_err();
-        assert!(matches!(err, Error::IndexDamaged { .. }), "{err:?}");
+        assert!(
+            matches!(err, Error::Open(OpenError::IndexDamaged { .. })),
+            "{err:?}"
+        );
     }
 }

@@ -31,7 +31,7 @@ use redb::{
     Table, TableDefinition, WriteTransaction,
 };
 
-use crate::error::{Error, Result};
+use crate::error::{Error, OpenError, ReadError, Result};
 use crate::io::{IndexBackend, StoreIo};
 use crate::process::ProcessBound;
 use crate::schema::{FieldSpec, Schema};
@@ -132,7 +132,7 @@ impl Index {
     /// consistent; a dead one's is a writer's to repair). Then this opens the index briefly
     /// for writing, which recovers it (quick repair: the allocator state recorded by the last
     /// multi-writer commit), closes it and opens it read-only again. A process that may not
-    /// write the file gets [`Error::NeedsRecovery`].
+    /// write the file gets [`OpenError::NeedsRecovery`].
     pub fn open_read(path: &Path, io: &dyn StoreIo) -> Result<Index> {
         check_not_empty(path)?;
         Self::open_read_unchecked(path, io).map_err(|e| damaged_or(path, e))
@@ -153,10 +153,11 @@ impl Index {
                     recover(path, io)?;
                 }
                 Err(redb::DatabaseError::RepairAborted) => {
-                    return Err(Error::NeedsRecovery {
+                    return Err(OpenError::NeedsRecovery {
                         path: path.to_owned(),
                         reason: "it still needs recovery after 3 repairs".into(),
-                    });
+                    }
+                    .into());
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -185,17 +186,19 @@ impl Index {
 
     /// The redb handle, in the process that opened it.
     fn db(&self) -> Result<&Db> {
-        self.db.get().ok_or_else(|| Error::ForkedHandle {
-            what: "the store's index handle",
-            opened_in: self.db.owner(),
-            used_in: crate::process::current(),
+        self.db.get().ok_or_else(|| {
+            Error::Open(OpenError::ForkedHandle {
+                what: "the store's index handle",
+                opened_in: self.db.owner(),
+                used_in: crate::process::current(),
+            })
         })
     }
 
     fn writable(&self) -> Result<&Database> {
         match self.db()? {
             Db::Write(db) => Ok(db),
-            Db::Read(_) => Err(Error::ReadOnly),
+            Db::Read(_) => Err(OpenError::ReadOnly.into()),
         }
     }
 
@@ -226,24 +229,27 @@ impl Index {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) if !self.is_read_only() => return Ok(()),
             Err(redb::TableError::TableDoesNotExist(_)) => {
-                return Err(Error::CorruptRecord {
+                return Err(ReadError::CorruptRecord {
                     table: "meta",
                     reason: "missing".into(),
-                });
+                }
+                .into());
             }
             Err(e) => return Err(e.into()),
         };
         let found = meta.get(META_FORMAT_VERSION)?.map(|v| v.value());
         match found {
-            Some(v) if v > u64::from(STORE_FORMAT_VERSION) => Err(Error::UnsupportedFormat {
+            Some(v) if v > u64::from(STORE_FORMAT_VERSION) => Err(OpenError::UnsupportedFormat {
                 path: self.path.clone(),
                 found: u32::try_from(v).unwrap_or(u32::MAX),
                 supported: STORE_FORMAT_VERSION,
-            }),
-            Some(0) => Err(Error::CorruptRecord {
+            }
+            .into()),
+            Some(0) => Err(ReadError::CorruptRecord {
                 table: "meta",
                 reason: "format version 0".into(),
-            }),
+            }
+            .into()),
             _ => Ok(()),
         }
     }
@@ -400,14 +406,15 @@ fn check_not_empty(path: &Path) -> Result<()> {
 
 fn damaged(path: &Path, reason: String) -> Error {
     let store = path.parent().unwrap_or(Path::new(".")).to_owned();
-    Error::IndexDamaged {
+    OpenError::IndexDamaged {
         path: store,
         reason,
     }
+    .into()
 }
 
 /// Maps errors that mean the index file is corrupt (redb's own corruption errors, a file cut
-/// short, our records not decoding) to [`Error::IndexDamaged`], which names `trajstore
+/// short, our records not decoding) to [`OpenError::IndexDamaged`], which names `trajstore
 /// repair`; every other error is returned as it is.
 fn damaged_or(path: &Path, e: Error) -> Error {
     if is_corruption(&e) {
@@ -421,14 +428,17 @@ fn damaged_or(path: &Path, e: Error) -> Error {
 fn is_corruption(e: &Error) -> bool {
     // redb flattens its database, storage and table errors into redb::Error (our From impls).
     match e {
-        Error::CorruptRecord { .. } => true,
-        Error::Index(redb::Error::Corrupted(_) | redb::Error::TableTypeMismatch { .. }) => true,
-        // Cut short, or not a redb file at all (redb reports a bad magic number as InvalidData).
-        Error::Index(redb::Error::Io(io)) => matches!(
-            io.kind(),
-            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
-        ),
-        _ => false,
+        Error::Read(ReadError::CorruptRecord { .. }) => true,
+        _ => match e.index_engine() {
+            Some(redb::Error::Corrupted(_) | redb::Error::TableTypeMismatch { .. }) => true,
+            // Cut short, or not a redb file at all (redb reports a bad magic number as
+            // InvalidData).
+            Some(redb::Error::Io(io)) => matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+            ),
+            _ => false,
+        },
     }
 }
 
@@ -491,10 +501,11 @@ fn recover(path: &Path, io: &dyn StoreIo) -> Result<()> {
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
             ) =>
         {
-            Err(Error::NeedsRecovery {
+            Err(OpenError::NeedsRecovery {
                 path: path.to_owned(),
                 reason: format!("this process may not write it ({e})"),
-            })
+            }
+            .into())
         }
         Err(e) => Err(e.into()),
     }
@@ -527,10 +538,12 @@ impl IndexSnapshot {
     }
 
     fn txn(&self) -> Result<&ReadTransaction> {
-        self.txn.get().ok_or_else(|| Error::ForkedHandle {
-            what: "an index snapshot",
-            opened_in: self.txn.owner(),
-            used_in: crate::process::current(),
+        self.txn.get().ok_or_else(|| {
+            Error::Open(OpenError::ForkedHandle {
+                what: "an index snapshot",
+                opened_in: self.txn.owner(),
+                used_in: crate::process::current(),
+            })
         })
     }
 

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ReadError, Result};
 use crate::schema::FieldSpec;
 use crate::segment::format::ChunkRef;
 use crate::value::Info;
@@ -50,9 +50,10 @@ impl std::str::FromStr for Outcome {
     /// Like [`Outcome::parse`], with an error that lists the valid names.
     fn from_str(name: &str) -> Result<Outcome> {
         Outcome::parse(name).ok_or_else(|| {
-            Error::InvalidRequest(format!(
-                "outcome {name:?}: expected terminated, truncated or interrupted"
-            ))
+            Error::invalid_request(
+                "outcome",
+                format!("{name:?}: expected terminated, truncated or interrupted"),
+            )
         })
     }
 }
@@ -121,12 +122,13 @@ pub trait Record: Sized {
     fn decode(bytes: &[u8]) -> Result<Self> {
         match postcard::from_bytes::<Self::Envelope>(bytes) {
             Ok(envelope) => Ok(Self::unwrap(envelope)),
-            Err(e) => Err(Error::CorruptRecord {
+            Err(e) => Err(ReadError::CorruptRecord {
                 table: Self::TABLE,
                 reason: format!(
                     "{e} (a record version this build does not know is refused, never guessed)"
                 ),
-            }),
+            }
+            .into()),
         }
     }
 }
@@ -172,7 +174,7 @@ mod tests {
         bytes[0] = 1; // variant index 1: a "V2" this build does not know
         assert!(matches!(
             UserRecordV1::decode(&bytes),
-            Err(Error::CorruptRecord { table: "users", .. })
+            Err(Error::Read(ReadError::CorruptRecord { table: "users", .. }))
         ));
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ReadError, Result};
 use crate::partition::{Assignment, Cursor, EpisodeLen, EpisodeSet, Share, remaining_in};
 use crate::read::{Episode, Field, Query, Snapshot};
 use crate::store::Store;
@@ -137,7 +137,7 @@ impl Loader {
 
     /// Resumes mid-epoch: exactly the episodes of the cursor's list not served yet. `query`
     /// must select the same episode set the cursor was taken on (same filter and cutoff;
-    /// see [`Loader::cutoff`]), otherwise [`Error::Partition`] (fingerprint mismatch).
+    /// see [`Loader::cutoff`]), otherwise [`ReadError::Partition`] (fingerprint mismatch).
     pub fn resume(store: &Store, query: &Query, cursor: Cursor) -> Result<Loader> {
         let snapshot = store.snapshot()?;
         let Selected {
@@ -167,7 +167,7 @@ impl Loader {
             .map(|item| {
                 by_id
                     .remove(&item.id)
-                    .ok_or(Error::EpisodeNotFound(item.id))
+                    .ok_or(ReadError::EpisodeNotFound { id: item.id }.into())
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Loader {
@@ -185,7 +185,7 @@ impl Loader {
     /// general, a different share), on the same episode set.
     pub fn next_epoch(&self) -> Result<Loader> {
         let cursor = self.cursor.next_epoch().ok_or_else(|| {
-            Error::InvalidRequest("epoch counter exhausted (u64::MAX)".to_owned())
+            Error::invalid_request("epoch", "the epoch counter is exhausted (u64::MAX)")
         })?;
         Self::resume(&self.store, &self.query, cursor)
     }

@@ -39,7 +39,9 @@ pub struct P2View {
 /// the episode, never silently ignored.
 pub fn p2_view(episode: &Episode, schema: &Schema) -> Result<Option<P2View>> {
     let meta = episode.metadata();
-    let bad = |m: String| Error::InvalidMetadata(format!("episode {}: {m}", episode.id()));
+    let bad = |m: String| {
+        Error::invalid_request("player layout", format!("episode {}: {m}", episode.id()))
+    };
     let agents = match meta.get(AGENTS_KEY) {
         None => return Ok(None),
         Some(Value::Str(s)) => s.split(',').map(str::trim).collect::<Vec<_>>(),

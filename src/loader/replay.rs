@@ -4,7 +4,7 @@
 //!
 //! * the episodes are this rank's (and worker's) share of a deterministic, step-balanced,
 //!   seeded partition ([`Loader`]), not every K-th file of a directory listing;
-//! * the end of the data is explicit: [`ReplayEnv::reset`] fails with [`Error::EndOfData`]
+//! * the end of the data is explicit: [`ReplayEnv::reset`] fails with [`ReadError::EndOfData`]
 //!   (or, with cycling, starts the next epoch in a new order); never a blank observation or a
 //!   stale replay of the last episode;
 //! * `step` before `reset`, or after the episode's last step, is an error, not a replay;
@@ -18,7 +18,7 @@
 //! 0/1; a `u64` above `i64::MAX` wraps: use [`Transition::action`] for exact values).
 
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Error, ReadError, Result};
 use crate::loader::dataset::{Loader, Selection};
 use crate::loader::players::{P2View, p2_view};
 use crate::read::{Episode, Field};
@@ -112,7 +112,7 @@ struct Playing {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReplayOptions {
     /// At the end of an epoch, go on with the next one (a new, reshuffled share) instead of
-    /// failing with [`Error::EndOfData`].
+    /// failing with [`ReadError::EndOfData`].
     pub cycle: bool,
 }
 
@@ -169,7 +169,7 @@ impl ReplayEnv {
     }
 
     /// Starts the next episode (or the P2 view of the one just replayed) and returns its
-    /// first observation and reset info. [`Error::EndOfData`] once the share is exhausted,
+    /// first observation and reset info. [`ReadError::EndOfData`] once the share is exhausted,
     /// unless cycling.
     pub fn reset(&mut self) -> Result<Reset<'_>> {
         let playing = if let Some((episode, view)) = self.pending_p2.take() {
@@ -202,11 +202,12 @@ impl ReplayEnv {
     /// Moves to the next epoch when cycling, or reports the end of the data.
     fn advance_epoch(&mut self) -> Result<()> {
         let cursor = self.loader.cursor();
-        let end = Error::EndOfData {
+        let end = ReadError::EndOfData {
             epoch: cursor.epoch,
             rank: cursor.rank,
             worker: cursor.worker,
-        };
+        }
+        .into();
         if !self.options.cycle {
             return Err(end);
         }
@@ -242,16 +243,20 @@ impl ReplayEnv {
     /// the recorded one is in [`Transition::action`] and `info["action"]`.
     pub fn step<A: ?Sized>(&mut self, _action: &A) -> Result<Transition<'_>> {
         let Some(playing) = self.playing.as_mut() else {
-            return Err(Error::EpisodeState(
-                "step() before reset(): call reset() to start an episode".into(),
+            return Err(Error::invalid_request(
+                "replay call",
+                "step() before reset(): call reset() to start an episode",
             ));
         };
         let steps = playing.episode.steps() as usize;
         if playing.t >= steps {
-            return Err(Error::EpisodeState(format!(
-                "step() after the last step of episode {} ({steps} steps): call reset() for the next one",
-                playing.episode.id()
-            )));
+            return Err(Error::invalid_request(
+                "replay call",
+                format!(
+                    "step() after the last step of episode {} ({steps} steps): call reset() for the next one",
+                    playing.episode.id()
+                ),
+            ));
         }
         let t = playing.t;
         playing.t += 1;
@@ -325,9 +330,8 @@ fn read_scalar(playing: &Playing, name: &str, t: usize) -> Result<f64> {
         .fields
         .iter()
         .position(|f| f.spec().name == name)
-        .ok_or_else(|| Error::MissingField {
-            field: name.to_owned(),
-            during: "replay",
+        .ok_or_else(|| {
+            Error::invalid_request("replay", format!("the episode has no field {name:?}"))
         })?;
     let f = &playing.fields[playing.source[i]];
     let mut buf = [0u8; 8];

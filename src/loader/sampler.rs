@@ -123,7 +123,7 @@ impl Sampler {
     /// A sampler over `loader`'s episodes. Opens every requested field of every episode now,
     /// and checks that each has one dtype and shape across them.
     pub fn new(loader: &Loader, spec: SamplerSpec) -> Result<Sampler> {
-        let bad = |m: String| Err(Error::InvalidRequest(m));
+        let bad = |m: String| Err(Error::invalid_request("sampler", m));
         if spec.batch_size == 0 {
             return bad("batch_size must be at least 1".into());
         }
@@ -248,10 +248,13 @@ impl Sampler {
     /// those an uninterrupted sampler would have served next.
     pub fn seek(&mut self, position: u64) -> Result<()> {
         if position > self.units() {
-            return Err(Error::InvalidRequest(format!(
-                "sampler position {position} is past the end of the epoch ({} units)",
-                self.units()
-            )));
+            return Err(Error::invalid_request(
+                "sampler position",
+                format!(
+                    "{position} is past the end of the epoch ({} units)",
+                    self.units()
+                ),
+            ));
         }
         if self.spec.order == Order::Replacement {
             self.rng = SplitMix64::new(self.seed);

@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use crate::dtype::PlainElement;
-use crate::error::{DamagedRead, Error, Result};
+use crate::error::{DamagedRead, Error, ReadError, Result};
 use crate::schema::{Codec, FieldSpec};
 use crate::segment::MappedBytes;
 use crate::segment::checked::{ChunkCheck, VerifiedChunks};
@@ -28,7 +28,7 @@ pub(super) struct Chunk {
 /// [`StoreOptions::verify_reads`](crate::StoreOptions) `false`): every read verifies, before
 /// returning anything of a chunk, the xxh3 checksum of the chunk's whole payload (and for lz4
 /// the table framing), the first time this process reads that chunk; a damaged chunk fails
-/// the read with [`Error::CorruptRead`] naming user, episode, field and steps. Reading one
+/// the read with [`ReadError::CorruptRead`] naming user, episode, field and steps. Reading one
 /// step of a chunk checks the whole chunk once (episodes below the writer's spill size have
 /// one chunk per field).
 pub struct Field {
@@ -61,13 +61,14 @@ impl Field {
 
     fn chunk_of(&self, step: usize) -> Result<&Chunk> {
         if step >= self.len {
-            return Err(Error::InvalidValue {
+            return Err(ReadError::StepOutOfRange {
+                episode: self.episode,
                 field: self.spec.name.clone(),
-                reason: format!(
-                    "step {step} out of range (the field has {} values)",
-                    self.len
-                ),
-            });
+                start: step,
+                end: step + 1,
+                len: self.len,
+            }
+            .into());
         }
         let i = self.chunks.partition_point(|c| c.first <= step) - 1;
         Ok(&self.chunks[i])
@@ -90,7 +91,7 @@ impl Field {
 
     /// The error of a damaged chunk, naming what it holds.
     fn corrupt(&self, chunk: &Chunk, steps: Range<usize>, reason: String) -> Error {
-        Error::CorruptRead(Box::new(DamagedRead {
+        ReadError::CorruptRead(Box::new(DamagedRead {
             user: self.user.clone(),
             episode: self.episode,
             field: self.spec.name.clone(),
@@ -100,12 +101,15 @@ impl Field {
             offset: chunk.re.offset,
             reason,
         }))
+        .into()
     }
 
     /// A decoding error of `step` of `chunk`, with what the chunk holds.
     fn named(&self, chunk: &Chunk, step: usize, e: Error) -> Error {
         match e {
-            Error::Corrupted { reason, .. } => self.corrupt(chunk, step..step + 1, reason),
+            Error::Read(ReadError::Corrupted { reason, .. }) => {
+                self.corrupt(chunk, step..step + 1, reason)
+            }
             e => e,
         }
     }
@@ -118,7 +122,7 @@ impl Field {
 
     /// All values as one zero-copy slice of the map, when the field is raw and was written in
     /// one chunk (episodes smaller than the writer's spill size always are); `Ok(None)`
-    /// otherwise. Checked: fails with [`Error::CorruptRead`] when the chunk is damaged.
+    /// otherwise. Checked: fails with [`ReadError::CorruptRead`] when the chunk is damaged.
     pub fn contiguous(&self) -> Result<Option<MappedBytes>> {
         match self.chunks.as_slice() {
             [only] if only.re.codec == Codec::Raw => {
@@ -149,10 +153,13 @@ impl Field {
     pub fn raw_step(&self, step: usize) -> Result<MappedBytes> {
         let chunk = self.chunk_of(step)?;
         if chunk.re.codec != Codec::Raw {
-            return Err(Error::InvalidValue {
-                field: self.spec.name.clone(),
-                reason: "is lz4-compressed: decode it with read_into".into(),
-            });
+            return Err(Error::invalid_request(
+                "raw read",
+                format!(
+                    "field {:?} is lz4-compressed: decode it with read_into",
+                    self.spec.name
+                ),
+            ));
         }
         self.checked(chunk)?;
         let n = self.step_bytes();
@@ -167,15 +174,16 @@ impl Field {
     pub fn read_into(&self, steps: Range<usize>, out: &mut [u8]) -> Result<()> {
         let n = self.step_bytes();
         if out.len() != steps.len() * n || steps.end > self.len {
-            return Err(Error::InvalidValue {
-                field: self.spec.name.clone(),
-                reason: format!(
-                    "read_into({steps:?}) needs {} bytes and steps below {}; got a {}-byte buffer",
+            return Err(Error::invalid_request(
+                "read_into",
+                format!(
+                    "field {:?}: steps {steps:?} need {} bytes and steps below {}; got a {}-byte buffer",
+                    self.spec.name,
                     steps.len() * n,
                     self.len,
                     out.len()
                 ),
-            });
+            ));
         }
         let mut step = steps.start;
         while step < steps.end {

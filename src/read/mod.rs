@@ -11,7 +11,7 @@ pub use verify::{Problem, VerifyReport};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ReadError, Result};
 use crate::index::{By, IndexSnapshot, guarded};
 use crate::open::{OpenStore, StoreHandle};
 use crate::process::ProcessBound;
@@ -177,11 +177,11 @@ impl Snapshot {
     /// One episode's metadata.
     pub fn episode(&self, id: u64) -> Result<Episode> {
         if self.is_forked() && id >= self.cutoff {
-            return Err(Error::EpisodeNotFound(id));
+            return Err(ReadError::EpisodeNotFound { id }.into());
         }
         match self.read_index(|index| index.episode(id))? {
             Some(record) => Ok(Episode { id, record }),
-            None => Err(Error::EpisodeNotFound(id)),
+            None => Err(ReadError::EpisodeNotFound { id }.into()),
         }
     }
 
@@ -191,12 +191,12 @@ impl Snapshot {
         if let Some(s) = cache.get(&id) {
             return Ok(s.clone());
         }
-        let schema =
-            self.read_index(|index| index.schema(id))?
-                .ok_or_else(|| Error::CorruptRecord {
-                    table: "schemas",
-                    reason: format!("schema {id} referenced by an episode is missing"),
-                })?;
+        let schema = self.read_index(|index| index.schema(id))?.ok_or_else(|| {
+            Error::Read(ReadError::CorruptRecord {
+                table: "schemas",
+                reason: format!("schema {id} referenced by an episode is missing"),
+            })
+        })?;
         let schema = Arc::new(schema);
         cache.insert(id, schema.clone());
         Ok(schema)
@@ -224,10 +224,12 @@ impl Snapshot {
     pub fn field(&self, episode: &Episode, name: &str) -> Result<Field> {
         let schema = self.schema(episode.schema_id())?;
         let Some(i) = schema.index_of(name) else {
-            return Err(Error::UnknownField {
+            return Err(ReadError::UnknownField {
+                episode: episode.id(),
                 field: name.to_owned(),
                 known: schema.field_names(),
-            });
+            }
+            .into());
         };
         self.field_at(episode, &schema, i)
     }
@@ -242,17 +244,16 @@ impl Snapshot {
 
     fn field_at(&self, episode: &Episode, schema: &Schema, i: usize) -> Result<Field> {
         let spec = schema.fields()[i].clone();
-        let refs = episode
-            .chunks()
-            .get(i)
-            .ok_or_else(|| Error::CorruptRecord {
+        let refs = episode.chunks().get(i).ok_or_else(|| {
+            Error::Read(ReadError::CorruptRecord {
                 table: "episodes",
                 reason: format!(
                     "episode {} has no chunk list for field {:?}",
                     episode.id(),
                     spec.name
                 ),
-            })?;
+            })
+        })?;
         let expected = match spec.kind {
             FieldKind::Observation => episode.steps() as usize + 1,
             FieldKind::Transition => episode.steps() as usize,
@@ -285,14 +286,15 @@ impl Snapshot {
             first += r.steps as usize;
         }
         if first != expected {
-            return Err(Error::CorruptRecord {
+            return Err(ReadError::CorruptRecord {
                 table: "episodes",
                 reason: format!(
                     "episode {} field {:?} holds {first} steps, expected {expected}",
                     episode.id(),
                     spec.name
                 ),
-            });
+            }
+            .into());
         }
         Ok(Field {
             spec,

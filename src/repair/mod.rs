@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 pub use plan::UnmarkedEpisode;
 pub use scan::Unrestorable;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, OpenError, Result};
 use crate::index::INDEX_FILE;
 use crate::index::Index;
 use crate::io::{OsIo, StoreIo};
@@ -91,16 +91,18 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     let segments_dir = path.join(SEGMENTS_DIR);
     let index_path = path.join(INDEX_FILE);
     if !segments_dir.is_dir() {
-        return Err(Error::NotAStore {
+        return Err(OpenError::NotAStore {
             path: path.to_owned(),
-        });
+        }
+        .into());
     }
     let scan = scan::scan(&segments_dir)?;
     let state = old_index::read(&index_path)?;
     if matches!(state, IndexState::Missing) && scan.segments.is_empty() {
-        return Err(Error::NotAStore {
+        return Err(OpenError::NotAStore {
             path: path.to_owned(),
-        });
+        }
+        .into());
     }
     let findings = plan::examine(&scan, &state);
     if findings.index_problems.is_empty() {
@@ -251,12 +253,13 @@ pub(crate) fn refuse_missing_index(store: &Path) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    Err(Error::IndexDamaged {
+    Err(OpenError::IndexDamaged {
         path: store.to_owned(),
         reason: format!(
             "{INDEX_FILE} is missing but {SEGMENTS_DIR}/ holds {} segment file{}",
             ids.len(),
             if ids.len() == 1 { "" } else { "s" }
         ),
-    })
+    }
+    .into())
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, OpenError, ReadError, RecordError, Result};
 use crate::index::records::EpisodeRecordV1;
 use crate::index::{Index, IndexSnapshot};
 use crate::schema::FieldSpec;
@@ -36,7 +36,7 @@ pub fn read(path: &Path) -> Result<IndexState> {
     // redb may panic on a damaged file: that is damage too, not a crash of repair.
     match crate::index::guarded(path, || load(path)) {
         Ok(old) => Ok(IndexState::Readable(old)),
-        Err(Error::IndexDamaged { reason, .. }) => Ok(IndexState::Damaged(reason)),
+        Err(Error::Open(OpenError::IndexDamaged { reason, .. })) => Ok(IndexState::Damaged(reason)),
         Err(e) if is_damage(&e) => Ok(IndexState::Damaged(e.to_string())),
         // A newer format, no permission, needs a writer's recovery: not ours to rebuild over.
         Err(e) => Err(e),
@@ -45,13 +45,16 @@ pub fn read(path: &Path) -> Result<IndexState> {
 
 fn is_damage(e: &Error) -> bool {
     match e {
-        Error::CorruptRecord { .. } | Error::InvalidSchema(_) => true,
-        Error::Index(redb::Error::Io(io)) => !matches!(
-            io.kind(),
-            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
-        ),
-        Error::Index(_) => true,
-        _ => false,
+        Error::Read(ReadError::CorruptRecord { .. })
+        | Error::Record(RecordError::InvalidSchema { .. }) => true,
+        _ => match e.index_engine() {
+            Some(redb::Error::Io(io)) => !matches!(
+                io.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ),
+            Some(_) => true,
+            None => false,
+        },
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, OpenError, Result};
 use crate::io::{FileView, OsIo, StoreIo};
 use crate::schema::{FieldKind, Schema};
 use crate::segment::format::{
@@ -88,11 +88,12 @@ pub fn scan(segments_dir: &Path) -> Result<Scan> {
         let version = match decode_file_header(&map, id) {
             Ok(v) => Some(v),
             Err(FileHeaderError::NewerVersion(found)) => {
-                return Err(Error::UnsupportedFormat {
+                return Err(OpenError::UnsupportedFormat {
                     path,
                     found,
                     supported: SEGMENT_FORMAT_VERSION,
-                });
+                }
+                .into());
             }
             Err(FileHeaderError::Invalid(reason)) => {
                 out.skipped.push(Unrestorable {

@@ -169,7 +169,7 @@ pub(crate) fn fast_checksum(bytes: &[u8]) -> u64 {
 
 fn lz4_reason(e: &crate::Error) -> String {
     match e {
-        crate::Error::Corrupted { reason, .. } => reason.clone(),
+        crate::Error::Read(crate::ReadError::Corrupted { reason, .. }) => reason.clone(),
         other => other.to_string(),
     }
 }

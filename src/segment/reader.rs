@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use super::format::{FileHeaderError, decode_file_header};
 use super::segment_path;
-use crate::error::{Error, Result};
+use crate::error::{Error, OpenError, Result};
 use crate::io::{FileView, StoreIo};
 
 /// Bytes inside a segment's memory map. Cheap to clone; keeps the map alive, so it stays valid
@@ -113,11 +113,12 @@ impl SegmentMaps {
         let map = self.io.map(&path).map_err(|e| Error::io(&path, e))?;
         match decode_file_header(&map, id) {
             Ok(_) => Ok(map),
-            Err(FileHeaderError::NewerVersion(found)) => Err(Error::UnsupportedFormat {
+            Err(FileHeaderError::NewerVersion(found)) => Err(OpenError::UnsupportedFormat {
                 path,
                 found,
                 supported: super::format::SEGMENT_FORMAT_VERSION,
-            }),
+            }
+            .into()),
             Err(FileHeaderError::Invalid(reason)) => Err(Error::corrupted(id, 0, reason)),
         }
     }

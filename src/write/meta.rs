@@ -1,6 +1,6 @@
 //! What is said of an episode when recording begins: user, env, seed, tags, metadata.
 
-use crate::error::{Error, Result};
+use crate::error::{RecordError, Result};
 use crate::names::{check_name, validate_user};
 use crate::value::{Info, Value};
 
@@ -47,10 +47,11 @@ impl EpisodeMeta {
         validate_user(&self.user)?;
         check_name("env id", &self.env)?;
         if self.tags.len() > MAX_TAGS {
-            return Err(Error::InvalidMetadata(format!(
-                "{} tags, at most {MAX_TAGS}",
-                self.tags.len()
-            )));
+            return Err(RecordError::InvalidMetadata {
+                what: "tags",
+                reason: format!("{} tags, at most {MAX_TAGS}", self.tags.len()),
+            }
+            .into());
         }
         for tag in &self.tags {
             check_name("tag", tag)?;
@@ -59,12 +60,14 @@ impl EpisodeMeta {
     }
 }
 
-pub(crate) fn check_info_size(what: &str, info: &Info) -> Result<()> {
+pub(crate) fn check_info_size(what: &'static str, info: &Info) -> Result<()> {
     let len = postcard::experimental::serialized_size(info).unwrap_or(usize::MAX);
     if len > MAX_INFO_BYTES {
-        return Err(Error::InvalidMetadata(format!(
-            "{what} encodes to {len} bytes, at most {MAX_INFO_BYTES}"
-        )));
+        return Err(RecordError::InvalidMetadata {
+            what,
+            reason: format!("encodes to {len} bytes, at most {MAX_INFO_BYTES}"),
+        }
+        .into());
     }
     Ok(())
 }

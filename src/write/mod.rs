@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{OpenError, RecordError, Result};
 use crate::index::PendingEpisode;
 use crate::index::records::{EpisodeRecordV1, Outcome};
 use crate::open::OpenStore;
@@ -119,21 +119,24 @@ impl EpisodeWriter {
         if here == self.owner {
             return Ok(());
         }
-        Err(Error::ForkedHandle {
+        Err(OpenError::ForkedHandle {
             what: "an episode being recorded",
             opened_in: self.owner,
             used_in: here,
-        })
+        }
+        .into())
     }
 
     /// Records the first observation (what `env.reset()` returned): every observation field.
     pub fn reset(&mut self, observation: &[(&str, ArrayRef<'_>)], info: &Info) -> Result<()> {
         self.check_process()?;
         if self.observations > 0 {
-            return Err(Error::EpisodeState(
-                "reset() called twice: an episode has one reset; commit this one and begin another"
+            return Err(RecordError::EpisodeState {
+                call: "reset()",
+                reason: "called twice: an episode has one reset; commit this one and begin another"
                     .into(),
-            ));
+            }
+            .into());
         }
         let values = match_values(&self.schema, observation, "reset()", false)?;
         check_info_size("info", info)?;
@@ -146,23 +149,30 @@ impl EpisodeWriter {
     pub fn step(&mut self, values: &[(&str, ArrayRef<'_>)], info: &Info) -> Result<()> {
         self.check_process()?;
         if self.observations == 0 {
-            return Err(Error::EpisodeState(
-                "step() before reset(): record the first observation with reset()".into(),
-            ));
+            return Err(RecordError::EpisodeState {
+                call: "step()",
+                reason: "before reset(): record the first observation with reset()".into(),
+            }
+            .into());
         }
         if let Some(outcome) = self.ended {
-            return Err(Error::EpisodeState(format!(
-                "step() after the episode {} at step {}: commit it and begin a new episode",
-                outcome.name(),
-                self.transitions
-            )));
+            return Err(RecordError::EpisodeState {
+                call: "step()",
+                reason: format!(
+                    "after the episode {} at step {}: commit it and begin a new episode",
+                    outcome.name(),
+                    self.transitions
+                ),
+            }
+            .into());
         }
         if self.transitions >= MAX_EPISODE_STEPS {
-            return Err(Error::TooLarge {
+            return Err(RecordError::TooLarge {
                 what: "episode",
                 got: u64::from(self.transitions) + 1,
                 max: u64::from(MAX_EPISODE_STEPS),
-            });
+            }
+            .into());
         }
         let values = match_values(&self.schema, values, "step()", true)?;
         check_info_size("info", info)?;
@@ -226,7 +236,7 @@ impl EpisodeWriter {
     pub fn commit(mut self) -> Result<u64> {
         self.check_process()?;
         if self.transitions == 0 {
-            return Err(Error::EmptyEpisode);
+            return Err(RecordError::EmptyEpisode.into());
         }
         self.flush()?;
         let now = now_us();

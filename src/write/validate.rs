@@ -2,7 +2,7 @@
 //! fails changes nothing.
 
 use crate::dtype::{DType, element_count};
-use crate::error::{Error, Result};
+use crate::error::{RecordError, Result};
 use crate::schema::{FieldKind, FieldSpec, Schema};
 use crate::value::ArrayRef;
 
@@ -17,24 +17,27 @@ pub(crate) fn match_values<'v>(
     let mut matched: Vec<Option<ArrayRef<'v>>> = vec![None; fields.len()];
     for (name, value) in given {
         let Some(i) = schema.index_of(name) else {
-            return Err(Error::UnknownField {
+            return Err(RecordError::UnknownField {
                 field: (*name).to_owned(),
                 known: schema.field_names(),
-            });
+            }
+            .into());
         };
         let spec = &fields[i];
         if spec.kind == FieldKind::Transition && !with_transition {
-            return Err(Error::MisplacedField {
+            return Err(RecordError::MisplacedField {
                 field: spec.name.clone(),
                 kind: "transition",
                 during,
-            });
+            }
+            .into());
         }
         if matched[i].is_some() {
-            return Err(Error::DuplicateField {
+            return Err(RecordError::DuplicateField {
                 field: spec.name.clone(),
                 during,
-            });
+            }
+            .into());
         }
         check_value(spec, value)?;
         matched[i] = Some(*value);
@@ -42,10 +45,11 @@ pub(crate) fn match_values<'v>(
     for (spec, value) in fields.iter().zip(&matched) {
         let needed = with_transition || spec.kind == FieldKind::Observation;
         if needed && value.is_none() {
-            return Err(Error::MissingField {
+            return Err(RecordError::MissingField {
                 field: spec.name.clone(),
                 during,
-            });
+            }
+            .into());
         }
     }
     Ok(matched)
@@ -53,44 +57,49 @@ pub(crate) fn match_values<'v>(
 
 fn check_value(spec: &FieldSpec, value: &ArrayRef<'_>) -> Result<()> {
     if value.dtype != spec.dtype {
-        return Err(Error::DTypeMismatch {
+        return Err(RecordError::DTypeMismatch {
             field: spec.name.clone(),
             expected: spec.dtype,
             got: value.dtype,
-        });
+        }
+        .into());
     }
     let expected = spec.shape_usize();
     match value.shape {
         Some(shape) if shape != expected.as_slice() => {
-            return Err(Error::ShapeMismatch {
+            return Err(RecordError::ShapeMismatch {
                 field: spec.name.clone(),
                 expected,
                 got: shape.to_vec(),
-            });
+            }
+            .into());
         }
         Some(shape)
             if element_count(shape).map(|n| n * spec.dtype.size()) != Some(value.bytes.len()) =>
         {
-            return Err(Error::ShapeMismatch {
+            return Err(RecordError::ShapeMismatch {
                 field: spec.name.clone(),
                 expected,
                 got: vec![value.bytes.len() / spec.dtype.size()],
-            });
+            }
+            .into());
         }
         None if value.bytes.len() != spec.step_bytes() => {
-            return Err(Error::ShapeMismatch {
+            return Err(RecordError::ShapeMismatch {
                 field: spec.name.clone(),
                 expected,
                 got: vec![value.bytes.len() / spec.dtype.size()],
-            });
+            }
+            .into());
         }
         _ => {}
     }
     if spec.dtype == DType::Bool && value.bytes.iter().any(|&b| b > 1) {
-        return Err(Error::InvalidValue {
+        return Err(RecordError::InvalidValue {
             field: spec.name.clone(),
             reason: "bool bytes must be 0 or 1".into(),
-        });
+        }
+        .into());
     }
     Ok(())
 }

@@ -44,7 +44,12 @@ fn message(e: &anyhow::Error) -> String {
 
 fn io_kinds(e: &anyhow::Error) -> impl Iterator<Item = ErrorKind> + '_ {
     e.chain()
-        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .filter_map(|c| {
+            c.downcast_ref::<std::io::Error>().or_else(|| {
+                c.downcast_ref::<trajstore::Error>()
+                    .and_then(trajstore::Error::io_error)
+            })
+        })
         .map(std::io::Error::kind)
 }
 
