@@ -3,12 +3,11 @@
 //! measurement as a ratio against the plain-mmap floor measured in the same run.
 
 use std::time::Instant;
-use trajstore::ReadError;
 
 use trajstore::bench::{sample, scan, window};
 use trajstore::loader::{ReplayEnv, ReplayOptions, Selection};
 use trajstore::synth::{SynthConfig, record};
-use trajstore::{Error, Query, Store};
+use trajstore::{Error, Query, ReadError, Store};
 
 fn main() -> trajstore::Result<()> {
     let temp = tempfile::tempdir().map_err(|e| {

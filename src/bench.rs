@@ -600,7 +600,7 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measureme
                 out.par_chunks_mut(unit_bytes)
                     .zip(picks.par_iter())
                     .for_each(|(dst, (episode, step))| {
-                        let (map, first) = base[episode];
+                        let (map, first) = base[&crate::EpisodeId(*episode)];
                         let at = first + *step as usize * step_bytes;
                         dst.copy_from_slice(&maps[map][at..at + unit_bytes]);
                     })
@@ -636,7 +636,7 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measureme
 struct FloorSource {
     maps: Vec<memmap2::Mmap>,
     /// Per episode id: the map, and the byte offset of the field's step 0 in it.
-    base: std::collections::HashMap<u64, (usize, usize)>,
+    base: std::collections::HashMap<crate::EpisodeId, (usize, usize)>,
     step_bytes: usize,
     name: &'static str,
     /// Keeps the plain file (when one was written) alive while mapped.
@@ -648,7 +648,7 @@ struct FloorSource {
 /// trajstore reads, so only the loader's own work differs (on shared VMs, freshly written
 /// pages can be much faster than old ones, which would skew a copy). Otherwise (lz4), the
 /// decoded bytes are written to a plain file.
-fn floor_source(dir: &Path, fields: &[(u64, Field)]) -> Result<FloorSource> {
+fn floor_source(dir: &Path, fields: &[(crate::EpisodeId, Field)]) -> Result<FloorSource> {
     use crate::segment::format::HEADER_BYTES;
     use crate::segment::{SEGMENTS_DIR, segment_path};
     let step_bytes = fields.first().map_or(0, |(_, f)| f.step_bytes());

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::dtype::DType;
+use crate::ids::{EpisodeId, SegmentId};
 use crate::partition::PartitionError;
 
 /// Result alias used throughout the crate.
@@ -156,11 +157,11 @@ pub enum RecordError {
 pub enum ReadError {
     /// No episode with this id in the snapshot.
     #[error("episode {id} not found")]
-    EpisodeNotFound { id: u64 },
+    EpisodeNotFound { id: EpisodeId },
     /// A field name the episode's schema does not declare.
     #[error("episode {episode} has no field {field:?} (its fields: {known})")]
     UnknownField {
-        episode: u64,
+        episode: EpisodeId,
         field: String,
         known: String,
     },
@@ -169,7 +170,7 @@ pub enum ReadError {
         "field {field:?} of episode {episode}: steps {start}..{end} out of range (it has {len})"
     )]
     StepOutOfRange {
-        episode: u64,
+        episode: EpisodeId,
         field: String,
         start: usize,
         end: usize,
@@ -191,9 +192,9 @@ pub enum ReadError {
     )]
     EndOfData { epoch: u64, rank: u32, worker: u32 },
     /// The bytes on disk are not what the index says (checksum, framing, bounds).
-    #[error("corrupt data in segment {segment:016x} at offset {offset}: {reason}")]
+    #[error("corrupt data in segment {segment} at offset {offset}: {reason}")]
     Corrupted {
-        segment: u64,
+        segment: SegmentId,
         offset: u64,
         reason: String,
     },
@@ -267,11 +268,11 @@ impl std::error::Error for IndexFailure {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DamagedRead {
     pub user: String,
-    pub episode: u64,
+    pub episode: EpisodeId,
     pub field: String,
     /// The steps of the damaged chunk (value indices: `0..=T` for observations).
     pub steps: std::ops::Range<usize>,
-    pub segment: u64,
+    pub segment: SegmentId,
     /// The segment file.
     pub path: PathBuf,
     /// Offset of the chunk's record header in the segment file.
@@ -283,7 +284,7 @@ impl std::fmt::Display for DamagedRead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "user {:?} episode {} field {:?} steps {}..{}: corrupt data in {} (segment {:016x}, record at offset {}): {}; run `trajstore verify` on the store",
+            "user {:?} episode {} field {:?} steps {}..{}: corrupt data in {} (segment {}, record at offset {}): {}; run `trajstore verify` on the store",
             self.user,
             self.episode,
             self.field,
@@ -357,7 +358,7 @@ impl Error {
 
     pub(crate) fn corrupted(segment: u64, offset: u64, reason: impl Into<String>) -> Self {
         ReadError::Corrupted {
-            segment,
+            segment: SegmentId(segment),
             offset,
             reason: reason.into(),
         }

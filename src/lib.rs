@@ -49,6 +49,7 @@
 // 5. store (the public handle), loader, preview
 mod dtype;
 mod error;
+mod ids;
 mod index;
 pub mod io;
 mod names;
@@ -76,12 +77,13 @@ pub use error::{
     DamagedRead, Error, ErrorKind, IndexFailure, OpenError, ReadError, RecordError, Result,
     StorageError,
 };
+pub use ids::{EpisodeId, SchemaId, SegmentId};
 pub use index::commit::CommitStats;
 pub use index::records::Outcome;
 pub use index::{INDEX_FILE, STORE_FORMAT_VERSION};
 pub use names::validate_user;
 pub use options::StoreOptions;
-pub use read::{Episode, Field, Problem, Query, Snapshot, UserSummary, VerifyReport};
+pub use read::{Episode, Extent, Field, Problem, Query, Snapshot, UserSummary, VerifyReport};
 pub use repair::{RepairAction, RepairReport, UnmarkedEpisode, Unrestorable, repair};
 pub use schema::{
     Codec, FieldKind, FieldSpec, REWARD, Schema, SchemaBuilder, TERMINATED, TRUNCATED,

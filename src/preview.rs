@@ -8,7 +8,7 @@
 //! use trajstore::preview::{EpisodeFrames, MAX_SHEET_TILES, contact_sheet};
 //! let store = trajstore::Store::open_read_only("demos")?;
 //! let snapshot = store.snapshot()?;
-//! let episode = snapshot.episode(0)?;
+//! let episode = snapshot.episode(trajstore::EpisodeId(1))?;
 //! // Every 4th frame of the first image observation, at most MAX_SHEET_TILES of them.
 //! let frames = EpisodeFrames::read(&snapshot, &episode, None, 4, MAX_SHEET_TILES)?;
 //! let series = frames.series(&snapshot, &episode)?;              // reward and action

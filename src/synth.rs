@@ -270,5 +270,8 @@ pub fn record_one(
         )?;
     }
     let id = episode.commit()?;
-    Ok(Recorded { episode: id, steps })
+    Ok(Recorded {
+        episode: id.get(),
+        steps,
+    })
 }

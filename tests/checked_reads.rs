@@ -4,22 +4,12 @@
 
 mod util;
 
-use std::path::{Path, PathBuf};
-use trajstore::ReadError;
+use std::path::Path;
 
 use trajstore::loader::{
     Batch, FieldRequest, Loader, Order, ReplayEnv, ReplayOptions, Sampler, SamplerSpec, Selection,
 };
-use trajstore::{Codec, Error, ErrorKind, Query, Store, StoreOptions};
-
-/// The segment file of an episode's frames and the frames' record offset in it.
-fn frame_location(dir: &Path, id: u64) -> (PathBuf, u64) {
-    let store = Store::open_read_only(dir).unwrap();
-    let snap = store.snapshot().unwrap();
-    let field = snap.field(&snap.episode(id).unwrap(), "obs/frame").unwrap();
-    let chunk = field.chunk_refs().next().unwrap();
-    (snap.segment_path(chunk.segment), chunk.offset)
-}
+use trajstore::{Codec, EpisodeId, Error, ErrorKind, Query, ReadError, Store, StoreOptions};
 
 fn unchecked(dir: &Path) -> Store {
     let options = StoreOptions {
@@ -31,21 +21,21 @@ fn unchecked(dir: &Path) -> Store {
 
 /// A store with a good episode of alice and one of bob whose frames have one payload byte
 /// flipped at `payload_byte` (relative to the payload start). Returns (dir, good, bad).
-fn damaged_store(codec: Codec, payload_byte: u64) -> (tempfile::TempDir, u64, u64) {
+fn damaged_store(codec: Codec, payload_byte: u64) -> (tempfile::TempDir, EpisodeId, EpisodeId) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::create(dir.path()).unwrap();
     let good = util::record_small(&store, "alice", 1, 10, codec);
     let bad = util::record_small(&store, "bob", 2, 10, codec);
     let also_good = util::record_small(&store, "alice", 3, 6, codec);
     drop(store);
-    let (segment, header) = frame_location(dir.path(), bad);
+    let (segment, header) = util::frame_record(dir.path(), bad);
     util::flip_bit(&segment, header + 64 + payload_byte);
     let _ = also_good;
     (dir, good, bad)
 }
 
 /// Asserts `err` is the checked-read error naming bob's episode `bad`, its frames and steps.
-fn assert_names_the_damage(err: &Error, bad: u64, steps: std::ops::Range<usize>) {
+fn assert_names_the_damage(err: &Error, bad: EpisodeId, steps: std::ops::Range<usize>) {
     assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
     match err {
         Error::Read(ReadError::CorruptRead(d)) => {
@@ -202,7 +192,7 @@ fn loader_batches_touching_a_damaged_episode_fail() {
         for _ in 0..s.units() {
             match s.next_into(&mut batch) {
                 Ok(true) => {
-                    assert_ne!(batch.episode[0], bad, "a damaged step was served");
+                    assert_ne!(batch.episode[0], bad.get(), "a damaged step was served");
                     served += 1;
                 }
                 Ok(false) => unreachable!("units() batches per epoch"),

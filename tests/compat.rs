@@ -47,7 +47,7 @@ fn the_v1_fixture_store_reads_back_identically() {
     for (got, want) in seen.iter().zip(expected) {
         assert_eq!(
             (
-                got.0,
+                got.0.get(),
                 got.1.as_str(),
                 got.2,
                 got.3,

@@ -230,7 +230,7 @@ fn step(w: &mut trajstore::EpisodeWriter, last: bool) {
     .unwrap();
 }
 
-fn record_small(store: &Store, user: &str, steps: u32) -> u64 {
+fn record_small(store: &Store, user: &str, steps: u32) -> trajstore::EpisodeId {
     let mut w = begin_small(store, user);
     for t in 1..=steps {
         step(&mut w, t == steps);
@@ -322,7 +322,7 @@ fn check_store(dir: &Path) -> BTreeMap<u64, (String, u32)> {
             );
         }
         assert!(
-            seen.insert(e.id(), (e.user().to_owned(), e.steps()))
+            seen.insert(e.id().get(), (e.user().to_owned(), e.steps()))
                 .is_none(),
             "duplicate id {}",
             e.id()
@@ -334,7 +334,7 @@ fn check_store(dir: &Path) -> BTreeMap<u64, (String, u32)> {
             .episodes(&Query::default().user(&user.name))
             .unwrap()
             .iter()
-            .map(|e| e.id())
+            .map(|e| e.id().get())
             .collect();
         assert!(
             ids.windows(2).all(|w| w[0] < w[1]),
@@ -563,7 +563,7 @@ fn a_snapshot_does_not_change_and_a_new_one_sees_new_commits() {
     let cutoff = before.cutoff().unwrap();
     let second = record_small(&store, "alice", 4);
 
-    let ids = |s: &trajstore::Snapshot| -> Vec<u64> {
+    let ids = |s: &trajstore::Snapshot| -> Vec<trajstore::EpisodeId> {
         s.episodes(&Query::default())
             .unwrap()
             .iter()
@@ -612,7 +612,7 @@ fn a_read_only_handle_follows_commits_of_another_process() {
         "a new snapshot sees the other process's commits"
     );
     for (_, p) in promised {
-        let e = after.episode(p.episode).unwrap();
+        let e = after.episode(trajstore::EpisodeId(p.episode)).unwrap();
         assert_eq!((e.user(), e.steps()), ("second", p.steps));
         for f in after.fields(&e).unwrap() {
             f.verify().unwrap();
@@ -773,7 +773,7 @@ fn ids_are_unique_and_each_user_lists_in_commit_order() {
             .episodes(&Query::default().user(format!("u{t}")))
             .unwrap()
             .iter()
-            .map(|e| e.id())
+            .map(|e| e.id().get())
             .collect();
         assert_eq!(&listed, mine);
     }

@@ -104,7 +104,7 @@ fn check_repair(store_dir: &std::path::Path, committed: &[(u64, u32)]) {
     let snap = store.snapshot().unwrap();
     for (id, steps) in committed {
         let e = snap
-            .episode(*id)
+            .episode(trajstore::EpisodeId(*id))
             .unwrap_or_else(|e| panic!("episode {id} not restored: {e}"));
         assert_eq!(e.steps(), *steps, "episode {id}");
     }
@@ -151,7 +151,7 @@ fn check_store(store_dir: &std::path::Path, committed: &[(u64, u32)], round: u32
     let listed = snap.episodes(&Query::default()).unwrap();
     for (id, steps) in committed {
         let e = snap
-            .episode(*id)
+            .episode(trajstore::EpisodeId(*id))
             .unwrap_or_else(|e| panic!("round {round}: committed episode {id} lost: {e}"));
         assert_eq!(e.steps(), *steps, "round {round}: episode {id}");
     }

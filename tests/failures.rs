@@ -5,9 +5,11 @@ mod util;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
-use trajstore::{OpenError, ReadError, RecordError};
 
-use trajstore::{ArrayRef, Codec, EpisodeMeta, Error, ErrorKind, Info, Query, Store};
+use trajstore::{
+    ArrayRef, Codec, EpisodeId, EpisodeMeta, Error, ErrorKind, Info, OpenError, Query, ReadError,
+    RecordError, Store,
+};
 
 fn frame() -> Vec<u8> {
     util::small_frame(0, 0)
@@ -181,8 +183,10 @@ fn empty_episodes_invalid_users_and_read_only_handles_are_refused() {
         Err(Error::Open(OpenError::ReadOnly))
     ));
     assert!(matches!(
-        reader.snapshot().unwrap().episode(999),
-        Err(Error::Read(ReadError::EpisodeNotFound { id: 999 }))
+        reader.snapshot().unwrap().episode(EpisodeId(999)),
+        Err(Error::Read(ReadError::EpisodeNotFound {
+            id: EpisodeId(999)
+        }))
     ));
 }
 
@@ -247,20 +251,6 @@ fn a_store_of_a_newer_format_is_refused() {
     }
 }
 
-/// The segment file holding an episode's frames, and the frames' payload offset in it.
-fn frame_location(dir: &std::path::Path, id: u64) -> (std::path::PathBuf, u64) {
-    let store = Store::open_read_only(dir).unwrap();
-    let snap = store.snapshot().unwrap();
-    let e = snap.episode(id).unwrap();
-    let field = snap.field(&e, "obs/frame").unwrap();
-    let chunk = field.chunk_refs().next().unwrap();
-    (
-        dir.join("segments")
-            .join(format!("{:016x}.seg", chunk.segment)),
-        chunk.offset,
-    )
-}
-
 #[test]
 fn a_flipped_payload_byte_is_named_by_verify_and_other_episodes_still_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -268,7 +258,7 @@ fn a_flipped_payload_byte_is_named_by_verify_and_other_episodes_still_read() {
     let good = util::record_small(&store, "alice", 1, 10, Codec::Raw);
     let bad = util::record_small(&store, "bob", 2, 10, Codec::Lz4);
     drop(store);
-    let (segment, header) = frame_location(dir.path(), bad);
+    let (segment, header) = util::frame_record(dir.path(), bad);
     util::flip_bit(&segment, header + 64 + 70); // inside the lz4 payload
 
     let out = util::cli(&["verify", dir.path().to_str().unwrap()]);
@@ -293,7 +283,7 @@ fn a_flipped_record_header_byte_is_refused_on_read() {
     let id = util::record_small(&store, "alice", 1, 10, Codec::Raw);
     let other = util::record_small(&store, "alice", 2, 4, Codec::Raw);
     drop(store);
-    let (segment, header) = frame_location(dir.path(), id);
+    let (segment, header) = util::frame_record(dir.path(), id);
     util::flip_bit(&segment, header + 9); // the payload length
     let store = Store::open_read_only(dir.path()).unwrap();
     let snap = store.snapshot().unwrap();
@@ -311,7 +301,7 @@ fn a_flipped_record_header_byte_is_refused_on_read() {
             report.problems[0].episode,
             report.problems[0].field.as_deref()
         ),
-        (id, Some("obs/frame"))
+        (Some(id), Some("obs/frame"))
     );
     util::check_small(dir.path(), other, 2, 4);
     assert_eq!(
@@ -327,7 +317,7 @@ fn a_segment_of_a_newer_format_is_refused_not_misread() {
     let store = Store::create(dir.path()).unwrap();
     let id = util::record_small(&store, "alice", 1, 3, Codec::Raw);
     drop(store);
-    let (segment, _) = frame_location(dir.path(), id);
+    let (segment, _) = util::frame_record(dir.path(), id);
     // Rewrite the file header with the next version and a valid header checksum.
     let newer = trajstore::SEGMENT_FORMAT_VERSION + 1;
     let f = OpenOptions::new()

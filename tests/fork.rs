@@ -10,9 +10,8 @@ mod util;
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use trajstore::{OpenError, ReadError};
 
-use trajstore::{Codec, EpisodeMeta, Error, ErrorKind, Query, Store};
+use trajstore::{Codec, EpisodeMeta, Error, ErrorKind, OpenError, Query, ReadError, Store};
 use util::{check_small, record_small, small_schema};
 
 /// Runs `body` in a forked child; returns the child's pid. The child exits 0 when `body`
@@ -51,7 +50,7 @@ fn all_ids(dir: &Path) -> Vec<u64> {
         .episodes(&Query::default())
         .unwrap()
         .iter()
-        .map(|e| e.id())
+        .map(|e| e.id().get())
         .collect();
     assert!(
         snap.verify().unwrap().problems.is_empty(),
@@ -66,7 +65,7 @@ fn handles_used_after_fork_reopen_per_process_and_lose_nothing() {
     let root = dir.path().join("store");
     let store = Store::create(&root).unwrap();
     // Committed before the fork: the issue saw these destroyed by children using the handle.
-    let before: Vec<u64> = (0..2)
+    let before: Vec<_> = (0..2)
         .map(|s| record_small(&store, "parent", s, 5, Codec::Raw))
         .collect();
     let snapshot = store.snapshot().unwrap();
@@ -90,7 +89,7 @@ fn handles_used_after_fork_reopen_per_process_and_lose_nothing() {
                     check_small(store.path(), id, seed, 4);
                 }
                 // The parent's snapshot: same episodes, though the child's read is newer.
-                let seen: Vec<u64> = snapshot
+                let seen: Vec<_> = snapshot
                     .episodes(&Query::default())
                     .unwrap()
                     .iter()

@@ -188,7 +188,10 @@ fn assert_exactly_these_intact(store_dir: &std::path::Path, committed: &[(u64, u
         committed.len()
     );
     for (id, steps) in committed {
-        assert_eq!(snap.episode(*id).unwrap().steps(), *steps);
+        assert_eq!(
+            snap.episode(trajstore::EpisodeId(*id)).unwrap().steps(),
+            *steps
+        );
     }
     assert!(snap.verify().unwrap().problems.is_empty());
 }

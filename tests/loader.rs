@@ -2,14 +2,16 @@
 //! frame offsets, resume, and the replay env compared with plain snapshot reads.
 
 use std::collections::{BTreeSet, HashMap};
-use trajstore::ReadError;
 
 use proptest::prelude::*;
 use trajstore::loader::{
     Batch, Edge, FieldRequest, Loader, Order, ReplayEnv, ReplayOptions, Sampler, SamplerSpec, Seat,
     Selection,
 };
-use trajstore::{ArrayRef, Codec, DType, EpisodeMeta, Error, Info, Query, Schema, Store, Value};
+use trajstore::{
+    ArrayRef, Codec, DType, EpisodeId, EpisodeMeta, Error, Info, Query, ReadError, Schema, Store,
+    Value,
+};
 
 /// Tiny episodes whose values say where they come from: `obs/id` = `[tag, t]` (observation
 /// `t` of episode number `tag`), `obs/lz` (lz4) = 16 bytes of `t`, `action` = `tag*1000 + t`,
@@ -24,7 +26,7 @@ fn schema() -> Schema {
 }
 
 /// Records one episode of `steps` transitions tagged `tag`; returns its id.
-fn record(store: &Store, tag: u32, steps: u32, meta: EpisodeMeta, interrupted: bool) -> u64 {
+fn record(store: &Store, tag: u32, steps: u32, meta: EpisodeMeta, interrupted: bool) -> EpisodeId {
     let mut w = store.begin_episode(meta, &schema()).expect("begin");
     let obs = |t: u32| ([tag, t], [t as u8; 16]);
     let (id, lz) = obs(0);
@@ -60,7 +62,7 @@ fn record(store: &Store, tag: u32, steps: u32, meta: EpisodeMeta, interrupted: b
 }
 
 /// A fresh store with one episode per length; returns it and `id -> tag`.
-fn store_with(lens: &[u32]) -> (tempfile::TempDir, Store, HashMap<u64, u32>) {
+fn store_with(lens: &[u32]) -> (tempfile::TempDir, Store, HashMap<EpisodeId, u32>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::create(dir.path()).expect("create");
     let tags = lens
@@ -164,7 +166,7 @@ proptest! {
                 let actions = &x.column("action").expect("column").data;
                 for row in 0..x.rows() {
                     let (ep, t) = (x.episode[row], x.step[row]);
-                    let tag = tags[&ep];
+                    let tag = tags[&EpisodeId(ep)];
                     steps.push((ep, t));
                     for (k, off) in [-2i64, -1, 0].into_iter().enumerate() {
                         let i = row * 3 + k;
@@ -217,7 +219,7 @@ proptest! {
             for u in 0..b.units {
                 let first = u * len as usize;
                 let ep = b.episode[first];
-                let steps = lens[tags[&ep] as usize];
+                let steps = lens[tags[&EpisodeId(ep)] as usize];
                 for j in 0..len as usize {
                     let row = first + j;
                     prop_assert_eq!(b.episode[row], ep);
@@ -225,7 +227,7 @@ proptest! {
                     let real = b.step[row] < steps;
                     prop_assert!(pad || real, "strict window crosses the end");
                     prop_assert_eq!(b.mask[row] == 1, real);
-                    let want = if real { [tags[&ep], b.step[row]] } else { [0, 0] };
+                    let want = if real { [tags[&EpisodeId(ep)], b.step[row]] } else { [0, 0] };
                     prop_assert_eq!(&ids[row * 2..row * 2 + 2], &want[..]);
                 }
             }
@@ -261,7 +263,7 @@ fn replay_returns_exactly_what_was_recorded_then_ends() {
             ..
         }))
     ));
-    let order: Vec<u64> = env.loader().episodes().iter().map(|e| e.id()).collect();
+    let order: Vec<EpisodeId> = env.loader().episodes().iter().map(|e| e.id()).collect();
     for id in order {
         let e = snapshot.episode(id).expect("episode");
         let ids = snapshot.field(&e, "obs/id").unwrap().to_vec().unwrap();
@@ -329,7 +331,7 @@ fn replay_cycles_into_a_reshuffled_epoch_and_resumes() {
     let sel = Selection::new(Query::default(), 2, 1, 5);
     let cycle = ReplayOptions { cycle: true };
     let mut env = ReplayEnv::new(&store, &sel, cycle).expect("env");
-    let epoch0: Vec<u64> = env.loader().episodes().iter().map(|e| e.id()).collect();
+    let epoch0: Vec<EpisodeId> = env.loader().episodes().iter().map(|e| e.id()).collect();
     let mut served = Vec::new();
     for _ in 0..epoch0.len() * 2 {
         served.push(env.reset().expect("reset").episode);
@@ -337,7 +339,7 @@ fn replay_cycles_into_a_reshuffled_epoch_and_resumes() {
     assert_eq!(served[..epoch0.len()], epoch0[..]);
     assert_eq!(env.loader().cursor().epoch, 1);
     let epoch1 = Loader::new(&store, &sel.clone().epoch(1)).expect("loader");
-    let ids1: Vec<u64> = epoch1.episodes().iter().map(|e| e.id()).collect();
+    let ids1: Vec<EpisodeId> = epoch1.episodes().iter().map(|e| e.id()).collect();
     assert_eq!(served[epoch0.len()..], ids1[..]);
 
     // Loader::iter hands out the cursor to checkpoint after each episode.
@@ -459,7 +461,7 @@ fn two_player_episodes_yield_a_p2_view() {
     );
     let sel = Selection::new(
         Query {
-            before_id: Some(c + 1),
+            before_id: Some(EpisodeId(c.get() + 1)),
             ..Default::default()
         },
         1,
@@ -571,7 +573,7 @@ fn partition_cli_matches_the_loader_in_a_fresh_process() {
     for (rank, r) in ranks.iter().enumerate() {
         let sel = Selection::new(Query::default().user("u"), 3, rank as u32, 7).epoch(2);
         let loader = Loader::new(&store, &sel).expect("loader");
-        let ids: Vec<u64> = loader.episodes().iter().map(|e| e.id()).collect();
+        let ids: Vec<u64> = loader.episodes().iter().map(|e| e.id().get()).collect();
         assert_eq!(r["rank"], rank);
         assert_eq!(r["episodes"], serde_json::json!(ids));
         assert_eq!(r["steps"], loader.steps());

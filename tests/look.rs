@@ -220,7 +220,7 @@ fn serve_over_a_socket_is_read_only_follows_commits_and_refuses_traversal() {
 
     // Frames decode to the stored pixels (an lz4 field, decoded and re-encoded on the fly).
     let snap = Store::open_read_only(s).unwrap().snapshot().unwrap();
-    let e = snap.episode(id).unwrap();
+    let e = snap.episode(trajstore::EpisodeId(id)).unwrap();
     let stored = snap.field(&e, "obs/frame").unwrap().to_vec().unwrap();
     let (status, png) = server.request(
         "GET",

@@ -33,7 +33,7 @@ fn options(io: &Arc<SimIo>) -> StoreOptions {
 }
 
 /// Records one small episode; `Err` with the failure's text when anything failed.
-fn record(store: &Store, seed: u64, steps: u32) -> Result<u64, String> {
+fn record(store: &Store, seed: u64, steps: u32) -> Result<trajstore::EpisodeId, String> {
     let codec = if seed.is_multiple_of(2) {
         Codec::Raw
     } else {
@@ -74,7 +74,7 @@ fn steps_of(seed: u64) -> u32 {
 /// Records [`EPISODES`] episodes until the first failure; returns (id, seed) of each episode
 /// whose commit returned, and the first error. The store is created first (and
 /// dropped, closing it, at the end).
-fn session(root: &Path, io: &Arc<SimIo>) -> (Vec<(u64, u64)>, Option<String>) {
+fn session(root: &Path, io: &Arc<SimIo>) -> (Vec<(trajstore::EpisodeId, u64)>, Option<String>) {
     let store = match Store::create_with(root, options(io)) {
         Ok(store) => store,
         Err(e) => return (Vec::new(), Some(format!("{CREATING}{e}"))),
@@ -92,7 +92,7 @@ fn session(root: &Path, io: &Arc<SimIo>) -> (Vec<(u64, u64)>, Option<String>) {
 
 /// Every committed episode is listed and whole (metadata, infos, every value); nothing
 /// else is listed but whole episodes; verify finds no problem.
-fn check_survivors(store: &Store, committed: &[(u64, u64)], case: &str) {
+fn check_survivors(store: &Store, committed: &[(trajstore::EpisodeId, u64)], case: &str) {
     let snap = store.snapshot().unwrap();
     let listed = snap.episodes(&Query::default()).unwrap();
     for (id, seed) in committed {

@@ -4,10 +4,10 @@
 mod util;
 
 use std::path::{Path, PathBuf};
-use trajstore::OpenError;
 
 use trajstore::{
-    ArrayRef, Codec, DType, EpisodeMeta, Error, Info, Query, RepairAction, Schema, Store, Value,
+    ArrayRef, Codec, DType, EpisodeId, EpisodeMeta, Error, Info, OpenError, Query, RepairAction,
+    Schema, Store, Value,
 };
 
 /// Everything a reader can see of a store: episodes (metadata, chunk refs, schema id), their
@@ -44,7 +44,7 @@ fn contents(dir: &Path) -> Contents {
 }
 
 /// An episode with metadata, tags, a seed, a second observation field and non-empty infos.
-fn record_rich(store: &Store, user: &str, seed: u64, steps: u32, codec: Codec) -> u64 {
+fn record_rich(store: &Store, user: &str, seed: u64, steps: u32, codec: Codec) -> EpisodeId {
     let schema = Schema::builder()
         .observation("obs/frame", DType::U8, &[4, 4, 3], codec)
         .observation("obs/ram/health", DType::I32, &[2], Codec::Raw)
@@ -147,7 +147,10 @@ fn a_deleted_index_is_rebuilt_with_every_episode_identical_and_the_same_ids() {
 
     // The store goes on: the next id follows the restored ones.
     let store = Store::open(&dir).unwrap();
-    assert_eq!(util::record_small(&store, "cy", 9, 2, Codec::Raw), 5);
+    assert_eq!(
+        util::record_small(&store, "cy", 9, 2, Codec::Raw),
+        EpisodeId(5)
+    );
 }
 
 #[test]
@@ -290,11 +293,11 @@ fn an_episode_whose_commit_marker_was_lost_is_restored_with_a_fresh_id() {
     assert_eq!(report.restored_with_id, 2);
     assert_eq!(report.restored_unmarked.len(), 1);
     let unmarked = &report.restored_unmarked[0];
-    assert_eq!((unmarked.id, unmarked.user.as_str()), (4, "a"));
+    assert_eq!((unmarked.id, unmarked.user.as_str()), (EpisodeId(4), "a"));
     // Ids 1 and 3 kept, the unmarked episode (seed 2) above every restored id.
-    util::check_small(&dir, 1, 1, 4);
-    util::check_small(&dir, 3, 3, 4);
-    util::check_small(&dir, 4, 2, 4);
+    util::check_small(&dir, EpisodeId(1), 1, 4);
+    util::check_small(&dir, EpisodeId(3), 3, 4);
+    util::check_small(&dir, EpisodeId(4), 2, 4);
     let store = Store::open_read_only(&dir).unwrap();
     let ids: Vec<u64> = store
         .snapshot()
@@ -302,7 +305,7 @@ fn an_episode_whose_commit_marker_was_lost_is_restored_with_a_fresh_id() {
         .episodes(&Query::default())
         .unwrap()
         .iter()
-        .map(|e| e.id())
+        .map(|e| e.id().get())
         .collect();
     assert_eq!(ids, [1, 3, 4]);
 }
@@ -350,9 +353,9 @@ fn a_torn_tail_is_scanned_past_even_when_an_adopter_appended_after_it() {
         "{report:?}"
     );
     assert!(report.garbage_bytes > 0);
-    util::check_small(&dir, 1, 1, 4);
-    util::check_small(&dir, 2, 2, 4);
-    util::check_small(&dir, 3, 3, 4);
+    util::check_small(&dir, EpisodeId(1), 1, 4);
+    util::check_small(&dir, EpisodeId(2), 2, 4);
+    util::check_small(&dir, EpisodeId(3), 3, 4);
 }
 
 fn copy_v1_fixture(to: &Path) {
@@ -488,17 +491,15 @@ fn an_episode_with_a_damaged_chunk_is_not_restored_and_is_named() {
     util::record_small(&store, "a", 1, 4, Codec::Raw);
     let damaged = util::record_small(&store, "a", 2, 4, Codec::Raw);
     let snap = store.snapshot().unwrap();
-    let chunk = snap
+    let extent = snap
         .field(&snap.episode(damaged).unwrap(), "obs/frame")
         .unwrap()
-        .chunk_refs()
-        .next()
-        .copied()
-        .unwrap();
+        .extents()
+        .remove(0);
     drop((snap, store));
     let segment = only_segment(&dir);
     let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[chunk.payload_offset() as usize + 5] ^= 0xFF;
+    bytes[extent.payload_offset as usize + 5] ^= 0xFF;
     std::fs::write(&segment, &bytes).unwrap();
     std::fs::remove_file(dir.join("index.redb")).unwrap();
 
@@ -515,7 +516,7 @@ fn an_episode_with_a_damaged_chunk_is_not_restored_and_is_named() {
             .any(|r| r.contains("obs/frame") && r.contains("checksum")),
         "{reasons:?}"
     );
-    util::check_small(&dir, 1, 1, 4);
+    util::check_small(&dir, EpisodeId(1), 1, 4);
 }
 
 #[test]
@@ -549,13 +550,13 @@ fn a_commit_in_flight_at_a_crash_stays_uncommitted_unless_the_index_is_rebuilt()
     std::fs::remove_file(dir.join("index.redb")).unwrap();
     let report = trajstore::repair(&dir).unwrap();
     assert_eq!(report.restored_with_id, 2);
-    let unmarked: Vec<(u64, &str)> = report
+    let unmarked: Vec<(EpisodeId, &str)> = report
         .restored_unmarked
         .iter()
         .map(|u| (u.id, u.user.as_str()))
         .collect();
-    assert_eq!(unmarked, [(3, "b")]);
-    util::check_small(&dir, 3, 3, 4);
+    assert_eq!(unmarked, [(EpisodeId(3), "b")]);
+    util::check_small(&dir, EpisodeId(3), 3, 4);
 }
 
 /// Replaces the commit marker at `at` (the last record of `segment`) with an aborted marker
@@ -596,5 +597,5 @@ fn a_manifest_whose_index_commit_failed_is_never_restored() {
     let report = trajstore::repair(&dir).unwrap();
     assert_eq!((report.episodes, report.aborted), (1, 1), "{report:?}");
     assert!(report.restored_unmarked.is_empty());
-    util::check_small(&dir, 1, 1, 4);
+    util::check_small(&dir, EpisodeId(1), 1, 4);
 }

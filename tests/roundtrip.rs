@@ -179,7 +179,7 @@ fn users_list_their_episodes_in_commit_order_with_statistics() {
     let b1 = util::record_small(&store, "bob", 2, 7, Codec::Lz4);
     let a2 = util::record_small(&store, "alice", 3, 9, Codec::Lz4);
     let snap = store.snapshot().unwrap();
-    let ids: Vec<u64> = snap
+    let ids: Vec<_> = snap
         .episodes(&Query::default().user("alice"))
         .unwrap()
         .iter()

@@ -31,7 +31,7 @@ fn segments_are_sealed_at_the_target_size() {
         ..StoreOptions::default()
     };
     let store = Store::create_with(dir.path(), options).unwrap();
-    let ids: Vec<u64> = (0..6)
+    let ids: Vec<_> = (0..6)
         .map(|seed| util::record_small(&store, "a", seed, 20, Codec::Raw))
         .collect();
     assert!(

@@ -55,7 +55,7 @@ fn selection(args: &Bound<'_, PyAny>) -> PyResult<Selection> {
 
 /// Ids of a share's episodes, in serving order.
 fn ids(episodes: &[trajstore::Episode]) -> Vec<u64> {
-    episodes.iter().map(|e| e.id()).collect()
+    episodes.iter().map(|e| e.id().get()).collect()
 }
 
 /// Metadata dicts of a share's episodes, in serving order.
@@ -158,7 +158,7 @@ impl PyLoader {
     /// The snapshot cutoff every rank must share (broadcast rank 0's).
     #[getter]
     fn cutoff(&self) -> u64 {
-        self.loader.cutoff()
+        self.loader.cutoff().get()
     }
 
     /// A small, serializable position to resume from (episodes of this epoch served: 0).
@@ -461,7 +461,7 @@ impl PyReplay {
         Ok((
             observation_dict(py, r.observation)?,
             info_to_py(py, r.info)?,
-            r.episode,
+            r.episode.get(),
             seat_name(r.seat),
         ))
     }

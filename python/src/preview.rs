@@ -50,7 +50,7 @@ fn preview_encode<'py>(
                 "png" => sheet(snapshot, episode, field, every)?.to_png().py_err(),
                 "gif" => {
                     check_every(every)?;
-                    let e = snapshot.episode(episode).py_err()?;
+                    let e = snapshot.episode(trajstore::EpisodeId(episode)).py_err()?;
                     EpisodeFrames::read(snapshot, &e, field, every, preview::MAX_GIF_FRAMES)
                         .py_err()?
                         .gif(7)
@@ -79,7 +79,7 @@ fn sheet(
     every: usize,
 ) -> PyResult<preview::Rgba> {
     check_every(every)?;
-    let e = snapshot.episode(episode).py_err()?;
+    let e = snapshot.episode(trajstore::EpisodeId(episode)).py_err()?;
     let frames =
         EpisodeFrames::read(snapshot, &e, field, every, preview::MAX_SHEET_TILES).py_err()?;
     let series = frames.series(snapshot, &e).py_err()?;

@@ -6,8 +6,8 @@ use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict, PyList};
 use trajstore::{
-    ArrayRef, Codec, DType, Episode, EpisodeMeta, EpisodeWriter, FieldKind, Outcome, Query, Schema,
-    Snapshot, Store, StoreOptions,
+    ArrayRef, Codec, DType, Episode, EpisodeId, EpisodeMeta, EpisodeWriter, FieldKind, Outcome,
+    Query, Schema, SchemaId, Snapshot, Store, StoreOptions,
 };
 
 use crate::buffer::MappedBuffer;
@@ -237,7 +237,7 @@ impl PyEpisodeRecorder {
                 "this episode was already committed or discarded; begin a new one",
             ));
         };
-        py.detach(|| writer.commit()).py_err()
+        py.detach(|| writer.commit()).py_err().map(EpisodeId::get)
     }
 
     /// Drops the episode; nothing of it becomes visible.
@@ -279,7 +279,7 @@ impl QueryArgs {
             min_return: self.min_return,
             max_return: self.max_return,
             min_steps: self.min_steps,
-            before_id: self.before_id,
+            before_id: self.before_id.map(EpisodeId),
         })
     }
 }
@@ -293,10 +293,10 @@ pub struct PySnapshot {
 
 pub(crate) fn episode_dict<'py>(py: Python<'py>, e: &Episode) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("id", e.id())?;
+    d.set_item("id", e.id().get())?;
     d.set_item("user", e.user())?;
     d.set_item("env", e.env())?;
-    d.set_item("schema_id", e.schema_id())?;
+    d.set_item("schema_id", e.schema_id().get())?;
     d.set_item("steps", e.steps())?;
     d.set_item("total_return", e.total_return())?;
     d.set_item("outcome", e.outcome().name())?;
@@ -315,7 +315,7 @@ pub(crate) fn episode_dict<'py>(py: Python<'py>, e: &Episode) -> PyResult<Bound<
 impl PySnapshot {
     /// Every committed episode id is below this.
     fn cutoff(&self) -> PyResult<u64> {
-        self.snapshot.cutoff().py_err()
+        self.snapshot.cutoff().py_err().map(EpisodeId::get)
     }
 
     fn format_version(&self) -> PyResult<u32> {
@@ -349,13 +349,13 @@ impl PySnapshot {
     }
 
     fn episode<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyDict>> {
-        let e = self.snapshot.episode(id).py_err()?;
+        let e = self.snapshot.episode(EpisodeId(id)).py_err()?;
         episode_dict(py, &e)
     }
 
     /// The fields of a schema: (name, dtype, shape, kind, codec) tuples.
     fn schema(&self, id: u64) -> PyResult<Vec<FieldDecl>> {
-        let schema = self.snapshot.schema(id).py_err()?;
+        let schema = self.snapshot.schema(SchemaId(id)).py_err()?;
         Ok(schema
             .fields()
             .iter()
@@ -381,7 +381,7 @@ impl PySnapshot {
     ) -> PyResult<(Bound<'py, PyAny>, String, Vec<u32>, usize)> {
         let snapshot = &self.snapshot;
         let field = py
-            .detach(|| snapshot.field(&snapshot.episode(episode)?, name))
+            .detach(|| snapshot.field(&snapshot.episode(EpisodeId(episode))?, name))
             .py_err()?;
         let spec = field.spec();
         let data = match field.contiguous().py_err()? {
@@ -404,17 +404,18 @@ impl PySnapshot {
     /// themselves (schema/format.md).
     fn chunks(&self, episode: u64, name: &str) -> PyResult<Vec<ChunkLocation>> {
         let snapshot = &self.snapshot;
-        let e = snapshot.episode(episode).py_err()?;
+        let e = snapshot.episode(EpisodeId(episode)).py_err()?;
         let field = snapshot.field(&e, name).py_err()?;
         Ok(field
-            .chunk_refs()
-            .map(|c| {
+            .extents()
+            .into_iter()
+            .map(|x| {
                 (
-                    snapshot.segment_path(c.segment),
-                    c.payload_offset(),
-                    c.payload_len,
-                    c.steps,
-                    c.codec.name().to_owned(),
+                    x.path,
+                    x.payload_offset,
+                    x.payload_len,
+                    x.steps.len() as u32,
+                    x.codec.name().to_owned(),
                 )
             })
             .collect())
@@ -424,7 +425,7 @@ impl PySnapshot {
     fn infos<'py>(&self, py: Python<'py>, episode: u64) -> PyResult<Bound<'py, PyList>> {
         let snapshot = &self.snapshot;
         let infos = py
-            .detach(|| snapshot.infos(&snapshot.episode(episode)?))
+            .detach(|| snapshot.infos(&snapshot.episode(EpisodeId(episode))?))
             .py_err()?;
         let list = PyList::empty(py);
         for info in &infos {

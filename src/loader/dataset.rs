@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, ReadError, Result};
+use crate::ids::EpisodeId;
 use crate::partition::{Assignment, Cursor, EpisodeLen, EpisodeSet, Share, remaining_in};
 use crate::read::{Episode, Field, Query, Snapshot};
 use crate::store::Store;
@@ -70,7 +71,7 @@ pub struct Selected {
     /// Their metadata, in id order.
     pub episodes: Vec<Episode>,
     /// The cutoff applied: the query's `before_id`, or the snapshot's own cutoff.
-    pub cutoff: u64,
+    pub cutoff: EpisodeId,
 }
 
 /// The episodes a query selects in a snapshot, cut off at the query's `before_id` (or the
@@ -88,7 +89,7 @@ pub fn select(snapshot: &Snapshot, query: &Query) -> Result<Selected> {
     let lens: Vec<EpisodeLen> = episodes
         .iter()
         .map(|e| EpisodeLen {
-            id: e.id(),
+            id: e.id().get(),
             steps: u64::from(e.steps()),
         })
         .collect();
@@ -161,13 +162,17 @@ impl Loader {
         cursor: Cursor,
     ) -> Result<Loader> {
         let (assignment, items) = remaining_in(&set, &cursor)?;
-        let mut by_id: HashMap<u64, Episode> = episodes.into_iter().map(|e| (e.id(), e)).collect();
+        let mut by_id: HashMap<u64, Episode> =
+            episodes.into_iter().map(|e| (e.id().get(), e)).collect();
         let share = items
             .iter()
             .map(|item| {
-                by_id
-                    .remove(&item.id)
-                    .ok_or(ReadError::EpisodeNotFound { id: item.id }.into())
+                by_id.remove(&item.id).ok_or(
+                    ReadError::EpisodeNotFound {
+                        id: EpisodeId(item.id),
+                    }
+                    .into(),
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Loader {
@@ -207,8 +212,8 @@ impl Loader {
     }
 
     /// The snapshot cutoff in use (every selected episode id is below it).
-    pub fn cutoff(&self) -> u64 {
-        self.query.before_id.unwrap_or(0)
+    pub fn cutoff(&self) -> EpisodeId {
+        self.query.before_id.unwrap_or_default()
     }
 
     /// The whole selected set (every rank's episodes).

@@ -77,7 +77,7 @@ impl Observation {
 pub struct Reset<'a> {
     pub observation: &'a Observation,
     pub info: &'a Info,
-    pub episode: u64,
+    pub episode: crate::EpisodeId,
     pub seat: Seat,
 }
 

@@ -189,7 +189,7 @@ impl Sampler {
             fields.push(opened);
         }
 
-        let ids: Vec<u64> = loader.episodes().iter().map(|e| e.id()).collect();
+        let ids: Vec<u64> = loader.episodes().iter().map(|e| e.id().get()).collect();
         let steps: Vec<u32> = loader.episodes().iter().map(|e| e.steps()).collect();
         let mut unit_start = Vec::with_capacity(steps.len() + 1);
         let mut total = 0u64;

@@ -1,5 +1,6 @@
 //! What the index says of episodes and users: no field data is touched to get it.
 
+use crate::ids::{EpisodeId, SchemaId};
 use crate::index::records::{EpisodeRecordV1, Outcome};
 use crate::segment::format::ChunkRef;
 use crate::value::Info;
@@ -7,13 +8,13 @@ use crate::value::Info;
 /// A committed episode's metadata (no field data is touched to get it).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Episode {
-    pub(super) id: u64,
+    pub(super) id: EpisodeId,
     pub(super) record: EpisodeRecordV1,
 }
 
 impl Episode {
     /// Store-unique id; ids grow in commit order.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> EpisodeId {
         self.id
     }
     pub fn user(&self) -> &str {
@@ -22,8 +23,8 @@ impl Episode {
     pub fn env(&self) -> &str {
         &self.record.env
     }
-    pub fn schema_id(&self) -> u64 {
-        self.record.schema_id
+    pub fn schema_id(&self) -> SchemaId {
+        SchemaId(self.record.schema_id)
     }
     /// Transitions `T` (there are `T + 1` observations).
     pub fn steps(&self) -> u32 {
@@ -83,7 +84,7 @@ pub struct Query {
     pub max_return: Option<f64>,
     pub min_steps: Option<u32>,
     /// Only episodes with id below this (a snapshot cutoff shared by distributed ranks).
-    pub before_id: Option<u64>,
+    pub before_id: Option<EpisodeId>,
 }
 
 impl Query {
@@ -93,6 +94,11 @@ impl Query {
     }
     pub fn env(mut self, env: impl Into<String>) -> Self {
         self.envs.push(env.into());
+        self
+    }
+    /// Only episodes committed before `cutoff` (a snapshot's [`cutoff`](crate::Snapshot::cutoff)).
+    pub fn before(mut self, cutoff: EpisodeId) -> Self {
+        self.before_id = Some(cutoff);
         self
     }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::dtype::PlainElement;
 use crate::error::{DamagedRead, Error, ReadError, Result};
+use crate::ids::{EpisodeId, SegmentId};
 use crate::schema::{Codec, FieldSpec};
 use crate::segment::MappedBytes;
 use crate::segment::checked::{ChunkCheck, VerifiedChunks};
@@ -35,7 +36,7 @@ pub struct Field {
     pub(super) spec: FieldSpec,
     pub(super) len: usize,
     pub(super) chunks: Vec<Chunk>,
-    pub(super) episode: u64,
+    pub(super) episode: EpisodeId,
     pub(super) user: String,
     pub(super) verified: Arc<VerifiedChunks>,
 }
@@ -96,7 +97,7 @@ impl Field {
             episode: self.episode,
             field: self.spec.name.clone(),
             steps,
-            segment: chunk.re.segment,
+            segment: SegmentId(chunk.re.segment),
             path: self.verified.segment_path(chunk.re.segment),
             offset: chunk.re.offset,
             reason,
@@ -257,7 +258,38 @@ impl Field {
     }
 
     /// Chunks (segment, offset, steps) for diagnostics.
-    pub fn chunk_refs(&self) -> impl Iterator<Item = &ChunkRef> {
+    pub(crate) fn chunk_refs(&self) -> impl Iterator<Item = &ChunkRef> {
         self.chunks.iter().map(|c| &c.re)
     }
+
+    /// Where the field's bytes are on disk, chunk by chunk in step order: for tools that hand
+    /// a file range to something else (a plain-read baseline, direct I/O, a damage test).
+    pub fn extents(&self) -> Vec<Extent> {
+        self.chunks
+            .iter()
+            .map(|c| Extent {
+                path: self.verified.segment_path(c.re.segment),
+                segment: SegmentId(c.re.segment),
+                payload_offset: c.re.payload_offset(),
+                payload_len: c.re.payload_len,
+                steps: c.first..c.first + c.re.steps as usize,
+                codec: c.re.codec,
+            })
+            .collect()
+    }
+}
+
+/// One chunk of a field on disk ([`Field::extents`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Extent {
+    /// The segment file.
+    pub path: std::path::PathBuf,
+    pub segment: SegmentId,
+    /// Offset of the chunk's first payload byte in the file.
+    pub payload_offset: u64,
+    pub payload_len: u64,
+    /// The values (step indices) the chunk holds.
+    pub steps: Range<usize>,
+    /// `Raw`: the values back to back; `Lz4`: see schema/format.md.
+    pub codec: Codec,
 }

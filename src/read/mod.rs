@@ -5,13 +5,14 @@ mod field;
 mod verify;
 
 pub use episode::{Episode, Query, UserSummary};
-pub use field::Field;
+pub use field::{Extent, Field};
 pub use verify::{Problem, VerifyReport};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, ReadError, Result};
+use crate::ids::{EpisodeId, SchemaId, SegmentId};
 use crate::index::{By, IndexSnapshot, guarded};
 use crate::open::{OpenStore, StoreHandle};
 use crate::process::ProcessBound;
@@ -33,9 +34,9 @@ use field::Chunk;
 pub struct Snapshot {
     handle: StoreHandle,
     home: ReadView,
-    cutoff: u64,
+    cutoff: EpisodeId,
     forked: Mutex<Option<ProcessBound<Arc<ReadView>>>>,
-    schemas: Mutex<HashMap<u64, Arc<Schema>>>,
+    schemas: Mutex<HashMap<SchemaId, Arc<Schema>>>,
 }
 
 /// An index read and the segment maps to read field data with, of one process.
@@ -64,7 +65,7 @@ impl Snapshot {
     pub(crate) fn new(handle: StoreHandle) -> Result<Self> {
         let open = handle.here()?;
         let index = begin_read(&open)?;
-        let cutoff = guarded(open.index().path(), || index.next_episode_id())?;
+        let cutoff = EpisodeId(guarded(open.index().path(), || index.next_episode_id())?);
         Ok(Snapshot {
             handle,
             home: ReadView { open, index },
@@ -102,15 +103,16 @@ impl Snapshot {
     }
 
     /// Size of a segment file on disk (0 when missing).
-    pub(crate) fn segment_file_len(&self, id: u64) -> u64 {
-        self.view().map_or(0, |view| view.open.maps().file_len(id))
+    pub(crate) fn segment_file_len(&self, id: SegmentId) -> u64 {
+        self.view()
+            .map_or(0, |view| view.open.maps().file_len(id.get()))
     }
 
     /// Path of a segment file of this store.
-    pub fn segment_path(&self, id: u64) -> std::path::PathBuf {
+    pub fn segment_path(&self, id: SegmentId) -> std::path::PathBuf {
         crate::segment::segment_path(
             &self.handle.home().root().join(crate::segment::SEGMENTS_DIR),
-            id,
+            id.get(),
         )
     }
 
@@ -121,7 +123,7 @@ impl Snapshot {
 
     /// Every committed episode id is below this; hand it to other ranks as a cutoff
     /// ([`Query::before_id`]) so all see the same episode set while recording goes on.
-    pub fn cutoff(&self) -> Result<u64> {
+    pub fn cutoff(&self) -> Result<EpisodeId> {
         Ok(self.cutoff)
     }
 
@@ -150,9 +152,12 @@ impl Snapshot {
             query.before_id = Some(query.before_id.map_or(self.cutoff, |c| c.min(self.cutoff)));
         }
         let episodes: Vec<Episode> = if query.users.is_empty() && query.envs.is_empty() {
-            self.read_index(|index| index.episodes(query.before_id))?
+            self.read_index(|index| index.episodes(query.before_id.map(EpisodeId::get)))?
                 .into_iter()
-                .map(|(id, record)| Episode { id, record })
+                .map(|(id, record)| Episode {
+                    id: EpisodeId(id),
+                    record,
+                })
                 .collect()
         } else {
             // Narrow through the secondary index of the smaller side.
@@ -166,51 +171,57 @@ impl Snapshot {
                 ids.extend(self.read_index(|index| index.ids_by(by, key))?);
             }
             ids.sort_unstable();
-            ids.retain(|id| query.before_id.is_none_or(|c| *id < c));
+            ids.retain(|id| query.before_id.is_none_or(|c| *id < c.get()));
             ids.into_iter()
-                .map(|id| self.episode(id))
+                .map(|id| self.episode(EpisodeId(id)))
                 .collect::<Result<_>>()?
         };
         Ok(episodes.into_iter().filter(|e| query.matches(e)).collect())
     }
 
     /// One episode's metadata.
-    pub fn episode(&self, id: u64) -> Result<Episode> {
+    pub fn episode(&self, id: EpisodeId) -> Result<Episode> {
         if self.is_forked() && id >= self.cutoff {
             return Err(ReadError::EpisodeNotFound { id }.into());
         }
-        match self.read_index(|index| index.episode(id))? {
+        match self.read_index(|index| index.episode(id.get()))? {
             Some(record) => Ok(Episode { id, record }),
             None => Err(ReadError::EpisodeNotFound { id }.into()),
         }
     }
 
     /// A schema by id.
-    pub fn schema(&self, id: u64) -> Result<Arc<Schema>> {
+    pub fn schema(&self, id: SchemaId) -> Result<Arc<Schema>> {
         let mut cache = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = cache.get(&id) {
             return Ok(s.clone());
         }
-        let schema = self.read_index(|index| index.schema(id))?.ok_or_else(|| {
-            Error::Read(ReadError::CorruptRecord {
-                table: "schemas",
-                reason: format!("schema {id} referenced by an episode is missing"),
-            })
-        })?;
+        let schema = self
+            .read_index(|index| index.schema(id.get()))?
+            .ok_or_else(|| {
+                Error::Read(ReadError::CorruptRecord {
+                    table: "schemas",
+                    reason: format!("schema {id} referenced by an episode is missing"),
+                })
+            })?;
         let schema = Arc::new(schema);
         cache.insert(id, schema.clone());
         Ok(schema)
     }
 
     /// Every schema in the store, by id.
-    pub fn schemas(&self) -> Result<Vec<(u64, Schema)>> {
-        self.read_index(IndexSnapshot::schemas)
+    pub fn schemas(&self) -> Result<Vec<(SchemaId, Schema)>> {
+        Ok(self
+            .read_index(IndexSnapshot::schemas)?
+            .into_iter()
+            .map(|(id, schema)| (SchemaId(id), schema))
+            .collect())
     }
 
     /// The `info` map of every observation step (`T + 1`; empty where none was recorded).
     pub fn infos(&self, episode: &Episode) -> Result<Vec<Info>> {
         let mut out = vec![Info::new(); episode.steps() as usize + 1];
-        for (step, info) in self.read_index(|index| index.infos(episode.id()))? {
+        for (step, info) in self.read_index(|index| index.infos(episode.id().get()))? {
             if let Some(slot) = out.get_mut(step as usize) {
                 *slot = info;
             }

@@ -6,12 +6,14 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::error::Result;
+use crate::ids::{EpisodeId, SegmentId};
 use crate::read::{Episode, Query, Snapshot};
 
 /// One thing found wrong, named down to the steps it affects.
 #[derive(Clone, Debug)]
 pub struct Problem {
-    pub episode: u64,
+    /// `None` for a problem of a user's statistics rather than of one episode.
+    pub episode: Option<EpisodeId>,
     pub user: String,
     /// `None` when the episode as a whole is unreadable (its schema, say).
     pub field: Option<String>,
@@ -21,7 +23,10 @@ pub struct Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "user {:?} episode {}", self.user, self.episode)?;
+        write!(f, "user {:?}", self.user)?;
+        if let Some(episode) = self.episode {
+            write!(f, " episode {episode}")?;
+        }
         if let Some(field) = &self.field {
             write!(f, " field {field:?}")?;
         }
@@ -76,7 +81,7 @@ impl Snapshot {
 
     fn verify_episode(&self, episode: &Episode) -> (u64, u64, Vec<Problem>) {
         let problem = |field: Option<&str>, steps: Option<Range<usize>>, error: String| Problem {
-            episode: episode.id(),
+            episode: Some(episode.id()),
             user: episode.user().to_owned(),
             field: field.map(str::to_owned),
             steps,
@@ -116,7 +121,7 @@ impl Snapshot {
             let found = counted.remove(user.name.as_str()).unwrap_or_default();
             if found != (user.episodes, user.steps) {
                 problems.push(Problem {
-                    episode: 0,
+                    episode: None,
                     user: user.name.clone(),
                     field: None,
                     steps: None,
@@ -138,6 +143,8 @@ impl Snapshot {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        ids.into_iter().map(|id| self.segment_file_len(id)).sum()
+        ids.into_iter()
+            .map(|id| self.segment_file_len(SegmentId(id)))
+            .sum()
     }
 }

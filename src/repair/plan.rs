@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::old_index::{IndexState, OldIndex};
 use super::scan::{FoundManifest, Scan, Unrestorable};
+use crate::ids::{EpisodeId, SegmentId};
 use crate::index::PendingEpisode;
 use crate::index::records::EpisodeRecordV1;
 use crate::schema::FieldSpec;
@@ -19,10 +20,10 @@ use crate::value::Info;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnmarkedEpisode {
     /// The id it got in the rebuilt index.
-    pub id: u64,
+    pub id: EpisodeId,
     pub user: String,
     /// Where its manifest is.
-    pub segment: u64,
+    pub segment: SegmentId,
     pub offset: u64,
 }
 
@@ -56,7 +57,7 @@ pub fn examine<'s>(scan: &'s Scan, state: &IndexState) -> Findings<'s> {
             aborted_at.insert(at);
         } else if marker_of.insert(at, m.marker.episode).is_some() {
             unrestorable.push(Unrestorable {
-                segment: m.segment,
+                segment: SegmentId(m.segment),
                 offset: m.offset,
                 reason: "a second commit marker for the same manifest (ignored)".into(),
             });
@@ -81,7 +82,7 @@ pub fn examine<'s>(scan: &'s Scan, state: &IndexState) -> Findings<'s> {
             Err(reason) => {
                 marker_of.remove(&at);
                 unrestorable.push(Unrestorable {
-                    segment: found.segment,
+                    segment: SegmentId(found.segment),
                     offset: found.offset,
                     reason: format!("manifest of an episode that is not whole: {reason}"),
                 });
@@ -90,7 +91,7 @@ pub fn examine<'s>(scan: &'s Scan, state: &IndexState) -> Findings<'s> {
     }
     for ((segment, offset), episode) in marker_of {
         unrestorable.push(Unrestorable {
-            segment,
+            segment: SegmentId(segment),
             offset,
             reason: format!(
                 "commit marker of episode {episode} names a manifest at offset {offset} that is missing or damaged"
@@ -206,9 +207,9 @@ pub fn plan(findings: &Findings<'_>, state: &IndexState) -> Plan {
     let first_fresh = used.iter().copied().max().unwrap_or(0).max(floor) + 1;
     for (id, found) in (first_fresh..).zip(fresh) {
         plan.unmarked.push(UnmarkedEpisode {
-            id,
+            id: EpisodeId(id),
             user: found.manifest.user.clone(),
-            segment: found.segment,
+            segment: SegmentId(found.segment),
             offset: found.offset,
         });
         entries.push(entry(id, &found.manifest));
@@ -243,7 +244,7 @@ fn carry_over(
         }
         let Some(fields) = old.schemas.get(&r.schema_id) else {
             plan.unrestorable.push(Unrestorable {
-                segment: 0,
+                segment: SegmentId(0),
                 offset: 0,
                 reason: format!(
                     "episode {id} of the old index names schema {} that it does not hold",
@@ -255,7 +256,7 @@ fn carry_over(
         if !used.insert(*id) {
             // A durable commit marker claims this id for another episode: the marker wins.
             plan.unrestorable.push(Unrestorable {
-                segment: 0,
+                segment: SegmentId(0),
                 offset: 0,
                 reason: format!(
                     "episode {id} of the old index conflicts with a commit marker for another episode under that id; the marked episode was kept"

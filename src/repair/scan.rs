@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 use crate::error::{Error, OpenError, Result};
+use crate::ids::SegmentId;
 use crate::io::{FileView, OsIo, StoreIo};
 use crate::schema::{FieldKind, Schema};
 use crate::segment::format::{
@@ -51,7 +52,7 @@ pub struct FoundMarker {
 #[derive(Clone, Debug)]
 pub struct Unrestorable {
     /// Segment id; 0 (never a segment id) for an episode of the old index.
-    pub segment: u64,
+    pub segment: SegmentId,
     /// Offset of the record (0 for a file header or an episode of the old index).
     pub offset: u64,
     pub reason: String,
@@ -97,7 +98,7 @@ pub fn scan(segments_dir: &Path) -> Result<Scan> {
             }
             Err(FileHeaderError::Invalid(reason)) => {
                 out.skipped.push(Unrestorable {
-                    segment: id,
+                    segment: SegmentId(id),
                     offset: 0,
                     reason: format!("{}: {reason}", path.display()),
                 });
@@ -162,7 +163,7 @@ fn scan_records(segment: u64, map: &[u8]) -> SegmentRecords {
         };
         let payload = &map[at + HEADER_BYTES..end as usize];
         let skip = |reason: String| Unrestorable {
-            segment,
+            segment: SegmentId(segment),
             offset: pos,
             reason,
         };

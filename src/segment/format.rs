@@ -152,11 +152,6 @@ impl ChunkRef {
     pub fn payload_offset(&self) -> u64 {
         self.offset + HEADER_BYTES as u64
     }
-
-    /// Offset one past the record's last payload byte.
-    pub fn end(&self) -> u64 {
-        self.payload_offset() + self.payload_len
-    }
 }
 
 fn codec_byte(codec: Codec) -> u8 {

@@ -24,6 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::dtype::DType;
 use crate::error::{OpenError, RecordError, Result};
+use crate::ids::EpisodeId;
 use crate::index::PendingEpisode;
 use crate::index::records::{EpisodeRecordV1, Outcome};
 use crate::open::OpenStore;
@@ -233,7 +234,7 @@ impl EpisodeWriter {
     ///
     /// The outcome is taken from the last step: terminated, truncated, or interrupted when
     /// neither flag was set (an episode cut short on purpose).
-    pub fn commit(mut self) -> Result<u64> {
+    pub fn commit(mut self) -> Result<EpisodeId> {
         self.check_process()?;
         if self.transitions == 0 {
             return Err(RecordError::EmptyEpisode.into());
@@ -296,7 +297,7 @@ impl EpisodeWriter {
         // The episode is committed whatever happens here: a failed marker write poisons the
         // appender (it is then sealed) and `repair` treats the manifest as unmarked.
         let _ = appender.append_meta(MARKER_MAGIC, &marker.encode());
-        Ok(id)
+        Ok(EpisodeId(id))
     }
 }
 

@@ -6,7 +6,7 @@ pub mod sim_io;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use trajstore::{ArrayRef, Codec, DType, EpisodeMeta, Info, Schema, Store};
+use trajstore::{ArrayRef, Codec, DType, EpisodeId, EpisodeMeta, Info, Schema, Store};
 
 /// The `trajstore` binary built for these tests.
 pub fn bin() -> Command {
@@ -46,7 +46,7 @@ pub fn small_frame(seed: u64, t: u32) -> Vec<u8> {
 }
 
 /// Records one episode of `steps` transitions into `store` with [`small_schema`].
-pub fn record_small(store: &Store, user: &str, seed: u64, steps: u32, codec: Codec) -> u64 {
+pub fn record_small(store: &Store, user: &str, seed: u64, steps: u32, codec: Codec) -> EpisodeId {
     let schema = small_schema(codec);
     let mut w = store
         .begin_episode(EpisodeMeta::new(user, "Test-v0").seed(seed), &schema)
@@ -73,8 +73,18 @@ pub fn record_small(store: &Store, user: &str, seed: u64, steps: u32, codec: Cod
     w.commit().unwrap()
 }
 
+/// The segment file holding an episode's frames, and the offset of the frames' record (its
+/// 64-byte header, schema/format.md, then the payload) in it.
+pub fn frame_record(store_dir: &Path, id: EpisodeId) -> (std::path::PathBuf, u64) {
+    let store = Store::open_read_only(store_dir).unwrap();
+    let snap = store.snapshot().unwrap();
+    let field = snap.field(&snap.episode(id).unwrap(), "obs/frame").unwrap();
+    let extent = field.extents().remove(0);
+    (extent.path, extent.payload_offset - 64)
+}
+
 /// Reads back an episode recorded by [`record_small`] and checks every value.
-pub fn check_small(store_dir: &Path, id: u64, seed: u64, steps: u32) {
+pub fn check_small(store_dir: &Path, id: EpisodeId, seed: u64, steps: u32) {
     let store = Store::open_read_only(store_dir).unwrap();
     let snap = store.snapshot().unwrap();
     let e = snap.episode(id).unwrap();

@@ -26,7 +26,7 @@ pub fn run(
         .map(str::to_ascii_lowercase);
     let store = open_read(dir)?;
     let snapshot = store.snapshot()?;
-    let episode = snapshot.episode(id)?;
+    let episode = snapshot.episode(trajstore::EpisodeId(id))?;
     let (bytes, what, frames) = match kind.as_deref() {
         Some("gif") => {
             let frames = EpisodeFrames::read(&snapshot, &episode, field, every, MAX_GIF_FRAMES)?;

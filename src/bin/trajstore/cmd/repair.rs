@@ -18,13 +18,13 @@ pub fn run(dir: &Path, json: bool) -> Result<ExitCode> {
     }
     for s in &report.unrestorable {
         out(format!(
-            "not restorable: segment {:016x} offset {}: {}",
+            "not restorable: segment {} offset {}: {}",
             s.segment, s.offset, s.reason
         ))?;
     }
     for u in &report.restored_unmarked {
         out(format!(
-            "restored without commit marker: episode {} (user {:?}, manifest in segment {:016x} at offset {})",
+            "restored without commit marker: episode {} (user {:?}, manifest in segment {} at offset {})",
             u.id, u.user, u.segment, u.offset
         ))?;
     }

@@ -8,7 +8,7 @@ use super::{episode_json, human_bytes, info_json, open_read, out};
 pub fn run(dir: &Path, id: u64, json: bool) -> Result<ExitCode> {
     let store = open_read(dir)?;
     let snapshot = store.snapshot()?;
-    let episode = snapshot.episode(id)?;
+    let episode = snapshot.episode(trajstore::EpisodeId(id))?;
     let fields = snapshot.fields(&episode)?;
     let infos = snapshot.infos(&episode)?;
     let with_info: Vec<(usize, &trajstore::Info)> = infos
@@ -23,8 +23,8 @@ pub fn run(dir: &Path, id: u64, json: bool) -> Result<ExitCode> {
             .map(|f| {
                 let s = f.spec();
                 serde_json::json!({"name": s.name, "dtype": s.dtype.name(), "shape": s.shape, "kind": s.kind.name(),
-                    "codec": s.codec.name(), "values": f.len(), "chunks": f.chunk_refs().count(),
-                    "stored_bytes": f.chunk_refs().map(|c| c.payload_len).sum::<u64>()})
+                    "codec": s.codec.name(), "values": f.len(), "chunks": f.extents().len(),
+                    "stored_bytes": f.extents().iter().map(|x| x.payload_len).sum::<u64>()})
             })
             .collect();
         v["infos"] = with_info
@@ -41,7 +41,7 @@ pub fn run(dir: &Path, id: u64, json: bool) -> Result<ExitCode> {
     out("fields:")?;
     for f in &fields {
         let s = f.spec();
-        let stored: u64 = f.chunk_refs().map(|c| c.payload_len).sum();
+        let stored: u64 = f.extents().iter().map(|x| x.payload_len).sum();
         out(format!(
             "  {:<20} {:<11} {:>4} {:<14} x {:>6} values  {:>4}  {:>10} stored ({} chunk{})",
             s.name,
@@ -51,8 +51,8 @@ pub fn run(dir: &Path, id: u64, json: bool) -> Result<ExitCode> {
             f.len(),
             s.codec.name(),
             human_bytes(stored),
-            f.chunk_refs().count(),
-            if f.chunk_refs().count() == 1 { "" } else { "s" }
+            f.extents().len(),
+            if f.extents().len() == 1 { "" } else { "s" }
         ))?;
     }
     out(format!(

@@ -283,7 +283,9 @@ pub fn episodes(snap: &Snapshot, params: &[(String, String)]) -> std::result::Re
 /// One episode: metadata, every field (image fields flagged), numeric series for plots, and
 /// the info of every observation step.
 pub fn episode(snap: &Snapshot, id: u64) -> std::result::Result<Value, Reply> {
-    let e = snap.episode(id).map_err(store_error)?;
+    let e = snap
+        .episode(trajstore::EpisodeId(id))
+        .map_err(store_error)?;
     let fields = snap.fields(&e).map_err(store_error)?;
     let infos = snap.infos(&e).map_err(store_error)?;
     let mut series = serde_json::Map::new();
@@ -324,7 +326,9 @@ pub fn frame(
     step: usize,
     field: Option<&str>,
 ) -> std::result::Result<Vec<u8>, Reply> {
-    let e = snap.episode(id).map_err(store_error)?;
+    let e = snap
+        .episode(trajstore::EpisodeId(id))
+        .map_err(store_error)?;
     let schema = snap.schema(e.schema_id()).map_err(store_error)?;
     let name = match field {
         Some(name) => name.to_owned(),
@@ -440,7 +444,7 @@ mod tests {
         let snap = store.snapshot().unwrap();
         let e = &snap.episodes(&Query::default().user("ann")).unwrap()[0];
         let v = body(&get(&store, &format!("/api/episode/{}", e.id())));
-        assert_eq!(v["episode"], e.id());
+        assert_eq!(v["episode"], e.id().get());
         assert_eq!(v["steps"], e.steps());
         let fields = v["fields"].as_array().unwrap();
         let frame = fields.iter().find(|f| f["name"] == "obs/frame").unwrap();
