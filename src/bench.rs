@@ -708,7 +708,7 @@ fn floor_source(dir: &Path, fields: &[(crate::EpisodeId, Field)]) -> Result<Floo
 }
 
 // ---------------------------------------------------------------------------------------------
-// Checked reads (issue 8)
+// Checked reads
 
 /// Rounds of [`checked`]: more than [`ROUNDS`], its passes are short.
 const CHECKED_ROUNDS: usize = 5;

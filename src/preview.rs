@@ -301,7 +301,7 @@ pub fn numeric_series(field: &Field) -> Result<Series> {
     })
 }
 
-/// Whole factor that brings a frame `width` wide up to [`MIN_TILE_WIDTH`] (at most 8).
+/// Whole factor that brings a frame `width` wide up to `MIN_TILE_WIDTH` (at most 8).
 pub fn tile_scale(width: usize) -> usize {
     MIN_TILE_WIDTH.div_ceil(width.max(1)).clamp(1, 8)
 }

@@ -1,4 +1,4 @@
-//! Checked reads (issue 8): a damaged chunk fails the read that touches it, naming user,
+//! Checked reads: a damaged chunk fails the read that touches it, naming user,
 //! episode, field and steps, on every read path; it never returns wrong bytes silently
 //! unless the store was opened with `verify_reads: false`.
 

@@ -3,12 +3,12 @@
 //!
 //! * [`partition`] (with [`rng`]): the pure, cross-version contract on `(id, steps)`
 //!   pairs, re-exported from `crate::partition`; normative in `schema/partition.md`.
-//! * [`Loader`] ([`dataset`]): a store snapshot + a [`Selection`] -> this rank's and
+//! * [`Loader`]: a store snapshot + a [`Selection`] -> this rank's and
 //!   worker's episodes in serving order, zero-copy episode reads, resume from a [`Cursor`].
-//! * [`Sampler`] ([`sampler`], [`batch`]): random or sequential batches of steps, windows
+//! * [`Sampler`] and [`Batch`]: random or sequential batches of steps, windows
 //!   and stacked frames, gathered in parallel into reusable buffers; [`Prefetcher`] keeps
 //!   the next batches coming on a background thread.
-//! * [`ReplayEnv`] ([`replay`], [`players`]): DIAMBRA-style imitation-learning replay with
+//! * [`ReplayEnv`]: DIAMBRA-style imitation-learning replay with
 //!   explicit end of data and two-player P2 views; see `schema/replay.md`.
 //!
 //! ```no_run
@@ -33,18 +33,19 @@
 //! # }
 //! ```
 
-pub mod batch;
-pub mod dataset;
-pub mod players;
-pub mod prefetch;
-pub mod replay;
-pub mod sampler;
+mod batch;
+mod dataset;
+mod players;
+mod prefetch;
+mod replay;
+mod sampler;
 
 pub use batch::{Batch, Column, Edge, FieldRequest};
 pub use dataset::{EpisodeData, Loader, Selected, Selection, select};
+pub use players::{AGENTS_KEY, P2_SWAP_KEY};
 pub use prefetch::Prefetcher;
 pub use replay::{Array, Observation, ReplayEnv, ReplayOptions, Reset, Seat, Transition};
-pub use sampler::{Order, Sampler, SamplerSpec, Unit};
+pub use sampler::{Order, PURPOSE_SAMPLER, Sampler, SamplerSpec, Unit};
 
 // The pure partition contract lives below the store (crate::partition); the loader serves it.
 pub use crate::partition::{

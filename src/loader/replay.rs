@@ -39,7 +39,7 @@ pub enum Seat {
     /// As recorded.
     P1,
     /// The second player's view of a two-player episode (reward negated, per-agent fields
-    /// swapped); see [`crate::loader::players`].
+    /// swapped); see `src/loader/players.rs`.
     P2,
 }
 

@@ -7,7 +7,7 @@
 //! short), so epoch loops look the same whichever order is used.
 //!
 //! Determinism: the random orders draw from a SplitMix64 stream derived from the loader's
-//! `(seed, epoch, rank, worker)` with the purpose word `sampler\0` (see `schema/loader.md`),
+//! `(seed, epoch, rank, worker)` with the purpose word `sampler\0` (see `schema/partition.md`),
 //! never from the machine's entropy: the same seed gives the same batches, on every run.
 //!
 //! Resume: [`Sampler::position`] is the number of units served so far this epoch; build the
