@@ -59,6 +59,8 @@ pub struct EpisodeWriter {
     owner: u32,
     schema: Arc<Schema>,
     schema_id: u64,
+    /// Positions of `reward`, `terminated` and `truncated` in the schema (read every step).
+    outcome_fields: [usize; 3],
     meta: EpisodeMeta,
     started_at_us: i64,
     columns: Vec<Column>,
@@ -84,9 +86,16 @@ impl EpisodeWriter {
             .iter()
             .map(|f| Column::new(f.step_bytes(), f.codec))
             .collect();
+        let position = |name| {
+            schema
+                .index_of(name)
+                .expect("every schema has it (schema.rs)")
+        };
+        let outcome_fields = [position(REWARD), position(TERMINATED), position(TRUNCATED)];
         EpisodeWriter {
             store,
             owner: crate::process::current(),
+            outcome_fields,
             schema,
             schema_id,
             meta,
@@ -140,7 +149,9 @@ impl EpisodeWriter {
             .into());
         }
         let values = match_values(&self.schema, observation, "reset()", false)?;
-        check_info_size("info", info)?;
+        if !info.is_empty() {
+            check_info_size("info", info)?;
+        }
         self.append(&values, info)
     }
 
@@ -176,18 +187,20 @@ impl EpisodeWriter {
             .into());
         }
         let values = match_values(&self.schema, values, "step()", true)?;
-        check_info_size("info", info)?;
-        let scalar = |name: &str| {
-            values[self.schema.index_of(name).expect("required field")].expect("validated")
-        };
-        let reward = match scalar(REWARD).dtype {
-            DType::F64 => f64::from_le_bytes(scalar(REWARD).bytes.try_into().expect("8 bytes")),
+        if !info.is_empty() {
+            check_info_size("info", info)?;
+        }
+        let [reward, terminated, truncated] = self
+            .outcome_fields
+            .map(|i| values[i].expect("validated: transition fields given"));
+        let reward = match reward.dtype {
+            DType::F64 => f64::from_le_bytes(reward.bytes.try_into().expect("8 bytes")),
             _ => f64::from(f32::from_le_bytes(
-                scalar(REWARD).bytes.try_into().expect("4 bytes"),
+                reward.bytes.try_into().expect("4 bytes"),
             )),
         };
-        let terminated = scalar(TERMINATED).bytes[0] != 0;
-        let truncated = scalar(TRUNCATED).bytes[0] != 0;
+        let terminated = terminated.bytes[0] != 0;
+        let truncated = truncated.bytes[0] != 0;
         self.append(&values, info)?;
         self.transitions += 1;
         self.total_return += reward;

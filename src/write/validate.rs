@@ -1,12 +1,16 @@
 //! Checking a step's values against the schema, before anything is buffered: a call that
 //! fails changes nothing.
 
-use crate::dtype::{DType, element_count};
-use crate::error::{RecordError, Result};
+use crate::dtype::DType;
+use crate::error::{Error, RecordError, Result};
 use crate::schema::{FieldKind, FieldSpec, Schema};
 use crate::value::ArrayRef;
 
 /// Matches named values to schema fields and checks each; nothing is mutated on error.
+///
+/// Per step and field this is on the recording hot path: callers almost always give values in
+/// schema order, so the field at the next position is tried first (one string compare) before
+/// the name map.
 pub(crate) fn match_values<'v>(
     schema: &Schema,
     given: &[(&str, ArrayRef<'v>)],
@@ -15,14 +19,18 @@ pub(crate) fn match_values<'v>(
 ) -> Result<Vec<Option<ArrayRef<'v>>>> {
     let fields = schema.fields();
     let mut matched: Vec<Option<ArrayRef<'v>>> = vec![None; fields.len()];
+    let mut next = 0;
     for (name, value) in given {
-        let Some(i) = schema.index_of(name) else {
-            return Err(RecordError::UnknownField {
-                field: (*name).to_owned(),
-                known: schema.field_names(),
-            }
-            .into());
+        let i = match fields.get(next) {
+            Some(f) if f.name == *name => next,
+            _ => schema
+                .index_of(name)
+                .ok_or_else(|| RecordError::UnknownField {
+                    field: (*name).to_owned(),
+                    known: schema.field_names(),
+                })?,
         };
+        next = i + 1;
         let spec = &fields[i];
         if spec.kind == FieldKind::Transition && !with_transition {
             return Err(RecordError::MisplacedField {
@@ -64,33 +72,27 @@ fn check_value(spec: &FieldSpec, value: &ArrayRef<'_>) -> Result<()> {
         }
         .into());
     }
-    let expected = spec.shape_usize();
+    // The expected shape is only built for the error: this runs per field per step.
+    let mismatch = |got: Vec<usize>| -> Error {
+        RecordError::ShapeMismatch {
+            field: spec.name.clone(),
+            expected: spec.shape_usize(),
+            got,
+        }
+        .into()
+    };
     match value.shape {
-        Some(shape) if shape != expected.as_slice() => {
-            return Err(RecordError::ShapeMismatch {
-                field: spec.name.clone(),
-                expected,
-                got: shape.to_vec(),
-            }
-            .into());
-        }
         Some(shape)
-            if element_count(shape).map(|n| n * spec.dtype.size()) != Some(value.bytes.len()) =>
+            if shape.len() != spec.shape.len()
+                || shape
+                    .iter()
+                    .zip(&spec.shape)
+                    .any(|(&g, &e)| g as u64 != u64::from(e)) =>
         {
-            return Err(RecordError::ShapeMismatch {
-                field: spec.name.clone(),
-                expected,
-                got: vec![value.bytes.len() / spec.dtype.size()],
-            }
-            .into());
+            return Err(mismatch(shape.to_vec()));
         }
-        None if value.bytes.len() != spec.step_bytes() => {
-            return Err(RecordError::ShapeMismatch {
-                field: spec.name.clone(),
-                expected,
-                got: vec![value.bytes.len() / spec.dtype.size()],
-            }
-            .into());
+        Some(_) | None if value.bytes.len() != spec.step_bytes() => {
+            return Err(mismatch(vec![value.bytes.len() / spec.dtype.size()]));
         }
         _ => {}
     }
