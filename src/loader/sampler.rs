@@ -21,7 +21,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::loader::batch::{Batch, Column, Edge, FieldRequest};
 use crate::loader::dataset::Loader;
-use crate::loader::rng::SplitMix64;
+use crate::loader::rng::{Permutation, SplitMix64};
 use crate::read::Field;
 
 /// Sub-stream purpose of the sampler's random draws: the little-endian reading of `sampler\0`.
@@ -44,7 +44,8 @@ pub enum Unit {
 pub enum Order {
     /// Episodes in serving order, steps in order.
     Sequential,
-    /// A seeded permutation of all units: each served exactly once per epoch.
+    /// A seeded permutation of all units: each served exactly once per epoch. Evaluated a
+    /// unit at a time ([`Permutation`]): no list of all units is built, whatever their number.
     Shuffle,
     /// Seeded uniform draws with replacement, [`Sampler::units`] of them per epoch.
     Replacement,
@@ -114,7 +115,8 @@ pub struct Sampler {
     unit_start: Vec<u64>,
     seed: u64,
     rng: SplitMix64,
-    permutation: Vec<u64>,
+    /// The order of [`Order::Shuffle`]: unit at position `p` is `permutation.at(p)`.
+    permutation: Permutation,
     position: u64,
     picks: Vec<Pick>,
 }
@@ -208,11 +210,7 @@ impl Sampler {
                 (u64::from(cursor.rank) << 32) | u64::from(cursor.worker),
             ],
         );
-        let mut permutation = Vec::new();
-        if spec.order == Order::Shuffle {
-            permutation = (0..total).collect();
-            SplitMix64::new(seed).shuffle(&mut permutation);
-        }
+        let permutation = Permutation::new(total, seed);
         Ok(Sampler {
             rows_per_unit,
             ids,
@@ -276,7 +274,7 @@ impl Sampler {
         for i in 0..n as u64 {
             let unit = match self.spec.order {
                 Order::Sequential => self.position + i,
-                Order::Shuffle => self.permutation[(self.position + i) as usize],
+                Order::Shuffle => self.permutation.at(self.position + i),
                 Order::Replacement => self.rng.below(total),
             };
             let slot = self.unit_start.partition_point(|&s| s <= unit) - 1;

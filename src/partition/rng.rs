@@ -113,6 +113,61 @@ impl SplitMix64 {
     }
 }
 
+/// A seeded permutation of `0..n` evaluated one index at a time, in O(1) memory: `at(i)` is
+/// where position `i` goes. Serving `at(0), at(1), ...` visits every index exactly once, and a
+/// resume at position `p` needs nothing but `p` (no list of `n` indices to build or keep).
+///
+/// A 4-round Feistel network on the smallest even number of bits `2h` with `2^(2h) >= n`,
+/// cycle-walked into `0..n` (re-applied while the result is `>= n`; the domain is at most 4n,
+/// so a few steps at most):
+///
+/// ```text
+/// keys[r] = derive_seed(seed, [r])                    r = 0..4
+/// (L, R)  = (x >> h, x & (2^h - 1))
+/// round r: (L, R) = (R, L ^ (mix64(R ^ keys[r]) & (2^h - 1)))
+/// x'      = (L << h) | R
+/// ```
+#[derive(Clone, Debug)]
+pub struct Permutation {
+    n: u64,
+    half_bits: u32,
+    keys: [u64; 4],
+}
+
+impl Permutation {
+    /// The permutation of `0..n` drawn by `seed`.
+    pub fn new(n: u64, seed: u64) -> Permutation {
+        let bits = 64 - n.saturating_sub(1).leading_zeros();
+        let half_bits = bits.div_ceil(2).max(1);
+        Permutation {
+            n,
+            half_bits,
+            keys: [0, 1, 2, 3].map(|r| derive_seed(seed, &[r])),
+        }
+    }
+
+    /// Where position `i` (below `n`) goes.
+    pub fn at(&self, i: u64) -> u64 {
+        assert!(i < self.n, "Permutation::at: {i} is not below {}", self.n);
+        let mut x = i;
+        loop {
+            x = self.feistel(x);
+            if x < self.n {
+                return x;
+            }
+        }
+    }
+
+    fn feistel(&self, x: u64) -> u64 {
+        let mask = (1u64 << self.half_bits) - 1;
+        let (mut left, mut right) = (x >> self.half_bits, x & mask);
+        for key in self.keys {
+            (left, right) = (right, left ^ (mix64(right ^ key) & mask));
+        }
+        (left << self.half_bits) | right
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +244,41 @@ mod tests {
         rng.shuffle(&mut empty);
         rng.shuffle(&mut [1u8]);
         assert_eq!(rng, SplitMix64::new(3));
+    }
+
+    #[test]
+    fn permutation_visits_every_index_once() {
+        for n in [1u64, 2, 3, 5, 16, 17, 1000, 4097] {
+            let p = Permutation::new(n, 42);
+            let mut seen = vec![false; n as usize];
+            for i in 0..n {
+                let j = p.at(i);
+                assert!(!seen[j as usize], "n {n}: {j} twice");
+                seen[j as usize] = true;
+            }
+        }
+    }
+
+    #[test]
+    fn permutation_depends_on_the_seed_and_moves_things() {
+        let a: Vec<u64> = (0..1000).map(|i| Permutation::new(1000, 1).at(i)).collect();
+        let b: Vec<u64> = (0..1000).map(|i| Permutation::new(1000, 2).at(i)).collect();
+        assert_ne!(a, b);
+        let fixed = a
+            .iter()
+            .enumerate()
+            .filter(|(i, j)| *i as u64 == **j)
+            .count();
+        assert!(fixed < 20, "{fixed} fixed points of 1000");
+    }
+
+    /// `Permutation::new(10, 7)` in order: part of the sampler's contract (schema/partition.md).
+    const GOLDEN_PERMUTATION: [u64; 10] = [1, 3, 6, 7, 9, 5, 4, 8, 2, 0];
+
+    #[test]
+    fn permutation_golden_values() {
+        let p = Permutation::new(10, 7);
+        let got: Vec<u64> = (0..10).map(|i| p.at(i)).collect();
+        assert_eq!(got, GOLDEN_PERMUTATION);
     }
 }
