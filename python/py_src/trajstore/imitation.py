@@ -6,12 +6,13 @@ import os
 from typing import Any, Iterable, Mapping
 
 import gymnasium
+import numpy as np
 
 from . import _spaces
 from ._trajstore import EndOfData
 from ._trajstore import Replay as _NativeReplay
 from ._selection import Selection
-from .loader import _store, as_array
+from .loader import _store
 from .store import Store
 
 
@@ -91,15 +92,15 @@ class ImitationLearning(gymnasium.Env):
         return self._native.cursor()
 
     def _observation(self, arrays: dict) -> Any:
-        named = {name: as_array(t) for name, t in arrays.items()}
+        named = {name: np.asarray(buffer) for name, buffer in arrays.items()}
         if self._obs_json is None:
             return named
         return _spaces.unflatten(self._obs_json, named, "obs")
 
-    def _action(self, t: tuple | None) -> Any:
-        if t is None:
+    def _action(self, buffer: Any) -> Any:
+        if buffer is None:
             return None
-        action = as_array(t)
+        action = np.asarray(buffer)
         if self._act_json is not None and self._act_json["type"] == "Discrete":
             return int(action)
         return action
@@ -116,6 +117,7 @@ class ImitationLearning(gymnasium.Env):
 
     def step(self, action: Any = None):
         obs, reward, terminated, truncated, info, recorded = self._native.step()
-        info = dict(info)
+        # The core's info["action"] is widened for its info map (lists, bools as 0/1); the
+        # exact recorded array, as the action space has it, is what a policy is trained on.
         info["action"] = self._action(recorded)
         return self._observation(obs), reward, terminated, truncated, info

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
@@ -21,8 +22,13 @@ from .loader import Loader
 
 
 def _tensor(value: Any) -> Any:
+    """A tensor of `value`. Loader batches are writable arrays the caller owns, so they are
+    wrapped without a copy; episode fields (StepDataset items) are read-only views of the
+    store's map, which a tensor may not alias, so those steps are copied."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value if value.flags.writeable else value.copy())
     try:
-        return torch.from_numpy(value.copy()) if hasattr(value, "dtype") and not value.flags.writeable else torch.as_tensor(value)
+        return torch.as_tensor(value)
     except TypeError:
         return value
 
