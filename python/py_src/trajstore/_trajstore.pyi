@@ -5,6 +5,28 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, final
 
+__all__ = [
+    "TrajstoreError",
+    "StoreOpenError",
+    "InputError",
+    "NotFoundError",
+    "CorruptionError",
+    "StorageError",
+    "EndOfData",
+    "Store",
+    "Snapshot",
+    "EpisodeRecorder",
+    "MappedBuffer",
+    "OwnedBuffer",
+    "Loader",
+    "Sampler",
+    "Replay",
+    "preview_sheet",
+    "preview_encode",
+    "FORMAT_VERSION",
+    "DTYPES",
+]
+
 FORMAT_VERSION: int
 #: trajstore dtype name -> numpy array-interface type string ("f32" -> "<f4")
 DTYPES: dict[str, str]
@@ -18,24 +40,22 @@ class StorageError(TrajstoreError): ...
 class EndOfData(TrajstoreError): ...
 
 #: (name, dtype, shape, kind, codec)
-FieldDecl = tuple[str, str, list[int], str, str]
+_FieldDecl = tuple[str, str, list[int], str, str]
 
 @final
 class MappedBuffer:
-    """Read-only elements of a segment's memory map, typed and shaped (buffer protocol)."""
+    """Read-only elements of a segment's memory map, typed and shaped: pass it to
+    `numpy.asarray` (buffer protocol)."""
     def __len__(self) -> int: ...
-    def __buffer__(self, flags: int, /) -> memoryview: ...
-    def __release_buffer__(self, buffer: memoryview, /) -> None: ...
 
 @final
 class OwnedBuffer:
-    """Elements handed over by the core, typed and shaped (buffer protocol)."""
-    def __buffer__(self, flags: int, /) -> memoryview: ...
-    def __release_buffer__(self, buffer: memoryview, /) -> None: ...
+    """Elements handed over by the core, typed and shaped: pass it to `numpy.asarray`
+    (buffer protocol)."""
 
 @final
 class EpisodeRecorder:
-    def fields(self) -> list[FieldDecl]: ...
+    def fields(self) -> list[_FieldDecl]: ...
     def reset(self, values: list[tuple[str, tuple[int, ...], Any]], info: dict[str, Any] | None = None) -> None: ...
     def step(self, values: list[tuple[str, tuple[int, ...], Any]], info: dict[str, Any] | None = None) -> None: ...
     def commit(self) -> int: ...
@@ -52,7 +72,7 @@ class Snapshot:
     def users(self) -> list[dict[str, Any]]: ...
     def episodes(self, args: Any) -> list[dict[str, Any]]: ...
     def episode(self, id: int) -> dict[str, Any]: ...
-    def schema(self, id: int) -> list[FieldDecl]: ...
+    def schema(self, id: int) -> list[_FieldDecl]: ...
     def field(self, episode: int, name: str) -> MappedBuffer | OwnedBuffer: ...
     def infos(self, episode: int) -> list[dict[str, Any]]: ...
     def chunks(self, episode: int, name: str) -> list[tuple[Path, int, int, int, str]]: ...
@@ -72,7 +92,7 @@ class Store:
         self,
         user: str,
         env: str,
-        fields: list[FieldDecl],
+        fields: list[_FieldDecl],
         seed: int | None = None,
         tags: list[str] = ...,
         metadata: dict[str, Any] | None = None,
