@@ -278,23 +278,9 @@ impl PySampler {
             f(sampler, batch)
         })
     }
-}
 
-#[pymethods]
-impl PySampler {
-    /// The next batch as a dict of key -> array buffer, plus `episode`, `step`, `mask` and
-    /// `valid/<key>`; `None` at the end of the epoch. Every array is the caller's (writable)
-    /// and starts with the same row axes: `(units,)` for steps, `(units, window)` for windows.
-    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let next = self.with(py, |sampler, batch| {
-            Ok(sampler
-                .next_into(batch)
-                .py_err()?
-                .then(|| OwnedBatch::take(batch)))
-        })?;
-        let Some(batch) = next else {
-            return Ok(None);
-        };
+    /// A batch as Python gets it; see `next_batch`.
+    fn batch_dict<'py>(&self, py: Python<'py>, batch: OwnedBatch) -> PyResult<Bound<'py, PyDict>> {
         let rows = if self.windowed {
             vec![batch.units, batch.rows_per_unit]
         } else {
@@ -312,7 +298,33 @@ impl PySampler {
         d.set_item("episode", caller_array(py, batch.episode, DType::U64, &rows)?)?;
         d.set_item("step", caller_array(py, batch.step, DType::U32, &rows)?)?;
         d.set_item("mask", caller_array(py, batch.mask, DType::Bool, &rows)?)?;
-        Ok(Some(d))
+        Ok(d)
+    }
+}
+
+#[pymethods]
+impl PySampler {
+    /// The next batch as a dict of key -> array buffer, plus `episode`, `step`, `mask` and
+    /// `valid/<key>`; `None` at the end of the epoch. Every array is the caller's (writable)
+    /// and starts with the same row axes: `(units,)` for steps, `(units, window)` for windows.
+    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let next = self.with(py, |sampler, batch| {
+            Ok(sampler
+                .next_into(batch)
+                .py_err()?
+                .then(|| OwnedBatch::take(batch)))
+        })?;
+        next.map(|batch| self.batch_dict(py, batch)).transpose()
+    }
+
+    /// The batch of the given units (indices in sequential order: episodes in serving
+    /// order, then steps), as `next_batch` lays it out; the epoch's position stays.
+    fn batch_of<'py>(&self, py: Python<'py>, units: Vec<u64>) -> PyResult<Bound<'py, PyDict>> {
+        let batch = self.with(py, |sampler, batch| {
+            sampler.units_into(&units, batch).py_err()?;
+            Ok(OwnedBatch::take(batch))
+        })?;
+        self.batch_dict(py, batch)
     }
 
     /// Units (steps or windows) served this epoch so far.

@@ -189,6 +189,13 @@ def test_step_index_and_rank_from_torchrun_variables(store, monkeypatch):
     assert item["step"] == ep.info.steps - 1 and np.array_equal(item["next/obs"], ep["obs"][-1])
     with pytest.raises(IndexError):
         index[len(index)]
+    rows = index.rows([len(index) - 1, 0, 7])
+    assert rows["obs"].shape == (3, 3) and rows["next/obs"].shape == (3, 3) and rows["action"].shape == (3,)
+    for j, i in enumerate([len(index) - 1, 0, 7]):
+        item = index[i]
+        ep = store.episode(item["episode"])
+        assert (rows["episode"][j], rows["step"][j]) == (item["episode"], item["step"])
+        assert np.array_equal(rows["obs"][j], ep["obs"][item["step"]]) and rows["action"][j] == ep["action"][item["step"]]
 
 
 def test_cartpole_behaviour_cloning_example_reaches_475(tmp_path):

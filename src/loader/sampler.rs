@@ -276,13 +276,37 @@ impl Sampler {
                 Order::Shuffle => self.permutation[(self.position + i) as usize],
                 Order::Replacement => self.rng.below(total),
             };
-            let slot = self.unit_start.partition_point(|&s| s <= unit) - 1;
-            let start = (unit - self.unit_start[slot]) as u32;
-            self.picks.push(Pick { slot, start });
+            let pick = self.pick(unit);
+            self.picks.push(pick);
         }
         self.position += n as u64;
         self.fill(batch)?;
         Ok(n > 0)
+    }
+
+    /// Fills `batch` with the given units (indices into the epoch's units in sequential
+    /// order: episodes in serving order, then steps), for random access such as a map-style
+    /// dataset; the epoch's position is not moved. A unit past [`Sampler::units`] is refused.
+    pub fn units_into(&mut self, units: &[u64], batch: &mut Batch) -> Result<()> {
+        let total = self.units();
+        if let Some(&bad) = units.iter().find(|&&u| u >= total) {
+            return Err(Error::InvalidRequest(format!(
+                "unit {bad} is out of range (this share has {total} units)"
+            )));
+        }
+        self.picks.clear();
+        for &unit in units {
+            let pick = self.pick(unit);
+            self.picks.push(pick);
+        }
+        self.fill(batch)
+    }
+
+    /// The episode and first step of unit `unit` (below [`Sampler::units`]).
+    fn pick(&self, unit: u64) -> Pick {
+        let slot = self.unit_start.partition_point(|&s| s <= unit) - 1;
+        let start = (unit - self.unit_start[slot]) as u32;
+        Pick { slot, start }
     }
 
     fn fill(&self, batch: &mut Batch) -> Result<()> {

@@ -12,6 +12,15 @@ from ._selection import Selection
 from .store import Episode, EpisodeInfo, Store
 
 
+def field_requests(
+    fields: Sequence[str], offsets: Mapping[str, Sequence[int]] | None = None, next: Sequence[str] = ()
+) -> list[tuple[str, str, list[int]]]:
+    """(field, batch key, offsets) of every column asked for, as the native sampler takes them."""
+    offsets = dict(offsets or {})
+    requests = [(f, f, list(offsets.get(f, [0]))) for f in fields]
+    return requests + [(f, f"next/{f}", [1]) for f in next]
+
+
 def _store(store: str | os.PathLike | Store, verify_reads: bool = True) -> Store:
     """`store` itself, or the store at a path opened read-only (`verify_reads` applies only
     then: a `Store` keeps the setting it was opened with)."""
@@ -123,10 +132,7 @@ class Loader:
         store), and all of them start with the same row axes: `(batch,)` for steps,
         `(batch, window)` for windows (also for `window=1`), then the offsets axis of a
         stacked field, then the field's shape."""
-        offsets = dict(offsets or {})
-        requests = [(f, f, list(offsets.get(f, [0]))) for f in fields]
-        requests += [(f, f"next/{f}", [1]) for f in next]
-        sampler = self._native.sampler(requests, batch_size, order, window, pad, edge)
+        sampler = self._native.sampler(field_requests(fields, offsets, next), batch_size, order, window, pad, edge)
         return Batches(sampler)
 
 

@@ -49,6 +49,15 @@ class StepDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         return {k: _tensor(v) for k, v in self.index[i].items()}
 
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """A DataLoader batch's items gathered in one call to the core (in parallel), each a
+        view of the one batch: the collate function copies them once, into its stack."""
+        rows = self.index.rows(indices)
+        # int64, as a single item's Python ints become (torch's unsigned types barely work).
+        rows["episode"], rows["step"] = rows["episode"].astype(np.int64), rows["step"].astype(np.int64)
+        tensors = {k: torch.from_numpy(v) for k, v in rows.items()}
+        return [{k: t[j] for k, t in tensors.items()} for j in range(len(indices))]
+
 
 class WindowDataset(IterableDataset):
     """Batches of steps or windows from this rank's and DataLoader worker's share. Use with

@@ -32,5 +32,12 @@ def test_step_items_copy_the_read_only_map(frames_store):
     assert not np.array_equal(tensor.numpy(), frame), "the tensor wrote its own copy, never the store"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        item = StepDataset(frames_store.path, ["obs/frame"])[0]
+        steps = StepDataset(frames_store.path, ["obs/frame", "action"], next=["obs"])
+        item = steps[0]
     assert item["obs/frame"].shape == (64, 64, 3)
+    # A DataLoader fetches a batch's items in one call; they are the items one by one.
+    together = steps.__getitems__([5, 0, len(steps) - 1])
+    for got, i in zip(together, [5, 0, len(steps) - 1]):
+        alone = steps[i]
+        assert got.keys() == alone.keys()
+        assert all(torch.equal(got[k], alone[k]) if isinstance(alone[k], torch.Tensor) else got[k] == alone[k] for k in alone)
