@@ -68,8 +68,9 @@ class ImitationLearning(gymnasium.Env):
             self._native = _NativeReplay.resume(self.store._native, selection, dict(cursor), cycle)
         self.exhausted = False
         self._obs_json, self._act_json = self._space_descriptions(filters)
-        self.observation_space = _spaces.space_from_json(self._obs_json) if self._obs_json else None
-        self.action_space = _spaces.space_from_json(self._act_json) if self._act_json else None
+        # None when no episode recorded its spaces (a store not written by RecordEpisodes).
+        self.observation_space = _spaces.space_from_json(self._obs_json) if self._obs_json else None  # type: ignore[assignment]
+        self.action_space = _spaces.space_from_json(self._act_json) if self._act_json else None  # type: ignore[assignment]
 
     def _space_descriptions(self, filters: dict) -> tuple[dict | None, dict | None]:
         episodes = self._native.episodes() or [e.__dict__ for e in self.store.episodes(**filters)[:1]]

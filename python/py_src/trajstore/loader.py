@@ -70,8 +70,9 @@ class Loader:
         store = _store(store, verify_reads)
         native = _NativeLoader.resume(store._native, Selection.of(**filters), dict(cursor))
         # The share is the cursor's (rank, worker, seed, epoch), not the filters' defaults.
-        share = {k: native.cursor()[k] for k in ("rank", "world_size", "seed", "epoch", "num_workers", "worker")}
-        return cls(store, **filters, **share, _native=native)
+        c = native.cursor()
+        return cls(store, **filters, rank=c["rank"], world_size=c["world_size"], seed=c["seed"], epoch=c["epoch"],
+                   num_workers=c["num_workers"], worker=c["worker"], _native=native)
 
     def next_epoch(self) -> "Loader":
         nxt = Loader.__new__(Loader)
