@@ -106,6 +106,8 @@ def test_bad_batch_arguments_are_input_errors(store):
         loader.batches(["obs"], order="random")
     with pytest.raises(trajstore.InputError, match=r'edge "wrap": expected clamp or zero'):
         loader.batches(["obs"], edge="wrap")
+    with pytest.raises(trajstore.InputError, match="total_cpus=2 and world_size=3 disagree"):
+        trajstore.ImitationLearning(store, total_cpus=2, world_size=3)
 
 
 def test_resumed_loader_reports_the_cursor_share(store):

@@ -9,7 +9,7 @@ import gymnasium
 import numpy as np
 
 from . import _spaces
-from ._trajstore import EndOfData
+from ._trajstore import EndOfData, InputError
 from ._trajstore import Replay as _NativeReplay
 from ._selection import Selection
 from .loader import _store
@@ -58,7 +58,7 @@ class ImitationLearning(gymnasium.Env):
         if world_size is None:
             world_size = total_cpus if total_cpus is not None else 1
         elif total_cpus is not None and total_cpus != world_size:
-            raise ValueError(f"total_cpus={total_cpus} and world_size={world_size} disagree")
+            raise InputError(f"total_cpus={total_cpus} and world_size={world_size} disagree")
         self.store = _store(path, verify_reads)
         filters = dict(user=user, env=env, tags=tags, outcome=outcome, before_id=before_id)
         selection = Selection.of(**filters, world_size=world_size, rank=rank, seed=seed, epoch=epoch)
