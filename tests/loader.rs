@@ -514,7 +514,10 @@ fn units_into_serves_the_sequential_units_asked_for() {
     assert_eq!(batch.units, units.len());
     for (row, &unit) in units.iter().enumerate() {
         let want = &sequential[unit as usize];
-        assert_eq!((batch.episode[row], batch.step[row]), (want.episode[0], want.step[0]));
+        assert_eq!(
+            (batch.episode[row], batch.step[row]),
+            (want.episode[0], want.step[0])
+        );
         for (column, want) in batch.columns.iter().zip(&want.columns) {
             let bytes = want.data.len();
             assert_eq!(column.data[row * bytes..(row + 1) * bytes], want.data[..]);
@@ -522,7 +525,11 @@ fn units_into_serves_the_sequential_units_asked_for() {
     }
     assert_eq!(sampler.position(), 0);
     let refused = sampler.units_into(&[17], &mut batch).unwrap_err();
-    assert!(refused.to_string().contains("unit 17 is out of range (this share has 17 units)"));
+    assert!(
+        refused
+            .to_string()
+            .contains("unit 17 is out of range (this share has 17 units)")
+    );
 }
 
 #[test]

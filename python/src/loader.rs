@@ -295,7 +295,10 @@ impl PySampler {
             let data = caller_array(py, column.data, column.dtype, &column.shape)?;
             d.set_item(&column.key, data)?;
         }
-        d.set_item("episode", caller_array(py, batch.episode, DType::U64, &rows)?)?;
+        d.set_item(
+            "episode",
+            caller_array(py, batch.episode, DType::U64, &rows)?,
+        )?;
         d.set_item("step", caller_array(py, batch.step, DType::U32, &rows)?)?;
         d.set_item("mask", caller_array(py, batch.mask, DType::Bool, &rows)?)?;
         Ok(d)
@@ -364,7 +367,10 @@ fn observation_dict<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for a in &observation.arrays {
-        d.set_item(&a.name, caller_array(py, a.data.clone(), a.dtype, &a.shape)?)?;
+        d.set_item(
+            &a.name,
+            caller_array(py, a.data.clone(), a.dtype, &a.shape)?,
+        )?;
     }
     Ok(d)
 }

@@ -402,7 +402,9 @@ impl PySnapshot {
         let mut shape = vec![field.len()];
         shape.extend(spec.shape_usize());
         Ok(match field.contiguous().py_err()? {
-            Some(bytes) => Bound::new(py, MappedBuffer::new(bytes, spec.dtype, &shape)?)?.into_any(),
+            Some(bytes) => {
+                Bound::new(py, MappedBuffer::new(bytes, spec.dtype, &shape)?)?.into_any()
+            }
             None => {
                 let decoded = py.detach(|| field.to_vec()).py_err()?;
                 Bound::new(py, OwnedBuffer::new(decoded, spec.dtype, &shape, false)?)?.into_any()
