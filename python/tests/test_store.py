@@ -116,3 +116,28 @@ def test_read_only_handles_refuse_recording(store_path):
     assert len(ro.episodes()) == 1
     with pytest.raises(trajstore.StoreOpenError, match="read-only"):
         ro.begin_episode("alice", "Test-v0", FIELDS)
+
+
+def test_every_dtype_round_trips_whatever_numpy_calls_it(store_path):
+    store = trajstore.Store(store_path)
+    names = ["bool", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "f16", "f32", "f64"]
+    assert sorted(trajstore._trajstore.DTYPES) == sorted(names), "the core's dtype list"
+    fields = [(f"obs/{n}", n, (2,), "observation", "raw") for n in names]
+    r = store.begin_episode("alice", "Test-v0", fields)
+    kinds = {"bool": np.bool_, "u8": np.uint8, "u16": np.uint16, "u32": np.uint32, "u64": np.uint64, "i8": np.int8,
+             "i16": np.int16, "i32": np.int32, "i64": np.int64, "f16": np.float16, "f32": np.float32, "f64": np.float64}
+    values = [{f"obs/{n}": np.array([t % 2, 1], dtype=kinds[n]) for n in names} for t in range(2)]
+    # numpy's other spellings of the same types (buffer formats "q", "Q", "l" or big-endian).
+    values[0]["obs/i64"] = np.array([0, 1], dtype=np.longlong)
+    values[0]["obs/u64"] = np.array([0, 1], dtype=np.ulonglong)
+    values[1]["obs/i32"] = np.array([1, 1], dtype=">i4")
+    values[1]["obs/f64"] = [1, 1]  # Python ints into a float field: a same-kind conversion
+    r.reset(values[0])
+    r.step({**values[1], "reward": 1, "terminated": True, "truncated": False})
+    assert [f[:3] for f in r.fields] == [*[(f"obs/{n}", n, (2,)) for n in names],
+                                         ("reward", "f32", ()), ("terminated", "bool", ()), ("truncated", "bool", ())]
+    episode = store.episode(r.commit())
+    for n in names:
+        got = episode[f"obs/{n}"]
+        assert got.dtype == np.dtype(kinds[n]) and got.tolist() == [[0, 1], [1, 1]], n
+    assert episode.rewards.dtype == np.float32 and episode.rewards.tolist() == [1.0]
