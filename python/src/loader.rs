@@ -11,7 +11,7 @@ use trajstore::loader::{
 };
 
 use crate::buffer::OwnedBuffer;
-use crate::error::{InputError, IntoPy, poisoned, try_lock};
+use crate::error::{InputError, IntoPy, TrajstoreError, poisoned, try_lock};
 use crate::store::{PyStore, QueryArgs, episode_dict};
 use crate::values::info_to_py;
 
@@ -290,7 +290,13 @@ impl PySampler {
         for (column, &stacked) in batch.columns.into_iter().zip(&self.stacked) {
             // One valid byte per row and offset: the row axes, then the offsets axis if any.
             let valid_axes = rows.len() + usize::from(stacked);
-            let valid = caller_array(py, column.valid, DType::Bool, &column.shape[..valid_axes])?;
+            let valid_shape = column.shape.get(..valid_axes).ok_or_else(|| {
+                TrajstoreError::new_err(format!(
+                    "internal error: column {:?} of shape {:?} has no {valid_axes} row axes",
+                    column.key, column.shape
+                ))
+            })?;
+            let valid = caller_array(py, column.valid, DType::Bool, valid_shape)?;
             d.set_item(format!("valid/{}", column.key), valid)?;
             let data = caller_array(py, column.data, column.dtype, &column.shape)?;
             d.set_item(&column.key, data)?;
