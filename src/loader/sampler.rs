@@ -371,6 +371,17 @@ impl Sampler {
                 rows: per,
                 step_bytes: r.step_bytes,
             };
+            if batch.units <= min_len {
+                // One task's worth (a map-style dataset's single step, a column of rewards):
+                // gathered on this thread, without a round trip to the pool's threads.
+                let units = column.data.chunks_mut(unit_bytes);
+                let valids = column.valid.chunks_mut(per * k);
+                for ((out, valid), p) in units.zip(valids).zip(&self.picks) {
+                    let field = &self.fields[p.slot][c];
+                    gather.unit(field, self.steps[p.slot], p.start, out, valid)?;
+                }
+                continue;
+            }
             // On this process's pool, never rayon's global one (which a fork breaks).
             crate::pool::install(|| {
                 column
