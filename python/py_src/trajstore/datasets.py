@@ -40,9 +40,10 @@ class StepIndex:
     def rows(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
         """The steps at `indices` as one batch: arrays with a leading axis of `len(indices)`,
         writable and owned by the caller."""
-        for i in indices:
-            if not 0 <= i < len(self):
-                raise IndexError(f"step {i} out of range ({len(self)} steps)")
+        # IndexError, as a sequence raises (the core would refuse it as an InputError).
+        if len(indices) and not (0 <= min(indices) and max(indices) < len(self)):
+            bad = next(i for i in indices if not 0 <= i < len(self))
+            raise IndexError(f"step {bad} out of range ({len(self)} steps)")
         batch = self._sampler.batch_of([int(i) for i in indices])
         return {key: np.asarray(batch[key]) for key in self._keys}
 
