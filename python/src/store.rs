@@ -176,9 +176,14 @@ fn value_buffer(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<(PyUntypedBuffer
     }
     let format = buffer.format().to_string_lossy();
     let dtype = dtype_of_format(&format, buffer.item_size()).ok_or_else(|| {
+        // Named as numpy names it when the value is an array, else by its buffer format.
+        let given = obj
+            .getattr("dtype")
+            .and_then(|d| d.str())
+            .map(|d| format!("dtype {d}"))
+            .unwrap_or_else(|_| format!("elements of format {format:?}"));
         InputError::new_err(format!(
-            "field {name:?}: elements of format {format:?} ({} bytes) cannot be stored (bool, u8..u64, i8..i64, f16, f32, f64, little-endian)",
-            buffer.item_size()
+            "field {name:?}: {given} cannot be stored (bool, u8..u64, i8..i64, f16, f32, f64)"
         ))
     })?;
     Ok((buffer, dtype))

@@ -81,9 +81,9 @@ def test_bad_input_names_the_field_expected_and_got(store_path):
         r.reset({"obs/frame": frame.astype(np.float32), "obs/frame_lz4": frame})
     with pytest.raises(trajstore.InputError, match=r'field "obs/frame": expected shape \[8, 8, 3\], got \[3, 8, 8\]'):
         r.reset({"obs/frame": frame.reshape(3, 8, 8), "obs/frame_lz4": frame})
-    with pytest.raises(trajstore.InputError, match=r'field "obs/frame": elements of format "Zf".*cannot be stored'):
+    with pytest.raises(trajstore.InputError, match=r'field "obs/frame": dtype complex64 cannot be stored \(bool, u8'):
         r.reset({"obs/frame": frame.astype(np.complex64), "obs/frame_lz4": frame})
-    with pytest.raises(trajstore.InputError, match=r'field "obs/frame": elements of format "O".*cannot be stored'):
+    with pytest.raises(trajstore.InputError, match=r'field "obs/frame": dtype object cannot be stored'):
         r.reset({"obs/frame": frame.astype(object), "obs/frame_lz4": frame})
     with pytest.raises(trajstore.InputError, match='unknown field "obs/depth"'):
         r.reset({"obs/frame": frame, "obs/frame_lz4": frame, "obs/depth": frame})
