@@ -522,6 +522,40 @@ fn bad_requests_are_refused() {
     ));
 }
 
+/// Random access (a map-style dataset's `__getitems__`) serves the rows sequential batching
+/// serves at the same unit indices, and leaves the epoch's position where it was.
+#[test]
+fn units_into_serves_the_sequential_units_asked_for() {
+    let (_dir, store, _) = store_with(&[5, 9, 3]);
+    let loader = Loader::new(&store, &Selection::new(Query::default(), 1, 0, 3)).unwrap();
+    let fields = vec![FieldRequest::new("obs/id"), FieldRequest::next("obs/lz")];
+    let spec = SamplerSpec::steps(fields, 1, Order::Sequential);
+    let sequential = all_batches(&mut Sampler::new(&loader, spec.clone()).unwrap());
+    let mut sampler = Sampler::new(&loader, spec).unwrap();
+    let mut batch = Batch::new();
+    let units = [16, 0, 4, 5, 13];
+    sampler.units_into(&units, &mut batch).unwrap();
+    assert_eq!(batch.units, units.len());
+    for (row, &unit) in units.iter().enumerate() {
+        let want = &sequential[unit as usize];
+        assert_eq!(
+            (batch.episode[row], batch.step[row]),
+            (want.episode[0], want.step[0])
+        );
+        for (column, want) in batch.columns.iter().zip(&want.columns) {
+            let bytes = want.data.len();
+            assert_eq!(column.data[row * bytes..(row + 1) * bytes], want.data[..]);
+        }
+    }
+    assert_eq!(sampler.position(), 0);
+    let refused = sampler.units_into(&[17], &mut batch).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("unit 17 is out of range (this share has 17 units)")
+    );
+}
+
 #[test]
 fn prefetch_serves_the_sampler_order() {
     let (_dir, store, _) = store_with(&[5, 9, 3, 7]);

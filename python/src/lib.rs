@@ -23,5 +23,10 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<loader::PyReplay>()?;
     preview::register(m)?;
     m.add("FORMAT_VERSION", trajstore::STORE_FORMAT_VERSION)?;
+    let dtypes = pyo3::types::PyDict::new(m.py());
+    for dtype in trajstore::DType::ALL {
+        dtypes.set_item(dtype.name(), buffer::numpy_typestr(dtype))?;
+    }
+    m.add("DTYPES", dtypes)?;
     Ok(())
 }

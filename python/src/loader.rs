@@ -2,9 +2,8 @@
 
 use std::sync::Mutex;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyDict, PyTuple};
+use pyo3::types::PyDict;
 use trajstore::DType;
 use trajstore::loader::{
     Batch, Cursor, Edge, FieldRequest, Loader, Order, ReplayEnv, ReplayOptions, Sampler,
@@ -12,24 +11,18 @@ use trajstore::loader::{
 };
 
 use crate::buffer::OwnedBuffer;
-use crate::error::{IntoPy, poisoned, try_lock};
+use crate::error::{InputError, IntoPy, TrajstoreError, poisoned, try_lock};
 use crate::store::{PyStore, QueryArgs, episode_dict};
 use crate::values::info_to_py;
 
-fn array_tuple<'py>(
+/// A fresh array for the caller (writable, owned by whoever holds it; see buffer.rs).
+fn caller_array<'py>(
     py: Python<'py>,
-    data: Bound<'py, PyAny>,
-    dtype: &str,
+    data: Vec<u8>,
+    dtype: DType,
     shape: &[usize],
-) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(
-        py,
-        [
-            data,
-            dtype.into_pyobject(py)?.into_any(),
-            PyTuple::new(py, shape)?.into_any(),
-        ],
-    )
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(Bound::new(py, OwnedBuffer::new(data, dtype, shape, true)?)?.into_any())
 }
 
 /// The share of a loader, as Python passes it (attributes of a `trajstore.Selection`,
@@ -82,7 +75,7 @@ fn cursor_dict<'py>(py: Python<'py>, c: &Cursor) -> PyResult<Bound<'py, PyDict>>
 fn cursor_from(d: &Bound<'_, PyDict>) -> PyResult<Cursor> {
     let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
         d.get_item(k)?
-            .ok_or_else(|| PyValueError::new_err(format!("cursor is missing {k:?}")))
+            .ok_or_else(|| InputError::new_err(format!("cursor is missing {k:?}")))
     };
     Ok(Cursor {
         seed: get("seed")?.extract()?,
@@ -184,7 +177,7 @@ impl PyLoader {
             "shuffle" => Order::Shuffle,
             "replacement" => Order::Replacement,
             o => {
-                return Err(PyValueError::new_err(format!(
+                return Err(InputError::new_err(format!(
                     "order {o:?}: expected sequential, shuffle or replacement"
                 )));
             }
@@ -193,7 +186,7 @@ impl PyLoader {
             "clamp" => Edge::Clamp,
             "zero" => Edge::Zero,
             e => {
-                return Err(PyValueError::new_err(format!(
+                return Err(InputError::new_err(format!(
                     "edge {e:?}: expected clamp or zero"
                 )));
             }
@@ -209,6 +202,8 @@ impl PyLoader {
         let sampler = py.detach(|| Sampler::new(&self.loader, spec)).py_err()?;
         Ok(PySampler {
             state: Mutex::new((sampler, Batch::new())),
+            windowed: window.is_some(),
+            stacked: fields.iter().map(|(_, _, o)| o.len() > 1).collect(),
         })
     }
 }
@@ -221,13 +216,19 @@ impl PyLoader {
 #[pyclass(frozen, module = "trajstore._trajstore", name = "Sampler")]
 pub struct PySampler {
     state: Mutex<(Sampler, Batch)>,
+    /// Whether units are windows: then every row-wise array has a window axis, even for
+    /// `window=1`, so `mask` and `obs` agree on their leading axes.
+    windowed: bool,
+    /// Per requested field (in order), whether it has an offsets (stacking) axis.
+    stacked: Vec<bool>,
 }
 
 /// One batch moved out of the sampler's buffers, so it can be handed to Python after the
 /// sampler's lock is released.
 struct OwnedBatch {
     columns: Vec<OwnedColumn>,
-    rows: Vec<usize>,
+    units: usize,
+    rows_per_unit: usize,
     episode: Vec<u8>,
     step: Vec<u8>,
     mask: Vec<u8>,
@@ -243,12 +244,6 @@ struct OwnedColumn {
 
 impl OwnedBatch {
     fn take(batch: &mut Batch) -> OwnedBatch {
-        // Windows have a window axis after the unit axis; steps have the unit axis only.
-        let rows = if batch.rows_per_unit > 1 {
-            vec![batch.units, batch.rows_per_unit]
-        } else {
-            vec![batch.units]
-        };
         OwnedBatch {
             columns: batch
                 .columns
@@ -261,7 +256,8 @@ impl OwnedBatch {
                     valid: c.valid.clone(),
                 })
                 .collect(),
-            rows,
+            units: batch.units,
+            rows_per_unit: batch.rows_per_unit,
             episode: batch.episode.iter().flat_map(|x| x.to_le_bytes()).collect(),
             step: batch.step.iter().flat_map(|x| x.to_le_bytes()).collect(),
             mask: batch.mask.clone(),
@@ -282,12 +278,44 @@ impl PySampler {
             f(sampler, batch)
         })
     }
+
+    /// A batch as Python gets it; see `next_batch`.
+    fn batch_dict<'py>(&self, py: Python<'py>, batch: OwnedBatch) -> PyResult<Bound<'py, PyDict>> {
+        let rows = if self.windowed {
+            vec![batch.units, batch.rows_per_unit]
+        } else {
+            vec![batch.units]
+        };
+        let d = PyDict::new(py);
+        for (column, &stacked) in batch.columns.into_iter().zip(&self.stacked) {
+            // One valid byte per row and offset: the row axes, then the offsets axis if any.
+            let valid_axes = rows.len() + usize::from(stacked);
+            let valid_shape = column.shape.get(..valid_axes).ok_or_else(|| {
+                TrajstoreError::new_err(format!(
+                    "internal error: column {:?} of shape {:?} has no {valid_axes} row axes",
+                    column.key, column.shape
+                ))
+            })?;
+            let valid = caller_array(py, column.valid, DType::Bool, valid_shape)?;
+            d.set_item(format!("valid/{}", column.key), valid)?;
+            let data = caller_array(py, column.data, column.dtype, &column.shape)?;
+            d.set_item(&column.key, data)?;
+        }
+        d.set_item(
+            "episode",
+            caller_array(py, batch.episode, DType::U64, &rows)?,
+        )?;
+        d.set_item("step", caller_array(py, batch.step, DType::U32, &rows)?)?;
+        d.set_item("mask", caller_array(py, batch.mask, DType::Bool, &rows)?)?;
+        Ok(d)
+    }
 }
 
 #[pymethods]
 impl PySampler {
-    /// The next batch as a dict of key -> (buffer, dtype, shape), plus `episode`, `step`,
-    /// `mask` and `valid/<key>`; `None` at the end of the epoch.
+    /// The next batch as a dict of key -> array buffer, plus `episode`, `step`, `mask` and
+    /// `valid/<key>`; `None` at the end of the epoch. Every array is the caller's (writable)
+    /// and starts with the same row axes: `(units,)` for steps, `(units, window)` for windows.
     fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
         let next = self.with(py, |sampler, batch| {
             Ok(sampler
@@ -295,56 +323,17 @@ impl PySampler {
                 .py_err()?
                 .then(|| OwnedBatch::take(batch)))
         })?;
-        let Some(batch) = next else {
-            return Ok(None);
-        };
-        let d = PyDict::new(py);
-        for OwnedColumn {
-            key,
-            dtype,
-            shape,
-            data,
-            valid,
-        } in batch.columns
-        {
-            let valid_shape = leading_axes(&shape, valid.len());
-            let valid = PyByteArray::new(py, &valid).into_any();
-            d.set_item(
-                format!("valid/{key}"),
-                array_tuple(py, valid, "bool", &valid_shape)?,
-            )?;
-            let buffer = Bound::new(py, OwnedBuffer::new(data))?.into_any();
-            d.set_item(&key, array_tuple(py, buffer, dtype.name(), &shape)?)?;
-        }
-        let rows = &batch.rows;
-        d.set_item(
-            "episode",
-            array_tuple(
-                py,
-                PyByteArray::new(py, &batch.episode).into_any(),
-                "u64",
-                rows,
-            )?,
-        )?;
-        d.set_item(
-            "step",
-            array_tuple(
-                py,
-                PyByteArray::new(py, &batch.step).into_any(),
-                "u32",
-                rows,
-            )?,
-        )?;
-        d.set_item(
-            "mask",
-            array_tuple(
-                py,
-                PyByteArray::new(py, &batch.mask).into_any(),
-                "bool",
-                rows,
-            )?,
-        )?;
-        Ok(Some(d))
+        next.map(|batch| self.batch_dict(py, batch)).transpose()
+    }
+
+    /// The batch of the given units (indices in sequential order: episodes in serving
+    /// order, then steps), as `next_batch` lays it out; the epoch's position stays.
+    fn batch_of<'py>(&self, py: Python<'py>, units: Vec<u64>) -> PyResult<Bound<'py, PyDict>> {
+        let batch = self.with(py, |sampler, batch| {
+            sampler.units_into(&units, batch).py_err()?;
+            Ok(OwnedBatch::take(batch))
+        })?;
+        self.batch_dict(py, batch)
     }
 
     /// Units (steps or windows) served this epoch so far.
@@ -369,21 +358,6 @@ impl PySampler {
     }
 }
 
-/// The shortest prefix of `shape` holding `count` elements: the unit, window and offset axes
-/// of a column, whose `valid` bytes have one entry per row and offset.
-fn leading_axes(shape: &[usize], count: usize) -> Vec<usize> {
-    let mut product = 1usize;
-    let mut axes = Vec::new();
-    for &d in shape {
-        if product == count && !axes.is_empty() {
-            break;
-        }
-        axes.push(d);
-        product *= d;
-    }
-    axes
-}
-
 /// Replays this rank's share of episodes: DIAMBRA's `ImitationLearning`, done right.
 ///
 /// An env is stepped by one thread at a time: its lock is only taken with `try_lock`, so a
@@ -399,8 +373,10 @@ fn observation_dict<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for a in &observation.arrays {
-        let data = PyByteArray::new(py, &a.data).into_any();
-        d.set_item(&a.name, array_tuple(py, data, a.dtype.name(), &a.shape)?)?;
+        d.set_item(
+            &a.name,
+            caller_array(py, a.data.clone(), a.dtype, &a.shape)?,
+        )?;
     }
     Ok(d)
 }
@@ -477,21 +453,15 @@ impl PyReplay {
         bool,
         bool,
         Bound<'py, PyDict>,
-        Option<Bound<'py, PyTuple>>,
+        Option<Bound<'py, PyAny>>,
     )> {
         let mut env = try_lock(&self.env, "ImitationLearning env")?;
         let t = env.step(&()).py_err()?;
         let action = match t.action {
-            Some(a) => Some(array_tuple(
-                py,
-                PyByteArray::new(py, &a.data).into_any(),
-                a.dtype.name(),
-                &a.shape,
-            )?),
+            Some(a) => Some(caller_array(py, a.data.clone(), a.dtype, &a.shape)?),
             None => None,
         };
         let info = info_to_py(py, t.info)?;
-        info.del_item("action").ok();
         Ok((
             observation_dict(py, t.observation)?,
             t.reward,

@@ -1,11 +1,10 @@
 //! Previews of image fields for `Episode.preview` (trajstore::preview does the work).
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use trajstore::preview::{self, EpisodeFrames};
 
-use crate::error::IntoPy;
+use crate::error::{InputError, IntoPy};
 use crate::store::PySnapshot;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -56,7 +55,7 @@ fn preview_encode<'py>(
                         .gif(7)
                         .py_err()
                 }
-                _ => Err(PyValueError::new_err(format!(
+                _ => Err(InputError::new_err(format!(
                     "kind {kind:?}: expected \"png\" or \"gif\""
                 ))),
             }
@@ -67,7 +66,7 @@ fn preview_encode<'py>(
 
 fn check_every(every: usize) -> PyResult<()> {
     if every == 0 {
-        return Err(PyValueError::new_err("every must be at least 1"));
+        return Err(InputError::new_err("every must be at least 1"));
     }
     Ok(())
 }

@@ -2,15 +2,15 @@
 
 use std::sync::Mutex;
 
-use pyo3::buffer::PyBuffer;
+use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyDict, PyList};
+use pyo3::types::{PyDict, PyList};
 use trajstore::{
     ArrayRef, Codec, DType, Episode, EpisodeId, EpisodeMeta, EpisodeWriter, FieldKind, Outcome,
     Query, Schema, SchemaId, Snapshot, Store, StoreOptions,
 };
 
-use crate::buffer::MappedBuffer;
+use crate::buffer::{MappedBuffer, OwnedBuffer, dtype_of_format};
 use crate::error::{InputError, IntoPy, try_lock};
 use crate::values::{info_to_py, to_info};
 
@@ -129,6 +129,23 @@ fn build_schema(fields: &[FieldDecl]) -> PyResult<Schema> {
     b.build().py_err()
 }
 
+/// A schema's fields as Python sees them.
+fn field_decls(schema: &Schema) -> Vec<FieldDecl> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            (
+                f.name.clone(),
+                f.dtype.name().to_owned(),
+                f.shape.clone(),
+                f.kind.name().to_owned(),
+                f.codec.name().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// One episode being recorded. `reset` once, `step` per transition, then `commit` or `discard`.
 ///
 /// Meant for one thread at a time: the writer's lock is only ever taken with `try_lock`, so a
@@ -139,8 +156,38 @@ pub struct PyEpisodeRecorder {
     writer: Mutex<Option<EpisodeWriter>>,
 }
 
-/// Values handed in by the Python layer: (name, dtype, shape, C-contiguous buffer).
-type RawValues<'py> = Vec<(String, String, Vec<usize>, Bound<'py, PyAny>)>;
+/// Values handed in by the Python layer: (name, shape, the value's elements as a flat
+/// C-contiguous buffer, e.g. `array.reshape(-1)`). The dtype is read from the buffer's
+/// format; whether dtype and shape fit the schema is the core's check, done once there.
+type RawValues<'py> = Vec<(String, Vec<usize>, Bound<'py, PyAny>)>;
+
+/// A value's buffer and the dtype its format names.
+fn value_buffer(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<(PyUntypedBuffer, DType)> {
+    let buffer = PyUntypedBuffer::get(obj).map_err(|_| {
+        InputError::new_err(format!(
+            "field {name:?}: value must be a number, a list of numbers or a numeric numpy array, got {}",
+            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })?;
+    if !buffer.is_c_contiguous() {
+        return Err(InputError::new_err(format!(
+            "field {name:?}: value must be C-contiguous"
+        )));
+    }
+    let format = buffer.format().to_string_lossy();
+    let dtype = dtype_of_format(&format, buffer.item_size()).ok_or_else(|| {
+        // Named as numpy names it when the value is an array, else by its buffer format.
+        let given = obj
+            .getattr("dtype")
+            .and_then(|d| d.str())
+            .map(|d| format!("dtype {d}"))
+            .unwrap_or_else(|_| format!("elements of format {format:?}"));
+        InputError::new_err(format!(
+            "field {name:?}: {given} cannot be stored (bool, u8..u64, i8..i64, f16, f32, f64)"
+        ))
+    })?;
+    Ok((buffer, dtype))
+}
 
 impl PyEpisodeRecorder {
     fn with_writer<T>(&self, f: impl FnOnce(&mut EpisodeWriter) -> PyResult<T>) -> PyResult<T> {
@@ -160,37 +207,21 @@ impl PyEpisodeRecorder {
         reset: bool,
     ) -> PyResult<()> {
         let info = to_info(info)?;
-        let mut buffers = Vec::with_capacity(values.len());
-        for (name, dtype, _, obj) in &values {
-            let buffer = PyBuffer::<u8>::get(obj).map_err(|_| {
-                InputError::new_err(format!(
-                    "field {name:?}: value must be a C-contiguous numpy array"
-                ))
-            })?;
-            if !buffer.is_c_contiguous() {
-                return Err(InputError::new_err(format!(
-                    "field {name:?}: value must be C-contiguous"
-                )));
-            }
-            DType::parse(dtype).ok_or_else(|| {
-                InputError::new_err(format!("field {name:?}: dtype {dtype} is not supported"))
-            })?;
-            buffers.push(buffer);
-        }
+        let buffers = values
+            .iter()
+            .map(|(name, _, obj)| value_buffer(name, obj))
+            .collect::<PyResult<Vec<_>>>()?;
         let refs: Vec<(&str, ArrayRef<'_>)> = values
             .iter()
             .zip(&buffers)
-            .map(|((name, dtype, shape, _), buffer)| {
-                // SAFETY: the PyBuffer holds the exporter's buffer for as long as `buffers`
+            .map(|((name, shape, _), (buffer, dtype))| {
+                // SAFETY: the buffer holds the exporter's memory for as long as `buffers`
                 // lives (past every use of `refs`); we hold the GIL, it is C-contiguous and
                 // `len_bytes` long, and we only read it.
                 let bytes = unsafe {
                     std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, buffer.len_bytes())
                 };
-                (
-                    name.as_str(),
-                    ArrayRef::from_bytes(DType::parse(dtype).expect("checked above"), shape, bytes),
-                )
+                (name.as_str(), ArrayRef::from_bytes(*dtype, shape, bytes))
             })
             .collect();
         self.with_writer(|w| {
@@ -206,6 +237,12 @@ impl PyEpisodeRecorder {
 
 #[pymethods]
 impl PyEpisodeRecorder {
+    /// The episode's schema as the core resolved it (defaults added): (name, dtype, shape,
+    /// kind, codec) tuples, in storage order.
+    fn fields(&self) -> PyResult<Vec<FieldDecl>> {
+        self.with_writer(|w| Ok(field_decls(w.schema())))
+    }
+
     #[pyo3(signature = (values, info = None))]
     fn reset(&self, values: RawValues<'_>, info: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
         self.push(values, info, true)
@@ -356,47 +393,28 @@ impl PySnapshot {
     /// The fields of a schema: (name, dtype, shape, kind, codec) tuples.
     fn schema(&self, id: u64) -> PyResult<Vec<FieldDecl>> {
         let schema = self.snapshot.schema(SchemaId(id)).py_err()?;
-        Ok(schema
-            .fields()
-            .iter()
-            .map(|f| {
-                (
-                    f.name.clone(),
-                    f.dtype.name().to_owned(),
-                    f.shape.clone(),
-                    f.kind.name().to_owned(),
-                    f.codec.name().to_owned(),
-                )
-            })
-            .collect())
+        Ok(field_decls(&schema))
     }
 
-    /// A field's values as (buffer, dtype, shape-of-one-value, count). The buffer views the
-    /// memory map (raw fields written in one chunk) or holds decoded bytes (lz4, or spilled).
-    fn field<'py>(
-        &self,
-        py: Python<'py>,
-        episode: u64,
-        name: &str,
-    ) -> PyResult<(Bound<'py, PyAny>, String, Vec<u32>, usize)> {
+    /// A field's values as one read-only array buffer of shape `(count, *field shape)`: a view
+    /// of the memory map (raw fields written in one chunk) or decoded bytes (lz4, or spilled).
+    fn field<'py>(&self, py: Python<'py>, episode: u64, name: &str) -> PyResult<Bound<'py, PyAny>> {
         let snapshot = &self.snapshot;
         let field = py
             .detach(|| snapshot.field(&snapshot.episode(EpisodeId(episode))?, name))
             .py_err()?;
         let spec = field.spec();
-        let data = match field.contiguous().py_err()? {
-            Some(bytes) => Bound::new(py, MappedBuffer::new(bytes))?.into_any(),
+        let mut shape = vec![field.len()];
+        shape.extend(spec.shape_usize());
+        Ok(match field.contiguous().py_err()? {
+            Some(bytes) => {
+                Bound::new(py, MappedBuffer::new(bytes, spec.dtype, &shape)?)?.into_any()
+            }
             None => {
                 let decoded = py.detach(|| field.to_vec()).py_err()?;
-                PyByteArray::new(py, &decoded).into_any()
+                Bound::new(py, OwnedBuffer::new(decoded, spec.dtype, &shape, false)?)?.into_any()
             }
-        };
-        Ok((
-            data,
-            spec.dtype.name().to_owned(),
-            spec.shape.clone(),
-            field.len(),
-        ))
+        })
     }
 
     /// Where a field's chunks are: (segment file path, payload offset, payload bytes, steps,

@@ -79,6 +79,46 @@ def test_windows_and_frame_offsets(store):
     assert b["valid/obs"][0].tolist() == [t - 2 >= 0, t - 1 >= 0, True]
 
 
+def test_batch_arrays_are_writable_owned_by_the_caller_and_share_row_axes(store):
+    loader = trajstore.Loader(store, seed=2)
+    row_wise = ["episode", "step", "mask", "obs", "valid/obs", "action", "valid/action", "next/obs", "valid/next/obs"]
+    for window, rows in [(None, (2,)), (1, (2, 1)), (3, (2, 3))]:
+        b = next(loader.batches(["obs", "action"], 2, window=window, next=["obs"], order="sequential"))
+        assert sorted(b) == sorted(row_wise)
+        for key in row_wise:
+            assert b[key].shape[: len(rows)] == rows, (window, key, b[key].shape)
+            assert b[key].flags.writeable and b[key].flags.c_contiguous, (window, key)
+        assert b["obs"].shape == (*rows, 3) and b["valid/obs"].shape == rows and b["action"].shape == rows
+        assert b["mask"].dtype == np.bool_ and b["episode"].dtype == np.uint64 and b["step"].dtype == np.uint32
+        ep = store.episode(int(b["episode"].flat[0]))
+        first = b["obs"].reshape(-1, 3)[0].copy()
+        b["obs"][...] = 0
+        assert np.array_equal(ep["obs"][int(b["step"].flat[0])], first), "writing a batch never touches the store"
+        other = next(loader.batches(["obs"], 2, window=window, order="sequential"))
+        assert not np.shares_memory(other["obs"], b["obs"]), "each batch owns its arrays"
+    stacked = next(loader.batches(["obs"], 2, window=1, offsets={"obs": [-1, 0]}))
+    assert stacked["obs"].shape == (2, 1, 2, 3) and stacked["valid/obs"].shape == (2, 1, 2)
+
+
+def test_bad_batch_arguments_are_input_errors(store):
+    loader = trajstore.Loader(store)
+    with pytest.raises(trajstore.InputError, match=r'order "random": expected sequential, shuffle or replacement'):
+        loader.batches(["obs"], order="random")
+    with pytest.raises(trajstore.InputError, match=r'edge "wrap": expected clamp or zero'):
+        loader.batches(["obs"], edge="wrap")
+    with pytest.raises(trajstore.InputError, match="total_cpus=2 and world_size=3 disagree"):
+        trajstore.ImitationLearning(store, total_cpus=2, world_size=3)
+
+
+def test_resumed_loader_reports_the_cursor_share(store):
+    loader = trajstore.Loader(store, world_size=3, rank=2, seed=9, epoch=4)
+    resumed = trajstore.Loader.resume(store, loader.cursor())
+    assert resumed.selection == loader.selection
+    assert (resumed.selection.rank, resumed.selection.world_size, resumed.selection.seed, resumed.selection.epoch) == (2, 3, 9, 4)
+    assert resumed.episode_ids == loader.episode_ids
+    assert resumed.next_epoch().selection.epoch == 5
+
+
 def test_resume_mid_epoch_serves_exactly_the_rest(store):
     loader = trajstore.Loader(store, seed=5)
     all_rows = [b["step"].tolist() + b["episode"].tolist() for b in loader.batches(["action"], 10)]
@@ -99,6 +139,7 @@ def test_imitation_learning_replays_exactly_what_was_recorded_then_ends(store):
         ep = store.episode(expected)
         assert info["episode_id"] == expected and info["seat"] == "P1"
         assert np.array_equal(obs["obs"], ep["obs"][0])
+        assert obs["obs"].flags.writeable and not np.shares_memory(obs["obs"], ep["obs"]), "replayed arrays are the caller's"
         for t in range(ep.info.steps):
             obs, reward, terminated, truncated, info = env.step(env.action_space.sample() if env.action_space else 0)
             assert np.array_equal(obs["obs"], ep["obs"][t + 1])
@@ -150,6 +191,13 @@ def test_step_index_and_rank_from_torchrun_variables(store, monkeypatch):
     assert item["step"] == ep.info.steps - 1 and np.array_equal(item["next/obs"], ep["obs"][-1])
     with pytest.raises(IndexError):
         index[len(index)]
+    rows = index.rows([len(index) - 1, 0, 7])
+    assert rows["obs"].shape == (3, 3) and rows["next/obs"].shape == (3, 3) and rows["action"].shape == (3,)
+    for j, i in enumerate([len(index) - 1, 0, 7]):
+        item = index[i]
+        ep = store.episode(item["episode"])
+        assert (rows["episode"][j], rows["step"][j]) == (item["episode"], item["step"])
+        assert np.array_equal(rows["obs"][j], ep["obs"][item["step"]]) and rows["action"][j] == ep["action"][item["step"]]
 
 
 def test_cartpole_behaviour_cloning_example_reaches_475(tmp_path):

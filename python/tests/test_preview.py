@@ -61,5 +61,5 @@ def test_a_field_that_is_not_an_image_is_named(store_path):
         episode.preview(field="obs/ram")
     with pytest.raises(trajstore.InputError, match="unknown field"):
         episode.preview(field="nope")
-    with pytest.raises(ValueError, match="every"):
+    with pytest.raises(trajstore.InputError, match="every"):
         episode.preview(every=0)

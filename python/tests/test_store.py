@@ -43,7 +43,11 @@ def test_raw_fields_are_read_only_views_of_the_map_that_outlive_the_store(store_
     again = store.episode(eid)["obs/frame"]
     assert np.shares_memory(raw, again), "two reads view the same mapped bytes"
     lz4 = episode["obs/frame_lz4"]
-    assert np.array_equal(lz4, frames) and lz4.flags.writeable and not np.shares_memory(lz4, raw)
+    # Decoded, yet read-only like the raw field: an episode's fields behave alike whatever
+    # their codec, so switching a field to lz4 breaks no reader.
+    assert np.array_equal(lz4, frames) and not lz4.flags.writeable and not np.shares_memory(lz4, raw)
+    with pytest.raises(ValueError):
+        lz4[0, 0, 0, 0] = 1
     del store, episode, again
     gc.collect()
     assert np.array_equal(raw, frames), "the array keeps the map alive after the store is gone"
@@ -72,17 +76,28 @@ def test_bad_input_names_the_field_expected_and_got(store_path):
     store = trajstore.Store(store_path)
     r = store.begin_episode("alice", "Test-v0", FIELDS)
     frame = np.zeros((8, 8, 3), np.uint8)
-    with pytest.raises(trajstore.InputError, match=r"field 'obs/frame': expected dtype u8, got f32"):
+    # The core's checks and messages, made once: field, expected and given dtype or shape.
+    with pytest.raises(trajstore.InputError, match=r'field "obs/frame": expected dtype u8, got f32'):
         r.reset({"obs/frame": frame.astype(np.float32), "obs/frame_lz4": frame})
-    with pytest.raises(trajstore.InputError, match=r"field 'obs/frame': expected shape \[8, 8, 3\], got \[3, 8, 8\]"):
+    with pytest.raises(trajstore.InputError, match=r'field "obs/frame": expected shape \[8, 8, 3\], got \[3, 8, 8\]'):
         r.reset({"obs/frame": frame.reshape(3, 8, 8), "obs/frame_lz4": frame})
-    with pytest.raises(trajstore.InputError, match="unknown field 'obs/depth'"):
+    with pytest.raises(trajstore.InputError, match=r'field "obs/frame": dtype complex64 cannot be stored \(bool, u8'):
+        r.reset({"obs/frame": frame.astype(np.complex64), "obs/frame_lz4": frame})
+    with pytest.raises(trajstore.InputError, match=r'field "obs/frame": dtype object cannot be stored'):
+        r.reset({"obs/frame": frame.astype(object), "obs/frame_lz4": frame})
+    with pytest.raises(trajstore.InputError, match='unknown field "obs/depth"'):
         r.reset({"obs/frame": frame, "obs/frame_lz4": frame, "obs/depth": frame})
     with pytest.raises(trajstore.InputError, match='missing field "obs/frame_lz4"'):
         r.reset({"obs/frame": frame})
     with pytest.raises(trajstore.InputError, match="before reset"):
         r.step({"obs/frame": frame, "obs/frame_lz4": frame, "action": 1, "reward": 0.0, "terminated": False, "truncated": False})
     r.reset({"obs/frame": frame, "obs/frame_lz4": frame})
+    # A Python float is not cast into an integer field: the core names the dtypes.
+    with pytest.raises(trajstore.InputError, match=r'field "action": expected dtype i64, got f64'):
+        r.step({"obs/frame": frame, "obs/frame_lz4": frame, "action": 1.5, "reward": 0.0, "terminated": False, "truncated": False})
+    with pytest.raises(trajstore.InputError, match=r'field "reward": expected shape \[\], got \[2\]'):
+        r.step({"obs/frame": frame, "obs/frame_lz4": frame, "action": 1, "reward": [0.0, 1.0], "terminated": False, "truncated": False})
+    assert r.steps == 0, "a refused step records nothing"
     with pytest.raises(trajstore.InputError, match="empty episode"):
         r.commit()
     with pytest.raises(trajstore.InputError, match="already committed or discarded"):
@@ -101,3 +116,28 @@ def test_read_only_handles_refuse_recording(store_path):
     assert len(ro.episodes()) == 1
     with pytest.raises(trajstore.StoreOpenError, match="read-only"):
         ro.begin_episode("alice", "Test-v0", FIELDS)
+
+
+def test_every_dtype_round_trips_whatever_numpy_calls_it(store_path):
+    store = trajstore.Store(store_path)
+    names = ["bool", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "f16", "f32", "f64"]
+    assert sorted(trajstore._trajstore.DTYPES) == sorted(names), "the core's dtype list"
+    fields = [(f"obs/{n}", n, (2,), "observation", "raw") for n in names]
+    r = store.begin_episode("alice", "Test-v0", fields)
+    kinds = {"bool": np.bool_, "u8": np.uint8, "u16": np.uint16, "u32": np.uint32, "u64": np.uint64, "i8": np.int8,
+             "i16": np.int16, "i32": np.int32, "i64": np.int64, "f16": np.float16, "f32": np.float32, "f64": np.float64}
+    values = [{f"obs/{n}": np.array([t % 2, 1], dtype=kinds[n]) for n in names} for t in range(2)]
+    # numpy's other spellings of the same types (buffer formats "q", "Q", "l" or big-endian).
+    values[0]["obs/i64"] = np.array([0, 1], dtype=np.longlong)
+    values[0]["obs/u64"] = np.array([0, 1], dtype=np.ulonglong)
+    values[1]["obs/i32"] = np.array([1, 1], dtype=">i4")
+    values[1]["obs/f64"] = [1, 1]  # Python ints into a float field: a same-kind conversion
+    r.reset(values[0])
+    r.step({**values[1], "reward": 1, "terminated": True, "truncated": False})
+    assert [f[:3] for f in r.fields] == [*[(f"obs/{n}", n, (2,)) for n in names],
+                                         ("reward", "f32", ()), ("terminated", "bool", ()), ("truncated", "bool", ())]
+    episode = store.episode(r.commit())
+    for n in names:
+        got = episode[f"obs/{n}"]
+        assert got.dtype == np.dtype(kinds[n]) and got.tolist() == [[0, 1], [1, 1]], n
+    assert episode.rewards.dtype == np.float32 and episode.rewards.tolist() == [1.0]

@@ -277,13 +277,38 @@ impl Sampler {
                 Order::Shuffle => self.permutation.at(self.position + i),
                 Order::Replacement => self.rng.below(total),
             };
-            let slot = self.unit_start.partition_point(|&s| s <= unit) - 1;
-            let start = (unit - self.unit_start[slot]) as u32;
-            self.picks.push(Pick { slot, start });
+            let pick = self.pick(unit);
+            self.picks.push(pick);
         }
         self.position += n as u64;
         self.fill(batch)?;
         Ok(n > 0)
+    }
+
+    /// Fills `batch` with the given units (indices into the epoch's units in sequential
+    /// order: episodes in serving order, then steps), for random access such as a map-style
+    /// dataset; the epoch's position is not moved. A unit past [`Sampler::units`] is refused.
+    pub fn units_into(&mut self, units: &[u64], batch: &mut Batch) -> Result<()> {
+        let total = self.units();
+        if let Some(&bad) = units.iter().find(|&&u| u >= total) {
+            return Err(Error::invalid_request(
+                "sampler unit",
+                format!("{bad} is out of range (this share has {total} units)"),
+            ));
+        }
+        self.picks.clear();
+        for &unit in units {
+            let pick = self.pick(unit);
+            self.picks.push(pick);
+        }
+        self.fill(batch)
+    }
+
+    /// The episode and first step of unit `unit` (below [`Sampler::units`]).
+    fn pick(&self, unit: u64) -> Pick {
+        let slot = self.unit_start.partition_point(|&s| s <= unit) - 1;
+        let start = (unit - self.unit_start[slot]) as u32;
+        Pick { slot, start }
     }
 
     fn fill(&self, batch: &mut Batch) -> Result<()> {
@@ -348,6 +373,17 @@ impl Sampler {
                 rows: per,
                 step_bytes: r.step_bytes,
             };
+            if batch.units <= min_len {
+                // One task's worth (a map-style dataset's single step, a column of rewards):
+                // gathered on this thread, without a round trip to the pool's threads.
+                let units = column.data.chunks_mut(unit_bytes);
+                let valids = column.valid.chunks_mut(per * k);
+                for ((out, valid), p) in units.zip(valids).zip(&self.picks) {
+                    let field = &self.fields[p.slot][c];
+                    gather.unit(field, self.steps[p.slot], p.start, out, valid)?;
+                }
+                continue;
+            }
             // On this process's pool, never rayon's global one (which a fork breaks).
             crate::pool::install(|| {
                 column

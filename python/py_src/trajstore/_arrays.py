@@ -1,4 +1,7 @@
-"""dtype names shared with the Rust core, and conversions of values to stored arrays."""
+"""numpy dtypes of the core's dtype names, and conversions of Python values to arrays.
+
+Nothing here validates a value against a schema: the core does (once), and its errors name
+the field, the expected and the given dtype or shape."""
 
 from __future__ import annotations
 
@@ -8,53 +11,34 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._trajstore import InputError
+from ._trajstore import DTYPES, InputError
 
-#: trajstore dtype name -> numpy dtype
-NUMPY_DTYPES: dict[str, np.dtype] = {
-    "bool": np.dtype(np.bool_),
-    "u8": np.dtype(np.uint8),
-    "u16": np.dtype(np.uint16),
-    "u32": np.dtype(np.uint32),
-    "u64": np.dtype(np.uint64),
-    "i8": np.dtype(np.int8),
-    "i16": np.dtype(np.int16),
-    "i32": np.dtype(np.int32),
-    "i64": np.dtype(np.int64),
-    "f16": np.dtype(np.float16),
-    "f32": np.dtype(np.float32),
-    "f64": np.dtype(np.float64),
-}
+#: trajstore dtype name -> numpy dtype, from the core's own list
+NUMPY_DTYPES: dict[str, np.dtype] = {name: np.dtype(typestr) for name, typestr in DTYPES.items()}
 _NAMES = {v: k for k, v in NUMPY_DTYPES.items()}
 
 
 def dtype_name(dtype: Any) -> str:
-    """The trajstore name of a numpy dtype (little-endian, native layout)."""
+    """The trajstore name of a numpy dtype (a gymnasium space's, say), either byte order."""
     dt = np.dtype(dtype)
-    name = _NAMES.get(dt.newbyteorder("=") if dt.byteorder == ">" else dt)
+    name = _NAMES.get(dt.newbyteorder("<") if dt.byteorder == ">" else dt)
     if name is None:
-        raise InputError(f"dtype {dt} is not storable (bool, u8..u64, i8..i64, f16, f32, f64)")
+        raise InputError(f"dtype {dt} is not storable ({', '.join(NUMPY_DTYPES)})")
     return name
 
 
-def as_field_array(name: str, value: Any, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
-    """A C-contiguous little-endian array for a field value.
+def as_stored_array(value: Any, dtype: str | None) -> np.ndarray:
+    """`value` as a C-contiguous little-endian array, for the core to check and store.
 
-    numpy arrays must have the field's dtype exactly (a mismatch names the field, expected and
-    got). Python scalars and lists are converted to the field's dtype when numpy considers the
-    cast same-kind (an int into a float field, say)."""
-    target = NUMPY_DTYPES[dtype]
-    if isinstance(value, (np.ndarray, np.generic)):
-        arr = np.asarray(value)
-        if arr.dtype != target:
-            raise InputError(f"field {name!r}: expected dtype {dtype}, got {_NAMES.get(arr.dtype, str(arr.dtype))}")
-    else:
-        arr = np.asarray(value)
-        if arr.dtype != target and not np.can_cast(arr.dtype, target, casting="same_kind"):
-            raise InputError(f"field {name!r}: expected dtype {dtype}, got {arr.dtype} value {value!r}")
-        arr = arr.astype(target, copy=False)
-    if arr.shape != shape:
-        raise InputError(f"field {name!r}: expected shape {list(shape)}, got {list(arr.shape)}")
+    numpy values keep their dtype (the core refuses a mismatch, naming the field, expected
+    and given dtype). Python scalars and lists take the field's dtype `dtype` when numpy
+    considers the cast same-kind (an int into a float field, say); otherwise they keep
+    numpy's dtype for them and the core refuses it the same way."""
+    arr = np.asarray(value)
+    if not isinstance(value, (np.ndarray, np.generic)) and dtype is not None:
+        target = NUMPY_DTYPES[dtype]
+        if np.can_cast(arr.dtype, target, casting="same_kind"):
+            arr = arr.astype(target, copy=False)
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     # Not np.ascontiguousarray: it turns a 0-d array (a scalar field) into shape (1,).

@@ -9,7 +9,7 @@ import gymnasium
 import numpy as np
 
 from . import _spaces
-from .store import Store
+from .store import EpisodeRecorder, Store
 
 #: metadata key marking an episode whose P2 view a replay must skip (DIAMBRA's ignore_p2)
 IGNORE_P2_KEY = "ignore_p2"
@@ -78,7 +78,7 @@ class RecordEpisodes(gymnasium.Wrapper):
             _spaces.ACTION_SPACE_KEY: _spaces.dumps(self._act_space),
             IGNORE_P2_KEY: ignore_p2,
         }
-        self._recorder = None
+        self._recorder: EpisodeRecorder | None = None
         #: ids of the episodes this wrapper committed, in order
         self.committed: list[int] = []
 

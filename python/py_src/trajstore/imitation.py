@@ -6,12 +6,13 @@ import os
 from typing import Any, Iterable, Mapping
 
 import gymnasium
+import numpy as np
 
 from . import _spaces
-from ._trajstore import EndOfData
+from ._trajstore import EndOfData, InputError
 from ._trajstore import Replay as _NativeReplay
 from ._selection import Selection
-from .loader import _store, as_array
+from .loader import _store
 from .store import Store
 
 
@@ -57,7 +58,7 @@ class ImitationLearning(gymnasium.Env):
         if world_size is None:
             world_size = total_cpus if total_cpus is not None else 1
         elif total_cpus is not None and total_cpus != world_size:
-            raise ValueError(f"total_cpus={total_cpus} and world_size={world_size} disagree")
+            raise InputError(f"total_cpus={total_cpus} and world_size={world_size} disagree")
         self.store = _store(path, verify_reads)
         filters = dict(user=user, env=env, tags=tags, outcome=outcome, before_id=before_id)
         selection = Selection.of(**filters, world_size=world_size, rank=rank, seed=seed, epoch=epoch)
@@ -67,8 +68,9 @@ class ImitationLearning(gymnasium.Env):
             self._native = _NativeReplay.resume(self.store._native, selection, dict(cursor), cycle)
         self.exhausted = False
         self._obs_json, self._act_json = self._space_descriptions(filters)
-        self.observation_space = _spaces.space_from_json(self._obs_json) if self._obs_json else None
-        self.action_space = _spaces.space_from_json(self._act_json) if self._act_json else None
+        # None when no episode recorded its spaces (a store not written by RecordEpisodes).
+        self.observation_space = _spaces.space_from_json(self._obs_json) if self._obs_json else None  # type: ignore[assignment]
+        self.action_space = _spaces.space_from_json(self._act_json) if self._act_json else None  # type: ignore[assignment]
 
     def _space_descriptions(self, filters: dict) -> tuple[dict | None, dict | None]:
         episodes = self._native.episodes() or [e.__dict__ for e in self.store.episodes(**filters)[:1]]
@@ -91,15 +93,15 @@ class ImitationLearning(gymnasium.Env):
         return self._native.cursor()
 
     def _observation(self, arrays: dict) -> Any:
-        named = {name: as_array(t) for name, t in arrays.items()}
+        named = {name: np.asarray(buffer) for name, buffer in arrays.items()}
         if self._obs_json is None:
             return named
         return _spaces.unflatten(self._obs_json, named, "obs")
 
-    def _action(self, t: tuple | None) -> Any:
-        if t is None:
+    def _action(self, buffer: Any) -> Any:
+        if buffer is None:
             return None
-        action = as_array(t)
+        action = np.asarray(buffer)
         if self._act_json is not None and self._act_json["type"] == "Discrete":
             return int(action)
         return action
@@ -116,6 +118,7 @@ class ImitationLearning(gymnasium.Env):
 
     def step(self, action: Any = None):
         obs, reward, terminated, truncated, info, recorded = self._native.step()
-        info = dict(info)
+        # The core's info["action"] is widened for its info map (lists, bools as 0/1); the
+        # exact recorded array, as the action space has it, is what a policy is trained on.
         info["action"] = self._action(recorded)
         return self._observation(obs), reward, terminated, truncated, info

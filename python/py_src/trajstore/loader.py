@@ -7,16 +7,18 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ._arrays import NUMPY_DTYPES
 from ._trajstore import Loader as _NativeLoader
 from ._selection import Selection
 from .store import Episode, EpisodeInfo, Store
 
 
-def as_array(t: tuple) -> np.ndarray:
-    """(buffer, dtype, shape) from the native module -> numpy array (no copy)."""
-    buffer, dtype, shape = t
-    return np.frombuffer(buffer, dtype=NUMPY_DTYPES[dtype]).reshape(shape)
+def field_requests(
+    fields: Sequence[str], offsets: Mapping[str, Sequence[int]] | None = None, next: Sequence[str] = ()
+) -> list[tuple[str, str, list[int]]]:
+    """(field, batch key, offsets) of every column asked for, as the native sampler takes them."""
+    offsets = dict(offsets or {})
+    requests = [(f, f, list(offsets.get(f, [0]))) for f in fields]
+    return requests + [(f, f"next/{f}", [1]) for f in next]
 
 
 def _store(store: str | os.PathLike | Store, verify_reads: bool = True) -> Store:
@@ -66,9 +68,11 @@ class Loader:
     def resume(cls, store: str | os.PathLike | Store, cursor: Mapping[str, int], verify_reads: bool = True, **filters: Any) -> "Loader":
         """The loader a `cursor()` was taken from, serving exactly what was left."""
         store = _store(store, verify_reads)
-        selection = Selection.of(**filters)
-        native = _NativeLoader.resume(store._native, selection, dict(cursor))
-        return cls(store, **filters, _native=native)
+        native = _NativeLoader.resume(store._native, Selection.of(**filters), dict(cursor))
+        # The share is the cursor's (rank, worker, seed, epoch), not the filters' defaults.
+        c = native.cursor()
+        return cls(store, **filters, rank=c["rank"], world_size=c["world_size"], seed=c["seed"], epoch=c["epoch"],
+                   num_workers=c["num_workers"], worker=c["worker"], _native=native)
 
     def next_epoch(self) -> "Loader":
         nxt = Loader.__new__(Loader)
@@ -123,11 +127,13 @@ class Loader:
         `order`: "sequential", "shuffle" (each unit once per epoch) or "replacement".
         `offsets`: frame stacking, e.g. {"obs/frame": [-3, -2, -1, 0]} adds an axis.
         `next`: observation fields also served at t + 1, under `next/<field>`.
-        Each batch also holds `episode`, `step`, `mask` (padding rows) and `valid/<key>`."""
-        offsets = dict(offsets or {})
-        requests = [(f, f, list(offsets.get(f, [0]))) for f in fields]
-        requests += [(f, f"next/{f}", [1]) for f in next]
-        sampler = self._native.sampler(requests, batch_size, order, window, pad, edge)
+        Each batch also holds `episode`, `step`, `mask` (padding rows) and `valid/<key>`.
+
+        Every array of a batch is a fresh, writable array the caller owns (no view of the
+        store), and all of them start with the same row axes: `(batch,)` for steps,
+        `(batch, window)` for windows (also for `window=1`), then the offsets axis of a
+        stacked field, then the field's shape."""
+        sampler = self._native.sampler(field_requests(fields, offsets, next), batch_size, order, window, pad, edge)
         return Batches(sampler)
 
 
@@ -144,7 +150,7 @@ class Batches:
         batch = self._native.next_batch()
         if batch is None:
             raise StopIteration
-        return {key: as_array(value) for key, value in batch.items()}
+        return {key: np.asarray(value) for key, value in batch.items()}
 
     def __len__(self) -> int:
         return self._native.batches_left

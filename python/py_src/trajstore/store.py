@@ -9,9 +9,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import _spaces
-from ._arrays import NUMPY_DTYPES, as_field_array, normalize_info
+from ._arrays import as_stored_array, normalize_info
 from ._selection import Selection
-from ._trajstore import InputError
 from ._trajstore import Store as _NativeStore
 
 #: (name, dtype, shape, kind, codec): one declared field of a step
@@ -39,16 +38,12 @@ class EpisodeInfo:
     stored_bytes: int
 
 
-def _array(buffer: Any, dtype: str, shape: Sequence[int], count: int) -> np.ndarray:
-    arr = np.frombuffer(buffer, dtype=NUMPY_DTYPES[dtype])
-    return arr.reshape((count, *shape))
-
-
 class Episode:
     """One episode's fields as numpy arrays.
 
-    Raw fields are read-only views of the store's memory map (no copy); they stay valid after
-    the store is closed. lz4 fields are decoded into fresh arrays. Arrays load on first use.
+    Every field is a read-only array: raw fields are views of the store's memory map (no
+    copy) that stay valid after the store is closed; lz4 fields are decoded once. Arrays load
+    on first use; copy one to modify it.
     """
 
     def __init__(self, snapshot: Any, info: EpisodeInfo):
@@ -67,8 +62,7 @@ class Episode:
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._cache:
-            buffer, dtype, shape, count = self._snapshot.field(self.info.id, name)
-            self._cache[name] = _array(buffer, dtype, shape, count)
+            self._cache[name] = np.asarray(self._snapshot.field(self.info.id, name))
         return self._cache[name]
 
     def __contains__(self, name: str) -> bool:
@@ -146,21 +140,24 @@ class EpisodeRecorder:
     """Records one episode: `reset(obs)` once, `step(values)` per transition, then `commit()`
     (durable and visible, whole) or `discard()`. Values are dicts of field name -> array."""
 
-    def __init__(self, native: Any, fields: Sequence[FieldDecl]):
+    def __init__(self, native: Any):
         self._native = native
-        self._fields = {f[0]: (f[1], tuple(f[2]), f[3]) for f in fields}
+        #: field name -> dtype name, of the schema as the core resolved it (defaults added)
+        self._dtypes = {name: dtype for name, dtype, *_ in native.fields()}
 
     def _values(self, values: Mapping[str, Any]) -> list:
         out = []
         for name, value in values.items():
-            decl = self._fields.get(name)
-            if decl is None:
-                raise InputError(f"unknown field {name!r} (schema fields: {', '.join(self._fields)})")
-            dtype, shape, _ = decl
-            arr = as_field_array(name, value, dtype, shape)
-            # A byte view of the same memory: the native side reads it without a copy.
-            out.append((name, dtype, list(arr.shape), arr.reshape(-1).view(np.uint8)))
+            arr = as_stored_array(value, self._dtypes.get(name))
+            # The elements as a flat view of the same memory: the core reads them in place.
+            out.append((name, arr.shape, arr.reshape(-1)))
         return out
+
+    @property
+    def fields(self) -> list[FieldDecl]:
+        """The episode's schema as stored: (name, dtype, shape, kind, codec) of every field,
+        `reward`, `terminated` and `truncated` included when they were not declared."""
+        return [(n, d, tuple(s), k, c) for n, d, s, k, c in self._native.fields()]
 
     def reset(self, observation: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
         self._native.reset(self._values(observation), normalize_info(info))
@@ -252,11 +249,8 @@ class Store:
     ) -> EpisodeRecorder:
         """Starts recording. `fields`: (name, dtype, shape, "observation"|"transition",
         "raw"|"lz4"); `reward` (f32), `terminated` and `truncated` are added when absent."""
-        fields = [(n, d, tuple(s), k, c) for n, d, s, k, c in fields]
-        native = self._native.begin_episode(user, env, [(n, d, list(s), k, c) for n, d, s, k, c in fields], seed, list(tags), normalize_info(metadata))
-        names = {f[0] for f in fields}
-        implied = [(n, d, (), "transition", "raw") for n, d in (("reward", "f32"), ("terminated", "bool"), ("truncated", "bool")) if n not in names]
-        return EpisodeRecorder(native, [*fields, *implied])
+        declared = [(n, d, list(s), k, c) for n, d, s, k, c in fields]
+        return EpisodeRecorder(self._native.begin_episode(user, env, declared, seed, list(tags), normalize_info(metadata)))
 
     def verify(self) -> dict[str, Any]:
         """Checks every checksum; `ok` is False and `problems` names what is wrong otherwise."""

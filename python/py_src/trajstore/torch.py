@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
@@ -21,8 +22,13 @@ from .loader import Loader
 
 
 def _tensor(value: Any) -> Any:
+    """A tensor of `value`. Loader batches are writable arrays the caller owns, so they are
+    wrapped without a copy; episode fields (StepDataset items) are read-only views of the
+    store's map, which a tensor may not alias, so those steps are copied."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value if value.flags.writeable else value.copy())
     try:
-        return torch.from_numpy(value.copy()) if hasattr(value, "dtype") and not value.flags.writeable else torch.as_tensor(value)
+        return torch.as_tensor(value)
     except TypeError:
         return value
 
@@ -42,6 +48,15 @@ class StepDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return {k: _tensor(v) for k, v in self.index[i].items()}
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """A DataLoader batch's items gathered in one call to the core (in parallel), each a
+        view of the one batch: the collate function copies them once, into its stack."""
+        rows = self.index.rows(indices)
+        # int64, as a single item's Python ints become (torch's unsigned types barely work).
+        rows["episode"], rows["step"] = rows["episode"].astype(np.int64), rows["step"].astype(np.int64)
+        tensors = {k: torch.from_numpy(v) for k, v in rows.items()}
+        return [{k: t[j] for k, t in tensors.items()} for j in range(len(indices))]
 
 
 class WindowDataset(IterableDataset):
