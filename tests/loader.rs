@@ -550,9 +550,12 @@ fn units_into_serves_the_sequential_units_asked_for() {
     assert_eq!(sampler.position(), 0);
     let refused = sampler.units_into(&[17], &mut batch).unwrap_err();
     assert!(
-        refused
-            .to_string()
-            .contains("unit 17 is out of range (this share has 17 units)")
+        matches!(
+            &refused,
+            Error::Read(ReadError::InvalidRequest { what: "sampler unit", reason })
+                if reason.contains("17 is out of range (this share has 17 units)")
+        ),
+        "{refused}"
     );
 }
 
