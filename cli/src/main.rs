@@ -3,6 +3,7 @@
 
 mod args;
 mod cmd;
+mod json;
 mod serve;
 
 use std::io::{ErrorKind, Write};
@@ -11,6 +12,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // `bench --mode concurrent` runs its recorder processes as this executable again; in
+    // such a child this records and exits (trajstore_testkit::bench::recorder_process).
+    trajstore_testkit::bench::recorder_process::run_if_recorder_process();
     let args = args::Args::parse();
     match cmd::run(args.command) {
         Ok(code) => code,

@@ -1,15 +1,16 @@
 //! Concurrent recording: aggregate throughput of 1, 2 and 4 recorders, as threads sharing one
-//! store handle and as separate `trajstore` processes, each against a plain sequential
+//! store handle and as separate processes (this benchmark run again), each against a plain sequential
 //! write + fsync per episode of the same bytes measured right after it in the same run; plus
 //! episodes per durable index commit and commit() latency percentiles.
 //!
-//! `cargo bench --bench concurrency` (release). Environment: `TRAJSTORE_BENCH_EPISODES`
+//! `cargo bench --bench concurrency` (release, from the repository root or testkit/). Environment: `TRAJSTORE_BENCH_EPISODES`
 //! (total per configuration, default 128), `TRAJSTORE_BENCH_STEPS` (default 100),
 //! `TRAJSTORE_BENCH_DIR` (where to write; default a temporary directory),
 //! `TRAJSTORE_BENCH_REPEATS` (runs per configuration, the median ratio is reported; default 3).
 
 use trajstore::Codec;
-use trajstore::bench::{ConcurrentSpec, RecordSpec, Recorders, record_concurrently};
+use trajstore_testkit::bench::recorder_process::run_if_recorder_process;
+use trajstore_testkit::bench::{ConcurrentSpec, RecordSpec, Recorders, record_concurrently};
 
 fn env_or(name: &str, default: u32) -> u32 {
     std::env::var(name)
@@ -19,6 +20,8 @@ fn env_or(name: &str, default: u32) -> u32 {
 }
 
 fn main() {
+    // The process recorders are this executable run again (bench::recorder_process).
+    run_if_recorder_process();
     // `cargo test --benches` runs bench targets with no `--bench` flag: stay quick then.
     if !std::env::args().any(|a| a == "--bench") {
         return;
@@ -31,7 +34,6 @@ fn main() {
         None => tempfile::tempdir(),
     }
     .expect("temporary directory");
-    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_trajstore"));
     println!(
         "{episodes} episodes x {steps} steps of 84x84x3 u8 frames per configuration; ratio = plain time / trajstore time"
     );
@@ -47,7 +49,6 @@ fn main() {
                     frame: [84, 84, 3],
                     codec: Codec::Raw,
                 },
-                exe: Some(exe.clone()),
             };
             // Shared disks are noisy: repeat, and keep the run with the median ratio (each
             // run's baseline is measured right after it).

@@ -3,19 +3,16 @@
 //! measurement as a ratio against the plain-mmap floor measured in the same run.
 
 use std::time::Instant;
-use trajstore::ReadError;
 
-use trajstore::bench::{sample, scan, window};
 use trajstore::loader::{ReplayEnv, ReplayOptions, Selection};
-use trajstore::synth::{SynthConfig, record};
-use trajstore::{Error, Query, Store};
+use trajstore::{Error, Query, ReadError, Store};
+use trajstore_testkit::bench::{BenchError, sample, scan, window};
+use trajstore_testkit::synth::{SynthConfig, record};
 
-fn main() -> trajstore::Result<()> {
-    let temp = tempfile::tempdir().map_err(|e| {
-        trajstore::Error::Storage(trajstore::StorageError::Io {
-            path: std::env::temp_dir(),
-            source: e.into(),
-        })
+fn main() -> Result<(), BenchError> {
+    let temp = tempfile::tempdir().map_err(|e| BenchError::Io {
+        path: std::env::temp_dir(),
+        source: e,
     })?;
     let dir = match std::env::args().skip(1).find(|a| !a.starts_with('-')) {
         Some(dir) => dir.into(),
@@ -47,7 +44,7 @@ fn main() -> trajstore::Result<()> {
         match env.reset() {
             Ok(_) => {}
             Err(Error::Read(ReadError::EndOfData { .. })) => break,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         loop {
             let t = env.step(&())?;

@@ -1,17 +1,15 @@
 //! Synthetic demonstrations: game-like frames (smooth background, a few moving shapes, a
 //! little noise: compressible like a screen, not like random bytes), discrete actions and
 //! rewards. Used by `trajstore synth`, the demo, benchmarks and tests.
+//!
+//! With the `clap` feature, [`SynthConfig`] is also the `trajstore synth` command's flags,
+//! so each is defined once, here (the field docs are the `--help` text).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::dtype::DType;
-use crate::error::Result;
-use crate::partition::rng::SplitMix64;
-use crate::schema::{Codec, Schema};
-use crate::store::Store;
-use crate::value::{ArrayRef, Info, Value};
-use crate::write::EpisodeMeta;
+use trajstore::partition::rng::SplitMix64;
+use trajstore::{ArrayRef, Codec, DType, EpisodeMeta, Info, Result, Schema, Store, Value};
 
 /// Env id of synthetic episodes.
 pub const SYNTH_ENV: &str = "Synth-v0";
@@ -20,32 +18,89 @@ pub const SYNTH_ACTIONS: i64 = 9;
 
 /// What to record.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct SynthConfig {
+    /// User name recorded in every episode.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub user: String,
+    /// Episodes to record.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub episodes: u64,
+    /// Fewest transitions of an episode.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = DEFAULT_MIN_STEPS))]
     pub min_steps: u32,
+    /// Most transitions of an episode.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = DEFAULT_MAX_STEPS))]
     pub max_steps: u32,
-    /// Height, width, channels.
+    /// Frame shape HxWxC (or HxW for one channel).
+    #[cfg_attr(feature = "clap", arg(long, default_value = DEFAULT_FRAME, value_parser = parse_frame))]
     pub frame: [u32; 3],
+    /// Codec of the frames: raw or lz4.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "raw", value_parser = parse_codec))]
     pub codec: Codec,
+    /// Seed of the episodes' content and lengths.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     pub seed: u64,
     /// Recorder threads sharing the store handle.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1))]
     pub writers: usize,
 }
+
+const DEFAULT_MIN_STEPS: u32 = 50;
+const DEFAULT_MAX_STEPS: u32 = 200;
+const DEFAULT_FRAME: &str = "128x128x3";
 
 impl Default for SynthConfig {
     fn default() -> Self {
         SynthConfig {
             user: "synth".into(),
             episodes: 10,
-            min_steps: 50,
-            max_steps: 200,
-            frame: [128, 128, 3],
+            min_steps: DEFAULT_MIN_STEPS,
+            max_steps: DEFAULT_MAX_STEPS,
+            frame: parse_frame(DEFAULT_FRAME).expect("a valid default"),
             codec: Codec::Raw,
             seed: 0,
             writers: 1,
         }
     }
+}
+
+impl SynthConfig {
+    /// What `record` needs beyond types: a valid user name, `1 <= min_steps <= max_steps`,
+    /// at least one writer. The message names the flag.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        trajstore::validate_user(&self.user).map_err(|e| e.to_string())?;
+        let (min, max) = (self.min_steps, self.max_steps);
+        if min == 0 || max < min {
+            return Err(format!(
+                "--min-steps must be at least 1 and at most --max-steps (got {min}..{max})"
+            ));
+        }
+        if self.writers == 0 {
+            return Err("--writers must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// A frame shape, `HxWxC` or `HxW` (one channel), every size positive.
+pub fn parse_frame(s: &str) -> std::result::Result<[u32; 3], String> {
+    let usage = || format!("{s:?}: expected HxWxC with positive sizes, e.g. 128x128x3");
+    let dims: Vec<u32> = s
+        .split('x')
+        .map(str::parse)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", usage()))?;
+    match dims[..] {
+        [h, w, c] if h > 0 && w > 0 && c > 0 => Ok([h, w, c]),
+        [h, w] if h > 0 && w > 0 => Ok([h, w, 1]),
+        _ => Err(usage()),
+    }
+}
+
+/// A codec by its name (`raw`, `lz4`), as [`Codec::name`] spells it.
+pub fn parse_codec(s: &str) -> std::result::Result<Codec, String> {
+    Codec::parse(s).ok_or_else(|| format!("{s:?}: expected raw or lz4"))
 }
 
 /// The schema of synthetic episodes: `obs/frame` `u8[H,W,C]`, `obs/ram/health` `i32[2]`,

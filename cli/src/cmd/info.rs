@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -6,7 +6,16 @@ use trajstore::Query;
 
 use super::{human_bytes, open_read, out};
 
-pub fn run(dir: &Path, json: bool) -> Result<ExitCode> {
+#[derive(clap::Args, Debug)]
+pub struct InfoArgs {
+    pub dir: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: InfoArgs) -> Result<ExitCode> {
+    let InfoArgs { dir, json } = args;
+    let dir = dir.as_path();
     let store = open_read(dir)?;
     let snapshot = store.snapshot()?;
     let users = snapshot.users()?;

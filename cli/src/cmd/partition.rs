@@ -1,7 +1,7 @@
 //! `trajstore partition`: what each rank serves in one epoch, computed exactly as the
 //! loader computes it (same selection, same cutoff, same partition contract).
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
@@ -10,14 +10,31 @@ use trajstore::loader::{Assignment, select};
 
 use super::{open_read, out};
 
-pub fn run(
-    dir: &Path,
+#[derive(clap::Args, Debug)]
+pub struct PartitionArgs {
+    pub dir: PathBuf,
+    #[arg(long)]
     world_size: u32,
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    #[arg(long, default_value_t = 0)]
     epoch: u64,
-    users: Vec<String>,
+    #[arg(long)]
+    user: Vec<String>,
+    #[arg(long)]
     json: bool,
-) -> Result<ExitCode> {
+}
+
+pub fn run(args: PartitionArgs) -> Result<ExitCode> {
+    let PartitionArgs {
+        dir,
+        world_size,
+        seed,
+        epoch,
+        user: users,
+        json,
+    } = args;
+    let dir = dir.as_path();
     if world_size == 0 {
         bail!("--world-size must be at least 1");
     }

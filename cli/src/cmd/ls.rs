@@ -1,20 +1,41 @@
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use trajstore::{Outcome, Query};
 
-use super::{episode_json, open_read, out, timestamp};
+use super::{open_read, out};
+use crate::json::{episode_json, timestamp};
 
-pub fn run(
-    dir: &Path,
-    users: Vec<String>,
-    envs: Vec<String>,
-    tags: Vec<String>,
-    outcomes: Vec<String>,
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    pub dir: PathBuf,
+    #[arg(long)]
+    user: Vec<String>,
+    #[arg(long)]
+    env: Vec<String>,
+    #[arg(long)]
+    tag: Vec<String>,
+    /// terminated, truncated or interrupted.
+    #[arg(long)]
+    outcome: Vec<String>,
+    #[arg(long)]
     min_return: Option<f64>,
+    #[arg(long)]
     json: bool,
-) -> Result<ExitCode> {
+}
+
+pub fn run(args: LsArgs) -> Result<ExitCode> {
+    let LsArgs {
+        dir,
+        user: users,
+        env: envs,
+        tag: tags,
+        outcome: outcomes,
+        min_return,
+        json,
+    } = args;
+    let dir = dir.as_path();
     let outcomes = outcomes
         .iter()
         .map(|o| o.parse::<Outcome>())

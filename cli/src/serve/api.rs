@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use trajstore::preview::{self, ImageShape};
 use trajstore::{ErrorKind, Outcome, Query, Snapshot, Store};
 
-use crate::cmd::{episode_json, info_json, timestamp};
+use crate::json::{episode_json, info_json, timestamp};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");

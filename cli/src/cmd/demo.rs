@@ -1,16 +1,32 @@
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
-use trajstore::synth::{SynthConfig, record};
+use trajstore_testkit::synth::{SynthConfig, record};
 use trajstore::{Query, Store};
 
 use super::{human_bytes, out};
 
 /// The README's main job: record demonstrations for a few users, query one user's episodes
 /// from the index, read every frame back zero-copy, verify the store, and report speeds.
-pub fn run(dir: Option<&Path>, users: u32, episodes: u64) -> Result<ExitCode> {
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Where to record (a temporary directory, removed afterwards, by default).
+    pub dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    users: u32,
+    #[arg(long, default_value_t = 8)]
+    episodes: u64,
+}
+
+pub fn run(args: DemoArgs) -> Result<ExitCode> {
+    let DemoArgs {
+        dir,
+        users,
+        episodes,
+    } = args;
+    let dir = dir.as_deref();
     let temp;
     let dir = match dir {
         Some(d) => d.to_owned(),
@@ -75,7 +91,7 @@ pub fn run(dir: Option<&Path>, users: u32, episodes: u64) -> Result<ExitCode> {
         let data = field
             .contiguous()?
             .context("synthetic raw frames are one contiguous chunk")?;
-        sum = sum.wrapping_add(trajstore::bench::touch(&data));
+        sum = sum.wrapping_add(trajstore_testkit::bench::touch(&data));
         frames += field.len() as u64;
         bytes += data.len() as u64;
     }

@@ -7,7 +7,7 @@ pub mod api;
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -32,9 +32,29 @@ pub fn bind_address(host: &str, port: u16, allow_remote: bool) -> Result<SocketA
     Ok(addr)
 }
 
-pub fn run(dir: &Path, host: &str, port: u16, allow_remote: bool) -> Result<ExitCode> {
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    pub dir: PathBuf,
+    #[arg(long, default_value_t = 8765)]
+    port: u16,
+    /// Address to bind; anything but a loopback address needs --allow-remote.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Allow binding a non-loopback address (the viewer has no authentication).
+    #[arg(long)]
+    allow_remote: bool,
+}
+
+pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    let ServeArgs {
+        dir,
+        port,
+        host,
+        allow_remote,
+    } = args;
+    let (dir, host) = (dir.as_path(), host.as_str());
     let addr = bind_address(host, port, allow_remote)?;
-    let store = super::cmd::open_read(dir)?;
+    let store = trajstore::Store::open_read_only(dir)?;
     store.snapshot()?; // a store that cannot be read fails here, not on the first request
     let server = tiny_http::Server::http(addr)
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;

@@ -1,4 +1,4 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -9,13 +9,30 @@ use super::{open_read, out};
 /// Hundredths of a second per GIF frame (about 15 frames a second).
 const GIF_DELAY_CS: u16 = 7;
 
-pub fn run(
-    dir: &Path,
-    id: u64,
-    out_path: Option<&Path>,
-    field: Option<&str>,
+#[derive(clap::Args, Debug)]
+pub struct PreviewArgs {
+    pub dir: PathBuf,
+    episode: u64,
+    /// FILE.png (contact sheet) or FILE.gif (animation); default episode-ID.png.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Image field (u8 HxW or HxWxC); default the first image observation field.
+    #[arg(long)]
+    field: Option<String>,
+    /// Show every Kth step.
+    #[arg(long, default_value_t = 1)]
     every: usize,
-) -> Result<ExitCode> {
+}
+
+pub fn run(args: PreviewArgs) -> Result<ExitCode> {
+    let PreviewArgs {
+        dir,
+        episode: id,
+        out: out_path,
+        field,
+        every,
+    } = args;
+    let (dir, field) = (dir.as_path(), field.as_deref());
     if every == 0 {
         bail!("--every must be at least 1");
     }

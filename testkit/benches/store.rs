@@ -5,7 +5,7 @@
 //! frames >= 0.8x a plain memory-mapped read of the same bytes.
 
 use trajstore::Codec;
-use trajstore::bench::{RecordSpec, record, scan};
+use trajstore_testkit::bench::{RecordSpec, record, scan};
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is accepted and ignored.

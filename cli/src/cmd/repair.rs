@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -7,7 +7,16 @@ use trajstore::{RepairAction, RepairReport};
 use super::{human_bytes, out};
 
 /// Exit 0 when the index is healthy or was rebuilt (whatever could not be restored is listed).
-pub fn run(dir: &Path, json: bool) -> Result<ExitCode> {
+#[derive(clap::Args, Debug)]
+pub struct RepairArgs {
+    pub dir: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: RepairArgs) -> Result<ExitCode> {
+    let RepairArgs { dir, json } = args;
+    let dir = dir.as_path();
     let report = trajstore::repair(dir)?;
     if json {
         out(report_json(&report))?;

@@ -1,18 +1,57 @@
-use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use trajstore::bench::{
-    ConcurrentSpec, Measurement, RecordSpec, RecorderRun, Recorders, checked, record,
-    record_concurrently, recorder, sample, scan, window,
+use clap::ValueEnum;
+use trajstore::Codec;
+use trajstore_testkit::bench::{
+    ConcurrentSpec, Measurement, RecordSpec, Recorders, checked, record, record_concurrently,
+    sample, scan, window,
 };
-use trajstore::{Codec, Store};
 
 use super::out;
-use crate::args::BenchMode;
 
-pub fn run(dir: Option<&Path>, mode: BenchMode, field: &str, json: bool) -> Result<ExitCode> {
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Store to scan (a temporary store is recorded when absent).
+    pub dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = BenchMode::All)]
+    mode: BenchMode,
+    /// Field to scan.
+    #[arg(long, default_value = "obs/frame")]
+    field: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum BenchMode {
+    /// Concurrent recording: 1, 2, 4 writers as threads and as processes (this executable run
+    /// again: see `main`).
+    Concurrent,
+    /// Recording (into a temporary store), then a scan.
+    All,
+    /// Recording throughput only.
+    Record,
+    /// Full scan of one field.
+    Scan,
+    /// Random batches of 256 steps of one field (the loader's sampler).
+    Sample,
+    /// Random windows of 16 consecutive steps of one field (16 windows per batch).
+    Window,
+    /// Checked reads against `verify_reads: false`: a first scan and a first loader epoch
+    /// (every chunk's checksum verified on first read), then again with the checks remembered.
+    Checked,
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    let BenchArgs {
+        dir,
+        mode,
+        field,
+        json,
+    } = args;
+    let (dir, field) = (dir.as_deref(), field.as_str());
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
     if mode == BenchMode::Concurrent {
         return concurrent(temp.path(), json);
@@ -65,7 +104,6 @@ pub fn run(dir: Option<&Path>, mode: BenchMode, field: &str, json: bool) -> Resu
 }
 
 fn concurrent(temp: &Path, json: bool) -> Result<ExitCode> {
-    let exe = std::env::current_exe().context("cannot find the trajstore binary")?;
     for recorders in [Recorders::Threads, Recorders::Processes] {
         for writers in [1, 2, 4] {
             let spec = ConcurrentSpec {
@@ -77,7 +115,6 @@ fn concurrent(temp: &Path, json: bool) -> Result<ExitCode> {
                     frame: [84, 84, 3],
                     codec: Codec::Raw,
                 },
-                exe: Some(exe.clone()),
             };
             let r = record_concurrently(temp, &spec)?;
             if json {
@@ -94,39 +131,5 @@ fn concurrent(temp: &Path, json: bool) -> Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `trajstore bench-writer`: one recorder process of the concurrent benchmark.
-pub fn writer(
-    dir: &Path,
-    user: &str,
-    episodes: u32,
-    steps: u32,
-    frame: &str,
-    codec: Codec,
-) -> Result<ExitCode> {
-    let spec = RecordSpec {
-        episodes,
-        steps,
-        frame: super::synth::parse_frame(frame)?,
-        codec,
-    };
-    let store = Store::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
-    let commit_us = recorder(&store, &spec, user, || {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "ready")?;
-        stdout.flush()?;
-        // The start signal: the parent closes our stdin.
-        std::io::stdin().read_to_end(&mut Vec::new())?;
-        Ok(())
-    })?;
-    let run = RecorderRun {
-        commit_us,
-        stats: store.commit_stats(),
-    };
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(run.to_lines().as_bytes())?;
-    stdout.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,26 @@
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::{episode_json, human_bytes, info_json, open_read, out};
+use super::{human_bytes, open_read, out};
+use crate::json::{episode_json, info_json};
 
-pub fn run(dir: &Path, id: u64, json: bool) -> Result<ExitCode> {
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    pub dir: PathBuf,
+    episode: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: ShowArgs) -> Result<ExitCode> {
+    let ShowArgs {
+        dir,
+        episode: id,
+        json,
+    } = args;
+    let dir = dir.as_path();
     let store = open_read(dir)?;
     let snapshot = store.snapshot()?;
     let episode = snapshot.episode(id)?;

@@ -1,11 +1,20 @@
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::{human_bytes, open_read, out};
 
-pub fn run(dir: &Path, json: bool) -> Result<ExitCode> {
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    pub dir: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: VerifyArgs) -> Result<ExitCode> {
+    let VerifyArgs { dir, json } = args;
+    let dir = dir.as_path();
     let store = open_read(dir)?;
     let report = store.snapshot()?.verify()?;
     if json {
