@@ -2,24 +2,15 @@
 //! episode, field and steps, on every read path; it never returns wrong bytes silently
 //! unless the store was opened with `verify_reads: false`.
 
-mod util;
+use crate::util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use trajstore::ReadError;
 
 use trajstore::loader::{
     Batch, FieldRequest, Loader, Order, ReplayEnv, ReplayOptions, Sampler, SamplerSpec, Selection,
 };
 use trajstore::{Codec, Error, ErrorKind, Query, Store, StoreOptions};
-
-/// The segment file of an episode's frames and the frames' record offset in it.
-fn frame_location(dir: &Path, id: u64) -> (PathBuf, u64) {
-    let store = Store::open_read_only(dir).unwrap();
-    let snap = store.snapshot().unwrap();
-    let field = snap.field(&snap.episode(id).unwrap(), "obs/frame").unwrap();
-    let chunk = field.chunk_refs().next().unwrap();
-    (snap.segment_path(chunk.segment), chunk.offset)
-}
 
 fn unchecked(dir: &Path) -> Store {
     let options = StoreOptions {
@@ -38,7 +29,7 @@ fn damaged_store(codec: Codec, payload_byte: u64) -> (tempfile::TempDir, u64, u6
     let bad = util::record_small(&store, "bob", 2, 10, codec);
     let also_good = util::record_small(&store, "alice", 3, 6, codec);
     drop(store);
-    let (segment, header) = frame_location(dir.path(), bad);
+    let (segment, header) = util::frame_location(dir.path(), bad);
     util::flip_bit(&segment, header + 64 + payload_byte);
     let _ = also_good;
     (dir, good, bad)

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use trajstore::loader::{Batch, FieldRequest, Loader, Order, Sampler, SamplerSpec, Selection};
-use trajstore::synth::{SynthConfig, record_one, synth_schema};
+use trajstore_testkit::synth::{SynthConfig, record_one, synth_schema};
 use trajstore::{Query, Store};
 
 /// Runs `child` in a forked child process; its return value is the exit status. Fails if the

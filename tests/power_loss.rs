@@ -8,14 +8,13 @@
 //!   error reaches the caller, every episode committed before is intact, the store reopens and
 //!   verifies, and recording goes on.
 
-mod util;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use trajstore::{ArrayRef, Codec, EpisodeMeta, Info, Query, Store, StoreOptions};
-use util::sim_io::{Failure, SimHandle, SimIo};
-use util::{small_frame, small_schema};
+use crate::util::sim_io::{Failure, SimHandle, SimIo};
+use crate::util::{small_frame, small_schema};
 
 const EPISODES: u64 = 4;
 /// Marks a failure while creating the store: on the real file system creation is atomic

@@ -72,3 +72,13 @@ pub fn flip_bit(path: &Path, at: u64) {
     f.read_exact_at(&mut b, at).unwrap();
     f.write_all_at(&[b[0] ^ 0x40], at).unwrap();
 }
+
+/// The segment file of an episode's `obs/frame` and the offset of its first chunk's record
+/// header in it (the payload starts 64 bytes later).
+pub fn frame_location(dir: &Path, id: u64) -> (std::path::PathBuf, u64) {
+    let store = Store::open_read_only(dir).unwrap();
+    let snap = store.snapshot().unwrap();
+    let field = snap.field(&snap.episode(id).unwrap(), "obs/frame").unwrap();
+    let chunk = field.chunk_refs().next().unwrap();
+    (snap.segment_path(chunk.segment), chunk.offset)
+}

@@ -356,7 +356,7 @@ pub fn frame(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use trajstore::synth::{SynthConfig, record};
+    use trajstore_testkit::synth::{SynthConfig, record};
 
     /// A store with two users: ann (3 raw 8x8x3 episodes), bob (2 lz4 6x4x1 episodes).
     fn store() -> (tempfile::TempDir, Store) {

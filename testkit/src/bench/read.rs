@@ -11,7 +11,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use trajstore::io::{FileView, OsIo, StoreIo};
 use trajstore::loader::{Batch, FieldRequest, Loader, Order, Sampler, SamplerSpec, Selection};
-use trajstore::{Codec, Field, Query, Store};
+use trajstore::{Codec, Field, Query, Snapshot, Store};
 
 use super::{BenchError, Measurement, ROUNDS, Result, touch};
 
@@ -32,7 +32,7 @@ pub fn scan(dir: &Path, field: &str) -> Result<Measurement> {
     let mut buffer = Vec::new();
     let mut store_pass =
         || -> Result<(f64, u64, u64)> { scan_fields(fields.iter().map(|(_, f)| f), &mut buffer) };
-    let floor = floor_source(dir, &fields)?;
+    let floor = floor_source(dir, &snapshot, &fields)?;
     let plain_pass = || -> (f64, u64) {
         let start = Instant::now();
         let sum = fields.iter().fold(0u64, |sum, (id, f)| {
@@ -126,7 +126,7 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measureme
         .iter()
         .map(|e| Ok((e.id(), loader.snapshot().field(e, &field)?)))
         .collect::<Result<Vec<_>>>()?;
-    let floor = floor_source(dir, &fields)?;
+    let floor = floor_source(dir, loader.snapshot(), &fields)?;
     let (maps, base, step_bytes) = (&floor.maps, &floor.base, floor.step_bytes);
     let unit_bytes = per_unit * step_bytes;
     let mut out = Vec::new();
@@ -185,7 +185,7 @@ struct FloorSource {
 /// trajstore reads, so only the loader's own work differs (on shared VMs, freshly written
 /// pages can be much faster than old ones, which would skew a copy). Otherwise (lz4), the
 /// decoded bytes are written to a plain file.
-fn floor_source(dir: &Path, fields: &[(u64, Field)]) -> Result<FloorSource> {
+fn floor_source(dir: &Path, snapshot: &Snapshot, fields: &[(u64, Field)]) -> Result<FloorSource> {
     let step_bytes = fields.first().map_or(0, |(_, f)| f.step_bytes());
     let mut maps = Vec::new();
     let mut base = HashMap::new();
@@ -196,7 +196,7 @@ fn floor_source(dir: &Path, fields: &[(u64, Field)]) -> Result<FloorSource> {
             let index = match map_of.get(&chunk.segment) {
                 Some(&i) => i,
                 None => {
-                    let path = segment_file(dir, chunk.segment);
+                    let path = snapshot.segment_path(chunk.segment);
                     let map = OsIo.map(&path).map_err(|e| BenchError::io(&path, e))?;
                     maps.push(map);
                     map_of.insert(chunk.segment, maps.len() - 1);
@@ -237,12 +237,6 @@ fn floor_source(dir: &Path, fields: &[(u64, Field)]) -> Result<FloorSource> {
         name: "plain mmap of the decoded bytes",
         _plain: Some(plain),
     })
-}
-
-/// Where a segment file lives: `segments/{id:016x}.seg` in the store directory
-/// (schema/format.md, "Files").
-fn segment_file(store: &Path, segment: u64) -> std::path::PathBuf {
-    store.join("segments").join(format!("{segment:016x}.seg"))
 }
 
 /// The plain gather's thread pool: as many threads as the library's own pool (rayon's

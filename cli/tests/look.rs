@@ -1,6 +1,6 @@
 //! Looking at the data: `trajstore preview` files and `trajstore serve` over a real socket.
 
-mod util;
+use crate::util;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 
 use serde_json::Value;
 use trajstore::{Query, Store};
-use util::{cli, cli_ok};
+use crate::util::{cli, cli_ok};
 
 fn synth(store: &str, user: &str, episodes: &str, frame: &str, codec: &str) {
     cli_ok(&[

@@ -3,10 +3,10 @@
 //! Each must end on its own (no hang), by an exit code, never a signal or a panic, and every
 //! error names the store's path.
 //!
-//! `cargo test` runs a bounded sample; `cargo test --test mutation -- --ignored` runs
+//! `cargo test` runs a bounded sample; `cargo test -p trajstore-cli --test main -- --ignored mutation::` runs
 //! thousands (set `TRAJSTORE_MUTATIONS` to choose how many).
 
-mod util;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -171,7 +171,7 @@ fn random_damage_to_index_and_segments_never_panics_hangs_or_loses_the_path() {
 }
 
 #[test]
-#[ignore = "thousands of cases: cargo test --test mutation -- --ignored"]
+#[ignore = "thousands of cases: cargo test -p trajstore-cli --test main -- --ignored mutation::"]
 fn random_damage_soak() {
     let cases = std::env::var("TRAJSTORE_MUTATIONS")
         .ok()

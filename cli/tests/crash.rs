@@ -2,7 +2,7 @@
 //! episode whose commit returned (its JSON line was printed) is intact, and nothing else is
 //! visible.
 
-mod util;
+use crate::util;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -22,7 +22,7 @@ fn sigkill_at_random_moments_loses_only_uncommitted_episodes() {
 /// The soak: >= 1,000 SIGKILLs of recorder processes, two at a time, each with two recorder
 /// threads, all into one store. `TRAJSTORE_KILL_ROUNDS` sets the rounds (2 kills each).
 #[test]
-#[ignore = "about 1,000 kills: cargo test --release --test crash -- --ignored"]
+#[ignore = "about 1,000 kills: cargo test -p trajstore-cli --release --test main -- --ignored crash::"]
 fn sigkill_soak_across_processes_and_threads() {
     let rounds = std::env::var("TRAJSTORE_KILL_ROUNDS")
         .ok()

@@ -1,9 +1,8 @@
 //! The command line is a contract: names, JSON shapes and exit codes.
 
-mod util;
 
 use serde_json::Value;
-use util::{cli, cli_ok};
+use crate::util::{cli, cli_ok};
 
 fn json_lines(s: &str) -> Vec<Value> {
     s.lines()

@@ -3,7 +3,7 @@
 //! (where this environment may mount; CI runs as root), and RLIMIT_FSIZE in a child recorder
 //! (anywhere: past the limit, writes fail with EFBIG as they would with ENOSPC).
 
-mod util;
+use crate::util;
 
 use std::os::unix::process::CommandExt;
 

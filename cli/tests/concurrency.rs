@@ -6,7 +6,8 @@
 //! to stop at an exact point re-run this test binary as a child (see [`child_entry`]).
 //!
 //! Every wait is bounded and waits for a condition (a line printed, a process exited), never
-//! for a fixed time. `cargo test --test concurrency -- --ignored` runs the longer soak.
+//! for a fixed time. `cargo test -p trajstore-cli --test main -- --ignored concurrency::` runs the
+//! longer soak.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -17,12 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use trajstore::synth::{SynthConfig, record_one, synth_schema};
+use trajstore_testkit::synth::{SynthConfig, record_one, synth_schema};
 use trajstore::{
     ArrayRef, Codec, EpisodeMeta, ErrorKind, INDEX_FILE, Info, Query, Store, StoreOptions,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_trajstore");
+use crate::util::BIN;
 /// Upper bound for any single wait; generous for a loaded 2-core machine and a debug build.
 const TIMEOUT: Duration = Duration::from_secs(120);
 const SMALL: [&str; 6] = [
@@ -89,7 +90,7 @@ impl Proc {
         self.lines.lock().unwrap().len()
     }
 
-    /// Whether a line ends with `wanted` (libtest may print "test child_entry ... " first).
+    /// Whether a line ends with `wanted` (libtest may print "test concurrency::child_entry ... " first).
     fn has_line(&self, wanted: &str) -> bool {
         self.lines
             .lock()
@@ -181,8 +182,11 @@ fn cli(args: &[&str], dir: &Path) -> std::process::Output {
 
 /// Re-runs this test binary as a child executing `child_entry` in `mode`.
 fn child(mode: &str, dir: &Path) -> Proc {
+    // libtest names a test by its module path without the crate: `concurrency::child_entry`.
+    let (_crate, module) = module_path!().split_once("::").expect("a module of the tests");
+    let test = format!("{module}::child_entry");
     let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+    cmd.args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
         .env("TRAJSTORE_TEST_CHILD", mode)
         .env("TRAJSTORE_TEST_DIR", dir);
     Proc::spawn(format!("child {mode}"), &mut cmd)
@@ -540,7 +544,7 @@ fn stress_processes_threads_readers_and_a_kill() {
 }
 
 #[test]
-#[ignore = "soak: minutes; run with --ignored"]
+#[ignore = "soak, minutes: cargo test -p trajstore-cli --release --test main -- --ignored concurrency::"]
 fn soak_many_rounds_of_writers_and_kills() {
     stress(&StressConfig {
         processes: 4,
