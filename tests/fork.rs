@@ -12,8 +12,8 @@ use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use trajstore::{OpenError, ReadError};
 
-use trajstore::{Codec, EpisodeMeta, Error, ErrorKind, Query, Store};
 use crate::util::{check_small, record_small, small_schema};
+use trajstore::{Codec, EpisodeMeta, Error, ErrorKind, Query, Store};
 
 /// Runs `body` in a forked child; returns the child's pid. The child exits 0 when `body`
 /// returned, 101 when it panicked (the message goes to stderr).

@@ -39,7 +39,6 @@ pub fn episode_json(e: &trajstore::Episode) -> serde_json::Value {
     })
 }
 
-
 /// Microseconds since the epoch as RFC 3339 UTC (second precision).
 pub fn timestamp(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
@@ -61,7 +60,6 @@ pub fn timestamp(us: i64) -> String {
         rem % 60
     )
 }
-
 
 #[cfg(test)]
 mod tests {

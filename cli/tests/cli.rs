@@ -1,8 +1,7 @@
 //! The command line is a contract: names, JSON shapes and exit codes.
 
-
-use serde_json::Value;
 use crate::util::{cli, cli_ok};
+use serde_json::Value;
 
 fn json_lines(s: &str) -> Vec<Value> {
     s.lines()

@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use trajstore_testkit::synth::{SynthConfig, record_one, synth_schema};
 use trajstore::{
     ArrayRef, Codec, EpisodeMeta, ErrorKind, INDEX_FILE, Info, Query, Store, StoreOptions,
 };
+use trajstore_testkit::synth::{SynthConfig, record_one, synth_schema};
 
 use crate::util::BIN;
 /// Upper bound for any single wait; generous for a loaded 2-core machine and a debug build.
@@ -183,7 +183,9 @@ fn cli(args: &[&str], dir: &Path) -> std::process::Output {
 /// Re-runs this test binary as a child executing `child_entry` in `mode`.
 fn child(mode: &str, dir: &Path) -> Proc {
     // libtest names a test by its module path without the crate: `concurrency::child_entry`.
-    let (_crate, module) = module_path!().split_once("::").expect("a module of the tests");
+    let (_crate, module) = module_path!()
+        .split_once("::")
+        .expect("a module of the tests");
     let test = format!("{module}::child_entry");
     let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
     cmd.args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])

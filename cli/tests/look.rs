@@ -6,9 +6,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
 
+use crate::util::{cli, cli_ok};
 use serde_json::Value;
 use trajstore::{Query, Store};
-use crate::util::{cli, cli_ok};
 
 fn synth(store: &str, user: &str, episodes: &str, frame: &str, codec: &str) {
     cli_ok(&[

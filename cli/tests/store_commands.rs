@@ -15,7 +15,10 @@ fn ls_of_a_file_says_it_is_not_a_store_directory() {
     let out = cli(&["ls", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("is a file, not a store directory"), "{stderr}");
+    assert!(
+        stderr.contains("is a file, not a store directory"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -48,7 +51,11 @@ fn the_repair_command_rebuilds_a_lost_index_and_reports_in_json() {
     let dir = tmp.path().join("store");
     let store = Store::create(&dir).unwrap();
     for (seed, steps) in [(1, 5), (2, 4), (3, 3), (4, 6)] {
-        let codec = if seed % 2 == 0 { Codec::Lz4 } else { Codec::Raw };
+        let codec = if seed % 2 == 0 {
+            Codec::Lz4
+        } else {
+            Codec::Raw
+        };
         util::record_small(&store, "ann", seed, steps, codec);
     }
     drop(store);

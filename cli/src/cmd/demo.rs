@@ -3,8 +3,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
-use trajstore_testkit::synth::{SynthConfig, record};
 use trajstore::{Query, Store};
+use trajstore_testkit::synth::{SynthConfig, record};
 
 use super::{human_bytes, out};
 

@@ -18,6 +18,9 @@ pub fn run(args: InitArgs) -> Result<ExitCode> {
     } else {
         "initialised an empty trajstore store"
     };
-    super::out(format!("{}: {what} (format version {version})", dir.display()))?;
+    super::out(format!(
+        "{}: {what} (format version {version})",
+        dir.display()
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

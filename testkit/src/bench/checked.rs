@@ -26,7 +26,7 @@ const CHECKED_ROUNDS: usize = 5;
 /// Each is timed in alternating rounds against the same read with `verify_reads: false`; the
 /// best round of each counts.
 pub fn checked(dir: &Path, field: &str) -> Result<Vec<Measurement>> {
-        let open = |verify_reads: bool| {
+    let open = |verify_reads: bool| {
         Store::open_read_only_with(
             dir,
             StoreOptions {
@@ -63,9 +63,7 @@ pub fn checked(dir: &Path, field: &str) -> Result<Vec<Measurement>> {
     // Warm the page cache (and learn the expected bytes) without checks.
     let (_, expected, bytes) = scan_pass(&fields_of(&open(false)?)?)?;
     let (_, epoch_sum, epoch_bytes) = epoch_pass(&open(false)?)?;
-    let mismatch = || {
-        BenchError::Mismatch("checked and unchecked reads saw different bytes")
-    };
+    let mismatch = || BenchError::Mismatch("checked and unchecked reads saw different bytes");
     // best[verify_reads][first scan, later scan, first epoch, later epoch]. Each round opens
     // fresh handles on both sides, so both map the segments anew (same page-table work) and
     // the checked side starts with no chunk verified.

@@ -178,11 +178,9 @@ pub fn record_concurrently(dir: &Path, spec: &ConcurrentSpec) -> Result<Concurre
     };
     let stats = runs
         .iter()
-        .fold(CommitStats::default(), |a, r| {
-            CommitStats {
-                transactions: a.transactions + r.stats.transactions,
-                episodes: a.episodes + r.stats.episodes,
-            }
+        .fold(CommitStats::default(), |a, r| CommitStats {
+            transactions: a.transactions + r.stats.transactions,
+            episodes: a.episodes + r.stats.episodes,
         });
 
     let total = RecordSpec {

@@ -10,7 +10,9 @@ mod record;
 pub mod recorder_process;
 
 pub use checked::checked;
-pub use concurrent::{ConcurrentReport, ConcurrentSpec, RecorderRun, Recorders, record_concurrently};
+pub use concurrent::{
+    ConcurrentReport, ConcurrentSpec, RecorderRun, Recorders, record_concurrently,
+};
 pub use error::{BenchError, Result};
 pub use read::{sample, scan, window};
 pub use record::{RecordSpec, pregenerated_frames, record, recorder};
@@ -56,7 +58,6 @@ impl Measurement {
     }
 }
 
-
 /// Touches every byte (sums 8-byte words): a read that runs at memory bandwidth.
 pub fn touch(bytes: &[u8]) -> u64 {
     let words = bytes.chunks_exact(8);
@@ -65,4 +66,3 @@ pub fn touch(bytes: &[u8]) -> u64 {
         acc.wrapping_add(u64::from_le_bytes(w.try_into().expect("8 bytes")))
     })
 }
-

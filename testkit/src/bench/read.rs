@@ -45,7 +45,9 @@ pub fn scan(dir: &Path, field: &str) -> Result<Measurement> {
     };
     let (_, expected, bytes) = store_pass()?;
     if plain_pass().1 != expected {
-        return Err(BenchError::Mismatch("the plain read saw different bytes than trajstore"));
+        return Err(BenchError::Mismatch(
+            "the plain read saw different bytes than trajstore",
+        ));
     }
     let (mut seconds, mut baseline_seconds) = (f64::MAX, f64::MAX);
     for _ in 0..ROUNDS {
@@ -153,7 +155,9 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measureme
         Ok((start.elapsed().as_secs_f64(), total))
     };
     if plain_pass(true)?.1 != expected {
-        return Err(BenchError::Mismatch("the plain gather read different bytes than the loader"));
+        return Err(BenchError::Mismatch(
+            "the plain gather read different bytes than the loader",
+        ));
     }
     let (mut seconds, mut baseline_seconds) = (f64::MAX, f64::MAX);
     for _ in 0..ROUNDS {
@@ -277,4 +281,3 @@ pub(super) fn scan_fields<'a>(
     }
     Ok((start.elapsed().as_secs_f64(), sum, bytes))
 }
-

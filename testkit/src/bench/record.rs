@@ -115,7 +115,6 @@ pub fn pregenerated_frames(frame: [u32; 3], n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-
 /// The body of one recorder: `spec.episodes` episodes as `user`. `ready` is called once the
 /// schema is registered and frames are rendered; recording starts when it returns.
 pub fn recorder(
@@ -135,4 +134,3 @@ pub fn recorder(
         })
         .collect()
 }
-

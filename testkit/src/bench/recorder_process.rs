@@ -45,7 +45,10 @@ pub fn run_if_recorder_process() {
 fn encode(user: &str, spec: &RecordSpec) -> String {
     let [h, w, c] = spec.frame;
     let codec = spec.codec.name();
-    format!("{user} {} {} {h}x{w}x{c} {codec}", spec.episodes, spec.steps)
+    format!(
+        "{user} {} {} {h}x{w}x{c} {codec}",
+        spec.episodes, spec.steps
+    )
 }
 
 fn decode(text: &str) -> Option<(String, RecordSpec)> {
@@ -125,9 +128,7 @@ pub(super) fn record_in_processes(
         stdout.read_to_string(&mut text).map_err(io)?;
         let status = child.wait().map_err(io)?;
         let run = RecorderRun::parse(&text).filter(|_| status.success());
-        runs.push(run.ok_or_else(|| {
-            BenchError::Recorder(format!("failed ({status}): {text}"))
-        })?);
+        runs.push(run.ok_or_else(|| BenchError::Recorder(format!("failed ({status}): {text}")))?);
     }
     // The last process to finish ends the measurement; reading their output is negligible.
     Ok((start.elapsed().as_secs_f64(), runs))
