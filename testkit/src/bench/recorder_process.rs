@@ -6,8 +6,8 @@
 //! which in such a child records, reports and exits, and in any other process returns at
 //! once. The child prints `ready` once set up, starts when its stdin closes (the parent closes
 //! all children's together) and prints [`RecorderRun::to_lines`]. An executable that forgot
-//! the call runs its own `main` instead, never prints `ready`, and the benchmark fails saying
-//! so.
+//! the call runs its own `main` instead: the parent fails on its first line that is not
+//! `ready`, and the child refuses to start recorders of its own (no endless recursion).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -93,6 +93,14 @@ pub(super) fn record_in_processes(
     store_dir: &Path,
     spec: &ConcurrentSpec,
 ) -> Result<(f64, Vec<RecorderRun>)> {
+    if std::env::var_os(RECORDER_ENV).is_some() {
+        // A recorder child whose main skipped `run_if_recorder_process`: starting recorders
+        // of its own would recurse without end.
+        return Err(BenchError::Recorder(format!(
+            "{RECORDER_ENV} is set: this process is a recorder, its main must call \
+             run_if_recorder_process first"
+        )));
+    }
     let exe = std::env::current_exe().map_err(|e| BenchError::io("(current executable)", e))?;
     let io = |e| BenchError::io(&exe, e);
     let mut children = Vec::new();
