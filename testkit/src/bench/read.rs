@@ -137,7 +137,7 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measureme
         let start = Instant::now();
         for picks in &units {
             out.resize(picks.len() * unit_bytes, 0);
-            // The same pool as the loader's gather (`pool.rs`).
+            // A pool as large as the one the loader gathers on (the library's own is private).
             baseline_pool()?.install(|| {
                 out.par_chunks_mut(unit_bytes)
                     .zip(picks.par_iter())
