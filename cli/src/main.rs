@@ -1,7 +1,6 @@
 //! `trajstore`: a thin command line over the library. Errors print their whole chain with a
 //! hint when the fix is known; a closed stdout pipe (`| head`) ends quietly.
 
-mod args;
 mod cmd;
 mod json;
 mod serve;
@@ -11,11 +10,23 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The command line as typed (clap derive).
+#[derive(Parser, Debug)]
+#[command(
+    name = "trajstore",
+    version,
+    about = "Transactional dataset store for RL trajectories"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
 fn main() -> ExitCode {
     // `bench --mode concurrent` runs its recorder processes as this executable again; in
     // such a child this records and exits (trajstore_testkit::bench::recorder_process).
     trajstore_testkit::bench::recorder_process::run_if_recorder_process();
-    let args = args::Args::parse();
+    let args = Args::parse();
     match cmd::run(args.command) {
         Ok(code) => code,
         Err(e) if io_kinds(&e).any(|k| k == ErrorKind::BrokenPipe) => ExitCode::SUCCESS,

@@ -26,8 +26,8 @@ pub struct BenchArgs {
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum BenchMode {
-    /// Concurrent recording: 1, 2, 4 writers as threads and as processes (this executable run
-    /// again: see `main`).
+    /// Concurrent recording: 1, 2, 4 writers as threads and as processes.
+    // The processes are this executable run again (see `main`).
     Concurrent,
     /// Recording (into a temporary store), then a scan.
     All,
