@@ -66,11 +66,9 @@ mod store;
 mod value;
 mod write;
 
-pub mod bench;
 pub mod loader;
 #[cfg(feature = "preview")]
 pub mod preview;
-pub mod synth;
 
 pub use dtype::{DType, Element, PlainElement};
 pub use error::{

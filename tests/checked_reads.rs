@@ -2,7 +2,7 @@
 //! episode, field and steps, on every read path; it never returns wrong bytes silently
 //! unless the store was opened with `verify_reads: false`.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 

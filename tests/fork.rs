@@ -6,13 +6,13 @@
 //! One test function per binary process: `fork()` in a process running other test threads
 //! could copy a lock held mid-operation; the harness thread is idle while this one forks.
 
-mod util;
+use crate::util;
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
+use crate::util::{check_small, record_small, small_schema};
 use trajstore::{Codec, EpisodeMeta, Error, ErrorKind, OpenError, Query, ReadError, Store};
-use util::{check_small, record_small, small_schema};
 
 /// Runs `body` in a forked child; returns the child's pid. The child exits 0 when `body`
 /// returned, 101 when it panicked (the message goes to stderr).

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use trajstore::loader::{Batch, FieldRequest, Loader, Order, Sampler, SamplerSpec, Selection};
-use trajstore::synth::{SynthConfig, record_one, synth_schema};
 use trajstore::{Query, Store};
+use trajstore_testkit::synth::{SynthConfig, record_one, synth_schema};
 
 /// Runs `child` in a forked child process; its return value is the exit status. Fails if the
 /// child does not exit within `timeout` (it is killed then).

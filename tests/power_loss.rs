@@ -8,18 +8,16 @@
 //!   error reaches the caller, every episode committed before is intact, the store reopens and
 //!   verifies, and recording goes on.
 
-mod util;
-
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::util::sim_io::{Failure, SimHandle, SimIo};
+use crate::util::{small_frame, small_schema};
 use trajstore::{ArrayRef, Codec, EpisodeMeta, Info, Query, Store, StoreOptions};
-use util::sim_io::{Failure, SimHandle, SimIo};
-use util::{small_frame, small_schema};
 
 const EPISODES: u64 = 4;
 /// Marks a failure while creating the store: on the real file system creation is atomic
-/// (the index is built under a temporary name and linked into place, tests/concurrency.rs);
+/// (the index is built under a temporary name and linked into place, cli/tests/concurrency.rs);
 /// the simulation creates the index in place, so a fault there leaves no store to reopen.
 const CREATING: &str = "while creating the store: ";
 

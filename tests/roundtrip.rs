@@ -1,7 +1,7 @@
 //! Random schemas and episodes are read back exactly as written, raw and lz4, in one chunk
 //! or spilled across many.
 
-mod util;
+use crate::util;
 
 use proptest::prelude::*;
 use trajstore::{

@@ -1,7 +1,7 @@
 //! Segment life cycle: adoption by later writers, sealing at the target size, and garbage
 //! left by aborted recordings.
 
-mod util;
+use crate::util;
 
 use trajstore::{ArrayRef, Codec, EpisodeMeta, Info, Store, StoreOptions};
 

@@ -1,0 +1,139 @@
+//! One module per subcommand, with its flags as one clap `Args` struct; each returns the
+//! process exit code. Validation beyond types happens in each command.
+
+pub mod bench;
+pub mod demo;
+pub mod info;
+pub mod init;
+pub mod ls;
+pub mod partition;
+pub mod preview;
+pub mod repair;
+pub mod show;
+pub mod synth;
+pub mod verify;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use crate::serve::ServeArgs;
+use bench::BenchArgs;
+use demo::DemoArgs;
+use info::InfoArgs;
+use init::InitArgs;
+use ls::LsArgs;
+use partition::PartitionArgs;
+use preview::PreviewArgs;
+use repair::RepairArgs;
+use show::ShowArgs;
+use synth::SynthArgs;
+use verify::VerifyArgs;
+
+/// The subcommands, each with its own `Args` struct (in its module, each flag defined once).
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create an empty store (or check an existing one).
+    Init(InitArgs),
+    /// Record synthetic demonstrations; prints one JSON line per committed episode.
+    Synth(SynthArgs),
+    /// Users, episodes, steps, bytes, schemas and format version.
+    Info(InfoArgs),
+    /// List episodes, one per line, in commit order.
+    Ls(LsArgs),
+    /// One episode: metadata and a summary of its fields.
+    Show(ShowArgs),
+    /// An image field of an episode as a PNG contact sheet (frames labelled with their step,
+    /// over reward and action plots) or an animated GIF (by the --out extension).
+    Preview(PreviewArgs),
+    /// A local, read-only web viewer of the store (episode table, frames, plots, infos).
+    Serve(ServeArgs),
+    /// Check every checksum and that index and segments agree; exits 1 on any problem.
+    Verify(VerifyArgs),
+    /// Rebuild a missing or damaged index from the segments (keeps the old file aside, never
+    /// touches segments); does nothing to a healthy index.
+    Repair(RepairArgs),
+    /// Record synthetic demos, query a user's episodes, read them back, report speed.
+    Demo(DemoArgs),
+    /// Per rank: the episodes served in one epoch (in serving order), their steps, and the
+    /// step imbalance (max/min).
+    Partition(PartitionArgs),
+    /// Measure recording and reading against plain-file baselines in the same run.
+    Bench(BenchArgs),
+}
+
+impl Command {
+    /// The store directory the command works on, if any.
+    fn store_dir(&self) -> Option<&Path> {
+        match self {
+            Command::Init(a) => Some(&a.dir),
+            Command::Synth(a) => Some(&a.dir),
+            Command::Info(a) => Some(&a.dir),
+            Command::Ls(a) => Some(&a.dir),
+            Command::Show(a) => Some(&a.dir),
+            Command::Preview(a) => Some(&a.dir),
+            Command::Serve(a) => Some(&a.dir),
+            Command::Verify(a) => Some(&a.dir),
+            Command::Repair(a) => Some(&a.dir),
+            Command::Partition(a) => Some(&a.dir),
+            Command::Demo(a) => a.dir.as_deref(),
+            Command::Bench(a) => a.dir.as_deref(),
+        }
+    }
+}
+
+/// Runs a command; an error that does not name the store directory gets it in front, so
+/// every error says which store it is about.
+pub fn run(command: Command) -> Result<ExitCode> {
+    let dir = command.store_dir().map(|d| d.display().to_string());
+    run_command(command).map_err(|e| match dir {
+        Some(dir) if !format!("{e:#}").contains(&dir) => e.context(dir),
+        _ => e,
+    })
+}
+
+fn run_command(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Init(args) => init::run(args),
+        Command::Synth(args) => synth::run(args),
+        Command::Info(args) => info::run(args),
+        Command::Ls(args) => ls::run(args),
+        Command::Show(args) => show::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Preview(args) => preview::run(args),
+        Command::Serve(args) => crate::serve::run(args),
+        Command::Repair(args) => repair::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Partition(args) => partition::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+/// Opens a store for reading (library errors name the path).
+pub(crate) fn open_read(dir: &Path) -> Result<trajstore::Store> {
+    Ok(trajstore::Store::open_read_only(dir)?)
+}
+
+/// Writes a line to stdout, surfacing a closed pipe as an error (handled quietly by main).
+fn out(line: impl std::fmt::Display) -> Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}")?;
+    Ok(())
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

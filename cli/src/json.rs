@@ -1,0 +1,78 @@
+//! The JSON the commands and the viewer print: episodes, infos, values, UTC timestamps. Its
+//! own module so `cmd` and `serve` both use it without importing each other.
+
+pub fn value_json(v: &trajstore::Value) -> serde_json::Value {
+    use trajstore::Value::*;
+    match v {
+        Bool(b) => (*b).into(),
+        Int(i) => (*i).into(),
+        Float(f) => (*f).into(),
+        Str(s) => s.clone().into(),
+        Ints(v) => v.clone().into(),
+        Floats(v) => v.clone().into(),
+    }
+}
+
+pub fn info_json(info: &trajstore::Info) -> serde_json::Value {
+    info.iter()
+        .map(|(k, v)| (k.clone(), value_json(v)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// The JSON object `ls --json` prints for an episode (and `show --json` extends).
+pub fn episode_json(e: &trajstore::Episode) -> serde_json::Value {
+    serde_json::json!({
+        "episode": e.id(),
+        "user": e.user(),
+        "env": e.env(),
+        "steps": e.steps(),
+        "return": e.total_return(),
+        "outcome": e.outcome().name(),
+        "seed": e.seed(),
+        "tags": e.tags(),
+        "metadata": info_json(e.metadata()),
+        "started_at": timestamp(e.started_at_us()),
+        "ended_at": timestamp(e.ended_at_us()),
+        "raw_bytes": e.raw_bytes(),
+        "stored_bytes": e.stored_bytes(),
+    })
+}
+
+/// Microseconds since the epoch as RFC 3339 UTC (second precision).
+pub fn timestamp(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_render_as_utc() {
+        assert_eq!(super::timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            super::timestamp(1_700_000_000_000_000),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(
+            super::timestamp(951_782_400_000_000),
+            "2000-02-29T00:00:00Z"
+        );
+    }
+}

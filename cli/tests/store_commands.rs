@@ -1,0 +1,124 @@
+//! The commands on stores the library recorded (and damaged): what they print and their exit
+//! codes agree with the library. The library's own side of each is in the library's tests.
+
+use trajstore::Codec;
+use trajstore::loader::{Loader, Selection};
+use trajstore::{Query, Store};
+
+use crate::util::{self, cli, cli_ok};
+
+#[test]
+fn ls_of_a_file_says_it_is_not_a_store_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"hello").unwrap();
+    let out = cli(&["ls", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is a file, not a store directory"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn verify_names_only_the_damaged_episode_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    util::record_small(&store, "alice", 1, 10, Codec::Raw);
+    let bad = util::record_small(&store, "bob", 2, 10, Codec::Lz4);
+    drop(store);
+    let (segment, header) = util::frame_record(dir.path(), bad);
+    util::flip_bit(&segment, header + 64 + 70); // inside the lz4 payload
+
+    let out = cli(&["verify", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "verify fails");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("user \"bob\" episode {bad} field \"obs/frame\"")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("checksum"), "{stdout}");
+    assert!(
+        !stdout.contains("alice"),
+        "only the damaged episode is named: {stdout}"
+    );
+}
+
+#[test]
+fn the_repair_command_rebuilds_a_lost_index_and_reports_in_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = Store::create(&dir).unwrap();
+    for (seed, steps) in [(1, 5), (2, 4), (3, 3), (4, 6)] {
+        let codec = if seed % 2 == 0 {
+            Codec::Lz4
+        } else {
+            Codec::Raw
+        };
+        util::record_small(&store, "ann", seed, steps, codec);
+    }
+    drop(store);
+    let s = dir.to_str().unwrap();
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+
+    let ls = cli(&["ls", s]);
+    assert_eq!(ls.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&ls.stderr);
+    assert!(
+        stderr.contains(&format!("trajstore repair {s}")),
+        "{stderr}"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&cli_ok(&["repair", s, "--json"])).unwrap();
+    assert_eq!(json["action"], "rebuilt");
+    assert_eq!(json["episodes"], 4);
+    assert_eq!(json["restored_with_id"], 4);
+    assert_eq!(json["index_problems"][0], "index.redb is missing");
+
+    let text = cli_ok(&["repair", s]);
+    assert!(text.contains("nothing to do"), "{text}");
+    assert_eq!(cli_ok(&["ls", s, "--json"]).lines().count(), 4);
+}
+
+/// `trajstore partition --json`, computed in a fresh process, matches what each rank's
+/// loader serves in this one.
+#[test]
+fn partition_matches_the_loader_in_a_fresh_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    for (seed, steps) in [4, 17, 9, 1, 12, 6, 6, 20].into_iter().enumerate() {
+        util::record_small(&store, "u", seed as u64, steps, Codec::Raw);
+    }
+    util::record_small(&store, "other", 99, 5, Codec::Raw);
+    let json: serde_json::Value = serde_json::from_str(&cli_ok(&[
+        "partition",
+        dir.path().to_str().unwrap(),
+        "--world-size",
+        "3",
+        "--seed",
+        "7",
+        "--epoch",
+        "2",
+        "--user",
+        "u",
+        "--json",
+    ]))
+    .expect("one JSON object");
+    let ranks = json["ranks"].as_array().expect("ranks");
+    assert_eq!(ranks.len(), 3);
+    let mut steps = Vec::new();
+    for (rank, r) in ranks.iter().enumerate() {
+        let sel = Selection::new(Query::default().user("u"), 3, rank as u32, 7).epoch(2);
+        let loader = Loader::new(&store, &sel).expect("loader");
+        let ids: Vec<u64> = loader.episodes().iter().map(|e| e.id().get()).collect();
+        assert_eq!(r["rank"], rank);
+        assert_eq!(r["episodes"], serde_json::json!(ids));
+        assert_eq!(r["steps"], loader.steps());
+        steps.push(loader.steps() as f64);
+    }
+    let (max, min) = steps
+        .iter()
+        .fold((0f64, f64::MAX), |(a, b), &s| (a.max(s), b.min(s)));
+    assert_eq!(json["imbalance"].as_f64(), Some(max / min));
+}

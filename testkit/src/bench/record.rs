@@ -1,0 +1,136 @@
+//! Recording into a fresh store against a plain sequential write + fsync per episode.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use trajstore::{ArrayRef, Codec, EpisodeMeta, Info, Schema, Store};
+
+use super::{BenchError, Measurement, Result};
+use crate::synth::{FrameGen, SYNTH_ENV, synth_schema};
+
+/// Shape of a recording benchmark.
+#[derive(Clone, Debug)]
+pub struct RecordSpec {
+    pub episodes: u32,
+    pub steps: u32,
+    pub frame: [u32; 3],
+    pub codec: Codec,
+}
+
+/// Records `spec` into a fresh store at `dir` (durable commit per episode) and writes the same
+/// frame bytes to a plain file with one fsync per episode. Returns the store measurement.
+pub fn record(dir: &Path, spec: &RecordSpec) -> Result<Measurement> {
+    let schema = synth_schema(spec.frame, spec.codec)?;
+    let frames = pregenerated_frames(spec.frame, 32);
+    let frame_bytes = frames[0].len();
+    let bytes = u64::from(spec.episodes) * u64::from(spec.steps + 1) * frame_bytes as u64;
+
+    let store = Store::create(dir.join("store"))?;
+    let start = Instant::now();
+    for e in 0..spec.episodes {
+        record_episode(&store, &schema, &frames, spec, "bench", e)?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+
+    let plain = dir.join("plain.bin");
+    let baseline_seconds = plain_write(&plain, &frames, spec)?;
+    std::fs::remove_file(&plain).map_err(|e| BenchError::io(&plain, e))?;
+    Ok(Measurement {
+        name: match spec.codec {
+            Codec::Raw => "record raw (commit/episode)",
+            Codec::Lz4 => "record lz4 (commit/episode)",
+        },
+        bytes,
+        seconds,
+        baseline: "plain write + fsync/episode",
+        baseline_seconds,
+    })
+}
+
+/// Records episode `e` of `spec` from pregenerated frames; returns how long `commit` took.
+fn record_episode(
+    store: &Store,
+    schema: &Schema,
+    frames: &[Vec<u8>],
+    spec: &RecordSpec,
+    user: &str,
+    e: u32,
+) -> Result<Duration> {
+    let health = [100i32, 100];
+    let mut w = store.begin_episode(EpisodeMeta::new(user, SYNTH_ENV), schema)?;
+    let frame = |t: u32| ArrayRef::new(&frames[(t as usize + e as usize) % frames.len()]);
+    w.reset(
+        &[
+            ("obs/frame", frame(0)),
+            ("obs/ram/health", ArrayRef::new(&health)),
+        ],
+        &Info::new(),
+    )?;
+    for t in 1..=spec.steps {
+        let last = t == spec.steps;
+        w.step(
+            &[
+                ("obs/frame", frame(t)),
+                ("obs/ram/health", ArrayRef::new(&health)),
+                ("action", ArrayRef::scalar(&0i64)),
+                ("reward", ArrayRef::scalar(&0.0f32)),
+                ("terminated", ArrayRef::scalar(&last)),
+                ("truncated", ArrayRef::scalar(&false)),
+            ],
+            &Info::new(),
+        )?;
+    }
+    let start = Instant::now();
+    w.commit()?;
+    Ok(start.elapsed())
+}
+
+pub(super) fn plain_write(path: &Path, frames: &[Vec<u8>], spec: &RecordSpec) -> Result<f64> {
+    let io = |e| BenchError::io(path, e);
+    let mut file = File::create(path).map_err(io)?;
+    let start = Instant::now();
+    for e in 0..spec.episodes {
+        // The same bytes, buffered per episode as a recorder must, then one sequential write.
+        let mut episode = Vec::with_capacity(frames[0].len() * (spec.steps as usize + 1));
+        for t in 0..=spec.steps {
+            episode.extend_from_slice(&frames[(t as usize + e as usize) % frames.len()]);
+        }
+        file.write_all(&episode).map_err(io)?;
+        file.sync_data().map_err(io)?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Frames rendered once, so benchmarks measure storage, not rendering.
+pub fn pregenerated_frames(frame: [u32; 3], n: usize) -> Vec<Vec<u8>> {
+    let mut renderer = FrameGen::new(frame, 7);
+    (0..n)
+        .map(|t| {
+            let mut f = vec![0u8; renderer.frame_bytes()];
+            renderer.render(t as u32, &mut f);
+            f
+        })
+        .collect()
+}
+
+/// The body of one recorder: `spec.episodes` episodes as `user`. `ready` is called once the
+/// schema is registered and frames are rendered; recording starts when it returns.
+pub fn recorder(
+    store: &Store,
+    spec: &RecordSpec,
+    user: &str,
+    ready: impl FnOnce() -> std::io::Result<()>,
+) -> Result<Vec<u64>> {
+    let schema = synth_schema(spec.frame, spec.codec)?;
+    let frames = pregenerated_frames(spec.frame, 32);
+    // Registers the schema (one index transaction) outside the timed part.
+    drop(store.begin_episode(EpisodeMeta::new(user, SYNTH_ENV), &schema)?);
+    ready().map_err(|e| BenchError::io("(start signal)", e))?;
+    (0..spec.episodes)
+        .map(|e| {
+            record_episode(store, &schema, &frames, spec, user, e).map(|d| d.as_micros() as u64)
+        })
+        .collect()
+}

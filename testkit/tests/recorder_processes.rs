@@ -1,0 +1,28 @@
+//! The concurrent benchmark's process recorders: this test binary runs itself again as each
+//! recorder (bench::recorder_process), so it has its own `main` instead of libtest's.
+
+use trajstore::Codec;
+use trajstore_testkit::bench::recorder_process::run_if_recorder_process;
+use trajstore_testkit::bench::{ConcurrentSpec, RecordSpec, Recorders, record_concurrently};
+
+fn main() {
+    run_if_recorder_process();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let spec = ConcurrentSpec {
+        writers: 3,
+        recorders: Recorders::Processes,
+        per_writer: RecordSpec {
+            episodes: 4,
+            steps: 5,
+            frame: [8, 8, 3],
+            codec: Codec::Lz4,
+        },
+    };
+    let report = record_concurrently(dir.path(), &spec).expect("three recorder processes");
+    // Each process reported its own handle's commits: together, every episode once.
+    assert_eq!(report.stats.episodes, 12, "{report:?}");
+    assert!(report.stats.transactions >= 1, "{report:?}");
+    assert!(report.commit_max_ms > 0.0, "{report:?}");
+    assert_eq!(report.measurement.bytes, 12 * 6 * 8 * 8 * 3);
+    println!("recorder processes: ok ({})", report.line());
+}

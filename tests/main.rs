@@ -1,0 +1,14 @@
+//! The library's tests, one binary (one link instead of one per file): a module per area.
+//! Tests that run the `trajstore` binary live with it, in cli/tests (so do the soaks).
+
+mod checked_reads;
+mod compat;
+mod failures;
+mod fork;
+mod fork_gather;
+mod loader;
+mod power_loss;
+mod repair;
+mod roundtrip;
+mod segments;
+mod util;
