@@ -74,7 +74,7 @@ def test_every_space_round_trips(store_path, obs_name, act_name):
         obs_seen.append(obs)
         done = term or trunc
     rec.close()
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     (info,) = store.episodes(user="u")
     assert info.steps == 5 and info.outcome == "terminated" and info.total_return == 15.0
     episode = store.episode(info.id)
@@ -94,13 +94,13 @@ def test_interrupted_episodes_are_discarded_or_committed_when_asked(store_path):
     rec.reset(seed=1)  # cuts the first episode short: discarded by default
     rec.step(3)
     rec.close()
-    assert trajstore.Store(store_path).episodes() == []
+    assert trajstore.Store.create(store_path).episodes() == []
     keep = trajstore.RecordEpisodes(env, store_path, username="u", commit_interrupted=True)
     keep.reset(seed=0)
     keep.step(2)
     keep.step(2)
     keep.close()
-    (info,) = trajstore.Store(store_path).episodes()
+    (info,) = trajstore.Store.create(store_path).episodes()
     assert (info.steps, info.outcome) == (2, "interrupted")
 
 
@@ -110,7 +110,7 @@ def test_diambra_settings_are_accepted(store_path):
     rec.reset(seed=0)
     for _ in range(5):
         rec.step(rec.action_space.sample())
-    (info,) = trajstore.Store(store_path).episodes(user="diambra-user")
+    (info,) = trajstore.Store.create(store_path).episodes(user="diambra-user")
     assert info.metadata["ignore_p2"] is True
 
 
@@ -132,7 +132,7 @@ def test_async_vector_env_with_4_subprocesses_loses_nothing(store_path):
         finished += int(np.sum(term | trunc))
         steps += 1
     envs.close()  # interrupted episodes are discarded
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     episodes = store.episodes()
     assert len(episodes) == finished
     assert {e.user for e in episodes} == {"worker0", "worker1"}
