@@ -2,6 +2,7 @@
 //! library; this module converts arguments, releases the GIL around I/O and maps errors.
 
 mod buffer;
+mod cli;
 mod error;
 mod loader;
 mod preview;
@@ -9,6 +10,9 @@ mod store;
 mod values;
 
 use pyo3::prelude::*;
+
+// The command line's modules name each other from the crate root (`crate::cmd`, ...).
+use cli::command_line::{args, cmd, serve};
 
 #[pymodule]
 fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -22,6 +26,7 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<loader::PySampler>()?;
     m.add_class::<loader::PyReplay>()?;
     preview::register(m)?;
+    m.add_function(wrap_pyfunction!(cli::run_cli, m)?)?;
     m.add("FORMAT_VERSION", trajstore::STORE_FORMAT_VERSION)?;
     let dtypes = pyo3::types::PyDict::new(m.py());
     for dtype in trajstore::DType::ALL {

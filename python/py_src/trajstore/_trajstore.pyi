@@ -24,6 +24,7 @@ __all__ = [
     "Replay",
     "preview_sheet",
     "preview_encode",
+    "run_cli",
     "FORMAT_VERSION",
     "DTYPES",
 ]
@@ -153,3 +154,4 @@ class Replay:
 
 def preview_sheet(snapshot: Snapshot, episode: int, field: str | None = None, every: int = 1) -> tuple[bytes, int, int]: ...
 def preview_encode(snapshot: Snapshot, episode: int, field: str | None = None, every: int = 1, kind: str = "png") -> bytes: ...
+def run_cli(argv: list[str]) -> int: ...

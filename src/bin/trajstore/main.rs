@@ -1,29 +1,51 @@
 //! `trajstore`: a thin command line over the library. Errors print their whole chain with a
 //! hint when the fix is known; a closed stdout pipe (`| head`) ends quietly.
 
-mod args;
-mod cmd;
-mod serve;
+// `pub(crate)`: the Python package compiles this file as a module of its extension (so the
+// wheel's `trajstore` command is this CLI), and these paths resolve from its crate root.
+pub(crate) mod args;
+pub(crate) mod cmd;
+pub(crate) mod serve;
 
+use std::ffi::OsString;
 use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 
+#[allow(dead_code)] // unused where this file is a module of the Python extension
 fn main() -> ExitCode {
-    let args = args::Args::parse();
+    ExitCode::from(run(std::env::args_os()))
+}
+
+/// Runs the command line `args` (program name first) and returns its exit status: 0 done,
+/// 1 a problem found (`verify`), 2 an error (printed to stderr), clap's own for usage errors.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
+    let args = match args::Args::try_parse_from(args) {
+        Ok(args) => args,
+        Err(e) => {
+            // --help and --version are "errors" that print to stdout and succeed.
+            let _ = e.print();
+            return u8::try_from(e.exit_code()).unwrap_or(2);
+        }
+    };
     match cmd::run(args.command) {
-        Ok(code) => code,
-        Err(e) if io_kinds(&e).any(|k| k == ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
+        Ok(code) => exit_status(code),
+        Err(e) if io_kinds(&e).any(|k| k == ErrorKind::BrokenPipe) => 0,
         Err(e) => {
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "trajstore: error: {}", message(&e));
             if let Some(hint) = hint(&e) {
                 let _ = writeln!(stderr, "hint: {hint}");
             }
-            ExitCode::from(2)
+            2
         }
     }
+}
+
+/// The commands return `ExitCode`, which cannot be read back; they only ever return these.
+fn exit_status(code: ExitCode) -> u8 {
+    if code == ExitCode::SUCCESS { 0 } else { 1 }
 }
 
 /// The error chain joined with ": ", skipping causes whose text the message already holds
