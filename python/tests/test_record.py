@@ -142,3 +142,28 @@ def test_async_vector_env_with_4_subprocesses_loses_nothing(store_path):
         assert ep["obs"].shape == (e.steps + 1, 4)
         assert ep.rewards.sum() == e.total_return == e.steps
     assert store.verify()["ok"]
+
+
+def test_values_of_another_dtype_are_cast_when_exact_and_refused_naming_the_value_when_not(store_path):
+    store = trajstore.Store.create(store_path)
+    fields = [("obs/health", "i16", (2,), "observation", "raw"), ("obs/pos", "f32", (), "observation", "raw"),
+              ("action", "u8", (), "transition", "raw")]
+    r = store.begin_episode("u", "Cast-v0", fields)
+    r.reset({"obs/health": np.array([100, 7], dtype=np.int64), "obs/pos": np.float64(0.5)})
+    r.step({"obs/health": np.array([99, 7], dtype=np.int64), "obs/pos": np.float64(0.25), "action": np.int64(3),
+            "reward": np.float64(1.0), "terminated": np.bool_(True), "truncated": False})
+    episode = store.episode(r.commit())
+    assert episode["obs/health"].dtype == np.int16 and episode["obs/health"].tolist() == [[100, 7], [99, 7]]
+    assert episode["obs/pos"].tolist() == [0.5, 0.25] and episode["action"].tolist() == [3]
+
+    r = store.begin_episode("u", "Cast-v0", fields)
+    with pytest.raises(trajstore.InputError, match=r'field "obs/health": declared dtype i16 \(int16\), given int64: value 70000 at index \(1,\)'):
+        r.reset({"obs/health": np.array([1, 70000]), "obs/pos": np.float32(0)})
+    with pytest.raises(trajstore.InputError, match=r'field "obs/pos": declared dtype f32 \(float32\), given float64: value 0.1 is not'):
+        r.reset({"obs/health": np.array([1, 2], dtype=np.int16), "obs/pos": np.float64(0.1)})
+    with pytest.raises(trajstore.InputError, match=r'field "action": declared dtype u8 \(uint8\), given int64: value -1'):
+        r.reset({"obs/health": np.array([1, 2], dtype=np.int16), "obs/pos": np.float32(0)})
+        r.step({"obs/health": np.array([1, 2], dtype=np.int16), "obs/pos": np.float32(0), "action": np.int64(-1),
+                "reward": 0.0, "terminated": False, "truncated": False})
+    r.discard()
+    assert len(store.episodes()) == 1, "a refused value records nothing"

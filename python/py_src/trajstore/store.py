@@ -148,7 +148,7 @@ class EpisodeRecorder:
     def _values(self, values: Mapping[str, Any]) -> list:
         out = []
         for name, value in values.items():
-            arr = as_stored_array(value, self._dtypes.get(name))
+            arr = as_stored_array(value, self._dtypes.get(name), name)
             # The elements as a flat view of the same memory: the core reads them in place.
             out.append((name, arr.shape, arr.reshape(-1)))
         return out
