@@ -15,6 +15,20 @@ from .store import EpisodeRecorder, Store
 IGNORE_P2_KEY = "ignore_p2"
 
 
+def recording_settings(settings: Any) -> dict[str, Any]:
+    """DIAMBRA recording settings as a dict: 1.x's `traj_rec_settings` mapping, or any object
+    with such attributes (2.x's `RecordingSettings` dataclass: `dataset_path`, `username`)."""
+    if settings is None:
+        return {}
+    if isinstance(settings, Mapping):
+        return dict(settings)
+    known = ("dataset_path", "file_path", "username", "ignore_p2")
+    found = {k: getattr(settings, k) for k in known if getattr(settings, k, None) is not None}
+    if not found:
+        raise TypeError(f"recording settings {settings!r}: expected a mapping or an object with any of {', '.join(known)}")
+    return found
+
+
 class RecordEpisodes(gymnasium.Wrapper):
     """Records every episode of `env` into the store at `path` under `username`.
 
@@ -22,8 +36,10 @@ class RecordEpisodes(gymnasium.Wrapper):
     episode cut short by `reset()` or `close()` is discarded, or committed (its outcome is
     then "interrupted") with `commit_interrupted=True`.
 
-    DIAMBRA users can pass their `traj_rec_settings` dict (`username`, `file_path`,
-    `ignore_p2`) as is. Works inside `gymnasium.vector.AsyncVectorEnv` and from many
+    DIAMBRA users pass their settings as they are: Arena 2.x's `RecordingSettings(dataset_path,
+    username)` object as `episode_recording_settings=` (or positionally as `path`), or 1.x's
+    `traj_rec_settings` dict (`username`, `file_path`, `ignore_p2`); `trajstore.diambra.make`
+    is `diambra.arena.make` recording here. Works inside `gymnasium.vector.AsyncVectorEnv` and from many
     processes at once: all of them can record into one store.
 
     `codec` is "raw" (zero-copy reads) or "lz4", for every observation field, or a dict of
@@ -46,18 +62,23 @@ class RecordEpisodes(gymnasium.Wrapper):
         tags: Sequence[str] = (),
         metadata: Mapping[str, Any] | None = None,
         commit_interrupted: bool = False,
-        traj_rec_settings: Mapping[str, Any] | None = None,
+        traj_rec_settings: Any = None,
         file_path: str | os.PathLike | None = None,
+        episode_recording_settings: Any = None,
     ):
         super().__init__(env)
-        settings = dict(traj_rec_settings or {})
+        if path is not None and not isinstance(path, (str, os.PathLike, Store)):
+            path, episode_recording_settings = None, path  # a settings object given positionally
+        settings = {**recording_settings(traj_rec_settings), **recording_settings(episode_recording_settings)}
         username = username or settings.get("username")
-        path = path or file_path or settings.get("file_path")
+        path = path or file_path or settings.get("dataset_path") or settings.get("file_path")
         ignore_p2 = bool(settings.get("ignore_p2", ignore_p2))
         if path is None:
-            raise TypeError("RecordEpisodes needs a store path (path=, file_path= or traj_rec_settings['file_path'])")
+            raise TypeError("RecordEpisodes needs a store path (path=, file_path=, a RecordingSettings' dataset_path or "
+                            "traj_rec_settings['file_path'])")
         if not username:
-            raise TypeError("RecordEpisodes needs a username (username= or traj_rec_settings['username'])")
+            raise TypeError("RecordEpisodes needs a username (username=, a RecordingSettings' username or "
+                            "traj_rec_settings['username'])")
         self.store = path if isinstance(path, Store) else Store.create(path)
         self.username = username
         self.env_id = env_id or (env.spec.id if env.spec is not None else type(env.unwrapped).__name__)
