@@ -167,3 +167,36 @@ def test_values_of_another_dtype_are_cast_when_exact_and_refused_naming_the_valu
                 "reward": 0.0, "terminated": False, "truncated": False})
     r.discard()
     assert len(store.episodes()) == 1, "a refused value records nothing"
+
+
+class OptionsEnv(SpaceEnv):
+    """Refuses reset options it does not know, as many envs do."""
+
+    def reset(self, *, seed=None, options=None):
+        assert set(options or {}) <= {"difficulty"}, f"the env was given {options}"
+        return super().reset(seed=seed)
+
+
+def test_labels_change_per_episode_and_reset_seeds_and_options_are_recorded(store_path):
+    env = trajstore.RecordEpisodes(OptionsEnv(spaces.Discrete(3), spaces.Discrete(2), length=2), store_path, username="alice",
+                                   tags=["warmup"], metadata={"level": 1})
+
+    def episode(**reset):
+        env.reset(**reset)
+        while not env.step(0)[2]:
+            pass
+
+    episode(seed=7)
+    env.set_labels(username="bob", tags=["expert"], metadata={"level": 2})
+    episode(seed=8, options={"difficulty": 3})
+    episode(options={"trajstore": {"username": "carol", "tags": "novice", "metadata": {"coach": "dan"}}, "difficulty": 1})
+    first, second, third = trajstore.Store(store_path).episodes()
+    assert (first.user, first.tags, first.seed, first.metadata["level"]) == ("alice", ["warmup"], 7, 1)
+    assert "reset_options/difficulty" not in first.metadata
+    assert (second.user, second.tags, second.seed, second.metadata["level"]) == ("bob", ["expert"], 8, 2)
+    assert second.metadata["reset_options/difficulty"] == 3
+    assert (third.user, third.tags, third.seed) == ("carol", ["novice"], None)
+    assert (third.metadata["coach"], third.metadata["level"], third.metadata["reset_options/difficulty"]) == ("dan", 2, 1)
+    assert not any(k.startswith("reset_options/trajstore") for k in third.metadata)
+    with pytest.raises(TypeError, match="username must not be empty"):
+        env.set_labels(username="")

@@ -13,6 +13,11 @@ from .store import EpisodeRecorder, Store
 
 #: metadata key marking an episode whose P2 view a replay must skip (DIAMBRA's ignore_p2)
 IGNORE_P2_KEY = "ignore_p2"
+#: metadata prefix of the options an episode was reset with (`reset_options/difficulty`, ...)
+RESET_OPTIONS_KEY = "reset_options"
+#: the `reset(options=...)` key whose dict relabels episodes (`username`, `tags`, `metadata`);
+#: the wrapper takes it out, the env never sees it
+LABELS_OPTION = "trajstore"
 
 
 def recording_settings(settings: Any) -> dict[str, Any]:
@@ -44,6 +49,12 @@ class RecordEpisodes(gymnasium.Wrapper):
 
     `codec` is "raw" (zero-copy reads) or "lz4", for every observation field, or a dict of
     field name -> codec.
+
+    Labels can change per episode: `set_labels(username=, tags=, metadata=)`, or
+    `reset(options={"trajstore": {"username": ..., "tags": [...], "metadata": {...}}})` (that
+    key is taken out of the options the env sees), label the episodes from the next reset on.
+    Each episode records its reset seed and its other reset options (metadata
+    `reset_options/<key>`).
 
     Two-player envs: declare the agents in `metadata` so a replay serves a P2 view
     (schema/replay.md), e.g. `metadata={"agents": "P1,P2", "p2_swap": "obs/P1=obs/P2,action/0=action/1"}`;
@@ -105,10 +116,27 @@ class RecordEpisodes(gymnasium.Wrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self._finish_interrupted()
+        options = dict(options) if options is not None else None
+        if options is not None and LABELS_OPTION in options:
+            self.set_labels(**options.pop(LABELS_OPTION))
         obs, info = self.env.reset(seed=seed, options=options)
-        self._recorder = self.store.begin_episode(self.username, self.env_id, self._fields, seed=seed, tags=self.tags, metadata=self._metadata)
+        metadata = {**self._metadata, RESET_OPTIONS_KEY: options} if options else self._metadata
+        self._recorder = self.store.begin_episode(self.username, self.env_id, self._fields, seed=seed, tags=self.tags, metadata=metadata)
         self._recorder.reset(_spaces.flatten(self._obs_space, obs, "obs"), info)
         return obs, info
+
+    def set_labels(self, username: str | None = None, tags: Sequence[str] | None = None,
+                   metadata: Mapping[str, Any] | None = None) -> None:
+        """Labels the episodes that start from the next `reset()` on: a new `username`, `tags`
+        (replacing the current ones) or `metadata` (merged into the current keys)."""
+        if username is not None:
+            if not username:
+                raise TypeError("set_labels: username must not be empty")
+            self.username = username
+        if tags is not None:
+            self.tags = [tags] if isinstance(tags, str) else list(tags)
+        if metadata is not None:
+            self._metadata = {**self._metadata, **dict(metadata)}
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
