@@ -200,3 +200,25 @@ def test_labels_change_per_episode_and_reset_seeds_and_options_are_recorded(stor
     assert not any(k.startswith("reset_options/trajstore") for k in third.metadata)
     with pytest.raises(TypeError, match="username must not be empty"):
         env.set_labels(username="")
+
+
+def test_p2_swap_of_subtrees_is_checked_when_the_recorder_is_built(store_path):
+    player = spaces.Dict({"health": spaces.Box(0, 100, (1,), np.int16), "side": spaces.Discrete(2)})
+    obs_space = spaces.Dict({"P1": player, "P2": player, "frame": spaces.Box(0, 255, (4, 4, 1), np.uint8)})
+    env = SpaceEnv(obs_space, spaces.Tuple((spaces.Discrete(3), spaces.Discrete(3))), length=2)
+    with pytest.raises(trajstore.InputError, match=r'"p2_swap" names "obs/P3", which is neither a field nor a subtree'):
+        trajstore.RecordEpisodes(env, store_path, username="u", metadata={"agents": "P1,P2", "p2_swap": "obs/P1=obs/P3"})
+    recorder = trajstore.RecordEpisodes(env, store_path, username="u",
+                                        metadata={"agents": "P1,P2", "p2_swap": "obs/P1=obs/P2,action/0=action/1"})
+    with pytest.raises(trajstore.InputError, match="differ in dtype, shape or kind"):
+        recorder.set_labels(metadata={"p2_swap": "obs/P1/health=obs/frame"})
+    recorder.reset(seed=0)
+    while not recorder.step((0, 2))[2]:
+        pass
+    replay = trajstore.ImitationLearning(store_path)
+    seats = []
+    for _ in range(2):
+        obs, info = replay.reset()
+        seats.append((info["seat"], obs["P1"]["health"].tolist(), obs["P2"]["health"].tolist()))
+    assert seats[0][0] == "P1" and seats[1][0] == "P2"
+    assert seats[1][1:] == (seats[0][2], seats[0][1]), "the P2 view swaps the whole subtrees"

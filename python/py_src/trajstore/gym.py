@@ -110,6 +110,9 @@ class RecordEpisodes(gymnasium.Wrapper):
             _spaces.ACTION_SPACE_KEY: _spaces.dumps(self._act_space),
             IGNORE_P2_KEY: ignore_p2,
         }
+        # The core checks the fields and labels (a bad p2_swap included) when an episode
+        # begins: begin one now, so a mistake fails here, not after episodes were played.
+        self.store.begin_episode(self.username, self.env_id, self._fields, tags=self.tags, metadata=self._metadata).discard()
         self._recorder: EpisodeRecorder | None = None
         #: ids of the episodes this wrapper committed, in order
         self.committed: list[int] = []
@@ -136,7 +139,10 @@ class RecordEpisodes(gymnasium.Wrapper):
         if tags is not None:
             self.tags = [tags] if isinstance(tags, str) else list(tags)
         if metadata is not None:
-            self._metadata = {**self._metadata, **dict(metadata)}
+            merged = {**self._metadata, **dict(metadata)}
+            # Checked by the core now, as at construction: not after the next episode was played.
+            self.store.begin_episode(self.username, self.env_id, self._fields, tags=self.tags, metadata=merged).discard()
+            self._metadata = merged
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
