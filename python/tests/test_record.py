@@ -222,3 +222,26 @@ def test_p2_swap_of_subtrees_is_checked_when_the_recorder_is_built(store_path):
         seats.append((info["seat"], obs["P1"]["health"].tolist(), obs["P2"]["health"].tolist()))
     assert seats[0][0] == "P1" and seats[1][0] == "P2"
     assert seats[1][1:] == (seats[0][2], seats[0][1]), "the P2 view swaps the whole subtrees"
+
+
+@pytest.mark.parametrize("name", ["dict_action", "tuple_action"])
+def test_structured_actions_replay_in_the_spaces_own_structure(store_path, name):
+    action_space = {
+        "dict_action": spaces.Dict({"move": spaces.Discrete(9), "attack": spaces.MultiBinary(4)}),
+        "tuple_action": spaces.Tuple((spaces.Discrete(3), spaces.Box(-1, 1, (2,), np.float32))),
+    }[name]
+    action_space.seed(1)
+    env = trajstore.RecordEpisodes(SpaceEnv(spaces.Discrete(4), action_space, length=3), store_path, username="u")
+    env.reset(seed=0)
+    played = [action_space.sample() for _ in range(3)]
+    for action in played:
+        env.step(action)
+    replay = trajstore.ImitationLearning(store_path)
+    replay.reset()
+    for action in played:
+        recorded = replay.step(None)[4]["action"]
+        assert type(recorded) is type(action)
+        if isinstance(action, dict):
+            assert recorded.keys() == action.keys() and all(np.array_equal(recorded[k], action[k]) for k in action)
+        else:
+            assert all(np.array_equal(r, a) for r, a in zip(recorded, action))
