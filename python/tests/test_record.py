@@ -245,3 +245,10 @@ def test_structured_actions_replay_in_the_spaces_own_structure(store_path, name)
             assert recorded.keys() == action.keys() and all(np.array_equal(recorded[k], action[k]) for k in action)
         else:
             assert all(np.array_equal(r, a) for r, a in zip(recorded, action))
+
+
+def test_the_wrapper_keeps_the_envs_own_gymnasium_metadata(store_path):
+    inner = SpaceEnv(spaces.Discrete(2), spaces.Discrete(2))
+    inner.metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    env = trajstore.RecordEpisodes(inner, store_path, username="u", metadata={"level": 3})
+    assert env.metadata == inner.metadata, "episode labels must not shadow gymnasium's env.metadata"

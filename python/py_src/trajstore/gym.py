@@ -104,7 +104,7 @@ class RecordEpisodes(gymnasium.Wrapper):
         self._fields = [(n, d, s, "observation", codec_of(n)) for n, d, s in _spaces.leaves(self._obs_space, "obs")]
         self._fields += [(n, d, s, "transition", "raw") for n, d, s in _spaces.leaves(self._act_space, "action")]
         self._fields += [("reward", "f64", (), "transition", "raw")]
-        self._metadata = {
+        self._episode_metadata = {
             **dict(metadata or {}),
             _spaces.OBSERVATION_SPACE_KEY: _spaces.dumps(self._obs_space),
             _spaces.ACTION_SPACE_KEY: _spaces.dumps(self._act_space),
@@ -112,7 +112,7 @@ class RecordEpisodes(gymnasium.Wrapper):
         }
         # The core checks the fields and labels (a bad p2_swap included) when an episode
         # begins: begin one now, so a mistake fails here, not after episodes were played.
-        self.store.begin_episode(self.username, self.env_id, self._fields, tags=self.tags, metadata=self._metadata).discard()
+        self.store.begin_episode(self.username, self.env_id, self._fields, tags=self.tags, metadata=self._episode_metadata).discard()
         self._recorder: EpisodeRecorder | None = None
         #: ids of the episodes this wrapper committed, in order
         self.committed: list[int] = []
@@ -123,7 +123,7 @@ class RecordEpisodes(gymnasium.Wrapper):
         if options is not None and LABELS_OPTION in options:
             self.set_labels(**options.pop(LABELS_OPTION))
         obs, info = self.env.reset(seed=seed, options=options)
-        metadata = {**self._metadata, RESET_OPTIONS_KEY: options} if options else self._metadata
+        metadata = {**self._episode_metadata, RESET_OPTIONS_KEY: options} if options else self._episode_metadata
         self._recorder = self.store.begin_episode(self.username, self.env_id, self._fields, seed=seed, tags=self.tags, metadata=metadata)
         self._recorder.reset(_spaces.flatten(self._obs_space, obs, "obs"), info)
         return obs, info
@@ -139,10 +139,10 @@ class RecordEpisodes(gymnasium.Wrapper):
         if tags is not None:
             self.tags = [tags] if isinstance(tags, str) else list(tags)
         if metadata is not None:
-            merged = {**self._metadata, **dict(metadata)}
+            merged = {**self._episode_metadata, **dict(metadata)}
             # Checked by the core now, as at construction: not after the next episode was played.
             self.store.begin_episode(self.username, self.env_id, self._fields, tags=self.tags, metadata=merged).discard()
-            self._metadata = merged
+            self._episode_metadata = merged
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
