@@ -64,8 +64,17 @@ pub fn run(dir: Option<&Path>, mode: BenchMode, field: &str, json: bool) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// Environment variable naming the executable that runs this command line, when the process
+/// is not that executable itself (the Python package's console script sets it).
+pub(crate) const SELF_COMMAND_VAR: &str = "TRAJSTORE_SELF_COMMAND";
+
 fn concurrent(temp: &Path, json: bool) -> Result<ExitCode> {
-    let exe = std::env::current_exe().context("cannot find the trajstore binary")?;
+    // Recorder processes run this command line again. Inside the Python package the process
+    // is the interpreter, so the `trajstore` console script names itself in this variable.
+    let exe = match std::env::var_os(SELF_COMMAND_VAR) {
+        Some(exe) => std::path::PathBuf::from(exe),
+        None => std::env::current_exe().context("cannot find the trajstore binary")?,
+    };
     for recorders in [Recorders::Threads, Recorders::Processes] {
         for writers in [1, 2, 4] {
             let spec = ConcurrentSpec {
