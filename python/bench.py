@@ -7,7 +7,10 @@
 - scan: every frame of every episode through `Loader.episodes()` (zero-copy views) against
   `np.memmap` over the same raw bytes (the segment files, at each episode's payload);
 - sample: random 256-step batches from `Loader.batches` against numpy fancy indexing of the
-  same rows on those memmaps.
+  same rows on those memmaps;
+- dataloader (when torch is installed): an epoch of `trajstore.torch.StepDataset` through a
+  torch DataLoader (2 workers, shuffled batches of 256) against a map-style dataset of the
+  same frames on those memmaps, through the same DataLoader.
 Timed rounds alternate between the two sides; the best round of each counts.
 """
 
@@ -138,6 +141,50 @@ def main() -> None:
         gb = sum(len(r) for r in rows) * frames[0].nbytes / 1e9
         print(f"sample   {len(rows)} batches of 256: trajstore {gb / t_store:5.2f} GB/s, numpy fancy indexing on np.memmap "
               f"{gb / t_plain:5.2f} GB/s, ratio {t_plain / t_store:.2f}")
+        dataloader(store_path, plain_eps, frames[0].nbytes)
+
+
+def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:
+    try:
+        import torch
+        from torch.utils.data import DataLoader, Dataset
+    except ImportError:
+        print("dataloader: skipped (torch not installed)")
+        return
+    from trajstore.torch import StepDataset
+
+    class MemmapSteps(Dataset):
+        """The plain baseline: every step of the memmaps, a batch gathered by fancy indexing."""
+
+        def __init__(self, episodes):
+            self.episodes = episodes
+            self.index = [(e, t) for e, ep in enumerate(episodes) for t in range(len(ep) - 1)]
+
+        def __len__(self):
+            return len(self.index)
+
+        def __getitems__(self, indices):
+            out = np.empty((len(indices), *self.episodes[0].shape[1:]), np.uint8)
+            for k, i in enumerate(indices):
+                e, t = self.index[i]
+                out[k] = self.episodes[e][t]
+            frames = torch.from_numpy(out)
+            return [{"obs": frames[k]} for k in range(len(indices))]
+
+    def epoch(ds) -> float:
+        loader = DataLoader(ds, batch_size=256, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0),
+                            persistent_workers=False)
+        start = time.perf_counter()
+        for batch in loader:
+            batch["obs"][:1].sum()
+        return time.perf_counter() - start
+
+    steps, plain = StepDataset(store_path, ["obs"], world_size=1, rank=0), MemmapSteps(plain_eps)
+    assert len(steps) == len(plain), "the same steps"
+    t_store, t_plain = min(epoch(steps) for _ in range(ROUNDS)), min(epoch(plain) for _ in range(ROUNDS))
+    gb = len(steps) * frame_bytes / 1e9
+    print(f"dataloader {len(steps)} steps, 2 workers, batch 256: StepDataset {gb / t_store:5.2f} GB/s, memmap dataset "
+          f"{gb / t_plain:5.2f} GB/s, ratio {t_plain / t_store:.2f}")
 
 
 if __name__ == "__main__":

@@ -99,6 +99,8 @@ impl Store {
         recording.pool()?;
         meta.validate()?;
         let (schema, schema_id) = recording.register_schema(open.index(), schema)?;
+        // A bad two-player declaration would otherwise surface only at replay, after commit.
+        crate::loader::players::player_layout(&meta.metadata, &schema, "the new episode")?;
         Ok(EpisodeWriter::new(open, meta, schema, schema_id))
     }
 

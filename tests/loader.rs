@@ -453,30 +453,106 @@ fn two_player_episodes_yield_a_p2_view() {
     let pa = views.iter().position(|v| v.0 == a).unwrap();
     assert_eq!(views[pa + 1].1, Seat::P2);
 
-    // A malformed declaration is an error naming the episode.
-    let c = record2(
-        EpisodeMeta::new("u", "Fight")
+    // A malformed declaration is refused when the episode begins, before anything is
+    // recorded, not at replay after the commit.
+    let refused = |swap: &str| {
+        let meta = EpisodeMeta::new("u", "Fight")
             .meta("agents", "P1,P2")
-            .meta("p2_swap", "obs/p1_health=action"),
-    );
-    let sel = Selection::new(
-        Query {
-            before_id: Some(EpisodeId(c.get() + 1)),
-            ..Default::default()
-        },
-        1,
-        0,
-        0,
-    );
-    let mut env = ReplayEnv::new(&store, &sel, ReplayOptions::default()).unwrap();
-    let err = loop {
-        match env.reset() {
-            Ok(_) => continue,
-            Err(e) => break e,
+            .meta("p2_swap", swap);
+        match store.begin_episode(meta, &schema) {
+            Err(Error::Read(ReadError::InvalidRequest {
+                what: "player layout",
+                reason,
+            })) => reason,
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("{swap:?} was accepted"),
         }
     };
+    let m = refused("obs/p1_health=action");
+    assert!(m.contains("differ in dtype, shape or kind"), "{m}");
+    let m = refused("obs/p1=obs/p2");
+    assert!(m.contains("neither a field nor a subtree"), "{m}");
+    let episodes = store
+        .snapshot()
+        .unwrap()
+        .episodes(&Query::default())
+        .unwrap();
+    assert_eq!(
+        episodes.len(),
+        2,
+        "nothing of a refused episode is recorded"
+    );
+}
+
+#[test]
+fn p2_swap_of_subtrees_swaps_every_field_below() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::create(dir.path()).expect("create");
+    let schema = Schema::builder()
+        .observation("obs/P1/health", DType::I32, &[], Codec::Raw)
+        .observation("obs/P1/side", DType::I32, &[], Codec::Raw)
+        .observation("obs/P2/health", DType::I32, &[], Codec::Raw)
+        .observation("obs/P2/side", DType::I32, &[], Codec::Raw)
+        .transition("action", DType::I64, &[])
+        .build()
+        .unwrap();
+    let meta = || EpisodeMeta::new("u", "Fight").meta("agents", "P1,P2");
+    let mut w = store
+        .begin_episode(meta().meta("p2_swap", "obs/P1=obs/P2"), &schema)
+        .unwrap();
+    let obs = |h1: i32, s1: i32, h2: i32, s2: i32| {
+        [
+            ("obs/P1/health", h1),
+            ("obs/P1/side", s1),
+            ("obs/P2/health", h2),
+            ("obs/P2/side", s2),
+        ]
+    };
+    let values = obs(100, 0, 90, 1);
+    let refs: Vec<_> = values
+        .iter()
+        .map(|(n, v)| (*n, ArrayRef::scalar(v)))
+        .collect();
+    w.reset(&refs, &Info::new()).unwrap();
+    let mut step: Vec<_> = refs.clone();
+    step.extend([
+        ("action", ArrayRef::scalar(&1i64)),
+        ("reward", ArrayRef::scalar(&1.0f32)),
+        ("terminated", ArrayRef::scalar(&true)),
+        ("truncated", ArrayRef::scalar(&false)),
+    ]);
+    w.step(&step, &Info::new()).unwrap();
+    w.commit().unwrap();
+    let mut env = ReplayEnv::new(
+        &store,
+        &Selection::new(Query::default(), 1, 0, 0),
+        ReplayOptions::default(),
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    while let Ok(r) = env.reset() {
+        let get = |n: &str| r.observation.get(n).unwrap().to_vec::<i32>().unwrap()[0];
+        seen.push((
+            r.seat,
+            get("obs/P1/health"),
+            get("obs/P1/side"),
+            get("obs/P2/health"),
+        ));
+    }
+    assert_eq!(seen, vec![(Seat::P1, 100, 0, 90), (Seat::P2, 90, 1, 100)]);
+
+    // Subtrees that do not match one to one are refused when the episode begins.
+    let uneven = Schema::builder()
+        .observation("obs/P1/health", DType::I32, &[], Codec::Raw)
+        .observation("obs/P2/hp", DType::I32, &[], Codec::Raw)
+        .build()
+        .unwrap();
+    let err = store
+        .begin_episode(meta().meta("p2_swap", "obs/P1=obs/P2"), &uneven)
+        .err()
+        .expect("refused");
     assert!(
-        matches!(&err, Error::Read(ReadError::InvalidRequest { what: "player layout", reason: m }) if m.contains(&format!("episode {c}"))),
+        err.to_string().contains("do not hold the same fields"),
         "{err}"
     );
 }

@@ -2,6 +2,7 @@
 //! library; this module converts arguments, releases the GIL around I/O and maps errors.
 
 mod buffer;
+mod cli;
 mod error;
 mod loader;
 mod preview;
@@ -22,6 +23,7 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<loader::PySampler>()?;
     m.add_class::<loader::PyReplay>()?;
     preview::register(m)?;
+    m.add_function(wrap_pyfunction!(cli::run_cli, m)?)?;
     m.add("FORMAT_VERSION", trajstore::STORE_FORMAT_VERSION)?;
     let dtypes = pyo3::types::PyDict::new(m.py());
     for dtype in trajstore::DType::ALL {

@@ -442,7 +442,8 @@ impl PyReplay {
         ))
     }
 
-    /// (observation, reward, terminated, truncated, info, recorded action or None).
+    /// (observation, reward, terminated, truncated, info, recorded action or None, every
+    /// recorded action field by name: the leaves of a Dict or Tuple action space).
     #[allow(clippy::type_complexity)]
     fn step<'py>(
         &self,
@@ -454,6 +455,7 @@ impl PyReplay {
         bool,
         Bound<'py, PyDict>,
         Option<Bound<'py, PyAny>>,
+        Bound<'py, PyDict>,
     )> {
         let mut env = try_lock(&self.env, "ImitationLearning env")?;
         let t = env.step(&()).py_err()?;
@@ -469,6 +471,7 @@ impl PyReplay {
             t.truncated,
             info,
             action,
+            observation_dict(py, t.action_fields)?,
         ))
     }
 

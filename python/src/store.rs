@@ -25,10 +25,10 @@ pub struct PyStore {
 
 #[pymethods]
 impl PyStore {
-    /// Opens the store at `path`, creating it when missing (unless `read_only`).
+    /// Opens the store at `path`; `create` creates it when missing (never with `read_only`).
     /// `verify_reads=False` skips the checksum check of first reads (trusted media).
     #[staticmethod]
-    #[pyo3(signature = (path, read_only = false, create = true, verify_reads = true))]
+    #[pyo3(signature = (path, read_only = false, create = false, verify_reads = true))]
     fn open(
         py: Python<'_>,
         path: std::path::PathBuf,

@@ -17,7 +17,7 @@ def store_path(tmp_path):
 @pytest.fixture
 def frames_store(store_path):
     """8 episodes of 30..79 steps with 64x64x3 frames."""
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     rng = np.random.default_rng(0)
     for i in range(8):
         steps = 30 + 7 * i

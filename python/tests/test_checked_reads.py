@@ -38,7 +38,7 @@ def flip(store, episode, field, payload_byte):
 
 @pytest.fixture
 def damaged(store_path):
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     good, good_frames = record(store, "alice", 10, 1)
     bad, bad_frames = record(store, "bob", 10, 2)
     flip(store, bad, "obs/frame", 3 * 192 + 5)  # step 3 of the raw frames
@@ -85,7 +85,7 @@ def test_loader_batches_touching_the_damaged_episode_fail(damaged):
 
 def test_verify_reads_false_reads_the_wrong_bytes(damaged):
     path, _, _, bad, bad_frames = damaged
-    store = trajstore.Store(path, verify_reads=False)
+    store = trajstore.Store.create(path, verify_reads=False)
     assert not store.verify_reads and "verify_reads=False" in repr(store)
     frames = store.episode(bad)["obs/frame"]
     assert not np.array_equal(frames, bad_frames)
@@ -93,11 +93,11 @@ def test_verify_reads_false_reads_the_wrong_bytes(damaged):
     assert store._native.verified_chunks() == 0
     batches = list(trajstore.Loader(path, user="bob", verify_reads=False).batches(["obs/frame"], batch_size=64))
     assert len(batches) == 1
-    assert trajstore.Store(path).verify_reads
+    assert trajstore.Store.create(path).verify_reads
 
 
 def test_checks_are_remembered(store_path):
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     eid, frames = record(store, "alice", 5, 3)
     assert store._native.verified_chunks() == 0
     for _ in range(3):

@@ -17,7 +17,7 @@ FIELDS = [
 
 
 def build(path):
-    store = trajstore.Store(path)
+    store = trajstore.Store.create(path)
     rng = np.random.default_rng(0)
     for seed in range(4):
         frames = rng.integers(0, 255, size=(6, 8, 8, 3), dtype=np.uint8)

@@ -51,7 +51,7 @@ def run_children(ctx, target, args_list, timeout=60):
 
 
 def test_children_record_and_read_through_the_parents_store_after_fork(store_path):
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     before = [record(store, "parent", seed) for seed in range(2)]
     snapshot_episode = store.episode(before[0])  # holds the parent's snapshot
 
@@ -72,7 +72,7 @@ def test_children_record_and_read_through_the_parents_store_after_fork(store_pat
         p.join(60)
         assert p.exitcode == 0, f"child {p.pid} exited with {p.exitcode}"
 
-    fresh = trajstore.Store(store_path)
+    fresh = trajstore.Store.create(store_path)
     ids = [e.id for e in fresh.episodes()]
     assert len(ids) == 2 + 4 * 3 + 3 and len(set(ids)) == len(ids), ids
     assert len(fresh.episodes(user="child")) == 12
@@ -87,14 +87,14 @@ def test_children_record_and_read_through_the_parents_store_after_fork(store_pat
 
 
 def test_a_pool_of_forked_workers_records_through_one_handle(store_path):
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     record(store, "parent", 0)
     global _POOL_STORE
     _POOL_STORE = store
     with mp.get_context("fork").Pool(2) as pool:
         ids = pool.map(_pool_record, range(6))
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 6
-    fresh = trajstore.Store(store_path)
+    fresh = trajstore.Store.create(store_path)
     for seed, eid in zip(range(6), ids):
         check(fresh, eid, 200 + seed)
     assert fresh.verify()["ok"]
@@ -108,7 +108,7 @@ def _pool_record(seed):
 
 
 def test_an_episode_in_flight_stays_the_parents(store_path):
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     frames = frames_for(7, 2)
     recorder = store.begin_episode("parent", "Test-v0", FIELDS, seed=7)
     recorder.reset({"obs/frame": frames[0], "obs/lz4": frames[0]})
@@ -131,12 +131,12 @@ def test_an_episode_in_flight_stays_the_parents(store_path):
 
 
 def _spawn_child(path, seed):
-    store = trajstore.Store(path)
+    store = trajstore.Store.create(path)
     check(store, record(store, "spawned", seed), seed)
 
 
 def test_spawned_children_open_the_store_themselves(store_path):
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     record(store, "parent", 0)
     run_children(mp.get_context("spawn"), _spawn_child, [(str(store_path), 300 + c) for c in range(2)])
-    assert len(trajstore.Store(store_path).episodes(user="spawned")) == 2
+    assert len(trajstore.Store.create(store_path).episodes(user="spawned")) == 2

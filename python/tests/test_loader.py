@@ -27,7 +27,7 @@ def record(store, user, steps, seed, metadata=None, fields=FIELDS, extra=None):
 
 @pytest.fixture
 def store(store_path):
-    s = trajstore.Store(store_path)
+    s = trajstore.Store.create(store_path)
     for i in range(12):
         record(s, f"user{i % 3}", steps=5 + 7 * i, seed=i)
     return s
@@ -156,7 +156,7 @@ def test_imitation_learning_replays_exactly_what_was_recorded_then_ends(store):
 
 
 def test_two_player_episodes_get_a_p2_view_unless_ignore_p2(store_path):
-    s = trajstore.Store(store_path)
+    s = trajstore.Store.create(store_path)
     fields = FIELDS + [("obs/p1_health", "i32", (), "observation", "raw"), ("obs/p2_health", "i32", (), "observation", "raw")]
     meta = {"agents": "P1,P2", "p2_swap": "obs/p1_health=obs/p2_health"}
     health = lambda t: {"obs/p1_health": np.int32(100 - t), "obs/p2_health": np.int32(50 + t)}  # noqa: E731

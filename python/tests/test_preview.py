@@ -26,7 +26,7 @@ def record(store, steps=5):
 
 
 def test_sheet_is_an_rgba_array_holding_the_frames(store_path):
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     eid, frames, gray = record(store)
     episode = store.episode(eid)
     sheet = episode.preview()
@@ -43,7 +43,7 @@ def test_sheet_is_an_rgba_array_holding_the_frames(store_path):
 
 
 def test_files_png_and_gif(store_path, tmp_path):
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     eid, _, _ = record(store)
     episode = store.episode(eid)
     png = episode.preview(out=tmp_path / "sheet.png")
@@ -54,7 +54,7 @@ def test_files_png_and_gif(store_path, tmp_path):
 
 
 def test_a_field_that_is_not_an_image_is_named(store_path):
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     eid, _, _ = record(store)
     episode = store.episode(eid)
     with pytest.raises(trajstore.InputError, match=r"obs/ram.*i32\[2\], not an image.*image fields: obs/frame, obs/gray"):

@@ -74,7 +74,7 @@ def test_every_space_round_trips(store_path, obs_name, act_name):
         obs_seen.append(obs)
         done = term or trunc
     rec.close()
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     (info,) = store.episodes(user="u")
     assert info.steps == 5 and info.outcome == "terminated" and info.total_return == 15.0
     episode = store.episode(info.id)
@@ -94,13 +94,13 @@ def test_interrupted_episodes_are_discarded_or_committed_when_asked(store_path):
     rec.reset(seed=1)  # cuts the first episode short: discarded by default
     rec.step(3)
     rec.close()
-    assert trajstore.Store(store_path).episodes() == []
+    assert trajstore.Store.create(store_path).episodes() == []
     keep = trajstore.RecordEpisodes(env, store_path, username="u", commit_interrupted=True)
     keep.reset(seed=0)
     keep.step(2)
     keep.step(2)
     keep.close()
-    (info,) = trajstore.Store(store_path).episodes()
+    (info,) = trajstore.Store.create(store_path).episodes()
     assert (info.steps, info.outcome) == (2, "interrupted")
 
 
@@ -110,7 +110,7 @@ def test_diambra_settings_are_accepted(store_path):
     rec.reset(seed=0)
     for _ in range(5):
         rec.step(rec.action_space.sample())
-    (info,) = trajstore.Store(store_path).episodes(user="diambra-user")
+    (info,) = trajstore.Store.create(store_path).episodes(user="diambra-user")
     assert info.metadata["ignore_p2"] is True
 
 
@@ -132,7 +132,7 @@ def test_async_vector_env_with_4_subprocesses_loses_nothing(store_path):
         finished += int(np.sum(term | trunc))
         steps += 1
     envs.close()  # interrupted episodes are discarded
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     episodes = store.episodes()
     assert len(episodes) == finished
     assert {e.user for e in episodes} == {"worker0", "worker1"}
@@ -142,3 +142,113 @@ def test_async_vector_env_with_4_subprocesses_loses_nothing(store_path):
         assert ep["obs"].shape == (e.steps + 1, 4)
         assert ep.rewards.sum() == e.total_return == e.steps
     assert store.verify()["ok"]
+
+
+def test_values_of_another_dtype_are_cast_when_exact_and_refused_naming_the_value_when_not(store_path):
+    store = trajstore.Store.create(store_path)
+    fields = [("obs/health", "i16", (2,), "observation", "raw"), ("obs/pos", "f32", (), "observation", "raw"),
+              ("action", "u8", (), "transition", "raw")]
+    r = store.begin_episode("u", "Cast-v0", fields)
+    r.reset({"obs/health": np.array([100, 7], dtype=np.int64), "obs/pos": np.float64(0.5)})
+    r.step({"obs/health": np.array([99, 7], dtype=np.int64), "obs/pos": np.float64(0.25), "action": np.int64(3),
+            "reward": np.float64(1.0), "terminated": np.bool_(True), "truncated": False})
+    episode = store.episode(r.commit())
+    assert episode["obs/health"].dtype == np.int16 and episode["obs/health"].tolist() == [[100, 7], [99, 7]]
+    assert episode["obs/pos"].tolist() == [0.5, 0.25] and episode["action"].tolist() == [3]
+
+    r = store.begin_episode("u", "Cast-v0", fields)
+    with pytest.raises(trajstore.InputError, match=r'field "obs/health": declared dtype i16 \(int16\), given int64: value 70000 at index \(1,\)'):
+        r.reset({"obs/health": np.array([1, 70000]), "obs/pos": np.float32(0)})
+    with pytest.raises(trajstore.InputError, match=r'field "obs/pos": declared dtype f32 \(float32\), given float64: value 0.1 is not'):
+        r.reset({"obs/health": np.array([1, 2], dtype=np.int16), "obs/pos": np.float64(0.1)})
+    with pytest.raises(trajstore.InputError, match=r'field "action": declared dtype u8 \(uint8\), given int64: value -1'):
+        r.reset({"obs/health": np.array([1, 2], dtype=np.int16), "obs/pos": np.float32(0)})
+        r.step({"obs/health": np.array([1, 2], dtype=np.int16), "obs/pos": np.float32(0), "action": np.int64(-1),
+                "reward": 0.0, "terminated": False, "truncated": False})
+    r.discard()
+    assert len(store.episodes()) == 1, "a refused value records nothing"
+
+
+class OptionsEnv(SpaceEnv):
+    """Refuses reset options it does not know, as many envs do."""
+
+    def reset(self, *, seed=None, options=None):
+        assert set(options or {}) <= {"difficulty"}, f"the env was given {options}"
+        return super().reset(seed=seed)
+
+
+def test_labels_change_per_episode_and_reset_seeds_and_options_are_recorded(store_path):
+    env = trajstore.RecordEpisodes(OptionsEnv(spaces.Discrete(3), spaces.Discrete(2), length=2), store_path, username="alice",
+                                   tags=["warmup"], metadata={"level": 1})
+
+    def episode(**reset):
+        env.reset(**reset)
+        while not env.step(0)[2]:
+            pass
+
+    episode(seed=7)
+    env.set_labels(username="bob", tags=["expert"], metadata={"level": 2})
+    episode(seed=8, options={"difficulty": 3})
+    episode(options={"trajstore": {"username": "carol", "tags": "novice", "metadata": {"coach": "dan"}}, "difficulty": 1})
+    first, second, third = trajstore.Store(store_path).episodes()
+    assert (first.user, first.tags, first.seed, first.metadata["level"]) == ("alice", ["warmup"], 7, 1)
+    assert "reset_options/difficulty" not in first.metadata
+    assert (second.user, second.tags, second.seed, second.metadata["level"]) == ("bob", ["expert"], 8, 2)
+    assert second.metadata["reset_options/difficulty"] == 3
+    assert (third.user, third.tags, third.seed) == ("carol", ["novice"], None)
+    assert (third.metadata["coach"], third.metadata["level"], third.metadata["reset_options/difficulty"]) == ("dan", 2, 1)
+    assert not any(k.startswith("reset_options/trajstore") for k in third.metadata)
+    with pytest.raises(TypeError, match="username must not be empty"):
+        env.set_labels(username="")
+
+
+def test_p2_swap_of_subtrees_is_checked_when_the_recorder_is_built(store_path):
+    player = spaces.Dict({"health": spaces.Box(0, 100, (1,), np.int16), "side": spaces.Discrete(2)})
+    obs_space = spaces.Dict({"P1": player, "P2": player, "frame": spaces.Box(0, 255, (4, 4, 1), np.uint8)})
+    env = SpaceEnv(obs_space, spaces.Tuple((spaces.Discrete(3), spaces.Discrete(3))), length=2)
+    with pytest.raises(trajstore.InputError, match=r'"p2_swap" names "obs/P3", which is neither a field nor a subtree'):
+        trajstore.RecordEpisodes(env, store_path, username="u", metadata={"agents": "P1,P2", "p2_swap": "obs/P1=obs/P3"})
+    recorder = trajstore.RecordEpisodes(env, store_path, username="u",
+                                        metadata={"agents": "P1,P2", "p2_swap": "obs/P1=obs/P2,action/0=action/1"})
+    with pytest.raises(trajstore.InputError, match="differ in dtype, shape or kind"):
+        recorder.set_labels(metadata={"p2_swap": "obs/P1/health=obs/frame"})
+    recorder.reset(seed=0)
+    while not recorder.step((0, 2))[2]:
+        pass
+    replay = trajstore.ImitationLearning(store_path)
+    seats = []
+    for _ in range(2):
+        obs, info = replay.reset()
+        seats.append((info["seat"], obs["P1"]["health"].tolist(), obs["P2"]["health"].tolist()))
+    assert seats[0][0] == "P1" and seats[1][0] == "P2"
+    assert seats[1][1:] == (seats[0][2], seats[0][1]), "the P2 view swaps the whole subtrees"
+
+
+@pytest.mark.parametrize("name", ["dict_action", "tuple_action"])
+def test_structured_actions_replay_in_the_spaces_own_structure(store_path, name):
+    action_space = {
+        "dict_action": spaces.Dict({"move": spaces.Discrete(9), "attack": spaces.MultiBinary(4)}),
+        "tuple_action": spaces.Tuple((spaces.Discrete(3), spaces.Box(-1, 1, (2,), np.float32))),
+    }[name]
+    action_space.seed(1)
+    env = trajstore.RecordEpisodes(SpaceEnv(spaces.Discrete(4), action_space, length=3), store_path, username="u")
+    env.reset(seed=0)
+    played = [action_space.sample() for _ in range(3)]
+    for action in played:
+        env.step(action)
+    replay = trajstore.ImitationLearning(store_path)
+    replay.reset()
+    for action in played:
+        recorded = replay.step(None)[4]["action"]
+        assert type(recorded) is type(action)
+        if isinstance(action, dict):
+            assert recorded.keys() == action.keys() and all(np.array_equal(recorded[k], action[k]) for k in action)
+        else:
+            assert all(np.array_equal(r, a) for r, a in zip(recorded, action))
+
+
+def test_the_wrapper_keeps_the_envs_own_gymnasium_metadata(store_path):
+    inner = SpaceEnv(spaces.Discrete(2), spaces.Discrete(2))
+    inner.metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    env = trajstore.RecordEpisodes(inner, store_path, username="u", metadata={"level": 3})
+    assert env.metadata == inner.metadata, "episode labels must not shadow gymnasium's env.metadata"

@@ -28,7 +28,7 @@ def record(store, user="alice", steps=4, seed=0):
 
 
 def test_raw_fields_are_read_only_views_of_the_map_that_outlive_the_store(store_path):
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     eid, frames = record(store)
     episode = store.episode(eid)
     raw = episode["obs/frame"]
@@ -54,7 +54,7 @@ def test_raw_fields_are_read_only_views_of_the_map_that_outlive_the_store(store_
 
 
 def test_metadata_queries_and_statistics(store_path):
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     a1, _ = record(store, "alice", steps=3)
     b1, _ = record(store, "bob", steps=6)
     a2, _ = record(store, "alice", steps=9)
@@ -73,12 +73,13 @@ def test_metadata_queries_and_statistics(store_path):
 
 
 def test_bad_input_names_the_field_expected_and_got(store_path):
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     r = store.begin_episode("alice", "Test-v0", FIELDS)
     frame = np.zeros((8, 8, 3), np.uint8)
     # The core's checks and messages, made once: field, expected and given dtype or shape.
-    with pytest.raises(trajstore.InputError, match=r'field "obs/frame": expected dtype u8, got f32'):
-        r.reset({"obs/frame": frame.astype(np.float32), "obs/frame_lz4": frame})
+    # (Numeric arrays of another dtype are cast when exact, refused naming the value if not.)
+    with pytest.raises(trajstore.InputError, match=r'field "obs/frame": declared dtype u8 \(uint8\), given float32: value 0.5 at index \(0, 0, 0\)'):
+        r.reset({"obs/frame": frame.astype(np.float32) + 0.5, "obs/frame_lz4": frame})
     with pytest.raises(trajstore.InputError, match=r'field "obs/frame": expected shape \[8, 8, 3\], got \[3, 8, 8\]'):
         r.reset({"obs/frame": frame.reshape(3, 8, 8), "obs/frame_lz4": frame})
     with pytest.raises(trajstore.InputError, match=r'field "obs/frame": dtype complex64 cannot be stored \(bool, u8'):
@@ -111,7 +112,7 @@ def test_bad_input_names_the_field_expected_and_got(store_path):
 
 
 def test_read_only_handles_refuse_recording(store_path):
-    record(trajstore.Store(store_path))
+    record(trajstore.Store.create(store_path))
     ro = trajstore.Store.open(store_path, read_only=True)
     assert len(ro.episodes()) == 1
     with pytest.raises(trajstore.StoreOpenError, match="read-only"):
@@ -119,7 +120,7 @@ def test_read_only_handles_refuse_recording(store_path):
 
 
 def test_every_dtype_round_trips_whatever_numpy_calls_it(store_path):
-    store = trajstore.Store(store_path)
+    store = trajstore.Store.create(store_path)
     names = ["bool", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "f16", "f32", "f64"]
     assert sorted(trajstore._trajstore.DTYPES) == sorted(names), "the core's dtype list"
     fields = [(f"obs/{n}", n, (2,), "observation", "raw") for n in names]
@@ -141,3 +142,21 @@ def test_every_dtype_round_trips_whatever_numpy_calls_it(store_path):
         got = episode[f"obs/{n}"]
         assert got.dtype == np.dtype(kinds[n]) and got.tolist() == [[0, 1], [1, 1]], n
     assert episode.rewards.dtype == np.float32 and episode.rewards.tolist() == [1.0]
+
+
+def test_opening_a_path_without_a_store_fails_and_creates_nothing(tmp_path):
+    typo = tmp_path / "demoss"
+    with pytest.raises(trajstore.StoreOpenError, match=r"not a trajstore store.*trajstore init"):
+        trajstore.Store(typo)
+    with pytest.raises(trajstore.StoreOpenError, match="not a trajstore store"):
+        trajstore.Store(typo, read_only=True)
+    with pytest.raises(trajstore.StoreOpenError, match="not a trajstore store"):
+        trajstore.Loader(typo)
+    assert not typo.exists(), "a failed open must not leave a directory behind"
+
+
+def test_creating_is_explicit_and_opens_an_existing_store_as_it_is(store_path):
+    first, _ = record(trajstore.Store.create(store_path))
+    assert [e.id for e in trajstore.Store.create(store_path).episodes()] == [first]
+    assert [e.id for e in trajstore.Store(store_path).episodes()] == [first]
+    assert trajstore.Store(store_path / "new", create=True).episodes() == []

@@ -40,7 +40,7 @@ def record(store, user, steps, seed):
 
 
 def make_store(path, episodes=8):
-    store = trajstore.Store(path)
+    store = trajstore.Store.create(path)
     for i in range(episodes):
         record(store, f"user{i % 2}", steps=20 + 5 * i, seed=i)
     return store
@@ -161,7 +161,7 @@ def scenario_loader_batches(path):
 
 
 def scenario_recorder(path):
-    store = trajstore.Store(path)
+    store = trajstore.Store.create(path)
     # One recorder shared: its owner steps while another thread reads its state.
     recorder = store.begin_episode("shared", "Test-v0", FIELDS)
     recorder.reset({"obs": np.zeros(3, np.float32), "obs/lz": np.zeros(256, np.float32)})

@@ -35,7 +35,7 @@
 
 mod batch;
 mod dataset;
-mod players;
+pub(crate) mod players;
 mod prefetch;
 mod replay;
 mod sampler;

@@ -15,7 +15,7 @@
 use crate::error::{Error, Result};
 use crate::read::Episode;
 use crate::schema::{REWARD, Schema};
-use crate::value::Value;
+use crate::value::{Info, Value};
 
 /// Metadata key naming the agents, comma-separated.
 pub const AGENTS_KEY: &str = "agents";
@@ -38,10 +38,18 @@ pub struct P2View {
 /// `agents`, a single agent, or `ignore_p2` set. A malformed declaration is an error naming
 /// the episode, never silently ignored.
 pub fn p2_view(episode: &Episode, schema: &Schema) -> Result<Option<P2View>> {
-    let meta = episode.metadata();
-    let bad = |m: String| {
-        Error::invalid_request("player layout", format!("episode {}: {m}", episode.id()))
-    };
+    player_layout(
+        episode.metadata(),
+        schema,
+        &format!("episode {}", episode.id()),
+    )
+}
+
+/// The P2 view declared by episode metadata `meta` for `schema`, or `None`; `what` names the
+/// episode in errors. The recorder checks it when an episode begins, so a bad declaration is
+/// refused before anything is recorded rather than at replay, after the commits.
+pub(crate) fn player_layout(meta: &Info, schema: &Schema, what: &str) -> Result<Option<P2View>> {
+    let bad = |m: String| Error::invalid_request("player layout", format!("{what}: {m}"));
     let agents = match meta.get(AGENTS_KEY) {
         None => return Ok(None),
         Some(Value::Str(s)) => s.split(',').map(str::trim).collect::<Vec<_>>(),
@@ -81,40 +89,100 @@ pub fn p2_view(episode: &Episode, schema: &Schema) -> Result<Option<P2View>> {
             )));
         }
     };
-    let fields = schema.fields();
-    let mut source: Vec<usize> = (0..fields.len()).collect();
+    let mut source: Vec<usize> = (0..schema.fields().len()).collect();
     let mut negate_reward = true;
     for pair in mapping.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((a, b)) = pair.split_once('=').map(|(a, b)| (a.trim(), b.trim())) else {
             return Err(bad(format!("{P2_SWAP_KEY:?}: {pair:?} is not \"a=b\"")));
         };
-        let index = |name: &str| {
-            schema.index_of(name).ok_or_else(|| {
-                bad(format!(
-                    "{P2_SWAP_KEY:?} names {name:?}, which the schema does not have ({})",
-                    schema.field_names()
-                ))
-            })
-        };
-        let (i, j) = (index(a)?, index(b)?);
-        let (fa, fb) = (&fields[i], &fields[j]);
-        if i == j || source[i] != i || source[j] != j {
-            return Err(bad(format!(
-                "{P2_SWAP_KEY:?}: {pair:?} swaps a field with itself or one already swapped"
-            )));
-        }
-        if fa.dtype != fb.dtype || fa.shape != fb.shape || fa.kind != fb.kind {
-            return Err(bad(format!(
-                "{P2_SWAP_KEY:?}: {a:?} and {b:?} differ in dtype, shape or kind"
-            )));
-        }
-        source.swap(i, j);
-        if a == REWARD || b == REWARD {
-            negate_reward = false;
+        for (a, b) in swapped_fields(schema, a, b).map_err(&bad)? {
+            swap_pair(&mut source, &mut negate_reward, schema, &a, &b, pair).map_err(&bad)?;
         }
     }
     Ok(Some(P2View {
         source,
         negate_reward,
     }))
+}
+
+/// The field pairs `a=b` swaps: the two fields, or, for two subtrees (`obs/P1=obs/P2`), every
+/// field below `a/` with the field of the same path below `b/`, which must match one to one.
+fn swapped_fields(
+    schema: &Schema,
+    a: &str,
+    b: &str,
+) -> std::result::Result<Vec<(String, String)>, String> {
+    if schema.index_of(a).is_some() || schema.index_of(b).is_some() {
+        return Ok(vec![(a.to_owned(), b.to_owned())]);
+    }
+    let below = |root: &str| -> Vec<String> {
+        let prefix = format!("{root}/");
+        schema
+            .fields()
+            .iter()
+            .filter_map(|f| f.name.strip_prefix(&prefix).map(str::to_owned))
+            .collect()
+    };
+    let (under_a, under_b) = (below(a), below(b));
+    if under_a.is_empty() || under_b.is_empty() {
+        let missing = if under_a.is_empty() { a } else { b };
+        return Err(format!(
+            "{P2_SWAP_KEY:?} names {missing:?}, which is neither a field nor a subtree of the schema ({})",
+            schema.field_names()
+        ));
+    }
+    let mut sorted_a = under_a.clone();
+    let mut sorted_b = under_b;
+    sorted_a.sort();
+    sorted_b.sort();
+    if sorted_a != sorted_b {
+        return Err(format!(
+            "{P2_SWAP_KEY:?}: subtrees {a:?} ({}) and {b:?} ({}) do not hold the same fields",
+            sorted_a.join(", "),
+            sorted_b.join(", ")
+        ));
+    }
+    Ok(under_a
+        .into_iter()
+        .map(|rest| (format!("{a}/{rest}"), format!("{b}/{rest}")))
+        .collect())
+}
+
+/// Applies one field swap to the P2 view being built.
+fn swap_pair(
+    source: &mut [usize],
+    negate_reward: &mut bool,
+    schema: &Schema,
+    a: &str,
+    b: &str,
+    pair: &str,
+) -> std::result::Result<(), String> {
+    let fields = schema.fields();
+    {
+        let index = |name: &str| {
+            schema.index_of(name).ok_or_else(|| {
+                format!(
+                    "{P2_SWAP_KEY:?} names {name:?}, which the schema does not have ({})",
+                    schema.field_names()
+                )
+            })
+        };
+        let (i, j) = (index(a)?, index(b)?);
+        let (fa, fb) = (&fields[i], &fields[j]);
+        if i == j || source[i] != i || source[j] != j {
+            return Err(format!(
+                "{P2_SWAP_KEY:?}: {pair:?} swaps a field with itself or one already swapped"
+            ));
+        }
+        if fa.dtype != fb.dtype || fa.shape != fb.shape || fa.kind != fb.kind {
+            return Err(format!(
+                "{P2_SWAP_KEY:?}: {a:?} and {b:?} differ in dtype, shape or kind"
+            ));
+        }
+        source.swap(i, j);
+        if a == REWARD || b == REWARD {
+            *negate_reward = false;
+        }
+    }
+    Ok(())
 }

@@ -93,6 +93,10 @@ pub struct Transition<'a> {
     /// The recorded action (the imitation target), exactly as stored. `None` when the schema
     /// has no `action` field.
     pub action: Option<&'a Array>,
+    /// Every recorded action field at this step, through the seat's mapping, in schema order:
+    /// `action` itself, or the `action/...` leaves of a Dict or Tuple action space (which have
+    /// no single `action` field).
+    pub action_fields: &'a Observation,
 }
 
 /// The episode being replayed.
@@ -127,6 +131,7 @@ pub struct ReplayEnv {
     playing: Option<Playing>,
     observation: Observation,
     action: Option<Array>,
+    action_fields: Observation,
     info: Info,
 }
 
@@ -146,6 +151,7 @@ impl ReplayEnv {
             playing: None,
             observation: Observation::default(),
             action: None,
+            action_fields: Observation::default(),
             info: Info::new(),
         }
     }
@@ -275,6 +281,9 @@ impl ReplayEnv {
                 .insert(INTERRUPTED_INFO_KEY.to_owned(), Value::Bool(true));
         }
         read_action(playing, t, &mut self.action)?;
+        read_fields(playing, t, &mut self.action_fields, |spec| {
+            spec.kind == FieldKind::Transition && is_action_field(&spec.name)
+        })?;
         if let Some(action) = &self.action {
             self.info
                 .insert(ACTION_INFO_KEY.to_owned(), action_value(action));
@@ -286,17 +295,39 @@ impl ReplayEnv {
             truncated,
             info: &self.info,
             action: self.action.as_ref(),
+            action_fields: &self.action_fields,
         })
     }
 }
 
+/// `action`, or a leaf of a structured action space (`action/...`).
+fn is_action_field(name: &str) -> bool {
+    name == ACTION_FIELD
+        || name
+            .strip_prefix(ACTION_FIELD)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// Fills `out` with every observation field at value index `index`, reusing its buffers.
 fn read_observation(playing: &Playing, index: usize, out: &mut Observation) -> Result<()> {
+    read_fields(playing, index, out, |spec| {
+        spec.kind == FieldKind::Observation
+    })
+}
+
+/// Fills `out` with the fields `keep` selects at value index `index`, through the seat's
+/// mapping, reusing its buffers.
+fn read_fields(
+    playing: &Playing,
+    index: usize,
+    out: &mut Observation,
+    keep: impl Fn(&crate::schema::FieldSpec) -> bool,
+) -> Result<()> {
     let observed = playing
         .fields
         .iter()
         .enumerate()
-        .filter(|(_, f)| f.spec().kind == FieldKind::Observation);
+        .filter(|(_, f)| keep(f.spec()));
     let mut n = 0;
     for (i, f) in observed {
         let spec = f.spec();

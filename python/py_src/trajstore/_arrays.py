@@ -27,22 +27,47 @@ def dtype_name(dtype: Any) -> str:
     return name
 
 
-def as_stored_array(value: Any, dtype: str | None) -> np.ndarray:
-    """`value` as a C-contiguous little-endian array, for the core to check and store.
+#: numpy kinds between which a value may be cast exactly: bool, ints, floats
+_NUMERIC_KINDS = "biuf"
 
-    numpy values keep their dtype (the core refuses a mismatch, naming the field, expected
-    and given dtype). Python scalars and lists take the field's dtype `dtype` when numpy
-    considers the cast same-kind (an int into a float field, say); otherwise they keep
-    numpy's dtype for them and the core refuses it the same way."""
+
+def as_stored_array(value: Any, dtype: str | None, field: str = "") -> np.ndarray:
+    """`value` as a C-contiguous little-endian array of the field's dtype `dtype`, for the core
+    to check and store.
+
+    Python scalars and lists take the field's dtype when numpy considers the cast same-kind
+    (an int into a float field, say). A numeric array of another numeric dtype is cast when
+    every element survives the cast unchanged (Gymnasium envs often declare int16 and return
+    int64): anything else raises `InputError` naming the field, both dtypes and the value.
+    Other values keep their dtype, and the core refuses a mismatch the same way."""
     arr = np.asarray(value)
-    if not isinstance(value, (np.ndarray, np.generic)) and dtype is not None:
+    if dtype is not None and arr.dtype != NUMPY_DTYPES[dtype]:
         target = NUMPY_DTYPES[dtype]
-        if np.can_cast(arr.dtype, target, casting="same_kind"):
-            arr = arr.astype(target, copy=False)
+        if not isinstance(value, (np.ndarray, np.generic)):
+            if np.can_cast(arr.dtype, target, casting="same_kind"):
+                arr = arr.astype(target, copy=False)
+        elif arr.dtype.kind in _NUMERIC_KINDS and target.kind in _NUMERIC_KINDS:
+            arr = _exact_cast(arr, target, field, dtype)
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     # Not np.ascontiguousarray: it turns a 0-d array (a scalar field) into shape (1,).
     return arr if arr.flags.c_contiguous else arr.copy(order="C")
+
+
+def _exact_cast(arr: np.ndarray, target: np.dtype, field: str, dtype: str) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        cast = arr.astype(target)
+        back = cast.astype(arr.dtype)
+    same = (back == arr) | (np.isnan(arr) & np.isnan(back) if arr.dtype.kind == "f" and target.kind == "f" else False)
+    if np.all(same):
+        return cast
+    where = tuple(int(i) for i in np.argwhere(~np.asarray(same))[0])
+    bad = arr[where].item()
+    at = f" at index {where}" if where else ""
+    raise InputError(
+        f'field "{field}": declared dtype {dtype} ({target}), given {arr.dtype}: value {bad!r}{at} is not exactly '
+        f"representable as {target}; record values that fit, or declare the field's space with a wider dtype"
+    )
 
 
 def normalize_info(info: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:

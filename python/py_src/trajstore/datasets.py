@@ -51,3 +51,40 @@ class StepIndex:
         item: dict[str, Any] = {key: column[0] for key, column in self.rows([i]).items()}
         item["episode"], item["step"] = int(item["episode"]), int(item["step"])
         return item
+
+
+EVEN_POLICIES = ("pad", "drop")
+
+
+def _even_policy(even: str) -> str:
+    if even not in EVEN_POLICIES:
+        raise ValueError(f"even={even!r}: expected 'pad' (repeat steps so every rank serves the largest rank's count) or 'drop' (serve the smallest rank's count)")
+    return even
+
+
+def rank_loaders(path: Any, rank: int, world_size: int, **share: Any) -> list[Loader]:
+    """Every rank's loader, in rank order (index only, no field data read). This rank's is
+    opened first, so the core refuses a bad rank or selection before anything else."""
+    mine = Loader(path, rank=rank, world_size=world_size, **share)
+    return [mine if r == rank else Loader(mine.store, rank=r, world_size=world_size, **share) for r in range(world_size)]
+
+
+def _require_data(loaders: Sequence[Loader], rank: int) -> None:
+    """A rank with nothing to serve would leave its DDP peers waiting forever: say so now.
+    `loaders`: every rank's loader, in rank order."""
+    if loaders[rank].steps == 0:
+        total = sum(len(loader.episode_ids) for loader in loaders)
+        raise ValueError(
+            f"rank {rank} of {len(loaders)} has no steps to serve: the selection holds {total} episode(s) and an "
+            f"episode is never split across ranks; record more episodes, widen the selection or use fewer ranks"
+        )
+
+
+def rank_step_index(path: Any, fields: Sequence[str], next_fields: Sequence[str], *, rank: int, world_size: int, seed: int,
+                    epoch: int, even: str, verify_reads: bool, **filters: Any) -> tuple[StepIndex, int]:
+    """This rank's StepIndex and the number of items every rank serves under `even`."""
+    even = _even_policy(even)
+    loaders = rank_loaders(path, rank, world_size, seed=seed, epoch=epoch, verify_reads=verify_reads, **filters)
+    _require_data(loaders, rank)
+    steps = [loader.steps for loader in loaders]
+    return StepIndex(loaders[rank], fields, next_fields), (max(steps) if even == "pad" else min(steps))

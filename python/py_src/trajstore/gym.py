@@ -13,6 +13,25 @@ from .store import EpisodeRecorder, Store
 
 #: metadata key marking an episode whose P2 view a replay must skip (DIAMBRA's ignore_p2)
 IGNORE_P2_KEY = "ignore_p2"
+#: metadata prefix of the options an episode was reset with (`reset_options/difficulty`, ...)
+RESET_OPTIONS_KEY = "reset_options"
+#: the `reset(options=...)` key whose dict relabels episodes (`username`, `tags`, `metadata`);
+#: the wrapper takes it out, the env never sees it
+LABELS_OPTION = "trajstore"
+
+
+def recording_settings(settings: Any) -> dict[str, Any]:
+    """DIAMBRA recording settings as a dict: 1.x's `traj_rec_settings` mapping, or any object
+    with such attributes (2.x's `RecordingSettings` dataclass: `dataset_path`, `username`)."""
+    if settings is None:
+        return {}
+    if isinstance(settings, Mapping):
+        return dict(settings)
+    known = ("dataset_path", "file_path", "username", "ignore_p2")
+    found = {k: getattr(settings, k) for k in known if getattr(settings, k, None) is not None}
+    if not found:
+        raise TypeError(f"recording settings {settings!r}: expected a mapping or an object with any of {', '.join(known)}")
+    return found
 
 
 class RecordEpisodes(gymnasium.Wrapper):
@@ -22,12 +41,20 @@ class RecordEpisodes(gymnasium.Wrapper):
     episode cut short by `reset()` or `close()` is discarded, or committed (its outcome is
     then "interrupted") with `commit_interrupted=True`.
 
-    DIAMBRA users can pass their `traj_rec_settings` dict (`username`, `file_path`,
-    `ignore_p2`) as is. Works inside `gymnasium.vector.AsyncVectorEnv` and from many
+    DIAMBRA users pass their settings as they are: Arena 2.x's `RecordingSettings(dataset_path,
+    username)` object as `episode_recording_settings=` (or positionally as `path`), or 1.x's
+    `traj_rec_settings` dict (`username`, `file_path`, `ignore_p2`); `trajstore.diambra.make`
+    is `diambra.arena.make` recording here. Works inside `gymnasium.vector.AsyncVectorEnv` and from many
     processes at once: all of them can record into one store.
 
     `codec` is "raw" (zero-copy reads) or "lz4", for every observation field, or a dict of
     field name -> codec.
+
+    Labels can change per episode: `set_labels(username=, tags=, metadata=)`, or
+    `reset(options={"trajstore": {"username": ..., "tags": [...], "metadata": {...}}})` (that
+    key is taken out of the options the env sees), label the episodes from the next reset on.
+    Each episode records its reset seed and its other reset options (metadata
+    `reset_options/<key>`).
 
     Two-player envs: declare the agents in `metadata` so a replay serves a P2 view
     (schema/replay.md), e.g. `metadata={"agents": "P1,P2", "p2_swap": "obs/P1=obs/P2,action/0=action/1"}`;
@@ -46,18 +73,23 @@ class RecordEpisodes(gymnasium.Wrapper):
         tags: Sequence[str] = (),
         metadata: Mapping[str, Any] | None = None,
         commit_interrupted: bool = False,
-        traj_rec_settings: Mapping[str, Any] | None = None,
+        traj_rec_settings: Any = None,
         file_path: str | os.PathLike | None = None,
+        episode_recording_settings: Any = None,
     ):
         super().__init__(env)
-        settings = dict(traj_rec_settings or {})
+        if path is not None and not isinstance(path, (str, os.PathLike, Store)):
+            path, episode_recording_settings = None, path  # a settings object given positionally
+        settings = {**recording_settings(traj_rec_settings), **recording_settings(episode_recording_settings)}
         username = username or settings.get("username")
-        path = path or file_path or settings.get("file_path")
+        path = path or file_path or settings.get("dataset_path") or settings.get("file_path")
         ignore_p2 = bool(settings.get("ignore_p2", ignore_p2))
         if path is None:
-            raise TypeError("RecordEpisodes needs a store path (path=, file_path= or traj_rec_settings['file_path'])")
+            raise TypeError("RecordEpisodes needs a store path (path=, file_path=, a RecordingSettings' dataset_path or "
+                            "traj_rec_settings['file_path'])")
         if not username:
-            raise TypeError("RecordEpisodes needs a username (username= or traj_rec_settings['username'])")
+            raise TypeError("RecordEpisodes needs a username (username=, a RecordingSettings' username or "
+                            "traj_rec_settings['username'])")
         self.store = path if isinstance(path, Store) else Store.create(path)
         self.username = username
         self.env_id = env_id or (env.spec.id if env.spec is not None else type(env.unwrapped).__name__)
@@ -72,22 +104,45 @@ class RecordEpisodes(gymnasium.Wrapper):
         self._fields = [(n, d, s, "observation", codec_of(n)) for n, d, s in _spaces.leaves(self._obs_space, "obs")]
         self._fields += [(n, d, s, "transition", "raw") for n, d, s in _spaces.leaves(self._act_space, "action")]
         self._fields += [("reward", "f64", (), "transition", "raw")]
-        self._metadata = {
+        self._episode_metadata = {
             **dict(metadata or {}),
             _spaces.OBSERVATION_SPACE_KEY: _spaces.dumps(self._obs_space),
             _spaces.ACTION_SPACE_KEY: _spaces.dumps(self._act_space),
             IGNORE_P2_KEY: ignore_p2,
         }
+        # The core checks the fields and labels (a bad p2_swap included) when an episode
+        # begins: begin one now, so a mistake fails here, not after episodes were played.
+        self.store.begin_episode(self.username, self.env_id, self._fields, tags=self.tags, metadata=self._episode_metadata).discard()
         self._recorder: EpisodeRecorder | None = None
         #: ids of the episodes this wrapper committed, in order
         self.committed: list[int] = []
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self._finish_interrupted()
+        options = dict(options) if options is not None else None
+        if options is not None and LABELS_OPTION in options:
+            self.set_labels(**options.pop(LABELS_OPTION))
         obs, info = self.env.reset(seed=seed, options=options)
-        self._recorder = self.store.begin_episode(self.username, self.env_id, self._fields, seed=seed, tags=self.tags, metadata=self._metadata)
+        metadata = {**self._episode_metadata, RESET_OPTIONS_KEY: options} if options else self._episode_metadata
+        self._recorder = self.store.begin_episode(self.username, self.env_id, self._fields, seed=seed, tags=self.tags, metadata=metadata)
         self._recorder.reset(_spaces.flatten(self._obs_space, obs, "obs"), info)
         return obs, info
+
+    def set_labels(self, username: str | None = None, tags: Sequence[str] | None = None,
+                   metadata: Mapping[str, Any] | None = None) -> None:
+        """Labels the episodes that start from the next `reset()` on: a new `username`, `tags`
+        (replacing the current ones) or `metadata` (merged into the current keys)."""
+        if username is not None:
+            if not username:
+                raise TypeError("set_labels: username must not be empty")
+            self.username = username
+        if tags is not None:
+            self.tags = [tags] if isinstance(tags, str) else list(tags)
+        if metadata is not None:
+            merged = {**self._episode_metadata, **dict(metadata)}
+            # Checked by the core now, as at construction: not after the next episode was played.
+            self.store.begin_episode(self.username, self.env_id, self._fields, tags=self.tags, metadata=merged).discard()
+            self._episode_metadata = merged
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)

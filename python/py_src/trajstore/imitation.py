@@ -98,9 +98,12 @@ class ImitationLearning(gymnasium.Env):
             return named
         return _spaces.unflatten(self._obs_json, named, "obs")
 
-    def _action(self, buffer: Any) -> Any:
+    def _action(self, buffer: Any, fields: dict) -> Any:
         if buffer is None:
-            return None
+            # A Dict or Tuple action space: its leaves, rebuilt in the space's structure.
+            if self._act_json is None or not fields:
+                return None
+            return _spaces.unflatten(self._act_json, {name: np.asarray(b) for name, b in fields.items()}, "action")
         action = np.asarray(buffer)
         if self._act_json is not None and self._act_json["type"] == "Discrete":
             return int(action)
@@ -117,8 +120,8 @@ class ImitationLearning(gymnasium.Env):
         return self._observation(obs), info
 
     def step(self, action: Any = None):
-        obs, reward, terminated, truncated, info, recorded = self._native.step()
+        obs, reward, terminated, truncated, info, recorded, recorded_fields = self._native.step()
         # The core's info["action"] is widened for its info map (lists, bools as 0/1); the
         # exact recorded array, as the action space has it, is what a policy is trained on.
-        info["action"] = self._action(recorded)
+        info["action"] = self._action(recorded, recorded_fields)
         return self._observation(obs), reward, terminated, truncated, info

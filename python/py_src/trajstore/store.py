@@ -148,7 +148,7 @@ class EpisodeRecorder:
     def _values(self, values: Mapping[str, Any]) -> list:
         out = []
         for name, value in values.items():
-            arr = as_stored_array(value, self._dtypes.get(name))
+            arr = as_stored_array(value, self._dtypes.get(name), name)
             # The elements as a flat view of the same memory: the core reads them in place.
             out.append((name, arr.shape, arr.reshape(-1)))
         return out
@@ -188,23 +188,27 @@ class Store:
     damaged data raises `trajstore.CorruptionError` naming user, episode, field and steps
     instead of reaching training. `verify_reads=False` skips the check (trusted media)."""
 
-    def __init__(self, path: str | os.PathLike, read_only: bool = False, create: bool = True, verify_reads: bool = True):
+    def __init__(self, path: str | os.PathLike, read_only: bool = False, create: bool = False, verify_reads: bool = True):
+        # Opening never creates by default: a typo in a path must fail loudly, not train on
+        # an empty store. Creating is explicit (`create=True`, `Store.create`, `trajstore init`).
         self._native = _NativeStore.open(os.fspath(path), read_only=read_only, create=create, verify_reads=verify_reads)
 
     @classmethod
     def open(cls, path: str | os.PathLike, read_only: bool = False, verify_reads: bool = True) -> "Store":
-        """Opens an existing store (`read_only` for training jobs that never record)."""
+        """Opens an existing store (`read_only` for training jobs that never record); raises
+        `StoreOpenError` when `path` holds none."""
         return cls(path, read_only=read_only, create=False, verify_reads=verify_reads)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, verify_reads: bool = True) -> "Store":
+        """Opens the store at `path`, creating it (and missing parent directories) when there
+        is none; an existing store is opened as it is."""
+        return cls(path, create=True, verify_reads=verify_reads)
 
     @property
     def verify_reads(self) -> bool:
         """Whether first reads of chunks are checked."""
         return self._native.verify_reads
-
-    @classmethod
-    def create(cls, path: str | os.PathLike) -> "Store":
-        """Opens the store at `path`, creating it when missing."""
-        return cls(path, create=True)
 
     @property
     def path(self) -> str:
