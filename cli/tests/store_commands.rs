@@ -2,7 +2,7 @@
 //! codes agree with the library. The library's own side of each is in the library's tests.
 
 use trajstore::Codec;
-use trajstore::loader::{Loader, Selection};
+use trajstore::loader::{Loader, Selection, Shard};
 use trajstore::{Query, Store};
 
 use crate::util::{self, cli, cli_ok};
@@ -121,4 +121,133 @@ fn partition_matches_the_loader_in_a_fresh_process() {
         .iter()
         .fold((0f64, f64::MAX), |(a, b), &s| (a.max(s), b.min(s)));
     assert_eq!(json["imbalance"].as_f64(), Some(max / min));
+}
+
+/// Three stores as one dataset: `partition` over the shard list (with the cutoffs given)
+/// matches what each rank's loader over the same list serves, keyed `[shard, id]`, and `ls`
+/// lists every shard's episodes with its shard.
+#[test]
+fn partition_of_several_stores_matches_the_loader_and_ls_lists_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<_> = (0..3)
+        .map(|s| dir.path().join(format!("host-{s}")))
+        .collect();
+    let stores: Vec<Store> = paths.iter().map(|p| Store::create(p).unwrap()).collect();
+    for (n, steps) in [4, 17, 9, 1, 12, 6, 6, 20, 3, 8].into_iter().enumerate() {
+        util::record_small(&stores[n % 3], "u", n as u64, steps, Codec::Raw);
+    }
+    let shards: Vec<_> = stores.iter().map(Shard::new).collect();
+    let cutoffs = Loader::new_sharded(&shards, &Selection::new(Query::default(), 1, 0, 0))
+        .unwrap()
+        .cutoffs();
+    // Recorded after the cutoffs: not part of the dataset.
+    util::record_small(&stores[2], "u", 50, 5, Codec::Raw);
+    let cutoff_arg = cutoffs
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut args: Vec<&str> = vec!["partition"];
+    args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+    args.extend([
+        "--world-size",
+        "2",
+        "--seed",
+        "5",
+        "--cutoff",
+        &cutoff_arg,
+        "--json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&cli_ok(&args)).expect("one JSON object");
+    let pinned: Vec<Shard> = shards
+        .iter()
+        .zip(&cutoffs)
+        .map(|(s, &c)| s.clone().cutoff(c))
+        .collect();
+    for (rank, r) in json["ranks"].as_array().unwrap().iter().enumerate() {
+        let loader = Loader::new_sharded(
+            &pinned,
+            &Selection::new(Query::default(), 2, rank as u32, 5),
+        )
+        .unwrap();
+        let keys: Vec<serde_json::Value> = (0..loader.episodes().len())
+            .map(|i| serde_json::json!([loader.shard_of(i), loader.episodes()[i].id().get()]))
+            .collect();
+        assert_eq!(r["episodes"], serde_json::json!(keys));
+        assert_eq!(r["steps"], loader.steps());
+    }
+    assert_eq!(json["shards"].as_array().unwrap().len(), 3);
+    assert_eq!(json["shards"][2]["episodes"], 3);
+
+    args.retain(|a| !a.starts_with("--") && !a.contains(',') && *a != "2" && *a != "5");
+    args[0] = "ls";
+    args.push("--json");
+    let lines: Vec<serde_json::Value> = cli_ok(&args)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 11);
+    let shard_ids: Vec<(u64, u64)> = lines
+        .iter()
+        .map(|l| (l["shard"].as_u64().unwrap(), l["episode"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(shard_ids[..4], [(0, 1), (0, 2), (0, 3), (0, 4)]);
+    assert_eq!(shard_ids[10], (2, 4));
+    let text = cli_ok(&args[..4]);
+    assert!(text.starts_with("shard  "), "{text}");
+
+    let out = cli(&[
+        "partition",
+        paths[0].to_str().unwrap(),
+        paths[1].to_str().unwrap(),
+        "--world-size",
+        "2",
+        "--cutoff",
+        "3",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 cutoff(s) for 2 store(s)"));
+}
+
+/// A shard written by a newer trajstore is refused, naming the shard and what to do; nothing
+/// is served from the others.
+#[test]
+fn a_shard_of_a_newer_format_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("a"), dir.path().join("b"));
+    util::record_small(&Store::create(&old).unwrap(), "u", 1, 3, Codec::Raw);
+    drop(Store::create(&new).unwrap());
+    {
+        let db = redb::Database::builder()
+            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+            .open(new.join(trajstore::INDEX_FILE))
+            .unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+            .unwrap()
+            .insert("format_version", 99)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    for cmd in ["ls", "partition"] {
+        let mut args = vec![cmd, old.to_str().unwrap(), new.to_str().unwrap()];
+        if cmd == "partition" {
+            args.extend(["--world-size", "2"]);
+        }
+        let out = cli(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains(&format!("shard 1 ({})", new.display())),
+            "{err}"
+        );
+        assert!(
+            err.contains("format version 99") && err.contains("upgrade trajstore"),
+            "{err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "every shard is opened before anything is printed"
+        );
+    }
 }

@@ -98,7 +98,7 @@ pub struct Column {
 pub struct Batch {
     pub units: usize,
     pub rows_per_unit: usize,
-    /// Episode id of every row.
+    /// Episode of every row: its id, or over several stores its key (`partition.md` §7).
     pub episode: Vec<u64>,
     /// Step `t` of every row (for padding rows, the step the row would have had).
     pub step: Vec<u32>,

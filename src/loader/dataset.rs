@@ -11,7 +11,12 @@ use std::collections::HashMap;
 
 use crate::error::{Error, ReadError, Result};
 use crate::ids::EpisodeId;
-use crate::partition::{Assignment, Cursor, EpisodeLen, EpisodeSet, Share, remaining_in};
+use serde::{Deserialize, Serialize};
+
+use crate::partition::{
+    Assignment, Cursor, EpisodeLen, EpisodeSet, SHARD_ID_BITS, ShardEpisodes, ShardStamp, Share,
+    check_shards, remaining_in, shard_key, split_key, union,
+};
 use crate::read::{Episode, Field, Query, Snapshot};
 use crate::store::Store;
 
@@ -86,18 +91,132 @@ pub fn select(snapshot: &Snapshot, query: &Query) -> Result<Selected> {
         ..query.clone()
     };
     let episodes = snapshot.episodes(&query)?;
-    let lens: Vec<EpisodeLen> = episodes
+    Ok(Selected {
+        set: EpisodeSet::new(&lens(&episodes))?,
+        episodes,
+        cutoff,
+    })
+}
+
+fn lens(episodes: &[Episode]) -> Vec<EpisodeLen> {
+    episodes
         .iter()
         .map(|e| EpisodeLen {
             id: e.id().get(),
             steps: u64::from(e.steps()),
         })
-        .collect();
-    Ok(Selected {
-        set: EpisodeSet::new(&lens)?,
+        .collect()
+}
+
+/// One store of a dataset recorded on several hosts (`schema/partition.md` §7), with the
+/// cutoff that fixes its part of the set: every rank must give the same list, in the same
+/// order, with the same cutoffs.
+#[derive(Clone)]
+pub struct Shard {
+    pub store: Store,
+    /// Episodes with an id below it are selected; `None`: the store's own cutoff when the
+    /// snapshot is taken (report it with [`Loader::cutoffs`] so every rank uses the same).
+    pub cutoff: Option<EpisodeId>,
+}
+
+impl Shard {
+    /// The store, cut off at its snapshot.
+    pub fn new(store: &Store) -> Shard {
+        Shard {
+            store: store.clone(),
+            cutoff: None,
+        }
+    }
+
+    /// The same shard, cut off below `cutoff`.
+    pub fn cutoff(self, cutoff: EpisodeId) -> Shard {
+        Shard {
+            cutoff: Some(cutoff),
+            ..self
+        }
+    }
+}
+
+/// What a query selects in every shard of a list, keyed as one set (§7).
+pub struct SelectedShards {
+    /// `(key, steps)` of every selected episode of every shard.
+    pub set: EpisodeSet,
+    /// Each shard's stamp, in list order.
+    pub stamps: Vec<ShardStamp>,
+    /// `(shard, episode)` of every selected episode.
+    pub episodes: Vec<(u32, Episode)>,
+    /// Each shard's snapshot, in list order.
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// The episodes `query` selects in each shard (below each shard's cutoff), as one set. Shared
+/// by the loader and `trajstore partition` so both agree. The query's own `before_id` must be
+/// unset when the list has several shards: each has its own cutoff.
+pub fn select_shards(shards: &[Shard], query: &Query) -> Result<SelectedShards> {
+    if shards.len() > 1 && query.before_id.is_some() {
+        return Err(Error::invalid_request(
+            "before_id",
+            "several shards each have their own cutoff (Shard::cutoff), not one before_id",
+        ));
+    }
+    refuse_repeated_stores(shards)?;
+    let mut parts = Vec::with_capacity(shards.len());
+    let mut episodes = Vec::new();
+    let mut snapshots = Vec::with_capacity(shards.len());
+    for (i, shard) in shards.iter().enumerate() {
+        let snapshot = shard.store.snapshot()?;
+        let query = Query {
+            before_id: shard.cutoff.or(query.before_id),
+            ..query.clone()
+        };
+        let Selected {
+            episodes: selected,
+            cutoff,
+            ..
+        } = select(&snapshot, &query)?;
+        parts.push(ShardEpisodes {
+            path: shard.store.path().display().to_string(),
+            cutoff: cutoff.get(),
+            episodes: lens(&selected),
+        });
+        episodes.extend(selected.into_iter().map(|e| (i as u32, e)));
+        snapshots.push(snapshot);
+    }
+    let (set, stamps) = union(&parts)?;
+    Ok(SelectedShards {
+        set,
+        stamps,
         episodes,
-        cutoff,
+        snapshots,
     })
+}
+
+/// The same store listed twice would serve its episodes twice.
+fn refuse_repeated_stores(shards: &[Shard]) -> Result<()> {
+    let paths: Vec<_> = shards
+        .iter()
+        .map(|s| std::fs::canonicalize(s.store.path()).unwrap_or_else(|_| s.store.path().into()))
+        .collect();
+    for (j, path) in paths.iter().enumerate() {
+        if let Some(i) = paths[..j].iter().position(|p| p == path) {
+            return Err(Error::invalid_request(
+                "shards",
+                format!(
+                    "shards {i} and {j} are the same store ({}): list each store once",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A [`Cursor`] of a loader over several shards, with the stamps of the shard list it was
+/// taken on, so that a resume on another list, order or selection names what differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardedCursor {
+    pub cursor: Cursor,
+    pub shards: Vec<ShardStamp>,
 }
 
 /// One rank's (one worker's) share of the selected episodes for one epoch, in serving order.
@@ -105,84 +224,112 @@ pub fn select(snapshot: &Snapshot, query: &Query) -> Result<Selected> {
 /// Reading: [`Loader::iter`] yields whole episodes with their fields (raw fields are zero-copy
 /// slices of the segment maps); [`Sampler::new`](crate::loader::Sampler::new) gathers
 /// random or sequential batches of steps or windows into reusable buffers.
+///
+/// A loader reads one store ([`Loader::new`]) or several as one dataset
+/// ([`Loader::new_sharded`]); with several, episodes are known by their key (`(shard, id)`,
+/// [`Loader::key_of`]).
 pub struct Loader {
-    snapshot: Snapshot,
-    store: Store,
+    shards: Vec<Shard>,
+    snapshots: Vec<Snapshot>,
+    /// The filter; with one shard its `before_id` is that shard's cutoff, with several unset.
     query: Query,
+    stamps: Vec<ShardStamp>,
     set: EpisodeSet,
     assignment: Assignment,
     /// Where `share[0]` stands in this worker's list for the epoch.
     cursor: Cursor,
     share: Vec<Episode>,
+    /// `share_shards[i]`: the shard `share[i]` comes from.
+    share_shards: Vec<u32>,
 }
 
 impl Loader {
     /// The share of `selection` at the start of its epoch.
     pub fn new(store: &Store, selection: &Selection) -> Result<Loader> {
-        let snapshot = store.snapshot()?;
-        let Selected {
-            set,
-            episodes,
-            cutoff,
-        } = select(&snapshot, &selection.query)?;
+        Self::new_sharded(&[Shard::new(store)], selection)
+    }
+
+    /// The share of `selection` of the union of several stores (`schema/partition.md` §7),
+    /// at the start of its epoch. A list of one store is exactly [`Loader::new`].
+    pub fn new_sharded(shards: &[Shard], selection: &Selection) -> Result<Loader> {
+        let selected = select_shards(shards, &selection.query)?;
         // Checked once, with the share, in `build`.
-        let cursor = Cursor::unchecked(&set, selection.share())
+        let cursor = Cursor::unchecked(&selected.set, selection.share())
             .seed(selection.seed)
             .epoch(selection.epoch);
-        let query = Query {
-            before_id: Some(cutoff),
-            ..selection.query.clone()
-        };
-        Self::build(store, snapshot, query, set, episodes, cursor)
+        Self::build(shards, &selection.query, selected, cursor)
     }
 
     /// Resumes mid-epoch: exactly the episodes of the cursor's list not served yet. `query`
     /// must select the same episode set the cursor was taken on (same filter and cutoff;
     /// see [`Loader::cutoff`]), otherwise [`ReadError::Partition`] (fingerprint mismatch).
     pub fn resume(store: &Store, query: &Query, cursor: Cursor) -> Result<Loader> {
-        let snapshot = store.snapshot()?;
-        let Selected {
-            set,
-            episodes,
-            cutoff,
-        } = select(&snapshot, query)?;
-        let query = Query {
-            before_id: Some(cutoff),
-            ..query.clone()
-        };
-        Self::build(store, snapshot, query, set, episodes, cursor)
+        let selected = select_shards(&[Shard::new(store)], query)?;
+        Self::build(&[Shard::new(store)], query, selected, cursor)
+    }
+
+    /// Resumes a loader over several shards mid-epoch. The shard list must be the one the
+    /// cursor was taken on, in the same order, with the same cutoffs and filter; otherwise
+    /// [`ReadError::Partition`] names the first shard that differs and how.
+    pub fn resume_sharded(
+        shards: &[Shard],
+        query: &Query,
+        cursor: &ShardedCursor,
+    ) -> Result<Loader> {
+        let selected = select_shards(shards, query)?;
+        check_shards(&cursor.shards, &selected.stamps)?;
+        Self::build(shards, query, selected, cursor.cursor)
     }
 
     fn build(
-        store: &Store,
-        snapshot: Snapshot,
-        query: Query,
-        set: EpisodeSet,
-        episodes: Vec<Episode>,
+        shards: &[Shard],
+        query: &Query,
+        selected: SelectedShards,
         cursor: Cursor,
     ) -> Result<Loader> {
+        let SelectedShards {
+            set,
+            stamps,
+            episodes,
+            snapshots,
+        } = selected;
         let (assignment, items) = remaining_in(&set, &cursor)?;
-        let mut by_id: HashMap<u64, Episode> =
-            episodes.into_iter().map(|e| (e.id().get(), e)).collect();
-        let share = items
+        let count = shards.len();
+        let mut by_key: HashMap<u64, (u32, Episode)> = episodes
+            .into_iter()
+            .map(|(shard, e)| Ok((shard_key(count, shard, e.id().get())?, (shard, e))))
+            .collect::<Result<_>>()?;
+        let (share_shards, share) = items
             .iter()
             .map(|item| {
-                by_id.remove(&item.id).ok_or(
+                by_key.remove(&item.id).ok_or(
                     ReadError::EpisodeNotFound {
-                        id: EpisodeId(item.id),
+                        id: EpisodeId(split_key(count, item.id).1),
                     }
                     .into(),
                 )
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<(Vec<_>, Vec<_>)>>()?;
+        // Every shard keeps its cutoff, so the next epoch selects the same set.
+        let shards: Vec<Shard> = shards
+            .iter()
+            .zip(&stamps)
+            .map(|(s, stamp)| s.clone().cutoff(EpisodeId(stamp.cutoff)))
+            .collect();
+        let query = Query {
+            before_id: (count == 1).then(|| EpisodeId(stamps[0].cutoff)),
+            ..query.clone()
+        };
         Ok(Loader {
-            snapshot,
-            store: store.clone(),
+            shards,
+            snapshots,
             query,
+            stamps,
             set,
             assignment,
             cursor,
             share,
+            share_shards,
         })
     }
 
@@ -192,31 +339,53 @@ impl Loader {
         let cursor = self.cursor.next_epoch().ok_or_else(|| {
             Error::invalid_request("epoch", "the epoch counter is exhausted (u64::MAX)")
         })?;
-        Self::resume(&self.store, &self.query, cursor)
+        let query = Query {
+            before_id: None,
+            ..self.query.clone()
+        };
+        let selected = select_shards(&self.shards, &query)?;
+        Self::build(&self.shards, &query, selected, cursor)
     }
 
-    /// The snapshot the episodes are read from.
+    /// The snapshot the episodes are read from (the first shard's; see
+    /// [`Loader::snapshot_of`]).
     pub fn snapshot(&self) -> &Snapshot {
-        &self.snapshot
+        &self.snapshots[0]
     }
 
-    /// The store the loader reads.
+    /// The store the loader reads (the first shard's).
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.shards[0].store
     }
 
-    /// The query with the cutoff filled in: hand it (or just its `before_id`) to the other
-    /// ranks so they select the same set.
+    /// The shards, in list order, each with the cutoff in use.
+    pub fn shards(&self) -> &[Shard] {
+        &self.shards
+    }
+
+    /// Each shard's stamp (path, cutoff, episodes, fingerprint), in list order.
+    pub fn stamps(&self) -> &[ShardStamp] {
+        &self.stamps
+    }
+
+    /// The query with the cutoff filled in (one shard): hand it (or just its `before_id`) to
+    /// the other ranks so they select the same set. With several shards, `before_id` is unset:
+    /// see [`Loader::cutoffs`].
     pub fn query(&self) -> &Query {
         &self.query
     }
 
-    /// The snapshot cutoff in use (every selected episode id is below it).
+    /// The snapshot cutoff in use (every selected episode id is below it); the first shard's.
     pub fn cutoff(&self) -> EpisodeId {
-        self.query.before_id.unwrap_or_default()
+        EpisodeId(self.stamps[0].cutoff)
     }
 
-    /// The whole selected set (every rank's episodes).
+    /// Every shard's cutoff, in list order: give them to the other ranks.
+    pub fn cutoffs(&self) -> Vec<EpisodeId> {
+        self.stamps.iter().map(|s| EpisodeId(s.cutoff)).collect()
+    }
+
+    /// The whole selected set (every rank's episodes), keyed as in §7.
     pub fn episode_set(&self) -> &EpisodeSet {
         &self.set
     }
@@ -233,14 +402,44 @@ impl Loader {
 
     /// The cursor pointing at the first episode of [`Loader::episodes`]. Checkpoint
     /// `cursor().advanced(n)` after consuming `n` episodes (or use
-    /// [`EpisodeData::cursor_after`]) and pass it to [`Loader::resume`].
+    /// [`EpisodeData::cursor_after`]) and pass it to [`Loader::resume`]. Over several shards,
+    /// checkpoint [`Loader::sharded_cursor`] instead.
     pub fn cursor(&self) -> Cursor {
         self.cursor
+    }
+
+    /// [`Loader::cursor`] with the shard list's stamps, for [`Loader::resume_sharded`].
+    pub fn sharded_cursor(&self) -> ShardedCursor {
+        ShardedCursor {
+            cursor: self.cursor,
+            shards: self.stamps.clone(),
+        }
     }
 
     /// The episodes still to serve in this epoch, in serving order.
     pub fn episodes(&self) -> &[Episode] {
         &self.share
+    }
+
+    /// The shard (position in the list) of `episodes()[i]`.
+    pub fn shard_of(&self, i: usize) -> u32 {
+        self.share_shards[i]
+    }
+
+    /// The key of `episodes()[i]` in the whole set: its id for one shard, `(shard, id)` as one
+    /// number for several (§7).
+    pub fn key_of(&self, i: usize) -> u64 {
+        let id = self.share[i].id().get();
+        if self.shards.len() == 1 {
+            id
+        } else {
+            (u64::from(self.share_shards[i]) << SHARD_ID_BITS) | id
+        }
+    }
+
+    /// The snapshot holding `episodes()[i]`: read its fields from this one.
+    pub fn snapshot_of(&self, i: usize) -> &Snapshot {
+        &self.snapshots[self.share_shards[i] as usize]
     }
 
     /// Steps (transitions) in [`Loader::episodes`].
@@ -254,8 +453,10 @@ impl Loader {
     pub fn iter(&self) -> impl Iterator<Item = Result<EpisodeData>> + '_ {
         self.share.iter().enumerate().map(move |(i, e)| {
             Ok(EpisodeData {
-                fields: self.snapshot.fields(e)?,
+                fields: self.snapshot_of(i).fields(e)?,
                 episode: e.clone(),
+                shard: self.shard_of(i),
+                key: self.key_of(i),
                 cursor_after: self.cursor.advanced(i as u64 + 1),
             })
         })
@@ -265,6 +466,10 @@ impl Loader {
 /// One episode served by [`Loader::iter`].
 pub struct EpisodeData {
     pub episode: Episode,
+    /// The shard it comes from (0 for a loader of one store).
+    pub shard: u32,
+    /// Its key in the whole set (its id for a loader of one store).
+    pub key: u64,
     /// Every field, in schema order.
     pub fields: Vec<Field>,
     /// The cursor to checkpoint once this episode is consumed.

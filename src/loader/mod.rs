@@ -41,7 +41,10 @@ mod replay;
 mod sampler;
 
 pub use batch::{Batch, Column, Edge, FieldRequest};
-pub use dataset::{EpisodeData, Loader, Selected, Selection, select};
+pub use dataset::{
+    EpisodeData, Loader, Selected, SelectedShards, Selection, Shard, ShardedCursor, select,
+    select_shards,
+};
 pub use players::{AGENTS_KEY, P2_SWAP_KEY};
 pub use prefetch::Prefetcher;
 pub use replay::{Array, Observation, ReplayEnv, ReplayOptions, Reset, Seat, Transition};
@@ -50,5 +53,6 @@ pub use sampler::{Order, PURPOSE_SAMPLER, Sampler, SamplerSpec, Unit};
 // The pure partition contract lives below the store (crate::partition); the loader serves it.
 pub use crate::partition::{
     self as partition, Assignment, Cursor, EpisodeLen, EpisodeSet, EpochShare, Epochs,
-    PartitionError, RankShare, Share, assign, epochs, remaining, rng, worker_share, worker_split,
+    PartitionError, RankShare, ShardStamp, Share, assign, epochs, remaining, rng, shard_key,
+    split_key, worker_share, worker_split,
 };

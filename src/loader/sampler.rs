@@ -152,10 +152,10 @@ impl Sampler {
             Unit::Window { len, .. } => len as usize,
         };
 
-        let snapshot = loader.snapshot();
         let mut resolved: Vec<Resolved> = Vec::new();
         let mut fields = Vec::with_capacity(loader.episodes().len());
-        for e in loader.episodes() {
+        for (slot, e) in loader.episodes().iter().enumerate() {
+            let snapshot = loader.snapshot_of(slot);
             let opened = spec
                 .fields
                 .iter()
@@ -191,7 +191,10 @@ impl Sampler {
             fields.push(opened);
         }
 
-        let ids: Vec<u64> = loader.episodes().iter().map(|e| e.id().get()).collect();
+        // Keys: ids for one store, `(shard, id)` as one number for several (partition.md §7).
+        let ids: Vec<u64> = (0..loader.episodes().len())
+            .map(|slot| loader.key_of(slot))
+            .collect();
         let steps: Vec<u32> = loader.episodes().iter().map(|e| e.steps()).collect();
         let mut unit_start = Vec::with_capacity(steps.len() + 1);
         let mut total = 0u64;

@@ -45,17 +45,21 @@
 //!
 //! Pure functions of their inputs, no I/O: [`rng`] (the seeded streams), this module (the
 //! episode set and its errors), `assignment` (ranks), `workers` (DataLoader workers),
-//! `cursor` (serving position, resume, epochs), and `greedy` (the list scheduling both
-//! splits share).
+//! `cursor` (serving position, resume, epochs), `greedy` (the list scheduling both
+//! splits share), and `shards` (several stores as one set: keys and shard stamps).
 
 mod assignment;
 mod cursor;
 mod greedy;
 pub mod rng;
+mod shards;
 mod workers;
 
 pub use assignment::{Assignment, RankShare, assign};
 pub use cursor::{Cursor, EpochShare, Epochs, Share, epochs, remaining, remaining_in};
+pub use shards::{
+    MAX_SHARDS, SHARD_ID_BITS, ShardEpisodes, ShardStamp, check_shards, shard_key, split_key, union,
+};
 pub use workers::{worker_share, worker_split};
 
 use serde::{Deserialize, Serialize};
@@ -99,6 +103,15 @@ pub enum PartitionError {
     FingerprintMismatch { cursor: u64, current: u64 },
     #[error("cursor position {position} is past the end of a share of {len} episodes")]
     PositionOutOfRange { position: u64, len: u64 },
+    #[error(
+        "shard {shard}: episode id {id} does not fit the 48 bits a key of several stores \
+         keeps for it"
+    )]
+    ShardIdTooLarge { shard: u32, id: u64 },
+    #[error("{shards} shards given: a dataset lists 1 to 32768 stores")]
+    ShardCount { shards: usize },
+    #[error("cursor was taken on a different shard list: {0}")]
+    ShardMismatch(String),
 }
 
 pub type Result<T, E = PartitionError> = std::result::Result<T, E>;

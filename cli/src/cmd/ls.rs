@@ -4,12 +4,14 @@ use std::process::ExitCode;
 use anyhow::Result;
 use trajstore::{Outcome, Query};
 
-use super::{open_read, out};
+use super::{open_shards, out};
 use crate::json::{episode_json, timestamp};
 
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
-    pub dir: PathBuf,
+    /// One store, or several shards of one dataset (listed in this order, with a shard column).
+    #[arg(required = true, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
     #[arg(long)]
     user: Vec<String>,
     #[arg(long)]
@@ -27,7 +29,7 @@ pub struct LsArgs {
 
 pub fn run(args: LsArgs) -> Result<ExitCode> {
     let LsArgs {
-        dir,
+        dirs,
         user: users,
         env: envs,
         tag: tags,
@@ -35,13 +37,12 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
         min_return,
         json,
     } = args;
-    let dir = dir.as_path();
     let outcomes = outcomes
         .iter()
         .map(|o| o.parse::<Outcome>())
         .collect::<Result<_, _>>()?;
-    let store = open_read(dir)?;
-    let snapshot = store.snapshot()?;
+    let stores = open_shards(&dirs)?;
+    let sharded = stores.len() > 1;
     let query = Query {
         users,
         envs,
@@ -50,27 +51,39 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
         min_return,
         ..Default::default()
     };
-    let episodes = snapshot.episodes(&query)?;
     if !json {
+        let shard = if sharded { "shard  " } else { "" };
         out(format!(
-            "{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} {}",
+            "{shard}{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} {}",
             "episode", "user", "env", "steps", "return", "outcome", "started"
         ))?;
     }
-    for e in &episodes {
-        if json {
-            out(episode_json(e))?;
-        } else {
-            out(format!(
-                "{:>8}  {:<16} {:<16} {:>7} {:>10.3}  {:<11} {}",
-                e.id(),
-                e.user(),
-                e.env(),
-                e.steps(),
-                e.total_return(),
-                e.outcome().name(),
-                timestamp(e.started_at_us())
-            ))?;
+    for (shard, store) in stores.iter().enumerate() {
+        for e in &store.snapshot()?.episodes(&query)? {
+            if json {
+                let mut line = episode_json(e);
+                if sharded {
+                    line["shard"] = shard.into();
+                    line["store"] = dirs[shard].display().to_string().into();
+                }
+                out(line)?;
+            } else {
+                let shard = if sharded {
+                    format!("{shard:>5}  ")
+                } else {
+                    String::new()
+                };
+                out(format!(
+                    "{shard}{:>8}  {:<16} {:<16} {:>7} {:>10.3}  {:<11} {}",
+                    e.id(),
+                    e.user(),
+                    e.env(),
+                    e.steps(),
+                    e.total_return(),
+                    e.outcome().name(),
+                    timestamp(e.started_at_us())
+                ))?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -13,7 +13,7 @@ pub mod show;
 pub mod synth;
 pub mod verify;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -71,16 +71,24 @@ impl Command {
             Command::Init(a) => Some(&a.dir),
             Command::Synth(a) => Some(&a.dir),
             Command::Info(a) => Some(&a.dir),
-            Command::Ls(a) => Some(&a.dir),
+            Command::Ls(a) => only(&a.dirs),
             Command::Show(a) => Some(&a.dir),
             Command::Preview(a) => Some(&a.dir),
             Command::Serve(a) => Some(&a.dir),
             Command::Verify(a) => Some(&a.dir),
             Command::Repair(a) => Some(&a.dir),
-            Command::Partition(a) => Some(&a.dir),
+            Command::Partition(a) => only(&a.dirs),
             Command::Demo(a) => a.dir.as_deref(),
             Command::Bench(a) => a.dir.as_deref(),
         }
+    }
+}
+
+/// The store of a command given one store; with several, errors name their shard themselves.
+fn only(dirs: &[PathBuf]) -> Option<&Path> {
+    match dirs {
+        [dir] => Some(dir),
+        _ => None,
     }
 }
 
@@ -114,6 +122,20 @@ fn run_command(command: Command) -> Result<ExitCode> {
 /// Opens a store for reading (library errors name the path).
 pub(crate) fn open_read(dir: &Path) -> Result<trajstore::Store> {
     Ok(trajstore::Store::open_read_only(dir)?)
+}
+
+/// Opens every store of a shard list read-only; with several, an error names the shard
+/// (its position in the list) and its path.
+pub(crate) fn open_shards(dirs: &[PathBuf]) -> Result<Vec<trajstore::Store>> {
+    dirs.iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            open_read(dir).map_err(|e| match dirs.len() {
+                1 => e,
+                _ => e.context(format!("shard {i} ({})", dir.display())),
+            })
+        })
+        .collect()
 }
 
 /// Writes a line to stdout, surfacing a closed pipe as an error (handled quietly by main).
