@@ -5,9 +5,10 @@ use std::sync::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use trajstore::DType;
+use trajstore::EpisodeId;
 use trajstore::loader::{
     Batch, Cursor, Edge, FieldRequest, Loader, Order, ReplayEnv, ReplayOptions, Sampler,
-    SamplerSpec, Seat, Selection,
+    SamplerSpec, Seat, Selection, Shard, ShardStamp, ShardedCursor,
 };
 
 use crate::buffer::OwnedBuffer;
@@ -72,6 +73,72 @@ fn cursor_dict<'py>(py: Python<'py>, c: &Cursor) -> PyResult<Bound<'py, PyDict>>
     Ok(d)
 }
 
+/// A loader's cursor as a dict: the plain cursor for one store; over several, with `"shards"`,
+/// the stamp of each (partition.md §7.4).
+fn loader_cursor_dict<'py>(py: Python<'py>, loader: &Loader) -> PyResult<Bound<'py, PyDict>> {
+    let d = cursor_dict(py, &loader.cursor())?;
+    if loader.shards().len() > 1 {
+        let stamps = loader
+            .stamps()
+            .iter()
+            .map(|s| {
+                let stamp = PyDict::new(py);
+                stamp.set_item("path", &s.path)?;
+                stamp.set_item("cutoff", s.cutoff)?;
+                stamp.set_item("episodes", s.episodes)?;
+                stamp.set_item("fingerprint", s.fingerprint)?;
+                Ok(stamp)
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        d.set_item("shards", stamps)?;
+    }
+    Ok(d)
+}
+
+fn stamps_from(d: &Bound<'_, PyDict>) -> PyResult<Option<Vec<ShardStamp>>> {
+    let Some(list) = d.get_item("shards")? else {
+        return Ok(None);
+    };
+    let stamp = |item: Bound<'_, PyAny>| -> PyResult<ShardStamp> {
+        let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
+            item.get_item(k)
+                .map_err(|_| InputError::new_err(format!("cursor shard stamp is missing {k:?}")))
+        };
+        Ok(ShardStamp {
+            path: get("path")?.extract()?,
+            cutoff: get("cutoff")?.extract()?,
+            episodes: get("episodes")?.extract()?,
+            fingerprint: get("fingerprint")?.extract()?,
+        })
+    };
+    Ok(Some(
+        list.try_iter()?
+            .map(|i| stamp(i?))
+            .collect::<PyResult<_>>()?,
+    ))
+}
+
+/// The shard list as the core takes it: each store with its cutoff, if given.
+fn shard_list(stores: &[PyRef<'_, PyStore>], cutoffs: Option<Vec<u64>>) -> PyResult<Vec<Shard>> {
+    if let Some(c) = &cutoffs
+        && c.len() != stores.len()
+    {
+        return Err(InputError::new_err(format!(
+            "{} cutoff(s) for {} store(s): give one per store, in their order",
+            c.len(),
+            stores.len()
+        )));
+    }
+    Ok(stores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match &cutoffs {
+            Some(c) => Shard::new(&s.store).cutoff(EpisodeId(c[i])),
+            None => Shard::new(&s.store),
+        })
+        .collect())
+}
+
 fn cursor_from(d: &Bound<'_, PyDict>) -> PyResult<Cursor> {
     let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
         d.get_item(k)?
@@ -98,28 +165,63 @@ pub struct PyLoader {
 
 #[pymethods]
 impl PyLoader {
+    /// Over one store, or several as one dataset (shards, in list order, each with its
+    /// cutoff from `cutoffs` when given).
     #[new]
-    fn new(py: Python<'_>, store: &PyStore, args: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (stores, args, cutoffs = None))]
+    fn new(
+        py: Python<'_>,
+        stores: Vec<PyRef<'_, PyStore>>,
+        args: &Bound<'_, PyAny>,
+        cutoffs: Option<Vec<u64>>,
+    ) -> PyResult<Self> {
         let selection = selection(args)?;
+        let shards = shard_list(&stores, cutoffs)?;
         let loader = py
-            .detach(|| Loader::new(&store.store, &selection))
+            .detach(|| Loader::new_sharded(&shards, &selection))
             .py_err()?;
         Ok(PyLoader { loader })
     }
 
-    /// Rebuilds a loader from a cursor (with the same query): it serves exactly the rest.
+    /// Rebuilds a loader from a cursor (with the same query and shard list): it serves exactly
+    /// the rest. A cursor over several shards carries their stamps and cutoffs.
     #[staticmethod]
     fn resume(
         py: Python<'_>,
-        store: &PyStore,
+        stores: Vec<PyRef<'_, PyStore>>,
         args: &Bound<'_, PyAny>,
         cursor: &Bound<'_, PyDict>,
     ) -> PyResult<Self> {
         let query = args.extract::<QueryArgs>()?.query()?;
-        let cursor = cursor_from(cursor)?;
-        let loader = py
-            .detach(|| Loader::resume(&store.store, &query, cursor))
-            .py_err()?;
+        let plain = cursor_from(cursor)?;
+        let loader = match stamps_from(cursor)? {
+            None if stores.len() == 1 => {
+                let store = stores[0].store.clone();
+                py.detach(|| Loader::resume(&store, &query, plain))
+            }
+            None => {
+                return Err(InputError::new_err(format!(
+                    "the cursor was taken on one store, {} given",
+                    stores.len()
+                )));
+            }
+            Some(shards) => {
+                let cutoffs = shards.iter().map(|s| s.cutoff).collect();
+                let list = shard_list(&stores, Some(cutoffs)).map_err(|_| {
+                    InputError::new_err(format!(
+                        "the cursor was taken on {} shard(s), {} given",
+                        shards.len(),
+                        stores.len()
+                    ))
+                })?;
+                let cursor = ShardedCursor {
+                    cursor: plain,
+                    shards,
+                };
+                py.detach(|| Loader::resume_sharded(&list, &query, &cursor))
+            }
+        }
+        .py_err()?;
         Ok(PyLoader { loader })
     }
 
@@ -128,13 +230,26 @@ impl PyLoader {
         Ok(PyLoader { loader })
     }
 
-    /// Episode ids in serving order.
+    /// Episode keys in serving order: ids for one store, `shard << 48 | id` for several.
     fn episode_ids(&self) -> Vec<u64> {
-        ids(self.loader.episodes())
+        (0..self.loader.episodes().len())
+            .map(|i| self.loader.key_of(i))
+            .collect()
     }
 
+    /// Metadata dicts in serving order, each with its `shard` (position in the store list).
     fn episodes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        dicts(py, self.loader.episodes())
+        let dicts = dicts(py, self.loader.episodes())?;
+        for (i, d) in dicts.iter().enumerate() {
+            d.set_item("shard", self.loader.shard_of(i))?;
+        }
+        Ok(dicts)
+    }
+
+    /// Every shard's cutoff, in list order (one for one store).
+    #[getter]
+    fn cutoffs(&self) -> Vec<u64> {
+        self.loader.cutoffs().iter().map(|c| c.get()).collect()
     }
 
     #[getter]
@@ -156,7 +271,7 @@ impl PyLoader {
 
     /// A small, serializable position to resume from (episodes of this epoch served: 0).
     fn cursor<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        cursor_dict(py, &self.loader.cursor())
+        loader_cursor_dict(py, &self.loader)
     }
 
     /// A batch sampler over this share. `fields`: (field, key, offsets) triples.

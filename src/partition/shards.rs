@@ -113,7 +113,15 @@ pub fn check_shards(taken: &[ShardStamp], current: &[ShardStamp]) -> Result<()> 
         if same(was, now) {
             continue;
         }
-        if let Some(j) = taken.iter().position(|t| same(t, now)) {
+        // Resumed with the cursor's cutoffs in list order, a moved shard may carry another
+        // shard's cutoff: its content (count and fingerprint) still says where it was.
+        let same_content =
+            |a: &ShardStamp| (a.episodes, a.fingerprint) == (now.episodes, now.fingerprint);
+        if let Some(j) = taken
+            .iter()
+            .position(|t| same(t, now))
+            .or_else(|| taken.iter().position(same_content).filter(|&j| j != i))
+        {
             return differs(format!(
                 "shard {i} ({}) was shard {j} ({}) when the cursor was taken: \
                  the shard list is in another order",
@@ -288,6 +296,15 @@ mod tests {
         let err = check_shards(&stamps, &swapped).unwrap_err().to_string();
         assert!(
             err.contains("shard 0 (host-b/demos) was shard 1") && err.contains("another order"),
+            "{err}"
+        );
+        // Resumed with the cursor's cutoffs, which follow the list positions, not the stores.
+        reversed[0].cutoff = 10;
+        reversed[1].cutoff = 9;
+        let (_, swapped) = union(&reversed).unwrap();
+        let err = check_shards(&stamps, &swapped).unwrap_err().to_string();
+        assert!(
+            err.contains("was shard 1") && err.contains("another order"),
             "{err}"
         );
 

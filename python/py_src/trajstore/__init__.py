@@ -17,7 +17,7 @@ from ._trajstore import (
     TrajstoreError,
 )
 from ._selection import Selection
-from .loader import Batches, Loader
+from .loader import Batches, Loader, split_key
 from .store import Episode, EpisodeInfo, EpisodeRecorder, Store
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "Batches",
     "ImitationLearning",
     "Loader",
+    "split_key",
     "Selection",
     "CorruptionError",
     "EndOfData",

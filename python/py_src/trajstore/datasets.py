@@ -64,9 +64,18 @@ def _even_policy(even: str) -> str:
 
 def rank_loaders(path: Any, rank: int, world_size: int, **share: Any) -> list[Loader]:
     """Every rank's loader, in rank order (index only, no field data read). This rank's is
-    opened first, so the core refuses a bad rank or selection before anything else."""
+    opened first, so the core refuses a bad rank or selection before anything else. `path`:
+    a store or a list of stores (shards of one dataset); the other ranks' loaders reuse this
+    rank's open stores and, over several, its cutoffs, so all of them count the same set."""
     mine = Loader(path, rank=rank, world_size=world_size, **share)
-    return [mine if r == rank else Loader(mine.store, rank=r, world_size=world_size, **share) for r in range(world_size)]
+    if len(mine.stores) > 1:
+        share = {**share, "cutoffs": mine.cutoffs}
+    return [mine if r == rank else Loader(mine.stores, rank=r, world_size=world_size, **share) for r in range(world_size)]
+
+
+def store_paths(path: Any) -> Any:
+    """A store path, or a list of them (shards), as plain strings: what a dataset pickles."""
+    return os.fspath(path) if isinstance(path, (str, os.PathLike)) else [os.fspath(p) for p in path]
 
 
 def _require_data(loaders: Sequence[Loader], rank: int) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
 from ._trajstore import Loader as _NativeLoader
 from ._selection import Selection
+from ._trajstore import TrajstoreError
 from .store import Episode, EpisodeInfo, Store
 
 
@@ -21,10 +22,30 @@ def field_requests(
     return requests + [(f, f"next/{f}", [1]) for f in next]
 
 
-def _store(store: str | os.PathLike | Store, verify_reads: bool = True) -> Store:
+StoreArg = Union[str, os.PathLike, Store]
+
+
+def _store(store: StoreArg, verify_reads: bool = True) -> Store:
     """`store` itself, or the store at a path opened read-only (`verify_reads` applies only
     then: a `Store` keeps the setting it was opened with)."""
     return store if isinstance(store, Store) else Store.open(store, read_only=True, verify_reads=verify_reads)
+
+
+def _stores(stores: StoreArg | Sequence[StoreArg], verify_reads: bool = True) -> list[Store]:
+    """One store, or a list of them (shards of one dataset, in list order), each opened as by
+    `_store`. With several, an error opening one names its position in the list."""
+    if isinstance(stores, (str, os.PathLike, Store)):
+        return [_store(stores, verify_reads)]
+    items = list(stores)
+    if len(items) <= 1:
+        return [_store(s, verify_reads) for s in items]
+    opened = []
+    for i, s in enumerate(items):
+        try:
+            opened.append(_store(s, verify_reads))
+        except TrajstoreError as e:
+            raise type(e)(f"shard {i} ({os.fspath(s) if not isinstance(s, Store) else s.path}): {e}") from e
+    return opened
 
 
 class Loader:
@@ -34,11 +55,16 @@ class Loader:
     whole, shuffled per seed and epoch); pass the same `before_id` (e.g. rank 0's `cutoff`)
     to every rank while recording goes on. Reads are checked (a damaged chunk raises
     `trajstore.CorruptionError`); `verify_reads=False` opens a store path unchecked.
+
+    `store` may be a list of stores (shards recorded on several hosts): they are read as one
+    dataset (schema/partition.md §7), every rank listing them in the same order, with the same
+    `cutoffs` (one per store; rank 0's `loader.cutoffs`). Episodes are then known by their key
+    `shard << 48 | id` (`episode_ids`, the `episode` column of batches; `split_key` decodes it).
     """
 
     def __init__(
         self,
-        store: str | os.PathLike | Store,
+        store: StoreArg | Sequence[StoreArg],
         *,
         user: str | Iterable[str] | None = None,
         env: str | Iterable[str] | None = None,
@@ -55,35 +81,47 @@ class Loader:
         num_workers: int = 1,
         worker: int = 0,
         verify_reads: bool = True,
+        cutoffs: Sequence[int] | None = None,
         _native: Any = None,
     ):
-        self.store = _store(store, verify_reads)
+        self.stores = _stores(store, verify_reads)
+        self.store = self.stores[0]
         self.selection = Selection.of(
             user, env, tags, outcome, min_return=min_return, max_return=max_return, min_steps=min_steps,
             before_id=before_id, world_size=world_size, rank=rank, num_workers=num_workers, worker=worker, seed=seed, epoch=epoch,
         )
-        self._native = _native or _NativeLoader(self.store._native, self.selection)
+        self._native = _native or _NativeLoader([s._native for s in self.stores], self.selection,
+                                                None if cutoffs is None else [int(c) for c in cutoffs])
 
     @classmethod
-    def resume(cls, store: str | os.PathLike | Store, cursor: Mapping[str, int], verify_reads: bool = True, **filters: Any) -> "Loader":
-        """The loader a `cursor()` was taken from, serving exactly what was left."""
-        store = _store(store, verify_reads)
-        native = _NativeLoader.resume(store._native, Selection.of(**filters), dict(cursor))
+    def resume(cls, store: StoreArg | Sequence[StoreArg], cursor: Mapping[str, Any], verify_reads: bool = True,
+               **filters: Any) -> "Loader":
+        """The loader a `cursor()` was taken from, serving exactly what was left. Over several
+        stores, give the same list in the same order: another list, order, cutoff or filter is
+        refused naming the shard that differs."""
+        stores = _stores(store, verify_reads)
+        native = _NativeLoader.resume([s._native for s in stores], Selection.of(**filters), dict(cursor))
         # The share is the cursor's (rank, worker, seed, epoch), not the filters' defaults.
         c = native.cursor()
-        return cls(store, **filters, rank=c["rank"], world_size=c["world_size"], seed=c["seed"], epoch=c["epoch"],
+        return cls(stores, **filters, rank=c["rank"], world_size=c["world_size"], seed=c["seed"], epoch=c["epoch"],
                    num_workers=c["num_workers"], worker=c["worker"], _native=native)
 
     def next_epoch(self) -> "Loader":
         nxt = Loader.__new__(Loader)
-        nxt.store, nxt._native = self.store, self._native.next_epoch()
+        nxt.stores, nxt.store, nxt._native = self.stores, self.store, self._native.next_epoch()
         nxt.selection = Selection(**{**self.selection.__dict__, "epoch": self.selection.epoch + 1})
         return nxt
 
     @property
     def episode_ids(self) -> list[int]:
-        """Episode ids of this share, in serving order."""
+        """Episode ids of this share, in serving order; over several stores, keys
+        (`shard << 48 | id`)."""
         return self._native.episode_ids()
+
+    @property
+    def cutoffs(self) -> list[int]:
+        """Every store's cutoff, in list order: pass them to the other ranks."""
+        return self._native.cutoffs
 
     @property
     def steps(self) -> int:
@@ -98,17 +136,25 @@ class Loader:
     def cutoff(self) -> int:
         return self._native.cutoff
 
-    def cursor(self) -> dict[str, int]:
+    def cursor(self) -> dict[str, Any]:
+        """Where this share stands (JSON-serializable). Over several stores it also holds the
+        stamp of each (`"shards"`), checked on resume."""
         return self._native.cursor()
 
+    def shards(self) -> list[int]:
+        """The store (position in the list) of each episode of this share, in serving order."""
+        return [d["shard"] for d in self._native.episodes()]
+
     def infos(self) -> list[EpisodeInfo]:
-        return [EpisodeInfo(**d) for d in self._native.episodes()]
+        return [EpisodeInfo(**{k: v for k, v in d.items() if k != "shard"}) for d in self._native.episodes()]
 
     def episodes(self) -> Iterator[Episode]:
-        """The episodes of this share, in serving order (fields load lazily, zero-copy)."""
-        snapshot = self.store.snapshot()
-        for info in self.infos():
-            yield Episode(snapshot, info)
+        """The episodes of this share, in serving order (fields load lazily, zero-copy), each
+        read from its own store."""
+        snapshots = [s.snapshot() for s in self.stores]
+        for shard, info in zip(self.shards(), self.infos()):
+            yield Episode(snapshots[shard], info)
+
 
     def batches(
         self,
@@ -162,3 +208,12 @@ class Batches:
 
     def seek(self, position: int) -> None:
         self._native.seek(position)
+
+
+#: Bits of a key that hold the episode id; the store's position in the list sits above.
+SHARD_ID_BITS = 48
+
+
+def split_key(key: int, shards: int) -> tuple[int, int]:
+    """`(shard, id)` of an episode key of a list of `shards` stores (schema/partition.md §7)."""
+    return (0, int(key)) if shards <= 1 else (int(key) >> SHARD_ID_BITS, int(key) & ((1 << SHARD_ID_BITS) - 1))

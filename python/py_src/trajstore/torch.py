@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from .datasets import StepIndex, _even_policy, _require_data, distributed_rank_and_world_size, rank_loaders, rank_step_index
+from .datasets import (StepIndex, _even_policy, _require_data, distributed_rank_and_world_size, rank_loaders, rank_step_index,
+                       store_paths)
 
 
 def _tensor(value: Any) -> Any:
@@ -54,13 +55,17 @@ class StepDataset(Dataset):
     smallest rank's, dropping this rank's tail (`DistributedSampler`'s `drop_last`).
 
     Picklable (the store path and selection, not the open store): DataLoader workers under
-    fork, spawn or forkserver reopen the store lazily on first use."""
+    fork, spawn or forkserver reopen the store lazily on first use.
 
-    def __init__(self, path: str | os.PathLike, fields: Sequence[str], *, next: Sequence[str] = (), rank: int | None = None,
+    `path` may be a list of stores (shards recorded on several hosts), read as one dataset
+    (schema/partition.md §7): pass `cutoffs=[...]` (one per store) to fix the set while they
+    are still recorded into; `episode` is then the key `shard << 48 | id`."""
+
+    def __init__(self, path: str | os.PathLike | Sequence[str | os.PathLike], fields: Sequence[str], *, next: Sequence[str] = (), rank: int | None = None,
                  world_size: int | None = None, seed: int = 0, epoch: int = 0, even: str = "pad", verify_reads: bool = True,
                  **filters: Any):
         r, w = distributed_rank_and_world_size()
-        self.path, self.fields, self.next = os.fspath(path), list(fields), list(next)
+        self.path, self.fields, self.next = store_paths(path), list(fields), list(next)
         self.rank, self.world_size = (r if rank is None else rank), (w if world_size is None else world_size)
         self.seed, self.epoch, self.even, self.verify_reads, self.filters = seed, epoch, even, verify_reads, filters
         self._share: tuple[StepIndex, int] | None = None
@@ -109,12 +114,12 @@ class WindowDataset(IterableDataset):
     the largest rank, starting its share again when it runs out; with `even="drop"` as many as
     the smallest rank's. Picklable: workers reopen the store."""
 
-    def __init__(self, path: str | os.PathLike, fields: Sequence[str], batch_size: int = 256, *, window: int | None = None,
+    def __init__(self, path: str | os.PathLike | Sequence[str | os.PathLike], fields: Sequence[str], batch_size: int = 256, *, window: int | None = None,
                  rank: int | None = None, world_size: int | None = None, seed: int = 0, epoch: int = 0,
                  order: str = "shuffle", pad: bool = False, offsets=None, next: Sequence[str] = (), even: str = "pad",
                  verify_reads: bool = True, **filters: Any):
         r, w = distributed_rank_and_world_size()
-        self.path, self.fields, self.batch_size, self.window = os.fspath(path), list(fields), batch_size, window
+        self.path, self.fields, self.batch_size, self.window = store_paths(path), list(fields), batch_size, window
         self.rank, self.world_size = (r if rank is None else rank), (w if world_size is None else world_size)
         self.seed, self.epoch, self.order, self.pad, self.offsets, self.next = seed, epoch, order, pad, offsets, list(next)
         self.even, self.verify_reads, self.filters = _even_policy(even), verify_reads, filters
