@@ -251,3 +251,16 @@ fn a_shard_of_a_newer_format_is_refused_naming_it() {
         );
     }
 }
+
+/// The importers need DIAMBRA's and Minari's Python libraries: the plain binary says which
+/// command runs them, and creates nothing.
+#[test]
+fn import_in_the_rust_binary_names_the_pip_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let out = cli(&["import", "minari", store.to_str().unwrap(), "some/dataset"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pip install") && err.contains("trajstore import minari"), "{err}");
+    assert!(!store.exists());
+}

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod import;
 pub mod info;
 pub mod init;
 pub mod ls;
@@ -22,6 +23,7 @@ use clap::Subcommand;
 use crate::serve::ServeArgs;
 use bench::BenchArgs;
 use demo::DemoArgs;
+use import::ImportArgs;
 use info::InfoArgs;
 use init::InitArgs;
 use ls::LsArgs;
@@ -62,6 +64,9 @@ pub enum Command {
     Partition(PartitionArgs),
     /// Measure recording and reading against plain-file baselines in the same run.
     Bench(BenchArgs),
+    /// Import DIAMBRA `.diambra` files or a Minari dataset (runs in the Python package's
+    /// `trajstore` command: `trajstore import diambra DIR FILES...`, `... minari DIR PATH`).
+    Import(ImportArgs),
 }
 
 impl Command {
@@ -80,6 +85,7 @@ impl Command {
             Command::Partition(a) => only(&a.dirs),
             Command::Demo(a) => a.dir.as_deref(),
             Command::Bench(a) => a.dir.as_deref(),
+            Command::Import(_) => None,
         }
     }
 }
@@ -116,6 +122,7 @@ fn run_command(command: Command) -> Result<ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::Partition(args) => partition::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Import(args) => import::run(args),
     }
 }
 

@@ -20,7 +20,15 @@ SELF_COMMAND_VAR = "TRAJSTORE_SELF_COMMAND"
 
 def run(args: Sequence[str | os.PathLike]) -> int:
     """Runs `trajstore ARGS...` in this process and returns its exit status (output goes to
-    this process's stdout and stderr)."""
+    this process's stdout and stderr). `import` runs the Python importers; everything else, the
+    Rust command line."""
+    if args and os.fspath(args[0]) == "import":
+        from .importers.cli import main as import_main
+
+        try:
+            return import_main([os.fspath(a) for a in args[1:]])
+        except SystemExit as e:  # argparse: --help (0) or a usage error (2)
+            return e.code if isinstance(e.code, int) else 2
     script = shutil.which("trajstore", path=os.path.dirname(sys.executable))
     if script is not None:
         os.environ.setdefault(SELF_COMMAND_VAR, script)
