@@ -166,7 +166,7 @@ impl Snapshot {
                     dtype: c.key.1,
                     shape: c.key.2,
                     episodes: c.episodes,
-                    elements: c.elements.iter().map(ElementStats::summary).collect(),
+                    elements: c.elements.iter().map(|e| e.summary(c.key.1)).collect(),
                 })
                 .collect(),
             missing,

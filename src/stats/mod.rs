@@ -110,10 +110,12 @@ impl ElementStats {
         (self.m2.max(0.0) / self.count as f64).sqrt()
     }
 
-    /// The figures reported for this element.
-    pub fn summary(&self) -> ElementSummary {
+    /// The figures reported for this element; `dtype` is its field's (integer and bool
+    /// fields get exact quantiles where a sketch bucket can hold only one integer).
+    pub fn summary(&self, dtype: DType) -> ElementSummary {
         let qs: Vec<f64> = QUANTILES.iter().map(|(_, q)| *q).collect();
-        let estimates = self.sketch.quantiles(&qs);
+        let integers = !matches!(dtype, DType::F16 | DType::F32 | DType::F64);
+        let estimates = self.sketch.quantiles(&qs, integers);
         let mut quantiles = [f64::NAN; 9];
         for (slot, estimate) in quantiles.iter_mut().zip(estimates) {
             // The true order statistic lies within [min, max]: clamping only brings the

@@ -97,6 +97,19 @@ impl KeyMapping {
         let hi = self.lower_bound(key + 1);
         2.0 * lo * hi / (lo + hi)
     }
+
+    /// [`value`](Self::value), or the only integer the bucket can hold when its values are
+    /// integers (bounds widened by rounding slack, so the integer is certain to be the value).
+    fn representative(&self, key: i32, integers: bool) -> f64 {
+        if integers {
+            let lo = (self.lower_bound(key) * (1.0 - 1e-12)).ceil();
+            let hi = (self.lower_bound(key + 1) * (1.0 + 1e-12)).floor();
+            if lo == hi {
+                return lo;
+            }
+        }
+        self.value(key)
+    }
 }
 
 /// Bucket counts of one sign, dense over the span of keys seen while it stays small, sparse
@@ -236,7 +249,10 @@ impl Sketch {
     /// Estimates of the values of 0-based ranks `floor(q (n - 1))` for each `q` (increasing),
     /// each within `RELATIVE_ACCURACY` of the exact order statistic (or below
     /// `MIN_INDEXED` from it, for magnitudes that small). `None` for an empty sketch.
-    pub fn quantiles(&self, qs: &[f64]) -> Vec<Option<f64>> {
+    ///
+    /// With `integers` (the values are integers), a bucket that can hold only one integer
+    /// reports that integer: the exact value (buckets of magnitudes up to about 50 do).
+    pub fn quantiles(&self, qs: &[f64], integers: bool) -> Vec<Option<f64>> {
         let n = self.count();
         if n == 0 {
             return vec![None; qs.len()];
@@ -247,9 +263,13 @@ impl Sketch {
         negatives.reverse();
         let ordered = negatives
             .into_iter()
-            .map(|(k, c)| (-mapping.value(k), c))
+            .map(|(k, c)| (-mapping.representative(k, integers), c))
             .chain(std::iter::once((0.0, self.zeros)))
-            .chain(self.positive.iter().map(|(k, c)| (mapping.value(k), c)))
+            .chain(
+                self.positive
+                    .iter()
+                    .map(|(k, c)| (mapping.representative(k, integers), c)),
+            )
             .filter(|(_, c)| *c > 0);
         let ranks: Vec<u64> = qs
             .iter()

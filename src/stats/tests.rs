@@ -76,7 +76,7 @@ proptest! {
         let stats = merged(parts.iter().map(|p| gathered(p)).collect::<Vec<_>>().iter());
         let mut sorted = all.clone();
         sorted.sort_by(f64::total_cmp);
-        let summary = stats.summary();
+        let summary = stats.summary(DType::F64);
         for ((name, q), estimate) in QUANTILES.iter().zip(summary.quantiles) {
             let exact = sorted[(q * (sorted.len() - 1) as f64).floor() as usize];
             let bound = RELATIVE_ACCURACY * exact.abs() * (1.0 + 1e-9) + MIN_INDEXED;
@@ -104,17 +104,29 @@ proptest! {
 }
 
 #[test]
+fn small_integers_get_exact_quantiles() {
+    let values: Vec<f64> = (0..1000).map(|i| f64::from(i % 41 - 20)).collect();
+    let mut sorted = values.clone();
+    sorted.sort_by(f64::total_cmp);
+    let s = gathered(&values).summary(DType::I32);
+    for ((name, q), estimate) in QUANTILES.iter().zip(s.quantiles) {
+        let exact = sorted[(q * 999.0).floor() as usize];
+        assert_eq!(estimate, exact, "{name}");
+    }
+}
+
+#[test]
 fn non_finite_values_are_counted_apart() {
     let stats = gathered(&[1.0, f64::NAN, 3.0, f64::INFINITY, f64::NEG_INFINITY]);
     assert_eq!(stats.count, 2);
     assert_eq!(stats.non_finite, 3);
-    let s = stats.summary();
+    let s = stats.summary(DType::F64);
     assert_eq!((s.mean, s.std, s.min, s.max), (2.0, 1.0, 1.0, 3.0));
 }
 
 #[test]
 fn an_element_without_finite_values_reports_nan() {
-    let s = gathered(&[f64::NAN]).summary();
+    let s = gathered(&[f64::NAN]).summary(DType::F64);
     assert_eq!(s.count, 0);
     assert!(s.mean.is_nan() && s.std.is_nan() && s.min.is_nan() && s.quantiles[4].is_nan());
 }
