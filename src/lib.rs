@@ -42,7 +42,8 @@
 //! ```
 
 // Layers, bottom up (a module imports only from layers below it):
-// 1. error, dtype, value, schema, names, options, partition (pure), process, io, pool
+// 1. error, dtype, value, schema, names, options, partition (pure), stats (pure), process,
+//    io, pool
 // 2. segment (field data files), index (the redb index, group commit)
 // 3. open (what a process has open of a store), repair
 // 4. read (snapshots, fields, checked reads, verify) and write (episode writers)
@@ -63,6 +64,7 @@ mod read;
 mod repair;
 mod schema;
 mod segment;
+mod stats;
 mod store;
 mod value;
 mod write;
@@ -92,6 +94,10 @@ pub use schema::{
 };
 pub use segment::MappedBytes;
 pub use segment::format::SEGMENT_FORMAT_VERSION;
+pub use stats::{
+    ElementStats, ElementSummary, FieldSummary, MAX_STATS_ELEMENTS, MIN_INDEXED, QUANTILES,
+    RELATIVE_ACCURACY, Sketch, StoreStats,
+};
 pub use store::Store;
 pub use value::{ArrayRef, Info, Value};
 pub use write::{EpisodeMeta, EpisodeWriter};

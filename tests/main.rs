@@ -12,4 +12,5 @@ mod power_loss;
 mod repair;
 mod roundtrip;
 mod segments;
+mod stats;
 mod util;

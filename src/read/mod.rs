@@ -2,6 +2,7 @@
 
 mod episode;
 mod field;
+mod stats;
 mod verify;
 
 pub use episode::{Episode, Query, UserSummary};

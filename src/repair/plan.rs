@@ -272,6 +272,9 @@ pub fn plan(findings: &Findings<'_>, state: &IndexState) -> Plan {
                 PendingEpisode {
                     record: e.record,
                     infos: e.infos,
+                    // Manifests carry no statistics: `trajstore stats` lists these episodes
+                    // as missing and `--compute-missing` reads their frames.
+                    stats: None,
                 },
             )
         })

@@ -11,6 +11,7 @@ pub mod partition;
 pub mod preview;
 pub mod repair;
 pub mod show;
+pub mod stats;
 pub mod synth;
 pub mod verify;
 
@@ -31,6 +32,7 @@ use partition::PartitionArgs;
 use preview::PreviewArgs;
 use repair::RepairArgs;
 use show::ShowArgs;
+use stats::StatsArgs;
 use synth::SynthArgs;
 use verify::VerifyArgs;
 
@@ -50,6 +52,9 @@ pub enum Command {
     /// An image field of an episode as a PNG contact sheet (frames labelled with their step,
     /// over reward and action plots) or an animated GIF (by the --out extension).
     Preview(PreviewArgs),
+    /// Per-element statistics (count, mean, std, min, max, quantiles) of the small numeric
+    /// fields over the selected episodes, from the index alone (no frame is read).
+    Stats(StatsArgs),
     /// A local, read-only web viewer of the store (episode table, frames, plots, infos).
     Serve(ServeArgs),
     /// Check every checksum and that index and segments agree; exits 1 on any problem.
@@ -78,6 +83,7 @@ impl Command {
             Command::Info(a) => Some(&a.dir),
             Command::Ls(a) => Some(&a.dir),
             Command::Show(a) => Some(&a.dir),
+            Command::Stats(a) => Some(&a.dir),
             Command::Preview(a) => Some(&a.dir),
             Command::Serve(a) => Some(&a.dir),
             Command::Verify(a) => Some(&a.dir),
@@ -107,6 +113,7 @@ fn run_command(command: Command) -> Result<ExitCode> {
         Command::Info(args) => info::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Show(args) => show::run(args),
+        Command::Stats(args) => stats::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Preview(args) => preview::run(args),
         Command::Serve(args) => crate::serve::run(args),
