@@ -47,12 +47,13 @@
 // 2. segment (field data files), index (the redb index, group commit)
 // 3. open (what a process has open of a store), repair
 // 4. read (snapshots, fields, checked reads, verify) and write (episode writers)
-// 5. store (the public handle), loader, preview
+// 5. store (the public handle), loader, preview, merge
 mod dtype;
 mod error;
 mod ids;
 mod index;
 pub mod io;
+mod merge;
 mod names;
 mod open;
 mod options;
@@ -81,6 +82,9 @@ pub use ids::{EpisodeId, SchemaId, SegmentId};
 pub use index::commit::CommitStats;
 pub use index::records::Outcome;
 pub use index::{INDEX_FILE, STORE_FORMAT_VERSION};
+pub use merge::{
+    MERGED_FROM_EPISODE, MERGED_FROM_STORE, MergeReport, MergedSegment, MergedSource, merge,
+};
 pub use names::validate_user;
 pub use options::StoreOptions;
 pub use read::{Episode, Extent, Field, Problem, Query, Snapshot, UserSummary, VerifyReport};

@@ -7,6 +7,7 @@ mod failures;
 mod fork;
 mod fork_gather;
 mod loader;
+mod merge;
 mod power_loss;
 mod repair;
 mod roundtrip;

@@ -326,7 +326,7 @@ impl EpisodeWriter {
 }
 
 /// The manifest of an episode about to be indexed as `record`.
-fn manifest_of(
+pub(crate) fn manifest_of(
     record: &EpisodeRecordV1,
     fields: &[FieldSpec],
     infos: &[(u32, Info)],

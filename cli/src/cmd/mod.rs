@@ -6,6 +6,7 @@ pub mod demo;
 pub mod info;
 pub mod init;
 pub mod ls;
+pub mod merge;
 pub mod partition;
 pub mod preview;
 pub mod repair;
@@ -26,6 +27,7 @@ use demo::DemoArgs;
 use info::InfoArgs;
 use init::InitArgs;
 use ls::LsArgs;
+use merge::MergeArgs;
 use partition::PartitionArgs;
 use preview::PreviewArgs;
 use repair::RepairArgs;
@@ -60,6 +62,9 @@ pub enum Command {
     /// Rebuild a missing or damaged index from the segments (keeps the old file aside, never
     /// touches segments); does nothing to a healthy index.
     Repair(RepairArgs),
+    /// Merge whole stores into OUT (created when missing) without decoding a frame: segments
+    /// hard-linked (copied across file systems), episodes under new ids (the mapping printed).
+    Merge(MergeArgs),
     /// Record synthetic demos, query a user's episodes, read them back, report speed.
     Demo(DemoArgs),
     /// Per rank: the episodes served in one epoch (in serving order), their steps, and the
@@ -83,6 +88,7 @@ impl Command {
             Command::Serve(a) => Some(&a.dir),
             Command::Verify(a) => Some(&a.dir),
             Command::Repair(a) => Some(&a.dir),
+            Command::Merge(a) => Some(&a.dir),
             Command::Partition(a) => Some(&a.dir),
             Command::Demo(a) => a.dir.as_deref(),
             Command::Bench(a) => a.dir.as_deref(),
@@ -112,6 +118,7 @@ fn run_command(command: Command) -> Result<ExitCode> {
         Command::Preview(args) => preview::run(args),
         Command::Serve(args) => crate::serve::run(args),
         Command::Repair(args) => repair::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Partition(args) => partition::run(args),
         Command::Bench(args) => bench::run(args),
