@@ -472,11 +472,20 @@ impl PySnapshot {
             .py_err()?;
         let d = PyDict::new(py);
         d.set_item("episodes", stats.episodes)?;
-        d.set_item("missing", stats.missing.iter().map(|id| id.get()).collect::<Vec<_>>())?;
-        d.set_item("computed", stats.computed.iter().map(|id| id.get()).collect::<Vec<_>>())?;
+        d.set_item(
+            "missing",
+            stats.missing.iter().map(|id| id.get()).collect::<Vec<_>>(),
+        )?;
+        d.set_item(
+            "computed",
+            stats.computed.iter().map(|id| id.get()).collect::<Vec<_>>(),
+        )?;
         d.set_item(
             "quantile_names",
-            trajstore::QUANTILES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            trajstore::QUANTILES
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>(),
         )?;
         let list = PyList::empty(py);
         for f in &stats.fields {
@@ -491,7 +500,10 @@ impl PySnapshot {
             fd.set_item("std", e.iter().map(|x| x.std).collect::<Vec<_>>())?;
             fd.set_item("min", e.iter().map(|x| x.min).collect::<Vec<_>>())?;
             fd.set_item("max", e.iter().map(|x| x.max).collect::<Vec<_>>())?;
-            fd.set_item("non_finite", e.iter().map(|x| x.non_finite).collect::<Vec<_>>())?;
+            fd.set_item(
+                "non_finite",
+                e.iter().map(|x| x.non_finite).collect::<Vec<_>>(),
+            )?;
             let quantiles: Vec<Vec<f64>> = (0..trajstore::QUANTILES.len())
                 .map(|q| e.iter().map(|x| x.quantiles[q]).collect())
                 .collect();
