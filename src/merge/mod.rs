@@ -30,6 +30,7 @@ use crate::schema::Schema;
 use crate::segment::format::{MANIFEST_MAGIC, MARKER_MAGIC};
 use crate::segment::manifest::{ABORTED, MarkerV1};
 use crate::segment::{SEGMENTS_DIR, sync_dir};
+use crate::stats::EpisodeStatsV1;
 use crate::store::Store;
 use crate::value::{Info, Value};
 use crate::write::manifest_of;
@@ -72,10 +73,18 @@ pub struct MergedSegment {
     pub copied: bool,
 }
 
+/// One episode of a source: its record, its infos and its field statistics (format 2; an
+/// episode recorded before them has none).
+struct SourceEpisode {
+    episode: Episode,
+    infos: Vec<(u32, Info)>,
+    stats: Option<EpisodeStatsV1>,
+}
+
 /// A source, read and checked, ready to be merged.
 struct Source {
     path: PathBuf,
-    episodes: Vec<(Episode, Vec<(u32, Info)>)>,
+    episodes: Vec<SourceEpisode>,
     schemas: HashMap<u64, Schema>,
     segments: BTreeSet<u64>,
 }
@@ -139,7 +148,12 @@ impl Store {
                 .iter()
                 .map(|s| (s.origin.get(), s.id.get()))
                 .collect();
-            for (episode, infos) in &source.episodes {
+            for SourceEpisode {
+                episode,
+                infos,
+                stats,
+            } in &source.episodes
+            {
                 let old_schema = episode.schema_id().get();
                 if let Entry::Vacant(slot) = schema_ids.entry((i, old_schema)) {
                     let schema = source.schemas[&old_schema].clone();
@@ -156,6 +170,7 @@ impl Store {
                     PendingEpisode {
                         record,
                         infos: infos.clone(),
+                        stats: stats.clone(),
                     },
                 ));
             }
@@ -209,7 +224,10 @@ impl Store {
             report.sources[i].episodes = source
                 .episodes
                 .iter()
-                .map(|(e, _)| (e.id(), EpisodeId(ids.next().expect("one id per episode"))))
+                .map(|s| {
+                    let new = ids.next().expect("one id per episode");
+                    (s.episode.id(), EpisodeId(new))
+                })
                 .collect();
         }
         Ok(report)
@@ -272,12 +290,21 @@ fn read_source(path: &Path) -> Result<Source> {
             ),
         ));
     }
+    let listed = snap.episodes(&Query::default())?;
+    let ids: Vec<u64> = listed.iter().map(|e| e.id().get()).collect();
+    let mut stats: HashMap<u64, EpisodeStatsV1> =
+        snap.episode_stats_rows(&ids)?.into_iter().collect();
     let mut episodes = Vec::new();
     let mut segments = BTreeSet::new();
-    for e in snap.episodes(&Query::default())? {
+    for e in listed {
         segments.extend(e.chunks().iter().flatten().map(|c| c.segment));
         let infos = snap.infos_rows(&e)?;
-        episodes.push((e, infos));
+        let stats = stats.remove(&e.id().get());
+        episodes.push(SourceEpisode {
+            episode: e,
+            infos,
+            stats,
+        });
     }
     let schemas = snap
         .schemas()?

@@ -250,6 +250,14 @@ impl Snapshot {
         self.read_index(|index| index.infos(episode.id().get()))
     }
 
+    /// The stored field statistics of these episodes (ids increasing) that have them.
+    pub(crate) fn episode_stats_rows(
+        &self,
+        ids: &[u64],
+    ) -> Result<Vec<(u64, crate::stats::EpisodeStatsV1)>> {
+        self.read_index(|index| index.episode_stats(ids))
+    }
+
     /// One field of an episode, ready to read. Checks each chunk's record header here; with
     /// checked reads ([`StoreOptions::verify_reads`](crate::StoreOptions), the default) the
     /// first read of each chunk in the process verifies its checksum (see [`Field`]).
