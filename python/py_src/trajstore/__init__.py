@@ -18,6 +18,7 @@ from ._trajstore import (
 )
 from ._selection import Selection
 from .loader import Batches, Loader, split_key
+from ._stats import FieldStats, StoreStats
 from .store import Episode, EpisodeInfo, EpisodeRecorder, Store
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Episode",
     "EpisodeInfo",
     "EpisodeRecorder",
+    "FieldStats",
     "InputError",
     "NotFoundError",
     "RecordError",
@@ -39,6 +41,7 @@ __all__ = [
     "StorageError",
     "Store",
     "StoreOpenError",
+    "StoreStats",
     "TrajstoreError",
 ]
 
