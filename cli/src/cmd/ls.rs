@@ -57,8 +57,8 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
     if !json {
         writeln!(
             lines,
-            "{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} {}",
-            "episode", "user", "env", "steps", "return", "outcome", "started"
+            "{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} started",
+            "episode", "user", "env", "steps", "return", "outcome"
         )?;
     }
     for e in &episodes {
