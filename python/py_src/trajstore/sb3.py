@@ -219,11 +219,11 @@ class StoreReplayBuffer(ReplayBuffer):
         rows = self._transitions(np.asarray(batch_inds, dtype=np.int64))
         n = len(batch_inds)
         done = rows["terminated"] | (rows["truncated"] & (not self.handle_timeout_termination))
-        data = (
+        data: tuple[Any, ...] = (
             self._normalize_obs(rows["obs"].reshape(n, *self.obs_shape), env),
             rows["action"].reshape(n, self.action_dim).astype(self._action_dtype, copy=False),
             self._normalize_obs(rows["next/obs"].reshape(n, *self.obs_shape), env),
             done.astype(np.float32).reshape(-1, 1),
             self._normalize_reward(rows["reward"].astype(np.float32).reshape(-1, 1), env),
         )
-        return ReplayBufferSamples(*tuple(map(self.to_torch, data)))
+        return ReplayBufferSamples(*(self.to_torch(array) for array in data))

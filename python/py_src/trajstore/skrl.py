@@ -139,9 +139,9 @@ class StoreMemory(Memory):
             field = _FIELDS.get(name, name)
             kind = "observation" if name in _OBSERVATIONS else "transition"
             decls.append((field, _DTYPES[dtype], () if name in _SCALARS else shape, kind, self.codec if kind == "observation" else "raw"))
-        for name, dtype in (("rewards", "f32"), ("terminated", "bool"), ("truncated", "bool")):
+        for name, default in (("rewards", "f32"), ("terminated", "bool"), ("truncated", "bool")):
             if name not in self.specs:
-                decls.append((_FIELDS[name], dtype, (), "transition", "raw"))
+                decls.append((_FIELDS[name], default, (), "transition", "raw"))
         return decls
 
     def add_samples(self, **tensors: Any) -> None:
@@ -188,7 +188,7 @@ class StoreMemory(Memory):
     def _write(self, env: _EnvEpisode, row: dict[str, np.ndarray], *, truncated: bool) -> None:
         """Writes one step; commits the episode when it ended."""
         assert env.recorder is not None
-        values = self._observation_values(row, "next_")
+        values: dict[str, Any] = self._observation_values(row, "next_")
         for name, value in row.items():
             if name in _OBSERVATIONS or name.startswith("next_") or name == "truncated":
                 continue
@@ -279,7 +279,7 @@ class StoreMemory(Memory):
             rows = rows[mask]
         return torch.from_numpy(rows).reshape(-1, *shape).to(device=self.device, dtype=dtype)
 
-    def sample(self, names: list[str], *, batch_size: int, mini_batches: int = 1, sequence_length: int = 1) -> list[list[torch.Tensor]]:
+    def sample(self, names: list[str], *, batch_size: int, mini_batches: int = 1, sequence_length: int = 1) -> list[list[torch.Tensor | None]]:
         """`batch_size` transitions (or windows of `sequence_length` steps, each inside one
         episode, rows `(batch_size * sequence_length, size)` as skrl lays them out), as tensors
         in the order of `names` (None for names no tensor was created for)."""
@@ -291,10 +291,10 @@ class StoreMemory(Memory):
                                                    for t in tensors])]
         return [tensors]
 
-    def sample_by_index(self, names: list[str], *, indexes: Any, mini_batches: int = 1) -> list[list[torch.Tensor]]:
+    def sample_by_index(self, names: list[str], *, indexes: Any, mini_batches: int = 1) -> list[list[torch.Tensor | None]]:
         raise NotImplementedError("StoreMemory samples through the store's loader; it has no buffer indexes")
 
-    def sample_all(self, names: list[str], *, mini_batches: int = 1, sequence_length: int = 1) -> list[list[torch.Tensor]]:
+    def sample_all(self, names: list[str], *, mini_batches: int = 1, sequence_length: int = 1) -> list[list[torch.Tensor | None]]:
         """Every committed step of the selection, in serving order (on-policy agents need
         skrl's RandomMemory: their rollouts are rewritten in place)."""
         loader = self._current_loader()
