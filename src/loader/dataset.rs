@@ -8,6 +8,7 @@
 //! `(seed, epoch, world_size, rank, num_workers, worker)`, so ranks agree without talking.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::error::{Error, ReadError, Result};
 use crate::ids::EpisodeId;
@@ -17,7 +18,7 @@ use crate::partition::{
     Assignment, Cursor, EpisodeLen, EpisodeSet, SHARD_ID_BITS, ShardEpisodes, ShardStamp, Share,
     check_shards, remaining_in, shard_key, split_key, union,
 };
-use crate::read::{Episode, Field, Query, Snapshot};
+use crate::read::{Episode, EpisodeSummary, Field, Query, Snapshot};
 use crate::store::Store;
 
 /// Which episodes, and which share of them, a loader serves.
@@ -73,14 +74,15 @@ impl Selection {
 pub struct Selected {
     /// `(id, steps)` of every selected episode.
     pub set: EpisodeSet,
-    /// Their metadata, in id order.
-    pub episodes: Vec<Episode>,
+    /// Their catalog rows, in id order.
+    pub episodes: Vec<EpisodeSummary>,
     /// The cutoff applied: the query's `before_id`, or the snapshot's own cutoff.
     pub cutoff: EpisodeId,
 }
 
 /// The episodes a query selects in a snapshot, cut off at the query's `before_id` (or the
 /// snapshot's own cutoff). Shared by the loader and `trajstore partition` so both agree.
+/// Reads the index's catalog only (no chunk lists, no metadata maps).
 pub fn select(snapshot: &Snapshot, query: &Query) -> Result<Selected> {
     let cutoff = match query.before_id {
         Some(c) => c,
@@ -90,7 +92,7 @@ pub fn select(snapshot: &Snapshot, query: &Query) -> Result<Selected> {
         before_id: Some(cutoff),
         ..query.clone()
     };
-    let episodes = snapshot.episodes(&query)?;
+    let episodes = snapshot.catalog(&query)?;
     Ok(Selected {
         set: EpisodeSet::new(&lens(&episodes))?,
         episodes,
@@ -98,7 +100,7 @@ pub fn select(snapshot: &Snapshot, query: &Query) -> Result<Selected> {
     })
 }
 
-fn lens(episodes: &[Episode]) -> Vec<EpisodeLen> {
+fn lens(episodes: &[EpisodeSummary]) -> Vec<EpisodeLen> {
     episodes
         .iter()
         .map(|e| EpisodeLen {
@@ -143,8 +145,8 @@ pub struct SelectedShards {
     pub set: EpisodeSet,
     /// Each shard's stamp, in list order.
     pub stamps: Vec<ShardStamp>,
-    /// `(shard, episode)` of every selected episode.
-    pub episodes: Vec<(u32, Episode)>,
+    /// `(shard, catalog row)` of every selected episode.
+    pub episodes: Vec<(u32, EpisodeSummary)>,
     /// Each shard's snapshot, in list order.
     pub snapshots: Vec<Snapshot>,
 }
@@ -230,7 +232,9 @@ pub struct ShardedCursor {
 /// [`Loader::key_of`]).
 pub struct Loader {
     shards: Vec<Shard>,
-    snapshots: Vec<Snapshot>,
+    /// Each shard's snapshot, shared (a sampler keeps them to open episodes at their first
+    /// batch).
+    snapshots: Vec<Arc<Snapshot>>,
     /// The filter; with one shard its `before_id` is that shard's cutoff, with several unset.
     query: Query,
     stamps: Vec<ShardStamp>,
@@ -238,7 +242,7 @@ pub struct Loader {
     assignment: Assignment,
     /// Where `share[0]` stands in this worker's list for the epoch.
     cursor: Cursor,
-    share: Vec<Episode>,
+    share: Vec<EpisodeSummary>,
     /// `share_shards[i]`: the shard `share[i]` comes from.
     share_shards: Vec<u32>,
 }
@@ -295,7 +299,7 @@ impl Loader {
         } = selected;
         let (assignment, items) = remaining_in(&set, &cursor)?;
         let count = shards.len();
-        let mut by_key: HashMap<u64, (u32, Episode)> = episodes
+        let mut by_key: HashMap<u64, (u32, EpisodeSummary)> = episodes
             .into_iter()
             .map(|(shard, e)| Ok((shard_key(count, shard, e.id().get())?, (shard, e))))
             .collect::<Result<_>>()?;
@@ -322,7 +326,7 @@ impl Loader {
         };
         Ok(Loader {
             shards,
-            snapshots,
+            snapshots: snapshots.into_iter().map(Arc::new).collect(),
             query,
             stamps,
             set,
@@ -351,6 +355,11 @@ impl Loader {
     /// [`Loader::snapshot_of`]).
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshots[0]
+    }
+
+    /// Every shard's snapshot, shared, in list order.
+    pub(crate) fn shared_snapshots(&self) -> Vec<Arc<Snapshot>> {
+        self.snapshots.clone()
     }
 
     /// The store the loader reads (the first shard's).
@@ -416,9 +425,21 @@ impl Loader {
         }
     }
 
-    /// The episodes still to serve in this epoch, in serving order.
-    pub fn episodes(&self) -> &[Episode] {
+    /// The episodes still to serve in this epoch, in serving order (catalog rows: open one
+    /// with [`Loader::episode`] to read its fields).
+    pub fn episodes(&self) -> &[EpisodeSummary] {
         &self.share
+    }
+
+    /// The full metadata of [`Loader::episodes`]`()[i]`, read from its shard's snapshot.
+    pub fn episode(&self, i: usize) -> Result<Episode> {
+        let summary = self.share.get(i).ok_or_else(|| {
+            Error::invalid_request(
+                "loader episode",
+                format!("{i} is past the share's {} episodes", self.share.len()),
+            )
+        })?;
+        self.snapshot_of(i).episode(summary.id())
     }
 
     /// The shard (position in the list) of `episodes()[i]`.
@@ -452,9 +473,10 @@ impl Loader {
     /// nothing is copied until the caller copies.
     pub fn iter(&self) -> impl Iterator<Item = Result<EpisodeData>> + '_ {
         self.share.iter().enumerate().map(move |(i, e)| {
+            let episode = self.snapshot_of(i).episode(e.id())?;
             Ok(EpisodeData {
-                fields: self.snapshot_of(i).fields(e)?,
-                episode: e.clone(),
+                fields: self.snapshot_of(i).fields(&episode)?,
+                episode,
                 shard: self.shard_of(i),
                 key: self.key_of(i),
                 cursor_after: self.cursor.advanced(i as u64 + 1),

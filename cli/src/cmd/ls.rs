@@ -1,10 +1,11 @@
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use trajstore::{Outcome, Query};
 
-use super::{open_shards, out};
+use super::open_shards;
 use crate::json::{episode_json, timestamp};
 
 #[derive(clap::Args, Debug)]
@@ -51,12 +52,15 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
         min_return,
         ..Default::default()
     };
+    // One buffered writer for every line: stdout alone flushes (a write call) per line.
+    let mut lines = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if !json {
         let shard = if sharded { "shard  " } else { "" };
-        out(format!(
-            "{shard}{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} {}",
-            "episode", "user", "env", "steps", "return", "outcome", "started"
-        ))?;
+        writeln!(
+            lines,
+            "{shard}{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} started",
+            "episode", "user", "env", "steps", "return", "outcome"
+        )?;
     }
     for (shard, store) in stores.iter().enumerate() {
         for e in &store.snapshot()?.episodes(&query)? {
@@ -66,14 +70,15 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
                     line["shard"] = shard.into();
                     line["store"] = dirs[shard].display().to_string().into();
                 }
-                out(line)?;
+                writeln!(lines, "{line}")?;
             } else {
                 let shard = if sharded {
                     format!("{shard:>5}  ")
                 } else {
                     String::new()
                 };
-                out(format!(
+                writeln!(
+                    lines,
                     "{shard}{:>8}  {:<16} {:<16} {:>7} {:>10.3}  {:<11} {}",
                     e.id(),
                     e.user(),
@@ -82,9 +87,10 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
                     e.total_return(),
                     e.outcome().name(),
                     timestamp(e.started_at_us())
-                ))?;
+                )?;
             }
         }
     }
+    lines.flush()?;
     Ok(ExitCode::SUCCESS)
 }
