@@ -8,6 +8,7 @@ mod error;
 mod read;
 mod record;
 pub mod recorder_process;
+mod stats;
 
 pub use checked::checked;
 pub use concurrent::{
@@ -16,6 +17,9 @@ pub use concurrent::{
 pub use error::{BenchError, Result};
 pub use read::{sample, scan, window};
 pub use record::{RecordSpec, pregenerated_frames, record, recorder};
+pub use stats::{
+    CombineCost, RecordingCost, StatsSchema, combine_cost, record_stats_store, recording_cost,
+};
 
 /// Timed rounds of each side, alternated so both see the same machine noise; the best of
 /// each counts.
