@@ -150,9 +150,9 @@ fn concurrent(temp: &Path, json: bool) -> Result<ExitCode> {
 
 fn stats(temp: &Path, dir: Option<&Path>, episodes: u32, json: bool) -> Result<ExitCode> {
     for (kind, episodes, steps) in [
-        (StatsSchema::Frames(84), 100, 100),
-        (StatsSchema::Proprio(17), 1000, 100),
-        (StatsSchema::Proprio(64), 1000, 100),
+        (StatsSchema::Frames(84), 60, 100),
+        (StatsSchema::Proprio(17), 500, 100),
+        (StatsSchema::Proprio(64), 500, 100),
     ] {
         let c = recording_cost(temp, kind, episodes, steps)?;
         if json {
@@ -172,7 +172,7 @@ fn stats(temp: &Path, dir: Option<&Path>, episodes: u32, json: bool) -> Result<E
         Some(d) if d.exists() => d.to_path_buf(),
         other => {
             let path = other.map_or_else(|| temp.join("stats-store"), Path::to_path_buf);
-            let seconds = record_stats_store(&path, episodes, 10, 40, 4)?;
+            let seconds = record_stats_store(&path, episodes, 10, 40, 8)?;
             if !json {
                 out(format!(
                     "recorded {episodes} episodes (obs f32[17], action f32[6], 10-40 steps) in \
