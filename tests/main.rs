@@ -2,10 +2,12 @@
 //! Tests that run the `trajstore` binary live with it, in cli/tests (so do the soaks).
 
 mod checked_reads;
+mod compact;
 mod compat;
 mod failures;
 mod fork;
 mod fork_gather;
+mod gather;
 mod loader;
 mod merge;
 mod power_loss;
