@@ -6,8 +6,9 @@ use clap::ValueEnum;
 use trajstore::Codec;
 use trajstore::Query;
 use trajstore_testkit::bench::{
-    ConcurrentSpec, Measurement, RecordSpec, Recorders, StatsSchema, checked, combine_cost, record,
-    record_concurrently, record_stats_store, recording_cost, sample, scan, window,
+    ConcurrentSpec, MaintainSpec, Measurement, RecordSpec, Recorders, StatsSchema, checked,
+    combine_cost, compact, merge, record, record_concurrently, record_stats_store, recording_cost,
+    sample, scan, window,
 };
 
 use super::out;
@@ -27,6 +28,9 @@ pub struct BenchArgs {
     stats_episodes: u32,
     #[arg(long)]
     json: bool,
+    /// Size of each store `merge` and `compact` build (MB).
+    #[arg(long, default_value_t = 1024)]
+    store_mb: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -52,6 +56,11 @@ pub enum BenchMode {
     /// `--stats-episodes` small episodes (all, and one user's quarter) against reading the
     /// values and computing the same figures (and against computing on values in memory).
     Stats,
+    /// `merge` of two fresh stores of --store-mb each against cp + fsync of their segments.
+    Merge,
+    /// `compact` of a fresh store of --store-mb, half of it abandoned recordings, against
+    /// read + write + fsync of the live bytes.
+    Compact,
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -61,6 +70,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         field,
         stats_episodes,
         json,
+        store_mb,
     } = args;
     let (dir, field) = (dir.as_deref(), field.as_str());
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
@@ -69,6 +79,18 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     if mode == BenchMode::Stats {
         return stats(temp.path(), dir, stats_episodes, json);
+    }
+    if matches!(mode, BenchMode::Merge | BenchMode::Compact) {
+        let spec = MaintainSpec {
+            store_bytes: store_mb << 20,
+            steps: 250,
+        };
+        let (name, m) = if mode == BenchMode::Merge {
+            ("merge", merge(temp.path(), &spec, 3)?)
+        } else {
+            ("compact", compact(temp.path(), &spec, 2)?)
+        };
+        return print(&[(name, m)], json);
     }
     let mut results: Vec<(&str, Measurement)> = Vec::new();
     let recorded = temp.path().join("store");
@@ -84,7 +106,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let store = dir.unwrap_or(&recorded);
     let read = |what: &str| format!("cannot {what} {}", store.display());
     match mode {
-        BenchMode::Record | BenchMode::Concurrent | BenchMode::Stats => {}
+        BenchMode::Record
+        | BenchMode::Concurrent
+        | BenchMode::Stats
+        | BenchMode::Merge
+        | BenchMode::Compact => {}
         BenchMode::All | BenchMode::Scan => {
             results.push(("scan", scan(store, field).with_context(|| read("scan"))?));
         }
@@ -104,7 +130,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             }
         }
     }
-    for (mode, m) in &results {
+    print(&results, json)
+}
+
+fn print(results: &[(&str, Measurement)], json: bool) -> Result<ExitCode> {
+    for (mode, m) in results {
         if json {
             out(
                 serde_json::json!({"mode": mode, "name": m.name, "bytes": m.bytes, "seconds": m.seconds,
