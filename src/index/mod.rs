@@ -19,6 +19,7 @@
 //! insert speed with 8 recorders, FIELD.md). The user / episode / step view is served by the
 //! small `user_episodes` table, whose range scan lists a user's episodes in commit order.
 
+pub(crate) mod catalog;
 pub(crate) mod commit;
 mod guard;
 pub mod records;
@@ -39,7 +40,9 @@ use crate::schema::{FieldSpec, Schema};
 use crate::segment::format::ChunkRef;
 use crate::stats::EpisodeStatsV1;
 use crate::value::Info;
-use records::{EpisodeRecordV1, Record, SchemaRecordV1, StepRecordV1, UserRecordV1};
+use records::{
+    CatalogRecordV1, EpisodeRecordV1, Record, SchemaRecordV1, StepRecordV1, UserRecordV1,
+};
 
 /// Name of the index file inside a store directory.
 pub const INDEX_FILE: &str = "index.redb";
@@ -231,6 +234,8 @@ impl Index {
             txn.open_table(USER_EPISODES)?;
             txn.open_table(ENV_EPISODES)?;
         }
+        // Format 2: a store without the catalog gets it here, once (index/catalog.rs).
+        catalog::build_if_missing(&txn)?;
         txn.commit()?;
         Ok(())
     }
@@ -392,6 +397,7 @@ struct EpisodeTables<'t> {
     users: Table<'t, &'static str, &'static [u8]>,
     user_episodes: Table<'t, (&'static str, u64), ()>,
     env_episodes: Table<'t, (&'static str, u64), ()>,
+    catalog: Table<'t, u64, &'static [u8]>,
     /// Opened at the first episode that has statistics (so a batch without any creates no
     /// table).
     episode_stats: Option<Table<'t, u64, &'static [u8]>>,
@@ -406,6 +412,7 @@ impl<'t> EpisodeTables<'t> {
             users: txn.open_table(USERS)?,
             user_episodes: txn.open_table(USER_EPISODES)?,
             env_episodes: txn.open_table(ENV_EPISODES)?,
+            catalog: txn.open_table(catalog::CATALOG)?,
             episode_stats: None,
             txn,
         })
@@ -416,6 +423,7 @@ impl<'t> EpisodeTables<'t> {
     fn insert(&mut self, id: u64, pending: &PendingEpisode) -> Result<()> {
         let (r, infos) = (&pending.record, &pending.infos);
         self.episodes.insert(id, r.encode().as_slice())?;
+        catalog::put(&mut self.catalog, id, r)?;
         if let Some(stats) = &pending.stats {
             if self.episode_stats.is_none() {
                 self.episode_stats = Some(self.txn.open_table(EPISODE_STATS)?);
@@ -633,6 +641,28 @@ impl IndexSnapshot {
         Ok(out)
     }
 
+    /// The catalog rows of every episode with id below `cutoff` (all when `None`), in id
+    /// order; `None` when the store has no complete catalog (format 1 opened read-only), so
+    /// the caller decodes full records instead.
+    pub fn catalog(&self, cutoff: Option<u64>) -> Result<Option<Vec<(u64, CatalogRecordV1)>>> {
+        let txn = self.txn()?;
+        let meta = txn.open_table(META)?;
+        if meta.get(catalog::META_CATALOG_COMPLETE)?.is_none() {
+            return Ok(None);
+        }
+        let table = match txn.open_table(catalog::CATALOG) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for entry in table.range(..cutoff.unwrap_or(u64::MAX))? {
+            let (id, bytes) = entry?;
+            out.push((id.value(), CatalogRecordV1::decode(bytes.value())?));
+        }
+        Ok(Some(out))
+    }
+
     /// Episode ids of one user (or env), in commit order.
     pub fn ids_by(&self, by: By, key: &str) -> Result<Vec<u64>> {
         let def = match by {
@@ -683,30 +713,34 @@ impl IndexSnapshot {
         }
     }
 
-    /// The stored statistics of the episodes in `ids` (increasing) that have them, in id
-    /// order. One range scan over the span of `ids` (a point lookup per id costs more once
-    /// the selection is a fair share of the store). A store without the table (format 1, or
-    /// no episode recorded with statistics yet) has none.
-    pub fn episode_stats(&self, ids: &[u64]) -> Result<Vec<(u64, EpisodeStatsV1)>> {
+    /// Calls `each` with the stored statistics of every episode in `ids` (increasing) that
+    /// has them, in id order, decoding one row at a time. One range scan over the span of
+    /// `ids` (a point lookup per id costs more once the selection is a fair share of the
+    /// store). A store without the table (format 1, or no episode recorded with statistics
+    /// yet) has none.
+    pub fn episode_stats(
+        &self,
+        ids: &[u64],
+        mut each: impl FnMut(u64, EpisodeStatsV1) -> Result<()>,
+    ) -> Result<()> {
         let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let table = match self.txn()?.open_table(EPISODE_STATS) {
             Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let mut out = Vec::new();
         let mut wanted = ids.iter().peekable();
         for entry in table.range(first..=last)? {
             let (id, bytes) = entry?;
             let id = id.value();
             while wanted.next_if(|w| **w < id).is_some() {}
             if wanted.next_if_eq(&&id).is_some() {
-                out.push((id, EpisodeStatsV1::decode(bytes.value())?));
+                each(id, EpisodeStatsV1::decode(bytes.value())?)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The non-empty `info` maps of an episode, by observation step.
