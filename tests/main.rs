@@ -3,6 +3,7 @@
 
 mod checked_reads;
 mod compat;
+mod curation;
 mod failures;
 mod fork;
 mod fork_gather;

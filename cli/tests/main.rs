@@ -5,6 +5,7 @@
 mod cli;
 mod concurrency;
 mod crash;
+mod curate;
 mod full_disk;
 mod look;
 mod mutation;

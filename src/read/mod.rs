@@ -4,15 +4,16 @@ mod episode;
 mod field;
 mod verify;
 
-pub use episode::{Episode, Query, UserSummary};
+pub use episode::{Episode, Query, Tombstone, UserSummary};
 pub use field::{Extent, Field};
 pub use verify::{Problem, VerifyReport};
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, ReadError, Result};
 use crate::ids::{EpisodeId, SchemaId, SegmentId};
+use crate::index::records::{HistoryRecordV1, SplitSpecV1};
 use crate::index::{By, IndexSnapshot, guarded};
 use crate::open::{OpenStore, StoreHandle};
 use crate::process::ProcessBound;
@@ -37,6 +38,7 @@ pub struct Snapshot {
     cutoff: EpisodeId,
     forked: Mutex<Option<ProcessBound<Arc<ReadView>>>>,
     schemas: Mutex<HashMap<SchemaId, Arc<Schema>>>,
+    split: OnceLock<Option<SplitSpecV1>>,
 }
 
 /// An index read and the segment maps to read field data with, of one process.
@@ -72,6 +74,7 @@ impl Snapshot {
             cutoff,
             forked: Mutex::new(None),
             schemas: Mutex::new(HashMap::new()),
+            split: OnceLock::new(),
         })
     }
 
@@ -151,7 +154,9 @@ impl Snapshot {
             // The child's read may be newer: keep to the episodes of this snapshot.
             query.before_id = Some(query.before_id.map_or(self.cutoff, |c| c.min(self.cutoff)));
         }
-        let episodes: Vec<Episode> = if query.users.is_empty() && query.envs.is_empty() {
+        let split = self.split_spec_cached()?;
+        let split = query.check_splits(split.as_ref())?;
+        let mut episodes: Vec<Episode> = if query.users.is_empty() && query.envs.is_empty() {
             self.read_index(|index| index.episodes(query.before_id.map(EpisodeId::get)))?
                 .into_iter()
                 .map(|(id, record)| Episode {
@@ -176,7 +181,26 @@ impl Snapshot {
                 .map(|id| self.episode(EpisodeId(id)))
                 .collect::<Result<_>>()?
         };
-        Ok(episodes.into_iter().filter(|e| query.matches(e)).collect())
+        // As of a cutoff taken before a delete, the deleted episodes are still there
+        // (schema/index.md, "Deletes and cutoffs"): a job's ranks agree on their episodes.
+        if let Some(cutoff) = query.before_id
+            && (cutoff < self.cutoff || self.is_forked())
+        {
+            let before = episodes.len();
+            for t in self.read_index(IndexSnapshot::tombstones)? {
+                let (id, t) = t;
+                if id < cutoff.get() && cutoff.get() < t.hidden_from {
+                    episodes.push(Episode::from_record(EpisodeId(id), t.record));
+                }
+            }
+            if episodes.len() > before {
+                episodes.sort_by_key(Episode::id);
+            }
+        }
+        Ok(episodes
+            .into_iter()
+            .filter(|e| query.matches(e, split))
+            .collect())
     }
 
     /// One episode's metadata.
@@ -184,10 +208,65 @@ impl Snapshot {
         if self.is_forked() && id >= self.cutoff {
             return Err(ReadError::EpisodeNotFound { id }.into());
         }
-        match self.read_index(|index| index.episode(id.get()))? {
-            Some(record) => Ok(Episode { id, record }),
-            None => Err(ReadError::EpisodeNotFound { id }.into()),
+        if let Some(record) = self.read_index(|index| index.episode(id.get()))? {
+            return Ok(Episode::from_record(id, record));
         }
+        // Deleted after this snapshot was taken (seen from a forked child's newer read).
+        match self.read_index(|index| index.tombstone(id.get()))? {
+            Some(t) if self.cutoff.get() < t.hidden_from => Ok(Episode::from_record(id, t.record)),
+            _ => Err(ReadError::EpisodeNotFound { id }.into()),
+        }
+    }
+
+    /// Deleted episodes awaiting compaction (restorable), in id order.
+    pub fn tombstones(&self) -> Result<Vec<Tombstone>> {
+        Ok(self
+            .read_index(IndexSnapshot::tombstones)?
+            .into_iter()
+            .map(|(id, t)| Tombstone {
+                episode: Episode::from_record(EpisodeId(id), t.record),
+                deleted_at_us: t.deleted_at_us,
+                deleted_by: t.deleted_by,
+                hidden_from: EpisodeId(t.hidden_from),
+            })
+            .collect())
+    }
+
+    /// The tombstone of one deleted episode, if it is deleted.
+    pub fn tombstone(&self, id: EpisodeId) -> Result<Option<Tombstone>> {
+        Ok(self
+            .read_index(|index| index.tombstone(id.get()))?
+            .map(|t| Tombstone {
+                episode: Episode::from_record(id, t.record),
+                deleted_at_us: t.deleted_at_us,
+                deleted_by: t.deleted_by,
+                hidden_from: EpisodeId(t.hidden_from),
+            }))
+    }
+
+    /// The curation history of an episode (relabels, deletes, restores), oldest first.
+    pub fn history(&self, id: EpisodeId) -> Result<Vec<HistoryRecordV1>> {
+        self.read_index(|index| index.history(id.get()))
+    }
+
+    /// The store's split specification (`trajstore split`), if one was set.
+    pub fn split_spec(&self) -> Result<Option<SplitSpecV1>> {
+        self.split_spec_cached()
+    }
+
+    /// The split an episode falls in, when the store has a split.
+    pub fn split_of(&self, episode: &Episode) -> Result<Option<String>> {
+        Ok(self
+            .split_spec_cached()?
+            .map(|spec| spec.label(episode.id().get(), episode.user()).to_owned()))
+    }
+
+    fn split_spec_cached(&self) -> Result<Option<SplitSpecV1>> {
+        if let Some(spec) = self.split.get() {
+            return Ok(spec.clone());
+        }
+        let spec = self.read_index(IndexSnapshot::split_spec)?;
+        Ok(self.split.get_or_init(|| spec).clone())
     }
 
     /// A schema by id.

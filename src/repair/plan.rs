@@ -115,10 +115,17 @@ fn compare(whole: &[(&FoundManifest, Option<u64>)], state: &IndexState) -> (Vec<
         IndexState::Readable(old) => old,
     };
     let mut problems = old.problems.clone();
-    let by_id: HashMap<u64, &EpisodeRecordV1> = old.episodes.iter().map(|(i, r)| (*i, r)).collect();
+    // Deleted episodes keep their manifests until compaction: they are not missing.
+    let by_id: HashMap<u64, &EpisodeRecordV1> = old
+        .episodes
+        .iter()
+        .chain(&old.deleted)
+        .map(|(i, r)| (*i, r))
+        .collect();
     let by_key: HashSet<(u64, u64)> = old
         .episodes
         .iter()
+        .chain(&old.deleted)
         .filter_map(|(_, r)| key(&r.fields))
         .collect();
     let mut uncommitted = 0;
@@ -126,7 +133,8 @@ fn compare(whole: &[(&FoundManifest, Option<u64>)], state: &IndexState) -> (Vec<
         let m = &found.manifest;
         match marker {
             Some(id) => match by_id.get(id) {
-                Some(r) if r.fields == m.chunks && r.user == m.user => {}
+                // Chunks only: a relabel may have changed the user since the manifest.
+                Some(r) if r.fields == m.chunks => {}
                 Some(_) => problems.push(format!(
                     "episode {id}: the index record disagrees with its manifest (segment {:016x} offset {})",
                     found.segment, found.offset
@@ -176,6 +184,7 @@ pub fn plan(findings: &Findings<'_>, state: &IndexState) -> Plan {
         .map(|o| {
             o.episodes
                 .iter()
+                .chain(&o.deleted)
                 .filter_map(|(id, r)| Some((key(&r.fields)?, *id)))
                 .collect()
         })

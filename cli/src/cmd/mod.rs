@@ -2,14 +2,20 @@
 //! process exit code. Validation beyond types happens in each command.
 
 pub mod bench;
+mod curate;
 pub mod demo;
+pub mod filters;
 pub mod info;
 pub mod init;
 pub mod ls;
 pub mod partition;
 pub mod preview;
+pub mod relabel;
 pub mod repair;
+pub mod restore;
+pub mod rm;
 pub mod show;
+pub mod split;
 pub mod synth;
 pub mod verify;
 
@@ -27,8 +33,12 @@ use init::InitArgs;
 use ls::LsArgs;
 use partition::PartitionArgs;
 use preview::PreviewArgs;
+use relabel::RelabelArgs;
 use repair::RepairArgs;
+use restore::RestoreArgs;
+use rm::RmArgs;
 use show::ShowArgs;
+use split::SplitArgs;
 use synth::SynthArgs;
 use verify::VerifyArgs;
 
@@ -55,6 +65,16 @@ pub enum Command {
     /// Rebuild a missing or damaged index from the segments (keeps the old file aside, never
     /// touches segments); does nothing to a healthy index.
     Repair(RepairArgs),
+    /// Delete episodes (by id and/or filters; a selector is required): one index
+    /// transaction; bytes stay until compaction; `restore` brings them back.
+    Rm(RmArgs),
+    /// Restore deleted episodes (ids or --all), or --list them.
+    Restore(RestoreArgs),
+    /// Change the user, outcome, tags or metadata of selected episodes (index only), with a
+    /// history of each change.
+    Relabel(RelabelArgs),
+    /// Set a deterministic train/validation/... split (only the spec is stored).
+    Split(SplitArgs),
     /// Record synthetic demos, query a user's episodes, read them back, report speed.
     Demo(DemoArgs),
     /// Per rank: the episodes served in one epoch (in serving order), their steps, and the
@@ -78,6 +98,10 @@ impl Command {
             Command::Verify(a) => Some(&a.dir),
             Command::Repair(a) => Some(&a.dir),
             Command::Partition(a) => Some(&a.dir),
+            Command::Rm(a) => Some(&a.dir),
+            Command::Restore(a) => Some(&a.dir),
+            Command::Relabel(a) => Some(&a.dir),
+            Command::Split(a) => Some(&a.dir),
             Command::Demo(a) => a.dir.as_deref(),
             Command::Bench(a) => a.dir.as_deref(),
         }
@@ -107,6 +131,10 @@ fn run_command(command: Command) -> Result<ExitCode> {
         Command::Repair(args) => repair::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Partition(args) => partition::run(args),
+        Command::Rm(args) => rm::run(args),
+        Command::Restore(args) => restore::run(args),
+        Command::Relabel(args) => relabel::run(args),
+        Command::Split(args) => split::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }
