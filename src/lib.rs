@@ -42,19 +42,21 @@
 //! ```
 
 // Layers, bottom up (a module imports only from layers below it):
-// 1. error, dtype, value, schema, names, options, partition (pure), process, io, pool
+// 1. error, dtype, value, schema, names, options, partition (pure), stats (pure), process,
+//    io, pool
 // 2. segment (field data files), index (the redb index, group commit)
 // 3. open (what a process has open of a store), repair
 //    (curate's log, relabel and apply parts sit here too: repair replays the curation log)
 // 4. read (snapshots, fields, checked reads, verify), write (episode writers) and curate
 //    (delete, restore, relabel, split)
-// 5. store (the public handle), loader, preview
+// 5. store (the public handle), loader, preview, merge
 mod curate;
 mod dtype;
 mod error;
 mod ids;
 mod index;
 pub mod io;
+mod merge;
 mod names;
 mod open;
 mod options;
@@ -65,6 +67,7 @@ mod read;
 mod repair;
 mod schema;
 mod segment;
+mod stats;
 mod store;
 mod value;
 mod write;
@@ -85,6 +88,9 @@ pub use index::records::{
     HistoryRecordV1 as HistoryEntry, LabelChange, Outcome, SplitKey, SplitSpecV1 as SplitSpec,
 };
 pub use index::{INDEX_FILE, STORE_FORMAT_VERSION};
+pub use merge::{
+    MERGED_FROM_EPISODE, MERGED_FROM_STORE, MergeReport, MergedSegment, MergedSource, merge,
+};
 pub use names::validate_user;
 pub use options::StoreOptions;
 pub use read::{
@@ -96,6 +102,10 @@ pub use schema::{
 };
 pub use segment::MappedBytes;
 pub use segment::format::SEGMENT_FORMAT_VERSION;
+pub use stats::{
+    ElementStats, ElementSummary, FieldSummary, MAX_STATS_ELEMENTS, MIN_INDEXED, QUANTILES,
+    RELATIVE_ACCURACY, Sketch, StoreStats,
+};
 pub use store::Store;
 pub use value::{ArrayRef, Info, Value};
 pub use write::{EpisodeMeta, EpisodeWriter};

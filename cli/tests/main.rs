@@ -9,5 +9,6 @@ mod curate;
 mod full_disk;
 mod look;
 mod mutation;
+mod stats;
 mod store_commands;
 mod util;

@@ -454,6 +454,68 @@ impl PySnapshot {
         Ok(list)
     }
 
+    /// Per-element statistics of the small numeric fields over the episodes a query selects,
+    /// from the index alone (`Snapshot::stats`): a dict with `episodes`, `missing`, `computed`
+    /// and `fields`, a list of dicts (`name`, `dtype`, `shape`, `episodes`, and flat per-element
+    /// lists `count`, `mean`, `std`, `min`, `max`, `non_finite`, `quantiles` (one list per
+    /// quantile name in `quantile_names`)).
+    fn stats<'py>(
+        &self,
+        py: Python<'py>,
+        args: QueryArgs,
+        fields: Vec<String>,
+        compute_missing: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let query = args.query()?;
+        let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let snapshot = &self.snapshot;
+        let stats = py
+            .detach(|| snapshot.stats(&query, &names, compute_missing))
+            .py_err()?;
+        let d = PyDict::new(py);
+        d.set_item("episodes", stats.episodes)?;
+        d.set_item(
+            "missing",
+            stats.missing.iter().map(|id| id.get()).collect::<Vec<_>>(),
+        )?;
+        d.set_item(
+            "computed",
+            stats.computed.iter().map(|id| id.get()).collect::<Vec<_>>(),
+        )?;
+        d.set_item(
+            "quantile_names",
+            trajstore::QUANTILES
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>(),
+        )?;
+        let list = PyList::empty(py);
+        for f in &stats.fields {
+            let fd = PyDict::new(py);
+            fd.set_item("name", &f.name)?;
+            fd.set_item("dtype", f.dtype.name())?;
+            fd.set_item("shape", f.shape.clone())?;
+            fd.set_item("episodes", f.episodes)?;
+            let e = &f.elements;
+            fd.set_item("count", e.iter().map(|x| x.count).collect::<Vec<_>>())?;
+            fd.set_item("mean", e.iter().map(|x| x.mean).collect::<Vec<_>>())?;
+            fd.set_item("std", e.iter().map(|x| x.std).collect::<Vec<_>>())?;
+            fd.set_item("min", e.iter().map(|x| x.min).collect::<Vec<_>>())?;
+            fd.set_item("max", e.iter().map(|x| x.max).collect::<Vec<_>>())?;
+            fd.set_item(
+                "non_finite",
+                e.iter().map(|x| x.non_finite).collect::<Vec<_>>(),
+            )?;
+            let quantiles: Vec<Vec<f64>> = (0..trajstore::QUANTILES.len())
+                .map(|q| e.iter().map(|x| x.quantiles[q]).collect())
+                .collect();
+            fd.set_item("quantiles", quantiles)?;
+            list.append(fd)?;
+        }
+        d.set_item("fields", list)?;
+        Ok(d)
+    }
+
     /// Checks every checksum; returns a dict with `ok`, counts and `problems`.
     fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let snapshot = &self.snapshot;

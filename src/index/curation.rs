@@ -16,7 +16,7 @@ use super::records::{
     DeletedRecordV1, EpisodeRecordV1, HistoryRecordV1, Record, SplitSpecV1, UserRecordV1,
 };
 use super::{
-    CURATION_FORMAT_VERSION, DELETED, ENV_EPISODES, EPISODES, HISTORY, Index, META,
+    CURATION_FORMAT_VERSION, DELETED, ENV_EPISODES, EPISODE_STATS, EPISODES, HISTORY, Index, META,
     META_CURATION_LOG_END, META_FORMAT_VERSION, META_NEXT_EPISODE, SPLIT_CURRENT, SPLITS, STEPS,
     USER_EPISODES, USERS,
 };
@@ -50,6 +50,7 @@ pub(crate) struct CurationTxn<'t> {
     deleted: Table<'t, u64, &'static [u8]>,
     history: Table<'t, (u64, u32), &'static [u8]>,
     splits: Table<'t, &'static str, &'static [u8]>,
+    episode_stats: Table<'t, u64, &'static [u8]>,
     deltas: BTreeMap<String, UserDelta>,
     /// The format the store had when the transaction began (1: this transaction upgrades it).
     pub upgraded_from: Option<u32>,
@@ -84,6 +85,7 @@ impl Index {
                 deleted: txn.open_table(DELETED)?,
                 history: txn.open_table(HISTORY)?,
                 splits: txn.open_table(SPLITS)?,
+                episode_stats: txn.open_table(EPISODE_STATS)?,
                 deltas: BTreeMap::new(),
                 upgraded_from,
             };
@@ -201,10 +203,12 @@ impl CurationTxn<'_> {
         Ok(())
     }
 
-    /// Removes a tombstone for good, with the episode's step infos and history (compaction
-    /// reclaims its bytes).
+    /// Removes a tombstone for good, with the episode's step infos, history and field
+    /// statistics (compaction reclaims its bytes). A deleted episode's statistics row stays
+    /// until then: a restore brings it back with the episode.
     pub fn purge(&mut self, id: u64) -> Result<()> {
         self.deleted.remove(id)?;
+        self.episode_stats.remove(id)?;
         self.steps
             .retain_in((id, 0)..=(id, u32::MAX), |_, _| false)?;
         self.history

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::error::{Error, ReadError, Result};
 use crate::schema::FieldSpec;
 use crate::segment::format::ChunkRef;
+use crate::stats::EpisodeStatsV1;
 use crate::value::Info;
 
 /// How an episode ended.
@@ -263,6 +264,7 @@ record!(SchemaRecordV1, SchemaEnvelope, "schemas");
 record!(DeletedRecordV1, DeletedEnvelope, "deleted");
 record!(HistoryRecordV1, HistoryEnvelope, "history");
 record!(SplitSpecV1, SplitSpecEnvelope, "splits");
+record!(EpisodeStatsV1, EpisodeStatsEnvelope, "episode_stats");
 
 #[cfg(test)]
 mod tests {

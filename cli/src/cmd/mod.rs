@@ -8,6 +8,7 @@ pub mod filters;
 pub mod info;
 pub mod init;
 pub mod ls;
+pub mod merge;
 pub mod partition;
 pub mod preview;
 pub mod relabel;
@@ -16,6 +17,7 @@ pub mod restore;
 pub mod rm;
 pub mod show;
 pub mod split;
+pub mod stats;
 pub mod synth;
 pub mod verify;
 
@@ -31,6 +33,7 @@ use demo::DemoArgs;
 use info::InfoArgs;
 use init::InitArgs;
 use ls::LsArgs;
+use merge::MergeArgs;
 use partition::PartitionArgs;
 use preview::PreviewArgs;
 use relabel::RelabelArgs;
@@ -39,6 +42,7 @@ use restore::RestoreArgs;
 use rm::RmArgs;
 use show::ShowArgs;
 use split::SplitArgs;
+use stats::StatsArgs;
 use synth::SynthArgs;
 use verify::VerifyArgs;
 
@@ -58,6 +62,9 @@ pub enum Command {
     /// An image field of an episode as a PNG contact sheet (frames labelled with their step,
     /// over reward and action plots) or an animated GIF (by the --out extension).
     Preview(PreviewArgs),
+    /// Per-element statistics (count, mean, std, min, max, quantiles) of the small numeric
+    /// fields over the selected episodes, from the index alone (no frame is read).
+    Stats(StatsArgs),
     /// A local, read-only web viewer of the store (episode table, frames, plots, infos).
     Serve(ServeArgs),
     /// Check every checksum and that index and segments agree; exits 1 on any problem.
@@ -75,6 +82,9 @@ pub enum Command {
     Relabel(RelabelArgs),
     /// Set a deterministic train/validation/... split (only the spec is stored).
     Split(SplitArgs),
+    /// Merge whole stores into OUT (created when missing) without decoding a frame: segments
+    /// hard-linked (copied across file systems), episodes under new ids (the mapping printed).
+    Merge(MergeArgs),
     /// Record synthetic demos, query a user's episodes, read them back, report speed.
     Demo(DemoArgs),
     /// Per rank: the episodes served in one epoch (in serving order), their steps, and the
@@ -93,10 +103,12 @@ impl Command {
             Command::Info(a) => Some(&a.dir),
             Command::Ls(a) => Some(&a.dir),
             Command::Show(a) => Some(&a.dir),
+            Command::Stats(a) => Some(&a.dir),
             Command::Preview(a) => Some(&a.dir),
             Command::Serve(a) => Some(&a.dir),
             Command::Verify(a) => Some(&a.dir),
             Command::Repair(a) => Some(&a.dir),
+            Command::Merge(a) => Some(&a.dir),
             Command::Partition(a) => Some(&a.dir),
             Command::Rm(a) => Some(&a.dir),
             Command::Restore(a) => Some(&a.dir),
@@ -125,10 +137,12 @@ fn run_command(command: Command) -> Result<ExitCode> {
         Command::Info(args) => info::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Show(args) => show::run(args),
+        Command::Stats(args) => stats::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Preview(args) => preview::run(args),
         Command::Serve(args) => crate::serve::run(args),
         Command::Repair(args) => repair::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Partition(args) => partition::run(args),
         Command::Rm(args) => rm::run(args),
