@@ -49,7 +49,8 @@
 //    (curate's log, relabel and apply parts sit here too: repair replays the curation log)
 // 4. read (snapshots, fields, checked reads, verify), write (episode writers) and curate
 //    (delete, restore, relabel, split)
-// 5. store (the public handle), loader, preview, merge
+// 5. store (the public handle), loader, preview, merge, compact
+mod compact;
 mod curate;
 mod dtype;
 mod error;
@@ -76,6 +77,7 @@ pub mod loader;
 #[cfg(feature = "preview")]
 pub mod preview;
 
+pub use compact::{CompactOptions, CompactReport, Progress, compact};
 pub use curate::{CurateOptions, Curated, Relabel, Restore, SplitRequest, Target};
 pub use dtype::{DType, Element, PlainElement};
 pub use error::{

@@ -829,3 +829,40 @@ fn a_delete_racing_live_recorders_deletes_whole_episodes_and_keeps_statistics_tr
         );
     }
 }
+
+#[test]
+fn compaction_keeps_the_bytes_of_deleted_episodes_until_their_tombstones_are_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = trajstore::StoreOptions {
+        spill_bytes: 1,
+        ..Default::default()
+    };
+    let store = Store::create_with(dir.path(), options).unwrap();
+    let gone = record_small(&store, "ann", 1, 200, Codec::Raw);
+    let kept = record_small(&store, "ann", 2, 3, Codec::Raw);
+    store.delete(&Target::ids([gone]), &by("ana")).unwrap();
+    drop(store);
+    let report = trajstore::compact(dir.path(), &trajstore::CompactOptions::default()).unwrap();
+    assert!(
+        report.rewritten.is_empty() && report.dropped.is_empty(),
+        "{report:?}"
+    );
+
+    let store = Store::open(dir.path()).unwrap();
+    store.restore(&Restore::All, &by("ana")).unwrap();
+    let snap = store.snapshot().unwrap();
+    let e = snap.episode(gone).unwrap();
+    assert_eq!(
+        snap.field(&e, "obs/frame").unwrap().to_vec().unwrap().len(),
+        201 * 192
+    );
+    // Purged, its bytes are garbage compaction reclaims.
+    store.delete(&Target::ids([gone]), &by("ana")).unwrap();
+    store.purge_tombstones(&[gone]).unwrap();
+    drop((snap, store));
+    let report = trajstore::compact(dir.path(), &trajstore::CompactOptions::default()).unwrap();
+    assert!(report.bytes_reclaimed >= 200 * 192, "{report:?}");
+    let store = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(ids(&store, &Query::default()), vec![kept]);
+    verify_clean(&store);
+}

@@ -2,11 +2,13 @@
 //! Tests that run the `trajstore` binary live with it, in cli/tests (so do the soaks).
 
 mod checked_reads;
+mod compact;
 mod compat;
 mod curation;
 mod failures;
 mod fork;
 mod fork_gather;
+mod gather;
 mod loader;
 mod merge;
 mod power_loss;

@@ -2,6 +2,7 @@
 
 mod episode;
 mod field;
+mod gather;
 mod stats;
 mod verify;
 
@@ -40,6 +41,8 @@ pub struct Snapshot {
     forked: Mutex<Option<ProcessBound<Arc<ReadView>>>>,
     schemas: Mutex<HashMap<SchemaId, Arc<Schema>>>,
     split: OnceLock<Option<SplitSpecV1>>,
+    /// Fields opened by [`Snapshot::gather`], kept for the next gathers.
+    gathered: Mutex<gather::FieldCache>,
 }
 
 /// An index read and the segment maps to read field data with, of one process.
@@ -76,6 +79,7 @@ impl Snapshot {
             forked: Mutex::new(None),
             schemas: Mutex::new(HashMap::new()),
             split: OnceLock::new(),
+            gathered: Mutex::default(),
         })
     }
 

@@ -2,6 +2,7 @@
 //! process exit code. Validation beyond types happens in each command.
 
 pub mod bench;
+pub mod compact;
 mod curate;
 pub mod demo;
 pub mod filters;
@@ -29,6 +30,7 @@ use clap::Subcommand;
 
 use crate::serve::ServeArgs;
 use bench::BenchArgs;
+use compact::CompactArgs;
 use demo::DemoArgs;
 use info::InfoArgs;
 use init::InitArgs;
@@ -85,6 +87,10 @@ pub enum Command {
     /// Merge whole stores into OUT (created when missing) without decoding a frame: segments
     /// hard-linked (copied across file systems), episodes under new ids (the mapping printed).
     Merge(MergeArgs),
+    /// Reclaim the bytes of aborted or crashed recordings and of unreferenced segments: live
+    /// episodes copied into new segments, the index switched, old files removed when no
+    /// process can still read them. Safe while others record and read.
+    Compact(CompactArgs),
     /// Record synthetic demos, query a user's episodes, read them back, report speed.
     Demo(DemoArgs),
     /// Per rank: the episodes served in one epoch (in serving order), their steps, and the
@@ -109,6 +115,7 @@ impl Command {
             Command::Verify(a) => Some(&a.dir),
             Command::Repair(a) => Some(&a.dir),
             Command::Merge(a) => Some(&a.dir),
+            Command::Compact(a) => Some(&a.dir),
             Command::Partition(a) => Some(&a.dir),
             Command::Rm(a) => Some(&a.dir),
             Command::Restore(a) => Some(&a.dir),
@@ -143,6 +150,7 @@ fn run_command(command: Command) -> Result<ExitCode> {
         Command::Serve(args) => crate::serve::run(args),
         Command::Repair(args) => repair::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Compact(args) => compact::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Partition(args) => partition::run(args),
         Command::Rm(args) => rm::run(args),
