@@ -89,6 +89,14 @@ fn delete_moves_episodes_out_of_every_query_path_and_restore_puts_them_back() {
         snap.episode(alice[1]),
         Err(Error::Read(ReadError::EpisodeNotFound { .. }))
     ));
+    // The catalog (what listing, selection and partition read) follows.
+    let catalog: Vec<EpisodeId> = snap
+        .catalog(&Query::default())
+        .unwrap()
+        .iter()
+        .map(|e| e.id())
+        .collect();
+    assert_eq!(catalog, left);
     // Loader and partition selection: the same path.
     let selected = select(&snap, &Query::default()).unwrap();
     assert_eq!(
@@ -314,6 +322,17 @@ fn relabel_changes_labels_in_place_and_keeps_each_change_in_the_history() {
         vec![alice[0], bob[0]]
     );
     assert_eq!(ids(&store, &Query::default().user("bob")), vec![bob[1]]);
+    let relabelled: Vec<EpisodeId> = snap
+        .catalog(&Query::default().user("carol"))
+        .unwrap()
+        .iter()
+        .map(|e| e.id())
+        .collect();
+    assert_eq!(
+        relabelled,
+        vec![alice[0], bob[0]],
+        "the catalog row follows the record"
+    );
     let users = user_stats(&store);
     assert_eq!(users["carol"], (2, 3 + 7));
     assert_eq!(users["alice"].0, 3);

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
+use super::catalog::{self, CATALOG};
 use super::records::{
     DeletedRecordV1, EpisodeRecordV1, HistoryRecordV1, Record, SplitSpecV1, UserRecordV1,
 };
@@ -51,6 +52,7 @@ pub(crate) struct CurationTxn<'t> {
     history: Table<'t, (u64, u32), &'static [u8]>,
     splits: Table<'t, &'static str, &'static [u8]>,
     episode_stats: Table<'t, u64, &'static [u8]>,
+    catalog: Table<'t, u64, &'static [u8]>,
     deltas: BTreeMap<String, UserDelta>,
     /// The format the store had when the transaction began (1: this transaction upgrades it).
     pub upgraded_from: Option<u32>,
@@ -86,6 +88,7 @@ impl Index {
                 history: txn.open_table(HISTORY)?,
                 splits: txn.open_table(SPLITS)?,
                 episode_stats: txn.open_table(EPISODE_STATS)?,
+                catalog: txn.open_table(CATALOG)?,
                 deltas: BTreeMap::new(),
                 upgraded_from,
             };
@@ -186,6 +189,7 @@ impl CurationTxn<'_> {
     pub fn delete(&mut self, id: u64, tombstone: &DeletedRecordV1) -> Result<()> {
         let r = &tombstone.record;
         self.episodes.remove(id)?;
+        catalog::remove(&mut self.catalog, id)?;
         self.user_episodes.remove((r.user.as_str(), id))?;
         self.env_episodes.remove((r.env.as_str(), id))?;
         self.count(r, -1);
@@ -197,6 +201,7 @@ impl CurationTxn<'_> {
     pub fn restore(&mut self, id: u64, r: &EpisodeRecordV1) -> Result<()> {
         self.deleted.remove(id)?;
         self.episodes.insert(id, r.encode().as_slice())?;
+        catalog::put(&mut self.catalog, id, r)?;
         self.user_episodes.insert((r.user.as_str(), id), ())?;
         self.env_episodes.insert((r.env.as_str(), id), ())?;
         self.count(r, 1);
@@ -226,6 +231,7 @@ impl CurationTxn<'_> {
             self.count(new, 1);
         }
         self.episodes.insert(id, new.encode().as_slice())?;
+        catalog::put(&mut self.catalog, id, new)?;
         Ok(())
     }
 

@@ -6,7 +6,7 @@ mod gather;
 mod stats;
 mod verify;
 
-pub use episode::{Episode, Query, Tombstone, UserSummary};
+pub use episode::{Episode, EpisodeSummary, Query, Tombstone, UserSummary};
 pub use field::{Extent, Field};
 pub use verify::{Problem, VerifyReport};
 
@@ -197,25 +197,73 @@ impl Snapshot {
                 .map(|id| self.episode(EpisodeId(id)))
                 .collect::<Result<_>>()?
         };
-        // As of a cutoff taken before a delete, the deleted episodes are still there
-        // (schema/index.md, "Deletes and cutoffs"): a job's ranks agree on their episodes.
-        if let Some(cutoff) = query.before_id
-            && (cutoff < self.cutoff || self.is_forked())
-        {
-            let before = episodes.len();
-            for t in self.read_index(IndexSnapshot::tombstones)? {
-                let (id, t) = t;
-                if id < cutoff.get() && cutoff.get() < t.hidden_from {
-                    episodes.push(Episode::from_record(EpisodeId(id), t.record));
-                }
-            }
-            if episodes.len() > before {
-                episodes.sort_by_key(Episode::id);
-            }
+        let deleted = self.deleted_as_of(query.before_id)?;
+        if !deleted.is_empty() {
+            episodes.extend(deleted);
+            episodes.sort_by_key(Episode::id);
         }
         Ok(episodes
             .into_iter()
             .filter(|e| query.matches(e, split))
+            .collect())
+    }
+
+    /// Catalog rows of the episodes matching `query`, in commit order: what listing and
+    /// selecting need, read from the index's compact `catalog` table without decoding chunk
+    /// lists or metadata maps. A store without a complete catalog (format 1 opened read-only)
+    /// is answered from the full records.
+    pub fn catalog(&self, query: &Query) -> Result<Vec<EpisodeSummary>> {
+        let mut query = query.clone();
+        if self.is_forked() {
+            query.before_id = Some(query.before_id.map_or(self.cutoff, |c| c.min(self.cutoff)));
+        }
+        let split = self.split_spec_cached()?;
+        let split = query.check_splits(split.as_ref())?;
+        let cutoff = query.before_id.map(EpisodeId::get);
+        match self.read_index(|index| index.catalog(cutoff))? {
+            Some(rows) => {
+                let mut rows: Vec<EpisodeSummary> = rows
+                    .into_iter()
+                    .map(|(id, record)| EpisodeSummary {
+                        id: EpisodeId(id),
+                        record,
+                    })
+                    .collect();
+                let deleted = self.deleted_as_of(query.before_id)?;
+                if !deleted.is_empty() {
+                    rows.extend(deleted.iter().map(EpisodeSummary::from));
+                    rows.sort_by_key(|e| e.id);
+                }
+                Ok(rows
+                    .into_iter()
+                    .filter(|e| query.matches_summary(e, split))
+                    .collect())
+            }
+            None => Ok(self
+                .episodes(&query)?
+                .iter()
+                .map(EpisodeSummary::from)
+                .collect()),
+        }
+    }
+
+    /// The episodes deleted after `cutoff` was taken, below it: a query cut off there still
+    /// sees them (schema/index.md, "Deletes and cutoffs"), so a job's ranks agree on their
+    /// episodes while curation goes on.
+    fn deleted_as_of(&self, cutoff: Option<EpisodeId>) -> Result<Vec<Episode>> {
+        let Some(cutoff) = cutoff else {
+            return Ok(Vec::new());
+        };
+        // Tombstones in this snapshot's own view all predate it: only an older cutoff (or a
+        // forked child's newer view) can find one.
+        if cutoff >= self.cutoff && !self.is_forked() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .read_index(IndexSnapshot::tombstones)?
+            .into_iter()
+            .filter(|(id, t)| *id < cutoff.get() && cutoff.get() < t.hidden_from)
+            .map(|(id, t)| Episode::from_record(EpisodeId(id), t.record))
             .collect())
     }
 

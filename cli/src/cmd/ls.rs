@@ -1,10 +1,11 @@
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::filters::EpisodeFilters;
-use super::{open_read, out};
+use super::open_read;
 use crate::json::{episode_json, timestamp};
 
 #[derive(clap::Args, Debug)]
@@ -23,8 +24,10 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
     let snapshot = store.snapshot()?;
     let episodes = snapshot.episodes(&query)?;
     let split = snapshot.split_spec()?;
+    // One buffered writer for every line: stdout alone flushes (a write call) per line.
+    let mut lines = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if !json {
-        out(header())?;
+        writeln!(lines, "{}", header())?;
     }
     for e in &episodes {
         if json {
@@ -32,19 +35,20 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
             if let Some(spec) = &split {
                 v["split"] = spec.label(e.id().get(), e.user()).into();
             }
-            out(v)?;
+            writeln!(lines, "{v}")?;
         } else {
-            out(line(e))?;
+            writeln!(lines, "{}", line(e))?;
         }
     }
+    lines.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The header of the episode table `ls` prints.
 pub(crate) fn header() -> String {
     format!(
-        "{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} {}",
-        "episode", "user", "env", "steps", "return", "outcome", "started"
+        "{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} started",
+        "episode", "user", "env", "steps", "return", "outcome"
     )
 }
 
