@@ -3,8 +3,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use trajstore::{Outcome, Query};
 
+use super::filters::EpisodeFilters;
 use super::open_shards;
 use crate::json::{episode_json, timestamp};
 
@@ -13,17 +13,8 @@ pub struct LsArgs {
     /// One store, or several shards of one dataset (listed in this order, with a shard column).
     #[arg(required = true, num_args = 1..)]
     pub dirs: Vec<PathBuf>,
-    #[arg(long)]
-    user: Vec<String>,
-    #[arg(long)]
-    env: Vec<String>,
-    #[arg(long)]
-    tag: Vec<String>,
-    /// terminated, truncated or interrupted.
-    #[arg(long)]
-    outcome: Vec<String>,
-    #[arg(long)]
-    min_return: Option<f64>,
+    #[command(flatten)]
+    filters: EpisodeFilters,
     #[arg(long)]
     json: bool,
 }
@@ -31,66 +22,61 @@ pub struct LsArgs {
 pub fn run(args: LsArgs) -> Result<ExitCode> {
     let LsArgs {
         dirs,
-        user: users,
-        env: envs,
-        tag: tags,
-        outcome: outcomes,
-        min_return,
+        filters,
         json,
     } = args;
-    let outcomes = outcomes
-        .iter()
-        .map(|o| o.parse::<Outcome>())
-        .collect::<Result<_, _>>()?;
+    let query = filters.query()?;
     let stores = open_shards(&dirs)?;
     let sharded = stores.len() > 1;
-    let query = Query {
-        users,
-        envs,
-        tags,
-        outcomes,
-        min_return,
-        ..Default::default()
-    };
     // One buffered writer for every line: stdout alone flushes (a write call) per line.
     let mut lines = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if !json {
         let shard = if sharded { "shard  " } else { "" };
-        writeln!(
-            lines,
-            "{shard}{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} started",
-            "episode", "user", "env", "steps", "return", "outcome"
-        )?;
+        writeln!(lines, "{shard}{}", header())?;
     }
     for (shard, store) in stores.iter().enumerate() {
-        for e in &store.snapshot()?.episodes(&query)? {
+        let snapshot = store.snapshot()?;
+        let split = snapshot.split_spec()?;
+        for e in &snapshot.episodes(&query)? {
             if json {
-                let mut line = episode_json(e);
-                if sharded {
-                    line["shard"] = shard.into();
-                    line["store"] = dirs[shard].display().to_string().into();
+                let mut v = episode_json(e);
+                if let Some(spec) = &split {
+                    v["split"] = spec.label(e.id().get(), e.user()).into();
                 }
-                writeln!(lines, "{line}")?;
+                if sharded {
+                    v["shard"] = shard.into();
+                    v["store"] = dirs[shard].display().to_string().into();
+                }
+                writeln!(lines, "{v}")?;
+            } else if sharded {
+                writeln!(lines, "{shard:>5}  {}", line(e))?;
             } else {
-                let shard = if sharded {
-                    format!("{shard:>5}  ")
-                } else {
-                    String::new()
-                };
-                writeln!(
-                    lines,
-                    "{shard}{:>8}  {:<16} {:<16} {:>7} {:>10.3}  {:<11} {}",
-                    e.id(),
-                    e.user(),
-                    e.env(),
-                    e.steps(),
-                    e.total_return(),
-                    e.outcome().name(),
-                    timestamp(e.started_at_us())
-                )?;
+                writeln!(lines, "{}", line(e))?;
             }
         }
     }
     lines.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The header of the episode table `ls` prints.
+pub(crate) fn header() -> String {
+    format!(
+        "{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} started",
+        "episode", "user", "env", "steps", "return", "outcome"
+    )
+}
+
+/// One episode as a row of the table `ls` prints.
+pub(crate) fn line(e: &trajstore::Episode) -> String {
+    format!(
+        "{:>8}  {:<16} {:<16} {:>7} {:>10.3}  {:<11} {}",
+        e.id().get(),
+        e.user(),
+        e.env(),
+        e.steps(),
+        e.total_return(),
+        e.outcome().name(),
+        timestamp(e.started_at_us())
+    )
 }

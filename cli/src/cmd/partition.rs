@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use trajstore::EpisodeId;
 use trajstore::loader::{Assignment, Shard, select_shards, split_key};
-use trajstore::{EpisodeId, Query};
 
+use super::filters::EpisodeFilters;
 use super::{open_shards, out};
 
 #[derive(clap::Args, Debug)]
@@ -22,8 +23,8 @@ pub struct PartitionArgs {
     seed: u64,
     #[arg(long, default_value_t = 0)]
     epoch: u64,
-    #[arg(long)]
-    user: Vec<String>,
+    #[command(flatten)]
+    filters: EpisodeFilters,
     /// Each store's cutoff, in the order of the stores (default: each one's latest commit).
     #[arg(long, value_delimiter = ',')]
     cutoff: Vec<u64>,
@@ -37,7 +38,7 @@ pub fn run(args: PartitionArgs) -> Result<ExitCode> {
         world_size,
         seed,
         epoch,
-        user: users,
+        filters,
         cutoff,
         json,
     } = args;
@@ -59,13 +60,7 @@ pub fn run(args: PartitionArgs) -> Result<ExitCode> {
             None => Shard::new(store),
         })
         .collect();
-    let selected = select_shards(
-        &shards,
-        &Query {
-            users,
-            ..Default::default()
-        },
-    )?;
+    let selected = select_shards(&shards, &filters.query()?)?;
     let count = shards.len();
     // One store: episodes by id, as ever. Several: by (shard, id).
     let episode_json = |key: u64| match split_key(count, key) {
