@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import _spaces
-from ._arrays import as_stored_array, normalize_info
+from ._arrays import normalize_info
 from ._selection import Selection
 from ._trajstore import Store as _NativeStore
 
@@ -136,22 +136,22 @@ class Episode:
         return f"Episode(id={i.id}, user={i.user!r}, env={i.env!r}, steps={i.steps}, return={i.total_return:g}, outcome={i.outcome!r})"
 
 
+def _info(info: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An info mapping as the native recorder takes it: a dict (it converts plain values
+    itself and hands anything else to `normalize_info`)."""
+    if not info:
+        return None
+    return info if isinstance(info, dict) else dict(info)
+
+
 class EpisodeRecorder:
     """Records one episode: `reset(obs)` once, `step(values)` per transition, then `commit()`
-    (durable and visible, whole) or `discard()`. Values are dicts of field name -> array."""
+    (durable and visible, whole) or `discard()`. Values are dicts of field name -> value (an
+    array, a numpy scalar or a Python number), handed to the core as they are: it reads
+    arrays of the field's dtype in place, converts the rest, and checks every value."""
 
     def __init__(self, native: Any):
         self._native = native
-        #: field name -> dtype name, of the schema as the core resolved it (defaults added)
-        self._dtypes = {name: dtype for name, dtype, *_ in native.fields()}
-
-    def _values(self, values: Mapping[str, Any]) -> list:
-        out = []
-        for name, value in values.items():
-            arr = as_stored_array(value, self._dtypes.get(name), name)
-            # The elements as a flat view of the same memory: the core reads them in place.
-            out.append((name, arr.shape, arr.reshape(-1)))
-        return out
 
     @property
     def fields(self) -> list[FieldDecl]:
@@ -160,10 +160,15 @@ class EpisodeRecorder:
         return [(n, d, tuple(s), k, c) for n, d, s, k, c in self._native.fields()]
 
     def reset(self, observation: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
-        self._native.reset(self._values(observation), normalize_info(info))
+        self._native.reset(observation if isinstance(observation, dict) else dict(observation), _info(info))
 
     def step(self, values: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
-        self._native.step(self._values(values), normalize_info(info))
+        self._native.step(values if isinstance(values, dict) else dict(values), _info(info))
+
+    def step_in_order(self, values: tuple, info: Mapping[str, Any] | None = None) -> None:
+        """`step` with one value per field, in the order of `fields` (no names to match:
+        the recording wrapper's path)."""
+        self._native.step_in_order(values, _info(info))
 
     def commit(self) -> int:
         return self._native.commit()
