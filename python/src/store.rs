@@ -1,7 +1,7 @@
 //! `Store`, `Snapshot` and `EpisodeRecorder`: thin wrappers over the library.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use trajstore::{
     Codec, DType, Episode, EpisodeId, EpisodeMeta, FieldKind, Outcome, Query, Schema, SchemaId,
     Snapshot, Store, StoreOptions,
@@ -12,6 +12,10 @@ use crate::error::{InputError, IntoPy};
 use crate::record::PyEpisodeRecorder;
 use crate::values::{info_to_py, to_info};
 
+/// Bytes of redb's super-header (`redb` 4.5, `tree_store/page_store/header.rs`: a 64-byte
+/// header and two 128-byte commit slots).
+const INDEX_HEADER_BYTES: usize = 320;
+
 /// A field declaration as Python passes it: (name, dtype, shape, kind, codec).
 pub(crate) type FieldDecl = (String, String, Vec<u32>, String, String);
 
@@ -19,6 +23,8 @@ pub(crate) type FieldDecl = (String, String, Vec<u32>, String, String);
 #[pyclass(frozen, module = "trajstore._trajstore", name = "Store")]
 pub struct PyStore {
     pub(crate) store: Store,
+    /// The index file, opened on the first `index_header` call.
+    index_file: std::sync::OnceLock<std::fs::File>,
 }
 
 #[pymethods]
@@ -49,6 +55,7 @@ impl PyStore {
         });
         Ok(PyStore {
             store: store.py_err()?,
+            index_file: std::sync::OnceLock::new(),
         })
     }
 
@@ -66,6 +73,25 @@ impl PyStore {
     /// Chunks this handle has verified so far.
     fn verified_chunks(&self) -> usize {
         self.store.verified_chunks()
+    }
+
+    /// The index file's header: redb's super-header (magic, god byte and both commit slots).
+    /// Every index commit, by any process, writes a new transaction id into a commit slot, so
+    /// equal headers read before two snapshots mean no commit happened in between: the Python
+    /// layer reuses a snapshot while the header it was taken after is unchanged.
+    fn index_header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        use std::os::unix::fs::FileExt;
+        let path = self.store.path().join(trajstore::INDEX_FILE);
+        let mut header = [0u8; INDEX_HEADER_BYTES];
+        // Kept open, as the handle's own index database is (opening costs more than the read).
+        let file = match self.index_file.get() {
+            Some(f) => Ok(f),
+            None => std::fs::File::open(&path).map(|f| self.index_file.get_or_init(|| f)),
+        };
+        let n = file.and_then(|f| f.read_at(&mut header, 0)).map_err(|e| {
+            crate::error::StorageError::new_err(format!("reading {}: {e}", path.display()))
+        })?;
+        Ok(PyBytes::new(py, &header[..n]))
     }
 
     /// A consistent view of everything committed so far.
@@ -180,7 +206,7 @@ impl QueryArgs {
 
 /// A consistent read-only view of the store. `Snapshot` is `Sync`: no lock, so any number of
 /// threads may use one snapshot at once, with the GIL released around the long reads.
-#[pyclass(frozen, module = "trajstore._trajstore", name = "Snapshot")]
+#[pyclass(frozen, weakref, module = "trajstore._trajstore", name = "Snapshot")]
 pub struct PySnapshot {
     pub(crate) snapshot: Snapshot,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -197,6 +198,9 @@ class Store:
         # Opening never creates by default: a typo in a path must fail loudly, not train on
         # an empty store. Creating is explicit (`create=True`, `Store.create`, `trajstore init`).
         self._native = _NativeStore.open(os.fspath(path), read_only=read_only, create=create, verify_reads=verify_reads)
+        #: (index header read before it was taken, process id, weak reference): the snapshot
+        #: `episode()` reuses while no commit happened (`_latest_snapshot`)
+        self._latest: tuple[bytes, int, weakref.ref] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike, read_only: bool = False, verify_reads: bool = True) -> "Store":
@@ -244,8 +248,24 @@ class Store:
         return [EpisodeInfo(**row) for row in rows]
 
     def episode(self, episode_id: int) -> Episode:
-        snap = self.snapshot()
+        """One committed episode, as of the call (like a new snapshot; see `_latest_snapshot`)."""
+        snap = self._latest_snapshot()
         return Episode(snap, EpisodeInfo(**snap.episode(episode_id)))
+
+    def _latest_snapshot(self) -> Any:
+        """A snapshot that sees every commit made before the call: the one handed out last,
+        while the index header (read before it was taken) is unchanged, since every commit by
+        any process rewrites a commit slot of that header; else a new one. Held weakly: a
+        snapshot pins the index pages it reads, so it lives only while episodes use it."""
+        header = self._native.index_header()
+        latest = self._latest
+        if latest is not None and latest[0] == header and latest[1] == os.getpid():
+            snap = latest[2]()
+            if snap is not None:
+                return snap
+        snap = self._native.snapshot()
+        self._latest = (header, os.getpid(), weakref.ref(snap))
+        return snap
 
     def begin_episode(
         self,
