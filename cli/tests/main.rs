@@ -8,5 +8,6 @@ mod crash;
 mod full_disk;
 mod look;
 mod mutation;
+mod stats;
 mod store_commands;
 mod util;

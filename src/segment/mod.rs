@@ -2,6 +2,7 @@
 
 pub(crate) mod checked;
 pub mod format;
+pub mod link;
 pub mod manifest;
 mod reader;
 mod writer;

@@ -102,6 +102,11 @@ impl Appender {
         Ok(())
     }
 
+    /// The segment id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Makes every appended record durable (fdatasync).
     pub fn sync(&mut self) -> Result<()> {
         self.file.sync_data().map_err(|e| {
@@ -193,6 +198,13 @@ impl SegmentPool {
             if !file.try_lock().map_err(|e| Error::io(&path, e))? {
                 continue;
             }
+            // Compaction may have retired the file between our open and our lock: append only
+            // to a file still named in `segments/`.
+            if let Some(ours) = file.identity()
+                && self.io.identity(&path) != Some(ours)
+            {
+                continue;
+            }
             // Sizes are read again under the lock: the previous owner may have appended.
             let len = file.len().map_err(|e| Error::io(&path, e))?;
             if len >= self.target_bytes || !has_current_header(&*file, id) {
@@ -212,7 +224,8 @@ impl SegmentPool {
         Ok(None)
     }
 
-    fn create(&self) -> Result<Appender> {
+    /// A new segment (never an adopted one), locked by the returned appender.
+    pub fn create(&self) -> Result<Appender> {
         let mut id = self.list_ids()?.last().map_or(1, |last| last + 1);
         loop {
             let path = segment_path(&self.dir, id);
