@@ -6,6 +6,7 @@ mod compat;
 mod failures;
 mod fork;
 mod fork_gather;
+mod gather;
 mod loader;
 mod merge;
 mod power_loss;

@@ -2,6 +2,7 @@
 
 mod episode;
 mod field;
+mod gather;
 mod stats;
 mod verify;
 
@@ -38,6 +39,8 @@ pub struct Snapshot {
     cutoff: EpisodeId,
     forked: Mutex<Option<ProcessBound<Arc<ReadView>>>>,
     schemas: Mutex<HashMap<SchemaId, Arc<Schema>>>,
+    /// Fields opened by [`Snapshot::gather`], kept for the next gathers.
+    gathered: Mutex<gather::FieldCache>,
 }
 
 /// An index read and the segment maps to read field data with, of one process.
@@ -73,6 +76,7 @@ impl Snapshot {
             cutoff,
             forked: Mutex::new(None),
             schemas: Mutex::new(HashMap::new()),
+            gathered: Mutex::default(),
         })
     }
 

@@ -12,6 +12,7 @@ import numpy as np
 from . import _spaces
 from ._arrays import normalize_info
 from ._selection import Selection
+from ._stats import StoreStats
 from ._trajstore import Store as _NativeStore
 
 #: (name, dtype, shape, kind, codec): one declared field of a step
@@ -246,6 +247,17 @@ class Store:
         query = Selection.of(user, env, tags, outcome, min_return=min_return, max_return=max_return, min_steps=min_steps, before_id=before_id)
         rows = self.snapshot().episodes(query)
         return [EpisodeInfo(**row) for row in rows]
+
+    def stats(self, field: str | Iterable[str] | None = None, compute_missing: bool = False, **filters: Any) -> StoreStats:
+        """Per-element statistics (count, mean, std, min, max, non-finite count, quantiles
+        q01..q99 as numpy arrays of the field's shape) of every field of at most 64 elements
+        per value, or of `field`, over the episodes the filters select (the filters of
+        `episodes()`). Combined from statistics kept at commit: no frame is read. Episodes
+        recorded without statistics are listed in `.missing`, or computed from their frames
+        with `compute_missing=True`."""
+        query = Selection.of(**filters)
+        fields = [field] if isinstance(field, str) else list(field or [])
+        return StoreStats._of(self.snapshot().stats(query, fields, compute_missing))
 
     def episode(self, episode_id: int) -> Episode:
         """One committed episode, as of the call (like a new snapshot; see `_latest_snapshot`)."""
