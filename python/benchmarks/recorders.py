@@ -199,7 +199,12 @@ def _share(kind: str, w: Workload, k: int, n: int, target: str, barrier, results
     episodes = range(k, len(w.lengths), n)
     if kind == "numpy":
         target = f"{target}/{k}"  # a memmap store has no cross-process append: a directory each
-    barrier.wait()
+    if kind == "minari":
+        import jax.tree_util  # noqa: F401  (what DataCollector imports at its first step)
+        import minari  # noqa: F401
+    elif kind.startswith("trajstore"):
+        import trajstore  # noqa: F401
+    barrier.wait()  # imports are not timed
     start = time.monotonic()
     record(kind, w, episodes, target, prefix=f"p{k}")
     results.put((start, time.monotonic()))
