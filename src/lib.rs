@@ -47,7 +47,8 @@
 // 2. segment (field data files), index (the redb index, group commit)
 // 3. open (what a process has open of a store), repair
 // 4. read (snapshots, fields, checked reads, verify) and write (episode writers)
-// 5. store (the public handle), loader, preview, merge
+// 5. store (the public handle), loader, preview, merge, compact
+mod compact;
 mod dtype;
 mod error;
 mod ids;
@@ -73,6 +74,7 @@ pub mod loader;
 #[cfg(feature = "preview")]
 pub mod preview;
 
+pub use compact::{CompactOptions, CompactReport, Progress, compact};
 pub use dtype::{DType, Element, PlainElement};
 pub use error::{
     DamagedRead, Error, ErrorKind, IndexFailure, OpenError, ReadError, RecordError, Result,

@@ -2,6 +2,7 @@
 //! Tests that run the `trajstore` binary live with it, in cli/tests (so do the soaks).
 
 mod checked_reads;
+mod compact;
 mod compat;
 mod failures;
 mod fork;

@@ -3,6 +3,7 @@
 //! Soaks are `#[ignore]`d: `cargo test -p trajstore-cli --release --test main -- --ignored`.
 
 mod cli;
+mod compaction;
 mod concurrency;
 mod crash;
 mod full_disk;

@@ -36,6 +36,7 @@ use crate::error::{Error, OpenError, ReadError, Result};
 use crate::io::{IndexBackend, StoreIo};
 use crate::process::ProcessBound;
 use crate::schema::{FieldSpec, Schema};
+use crate::segment::format::ChunkRef;
 use crate::stats::EpisodeStatsV1;
 use crate::value::Info;
 use records::{EpisodeRecordV1, Record, SchemaRecordV1, StepRecordV1, UserRecordV1};
@@ -77,6 +78,9 @@ pub struct Index {
     db: ProcessBound<Db>,
     path: PathBuf,
 }
+
+/// Compaction's change to one episode: its id, the chunk lists it had when copied, the new.
+pub type ChunkMove<'a> = (u64, &'a [Vec<ChunkRef>], Vec<Vec<ChunkRef>>);
 
 /// An episode ready to be indexed: its data is already durable in segments.
 pub struct PendingEpisode {
@@ -311,6 +315,34 @@ impl Index {
         }
         txn.commit()?;
         Ok(ids)
+    }
+
+    /// Compaction's index switch: in one durable transaction, each episode whose chunk list
+    /// is still `old` gets `new` (same payloads, other places). Returns how many were
+    /// switched; an episode gone or changed meanwhile is left as it is.
+    pub fn replace_chunks(&self, moves: &[ChunkMove<'_>]) -> Result<u64> {
+        let txn = self.writable()?.begin_write()?;
+        let mut switched = 0;
+        {
+            let mut episodes = txn.open_table(EPISODES)?;
+            for (id, old, new) in moves {
+                let current = match episodes.get(*id)? {
+                    Some(v) => EpisodeRecordV1::decode(v.value())?,
+                    None => continue,
+                };
+                if current.fields.as_slice() != *old {
+                    continue;
+                }
+                let record = EpisodeRecordV1 {
+                    fields: new.clone(),
+                    ..current
+                };
+                episodes.insert(*id, record.encode().as_slice())?;
+                switched += 1;
+            }
+        }
+        txn.commit()?;
+        Ok(switched)
     }
 
     /// Builds a complete new index at `path` (which must not exist) holding exactly these

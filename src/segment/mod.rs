@@ -5,6 +5,7 @@ pub mod format;
 pub mod link;
 pub mod manifest;
 mod reader;
+pub mod readers;
 mod writer;
 
 pub use reader::{MappedBytes, SegmentMaps};

@@ -102,6 +102,20 @@ impl Appender {
         Ok(())
     }
 
+    /// Appends a record exactly as it is (a 64-byte record header and its payload, checked by
+    /// the caller) and returns the offset of its header. Record headers hold no segment id or
+    /// offset, so a chunk moves between segments unchanged (compaction).
+    pub fn append_record(&mut self, header: &[u8], payload: &[u8]) -> Result<u64> {
+        let offset = self.end;
+        self.write_checked(header, &[payload])?;
+        Ok(offset)
+    }
+
+    /// Where the next record goes: the file's length once every record is written.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
     /// The segment id.
     pub fn id(&self) -> u64 {
         self.id

@@ -2,6 +2,7 @@
 //! process exit code. Validation beyond types happens in each command.
 
 pub mod bench;
+pub mod compact;
 pub mod demo;
 pub mod info;
 pub mod init;
@@ -23,6 +24,7 @@ use clap::Subcommand;
 
 use crate::serve::ServeArgs;
 use bench::BenchArgs;
+use compact::CompactArgs;
 use demo::DemoArgs;
 use info::InfoArgs;
 use init::InitArgs;
@@ -65,6 +67,10 @@ pub enum Command {
     /// Merge whole stores into OUT (created when missing) without decoding a frame: segments
     /// hard-linked (copied across file systems), episodes under new ids (the mapping printed).
     Merge(MergeArgs),
+    /// Reclaim the bytes of aborted or crashed recordings and of unreferenced segments: live
+    /// episodes copied into new segments, the index switched, old files removed when no
+    /// process can still read them. Safe while others record and read.
+    Compact(CompactArgs),
     /// Record synthetic demos, query a user's episodes, read them back, report speed.
     Demo(DemoArgs),
     /// Per rank: the episodes served in one epoch (in serving order), their steps, and the
@@ -89,6 +95,7 @@ impl Command {
             Command::Verify(a) => Some(&a.dir),
             Command::Repair(a) => Some(&a.dir),
             Command::Merge(a) => Some(&a.dir),
+            Command::Compact(a) => Some(&a.dir),
             Command::Partition(a) => Some(&a.dir),
             Command::Demo(a) => a.dir.as_deref(),
             Command::Bench(a) => a.dir.as_deref(),
@@ -119,6 +126,7 @@ fn run_command(command: Command) -> Result<ExitCode> {
         Command::Serve(args) => crate::serve::run(args),
         Command::Repair(args) => repair::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Compact(args) => compact::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Partition(args) => partition::run(args),
         Command::Bench(args) => bench::run(args),
