@@ -26,6 +26,7 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<loader::PyReplay>()?;
     preview::register(m)?;
     m.add_function(wrap_pyfunction!(cli::run_cli, m)?)?;
+    m.add_function(wrap_pyfunction!(store::compact, m)?)?;
     m.add("FORMAT_VERSION", trajstore::STORE_FORMAT_VERSION)?;
     let dtypes = pyo3::types::PyDict::new(m.py());
     for dtype in trajstore::DType::ALL {
