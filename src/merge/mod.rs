@@ -185,7 +185,9 @@ impl Store {
             return Ok(report);
         }
 
-        let mut appender = recording.pool()?.checkout()?;
+        // A segment of its own: if the merge is stopped before its index transaction, the
+        // segment holds only manifests nothing will ever commit, and compaction drops it.
+        let mut appender = recording.pool()?.create()?;
         report.manifest_segment = Some(SegmentId(appender.id()));
         let mut offsets = Vec::with_capacity(batch.len());
         for (manifest, _) in &batch {

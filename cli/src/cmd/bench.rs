@@ -5,8 +5,8 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use trajstore::Codec;
 use trajstore_testkit::bench::{
-    ConcurrentSpec, Measurement, RecordSpec, Recorders, checked, record, record_concurrently,
-    sample, scan, window,
+    ConcurrentSpec, MaintainSpec, Measurement, RecordSpec, Recorders, checked, compact, merge,
+    record, record_concurrently, sample, scan, window,
 };
 
 use super::out;
@@ -22,6 +22,9 @@ pub struct BenchArgs {
     field: String,
     #[arg(long)]
     json: bool,
+    /// Size of each store `merge` and `compact` build (MB).
+    #[arg(long, default_value_t = 1024)]
+    store_mb: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -42,6 +45,11 @@ pub enum BenchMode {
     /// Checked reads against `verify_reads: false`: a first scan and a first loader epoch
     /// (every chunk's checksum verified on first read), then again with the checks remembered.
     Checked,
+    /// `merge` of two fresh stores of --store-mb each against cp + fsync of their segments.
+    Merge,
+    /// `compact` of a fresh store of --store-mb, half of it abandoned recordings, against
+    /// read + write + fsync of the live bytes.
+    Compact,
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -50,11 +58,24 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         mode,
         field,
         json,
+        store_mb,
     } = args;
     let (dir, field) = (dir.as_deref(), field.as_str());
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
     if mode == BenchMode::Concurrent {
         return concurrent(temp.path(), json);
+    }
+    if matches!(mode, BenchMode::Merge | BenchMode::Compact) {
+        let spec = MaintainSpec {
+            store_bytes: store_mb << 20,
+            steps: 250,
+        };
+        let (name, m) = if mode == BenchMode::Merge {
+            ("merge", merge(temp.path(), &spec, 3)?)
+        } else {
+            ("compact", compact(temp.path(), &spec, 2)?)
+        };
+        return print(&[(name, m)], json);
     }
     let mut results: Vec<(&str, Measurement)> = Vec::new();
     let recorded = temp.path().join("store");
@@ -70,7 +91,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let store = dir.unwrap_or(&recorded);
     let read = |what: &str| format!("cannot {what} {}", store.display());
     match mode {
-        BenchMode::Record | BenchMode::Concurrent => {}
+        BenchMode::Record | BenchMode::Concurrent | BenchMode::Merge | BenchMode::Compact => {}
         BenchMode::All | BenchMode::Scan => {
             results.push(("scan", scan(store, field).with_context(|| read("scan"))?));
         }
@@ -90,7 +111,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             }
         }
     }
-    for (mode, m) in &results {
+    print(&results, json)
+}
+
+fn print(results: &[(&str, Measurement)], json: bool) -> Result<ExitCode> {
+    for (mode, m) in results {
         if json {
             out(
                 serde_json::json!({"mode": mode, "name": m.name, "bytes": m.bytes, "seconds": m.seconds,

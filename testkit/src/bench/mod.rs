@@ -5,6 +5,7 @@
 mod checked;
 mod concurrent;
 mod error;
+mod maintain;
 mod read;
 mod record;
 pub mod recorder_process;
@@ -14,6 +15,7 @@ pub use concurrent::{
     ConcurrentReport, ConcurrentSpec, RecorderRun, Recorders, record_concurrently,
 };
 pub use error::{BenchError, Result};
+pub use maintain::{MaintainSpec, compact, merge};
 pub use read::{sample, scan, window};
 pub use record::{RecordSpec, pregenerated_frames, record, recorder};
 
