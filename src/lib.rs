@@ -89,7 +89,9 @@ pub use merge::{
 };
 pub use names::validate_user;
 pub use options::StoreOptions;
-pub use read::{Episode, Extent, Field, Problem, Query, Snapshot, UserSummary, VerifyReport};
+pub use read::{
+    Episode, EpisodeSummary, Extent, Field, Problem, Query, Snapshot, UserSummary, VerifyReport,
+};
 pub use repair::{RepairAction, RepairReport, UnmarkedEpisode, Unrestorable, repair};
 pub use schema::{
     Codec, FieldKind, FieldSpec, REWARD, Schema, SchemaBuilder, TERMINATED, TRUNCATED,

@@ -19,6 +19,7 @@
 //! insert speed with 8 recorders, FIELD.md). The user / episode / step view is served by the
 //! small `user_episodes` table, whose range scan lists a user's episodes in commit order.
 
+pub(crate) mod catalog;
 pub(crate) mod commit;
 mod guard;
 pub mod records;
@@ -39,7 +40,9 @@ use crate::schema::{FieldSpec, Schema};
 use crate::segment::format::ChunkRef;
 use crate::stats::EpisodeStatsV1;
 use crate::value::Info;
-use records::{EpisodeRecordV1, Record, SchemaRecordV1, StepRecordV1, UserRecordV1};
+use records::{
+    CatalogRecordV1, EpisodeRecordV1, Record, SchemaRecordV1, StepRecordV1, UserRecordV1,
+};
 
 /// Name of the index file inside a store directory.
 pub const INDEX_FILE: &str = "index.redb";
@@ -231,6 +234,8 @@ impl Index {
             txn.open_table(USER_EPISODES)?;
             txn.open_table(ENV_EPISODES)?;
         }
+        // Format 2: a store without the catalog gets it here, once (index/catalog.rs).
+        catalog::build_if_missing(&txn)?;
         txn.commit()?;
         Ok(())
     }
@@ -392,6 +397,7 @@ struct EpisodeTables<'t> {
     users: Table<'t, &'static str, &'static [u8]>,
     user_episodes: Table<'t, (&'static str, u64), ()>,
     env_episodes: Table<'t, (&'static str, u64), ()>,
+    catalog: Table<'t, u64, &'static [u8]>,
     /// Opened at the first episode that has statistics (so a batch without any creates no
     /// table).
     episode_stats: Option<Table<'t, u64, &'static [u8]>>,
@@ -406,6 +412,7 @@ impl<'t> EpisodeTables<'t> {
             users: txn.open_table(USERS)?,
             user_episodes: txn.open_table(USER_EPISODES)?,
             env_episodes: txn.open_table(ENV_EPISODES)?,
+            catalog: txn.open_table(catalog::CATALOG)?,
             episode_stats: None,
             txn,
         })
@@ -416,6 +423,7 @@ impl<'t> EpisodeTables<'t> {
     fn insert(&mut self, id: u64, pending: &PendingEpisode) -> Result<()> {
         let (r, infos) = (&pending.record, &pending.infos);
         self.episodes.insert(id, r.encode().as_slice())?;
+        catalog::put(&mut self.catalog, id, r)?;
         if let Some(stats) = &pending.stats {
             if self.episode_stats.is_none() {
                 self.episode_stats = Some(self.txn.open_table(EPISODE_STATS)?);
@@ -631,6 +639,28 @@ impl IndexSnapshot {
             out.push((id.value(), EpisodeRecordV1::decode(bytes.value())?));
         }
         Ok(out)
+    }
+
+    /// The catalog rows of every episode with id below `cutoff` (all when `None`), in id
+    /// order; `None` when the store has no complete catalog (format 1 opened read-only), so
+    /// the caller decodes full records instead.
+    pub fn catalog(&self, cutoff: Option<u64>) -> Result<Option<Vec<(u64, CatalogRecordV1)>>> {
+        let txn = self.txn()?;
+        let meta = txn.open_table(META)?;
+        if meta.get(catalog::META_CATALOG_COMPLETE)?.is_none() {
+            return Ok(None);
+        }
+        let table = match txn.open_table(catalog::CATALOG) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for entry in table.range(..cutoff.unwrap_or(u64::MAX))? {
+            let (id, bytes) = entry?;
+            out.push((id.value(), CatalogRecordV1::decode(bytes.value())?));
+        }
+        Ok(Some(out))
     }
 
     /// Episode ids of one user (or env), in commit order.

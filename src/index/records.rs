@@ -84,6 +84,47 @@ pub struct EpisodeRecordV1 {
     pub fields: Vec<Vec<ChunkRef>>,
 }
 
+/// The catalog row of an episode (format 2, table `catalog`), version 1: what listing,
+/// selecting and partitioning read, without the episode's chunk lists and metadata map. Kept
+/// by `index::catalog` alongside every `episodes` row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogRecordV1 {
+    pub user: String,
+    pub env: String,
+    pub schema_id: u64,
+    pub started_at_us: i64,
+    pub ended_at_us: i64,
+    pub committed_at_us: i64,
+    pub steps: u32,
+    pub total_return: f64,
+    pub outcome: Outcome,
+    pub seed: Option<u64>,
+    pub tags: Vec<String>,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+impl CatalogRecordV1 {
+    /// The catalog row of an episode record.
+    pub fn of(r: &EpisodeRecordV1) -> Self {
+        CatalogRecordV1 {
+            user: r.user.clone(),
+            env: r.env.clone(),
+            schema_id: r.schema_id,
+            started_at_us: r.started_at_us,
+            ended_at_us: r.ended_at_us,
+            committed_at_us: r.committed_at_us,
+            steps: r.steps,
+            total_return: r.total_return,
+            outcome: r.outcome,
+            seed: r.seed,
+            tags: r.tags.clone(),
+            raw_bytes: r.raw_bytes,
+            stored_bytes: r.stored_bytes,
+        }
+    }
+}
+
 /// Per-user statistics, maintained at commit, version 1.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserRecordV1 {
@@ -157,6 +198,7 @@ macro_rules! record {
 
 record!(EpisodeRecordV1, EpisodeEnvelope, "episodes");
 record!(UserRecordV1, UserEnvelope, "users");
+record!(CatalogRecordV1, CatalogEnvelope, "catalog");
 record!(StepRecordV1, StepEnvelope, "steps");
 record!(SchemaRecordV1, SchemaEnvelope, "schemas");
 record!(EpisodeStatsV1, EpisodeStatsEnvelope, "episode_stats");

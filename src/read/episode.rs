@@ -1,7 +1,7 @@
 //! What the index says of episodes and users: no field data is touched to get it.
 
 use crate::ids::{EpisodeId, SchemaId};
-use crate::index::records::{EpisodeRecordV1, Outcome};
+use crate::index::records::{CatalogRecordV1, EpisodeRecordV1, Outcome};
 use crate::segment::format::ChunkRef;
 use crate::value::Info;
 
@@ -74,6 +74,76 @@ impl Episode {
     }
 }
 
+/// An episode's catalog row: its metadata without the metadata map and chunk lists, read
+/// from the index's compact `catalog` table ([`Snapshot::catalog`](crate::Snapshot::catalog)).
+/// What listing, selecting and partitioning need; open the full [`Episode`] with
+/// [`Snapshot::episode`](crate::Snapshot::episode) to read fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpisodeSummary {
+    pub(crate) id: EpisodeId,
+    pub(crate) record: CatalogRecordV1,
+}
+
+impl EpisodeSummary {
+    /// Store-unique id; ids grow in commit order.
+    pub fn id(&self) -> EpisodeId {
+        self.id
+    }
+    pub fn user(&self) -> &str {
+        &self.record.user
+    }
+    pub fn env(&self) -> &str {
+        &self.record.env
+    }
+    pub fn schema_id(&self) -> SchemaId {
+        SchemaId(self.record.schema_id)
+    }
+    /// Transitions `T` (there are `T + 1` observations).
+    pub fn steps(&self) -> u32 {
+        self.record.steps
+    }
+    /// Sum of rewards.
+    pub fn total_return(&self) -> f64 {
+        self.record.total_return
+    }
+    pub fn outcome(&self) -> Outcome {
+        self.record.outcome
+    }
+    pub fn seed(&self) -> Option<u64> {
+        self.record.seed
+    }
+    pub fn tags(&self) -> &[String] {
+        &self.record.tags
+    }
+    /// Microseconds since the Unix epoch.
+    pub fn started_at_us(&self) -> i64 {
+        self.record.started_at_us
+    }
+    pub fn ended_at_us(&self) -> i64 {
+        self.record.ended_at_us
+    }
+    pub fn committed_at_us(&self) -> i64 {
+        self.record.committed_at_us
+    }
+    /// Field bytes before compression.
+    pub fn raw_bytes(&self) -> u64 {
+        self.record.raw_bytes
+    }
+    /// Field bytes as stored.
+    pub fn stored_bytes(&self) -> u64 {
+        self.record.stored_bytes
+    }
+}
+
+impl From<&Episode> for EpisodeSummary {
+    fn from(e: &Episode) -> Self {
+        EpisodeSummary {
+            id: e.id,
+            record: CatalogRecordV1::of(&e.record),
+        }
+    }
+}
+
 /// Which episodes to list. Empty lists match everything.
 #[derive(Clone, Debug, Default)]
 pub struct Query {
@@ -108,14 +178,48 @@ impl Query {
     }
 
     pub(super) fn matches(&self, e: &Episode) -> bool {
-        (self.users.is_empty() || self.users.iter().any(|u| u == e.user()))
-            && (self.envs.is_empty() || self.envs.iter().any(|v| v == e.env()))
-            && self.tags.iter().all(|t| e.tags().contains(t))
-            && (self.outcomes.is_empty() || self.outcomes.contains(&e.outcome()))
-            && self.min_return.is_none_or(|m| e.total_return() >= m)
-            && self.max_return.is_none_or(|m| e.total_return() <= m)
-            && self.min_steps.is_none_or(|m| e.steps() >= m)
-            && self.before_id.is_none_or(|c| e.id() < c)
+        self.matches_row(
+            e.id,
+            &e.record.user,
+            &e.record.env,
+            &e.record.tags,
+            e.record.outcome,
+            e.record.total_return,
+            e.record.steps,
+        )
+    }
+
+    pub(super) fn matches_summary(&self, e: &EpisodeSummary) -> bool {
+        self.matches_row(
+            e.id,
+            &e.record.user,
+            &e.record.env,
+            &e.record.tags,
+            e.record.outcome,
+            e.record.total_return,
+            e.record.steps,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn matches_row(
+        &self,
+        id: EpisodeId,
+        user: &str,
+        env: &str,
+        tags: &[String],
+        outcome: Outcome,
+        total_return: f64,
+        steps: u32,
+    ) -> bool {
+        (self.users.is_empty() || self.users.iter().any(|u| u == user))
+            && (self.envs.is_empty() || self.envs.iter().any(|v| v == env))
+            && self.tags.iter().all(|t| tags.contains(t))
+            && (self.outcomes.is_empty() || self.outcomes.contains(&outcome))
+            && self.min_return.is_none_or(|m| total_return >= m)
+            && self.max_return.is_none_or(|m| total_return <= m)
+            && self.min_steps.is_none_or(|m| steps >= m)
+            && self.before_id.is_none_or(|c| id < c)
     }
 }
 

@@ -6,7 +6,7 @@ mod gather;
 mod stats;
 mod verify;
 
-pub use episode::{Episode, Query, UserSummary};
+pub use episode::{Episode, EpisodeSummary, Query, UserSummary};
 pub use field::{Extent, Field};
 pub use verify::{Problem, VerifyReport};
 
@@ -193,6 +193,33 @@ impl Snapshot {
                 .collect::<Result<_>>()?
         };
         Ok(episodes.into_iter().filter(|e| query.matches(e)).collect())
+    }
+
+    /// Catalog rows of the episodes matching `query`, in commit order: what listing and
+    /// selecting need, read from the index's compact `catalog` table without decoding chunk
+    /// lists or metadata maps. A store without a complete catalog (format 1 opened read-only)
+    /// is answered from the full records.
+    pub fn catalog(&self, query: &Query) -> Result<Vec<EpisodeSummary>> {
+        let mut query = query.clone();
+        if self.is_forked() {
+            query.before_id = Some(query.before_id.map_or(self.cutoff, |c| c.min(self.cutoff)));
+        }
+        let cutoff = query.before_id.map(EpisodeId::get);
+        match self.read_index(|index| index.catalog(cutoff))? {
+            Some(rows) => Ok(rows
+                .into_iter()
+                .map(|(id, record)| EpisodeSummary {
+                    id: EpisodeId(id),
+                    record,
+                })
+                .filter(|e| query.matches_summary(e))
+                .collect()),
+            None => Ok(self
+                .episodes(&query)?
+                .iter()
+                .map(EpisodeSummary::from)
+                .collect()),
+        }
     }
 
     /// One episode's metadata.

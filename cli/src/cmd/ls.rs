@@ -1,10 +1,11 @@
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use trajstore::{Outcome, Query};
 
-use super::{open_read, out};
+use super::open_read;
 use crate::json::{episode_json, timestamp};
 
 #[derive(clap::Args, Debug)]
@@ -51,17 +52,21 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     let episodes = snapshot.episodes(&query)?;
+    // One buffered writer for every line: stdout alone flushes (a write call) per line.
+    let mut lines = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if !json {
-        out(format!(
-            "{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} {}",
-            "episode", "user", "env", "steps", "return", "outcome", "started"
-        ))?;
+        writeln!(
+            lines,
+            "{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} started",
+            "episode", "user", "env", "steps", "return", "outcome"
+        )?;
     }
     for e in &episodes {
         if json {
-            out(episode_json(e))?;
+            writeln!(lines, "{}", episode_json(e))?;
         } else {
-            out(format!(
+            writeln!(
+                lines,
                 "{:>8}  {:<16} {:<16} {:>7} {:>10.3}  {:<11} {}",
                 e.id(),
                 e.user(),
@@ -70,8 +75,9 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
                 e.total_return(),
                 e.outcome().name(),
                 timestamp(e.started_at_us())
-            ))?;
+            )?;
         }
     }
+    lines.flush()?;
     Ok(ExitCode::SUCCESS)
 }

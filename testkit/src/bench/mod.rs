@@ -9,6 +9,7 @@ mod maintain;
 mod read;
 mod record;
 pub mod recorder_process;
+mod scale;
 
 pub use checked::checked;
 pub use concurrent::{
@@ -18,6 +19,7 @@ pub use error::{BenchError, Result};
 pub use maintain::{MaintainSpec, compact, merge};
 pub use read::{sample, scan, window};
 pub use record::{RecordSpec, pregenerated_frames, record, recorder};
+pub use scale::{ScalePoint, ScaleSpec, rss_anon, scale};
 
 /// Timed rounds of each side, alternated so both see the same machine noise; the best of
 /// each counts.
