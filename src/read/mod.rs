@@ -18,8 +18,10 @@ use crate::ids::{EpisodeId, SchemaId, SegmentId};
 use crate::index::{By, IndexSnapshot, guarded};
 use crate::open::{OpenStore, StoreHandle};
 use crate::process::ProcessBound;
-use crate::schema::{Codec, FieldKind, Schema};
+use crate::schema::{Codec, FieldKind, FieldSpec, Schema};
+use crate::segment::MappedBytes;
 use crate::segment::checked::ChunkCheck;
+use crate::segment::format::ChunkRef;
 use crate::segment::format::{HEADER_BYTES, check_record_header};
 use crate::value::Info;
 use field::Chunk;
@@ -310,68 +312,87 @@ impl Snapshot {
     }
 
     fn field_at(&self, episode: &Episode, schema: &Schema, i: usize) -> Result<Field> {
-        let spec = schema.fields()[i].clone();
-        let refs = episode.chunks().get(i).ok_or_else(|| {
-            Error::Read(ReadError::CorruptRecord {
-                table: "episodes",
-                reason: format!(
-                    "episode {} has no chunk list for field {:?}",
-                    episode.id(),
-                    spec.name
-                ),
-            })
-        })?;
-        let expected = match spec.kind {
-            FieldKind::Observation => episode.steps() as usize + 1,
-            FieldKind::Transition => episode.steps() as usize,
-        };
+        let spec = &schema.fields()[i];
         let view = self.view()?;
-        let mut chunks = Vec::with_capacity(refs.len());
-        let mut first = 0usize;
-        for r in refs {
-            let bytes =
-                view.open
-                    .maps()
-                    .bytes(r.segment, r.offset, HEADER_BYTES as u64 + r.payload_len)?;
-            check_record_header(&bytes[..HEADER_BYTES], r, spec.step_bytes())?;
-            let payload = bytes
-                .slice(HEADER_BYTES, r.payload_len as usize)
-                .expect("within the record");
-            if r.codec == Codec::Raw && payload.len() != r.steps as usize * spec.step_bytes() {
-                return Err(Error::corrupted(
-                    r.segment,
-                    r.offset,
-                    "raw chunk length is not steps x step bytes",
-                ));
-            }
-            chunks.push(Chunk {
+        let mut located = Vec::new();
+        let len = locate_chunks(&view, episode, spec, i, &mut located)?;
+        let chunks = located
+            .into_iter()
+            .map(|(first, re, payload)| Chunk {
                 first,
-                re: *r,
+                check: ChunkCheck::new(view.open.verified().known_good(&re)),
+                re,
                 payload,
-                check: ChunkCheck::new(view.open.verified().known_good(r)),
-            });
-            first += r.steps as usize;
-        }
-        if first != expected {
-            return Err(ReadError::CorruptRecord {
-                table: "episodes",
-                reason: format!(
-                    "episode {} field {:?} holds {first} steps, expected {expected}",
-                    episode.id(),
-                    spec.name
-                ),
-            }
-            .into());
-        }
+            })
+            .collect();
         Ok(Field {
-            spec,
-            len: expected,
+            spec: spec.clone(),
+            len,
             chunks,
             episode: episode.id(),
             user: episode.user().to_owned(),
             verified: view.open.verified().clone(),
         })
     }
+}
+
+/// The chunks of field `i` (`spec`) of `episode`, each as (first step, chunk, payload) with
+/// its record header checked, into `out` (cleared first); returns the field's value count.
+/// What opening a field and `verify` share.
+fn locate_chunks(
+    view: &ReadView,
+    episode: &Episode,
+    spec: &FieldSpec,
+    i: usize,
+    out: &mut Vec<(usize, ChunkRef, MappedBytes)>,
+) -> Result<usize> {
+    out.clear();
+    let refs = episode.chunks().get(i).ok_or_else(|| {
+        Error::Read(ReadError::CorruptRecord {
+            table: "episodes",
+            reason: format!(
+                "episode {} has no chunk list for field {:?}",
+                episode.id(),
+                spec.name
+            ),
+        })
+    })?;
+    let expected = match spec.kind {
+        FieldKind::Observation => episode.steps() as usize + 1,
+        FieldKind::Transition => episode.steps() as usize,
+    };
+    let mut first = 0usize;
+    for r in refs {
+        let bytes =
+            view.open
+                .maps()
+                .bytes(r.segment, r.offset, HEADER_BYTES as u64 + r.payload_len)?;
+        check_record_header(&bytes[..HEADER_BYTES], r, spec.step_bytes())?;
+        let payload = bytes
+            .slice(HEADER_BYTES, r.payload_len as usize)
+            .expect("within the record");
+        if r.codec == Codec::Raw && payload.len() != r.steps as usize * spec.step_bytes() {
+            return Err(Error::corrupted(
+                r.segment,
+                r.offset,
+                "raw chunk length is not steps x step bytes",
+            ));
+        }
+        out.push((first, *r, payload));
+        first += r.steps as usize;
+    }
+    if first != expected {
+        return Err(ReadError::CorruptRecord {
+            table: "episodes",
+            reason: format!(
+                "episode {} field {:?} holds {first} steps, expected {expected}",
+                episode.id(),
+                spec.name
+            ),
+        }
+        .into());
+    }
+    Ok(expected)
 }
 
 /// Begins a read of the index of `open` (a damaged index is an error, not a panic).

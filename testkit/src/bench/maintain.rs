@@ -64,6 +64,13 @@ pub fn compact(dir: &Path, spec: &MaintainSpec, rounds: usize) -> Result<Measure
     for round in 0..rounds {
         let store = dir.join(format!("store-{round}"));
         populate(&store, spec, true, round as u32)?;
+        // Abandoned recordings are never synced: flush them now, or the first timed side
+        // would pay for their writeback.
+        for f in segment_files(&store)? {
+            File::open(&f)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| BenchError::io(&f, e))?;
+        }
         // The baseline first: compaction deletes the files it replaces.
         let dry = CompactOptions {
             dry_run: true,
@@ -80,6 +87,10 @@ pub fn compact(dir: &Path, spec: &MaintainSpec, rounds: usize) -> Result<Measure
             return Err(BenchError::Mismatch("compaction moved nothing"));
         }
         bytes = report.bytes_written;
+        // And after, from the compacted segments (the same live bytes), so both sides see
+        // the machine before and after: the best of the two counts.
+        best_baseline = best_baseline.min(read_write_fsync(&segment_files(&store)?, bytes, &copy)?);
+        std::fs::remove_file(&copy).map_err(|e| BenchError::io(&copy, e))?;
         remove(&store)?;
     }
     Ok(Measurement {
