@@ -22,6 +22,14 @@ Reads are the best of 3 rounds, sides alternating, after a warm-up pass of each 
 filled, first-read checksums verified). The recording overhead table is the cost
 per step over a bare env loop, between episode ends (the Python glue), and per episode end
 (commit / flush), for each recorder.
+
+    python python/bench.py --stats-store DIR
+
+- stats (only this, with `--stats-store`): `Store.stats` of `obs` and `action` over every
+  episode and over one user's, from the index, against numpy computing the same figures
+  (count, mean, std, min, max, `np.quantile(..., method="lower")`) over the values read
+  from the store, and over the same values already in memory. DIR is a store of small
+  episodes, e.g. the one `trajstore bench DIR --mode stats` records (100k episodes).
 """
 
 from __future__ import annotations
@@ -155,7 +163,11 @@ def main(argv: list[str] | None = None) -> tuple[list, list]:
     p.add_argument("--no-processes", action="store_true", help="leave the 4-process recording out")
     p.add_argument("--dir", default=".", help="where the scratch stores go (removed at the end)")
     p.add_argument("--dataloader", action="store_true", help="also a torch DataLoader epoch (needs torch)")
+    p.add_argument("--stats-store", help="only the stats benchmark, over this store")
     args = p.parse_args(argv)
+    if args.stats_store:
+        stats(args.stats_store)
+        return [], []
     peer = not args.no_peer and have_minari()
     if not args.no_peer and not peer:
         print("minari not installed (pip install \"minari[hdf5]\"): the peer columns are left out")
@@ -185,6 +197,49 @@ def plain_episodes(store_path: str) -> list:
         ((path, offset, nbytes, steps, codec),) = snap.chunks(e.id, "obs")
         out.append(np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=(steps, 128, 128, 3)))
     return out
+
+
+QUANTILES = {"q01": 0.01, "q05": 0.05, "q10": 0.10, "q25": 0.25, "q50": 0.5, "q75": 0.75, "q90": 0.9, "q95": 0.95, "q99": 0.99}
+
+
+def numpy_stats(a: np.ndarray) -> dict:
+    return {"count": np.full(a.shape[1:], len(a)), "mean": a.mean(axis=0), "std": a.std(axis=0), "min": a.min(axis=0),
+            "max": a.max(axis=0), "quantiles": {k: np.quantile(a, q, axis=0, method="lower") for k, q in QUANTILES.items()}}
+
+
+def stats(store_path: str) -> None:
+    import trajstore
+
+    store = trajstore.Store(store_path, read_only=True)
+    for what, filters in (("every episode", {}), ("one user (u0)", {"user": "u0"})):
+        ids = [e.id for e in store.episodes(**filters)]
+
+        def index():
+            return store.stats(["obs", "action"], **filters)
+
+        def read():
+            snap = store.snapshot()
+            return {name: np.concatenate([np.asarray(snap.field(i, name), dtype=np.float64) for i in ids]) for name in ("obs", "action")}
+
+        values = read()
+
+        def compute(v=values):
+            return {name: numpy_stats(a) for name, a in v.items()}
+
+        ours, theirs = index(), compute()
+        for name in ("obs", "action"):
+            np.testing.assert_allclose(ours[name].mean, theirs[name]["mean"], rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(ours[name].std, theirs[name]["std"], rtol=1e-9, atol=1e-9)
+            for k in QUANTILES:
+                exact = theirs[name]["quantiles"][k]
+                assert np.all(np.abs(ours[name].quantiles[k] - exact) <= 0.01 * np.abs(exact) + 1e-12), k
+        t_index = best(index, ROUNDS)[0]
+        t_read = best(lambda: compute(read()), ROUNDS)[0]
+        t_compute = best(compute, ROUNDS)[0]
+        n = sum(a.size for a in values.values())
+        print(f"stats    {what}: {len(ids)} episodes, {n} values: index {t_index * 1e3:8.1f} ms; numpy over values read from the "
+              f"store {t_read * 1e3:8.1f} ms (ratio {t_read / t_index:.0f}x); numpy on values in memory {t_compute * 1e3:8.1f} ms "
+              f"(ratio {t_compute / t_index:.1f}x)")
 
 
 def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:

@@ -713,30 +713,34 @@ impl IndexSnapshot {
         }
     }
 
-    /// The stored statistics of the episodes in `ids` (increasing) that have them, in id
-    /// order. One range scan over the span of `ids` (a point lookup per id costs more once
-    /// the selection is a fair share of the store). A store without the table (format 1, or
-    /// no episode recorded with statistics yet) has none.
-    pub fn episode_stats(&self, ids: &[u64]) -> Result<Vec<(u64, EpisodeStatsV1)>> {
+    /// Calls `each` with the stored statistics of every episode in `ids` (increasing) that
+    /// has them, in id order, decoding one row at a time. One range scan over the span of
+    /// `ids` (a point lookup per id costs more once the selection is a fair share of the
+    /// store). A store without the table (format 1, or no episode recorded with statistics
+    /// yet) has none.
+    pub fn episode_stats(
+        &self,
+        ids: &[u64],
+        mut each: impl FnMut(u64, EpisodeStatsV1) -> Result<()>,
+    ) -> Result<()> {
         let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let table = match self.txn()?.open_table(EPISODE_STATS) {
             Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let mut out = Vec::new();
         let mut wanted = ids.iter().peekable();
         for entry in table.range(first..=last)? {
             let (id, bytes) = entry?;
             let id = id.value();
             while wanted.next_if(|w| **w < id).is_some() {}
             if wanted.next_if_eq(&&id).is_some() {
-                out.push((id, EpisodeStatsV1::decode(bytes.value())?));
+                each(id, EpisodeStatsV1::decode(bytes.value())?)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The non-empty `info` maps of an episode, by observation step.

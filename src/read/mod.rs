@@ -284,7 +284,14 @@ impl Snapshot {
         &self,
         ids: &[u64],
     ) -> Result<Vec<(u64, crate::stats::EpisodeStatsV1)>> {
-        self.read_index(|index| index.episode_stats(ids))
+        let mut rows = Vec::new();
+        self.read_index(|index| {
+            index.episode_stats(ids, |id, record| {
+                rows.push((id, record));
+                Ok(())
+            })
+        })?;
+        Ok(rows)
     }
 
     /// One field of an episode, ready to read. Checks each chunk's record header here; with

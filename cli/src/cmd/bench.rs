@@ -4,9 +4,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use trajstore::Codec;
+use trajstore::Query;
 use trajstore_testkit::bench::{
     ConcurrentSpec, MaintainSpec, Measurement, RecordSpec, Recorders, ScalePoint, ScaleSpec,
-    checked, compact, merge, record, record_concurrently, sample, scan, window,
+    StatsSchema, checked, combine_cost, compact, merge, record, record_concurrently,
+    record_stats_store, recording_cost, sample, scan, window,
 };
 
 use super::out;
@@ -20,6 +22,10 @@ pub struct BenchArgs {
     /// Field to scan.
     #[arg(long, default_value = "obs/frame")]
     field: String,
+    /// `--mode stats`: episodes of the store statistics are combined over (recorded into DIR
+    /// when DIR does not exist yet, and kept there; into a temporary store without DIR).
+    #[arg(long, default_value_t = 100_000)]
+    stats_episodes: u32,
     #[arg(long)]
     json: bool,
     /// Size of each store `merge` and `compact` build (MB).
@@ -53,6 +59,11 @@ pub enum BenchMode {
     /// Checked reads against `verify_reads: false`: a first scan and a first loader epoch
     /// (every chunk's checksum verified on first read), then again with the checks remembered.
     Checked,
+    /// Field statistics: recording with them against without (step path and whole, index
+    /// bytes per episode), then combining them from the index for a store of
+    /// `--stats-episodes` small episodes (all, and one of 8 users') against reading the
+    /// values and computing the same figures (and against computing on values in memory).
+    Stats,
     /// `merge` of two fresh stores of --store-mb each against cp + fsync of their segments.
     Merge,
     /// `compact` of a fresh store of --store-mb, half of it abandoned recordings, against
@@ -65,6 +76,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         dir,
         mode,
         field,
+        stats_episodes,
         json,
         store_mb,
         max_episodes,
@@ -73,6 +85,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
     if mode == BenchMode::Concurrent {
         return concurrent(temp.path(), json);
+    }
+    if mode == BenchMode::Stats {
+        return stats(temp.path(), dir, stats_episodes, json);
     }
     if mode == BenchMode::Scale {
         let root = dir.unwrap_or(temp.path());
@@ -106,6 +121,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     match mode {
         BenchMode::Record
         | BenchMode::Concurrent
+        | BenchMode::Stats
         | BenchMode::Merge
         | BenchMode::Compact
         | BenchMode::Scale => {}
@@ -171,6 +187,63 @@ fn concurrent(temp: &Path, json: bool) -> Result<ExitCode> {
             } else {
                 out(r.line())?;
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stats(temp: &Path, dir: Option<&Path>, episodes: u32, json: bool) -> Result<ExitCode> {
+    for (kind, episodes, steps) in [
+        (StatsSchema::Frames(84), 60, 100),
+        (StatsSchema::Proprio(17), 500, 100),
+        (StatsSchema::Proprio(64), 500, 100),
+    ] {
+        let c = recording_cost(temp, kind, episodes, steps)?;
+        if json {
+            out(
+                serde_json::json!({"mode": "stats", "measure": "recording", "schema": c.schema,
+                "episodes": c.episodes, "steps": c.steps,
+                "step_ns_with": c.ns_per_step(true), "step_ns_without": c.ns_per_step(false),
+                "step_path_ratio": c.step_path_ratio(), "total_ratio": c.total_ratio(),
+                "index_bytes_per_episode_with": c.index_bytes_per_episode[0],
+                "index_bytes_per_episode_without": c.index_bytes_per_episode[1]}),
+            )?;
+        } else {
+            out(c.line())?;
+        }
+    }
+    let store = match dir {
+        Some(d) if d.exists() => d.to_path_buf(),
+        other => {
+            let path = other.map_or_else(|| temp.join("stats-store"), Path::to_path_buf);
+            let seconds = record_stats_store(&path, episodes, 10, 40, 8)?;
+            if !json {
+                out(format!(
+                    "recorded {episodes} episodes (obs f32[17], action f32[6], 10-40 steps) in \
+                     {seconds:.1} s into {}",
+                    path.display()
+                ))?;
+            }
+            path
+        }
+    };
+    for (what, query) in [
+        ("every episode", Query::default()),
+        ("one user (u0)", Query::default().user("u0")),
+    ] {
+        let c = combine_cost(&store, what, &query)?;
+        if json {
+            out(
+                serde_json::json!({"mode": "stats", "measure": "combine", "selection": what,
+                "episodes": c.episodes, "values": c.values,
+                "index_ms": c.index_seconds * 1e3,
+                "read_and_compute_ms": c.read_and_compute_seconds * 1e3,
+                "compute_in_memory_ms": c.compute_seconds * 1e3,
+                "ratio_read": c.read_and_compute_seconds / c.index_seconds,
+                "ratio_in_memory": c.compute_seconds / c.index_seconds}),
+            )?;
+        } else {
+            out(c.line())?;
         }
     }
     Ok(ExitCode::SUCCESS)

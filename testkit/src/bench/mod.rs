@@ -10,6 +10,7 @@ mod read;
 mod record;
 pub mod recorder_process;
 mod scale;
+mod stats;
 
 pub use checked::checked;
 pub use concurrent::{
@@ -20,6 +21,9 @@ pub use maintain::{MaintainSpec, compact, merge};
 pub use read::{sample, scan, window};
 pub use record::{RecordSpec, pregenerated_frames, record, recorder};
 pub use scale::{ScalePoint, ScaleSpec, rss_anon, scale};
+pub use stats::{
+    CombineCost, RecordingCost, StatsSchema, combine_cost, record_stats_store, recording_cost,
+};
 
 /// Timed rounds of each side, alternated so both see the same machine noise; the best of
 /// each counts.
