@@ -181,9 +181,16 @@ def main(argv: list[str] | None = None) -> tuple[list, list]:
             overhead += o
             if args.dataloader and name == "arcade":
                 store_path = f"{root}/arcade-trajstore"
-                dataloader(store_path, plain_episodes(store_path), w.obs_bytes)
+                ids = [e.id for e in trajstore_episodes(store_path)]
+                dataloader(store_path, plain_episodes(store_path), ids, w.obs_bytes)
     print_tables(rows, overhead)
     return rows, overhead
+
+
+def trajstore_episodes(store_path: str) -> list:
+    import trajstore
+
+    return trajstore.Store(store_path).episodes()
 
 
 def plain_episodes(store_path: str) -> list:
@@ -242,7 +249,7 @@ def stats(store_path: str) -> None:
               f"(ratio {t_compute / t_index:.1f}x)")
 
 
-def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:
+def dataloader(store_path: str, plain_eps: list, ids: list, frame_bytes: int) -> None:
     try:
         import torch
         from torch.utils.data import DataLoader, Dataset
@@ -252,10 +259,11 @@ def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:
     from trajstore.torch import StepDataset
 
     class MemmapSteps(Dataset):
-        """The plain baseline: every step of the memmaps, a batch gathered by fancy indexing."""
+        """The plain baseline: every step of the memmaps, a batch gathered by fancy indexing,
+        served as StepDataset serves it (the same items: obs, episode, step as int64)."""
 
-        def __init__(self, episodes):
-            self.episodes = episodes
+        def __init__(self, episodes, ids):
+            self.episodes, self.ids = episodes, ids
             self.index = [(e, t) for e, ep in enumerate(episodes) for t in range(len(ep) - 1)]
 
         def __len__(self):
@@ -263,11 +271,12 @@ def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:
 
         def __getitems__(self, indices):
             out = np.empty((len(indices), *self.episodes[0].shape[1:]), np.uint8)
+            episode, step = np.empty(len(indices), np.int64), np.empty(len(indices), np.int64)
             for k, i in enumerate(indices):
                 e, t = self.index[i]
-                out[k] = self.episodes[e][t]
-            frames = torch.from_numpy(out)
-            return [{"obs": frames[k]} for k in range(len(indices))]
+                out[k], episode[k], step[k] = self.episodes[e][t], self.ids[e], t
+            frames, episode, step = torch.from_numpy(out), torch.from_numpy(episode), torch.from_numpy(step)
+            return [{"obs": frames[k], "episode": episode[k], "step": step[k]} for k in range(len(indices))]
 
     def epoch(ds) -> float:
         loader = DataLoader(ds, batch_size=256, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0),
@@ -277,7 +286,7 @@ def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:
             batch["obs"][:1].sum()
         return time.perf_counter() - start
 
-    steps, plain = StepDataset(store_path, ["obs"], world_size=1, rank=0), MemmapSteps(plain_eps)
+    steps, plain = StepDataset(store_path, ["obs"], world_size=1, rank=0), MemmapSteps(plain_eps, ids)
     assert len(steps) == len(plain), "the same steps"
     t_store, t_plain = min(epoch(steps) for _ in range(ROUNDS)), min(epoch(plain) for _ in range(ROUNDS))
     gb = len(steps) * frame_bytes / 1e9
