@@ -267,7 +267,16 @@ fn look(
         .into_iter()
         .collect();
     let ids = list_segment_ids(segments_dir)?;
-    let uses = survey::survey(segments_dir, &ids, &live)?;
+    let mut uses = survey::survey(segments_dir, &ids, &live)?;
+    // Deleted episodes stay restorable until their tombstones are purged: their segments are
+    // neither rewritten nor dropped.
+    let pinned: HashSet<u64> = guarded(index.path(), || snapshot.tombstones())?
+        .iter()
+        .flat_map(|(_, t)| t.record.fields.iter().flatten().map(|c| c.segment))
+        .collect();
+    for u in &mut uses {
+        u.pinned = pinned.contains(&u.id);
+    }
     Ok((live, uses))
 }
 

@@ -34,6 +34,9 @@ pub struct SegmentUse {
     pub manifests: BTreeSet<u64>,
     /// The file header is invalid (a torn creation, a linked file without its sidecar).
     pub invalid: bool,
+    /// A deleted episode (a tombstone, restorable) has chunks here: kept as it is until the
+    /// tombstone is purged (`Store::purge_tombstones`).
+    pub pinned: bool,
 }
 
 /// What compaction does with a segment.
@@ -60,6 +63,9 @@ impl SegmentUse {
     }
 
     pub fn verdict(&self) -> Verdict {
+        if self.pinned {
+            return Verdict::Keep;
+        }
         if self.episodes.is_empty() && self.manifests.is_empty() {
             return Verdict::Drop;
         }
@@ -98,6 +104,7 @@ pub fn survey(
                 episodes: BTreeSet::new(),
                 manifests: BTreeSet::new(),
                 invalid: false,
+                pinned: false,
             };
             (id, u)
         })

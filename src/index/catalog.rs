@@ -31,9 +31,7 @@ pub(crate) fn put(
     Ok(())
 }
 
-/// Removes the catalog row of episode `id` (when its `episodes` row goes).
-// Called by episode deletion (branch `curate`), which lands separately.
-#[allow(dead_code)]
+/// Removes the catalog row of episode `id` (when its `episodes` row goes: a delete).
 pub(crate) fn remove(catalog: &mut Table<'_, u64, &'static [u8]>, id: u64) -> Result<()> {
     catalog.remove(id)?;
     Ok(())

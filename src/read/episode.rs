@@ -1,7 +1,8 @@
 //! What the index says of episodes and users: no field data is touched to get it.
 
+use crate::error::{Error, Result};
 use crate::ids::{EpisodeId, SchemaId};
-use crate::index::records::{CatalogRecordV1, EpisodeRecordV1, Outcome};
+use crate::index::records::{CatalogRecordV1, EpisodeRecordV1, Outcome, SplitSpecV1};
 use crate::segment::format::ChunkRef;
 use crate::value::Info;
 
@@ -13,6 +14,10 @@ pub struct Episode {
 }
 
 impl Episode {
+    pub(crate) fn from_record(id: EpisodeId, record: EpisodeRecordV1) -> Episode {
+        Episode { id, record }
+    }
+
     /// Store-unique id; ids grow in commit order.
     pub fn id(&self) -> EpisodeId {
         self.id
@@ -158,6 +163,9 @@ pub struct Query {
     pub min_return: Option<f64>,
     pub max_return: Option<f64>,
     pub min_steps: Option<u32>,
+    /// Any of these splits (`trajstore split`; an error when the store has no split or no
+    /// split of that name).
+    pub splits: Vec<String>,
     /// Only episodes with id below this (a snapshot cutoff shared by distributed ranks).
     pub before_id: Option<EpisodeId>,
 }
@@ -177,28 +185,89 @@ impl Query {
         self
     }
 
-    pub(super) fn matches(&self, e: &Episode) -> bool {
-        self.matches_row(
-            e.id,
-            &e.record.user,
-            &e.record.env,
-            &e.record.tags,
-            e.record.outcome,
-            e.record.total_return,
-            e.record.steps,
-        )
+    /// Only episodes of this split.
+    pub fn split(mut self, name: impl Into<String>) -> Self {
+        self.splits.push(name.into());
+        self
     }
 
-    pub(super) fn matches_summary(&self, e: &EpisodeSummary) -> bool {
-        self.matches_row(
-            e.id,
-            &e.record.user,
-            &e.record.env,
-            &e.record.tags,
-            e.record.outcome,
-            e.record.total_return,
-            e.record.steps,
-        )
+    /// Whether the query selects anything narrower than "every episode" (a cutoff alone
+    /// does not count): curation refuses to run without one.
+    pub fn has_filter(&self) -> bool {
+        !(self.users.is_empty()
+            && self.envs.is_empty()
+            && self.tags.is_empty()
+            && self.outcomes.is_empty()
+            && self.splits.is_empty()
+            && self.min_return.is_none()
+            && self.max_return.is_none()
+            && self.min_steps.is_none())
+    }
+
+    /// The split spec a split filter needs, checked: every named split exists.
+    pub(crate) fn check_splits<'s>(
+        &self,
+        spec: Option<&'s SplitSpecV1>,
+    ) -> Result<Option<&'s SplitSpecV1>> {
+        if self.splits.is_empty() {
+            return Ok(None);
+        }
+        let Some(spec) = spec else {
+            return Err(Error::invalid_request(
+                "split",
+                "the store has no split: set one with `trajstore split DIR --fractions train=0.9,val=0.1 --seed S`".to_owned(),
+            ));
+        };
+        for name in &self.splits {
+            if !spec.names().any(|n| n == name) {
+                return Err(Error::invalid_request(
+                    "split",
+                    format!(
+                        "no split named {name:?} (the store's splits: {})",
+                        spec.names().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(Some(spec))
+    }
+
+    /// Whether `e` matches; `split` is the store's split spec when the query names splits
+    /// (from [`Query::check_splits`]).
+    pub(crate) fn matches(&self, e: &Episode, split: Option<&SplitSpecV1>) -> bool {
+        self.splits_match(e.id, &e.record.user, split)
+            && self.matches_row(
+                e.id,
+                &e.record.user,
+                &e.record.env,
+                &e.record.tags,
+                e.record.outcome,
+                e.record.total_return,
+                e.record.steps,
+            )
+    }
+
+    pub(crate) fn matches_summary(&self, e: &EpisodeSummary, split: Option<&SplitSpecV1>) -> bool {
+        self.splits_match(e.id, &e.record.user, split)
+            && self.matches_row(
+                e.id,
+                &e.record.user,
+                &e.record.env,
+                &e.record.tags,
+                e.record.outcome,
+                e.record.total_return,
+                e.record.steps,
+            )
+    }
+
+    fn splits_match(&self, id: EpisodeId, user: &str, split: Option<&SplitSpecV1>) -> bool {
+        match split {
+            Some(spec) if !self.splits.is_empty() => {
+                let label = spec.label(id.get(), user);
+                self.splits.iter().any(|s| s == label)
+            }
+            _ => self.splits.is_empty(),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -221,6 +290,19 @@ impl Query {
             && self.min_steps.is_none_or(|m| steps >= m)
             && self.before_id.is_none_or(|c| id < c)
     }
+}
+
+/// A deleted episode awaiting compaction: `restore` puts it back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tombstone {
+    /// The episode as it was when deleted.
+    pub episode: Episode,
+    /// Microseconds since the Unix epoch.
+    pub deleted_at_us: i64,
+    pub deleted_by: String,
+    /// Queries cut off below this id ([`Query::before_id`]) were taken before the delete and
+    /// still see the episode.
+    pub hidden_from: EpisodeId,
 }
 
 /// A user's statistics, maintained at commit.

@@ -6,15 +6,16 @@ mod gather;
 mod stats;
 mod verify;
 
-pub use episode::{Episode, EpisodeSummary, Query, UserSummary};
+pub use episode::{Episode, EpisodeSummary, Query, Tombstone, UserSummary};
 pub use field::{Extent, Field};
 pub use verify::{Problem, VerifyReport};
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, ReadError, Result};
 use crate::ids::{EpisodeId, SchemaId, SegmentId};
+use crate::index::records::{HistoryRecordV1, SplitSpecV1};
 use crate::index::{By, IndexSnapshot, guarded};
 use crate::open::{OpenStore, StoreHandle};
 use crate::process::ProcessBound;
@@ -41,6 +42,7 @@ pub struct Snapshot {
     cutoff: EpisodeId,
     forked: Mutex<Option<ProcessBound<Arc<ReadView>>>>,
     schemas: Mutex<HashMap<SchemaId, Arc<Schema>>>,
+    split: OnceLock<Option<SplitSpecV1>>,
     /// Fields opened by [`Snapshot::gather`], kept for the next gathers.
     gathered: Mutex<gather::FieldCache>,
 }
@@ -78,6 +80,7 @@ impl Snapshot {
             cutoff,
             forked: Mutex::new(None),
             schemas: Mutex::new(HashMap::new()),
+            split: OnceLock::new(),
             gathered: Mutex::default(),
         })
     }
@@ -169,7 +172,9 @@ impl Snapshot {
             // The child's read may be newer: keep to the episodes of this snapshot.
             query.before_id = Some(query.before_id.map_or(self.cutoff, |c| c.min(self.cutoff)));
         }
-        let episodes: Vec<Episode> = if query.users.is_empty() && query.envs.is_empty() {
+        let split = self.split_spec_cached()?;
+        let split = query.check_splits(split.as_ref())?;
+        let mut episodes: Vec<Episode> = if query.users.is_empty() && query.envs.is_empty() {
             self.read_index(|index| index.episodes(query.before_id.map(EpisodeId::get)))?
                 .into_iter()
                 .map(|(id, record)| Episode {
@@ -194,7 +199,15 @@ impl Snapshot {
                 .map(|id| self.episode(EpisodeId(id)))
                 .collect::<Result<_>>()?
         };
-        Ok(episodes.into_iter().filter(|e| query.matches(e)).collect())
+        let deleted = self.deleted_as_of(query.before_id)?;
+        if !deleted.is_empty() {
+            episodes.extend(deleted);
+            episodes.sort_by_key(Episode::id);
+        }
+        Ok(episodes
+            .into_iter()
+            .filter(|e| query.matches(e, split))
+            .collect())
     }
 
     /// Catalog rows of the episodes matching `query`, in commit order: what listing and
@@ -206,16 +219,28 @@ impl Snapshot {
         if self.is_forked() {
             query.before_id = Some(query.before_id.map_or(self.cutoff, |c| c.min(self.cutoff)));
         }
+        let split = self.split_spec_cached()?;
+        let split = query.check_splits(split.as_ref())?;
         let cutoff = query.before_id.map(EpisodeId::get);
         match self.read_index(|index| index.catalog(cutoff))? {
-            Some(rows) => Ok(rows
-                .into_iter()
-                .map(|(id, record)| EpisodeSummary {
-                    id: EpisodeId(id),
-                    record,
-                })
-                .filter(|e| query.matches_summary(e))
-                .collect()),
+            Some(rows) => {
+                let mut rows: Vec<EpisodeSummary> = rows
+                    .into_iter()
+                    .map(|(id, record)| EpisodeSummary {
+                        id: EpisodeId(id),
+                        record,
+                    })
+                    .collect();
+                let deleted = self.deleted_as_of(query.before_id)?;
+                if !deleted.is_empty() {
+                    rows.extend(deleted.iter().map(EpisodeSummary::from));
+                    rows.sort_by_key(|e| e.id);
+                }
+                Ok(rows
+                    .into_iter()
+                    .filter(|e| query.matches_summary(e, split))
+                    .collect())
+            }
             None => Ok(self
                 .episodes(&query)?
                 .iter()
@@ -224,15 +249,90 @@ impl Snapshot {
         }
     }
 
+    /// The episodes deleted after `cutoff` was taken, below it: a query cut off there still
+    /// sees them (schema/index.md, "Deletes and cutoffs"), so a job's ranks agree on their
+    /// episodes while curation goes on.
+    fn deleted_as_of(&self, cutoff: Option<EpisodeId>) -> Result<Vec<Episode>> {
+        let Some(cutoff) = cutoff else {
+            return Ok(Vec::new());
+        };
+        // Tombstones in this snapshot's own view all predate it: only an older cutoff (or a
+        // forked child's newer view) can find one.
+        if cutoff >= self.cutoff && !self.is_forked() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .read_index(IndexSnapshot::tombstones)?
+            .into_iter()
+            .filter(|(id, t)| *id < cutoff.get() && cutoff.get() < t.hidden_from)
+            .map(|(id, t)| Episode::from_record(EpisodeId(id), t.record))
+            .collect())
+    }
+
     /// One episode's metadata.
     pub fn episode(&self, id: EpisodeId) -> Result<Episode> {
         if self.is_forked() && id >= self.cutoff {
             return Err(ReadError::EpisodeNotFound { id }.into());
         }
-        match self.read_index(|index| index.episode(id.get()))? {
-            Some(record) => Ok(Episode { id, record }),
-            None => Err(ReadError::EpisodeNotFound { id }.into()),
+        if let Some(record) = self.read_index(|index| index.episode(id.get()))? {
+            return Ok(Episode::from_record(id, record));
         }
+        // Deleted after this snapshot was taken (seen from a forked child's newer read).
+        match self.read_index(|index| index.tombstone(id.get()))? {
+            Some(t) if self.cutoff.get() < t.hidden_from => Ok(Episode::from_record(id, t.record)),
+            _ => Err(ReadError::EpisodeNotFound { id }.into()),
+        }
+    }
+
+    /// Deleted episodes awaiting compaction (restorable), in id order.
+    pub fn tombstones(&self) -> Result<Vec<Tombstone>> {
+        Ok(self
+            .read_index(IndexSnapshot::tombstones)?
+            .into_iter()
+            .map(|(id, t)| Tombstone {
+                episode: Episode::from_record(EpisodeId(id), t.record),
+                deleted_at_us: t.deleted_at_us,
+                deleted_by: t.deleted_by,
+                hidden_from: EpisodeId(t.hidden_from),
+            })
+            .collect())
+    }
+
+    /// The tombstone of one deleted episode, if it is deleted.
+    pub fn tombstone(&self, id: EpisodeId) -> Result<Option<Tombstone>> {
+        Ok(self
+            .read_index(|index| index.tombstone(id.get()))?
+            .map(|t| Tombstone {
+                episode: Episode::from_record(id, t.record),
+                deleted_at_us: t.deleted_at_us,
+                deleted_by: t.deleted_by,
+                hidden_from: EpisodeId(t.hidden_from),
+            }))
+    }
+
+    /// The curation history of an episode (relabels, deletes, restores), oldest first.
+    pub fn history(&self, id: EpisodeId) -> Result<Vec<HistoryRecordV1>> {
+        self.read_index(|index| index.history(id.get()))
+    }
+
+    /// The store's split specification (`trajstore split`), if one was set.
+    pub fn split_spec(&self) -> Result<Option<SplitSpecV1>> {
+        self.split_spec_cached()
+    }
+
+    /// The split an episode falls in, when the store has a split.
+    pub fn split_of(&self, episode: &Episode) -> Result<Option<String>> {
+        Ok(self
+            .split_spec_cached()?
+            .map(|spec| spec.label(episode.id().get(), episode.user()).to_owned()))
+    }
+
+    fn split_spec_cached(&self) -> Result<Option<SplitSpecV1>> {
+        if let Some(spec) = self.split.get() {
+            return Ok(spec.clone());
+        }
+        let spec = self.read_index(IndexSnapshot::split_spec)?;
+        Ok(self.split.get_or_init(|| spec).clone())
     }
 
     /// A schema by id.
