@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod export;
 pub mod info;
 pub mod init;
 pub mod ls;
@@ -22,6 +23,7 @@ use clap::Subcommand;
 use crate::serve::ServeArgs;
 use bench::BenchArgs;
 use demo::DemoArgs;
+use export::ExportArgs;
 use info::InfoArgs;
 use init::InitArgs;
 use ls::LsArgs;
@@ -57,6 +59,9 @@ pub enum Command {
     Repair(RepairArgs),
     /// Record synthetic demos, query a user's episodes, read them back, report speed.
     Demo(DemoArgs),
+    /// Selected episodes as an `episodes` and a `steps` table (Parquet, or Lance from the
+    /// Python package) with a manifest naming the snapshot; deterministic (schema/export.md).
+    Export(ExportArgs),
     /// Per rank: the episodes served in one epoch (in serving order), their steps, and the
     /// step imbalance (max/min).
     Partition(PartitionArgs),
@@ -78,6 +83,7 @@ impl Command {
             Command::Verify(a) => Some(&a.dir),
             Command::Repair(a) => Some(&a.dir),
             Command::Partition(a) => Some(&a.dir),
+            Command::Export(a) => Some(&a.dir),
             Command::Demo(a) => a.dir.as_deref(),
             Command::Bench(a) => a.dir.as_deref(),
         }
@@ -107,6 +113,7 @@ fn run_command(command: Command) -> Result<ExitCode> {
         Command::Repair(args) => repair::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Partition(args) => partition::run(args),
+        Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }
