@@ -47,6 +47,12 @@ pub trait StoreIo: Send + Sync + Debug + 'static {
     /// system, where other processes share it); `Some` serves it from this implementation
     /// (one process only: no cross-process locking).
     fn index_file(&self, path: &Path) -> io::Result<Option<Box<dyn StoreFile>>>;
+    /// Which file `path` names now (device and inode), `None` when unknown. A writer that
+    /// opened a segment and then took its lock checks the name still leads to that file:
+    /// compaction may have moved it to `retired/` in between.
+    fn identity(&self, _path: &Path) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// An open file.
@@ -66,6 +72,10 @@ pub trait StoreFile: Send + Sync + Debug {
     fn try_lock(&self) -> io::Result<bool>;
     /// Takes the file's exclusive lock, waiting for it.
     fn lock(&self) -> io::Result<()>;
+    /// Which file this is (device and inode), `None` when unknown ([`StoreIo::identity`]).
+    fn identity(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// Bytes of a mapped file.
@@ -126,6 +136,11 @@ impl StoreIo for OsIo {
     fn index_file(&self, _path: &Path) -> io::Result<Option<Box<dyn StoreFile>>> {
         Ok(None)
     }
+
+    fn identity(&self, path: &Path) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
 }
 
 /// A file of the real file system.
@@ -167,6 +182,11 @@ impl StoreFile for OsFile {
 
     fn lock(&self) -> io::Result<()> {
         self.0.lock()
+    }
+
+    fn identity(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        self.0.metadata().ok().map(|m| (m.dev(), m.ino()))
     }
 }
 

@@ -42,16 +42,19 @@
 //! ```
 
 // Layers, bottom up (a module imports only from layers below it):
-// 1. error, dtype, value, schema, names, options, partition (pure), process, io, pool
+// 1. error, dtype, value, schema, names, options, partition (pure), stats (pure), process,
+//    io, pool
 // 2. segment (field data files), index (the redb index, group commit)
 // 3. open (what a process has open of a store), repair
 // 4. read (snapshots, fields, checked reads, verify) and write (episode writers)
-// 5. store (the public handle), loader, preview
+// 5. store (the public handle), loader, preview, merge, compact
+mod compact;
 mod dtype;
 mod error;
 mod ids;
 mod index;
 pub mod io;
+mod merge;
 mod names;
 mod open;
 mod options;
@@ -62,6 +65,7 @@ mod read;
 mod repair;
 mod schema;
 mod segment;
+mod stats;
 mod store;
 mod value;
 mod write;
@@ -70,6 +74,7 @@ pub mod loader;
 #[cfg(feature = "preview")]
 pub mod preview;
 
+pub use compact::{CompactOptions, CompactReport, Progress, compact};
 pub use dtype::{DType, Element, PlainElement};
 pub use error::{
     DamagedRead, Error, ErrorKind, IndexFailure, OpenError, ReadError, RecordError, Result,
@@ -79,6 +84,9 @@ pub use ids::{EpisodeId, SchemaId, SegmentId};
 pub use index::commit::CommitStats;
 pub use index::records::Outcome;
 pub use index::{INDEX_FILE, STORE_FORMAT_VERSION};
+pub use merge::{
+    MERGED_FROM_EPISODE, MERGED_FROM_STORE, MergeReport, MergedSegment, MergedSource, merge,
+};
 pub use names::validate_user;
 pub use options::StoreOptions;
 pub use read::{Episode, Extent, Field, Problem, Query, Snapshot, UserSummary, VerifyReport};
@@ -88,6 +96,10 @@ pub use schema::{
 };
 pub use segment::MappedBytes;
 pub use segment::format::SEGMENT_FORMAT_VERSION;
+pub use stats::{
+    ElementStats, ElementSummary, FieldSummary, MAX_STATS_ELEMENTS, MIN_INDEXED, QUANTILES,
+    RELATIVE_ACCURACY, Sketch, StoreStats,
+};
 pub use store::Store;
 pub use value::{ArrayRef, Info, Value};
 pub use write::{EpisodeMeta, EpisodeWriter};

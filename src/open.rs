@@ -22,6 +22,7 @@ use crate::options::StoreOptions;
 use crate::process::ProcessBound;
 use crate::schema::Schema;
 use crate::segment::checked::VerifiedChunks;
+use crate::segment::readers::ReadersLock;
 use crate::segment::{SEGMENTS_DIR, SegmentMaps, SegmentPool};
 
 /// What one process has open of a store.
@@ -34,6 +35,10 @@ pub(crate) struct OpenStore {
     verified: Arc<VerifiedChunks>,
     /// `None` for a read-only open.
     recording: Option<Recording>,
+    /// Held while the store is open, so compaction never deletes a segment file a snapshot
+    /// of this handle may still read (segment/readers.rs). Declared last: released after
+    /// the index is closed.
+    _readers: Option<ReadersLock>,
 }
 
 /// The parts only recorders use.
@@ -75,6 +80,7 @@ impl OpenStore {
         options: StoreOptions,
     ) -> OpenStore {
         OpenStore {
+            _readers: ReadersLock::shared(path),
             root: path.to_owned(),
             maps: SegmentMaps::new(path.join(SEGMENTS_DIR), options.io.clone()),
             index,

@@ -86,6 +86,11 @@ impl Store {
         }
     }
 
+    /// What the calling process has open of the store (merge, compaction).
+    pub(crate) fn here(&self) -> Result<std::sync::Arc<crate::open::OpenStore>> {
+        self.handle.here()
+    }
+
     /// The store directory.
     pub fn path(&self) -> &Path {
         self.handle.home().root()

@@ -2,13 +2,17 @@
 //! Tests that run the `trajstore` binary live with it, in cli/tests (so do the soaks).
 
 mod checked_reads;
+mod compact;
 mod compat;
 mod failures;
 mod fork;
 mod fork_gather;
+mod gather;
 mod loader;
+mod merge;
 mod power_loss;
 mod repair;
 mod roundtrip;
 mod segments;
+mod stats;
 mod util;

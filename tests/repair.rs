@@ -13,12 +13,12 @@ use trajstore::{
 /// Everything a reader can see of a store: episodes (metadata, chunk refs, schema id), their
 /// schemas, infos and field bytes, user statistics.
 #[derive(Debug, PartialEq)]
-struct Contents {
-    episodes: Vec<(trajstore::Episode, Schema, Vec<Info>, Vec<u64>)>,
-    users: Vec<trajstore::UserSummary>,
+pub(crate) struct Contents {
+    pub(crate) episodes: Vec<(trajstore::Episode, Schema, Vec<Info>, Vec<u64>)>,
+    pub(crate) users: Vec<trajstore::UserSummary>,
 }
 
-fn contents(dir: &Path) -> Contents {
+pub(crate) fn contents(dir: &Path) -> Contents {
     let store = Store::open_read_only(dir).unwrap();
     let snap = store.snapshot().unwrap();
     let episodes = snap
@@ -44,7 +44,13 @@ fn contents(dir: &Path) -> Contents {
 }
 
 /// An episode with metadata, tags, a seed, a second observation field and non-empty infos.
-fn record_rich(store: &Store, user: &str, seed: u64, steps: u32, codec: Codec) -> EpisodeId {
+pub(crate) fn record_rich(
+    store: &Store,
+    user: &str,
+    seed: u64,
+    steps: u32,
+    codec: Codec,
+) -> EpisodeId {
     let schema = Schema::builder()
         .observation("obs/frame", DType::U8, &[4, 4, 3], codec)
         .observation("obs/ram/health", DType::I32, &[2], Codec::Raw)
@@ -92,7 +98,7 @@ fn record_rich(store: &Store, user: &str, seed: u64, steps: u32, codec: Codec) -
 }
 
 /// A store with two users, two schemas, raw and lz4 fields; returns its directory.
-fn populated(root: &Path) -> PathBuf {
+pub(crate) fn populated(root: &Path) -> PathBuf {
     let dir = root.join("store");
     let store = Store::create(&dir).unwrap();
     record_rich(&store, "ann", 1, 5, Codec::Raw);
@@ -120,7 +126,7 @@ fn segment_files(dir: &Path) -> Vec<(String, u64, u64)> {
     out
 }
 
-fn damaged_copies(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn damaged_copies(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -358,7 +364,7 @@ fn a_torn_tail_is_scanned_past_even_when_an_adopter_appended_after_it() {
     util::check_small(&dir, EpisodeId(3), 3, 4);
 }
 
-fn copy_v1_fixture(to: &Path) {
+pub(crate) fn copy_v1_fixture(to: &Path) {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-store");
     std::fs::create_dir_all(to.join("segments")).unwrap();
     std::fs::copy(fixture.join("index.redb"), to.join("index.redb")).unwrap();

@@ -3,10 +3,12 @@
 //! Soaks are `#[ignore]`d: `cargo test -p trajstore-cli --release --test main -- --ignored`.
 
 mod cli;
+mod compaction;
 mod concurrency;
 mod crash;
 mod full_disk;
 mod look;
 mod mutation;
+mod stats;
 mod store_commands;
 mod util;

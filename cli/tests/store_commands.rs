@@ -122,3 +122,42 @@ fn partition_matches_the_loader_in_a_fresh_process() {
         .fold((0f64, f64::MAX), |(a, b), &s| (a.max(s), b.min(s)));
     assert_eq!(json["imbalance"].as_f64(), Some(max / min));
 }
+
+#[test]
+fn merge_prints_the_id_mapping_and_refuses_the_output_as_a_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, out) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("out"),
+    );
+    for (dir, user) in [(&a, "ann"), (&b, "bob")] {
+        let store = Store::create(dir).unwrap();
+        util::record_small(&store, user, 1, 4, Codec::Raw);
+        util::record_small(&store, user, 2, 5, Codec::Lz4);
+    }
+    let (a_s, b_s, out_s) = (
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&cli_ok(&["merge", out_s, a_s, b_s, "--json"])).unwrap();
+    let mapping: Vec<(u64, u64)> = json["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["episodes"].as_array().unwrap().clone())
+        .map(|p| (p["old"].as_u64().unwrap(), p["new"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(mapping, [(1, 1), (2, 2), (1, 3), (2, 4)]);
+    assert_eq!(json["schemas_added"], 2);
+    // The merged episodes read back as recorded.
+    util::check_small(&out, trajstore::EpisodeId(4), 2, 5);
+    assert!(cli_ok(&["verify", out_s]).starts_with("ok"));
+
+    let refused = cli(&["merge", out_s, out_s]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("the output store itself"), "{stderr}");
+}

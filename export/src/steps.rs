@@ -213,8 +213,11 @@ pub struct StepsReader {
     snapshot: Arc<Snapshot>,
     plan: Arc<StepsPlan>,
     episodes: std::vec::IntoIter<Episode>,
-    on_batch: Option<Box<dyn FnMut(&RecordBatch) + Send>>,
+    on_batch: Option<OnBatch>,
 }
+
+/// What a [`StepsReader`] calls with each batch it produces.
+type OnBatch = Box<dyn FnMut(&RecordBatch) + Send>;
 
 impl StepsReader {
     pub fn new(snapshot: Arc<Snapshot>, plan: Arc<StepsPlan>, episodes: Vec<Episode>) -> Self {

@@ -155,8 +155,8 @@ fn check_steps_against_store(codec: Codec) {
 
         let terminated: &BooleanArray = batch.column_by_name("terminated").unwrap().as_boolean();
         let stored = snap.field(e, "terminated").unwrap().to_vec().unwrap();
-        for row in 0..t {
-            assert_eq!(terminated.value(row), stored[row] != 0);
+        for (row, stored) in stored.iter().enumerate() {
+            assert_eq!(terminated.value(row), *stored != 0);
         }
         assert!(terminated.is_null(t));
     }

@@ -11,7 +11,7 @@ use trajstore::{
 };
 
 use crate::arrow::{ArrowTable, export_err};
-use crate::buffer::{MappedBuffer, OwnedBuffer, dtype_of_format};
+use crate::buffer::{MappedBuffer, OwnedBuffer, dtype_of_format, numpy_typestr};
 use crate::error::{InputError, IntoPy, try_lock};
 use crate::values::{info_to_py, to_info};
 
@@ -286,6 +286,62 @@ impl PyEpisodeRecorder {
     }
 }
 
+/// Non-negative integers from a 1-d integer array (any integer dtype) or a sequence of ints;
+/// `what` names the argument in errors.
+fn index_values(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u64>> {
+    if let Ok(buffer) = PyUntypedBuffer::get(obj)
+        && buffer.dimensions() == 1
+        && buffer.is_c_contiguous()
+    {
+        let format = buffer.format().to_string_lossy();
+        let Some(dtype) = dtype_of_format(&format, buffer.item_size()) else {
+            return Err(InputError::new_err(format!(
+                "{what}: expected integers, got elements of format {format:?}"
+            )));
+        };
+        // SAFETY: the buffer is C-contiguous and `len_bytes` long, and stays alive (and
+        // unresized) while `buffer` is held, past the last use of `bytes`; we hold the GIL.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, buffer.len_bytes())
+        };
+        let n = buffer.item_size();
+        let signed = match dtype {
+            DType::I8 | DType::I16 | DType::I32 | DType::I64 => true,
+            DType::U8 | DType::U16 | DType::U32 | DType::U64 => false,
+            other => {
+                return Err(InputError::new_err(format!(
+                    "{what}: expected integers, got {other}"
+                )));
+            }
+        };
+        return bytes
+            .chunks_exact(n)
+            .map(|b| {
+                let mut word = [0u8; 8];
+                word[..n].copy_from_slice(b);
+                if signed && b[n - 1] & 0x80 != 0 {
+                    word[n..].fill(0xFF);
+                    let v = i64::from_le_bytes(word);
+                    return Err(InputError::new_err(format!("{what}: {v} is negative")));
+                }
+                Ok(u64::from_le_bytes(word))
+            })
+            .collect();
+    }
+    let values: Vec<i128> = obj.extract().map_err(|_| {
+        InputError::new_err(format!(
+            "{what}: expected a 1-d integer array or a sequence of ints"
+        ))
+    })?;
+    values
+        .into_iter()
+        .map(|v| {
+            u64::try_from(v)
+                .map_err(|_| InputError::new_err(format!("{what}: {v} is out of range")))
+        })
+        .collect()
+}
+
 /// Where a chunk is: (segment file path, payload offset, payload bytes, steps, codec).
 type ChunkLocation = (std::path::PathBuf, u64, u64, u32, String);
 
@@ -391,10 +447,9 @@ impl PySnapshot {
     fn episodes_table(&self, py: Python<'_>, args: QueryArgs) -> PyResult<ArrowTable> {
         let query = args.query()?;
         let batch = py
-            .detach(|| {
+            .detach(|| -> trajstore_export::Result<_> {
                 let episodes = self.snapshot.episodes(&query)?;
                 trajstore_export::episodes_batch(&episodes)
-                    .map_err(trajstore_export::ExportError::from)
             })
             .map_err(export_err)?;
         Ok(ArrowTable::new(batch.schema(), vec![batch]))
@@ -472,6 +527,76 @@ impl PySnapshot {
         })
     }
 
+    /// Field `field` at the explicit pairs `(episodes[i], steps[i])`, value `i` at `out[i]`:
+    /// into `out` (a writable C-contiguous array of the field's dtype and `len(episodes)`
+    /// values, reused from call to call) or into a new array of shape `(len, *field shape)`.
+    /// `episodes` and `steps` are integer arrays or sequences; the core checks every pair
+    /// before writing anything. Raw values are copied from the map, lz4 values decoded
+    /// straight into the array; the GIL is released meanwhile.
+    #[pyo3(signature = (field, episodes, steps, out = None))]
+    fn gather<'py>(
+        &self,
+        py: Python<'py>,
+        field: &str,
+        episodes: &Bound<'py, PyAny>,
+        steps: &Bound<'py, PyAny>,
+        out: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let episodes: Vec<EpisodeId> = index_values(episodes, "episodes")?
+            .into_iter()
+            .map(EpisodeId)
+            .collect();
+        let steps = index_values(steps, "steps")?;
+        let snapshot = &self.snapshot;
+        // Sized and typed from the first episode's field; the core checks every other pair.
+        let spec = match episodes.first() {
+            Some(&first) => Some(snapshot.gather_spec(field, first).py_err()?),
+            None => None,
+        };
+        let out = match (out, &spec) {
+            (Some(out), _) => out,
+            (None, Some(spec)) => {
+                let mut shape = vec![episodes.len()];
+                shape.extend(spec.shape_usize());
+                py.import("numpy")?
+                    .call_method1("empty", (shape, numpy_typestr(spec.dtype)))?
+            }
+            (None, None) => {
+                return Err(InputError::new_err(format!(
+                    "gather {field:?}: no pairs given, and no out= array to take the shape from"
+                )));
+            }
+        };
+        let buffer = PyUntypedBuffer::get(&out)
+            .map_err(|_| InputError::new_err("gather: out= must be a writable numpy array"))?;
+        if buffer.readonly() || !buffer.is_c_contiguous() {
+            return Err(InputError::new_err(
+                "gather: out= must be a writable, C-contiguous array",
+            ));
+        }
+        if let Some(spec) = &spec {
+            let format = buffer.format().to_string_lossy();
+            if dtype_of_format(&format, buffer.item_size()) != Some(spec.dtype) {
+                return Err(InputError::new_err(format!(
+                    "gather: field {field:?} is {}, out= holds elements of format {format:?}",
+                    spec.dtype
+                )));
+            }
+        }
+        let (ptr, len) = (buffer.buf_ptr() as usize, buffer.len_bytes());
+        py.detach(|| {
+            // SAFETY: `buffer` keeps the exporter's memory alive and its size fixed until it
+            // is dropped after this closure; it is writable and C-contiguous, `len` bytes long
+            // (checked above). Python code writing the same array from another thread races
+            // as it would with any numpy function that releases the GIL.
+            let out = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) };
+            snapshot.gather(field, &episodes, &steps, out)
+        })
+        .py_err()?;
+        drop(buffer);
+        Ok(out)
+    }
+
     /// Where a field's chunks are: (segment file path, payload offset, payload bytes, steps,
     /// codec) each, in step order. For diagnostics and for tools that map the bytes
     /// themselves (schema/format.md).
@@ -505,6 +630,68 @@ impl PySnapshot {
             list.append(info_to_py(py, info)?)?;
         }
         Ok(list)
+    }
+
+    /// Per-element statistics of the small numeric fields over the episodes a query selects,
+    /// from the index alone (`Snapshot::stats`): a dict with `episodes`, `missing`, `computed`
+    /// and `fields`, a list of dicts (`name`, `dtype`, `shape`, `episodes`, and flat per-element
+    /// lists `count`, `mean`, `std`, `min`, `max`, `non_finite`, `quantiles` (one list per
+    /// quantile name in `quantile_names`)).
+    fn stats<'py>(
+        &self,
+        py: Python<'py>,
+        args: QueryArgs,
+        fields: Vec<String>,
+        compute_missing: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let query = args.query()?;
+        let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let snapshot = &self.snapshot;
+        let stats = py
+            .detach(|| snapshot.stats(&query, &names, compute_missing))
+            .py_err()?;
+        let d = PyDict::new(py);
+        d.set_item("episodes", stats.episodes)?;
+        d.set_item(
+            "missing",
+            stats.missing.iter().map(|id| id.get()).collect::<Vec<_>>(),
+        )?;
+        d.set_item(
+            "computed",
+            stats.computed.iter().map(|id| id.get()).collect::<Vec<_>>(),
+        )?;
+        d.set_item(
+            "quantile_names",
+            trajstore::QUANTILES
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>(),
+        )?;
+        let list = PyList::empty(py);
+        for f in &stats.fields {
+            let fd = PyDict::new(py);
+            fd.set_item("name", &f.name)?;
+            fd.set_item("dtype", f.dtype.name())?;
+            fd.set_item("shape", f.shape.clone())?;
+            fd.set_item("episodes", f.episodes)?;
+            let e = &f.elements;
+            fd.set_item("count", e.iter().map(|x| x.count).collect::<Vec<_>>())?;
+            fd.set_item("mean", e.iter().map(|x| x.mean).collect::<Vec<_>>())?;
+            fd.set_item("std", e.iter().map(|x| x.std).collect::<Vec<_>>())?;
+            fd.set_item("min", e.iter().map(|x| x.min).collect::<Vec<_>>())?;
+            fd.set_item("max", e.iter().map(|x| x.max).collect::<Vec<_>>())?;
+            fd.set_item(
+                "non_finite",
+                e.iter().map(|x| x.non_finite).collect::<Vec<_>>(),
+            )?;
+            let quantiles: Vec<Vec<f64>> = (0..trajstore::QUANTILES.len())
+                .map(|q| e.iter().map(|x| x.quantiles[q]).collect())
+                .collect();
+            fd.set_item("quantiles", quantiles)?;
+            list.append(fd)?;
+        }
+        d.set_item("fields", list)?;
+        Ok(d)
     }
 
     /// Checks every checksum; returns a dict with `ok`, counts and `problems`.

@@ -11,6 +11,7 @@
 //! | `users`         | user `&str`       | `UserRecord`                    |
 //! | `user_episodes` | `(user, episode)` | `()`                            |
 //! | `env_episodes`  | `(env, episode)`  | `()`                            |
+//! | `episode_stats` | episode id `u64`  | `EpisodeStats` (format 2; may be absent) |
 //!
 //! Physical key order: episode ids come from a counter incremented inside the commit
 //! transaction, so every insert into `episodes` and `steps` lands at the right edge of its
@@ -35,6 +36,8 @@ use crate::error::{Error, OpenError, ReadError, Result};
 use crate::io::{IndexBackend, StoreIo};
 use crate::process::ProcessBound;
 use crate::schema::{FieldSpec, Schema};
+use crate::segment::format::ChunkRef;
+use crate::stats::EpisodeStatsV1;
 use crate::value::Info;
 use records::{EpisodeRecordV1, Record, SchemaRecordV1, StepRecordV1, UserRecordV1};
 
@@ -53,6 +56,9 @@ pub(crate) const USER_EPISODES: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("user_episodes");
 pub(crate) const ENV_EPISODES: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("env_episodes");
+/// Format 2: per-element statistics of each episode's small numeric fields. Created by the
+/// first commit that writes a row; absent from format-1 stores (read as empty).
+pub(crate) const EPISODE_STATS: TableDefinition<u64, &[u8]> = TableDefinition::new("episode_stats");
 
 const META_FORMAT_VERSION: &str = "format_version";
 const META_NEXT_EPISODE: &str = "next_episode_id";
@@ -73,11 +79,16 @@ pub struct Index {
     path: PathBuf,
 }
 
+/// Compaction's change to one episode: its id, the chunk lists it had when copied, the new.
+pub type ChunkMove<'a> = (u64, &'a [Vec<ChunkRef>], Vec<Vec<ChunkRef>>);
+
 /// An episode ready to be indexed: its data is already durable in segments.
 pub struct PendingEpisode {
     pub record: EpisodeRecordV1,
     /// Non-empty `info` maps by observation step.
     pub infos: Vec<(u32, Info)>,
+    /// Statistics gathered while recording; `None` for episodes restored without them.
+    pub stats: Option<EpisodeStatsV1>,
 }
 
 fn builder() -> redb::Builder {
@@ -297,13 +308,41 @@ impl Index {
             for pending in batch {
                 let id = next;
                 next += 1;
-                tables.insert(id, &pending.record, &pending.infos)?;
+                tables.insert(id, pending)?;
                 ids.push(id);
             }
             meta.insert(META_NEXT_EPISODE, next)?;
         }
         txn.commit()?;
         Ok(ids)
+    }
+
+    /// Compaction's index switch: in one durable transaction, each episode whose chunk list
+    /// is still `old` gets `new` (same payloads, other places). Returns how many were
+    /// switched; an episode gone or changed meanwhile is left as it is.
+    pub fn replace_chunks(&self, moves: &[ChunkMove<'_>]) -> Result<u64> {
+        let txn = self.writable()?.begin_write()?;
+        let mut switched = 0;
+        {
+            let mut episodes = txn.open_table(EPISODES)?;
+            for (id, old, new) in moves {
+                let current = match episodes.get(*id)? {
+                    Some(v) => EpisodeRecordV1::decode(v.value())?,
+                    None => continue,
+                };
+                if current.fields.as_slice() != *old {
+                    continue;
+                }
+                let record = EpisodeRecordV1 {
+                    fields: new.clone(),
+                    ..current
+                };
+                episodes.insert(*id, record.encode().as_slice())?;
+                switched += 1;
+            }
+        }
+        txn.commit()?;
+        Ok(switched)
     }
 
     /// Builds a complete new index at `path` (which must not exist) holding exactly these
@@ -333,7 +372,7 @@ impl Index {
             let mut sorted: Vec<&(u64, PendingEpisode)> = episodes.iter().collect();
             sorted.sort_by_key(|(id, _)| *id);
             for (id, pending) in &sorted {
-                tables.insert(*id, &pending.record, &pending.infos)?;
+                tables.insert(*id, pending)?;
             }
             let mut meta = txn.open_table(META)?;
             let next_episode = sorted.last().map_or(1, |(id, _)| id + 1);
@@ -353,6 +392,10 @@ struct EpisodeTables<'t> {
     users: Table<'t, &'static str, &'static [u8]>,
     user_episodes: Table<'t, (&'static str, u64), ()>,
     env_episodes: Table<'t, (&'static str, u64), ()>,
+    /// Opened at the first episode that has statistics (so a batch without any creates no
+    /// table).
+    episode_stats: Option<Table<'t, u64, &'static [u8]>>,
+    txn: &'t WriteTransaction,
 }
 
 impl<'t> EpisodeTables<'t> {
@@ -363,12 +406,23 @@ impl<'t> EpisodeTables<'t> {
             users: txn.open_table(USERS)?,
             user_episodes: txn.open_table(USER_EPISODES)?,
             env_episodes: txn.open_table(ENV_EPISODES)?,
+            episode_stats: None,
+            txn,
         })
     }
 
-    /// The episode row, its step infos, its secondary index rows and its user's statistics.
-    fn insert(&mut self, id: u64, r: &EpisodeRecordV1, infos: &[(u32, Info)]) -> Result<()> {
+    /// The episode row, its step infos, its secondary index rows, its field statistics and its
+    /// user's statistics.
+    fn insert(&mut self, id: u64, pending: &PendingEpisode) -> Result<()> {
+        let (r, infos) = (&pending.record, &pending.infos);
         self.episodes.insert(id, r.encode().as_slice())?;
+        if let Some(stats) = &pending.stats {
+            if self.episode_stats.is_none() {
+                self.episode_stats = Some(self.txn.open_table(EPISODE_STATS)?);
+            }
+            let table = self.episode_stats.as_mut().expect("opened above");
+            table.insert(id, stats.encode().as_slice())?;
+        }
         for (step, info) in infos {
             self.steps.insert(
                 (id, *step),
@@ -627,6 +681,32 @@ impl IndexSnapshot {
             )?)),
             None => Ok(None),
         }
+    }
+
+    /// The stored statistics of the episodes in `ids` (increasing) that have them, in id
+    /// order. One range scan over the span of `ids` (a point lookup per id costs more once
+    /// the selection is a fair share of the store). A store without the table (format 1, or
+    /// no episode recorded with statistics yet) has none.
+    pub fn episode_stats(&self, ids: &[u64]) -> Result<Vec<(u64, EpisodeStatsV1)>> {
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+            return Ok(Vec::new());
+        };
+        let table = match self.txn()?.open_table(EPISODE_STATS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        let mut wanted = ids.iter().peekable();
+        for entry in table.range(first..=last)? {
+            let (id, bytes) = entry?;
+            let id = id.value();
+            while wanted.next_if(|w| **w < id).is_some() {}
+            if wanted.next_if_eq(&&id).is_some() {
+                out.push((id, EpisodeStatsV1::decode(bytes.value())?));
+            }
+        }
+        Ok(out)
     }
 
     /// The non-empty `info` maps of an episode, by observation step.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::error::{Error, ReadError, Result};
 use crate::schema::FieldSpec;
 use crate::segment::format::ChunkRef;
+use crate::stats::EpisodeStatsV1;
 use crate::value::Info;
 
 /// How an episode ended.
@@ -158,6 +159,7 @@ record!(EpisodeRecordV1, EpisodeEnvelope, "episodes");
 record!(UserRecordV1, UserEnvelope, "users");
 record!(StepRecordV1, StepEnvelope, "steps");
 record!(SchemaRecordV1, SchemaEnvelope, "schemas");
+record!(EpisodeStatsV1, EpisodeStatsEnvelope, "episode_stats");
 
 #[cfg(test)]
 mod tests {

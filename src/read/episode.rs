@@ -64,6 +64,11 @@ impl Episode {
     pub fn stored_bytes(&self) -> u64 {
         self.record.stored_bytes
     }
+    /// The index record, as stored.
+    pub(crate) fn record(&self) -> &EpisodeRecordV1 {
+        &self.record
+    }
+
     pub(crate) fn chunks(&self) -> &[Vec<ChunkRef>] {
         &self.record.fields
     }

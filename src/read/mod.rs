@@ -2,6 +2,8 @@
 
 mod episode;
 mod field;
+mod gather;
+mod stats;
 mod verify;
 
 pub use episode::{Episode, Query, UserSummary};
@@ -37,6 +39,8 @@ pub struct Snapshot {
     cutoff: EpisodeId,
     forked: Mutex<Option<ProcessBound<Arc<ReadView>>>>,
     schemas: Mutex<HashMap<SchemaId, Arc<Schema>>>,
+    /// Fields opened by [`Snapshot::gather`], kept for the next gathers.
+    gathered: Mutex<gather::FieldCache>,
 }
 
 /// An index read and the segment maps to read field data with, of one process.
@@ -72,6 +76,7 @@ impl Snapshot {
             cutoff,
             forked: Mutex::new(None),
             schemas: Mutex::new(HashMap::new()),
+            gathered: Mutex::default(),
         })
     }
 
@@ -106,6 +111,17 @@ impl Snapshot {
     pub(crate) fn segment_file_len(&self, id: SegmentId) -> u64 {
         self.view()
             .map_or(0, |view| view.open.maps().file_len(id.get()))
+    }
+
+    /// Ids of the segment files in `segments/` now.
+    pub(crate) fn segment_ids(&self) -> Result<Vec<u64>> {
+        let dir = self.handle.home().root().join(crate::segment::SEGMENTS_DIR);
+        let io = &self.handle.home().options().io;
+        let names = io.list(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(names
+            .iter()
+            .filter_map(|n| n.to_str().and_then(crate::segment::parse_segment_name))
+            .collect())
     }
 
     /// Path of a segment file of this store.
@@ -227,6 +243,19 @@ impl Snapshot {
             }
         }
         Ok(out)
+    }
+
+    /// The non-empty `info` maps of an episode, by observation step (as stored).
+    pub(crate) fn infos_rows(&self, episode: &Episode) -> Result<Vec<(u32, Info)>> {
+        self.read_index(|index| index.infos(episode.id().get()))
+    }
+
+    /// The stored field statistics of these episodes (ids increasing) that have them.
+    pub(crate) fn episode_stats_rows(
+        &self,
+        ids: &[u64],
+    ) -> Result<Vec<(u64, crate::stats::EpisodeStatsV1)>> {
+        self.read_index(|index| index.episode_stats(ids))
     }
 
     /// One field of an episode, ready to read. Checks each chunk's record header here; with

@@ -1,6 +1,6 @@
 //! Whole-store checks: every checksum, and that index and segments agree.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -48,6 +48,10 @@ pub struct VerifyReport {
     /// commit markers (segment format 2), the tails of crashed or aborted recordings, headers
     /// and padding. Not an error.
     pub unreferenced_bytes: u64,
+    /// Segment files holding no chunk of an episode of the snapshot: a recording not
+    /// committed yet, a merge that crashed before its index transaction (compaction removes
+    /// those), and the segment where a merge wrote the merged episodes' manifests.
+    pub unreferenced_segments: Vec<SegmentId>,
 }
 
 impl Snapshot {
@@ -73,9 +77,9 @@ impl Snapshot {
         report
             .problems
             .extend(self.check_user_statistics(&episodes)?);
-        report.unreferenced_bytes = self
-            .segment_bytes(&episodes)
-            .saturating_sub(report.payload_bytes);
+        let (segment_bytes, unreferenced) = self.segment_bytes(&episodes)?;
+        report.unreferenced_bytes = segment_bytes.saturating_sub(report.payload_bytes);
+        report.unreferenced_segments = unreferenced;
         Ok(report)
     }
 
@@ -135,16 +139,25 @@ impl Snapshot {
         Ok(problems)
     }
 
-    /// Total size of the segment files the episodes reference.
-    fn segment_bytes(&self, episodes: &[Episode]) -> u64 {
-        let mut ids: Vec<u64> = episodes
+    /// Total size of the store's segment files, and those no episode references.
+    fn segment_bytes(&self, episodes: &[Episode]) -> Result<(u64, Vec<SegmentId>)> {
+        let referenced: HashSet<u64> = episodes
             .iter()
             .flat_map(|e| e.chunks().iter().flatten().map(|c| c.segment))
             .collect();
+        let mut ids = self.segment_ids()?;
+        ids.extend(referenced.iter().copied());
         ids.sort_unstable();
         ids.dedup();
-        ids.into_iter()
-            .map(|id| self.segment_file_len(SegmentId(id)))
-            .sum()
+        let total = ids
+            .iter()
+            .map(|id| self.segment_file_len(SegmentId(*id)))
+            .sum();
+        let unreferenced = ids
+            .into_iter()
+            .filter(|id| !referenced.contains(id))
+            .map(SegmentId)
+            .collect();
+        Ok((total, unreferenced))
     }
 }

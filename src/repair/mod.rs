@@ -75,6 +75,9 @@ pub struct RepairReport {
     pub uncommitted: u64,
     /// Manifests whose index commit failed (the recorder got an error): never restored.
     pub aborted: u64,
+    /// Manifests and markers of episodes that compaction copied into a newer segment (the
+    /// copy is used; format.md, "Compaction").
+    pub superseded: u64,
     /// Records and files that could not be used, by segment and offset.
     pub unrestorable: Vec<Unrestorable>,
     /// Bytes at record positions of v2 segments that hold no valid record (torn tails).
@@ -119,6 +122,7 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
             (whole, episodes, findings.uncommitted),
         );
         r.aborted = findings.aborted;
+        r.superseded = findings.superseded;
         return Ok(r);
     }
     // Rebuilding: hold every segment's lock so no recorder appends meanwhile, and scan again
@@ -141,6 +145,7 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     r.restored_unmarked = plan.unmarked;
     r.carried_over = plan.carried_over;
     r.aborted = findings.aborted;
+    r.superseded = findings.superseded;
     Ok(r)
 }
 
@@ -154,7 +159,7 @@ fn report(
     let v1: Vec<&scan::SegmentInfo> = scan
         .segments
         .iter()
-        .filter(|s| s.version.is_some_and(|v| v < FIRST_MANIFEST_VERSION))
+        .filter(|s| !s.linked && s.version.is_some_and(|v| v < FIRST_MANIFEST_VERSION))
         .collect();
     RepairReport {
         action,
@@ -170,6 +175,7 @@ fn report(
         carried_over: 0,
         uncommitted,
         aborted: 0,
+        superseded: 0,
         unrestorable,
         garbage_bytes: scan.garbage_bytes,
     }

@@ -39,6 +39,8 @@ pub struct Findings<'s> {
     pub uncommitted: u64,
     /// Manifests whose index commit failed (an aborted marker): never restored.
     pub aborted: u64,
+    /// Manifests (and markers) of episodes whose later copy, by compaction, is kept.
+    pub superseded: u64,
 }
 
 /// The first chunk of an episode identifies it: no two episodes share a chunk.
@@ -70,6 +72,7 @@ pub fn examine<'s>(scan: &'s Scan, state: &IndexState) -> Findings<'s> {
         .map(|found| scan.check_manifest(&found.manifest))
         .collect();
     let mut whole = Vec::new();
+    let mut broken = Vec::new();
     let mut aborted = 0;
     for (found, check) in scan.manifests.iter().zip(checks) {
         let at = (found.segment, found.offset);
@@ -79,17 +82,51 @@ pub fn examine<'s>(scan: &'s Scan, state: &IndexState) -> Findings<'s> {
         }
         match check {
             Ok(()) => whole.push((found, marker_of.remove(&at))),
-            Err(reason) => {
-                marker_of.remove(&at);
-                unrestorable.push(Unrestorable {
-                    segment: SegmentId(found.segment),
-                    offset: found.offset,
-                    reason: format!("manifest of an episode that is not whole: {reason}"),
-                });
-            }
+            Err(reason) => broken.push((found, reason, marker_of.remove(&at))),
         }
     }
+    // Compaction copies an episode into a new segment with a fresh manifest and a marker of
+    // the same id; until the old segment is deleted both exist. The copy in the highest
+    // segment (the latest written, scan order) is the one kept; the others are superseded
+    // (format.md, "Compaction").
+    let mut latest: HashMap<u64, usize> = HashMap::new();
+    for (i, (_, marker)) in whole.iter().enumerate() {
+        if let Some(id) = marker {
+            latest.insert(*id, i);
+        }
+    }
+    let mut alternates: HashMap<u64, Vec<Vec<Vec<ChunkRef>>>> = HashMap::new();
+    let mut superseded = 0;
+    let mut kept = Vec::with_capacity(whole.len());
+    for (i, (found, marker)) in whole.into_iter().enumerate() {
+        match marker {
+            Some(id) if latest[&id] != i => {
+                superseded += 1;
+                alternates
+                    .entry(id)
+                    .or_default()
+                    .push(found.manifest.chunks.clone());
+            }
+            _ => kept.push((found, marker)),
+        }
+    }
+    let whole = kept;
+    for (found, reason, marker) in broken {
+        if marker.is_some_and(|id| latest.contains_key(&id)) {
+            superseded += 1; // its chunks were moved (and the old ones removed) by compaction
+            continue;
+        }
+        unrestorable.push(Unrestorable {
+            segment: SegmentId(found.segment),
+            offset: found.offset,
+            reason: format!("manifest of an episode that is not whole: {reason}"),
+        });
+    }
     for ((segment, offset), episode) in marker_of {
+        if latest.contains_key(&episode) {
+            superseded += 1;
+            continue;
+        }
         unrestorable.push(Unrestorable {
             segment: SegmentId(segment),
             offset,
@@ -98,17 +135,25 @@ pub fn examine<'s>(scan: &'s Scan, state: &IndexState) -> Findings<'s> {
             ),
         });
     }
-    let (index_problems, uncommitted) = compare(&whole, state);
+    let (index_problems, uncommitted) = compare(&whole, &alternates, state);
     Findings {
         whole,
         unrestorable,
         index_problems,
         uncommitted,
         aborted,
+        superseded,
     }
 }
 
-fn compare(whole: &[(&FoundManifest, Option<u64>)], state: &IndexState) -> (Vec<String>, u64) {
+/// Whether the index agrees with the whole manifests. An episode the index holds with the
+/// chunks of a superseded copy (`alternates`: a compaction stopped before its index switch)
+/// agrees too.
+fn compare(
+    whole: &[(&FoundManifest, Option<u64>)],
+    alternates: &HashMap<u64, Vec<Vec<Vec<ChunkRef>>>>,
+    state: &IndexState,
+) -> (Vec<String>, u64) {
     let old = match state {
         IndexState::Missing => return (vec!["index.redb is missing".into()], 0),
         IndexState::Damaged(reason) => return (vec![format!("index.redb: {reason}")], 0),
@@ -126,7 +171,10 @@ fn compare(whole: &[(&FoundManifest, Option<u64>)], state: &IndexState) -> (Vec<
         let m = &found.manifest;
         match marker {
             Some(id) => match by_id.get(id) {
-                Some(r) if r.fields == m.chunks && r.user == m.user => {}
+                Some(r)
+                    if r.user == m.user
+                        && (r.fields == m.chunks
+                            || alternates.get(id).is_some_and(|a| a.contains(&r.fields))) => {}
                 Some(_) => problems.push(format!(
                     "episode {id}: the index record disagrees with its manifest (segment {:016x} offset {})",
                     found.segment, found.offset
@@ -224,6 +272,9 @@ pub fn plan(findings: &Findings<'_>, state: &IndexState) -> Plan {
                 PendingEpisode {
                     record: e.record,
                     infos: e.infos,
+                    // Manifests carry no statistics: `trajstore stats` lists these episodes
+                    // as missing and `--compute-missing` reads their frames.
+                    stats: None,
                 },
             )
         })

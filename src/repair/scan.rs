@@ -17,9 +17,9 @@ use crate::io::{FileView, OsIo, StoreIo};
 use crate::schema::{FieldKind, Schema};
 use crate::segment::format::{
     ChunkRef, FIRST_MANIFEST_VERSION, FileHeaderError, HEADER_BYTES, RecordKind,
-    SEGMENT_FORMAT_VERSION, align_up, check_record_header, checksum, decode_file_header,
-    parse_record_header,
+    SEGMENT_FORMAT_VERSION, align_up, check_record_header, checksum, parse_record_header,
 };
+use crate::segment::link::{SegmentOrigin, check_file_header};
 use crate::segment::manifest::{ManifestV1, MarkerV1};
 use crate::segment::{list_segment_ids, segment_path};
 
@@ -30,6 +30,8 @@ pub struct SegmentInfo {
     pub len: u64,
     /// The segment format version, `None` when the file header is invalid.
     pub version: Option<u32>,
+    /// Linked from another store by `merge` (segment/link.rs): its records are not scanned.
+    pub linked: bool,
 }
 
 /// A manifest record whose payload checksum and encoding are good (chunks not yet checked).
@@ -86,8 +88,14 @@ pub fn scan(segments_dir: &Path) -> Result<Scan> {
         // Mapped through the file-system seam (io.rs), which holds the one mapping `unsafe`.
         let map = OsIo.map(&path).map_err(|e| Error::io(&path, e))?;
         let len = map.len() as u64;
-        let version = match decode_file_header(&map, id) {
-            Ok(v) => Some(v),
+        let mut linked = false;
+        let version = match check_file_header(&OsIo, segments_dir, id, &map) {
+            Ok((v, origin)) => {
+                // A segment merged in from another store: its manifests and markers describe
+                // that store; the merge wrote this store's own into one of its segments.
+                linked = matches!(origin, SegmentOrigin::Linked(_));
+                Some(v)
+            }
             Err(FileHeaderError::NewerVersion(found)) => {
                 return Err(OpenError::UnsupportedFormat {
                     path,
@@ -105,13 +113,18 @@ pub fn scan(segments_dir: &Path) -> Result<Scan> {
                 None
             }
         };
-        out.segments.push(SegmentInfo { id, len, version });
+        out.segments.push(SegmentInfo {
+            id,
+            len,
+            version,
+            linked,
+        });
         out.maps.insert(id, map);
     }
     let with_records: Vec<u64> = out
         .segments
         .iter()
-        .filter(|s| s.version.is_some_and(|v| v >= FIRST_MANIFEST_VERSION))
+        .filter(|s| !s.linked && s.version.is_some_and(|v| v >= FIRST_MANIFEST_VERSION))
         .map(|s| s.id)
         .collect();
     let found: Vec<SegmentRecords> = with_records

@@ -105,6 +105,19 @@ pub enum FileHeaderError {
 
 /// Checks a segment file's header and returns its segment format version.
 pub fn decode_file_header(bytes: &[u8], segment: u64) -> Result<u32, FileHeaderError> {
+    let (version, id) = decode_file_header_id(bytes)?;
+    if id != segment {
+        return Err(FileHeaderError::Invalid(
+            "file header names another segment id".into(),
+        ));
+    }
+    Ok(version)
+}
+
+/// Checks a segment file's header and returns its segment format version and the segment id
+/// it names (the id the file was created with; a merged store links it under another id,
+/// segment/link.rs).
+pub fn decode_file_header_id(bytes: &[u8]) -> Result<(u32, u64), FileHeaderError> {
     let invalid = |m: &str| Err(FileHeaderError::Invalid(m.to_owned()));
     let Some(h) = bytes.get(..HEADER_BYTES) else {
         return invalid("file shorter than its 64-byte header");
@@ -122,10 +135,7 @@ pub fn decode_file_header(bytes: &[u8], segment: u64) -> Result<u32, FileHeaderE
     if version == 0 {
         return invalid("segment format version 0");
     }
-    if read_u64(h, FILE_SEGMENT_ID_OFFSET) != segment {
-        return invalid("file header names another segment id");
-    }
-    Ok(version)
+    Ok((version, read_u64(h, FILE_SEGMENT_ID_OFFSET)))
 }
 
 /// Where a chunk of one field's steps lives. Stored in the index inside episode records.

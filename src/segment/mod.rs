@@ -2,8 +2,10 @@
 
 pub(crate) mod checked;
 pub mod format;
+pub mod link;
 pub mod manifest;
 mod reader;
+pub mod readers;
 mod writer;
 
 pub use reader::{MappedBytes, SegmentMaps};

@@ -5,7 +5,8 @@ use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use super::format::{FileHeaderError, decode_file_header};
+use super::format::FileHeaderError;
+use super::link::{RETIRED_DIR, check_file_header};
 use super::segment_path;
 use crate::error::{Error, OpenError, Result};
 use crate::io::{FileView, StoreIo};
@@ -109,9 +110,25 @@ impl SegmentMaps {
     }
 
     fn map_file(&self, id: u64) -> Result<Arc<dyn FileView>> {
-        let path = segment_path(&self.dir, id);
-        let map = self.io.map(&path).map_err(|e| Error::io(&path, e))?;
-        match decode_file_header(&map, id) {
+        let mut dir = self.dir.clone();
+        let mut path = segment_path(&dir, id);
+        let map = match self.io.map(&path) {
+            // Compaction replaced it after this process's snapshot was taken: the file waits in
+            // `retired/` until no reader can use it (segment/link.rs).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                dir = self.dir.join(RETIRED_DIR);
+                let retired = segment_path(&dir, id);
+                match self.io.map(&retired) {
+                    Ok(map) => {
+                        path = retired;
+                        map
+                    }
+                    Err(_) => return Err(Error::io(&path, e)),
+                }
+            }
+            other => other.map_err(|e| Error::io(&path, e))?,
+        };
+        match check_file_header(&*self.io, &dir, id, &map).map(|(version, _)| version) {
             Ok(_) => Ok(map),
             Err(FileHeaderError::NewerVersion(found)) => Err(OpenError::UnsupportedFormat {
                 path,

@@ -102,6 +102,25 @@ impl Appender {
         Ok(())
     }
 
+    /// Appends a record exactly as it is (a 64-byte record header and its payload, checked by
+    /// the caller) and returns the offset of its header. Record headers hold no segment id or
+    /// offset, so a chunk moves between segments unchanged (compaction).
+    pub fn append_record(&mut self, header: &[u8], payload: &[u8]) -> Result<u64> {
+        let offset = self.end;
+        self.write_checked(header, &[payload])?;
+        Ok(offset)
+    }
+
+    /// Where the next record goes: the file's length once every record is written.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// The segment id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Makes every appended record durable (fdatasync).
     pub fn sync(&mut self) -> Result<()> {
         self.file.sync_data().map_err(|e| {
@@ -193,6 +212,13 @@ impl SegmentPool {
             if !file.try_lock().map_err(|e| Error::io(&path, e))? {
                 continue;
             }
+            // Compaction may have retired the file between our open and our lock: append only
+            // to a file still named in `segments/`.
+            if let Some(ours) = file.identity()
+                && self.io.identity(&path) != Some(ours)
+            {
+                continue;
+            }
             // Sizes are read again under the lock: the previous owner may have appended.
             let len = file.len().map_err(|e| Error::io(&path, e))?;
             if len >= self.target_bytes || !has_current_header(&*file, id) {
@@ -212,7 +238,8 @@ impl SegmentPool {
         Ok(None)
     }
 
-    fn create(&self) -> Result<Appender> {
+    /// A new segment (never an adopted one), locked by the returned appender.
+    pub fn create(&self) -> Result<Appender> {
         let mut id = self.list_ids()?.last().map_or(1, |last| last + 1);
         loop {
             let path = segment_path(&self.dir, id);

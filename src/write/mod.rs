@@ -32,6 +32,7 @@ use crate::schema::{FieldSpec, REWARD, Schema, TERMINATED, TRUNCATED};
 use crate::segment::Appender;
 use crate::segment::format::{MANIFEST_MAGIC, MARKER_MAGIC};
 use crate::segment::manifest::{ABORTED, ManifestV1, MarkerV1};
+use crate::stats::EpisodeStatsBuilder;
 use crate::value::{ArrayRef, Info};
 use column::Column;
 use meta::check_info_size;
@@ -72,6 +73,8 @@ pub struct EpisodeWriter {
     appender: Option<Appender>,
     raw_bytes: u64,
     stored_bytes: u64,
+    /// Statistics of the small numeric fields, gathered step by step (stats/).
+    stats: EpisodeStatsBuilder,
 }
 
 impl EpisodeWriter {
@@ -92,7 +95,9 @@ impl EpisodeWriter {
                 .expect("every schema has it (schema.rs)")
         };
         let outcome_fields = [position(REWARD), position(TERMINATED), position(TRUNCATED)];
+        let stats = EpisodeStatsBuilder::new(schema.fields());
         EpisodeWriter {
+            stats,
             store,
             owner: crate::process::current(),
             outcome_fields,
@@ -219,6 +224,7 @@ impl EpisodeWriter {
                 self.raw_bytes += value.bytes.len() as u64;
             }
         }
+        self.stats.push(values);
         if !info.is_empty() {
             self.infos.push((self.observations, info.clone()));
         }
@@ -279,7 +285,12 @@ impl EpisodeWriter {
         // before the index transaction can commit the episode; one sync covers both.
         let manifest_offset = appender.append_meta(MANIFEST_MAGIC, &manifest.encode())?;
         appender.sync()?;
-        let pending = PendingEpisode { record, infos };
+        let stats = std::mem::take(&mut self.stats).finish_record();
+        let pending = PendingEpisode {
+            record,
+            infos,
+            stats: Some(stats),
+        };
         let id = match self
             .store
             .recording()?
@@ -315,7 +326,7 @@ impl EpisodeWriter {
 }
 
 /// The manifest of an episode about to be indexed as `record`.
-fn manifest_of(
+pub(crate) fn manifest_of(
     record: &EpisodeRecordV1,
     fields: &[FieldSpec],
     infos: &[(u32, Info)],

@@ -2,15 +2,18 @@
 //! process exit code. Validation beyond types happens in each command.
 
 pub mod bench;
+pub mod compact;
 pub mod demo;
 pub mod export;
 pub mod info;
 pub mod init;
 pub mod ls;
+pub mod merge;
 pub mod partition;
 pub mod preview;
 pub mod repair;
 pub mod show;
+pub mod stats;
 pub mod synth;
 pub mod verify;
 
@@ -22,15 +25,18 @@ use clap::Subcommand;
 
 use crate::serve::ServeArgs;
 use bench::BenchArgs;
+use compact::CompactArgs;
 use demo::DemoArgs;
 use export::ExportArgs;
 use info::InfoArgs;
 use init::InitArgs;
 use ls::LsArgs;
+use merge::MergeArgs;
 use partition::PartitionArgs;
 use preview::PreviewArgs;
 use repair::RepairArgs;
 use show::ShowArgs;
+use stats::StatsArgs;
 use synth::SynthArgs;
 use verify::VerifyArgs;
 
@@ -50,6 +56,9 @@ pub enum Command {
     /// An image field of an episode as a PNG contact sheet (frames labelled with their step,
     /// over reward and action plots) or an animated GIF (by the --out extension).
     Preview(PreviewArgs),
+    /// Per-element statistics (count, mean, std, min, max, quantiles) of the small numeric
+    /// fields over the selected episodes, from the index alone (no frame is read).
+    Stats(StatsArgs),
     /// A local, read-only web viewer of the store (episode table, frames, plots, infos).
     Serve(ServeArgs),
     /// Check every checksum and that index and segments agree; exits 1 on any problem.
@@ -57,6 +66,13 @@ pub enum Command {
     /// Rebuild a missing or damaged index from the segments (keeps the old file aside, never
     /// touches segments); does nothing to a healthy index.
     Repair(RepairArgs),
+    /// Merge whole stores into OUT (created when missing) without decoding a frame: segments
+    /// hard-linked (copied across file systems), episodes under new ids (the mapping printed).
+    Merge(MergeArgs),
+    /// Reclaim the bytes of aborted or crashed recordings and of unreferenced segments: live
+    /// episodes copied into new segments, the index switched, old files removed when no
+    /// process can still read them. Safe while others record and read.
+    Compact(CompactArgs),
     /// Record synthetic demos, query a user's episodes, read them back, report speed.
     Demo(DemoArgs),
     /// Selected episodes as an `episodes` and a `steps` table (Parquet, or Lance from the
@@ -78,10 +94,13 @@ impl Command {
             Command::Info(a) => Some(&a.dir),
             Command::Ls(a) => Some(&a.dir),
             Command::Show(a) => Some(&a.dir),
+            Command::Stats(a) => Some(&a.dir),
             Command::Preview(a) => Some(&a.dir),
             Command::Serve(a) => Some(&a.dir),
             Command::Verify(a) => Some(&a.dir),
             Command::Repair(a) => Some(&a.dir),
+            Command::Merge(a) => Some(&a.dir),
+            Command::Compact(a) => Some(&a.dir),
             Command::Partition(a) => Some(&a.dir),
             Command::Export(a) => Some(&a.dir),
             Command::Demo(a) => a.dir.as_deref(),
@@ -107,10 +126,13 @@ fn run_command(command: Command) -> Result<ExitCode> {
         Command::Info(args) => info::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Show(args) => show::run(args),
+        Command::Stats(args) => stats::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Preview(args) => preview::run(args),
         Command::Serve(args) => crate::serve::run(args),
         Command::Repair(args) => repair::run(args),
+        Command::Merge(args) => merge::run(args),
+        Command::Compact(args) => compact::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Partition(args) => partition::run(args),
         Command::Export(args) => export::run(args),

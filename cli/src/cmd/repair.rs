@@ -112,6 +112,7 @@ fn report_json(r: &RepairReport) -> serde_json::Value {
         "carried_over": r.carried_over,
         "uncommitted": r.uncommitted,
         "aborted": r.aborted,
+        "superseded": r.superseded,
         "unrestorable": r.unrestorable.iter().map(|s| serde_json::json!({
             "segment": s.segment, "offset": s.offset, "reason": s.reason,
         })).collect::<Vec<_>>(),

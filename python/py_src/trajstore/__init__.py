@@ -18,6 +18,7 @@ from ._trajstore import (
 )
 from ._selection import Selection
 from .loader import Batches, Loader
+from ._stats import FieldStats, StoreStats
 from .store import Episode, EpisodeInfo, EpisodeRecorder, Store
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Episode",
     "EpisodeInfo",
     "EpisodeRecorder",
+    "FieldStats",
     "InputError",
     "NotFoundError",
     "RecordError",
@@ -38,6 +40,7 @@ __all__ = [
     "StorageError",
     "Store",
     "StoreOpenError",
+    "StoreStats",
     "TrajstoreError",
 ]
 

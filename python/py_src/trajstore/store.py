@@ -11,6 +11,7 @@ import numpy as np
 from . import _spaces
 from ._arrays import as_stored_array, normalize_info
 from ._selection import Selection
+from ._stats import StoreStats
 from ._trajstore import Store as _NativeStore
 
 #: (name, dtype, shape, kind, codec): one declared field of a step
@@ -260,6 +261,17 @@ class Store:
         holds the final observation, transition fields null there; schema/export.md): `fields`
         in column order, or every field. Raw observation fields are views of the memory map."""
         return self.snapshot().steps_table([int(e) for e in episodes], None if fields is None else list(fields))
+
+    def stats(self, field: str | Iterable[str] | None = None, compute_missing: bool = False, **filters: Any) -> StoreStats:
+        """Per-element statistics (count, mean, std, min, max, non-finite count, quantiles
+        q01..q99 as numpy arrays of the field's shape) of every field of at most 64 elements
+        per value, or of `field`, over the episodes the filters select (the filters of
+        `episodes()`). Combined from statistics kept at commit: no frame is read. Episodes
+        recorded without statistics are listed in `.missing`, or computed from their frames
+        with `compute_missing=True`."""
+        query = Selection.of(**filters)
+        fields = [field] if isinstance(field, str) else list(field or [])
+        return StoreStats._of(self.snapshot().stats(query, fields, compute_missing))
 
     def episode(self, episode_id: int) -> Episode:
         snap = self.snapshot()

@@ -1,0 +1,181 @@
+//! `trajstore compact` killed at random moments, and racing a live recorder process: nothing
+//! committed is ever lost, `verify` is clean after, and `repair` still rebuilds the store.
+
+use crate::util;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use trajstore::{
+    ArrayRef, Codec, EpisodeId, EpisodeMeta, Info, Query, RepairAction, Store, StoreOptions,
+};
+
+/// Every step spilled to the segment, so an abandoned episode leaves bytes behind; small
+/// segments, so there are many.
+fn options() -> StoreOptions {
+    StoreOptions {
+        spill_bytes: 1,
+        segment_target_bytes: 256 << 10,
+        ..Default::default()
+    }
+}
+
+/// Writes `steps` steps of an episode and abandons it (a recorder that died before commit).
+fn abandon(store: &Store, steps: u32) {
+    let schema = util::small_schema(Codec::Raw);
+    let mut w = store
+        .begin_episode(EpisodeMeta::new("ghost", "Test-v0"), &schema)
+        .unwrap();
+    w.reset(
+        &[("obs/frame", ArrayRef::new(&util::small_frame(0, 0)))],
+        &Info::new(),
+    )
+    .unwrap();
+    for t in 1..=steps {
+        w.step(
+            &[
+                ("obs/frame", ArrayRef::new(&util::small_frame(0, t))),
+                ("action", ArrayRef::scalar(&0i64)),
+                ("reward", ArrayRef::scalar(&0.0f32)),
+                ("terminated", ArrayRef::scalar(&false)),
+                ("truncated", ArrayRef::scalar(&false)),
+            ],
+            &Info::new(),
+        )
+        .unwrap();
+    }
+}
+
+/// Every committed episode reads back as recorded and verify finds nothing wrong.
+fn check(dir: &Path, committed: &[(EpisodeId, u64, u32)], when: &str) {
+    for &(id, seed, steps) in committed {
+        util::check_small(dir, id, seed, steps);
+    }
+    let store = Store::open_read_only(dir).unwrap();
+    let snap = store.snapshot().unwrap();
+    assert_eq!(
+        snap.episodes(&Query::default()).unwrap().len(),
+        committed.len(),
+        "{when}"
+    );
+    let v = snap.verify().unwrap();
+    assert!(v.problems.is_empty(), "{when}: {:?}", v.problems);
+}
+
+#[test]
+fn compaction_killed_at_random_moments_loses_nothing_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let dir_s = dir.to_str().unwrap().to_owned();
+    let mut rng = trajstore::partition::rng::SplitMix64::new(11);
+    let mut committed = Vec::new();
+    let mut seed = 0;
+    let mut killed = 0;
+    for round in 0..12 {
+        {
+            let store = Store::create_with(&dir, options()).unwrap();
+            for _ in 0..2 {
+                seed += 1;
+                let steps = 300 + rng.below(300) as u32;
+                let id = util::record_small(&store, "ann", seed, steps, Codec::Raw);
+                committed.push((id, seed, steps));
+            }
+            abandon(&store, 400);
+        }
+        let mut child = util::bin()
+            .args(["compact", &dir_s])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = Duration::from_micros(rng.below(40_000));
+        let start = Instant::now();
+        while start.elapsed() < delay {
+            std::hint::spin_loop();
+        }
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        child.kill().unwrap(); // SIGKILL (or it had finished)
+        child.wait().unwrap();
+        check(&dir, &committed, &format!("round {round}"));
+    }
+    assert!(
+        killed >= 4,
+        "only {killed} kills landed during a compaction"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&util::cli_ok(&["compact", &dir_s, "--json"])).unwrap();
+    assert_eq!(report["pending_files"], 0, "{report}");
+    check(&dir, &committed, "after a whole compaction");
+    let again: serde_json::Value =
+        serde_json::from_str(&util::cli_ok(&["compact", &dir_s, "--json"])).unwrap();
+    assert_eq!(again["bytes_reclaimed"], 0, "{again}");
+
+    let healthy = trajstore::repair(&dir).unwrap();
+    assert_eq!(healthy.action, RepairAction::NothingToDo, "{healthy:?}");
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+    let rebuilt = trajstore::repair(&dir).unwrap();
+    assert!(rebuilt.unrestorable.is_empty(), "{rebuilt:?}");
+    assert!(rebuilt.restored_unmarked.is_empty(), "{rebuilt:?}");
+    check(&dir, &committed, "after repair");
+}
+
+#[test]
+fn compaction_racing_a_live_recorder_process_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let dir_s = dir.to_str().unwrap().to_owned();
+    {
+        let store = Store::create_with(&dir, options()).unwrap();
+        for seed in 1..=3 {
+            util::record_small(&store, "ann", seed, 200, Codec::Raw);
+            abandon(&store, 300);
+        }
+    }
+    let mut recorder = util::bin()
+        .args(["synth", &dir_s, "--user", "live", "--episodes", "40"])
+        .args([
+            "--frame",
+            "24x24x3",
+            "--min-steps",
+            "20",
+            "--max-steps",
+            "80",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = recorder.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap())
+            .collect::<Vec<_>>()
+    });
+    let mut runs = 0;
+    let mut rewritten = 0;
+    while recorder.try_wait().unwrap().is_none() || runs == 0 {
+        let report = trajstore::compact(&dir, &trajstore::CompactOptions::default()).unwrap();
+        rewritten += report.rewritten.len() + report.dropped.len();
+        runs += 1;
+    }
+    assert!(recorder.wait().unwrap().success());
+    assert!(rewritten > 0, "the abandoned recordings were reclaimed");
+    let reported = lines.join().unwrap();
+    assert_eq!(reported.len(), 40);
+    let store = Store::open_read_only(&dir).unwrap();
+    let snap = store.snapshot().unwrap();
+    for line in &reported {
+        let e = snap
+            .episode(EpisodeId(line["episode"].as_u64().unwrap()))
+            .unwrap();
+        assert_eq!(u64::from(e.steps()), line["steps"].as_u64().unwrap());
+    }
+    let v = snap.verify().unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert_eq!(v.episodes, 43);
+}

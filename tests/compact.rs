@@ -1,0 +1,271 @@
+//! Compaction: the bytes of aborted recordings and unreferenced segments are reclaimed; every
+//! committed episode reads the same before and after; readers with older snapshots keep
+//! reading; segments a live recorder holds are skipped; repair rebuilds a compacted store.
+
+use crate::repair::record_rich;
+use crate::util;
+
+use std::path::Path;
+
+use trajstore::{
+    ArrayRef, Codec, CompactOptions, EpisodeId, EpisodeMeta, Info, Query, RepairAction, Store,
+    StoreOptions,
+};
+
+/// What a reader sees of each episode, wherever its bytes are: id, user, metadata, steps,
+/// every field's bytes, infos.
+type Logical = Vec<(EpisodeId, String, Info, u32, Vec<Vec<u8>>, Vec<Info>)>;
+
+fn logical(dir: &Path) -> Logical {
+    let store = Store::open_read_only(dir).unwrap();
+    let snap = store.snapshot().unwrap();
+    let v = snap.verify().unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    snap.episodes(&Query::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let fields = snap
+                .fields(&e)
+                .unwrap()
+                .iter()
+                .map(|f| f.to_vec().unwrap())
+                .collect();
+            let infos = snap.infos(&e).unwrap();
+            (
+                e.id(),
+                e.user().to_owned(),
+                e.metadata().clone(),
+                e.steps(),
+                fields,
+                infos,
+            )
+        })
+        .collect()
+}
+
+/// Options that spill every step to the segment, so an abandoned episode leaves bytes behind.
+fn spilling() -> StoreOptions {
+    StoreOptions {
+        spill_bytes: 1,
+        ..Default::default()
+    }
+}
+
+/// Writes `steps` steps of an episode and abandons it (a recorder that died before commit).
+fn abandon(store: &Store, steps: u32) {
+    let schema = util::small_schema(Codec::Raw);
+    let mut w = store
+        .begin_episode(EpisodeMeta::new("ghost", "Test-v0"), &schema)
+        .unwrap();
+    w.reset(
+        &[("obs/frame", ArrayRef::new(&util::small_frame(0, 0)))],
+        &Info::new(),
+    )
+    .unwrap();
+    for t in 1..=steps {
+        w.step(
+            &[
+                ("obs/frame", ArrayRef::new(&util::small_frame(0, t))),
+                ("action", ArrayRef::scalar(&0i64)),
+                ("reward", ArrayRef::scalar(&0.0f32)),
+                ("terminated", ArrayRef::scalar(&false)),
+                ("truncated", ArrayRef::scalar(&false)),
+            ],
+            &Info::new(),
+        )
+        .unwrap();
+    }
+    drop(w);
+}
+
+/// A store with committed episodes around an abandoned one, in one segment.
+fn with_garbage(dir: &Path) {
+    let store = Store::create_with(dir, spilling()).unwrap();
+    record_rich(&store, "ann", 1, 5, Codec::Raw);
+    util::record_small(&store, "bob", 2, 4, Codec::Lz4);
+    abandon(&store, 200);
+    record_rich(&store, "ann", 3, 6, Codec::Lz4);
+    util::record_small(&store, "bob", 4, 3, Codec::Raw);
+}
+
+fn segment_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+fn retired(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("segments/retired")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn compacting_reclaims_what_an_aborted_recording_left_and_reads_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    with_garbage(&dir);
+    let before = logical(&dir);
+    let size = segment_bytes(&dir);
+
+    let dry = trajstore::compact(
+        &dir,
+        &CompactOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(dry.rewritten.len(), 1);
+    assert_eq!(segment_bytes(&dir), size, "a dry run changes nothing");
+
+    let report = trajstore::compact(&dir, &CompactOptions::default()).unwrap();
+    assert_eq!(report.rewritten.len(), 1, "{report:?}");
+    assert_eq!(report.episodes_moved, 4);
+    assert!(report.bytes_reclaimed > 200 * 192, "{report:?}");
+    assert_eq!(report.pending_files, 0, "no handle open: deleted at once");
+    assert_eq!(retired(&dir), 0);
+    assert_eq!(segment_bytes(&dir), size - report.bytes_reclaimed);
+    assert_eq!(logical(&dir), before);
+
+    // Nothing left to gain: a second run changes nothing.
+    let again = trajstore::compact(&dir, &CompactOptions::default()).unwrap();
+    assert!(
+        again.rewritten.is_empty() && again.dropped.is_empty(),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn compaction_while_a_snapshot_holds_maps_keeps_its_reads_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    with_garbage(&dir);
+    let before = logical(&dir);
+    // One handle has mapped the segment already; another has a snapshot but has read nothing.
+    let mapped = Store::open_read_only(&dir).unwrap();
+    let mapped_snap = mapped.snapshot().unwrap();
+    let first = mapped_snap.episode(EpisodeId(1)).unwrap();
+    let frames = mapped_snap.field(&first, "obs/frame").unwrap();
+    let held = frames.to_vec().unwrap();
+    let unmapped = Store::open_read_only(&dir).unwrap();
+    let unmapped_snap = unmapped.snapshot().unwrap();
+
+    let report = trajstore::compact(&dir, &CompactOptions::default()).unwrap();
+    assert_eq!(report.rewritten.len(), 1);
+    assert!(
+        report.pending_files > 0,
+        "handles are open: kept in retired/"
+    );
+
+    // The old snapshots still read everything, from the retired file.
+    assert_eq!(frames.to_vec().unwrap(), held);
+    for snap in [&mapped_snap, &unmapped_snap] {
+        for (id, _, _, _, fields, _) in &before {
+            let e = snap.episode(*id).unwrap();
+            let got: Vec<Vec<u8>> = snap
+                .fields(&e)
+                .unwrap()
+                .iter()
+                .map(|f| f.to_vec().unwrap())
+                .collect();
+            assert_eq!(&got, fields, "episode {id}");
+        }
+    }
+    assert_eq!(logical(&dir), before, "new snapshots read the new segments");
+    drop((frames, first, mapped_snap, unmapped_snap));
+    drop(mapped);
+    assert!(retired(&dir) > 0, "another handle is still open");
+    drop(unmapped);
+    assert_eq!(retired(&dir), 0, "the last handle to close deletes them");
+}
+
+#[test]
+fn compaction_skips_a_segment_a_live_recorder_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    with_garbage(&dir);
+    // This handle's recorder keeps its segment checked out (locked) between episodes.
+    let store = Store::open_with(&dir, spilling()).unwrap();
+    util::record_small(&store, "cat", 5, 3, Codec::Raw);
+    let report = trajstore::compact(&dir, &CompactOptions::default()).unwrap();
+    assert_eq!(report.skipped_locked.len(), 1, "{report:?}");
+    assert!(report.rewritten.is_empty());
+    let id = util::record_small(&store, "cat", 6, 3, Codec::Raw);
+    drop(store);
+    util::check_small(&dir, id, 6, 3);
+    let report = trajstore::compact(&dir, &CompactOptions::default()).unwrap();
+    assert_eq!(report.rewritten.len(), 1, "released: compacted now");
+    assert_eq!(logical(&dir).len(), 6);
+}
+
+#[test]
+fn repair_after_compaction_rebuilds_the_same_episodes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    with_garbage(&dir);
+    let before = logical(&dir);
+    trajstore::compact(&dir, &CompactOptions::default()).unwrap();
+    let healthy = trajstore::repair(&dir).unwrap();
+    assert_eq!(healthy.action, RepairAction::NothingToDo, "{healthy:?}");
+    assert!(healthy.unrestorable.is_empty(), "{healthy:?}");
+
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+    let report = trajstore::repair(&dir).unwrap();
+    assert_eq!(report.action, RepairAction::Rebuilt);
+    assert!(report.unrestorable.is_empty(), "{report:?}");
+    assert!(report.restored_unmarked.is_empty(), "{report:?}");
+    assert_eq!(logical(&dir), before);
+}
+
+#[test]
+fn repair_prefers_the_compacted_copy_while_the_old_segment_still_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    with_garbage(&dir);
+    let before = logical(&dir);
+    // A reader keeps the replaced file in retired/; put it back under its name, as if the
+    // compaction had stopped right after its index switch.
+    let reader = Store::open_read_only(&dir).unwrap();
+    let report = trajstore::compact(&dir, &CompactOptions::default()).unwrap();
+    let old = report.rewritten[0];
+    std::fs::rename(
+        dir.join(format!("segments/retired/{old}.seg")),
+        dir.join(format!("segments/{old}.seg")),
+    )
+    .unwrap();
+    drop(reader);
+    let healthy = trajstore::repair(&dir).unwrap();
+    assert_eq!(healthy.action, RepairAction::NothingToDo, "{healthy:?}");
+    assert_eq!(healthy.superseded, 4);
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+    let rebuilt = trajstore::repair(&dir).unwrap();
+    assert!(rebuilt.unrestorable.is_empty(), "{rebuilt:?}");
+    assert_eq!(rebuilt.episodes, 4);
+    assert_eq!(logical(&dir), before);
+}
+
+#[test]
+fn compacting_a_merged_store_moves_linked_segments_and_repair_still_rebuilds_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, out) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("out"),
+    );
+    with_garbage(&a);
+    with_garbage(&b);
+    trajstore::merge(&out, &[&a, &b]).unwrap();
+    let before = logical(&out);
+    let report = trajstore::compact(&out, &CompactOptions::default()).unwrap();
+    assert_eq!(report.rewritten.len(), 2, "{report:?}");
+    assert_eq!(logical(&out), before);
+    // The sources are untouched by the merged store's compaction.
+    assert_eq!(logical(&a).len(), 4);
+    std::fs::remove_file(out.join("index.redb")).unwrap();
+    let rebuilt = trajstore::repair(&out).unwrap();
+    assert!(rebuilt.unrestorable.is_empty(), "{rebuilt:?}");
+    assert_eq!(logical(&out), before);
+}
