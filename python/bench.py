@@ -12,6 +12,14 @@
   torch DataLoader (2 workers, shuffled batches of 256) against a map-style dataset of the
   same frames on those memmaps, through the same DataLoader.
 Timed rounds alternate between the two sides; the best round of each counts.
+
+    python python/bench.py --stats-store DIR
+
+- stats (only this, with `--stats-store`): `Store.stats` of `obs` and `action` over every
+  episode and over one user's, from the index, against numpy computing the same figures
+  (count, mean, std, min, max, `np.quantile(..., method="lower")`) over the values read
+  from the store, and over the same values already in memory. DIR is a store of small
+  episodes, e.g. the one `trajstore bench DIR --mode stats` records (100k episodes).
 """
 
 from __future__ import annotations
@@ -73,7 +81,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--episodes", type=int, default=40)
     p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--stats-store", help="only the stats benchmark, over this store")
     args = p.parse_args()
+    if args.stats_store:
+        stats(args.stats_store)
+        return
     rng = np.random.default_rng(0)
     base = np.linspace(0, 200, 128 * 128 * 3).reshape(128, 128, 3)
     frames = np.stack([(base + 3 * i + rng.integers(0, 4, base.shape)).astype(np.uint8) for i in range(32)])
@@ -141,10 +153,51 @@ def main() -> None:
         gb = sum(len(r) for r in rows) * frames[0].nbytes / 1e9
         print(f"sample   {len(rows)} batches of 256: trajstore {gb / t_store:5.2f} GB/s, numpy fancy indexing on np.memmap "
               f"{gb / t_plain:5.2f} GB/s, ratio {t_plain / t_store:.2f}")
-        dataloader(store_path, plain_eps, frames[0].nbytes)
+        dataloader(store_path, plain_eps, ids, frames[0].nbytes)
 
 
-def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:
+QUANTILES = {"q01": 0.01, "q05": 0.05, "q10": 0.10, "q25": 0.25, "q50": 0.5, "q75": 0.75, "q90": 0.9, "q95": 0.95, "q99": 0.99}
+
+
+def numpy_stats(a: np.ndarray) -> dict:
+    return {"count": np.full(a.shape[1:], len(a)), "mean": a.mean(axis=0), "std": a.std(axis=0), "min": a.min(axis=0),
+            "max": a.max(axis=0), "quantiles": {k: np.quantile(a, q, axis=0, method="lower") for k, q in QUANTILES.items()}}
+
+
+def stats(store_path: str) -> None:
+    store = trajstore.Store(store_path, read_only=True)
+    for what, filters in (("every episode", {}), ("one user (u0)", {"user": "u0"})):
+        ids = [e.id for e in store.episodes(**filters)]
+
+        def index():
+            return store.stats(["obs", "action"], **filters)
+
+        def read():
+            snap = store.snapshot()
+            return {name: np.concatenate([np.asarray(snap.field(i, name), dtype=np.float64) for i in ids]) for name in ("obs", "action")}
+
+        values = read()
+
+        def compute(v=values):
+            return {name: numpy_stats(a) for name, a in v.items()}
+
+        ours, theirs = index(), compute()
+        for name in ("obs", "action"):
+            np.testing.assert_allclose(ours[name].mean, theirs[name]["mean"], rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(ours[name].std, theirs[name]["std"], rtol=1e-9, atol=1e-9)
+            for k in QUANTILES:
+                exact = theirs[name]["quantiles"][k]
+                assert np.all(np.abs(ours[name].quantiles[k] - exact) <= 0.01 * np.abs(exact) + 1e-12), k
+        t_index = best(index)
+        t_read = best(lambda: compute(read()))
+        t_compute = best(compute)
+        n = sum(a.size for a in values.values())
+        print(f"stats    {what}: {len(ids)} episodes, {n} values: index {t_index * 1e3:8.1f} ms; numpy over values read from the "
+              f"store {t_read * 1e3:8.1f} ms (ratio {t_read / t_index:.0f}x); numpy on values in memory {t_compute * 1e3:8.1f} ms "
+              f"(ratio {t_compute / t_index:.1f}x)")
+
+
+def dataloader(store_path: str, plain_eps: list, ids: list, frame_bytes: int) -> None:
     try:
         import torch
         from torch.utils.data import DataLoader, Dataset
@@ -154,10 +207,11 @@ def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:
     from trajstore.torch import StepDataset
 
     class MemmapSteps(Dataset):
-        """The plain baseline: every step of the memmaps, a batch gathered by fancy indexing."""
+        """The plain baseline: every step of the memmaps, a batch gathered by fancy indexing,
+        served as StepDataset serves it (the same items: obs, episode, step as int64)."""
 
-        def __init__(self, episodes):
-            self.episodes = episodes
+        def __init__(self, episodes, ids):
+            self.episodes, self.ids = episodes, ids
             self.index = [(e, t) for e, ep in enumerate(episodes) for t in range(len(ep) - 1)]
 
         def __len__(self):
@@ -165,11 +219,12 @@ def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:
 
         def __getitems__(self, indices):
             out = np.empty((len(indices), *self.episodes[0].shape[1:]), np.uint8)
+            episode, step = np.empty(len(indices), np.int64), np.empty(len(indices), np.int64)
             for k, i in enumerate(indices):
                 e, t = self.index[i]
-                out[k] = self.episodes[e][t]
-            frames = torch.from_numpy(out)
-            return [{"obs": frames[k]} for k in range(len(indices))]
+                out[k], episode[k], step[k] = self.episodes[e][t], self.ids[e], t
+            frames, episode, step = torch.from_numpy(out), torch.from_numpy(episode), torch.from_numpy(step)
+            return [{"obs": frames[k], "episode": episode[k], "step": step[k]} for k in range(len(indices))]
 
     def epoch(ds) -> float:
         loader = DataLoader(ds, batch_size=256, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0),
@@ -179,7 +234,7 @@ def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:
             batch["obs"][:1].sum()
         return time.perf_counter() - start
 
-    steps, plain = StepDataset(store_path, ["obs"], world_size=1, rank=0), MemmapSteps(plain_eps)
+    steps, plain = StepDataset(store_path, ["obs"], world_size=1, rank=0), MemmapSteps(plain_eps, ids)
     assert len(steps) == len(plain), "the same steps"
     t_store, t_plain = min(epoch(steps) for _ in range(ROUNDS)), min(epoch(plain) for _ in range(ROUNDS))
     gb = len(steps) * frame_bytes / 1e9

@@ -158,6 +158,10 @@ pub enum ReadError {
     /// No episode with this id in the snapshot.
     #[error("episode {id} not found")]
     EpisodeNotFound { id: EpisodeId },
+    /// Episodes named to a curation operation that it cannot apply to (unknown ids, or
+    /// already deleted, or not deleted for a restore); nothing was changed.
+    #[error("{reason}; nothing was changed")]
+    NoSuchEpisodes { ids: Vec<EpisodeId>, reason: String },
     /// A field name the episode's schema does not declare.
     #[error("episode {episode} has no field {field:?} (its fields: {known})")]
     UnknownField {
@@ -325,7 +329,9 @@ impl Error {
             Error::Open(_) => ErrorKind::Open,
             Error::Record(_) => ErrorKind::Input,
             Error::Read(e) => match e {
-                ReadError::EpisodeNotFound { .. } => ErrorKind::NotFound,
+                ReadError::EpisodeNotFound { .. } | ReadError::NoSuchEpisodes { .. } => {
+                    ErrorKind::NotFound
+                }
                 ReadError::EndOfData { .. } => ErrorKind::EndOfData,
                 ReadError::Corrupted { .. }
                 | ReadError::CorruptRead(_)

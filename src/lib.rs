@@ -46,9 +46,12 @@
 //    io, pool
 // 2. segment (field data files), index (the redb index, group commit)
 // 3. open (what a process has open of a store), repair
-// 4. read (snapshots, fields, checked reads, verify) and write (episode writers)
+//    (curate's log, relabel and apply parts sit here too: repair replays the curation log)
+// 4. read (snapshots, fields, checked reads, verify), write (episode writers) and curate
+//    (delete, restore, relabel, split)
 // 5. store (the public handle), loader, preview, merge, compact
 mod compact;
+mod curate;
 mod dtype;
 mod error;
 mod ids;
@@ -75,6 +78,7 @@ pub mod loader;
 pub mod preview;
 
 pub use compact::{CompactOptions, CompactReport, Progress, compact};
+pub use curate::{CurateOptions, Curated, Relabel, Restore, SplitRequest, Target};
 pub use dtype::{DType, Element, PlainElement};
 pub use error::{
     DamagedRead, Error, ErrorKind, IndexFailure, OpenError, ReadError, RecordError, Result,
@@ -82,14 +86,19 @@ pub use error::{
 };
 pub use ids::{EpisodeId, SchemaId, SegmentId};
 pub use index::commit::CommitStats;
-pub use index::records::Outcome;
+pub use index::records::{
+    HistoryRecordV1 as HistoryEntry, LabelChange, Outcome, SplitKey, SplitSpecV1 as SplitSpec,
+};
 pub use index::{INDEX_FILE, STORE_FORMAT_VERSION};
 pub use merge::{
     MERGED_FROM_EPISODE, MERGED_FROM_STORE, MergeReport, MergedSegment, MergedSource, merge,
 };
 pub use names::validate_user;
 pub use options::StoreOptions;
-pub use read::{Episode, Extent, Field, Problem, Query, Snapshot, UserSummary, VerifyReport};
+pub use read::{
+    Episode, EpisodeSummary, Extent, Field, Problem, Query, Snapshot, Tombstone, UserSummary,
+    VerifyReport,
+};
 pub use repair::{RepairAction, RepairReport, UnmarkedEpisode, Unrestorable, repair};
 pub use schema::{
     Codec, FieldKind, FieldSpec, REWARD, Schema, SchemaBuilder, TERMINATED, TRUNCATED,

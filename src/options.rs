@@ -20,6 +20,12 @@ pub struct StoreOptions {
     /// [`ReadError::CorruptRead`](crate::ReadError::CorruptRead); the result is remembered, so later
     /// reads cost nothing measurable. `false` skips the check, for trusted media.
     pub verify_reads: bool,
+    /// Field statistics (default `true`): while an episode is recorded, per-element
+    /// statistics of its small numeric fields are gathered and committed with it
+    /// (`episode_stats`, for [`Snapshot::stats`](crate::Snapshot::stats)). `false` records
+    /// episodes without them (`stats` then lists them as missing); for benchmarks, and for
+    /// recorders that must spend nothing beyond storing the bytes.
+    pub field_stats: bool,
 }
 
 impl Default for StoreOptions {
@@ -29,6 +35,7 @@ impl Default for StoreOptions {
             spill_bytes: 256 << 20,
             io: Arc::new(OsIo),
             verify_reads: true,
+            field_stats: true,
         }
     }
 }

@@ -7,11 +7,14 @@
 
 use std::path::Path;
 
+use crate::curate::{CurateOptions, Curated, Relabel, Restore, SplitRequest, Target};
 use crate::error::{Error, OpenError, Result};
+use crate::ids::EpisodeId;
 use crate::index::commit::CommitStats;
+use crate::index::records::SplitSpecV1;
 use crate::open::{OpenStore, StoreHandle, check_store_dir};
 use crate::options::StoreOptions;
-use crate::read::Snapshot;
+use crate::read::{Snapshot, Tombstone};
 use crate::schema::Schema;
 use crate::segment::SEGMENTS_DIR;
 use crate::write::{EpisodeMeta, EpisodeWriter};
@@ -134,5 +137,59 @@ impl Store {
             .ok()
             .and_then(|open| open.recording().ok().map(|r| r.commits().stats()))
             .unwrap_or_default()
+    }
+
+    /// Deletes the episodes `target` selects, in one index transaction: they leave every
+    /// query, loader, partition and replay (snapshots taken before keep them, schema/index.md
+    /// "Deletes and cutoffs"); their bytes stay until compaction. Named ids that are unknown or
+    /// already deleted are an error naming them, before anything changes; an empty selection
+    /// changes nothing and returns no ids.
+    pub fn delete(&self, target: &Target, options: &CurateOptions) -> Result<Curated> {
+        crate::curate::delete(&*self.handle.here()?, target, options)
+    }
+
+    /// Puts deleted episodes back on every query path (until compaction purged them).
+    pub fn restore(&self, which: &Restore, options: &CurateOptions) -> Result<Curated> {
+        crate::curate::restore(&*self.handle.here()?, which, options)
+    }
+
+    /// Changes labels (user, outcome, tags, metadata) of the episodes `target` selects, in one
+    /// index transaction; each episode's history keeps who changed what, when.
+    pub fn relabel(
+        &self,
+        target: &Target,
+        relabel: &Relabel,
+        options: &CurateOptions,
+    ) -> Result<Curated> {
+        crate::curate::relabel(&*self.handle.here()?, target, relabel, options)
+    }
+
+    /// Sets the store's split (replacing any earlier one): only the specification is stored;
+    /// an episode's split is a pure function of it and the episode's id or user.
+    pub fn set_split(
+        &self,
+        request: &SplitRequest,
+        options: &CurateOptions,
+    ) -> Result<SplitSpecV1> {
+        crate::curate::set_split(&*self.handle.here()?, request, options)
+    }
+
+    /// Tombstones older than `retention` (deleted at least that long ago): what compaction
+    /// may purge.
+    pub fn expired_tombstones(&self, retention: std::time::Duration) -> Result<Vec<Tombstone>> {
+        let limit = crate::write::now_us()
+            .saturating_sub(i64::try_from(retention.as_micros()).unwrap_or(i64::MAX));
+        Ok(self
+            .snapshot()?
+            .tombstones()?
+            .into_iter()
+            .filter(|t| t.deleted_at_us <= limit)
+            .collect())
+    }
+
+    /// Removes these tombstones for good, in one transaction (compaction calls it once the
+    /// episodes' bytes are no longer referenced). Every id must be a tombstone.
+    pub fn purge_tombstones(&self, ids: &[EpisodeId]) -> Result<Curated> {
+        crate::curate::purge(&*self.handle.here()?, ids, &CurateOptions::default())
     }
 }

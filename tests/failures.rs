@@ -238,7 +238,7 @@ fn a_store_of_a_newer_format_is_refused() {
                 err,
                 Error::Open(OpenError::UnsupportedFormat {
                     found: 99,
-                    supported: 1,
+                    supported: trajstore::STORE_FORMAT_VERSION,
                     ..
                 })
             ),

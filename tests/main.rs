@@ -4,6 +4,7 @@
 mod checked_reads;
 mod compact;
 mod compat;
+mod curation;
 mod failures;
 mod fork;
 mod fork_gather;

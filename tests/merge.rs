@@ -99,6 +99,24 @@ fn merge_dedups_identical_schemas_and_moves_no_frame() {
     };
     assert_eq!(id_of(0, 3), id_of(1, 0)); // small raw
     assert_eq!(id_of(0, 0), id_of(1, 1)); // rich raw
+    // Field statistics came along: none missing, and the merged copy of a source's
+    // episodes has the source's statistics.
+    let all = snap.stats(&Query::default(), &["action"], false).unwrap();
+    assert!(all.missing.is_empty(), "{:?}", all.missing);
+    let src = Store::open_read_only(&b).unwrap();
+    let src_stats = src
+        .snapshot()
+        .unwrap()
+        .stats(&Query::default(), &["action"], false)
+        .unwrap();
+    let merged_b = snap
+        .stats(&Query::default().user("cat"), &["action"], false)
+        .unwrap();
+    assert_eq!(merged_b.episodes, 2);
+    assert_eq!(
+        format!("{:?}", merged_b.fields),
+        format!("{:?}", src_stats.fields)
+    );
     let verify = snap.verify().unwrap();
     assert!(verify.problems.is_empty(), "{:?}", verify.problems);
     // The only segment holding no chunk is the one with the merged episodes' manifests.
@@ -245,4 +263,25 @@ fn a_linked_segment_without_its_sidecar_is_never_read_as_this_stores_own() {
         "{:?}",
         v.problems
     );
+}
+
+#[test]
+fn deleted_episodes_of_a_source_are_not_merged() {
+    use trajstore::{CurateOptions, Target};
+    let tmp = tempfile::tempdir().unwrap();
+    let a = populated(&tmp.path().join("a"));
+    Store::open(&a)
+        .unwrap()
+        .delete(&Target::ids([EpisodeId(2)]), &CurateOptions::default())
+        .unwrap();
+    let out = tmp.path().join("out");
+    let report = trajstore::merge(&out, &[&a]).unwrap();
+    let old: Vec<u64> = report.sources[0]
+        .episodes
+        .iter()
+        .map(|(o, _)| o.get())
+        .collect();
+    assert_eq!(old, [1, 3, 4]);
+    assert_eq!(report.sources[0].deleted_not_merged, 1);
+    assert_eq!(contents(&out).episodes.len(), 3);
 }

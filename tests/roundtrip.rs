@@ -213,3 +213,30 @@ fn users_list_their_episodes_in_commit_order_with_statistics() {
         "raw and lz4 variants are two schemas"
     );
 }
+
+/// Every commit writes the episode's catalog row with its record: the catalog lists exactly
+/// what the full records say, filters included.
+#[test]
+fn the_catalog_follows_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path().join("s")).unwrap();
+    for (i, user) in ["alice", "bob", "alice"].iter().enumerate() {
+        util::record_small(&store, user, i as u64, 3 + i as u32, Codec::Raw);
+    }
+    let snap = store.snapshot().unwrap();
+    let full: Vec<trajstore::EpisodeSummary> = snap
+        .episodes(&Query::default())
+        .unwrap()
+        .iter()
+        .map(trajstore::EpisodeSummary::from)
+        .collect();
+    assert_eq!(full.len(), 3);
+    assert_eq!(snap.catalog(&Query::default()).unwrap(), full);
+    let alice: Vec<u32> = snap
+        .catalog(&Query::default().user("alice"))
+        .unwrap()
+        .iter()
+        .map(|e| e.steps())
+        .collect();
+    assert_eq!(alice, vec![3, 5]);
+}

@@ -266,3 +266,26 @@ fn episodes_restored_by_repair_are_listed_as_missing_not_guessed() {
     assert_eq!(full.fields[0].episodes, 3);
     check_all(&full, &snap, &q);
 }
+
+#[test]
+fn episodes_recorded_with_field_stats_off_are_listed_as_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = trajstore::StoreOptions {
+        field_stats: false,
+        ..Default::default()
+    };
+    {
+        let store = Store::create_with(dir.path(), options).unwrap();
+        record(&store, "alice", 1, 12);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    record(&store, "alice", 2, 12);
+    let stats = store
+        .snapshot()
+        .unwrap()
+        .stats(&Query::default(), &[], false)
+        .unwrap();
+    let missing: Vec<u64> = stats.missing.iter().map(|id| id.get()).collect();
+    assert_eq!(missing, [1]);
+    assert!(stats.fields.iter().all(|f| f.episodes == 1));
+}

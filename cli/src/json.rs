@@ -39,6 +39,32 @@ pub fn episode_json(e: &trajstore::Episode) -> serde_json::Value {
     })
 }
 
+/// One entry of an episode's curation history: `{"at", "by", "changes": [...]}`, each change
+/// an object naming what changed (`{"user": {"from", "to"}}`, `{"add_tag": T}`, ...).
+pub fn history_json(h: &trajstore::HistoryEntry) -> serde_json::Value {
+    use trajstore::LabelChange::*;
+    let changes: Vec<serde_json::Value> = h
+        .changes
+        .iter()
+        .map(|c| match c {
+            User { from, to } => serde_json::json!({"user": {"from": from, "to": to}}),
+            Outcome { from, to } => {
+                serde_json::json!({"outcome": {"from": from.name(), "to": to.name()}})
+            }
+            AddTag(t) => serde_json::json!({"add_tag": t}),
+            RemoveTag(t) => serde_json::json!({"remove_tag": t}),
+            SetMeta { key, from, to } => serde_json::json!({"set_meta": {
+                "key": key, "from": from.as_ref().map(value_json), "to": value_json(to)}}),
+            UnsetMeta { key, from } => {
+                serde_json::json!({"unset_meta": {"key": key, "from": value_json(from)}})
+            }
+            Deleted => serde_json::json!("deleted"),
+            Restored => serde_json::json!("restored"),
+        })
+        .collect();
+    serde_json::json!({"at": timestamp(h.at_us), "by": h.by, "changes": changes})
+}
+
 /// Microseconds since the epoch as RFC 3339 UTC (second precision).
 pub fn timestamp(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);

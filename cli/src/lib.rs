@@ -94,3 +94,13 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_subcommand_s_flags_are_well_formed() {
+        // clap checks names (a flag defined twice, e.g. by a flattened struct) only when a
+        // subcommand is parsed: check them all here, not in front of a user.
+        <super::Args as clap::CommandFactory>::command().debug_assert();
+    }
+}

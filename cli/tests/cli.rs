@@ -86,7 +86,7 @@ fn init_synth_ls_show_info_verify() {
 
     let info: Value = serde_json::from_str(&cli_ok(&["info", s, "--json"])).unwrap();
     assert_eq!(info["episodes"], 5);
-    assert_eq!(info["format_version"], 1);
+    assert_eq!(info["format_version"], 2);
     assert_eq!(info["users"].as_array().unwrap().len(), 2);
     assert_eq!(info["schemas"].as_array().unwrap().len(), 2);
     assert!(info["disk_bytes"].as_u64().unwrap() > info["stored_bytes"].as_u64().unwrap());

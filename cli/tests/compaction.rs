@@ -179,3 +179,78 @@ fn compaction_racing_a_live_recorder_process_loses_nothing() {
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     assert_eq!(v.episodes, 43);
 }
+
+#[test]
+fn merge_killed_at_random_moments_leaves_the_output_as_it_was_or_merged_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let small_segments = StoreOptions {
+        segment_target_bytes: 48 << 10,
+        ..Default::default()
+    };
+    let sources: Vec<_> = ["a", "b"].iter().map(|n| tmp.path().join(n)).collect();
+    let mut source_episodes = 0;
+    for (i, dir) in sources.iter().enumerate() {
+        let store = Store::create_with(dir, small_segments.clone()).unwrap();
+        for seed in 0..12 {
+            util::record_small(&store, "src", 100 * i as u64 + seed, 60, Codec::Raw);
+            source_episodes += 1;
+        }
+    }
+    let mut rng = trajstore::partition::rng::SplitMix64::new(5);
+    let mut killed = 0;
+    for round in 0..8 {
+        let out = tmp.path().join(format!("out{round}"));
+        let own = {
+            let store = Store::create(&out).unwrap();
+            vec![
+                util::record_small(&store, "own", 1, 5, Codec::Raw),
+                util::record_small(&store, "own", 2, 6, Codec::Lz4),
+            ]
+        };
+        let mut child = util::bin()
+            .arg("merge")
+            .arg(&out)
+            .args(&sources)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = Duration::from_micros(rng.below(60_000));
+        let start = Instant::now();
+        while start.elapsed() < delay {
+            std::hint::spin_loop();
+        }
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let count = |out: &Path| {
+            let store = Store::open_read_only(out).unwrap();
+            let snap = store.snapshot().unwrap();
+            let v = snap.verify().unwrap();
+            assert!(v.problems.is_empty(), "round {round}: {:?}", v.problems);
+            snap.episodes(&Query::default()).unwrap().len()
+        };
+        let n = count(&out);
+        assert!(
+            n == own.len() || n == own.len() + source_episodes,
+            "round {round}: {n} episodes: a merge is all or nothing"
+        );
+        util::check_small(&out, own[0], 1, 5);
+        // What a stopped merge linked is garbage compaction removes; the store still
+        // rebuilds from its segments with nothing left over.
+        trajstore::compact(&out, &trajstore::CompactOptions::default()).unwrap();
+        assert_eq!(count(&out), n);
+        std::fs::remove_file(out.join("index.redb")).unwrap();
+        let rebuilt = trajstore::repair(&out).unwrap();
+        assert!(
+            rebuilt.unrestorable.is_empty(),
+            "round {round}: {rebuilt:?}"
+        );
+        assert_eq!(rebuilt.episodes as usize, n, "round {round}: {rebuilt:?}");
+        assert_eq!(count(&out), n);
+    }
+    assert!(killed >= 3, "only {killed} kills landed during a merge");
+}

@@ -6,6 +6,7 @@ mod cli;
 mod compaction;
 mod concurrency;
 mod crash;
+mod curate;
 mod full_disk;
 mod look;
 mod mutation;

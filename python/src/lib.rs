@@ -28,6 +28,7 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<loader::PyReplay>()?;
     preview::register(m)?;
     m.add_function(wrap_pyfunction!(cli::run_cli, m)?)?;
+    m.add_function(wrap_pyfunction!(store::compact, m)?)?;
     // `trajstore export --format lance` in the wheel's command writes through pylance.
     trajstore_cli::register_lance_writer(lance::make_writer);
     m.add("FORMAT_VERSION", trajstore::STORE_FORMAT_VERSION)?;

@@ -47,8 +47,16 @@ fn selection(args: &Bound<'_, PyAny>) -> PyResult<Selection> {
 }
 
 /// Ids of a share's episodes, in serving order.
-fn ids(episodes: &[trajstore::Episode]) -> Vec<u64> {
+fn ids(episodes: &[trajstore::EpisodeSummary]) -> Vec<u64> {
     episodes.iter().map(|e| e.id().get()).collect()
+}
+
+/// The full records of a share's episodes (metadata maps included), in serving order.
+fn full_records(loader: &Loader) -> PyResult<Vec<trajstore::Episode>> {
+    (0..loader.episodes().len())
+        .map(|i| loader.episode(i))
+        .collect::<trajstore::Result<_>>()
+        .py_err()
 }
 
 /// Metadata dicts of a share's episodes, in serving order.
@@ -134,7 +142,8 @@ impl PyLoader {
     }
 
     fn episodes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        dicts(py, self.loader.episodes())
+        let episodes = py.detach(|| full_records(&self.loader))?;
+        dicts(py, &episodes)
     }
 
     #[getter]
@@ -488,10 +497,7 @@ impl PyReplay {
     }
 
     fn episodes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let episodes = try_lock(&self.env, "ImitationLearning env")?
-            .loader()
-            .episodes()
-            .to_vec();
+        let episodes = full_records(try_lock(&self.env, "ImitationLearning env")?.loader())?;
         dicts(py, &episodes)
     }
 

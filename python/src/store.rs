@@ -105,6 +105,67 @@ impl PyStore {
         let s = self.store.commit_stats();
         (s.transactions, s.episodes)
     }
+
+    /// Merges whole stores into this one (no frame decoded); returns what was merged, with
+    /// each source's old -> new episode ids.
+    fn merge_from<'py>(
+        &self,
+        py: Python<'py>,
+        sources: Vec<std::path::PathBuf>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let store = &self.store;
+        let report = py.detach(|| store.merge_from(&sources)).py_err()?;
+        let d = PyDict::new(py);
+        d.set_item("schemas_added", report.schemas_added)?;
+        let merged = PyList::empty(py);
+        for s in &report.sources {
+            let source = PyDict::new(py);
+            source.set_item("path", &s.path)?;
+            let ids = PyDict::new(py);
+            for (old, new) in &s.episodes {
+                ids.set_item(old.get(), new.get())?;
+            }
+            source.set_item("episodes", ids)?;
+            let copied = s.segments.iter().filter(|g| g.copied).count();
+            source.set_item("segments_linked", s.segments.len() - copied)?;
+            source.set_item("segments_copied", copied)?;
+            source.set_item("bytes", s.segments.iter().map(|g| g.bytes).sum::<u64>())?;
+            merged.append(source)?;
+        }
+        d.set_item("sources", merged)?;
+        Ok(d)
+    }
+}
+
+/// Compacts the store at `path` (`trajstore compact`); returns its report.
+#[pyfunction]
+#[pyo3(signature = (path, dry_run = false))]
+pub fn compact<'py>(
+    py: Python<'py>,
+    path: std::path::PathBuf,
+    dry_run: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let options = trajstore::CompactOptions {
+        dry_run,
+        ..Default::default()
+    };
+    let r = py.detach(|| trajstore::compact(&path, &options)).py_err()?;
+    let ids = |v: &[trajstore::SegmentId]| v.iter().map(|s| s.get()).collect::<Vec<u64>>();
+    let d = PyDict::new(py);
+    d.set_item("dry_run", r.dry_run)?;
+    d.set_item("segments", r.segments)?;
+    d.set_item("segment_bytes", r.segment_bytes)?;
+    d.set_item("rewritten", ids(&r.rewritten))?;
+    d.set_item("dropped", ids(&r.dropped))?;
+    d.set_item("skipped_locked", ids(&r.skipped_locked))?;
+    d.set_item("new_segments", ids(&r.new_segments))?;
+    d.set_item("episodes_moved", r.episodes_moved)?;
+    d.set_item("bytes_written", r.bytes_written)?;
+    d.set_item("bytes_retired", r.bytes_retired)?;
+    d.set_item("bytes_reclaimed", r.bytes_reclaimed)?;
+    d.set_item("deleted_files", r.deleted_files)?;
+    d.set_item("pending_files", r.pending_files)?;
+    Ok(d)
 }
 
 fn build_schema(fields: &[FieldDecl]) -> PyResult<Schema> {
@@ -352,6 +413,7 @@ pub struct QueryArgs {
     envs: Vec<String>,
     tags: Vec<String>,
     outcomes: Vec<String>,
+    splits: Vec<String>,
     min_return: Option<f64>,
     max_return: Option<f64>,
     min_steps: Option<u32>,
@@ -370,6 +432,7 @@ impl QueryArgs {
             envs: self.envs,
             tags: self.tags,
             outcomes,
+            splits: self.splits,
             min_return: self.min_return,
             max_return: self.max_return,
             min_steps: self.min_steps,

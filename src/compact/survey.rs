@@ -30,10 +30,13 @@ pub struct SegmentUse {
     pub live_meta_bytes: u64,
     /// Live episodes with a chunk here.
     pub episodes: BTreeSet<u64>,
-    /// Live episodes whose current manifest (and marker) is here.
+    /// Live episodes whose current manifest (with or without its marker) is here.
     pub manifests: BTreeSet<u64>,
     /// The file header is invalid (a torn creation, a linked file without its sidecar).
     pub invalid: bool,
+    /// A deleted episode (a tombstone, restorable) has chunks here: kept as it is until the
+    /// tombstone is purged (`Store::purge_tombstones`).
+    pub pinned: bool,
 }
 
 /// What compaction does with a segment.
@@ -60,6 +63,9 @@ impl SegmentUse {
     }
 
     pub fn verdict(&self) -> Verdict {
+        if self.pinned {
+            return Verdict::Keep;
+        }
         if self.episodes.is_empty() && self.manifests.is_empty() {
             return Verdict::Drop;
         }
@@ -98,6 +104,7 @@ pub fn survey(
                 episodes: BTreeSet::new(),
                 manifests: BTreeSet::new(),
                 invalid: false,
+                pinned: false,
             };
             (id, u)
         })
@@ -110,6 +117,10 @@ pub fn survey(
             }
         }
     }
+    let by_first_chunk: HashMap<(u64, u64), u64> = live
+        .iter()
+        .filter_map(|(&id, r)| Some((first_chunk(&r.fields)?, id)))
+        .collect();
     for &id in ids {
         let path = segment_path(segments_dir, id);
         let Ok(map) = OsIo.map(&path) else {
@@ -119,7 +130,7 @@ pub fn survey(
         u.len = map.len() as u64;
         match check_file_header(&OsIo, segments_dir, id, &map) {
             Ok((version, SegmentOrigin::Native)) if version >= FIRST_MANIFEST_VERSION => {
-                live_meta(id, &map, live, u);
+                live_meta(id, &map, live, &by_first_chunk, u);
             }
             Ok(_) => {} // v1 (no manifests) or linked (its records are another store's)
             Err(FileHeaderError::NewerVersion(found)) => {
@@ -144,7 +155,13 @@ pub fn survey(
 /// copy checks each live chunk): a torn blob header could hide records after it, which only
 /// makes their bytes count as dead; every live episode with a chunk in a rewritten segment
 /// gets a new manifest whatever this finds.
-fn live_meta(segment: u64, map: &[u8], live: &HashMap<u64, EpisodeRecordV1>, u: &mut SegmentUse) {
+fn live_meta(
+    segment: u64,
+    map: &[u8],
+    live: &HashMap<u64, EpisodeRecordV1>,
+    by_first_chunk: &HashMap<(u64, u64), u64>,
+    u: &mut SegmentUse,
+) {
     let mut manifests: HashMap<u64, (u64, &[u8])> = HashMap::new(); // offset -> (size, payload)
     let mut markers: Vec<(u64, MarkerV1)> = Vec::new();
     let len = map.len() as u64;
@@ -176,23 +193,33 @@ fn live_meta(segment: u64, map: &[u8], live: &HashMap<u64, EpisodeRecordV1>, u: 
         }
         pos = align_up(end);
     }
+    let mut marked: HashMap<u64, (u64, u64)> = HashMap::new(); // manifest offset -> (id, bytes)
     for (marker_bytes, marker) in markers {
-        let Some(record) = live.get(&marker.episode) else {
+        marked.insert(marker.manifest_offset, (marker.episode, marker_bytes));
+    }
+    for (offset, (manifest_bytes, payload)) in manifests {
+        let Ok(m) = ManifestV1::decode(payload, segment, offset) else {
             continue;
         };
-        let Some((manifest_bytes, payload)) = manifests.get(&marker.manifest_offset) else {
-            continue;
+        // A marker names the episode; a manifest whose marker was lost (a crash between the
+        // index commit and the marker's sync) is found by its first chunk.
+        let (id, marker_bytes) = match marked.get(&offset) {
+            Some(&(id, bytes)) => (id, bytes),
+            None => match first_chunk(&m.chunks).and_then(|k| by_first_chunk.get(&k)) {
+                Some(&id) => (id, 0),
+                None => continue,
+            },
         };
-        let current = ManifestV1::decode(payload, segment, marker.manifest_offset)
-            .is_ok_and(|m| same_chunks(&m.chunks, &record.fields));
-        if current && u.manifests.insert(marker.episode) {
+        let current = live.get(&id).is_some_and(|r| r.fields == m.chunks);
+        if current && u.manifests.insert(id) {
             u.live_meta_bytes += marker_bytes + manifest_bytes;
         }
     }
 }
 
-fn same_chunks(a: &[Vec<ChunkRef>], b: &[Vec<ChunkRef>]) -> bool {
-    a == b
+/// The first chunk of an episode identifies it: no two episodes share a chunk.
+pub fn first_chunk(chunks: &[Vec<ChunkRef>]) -> Option<(u64, u64)> {
+    chunks.first()?.first().map(|c| (c.segment, c.offset))
 }
 
 /// The error for a chunk that fails its check while being copied.

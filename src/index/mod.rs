@@ -11,7 +11,13 @@
 //! | `users`         | user `&str`       | `UserRecord`                    |
 //! | `user_episodes` | `(user, episode)` | `()`                            |
 //! | `env_episodes`  | `(env, episode)`  | `()`                            |
+//! | `deleted`       | episode id `u64`  | `DeletedRecord` (format 2)      |
+//! | `history`       | `(episode, seq)`  | `HistoryRecord` (format 2)      |
+//! | `splits`        | `&str` ("current")| `SplitSpec` (format 2)          |
 //! | `episode_stats` | episode id `u64`  | `EpisodeStats` (format 2; may be absent) |
+//!
+//! Format-2 tables may be absent (a format-1 store, until its first curation write upgrades
+//! it): every read treats a missing table as empty.
 //!
 //! Physical key order: episode ids come from a counter incremented inside the commit
 //! transaction, so every insert into `episodes` and `steps` lands at the right edge of its
@@ -19,7 +25,9 @@
 //! insert speed with 8 recorders, FIELD.md). The user / episode / step view is served by the
 //! small `user_episodes` table, whose range scan lists a user's episodes in commit order.
 
+pub(crate) mod catalog;
 pub(crate) mod commit;
+pub(crate) mod curation;
 mod guard;
 pub mod records;
 
@@ -28,8 +36,8 @@ pub(crate) use guard::guarded;
 use std::path::{Path, PathBuf};
 
 use redb::{
-    ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
-    Table, TableDefinition, WriteTransaction,
+    ConcurrencyMode, Database, Key, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction,
+    ReadableDatabase, ReadableTable, Table, TableDefinition, Value as RedbValue, WriteTransaction,
 };
 
 use crate::error::{Error, OpenError, ReadError, Result};
@@ -39,13 +47,19 @@ use crate::schema::{FieldSpec, Schema};
 use crate::segment::format::ChunkRef;
 use crate::stats::EpisodeStatsV1;
 use crate::value::Info;
-use records::{EpisodeRecordV1, Record, SchemaRecordV1, StepRecordV1, UserRecordV1};
+use records::{
+    CatalogRecordV1, DeletedRecordV1, EpisodeRecordV1, HistoryRecordV1, Record, SchemaRecordV1,
+    SplitSpecV1, StepRecordV1, UserRecordV1,
+};
 
 /// Name of the index file inside a store directory.
 pub const INDEX_FILE: &str = "index.redb";
 
 /// Version of the store layout (directory, index tables, record envelopes) written by this build.
-pub const STORE_FORMAT_VERSION: u32 = 1;
+pub const STORE_FORMAT_VERSION: u32 = 2;
+
+/// The first store format with the curation tables (`deleted`, `history`, `splits`).
+pub(crate) const CURATION_FORMAT_VERSION: u32 = 2;
 
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const SCHEMAS: TableDefinition<u64, &[u8]> = TableDefinition::new("schemas");
@@ -60,9 +74,17 @@ pub(crate) const ENV_EPISODES: TableDefinition<(&str, u64), ()> =
 /// first commit that writes a row; absent from format-1 stores (read as empty).
 pub(crate) const EPISODE_STATS: TableDefinition<u64, &[u8]> = TableDefinition::new("episode_stats");
 
+pub(crate) const DELETED: TableDefinition<u64, &[u8]> = TableDefinition::new("deleted");
+pub(crate) const HISTORY: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("history");
+pub(crate) const SPLITS: TableDefinition<&str, &[u8]> = TableDefinition::new("splits");
+/// The one key of `splits` (a table rather than a `meta` entry: `meta` values are `u64`).
+pub(crate) const SPLIT_CURRENT: &str = "current";
+
 const META_FORMAT_VERSION: &str = "format_version";
 const META_NEXT_EPISODE: &str = "next_episode_id";
 const META_NEXT_SCHEMA: &str = "next_schema_id";
+/// End offset in `curation.log` of the last entry whose transaction committed (format 2).
+pub(crate) const META_CURATION_LOG_END: &str = "curation_log_end";
 
 /// Bytes of redb page cache per process.
 const CACHE_BYTES: usize = 64 << 20;
@@ -223,6 +245,9 @@ impl Index {
                 meta.insert(META_FORMAT_VERSION, u64::from(STORE_FORMAT_VERSION))?;
                 meta.insert(META_NEXT_EPISODE, 1)?;
                 meta.insert(META_NEXT_SCHEMA, 1)?;
+                // A new store is created at this build's format, with its tables; an existing
+                // format-1 store stays format 1 until its first curation write (curation.rs).
+                curation::create_tables(&txn)?;
             }
             txn.open_table(SCHEMAS)?;
             txn.open_table(EPISODES)?;
@@ -231,38 +256,14 @@ impl Index {
             txn.open_table(USER_EPISODES)?;
             txn.open_table(ENV_EPISODES)?;
         }
+        // Format 2: a store without the catalog gets it here, once (index/catalog.rs).
+        catalog::build_if_missing(&txn)?;
         txn.commit()?;
         Ok(())
     }
 
     fn check_format(&self, txn: &ReadTransaction) -> Result<()> {
-        let meta = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) if !self.is_read_only() => return Ok(()),
-            Err(redb::TableError::TableDoesNotExist(_)) => {
-                return Err(ReadError::CorruptRecord {
-                    table: "meta",
-                    reason: "missing".into(),
-                }
-                .into());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let found = meta.get(META_FORMAT_VERSION)?.map(|v| v.value());
-        match found {
-            Some(v) if v > u64::from(STORE_FORMAT_VERSION) => Err(OpenError::UnsupportedFormat {
-                path: self.path.clone(),
-                found: u32::try_from(v).unwrap_or(u32::MAX),
-                supported: STORE_FORMAT_VERSION,
-            }
-            .into()),
-            Some(0) => Err(ReadError::CorruptRecord {
-                table: "meta",
-                reason: "format version 0".into(),
-            }
-            .into()),
-            _ => Ok(()),
-        }
+        check_format_supported(txn, &self.path, STORE_FORMAT_VERSION, self.is_read_only())
     }
 
     /// A consistent snapshot of the index.
@@ -392,6 +393,7 @@ struct EpisodeTables<'t> {
     users: Table<'t, &'static str, &'static [u8]>,
     user_episodes: Table<'t, (&'static str, u64), ()>,
     env_episodes: Table<'t, (&'static str, u64), ()>,
+    catalog: Table<'t, u64, &'static [u8]>,
     /// Opened at the first episode that has statistics (so a batch without any creates no
     /// table).
     episode_stats: Option<Table<'t, u64, &'static [u8]>>,
@@ -406,6 +408,7 @@ impl<'t> EpisodeTables<'t> {
             users: txn.open_table(USERS)?,
             user_episodes: txn.open_table(USER_EPISODES)?,
             env_episodes: txn.open_table(ENV_EPISODES)?,
+            catalog: txn.open_table(catalog::CATALOG)?,
             episode_stats: None,
             txn,
         })
@@ -416,6 +419,7 @@ impl<'t> EpisodeTables<'t> {
     fn insert(&mut self, id: u64, pending: &PendingEpisode) -> Result<()> {
         let (r, infos) = (&pending.record, &pending.infos);
         self.episodes.insert(id, r.encode().as_slice())?;
+        catalog::put(&mut self.catalog, id, r)?;
         if let Some(stats) = &pending.stats {
             if self.episode_stats.is_none() {
                 self.episode_stats = Some(self.txn.open_table(EPISODE_STATS)?);
@@ -446,6 +450,43 @@ impl<'t> EpisodeTables<'t> {
         self.users
             .insert(r.user.as_str(), user.encode().as_slice())?;
         Ok(())
+    }
+}
+
+/// Refuses an index whose format is newer than `supported` (the format this build knows;
+/// a parameter so that tests can play a build that knows only format 1).
+pub(crate) fn check_format_supported(
+    txn: &ReadTransaction,
+    path: &Path,
+    supported: u32,
+    read_only: bool,
+) -> Result<()> {
+    let meta = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) if !read_only => return Ok(()),
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            return Err(ReadError::CorruptRecord {
+                table: "meta",
+                reason: "missing".into(),
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let found = meta.get(META_FORMAT_VERSION)?.map(|v| v.value());
+    match found {
+        Some(v) if v > u64::from(supported) => Err(OpenError::UnsupportedFormat {
+            path: path.to_owned(),
+            found: u32::try_from(v).unwrap_or(u32::MAX),
+            supported,
+        }
+        .into()),
+        Some(0) => Err(ReadError::CorruptRecord {
+            table: "meta",
+            reason: "format version 0".into(),
+        }
+        .into()),
+        _ => Ok(()),
     }
 }
 
@@ -608,6 +649,12 @@ impl IndexSnapshot {
             .map_or(0, |v| v.value() as u32))
     }
 
+    /// Where the last committed entry of `curation.log` ends (`None`: no curation recorded).
+    pub fn curation_log_end(&self) -> Result<Option<u64>> {
+        let meta = self.txn()?.open_table(META)?;
+        Ok(meta.get(META_CURATION_LOG_END)?.map(|v| v.value()))
+    }
+
     /// The id the next committed episode will get; every committed id is below it.
     pub fn next_episode_id(&self) -> Result<u64> {
         let meta = self.txn()?.open_table(META)?;
@@ -631,6 +678,28 @@ impl IndexSnapshot {
             out.push((id.value(), EpisodeRecordV1::decode(bytes.value())?));
         }
         Ok(out)
+    }
+
+    /// The catalog rows of every episode with id below `cutoff` (all when `None`), in id
+    /// order; `None` when the store has no complete catalog (format 1 opened read-only), so
+    /// the caller decodes full records instead.
+    pub fn catalog(&self, cutoff: Option<u64>) -> Result<Option<Vec<(u64, CatalogRecordV1)>>> {
+        let txn = self.txn()?;
+        let meta = txn.open_table(META)?;
+        if meta.get(catalog::META_CATALOG_COMPLETE)?.is_none() {
+            return Ok(None);
+        }
+        let table = match txn.open_table(catalog::CATALOG) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for entry in table.range(..cutoff.unwrap_or(u64::MAX))? {
+            let (id, bytes) = entry?;
+            out.push((id.value(), CatalogRecordV1::decode(bytes.value())?));
+        }
+        Ok(Some(out))
     }
 
     /// Episode ids of one user (or env), in commit order.
@@ -683,30 +752,34 @@ impl IndexSnapshot {
         }
     }
 
-    /// The stored statistics of the episodes in `ids` (increasing) that have them, in id
-    /// order. One range scan over the span of `ids` (a point lookup per id costs more once
-    /// the selection is a fair share of the store). A store without the table (format 1, or
-    /// no episode recorded with statistics yet) has none.
-    pub fn episode_stats(&self, ids: &[u64]) -> Result<Vec<(u64, EpisodeStatsV1)>> {
+    /// Calls `each` with the stored statistics of every episode in `ids` (increasing) that
+    /// has them, in id order, decoding one row at a time. One range scan over the span of
+    /// `ids` (a point lookup per id costs more once the selection is a fair share of the
+    /// store). A store without the table (format 1, or no episode recorded with statistics
+    /// yet) has none.
+    pub fn episode_stats(
+        &self,
+        ids: &[u64],
+        mut each: impl FnMut(u64, EpisodeStatsV1) -> Result<()>,
+    ) -> Result<()> {
         let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let table = match self.txn()?.open_table(EPISODE_STATS) {
             Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let mut out = Vec::new();
         let mut wanted = ids.iter().peekable();
         for entry in table.range(first..=last)? {
             let (id, bytes) = entry?;
             let id = id.value();
             while wanted.next_if(|w| **w < id).is_some() {}
             if wanted.next_if_eq(&&id).is_some() {
-                out.push((id, EpisodeStatsV1::decode(bytes.value())?));
+                each(id, EpisodeStatsV1::decode(bytes.value())?)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The non-empty `info` maps of an episode, by observation step.
@@ -721,9 +794,101 @@ impl IndexSnapshot {
     }
 }
 
+impl IndexSnapshot {
+    /// A table added by a later format than the store's (format 2 tables in a format-1
+    /// store): `None` when absent, which every reader treats as empty.
+    fn optional<K: Key + 'static, V: RedbValue + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<Option<ReadOnlyTable<K, V>>> {
+        match self.txn()?.open_table(def) {
+            Ok(t) => Ok(Some(t)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The tombstone of a deleted episode (store format 2).
+    pub fn tombstone(&self, id: u64) -> Result<Option<DeletedRecordV1>> {
+        let Some(table) = self.optional(DELETED)? else {
+            return Ok(None);
+        };
+        table
+            .get(id)?
+            .map(|v| DeletedRecordV1::decode(v.value()))
+            .transpose()
+    }
+
+    /// Every tombstone, in episode id order.
+    pub fn tombstones(&self) -> Result<Vec<(u64, DeletedRecordV1)>> {
+        let Some(table) = self.optional(DELETED)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (id, bytes) = entry?;
+            out.push((id.value(), DeletedRecordV1::decode(bytes.value())?));
+        }
+        Ok(out)
+    }
+
+    /// An episode's curation history, oldest first.
+    pub fn history(&self, id: u64) -> Result<Vec<HistoryRecordV1>> {
+        let Some(table) = self.optional(HISTORY)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in table.range((id, 0)..=(id, u32::MAX))? {
+            out.push(HistoryRecordV1::decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The split specification, when one was set.
+    pub fn split_spec(&self) -> Result<Option<SplitSpecV1>> {
+        let Some(table) = self.optional(SPLITS)? else {
+            return Ok(None);
+        };
+        table
+            .get(SPLIT_CURRENT)?
+            .map(|v| SplitSpecV1::decode(v.value()))
+            .transpose()
+    }
+}
+
 /// Which secondary index to scan.
 #[derive(Clone, Copy, Debug)]
 pub enum By {
     User,
     Env,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_that_knows_only_format_1_refuses_a_format_2_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(INDEX_FILE);
+        let index = Index::open_write(&path, &crate::io::OsIo).unwrap();
+        let txn = index.begin_read().unwrap();
+        // This build: format 2 accepted, and a new store is created at format 2.
+        check_format_supported(&txn, &path, STORE_FORMAT_VERSION, false).unwrap();
+        assert_eq!(
+            IndexSnapshot::new(index.begin_read().unwrap())
+                .format_version()
+                .unwrap(),
+            2
+        );
+        // The check a format-1 build runs on it (the same code, told it knows format 1).
+        match check_format_supported(&txn, &path, 1, true) {
+            Err(Error::Open(OpenError::UnsupportedFormat {
+                found: 2,
+                supported: 1,
+                ..
+            })) => {}
+            other => panic!("a format-1 build accepted a format-2 store: {other:?}"),
+        }
+    }
 }

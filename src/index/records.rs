@@ -84,6 +84,47 @@ pub struct EpisodeRecordV1 {
     pub fields: Vec<Vec<ChunkRef>>,
 }
 
+/// The catalog row of an episode (format 2, table `catalog`), version 1: what listing,
+/// selecting and partitioning read, without the episode's chunk lists and metadata map. Kept
+/// by `index::catalog` alongside every `episodes` row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogRecordV1 {
+    pub user: String,
+    pub env: String,
+    pub schema_id: u64,
+    pub started_at_us: i64,
+    pub ended_at_us: i64,
+    pub committed_at_us: i64,
+    pub steps: u32,
+    pub total_return: f64,
+    pub outcome: Outcome,
+    pub seed: Option<u64>,
+    pub tags: Vec<String>,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+impl CatalogRecordV1 {
+    /// The catalog row of an episode record.
+    pub fn of(r: &EpisodeRecordV1) -> Self {
+        CatalogRecordV1 {
+            user: r.user.clone(),
+            env: r.env.clone(),
+            schema_id: r.schema_id,
+            started_at_us: r.started_at_us,
+            ended_at_us: r.ended_at_us,
+            committed_at_us: r.committed_at_us,
+            steps: r.steps,
+            total_return: r.total_return,
+            outcome: r.outcome,
+            seed: r.seed,
+            tags: r.tags.clone(),
+            raw_bytes: r.raw_bytes,
+            stored_bytes: r.stored_bytes,
+        }
+    }
+}
+
 /// Per-user statistics, maintained at commit, version 1.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserRecordV1 {
@@ -105,6 +146,108 @@ pub struct StepRecordV1 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SchemaRecordV1 {
     pub fields: Vec<FieldSpec>,
+}
+
+/// A tombstone (store format 2, table `deleted`): a deleted episode's record, kept until
+/// compaction purges it so that `restore` can put every row back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeletedRecordV1 {
+    /// The episode's record as it was when deleted.
+    pub record: EpisodeRecordV1,
+    /// Microseconds since the Unix epoch.
+    pub deleted_at_us: i64,
+    /// Who deleted it (the OS user, or what the caller named).
+    pub deleted_by: String,
+    /// The `next_episode_id` the delete transaction left: a query cut off below it
+    /// (`before_id` < `hidden_from`) was taken before the delete and still sees the episode.
+    pub hidden_from: u64,
+}
+
+/// One change to an episode's labels (history table, store format 2).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum LabelChange {
+    User {
+        from: String,
+        to: String,
+    },
+    Outcome {
+        from: Outcome,
+        to: Outcome,
+    },
+    AddTag(String),
+    RemoveTag(String),
+    /// A metadata key set to `to` (`from`: its value before, if any).
+    SetMeta {
+        key: String,
+        from: Option<crate::value::Value>,
+        to: crate::value::Value,
+    },
+    /// A metadata key removed (`from`: its value before).
+    UnsetMeta {
+        key: String,
+        from: crate::value::Value,
+    },
+    Deleted,
+    Restored,
+}
+
+/// One curation operation on one episode, as kept in its history (store format 2).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRecordV1 {
+    /// Microseconds since the Unix epoch.
+    pub at_us: i64,
+    pub by: String,
+    /// What changed (only what actually changed: adding a tag the episode has is no change).
+    pub changes: Vec<LabelChange>,
+}
+
+/// What an episode's split label is computed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SplitKey {
+    /// The episode id: episodes are split independently.
+    Episode,
+    /// The user name: all of a user's episodes fall in one split.
+    User,
+}
+
+/// A split specification (store format 2, table `splits`): names with fractions, a seed and
+/// what is hashed. The label of an episode is a pure function of this and its key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitSpecV1 {
+    /// Split names and their fractions, in order; the fractions sum to 1.
+    pub fractions: Vec<(String, f64)>,
+    pub seed: u64,
+    pub by: SplitKey,
+    /// Microseconds since the Unix epoch.
+    pub set_at_us: i64,
+    pub set_by: String,
+}
+
+impl SplitSpecV1 {
+    /// The split of an episode: a pure function of this spec and the episode's key (its id,
+    /// or its user name), so adding episodes never moves old ones (schema/index.md, "Split
+    /// labels"). `u = (xxh3_64(key, seed) >> 11) / 2^53` falls into the first split whose
+    /// cumulative fraction exceeds it (the last split when rounding leaves it past the end).
+    pub fn label(&self, id: u64, user: &str) -> &str {
+        let hash = match self.by {
+            SplitKey::Episode => xxhash_rust::xxh3::xxh3_64_with_seed(&id.to_le_bytes(), self.seed),
+            SplitKey::User => xxhash_rust::xxh3::xxh3_64_with_seed(user.as_bytes(), self.seed),
+        };
+        let u = (hash >> 11) as f64 / (1u64 << 53) as f64;
+        let mut cumulative = 0.0;
+        for (name, fraction) in &self.fractions {
+            cumulative += fraction;
+            if u < cumulative {
+                return name;
+            }
+        }
+        self.fractions.last().map_or("", |(name, _)| name.as_str())
+    }
+
+    /// The split names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.fractions.iter().map(|(n, _)| n.as_str())
+    }
 }
 
 /// A stored record type and its envelope.
@@ -157,8 +300,12 @@ macro_rules! record {
 
 record!(EpisodeRecordV1, EpisodeEnvelope, "episodes");
 record!(UserRecordV1, UserEnvelope, "users");
+record!(CatalogRecordV1, CatalogEnvelope, "catalog");
 record!(StepRecordV1, StepEnvelope, "steps");
 record!(SchemaRecordV1, SchemaEnvelope, "schemas");
+record!(DeletedRecordV1, DeletedEnvelope, "deleted");
+record!(HistoryRecordV1, HistoryEnvelope, "history");
+record!(SplitSpecV1, SplitSpecEnvelope, "splits");
 record!(EpisodeStatsV1, EpisodeStatsEnvelope, "episode_stats");
 
 #[cfg(test)]

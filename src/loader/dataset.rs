@@ -8,11 +8,13 @@
 //! `(seed, epoch, world_size, rank, num_workers, worker)`, so ranks agree without talking.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::error::{Error, ReadError, Result};
 use crate::ids::EpisodeId;
 use crate::partition::{Assignment, Cursor, EpisodeLen, EpisodeSet, Share, remaining_in};
-use crate::read::{Episode, Field, Query, Snapshot};
+use crate::read::Episode;
+use crate::read::{EpisodeSummary, Field, Query, Snapshot};
 use crate::store::Store;
 
 /// Which episodes, and which share of them, a loader serves.
@@ -68,14 +70,15 @@ impl Selection {
 pub struct Selected {
     /// `(id, steps)` of every selected episode.
     pub set: EpisodeSet,
-    /// Their metadata, in id order.
-    pub episodes: Vec<Episode>,
+    /// Their catalog rows, in id order.
+    pub episodes: Vec<EpisodeSummary>,
     /// The cutoff applied: the query's `before_id`, or the snapshot's own cutoff.
     pub cutoff: EpisodeId,
 }
 
 /// The episodes a query selects in a snapshot, cut off at the query's `before_id` (or the
 /// snapshot's own cutoff). Shared by the loader and `trajstore partition` so both agree.
+/// Reads the index's catalog only (no chunk lists, no metadata maps).
 pub fn select(snapshot: &Snapshot, query: &Query) -> Result<Selected> {
     let cutoff = match query.before_id {
         Some(c) => c,
@@ -85,7 +88,7 @@ pub fn select(snapshot: &Snapshot, query: &Query) -> Result<Selected> {
         before_id: Some(cutoff),
         ..query.clone()
     };
-    let episodes = snapshot.episodes(&query)?;
+    let episodes = snapshot.catalog(&query)?;
     let lens: Vec<EpisodeLen> = episodes
         .iter()
         .map(|e| EpisodeLen {
@@ -106,14 +109,14 @@ pub fn select(snapshot: &Snapshot, query: &Query) -> Result<Selected> {
 /// slices of the segment maps); [`Sampler::new`](crate::loader::Sampler::new) gathers
 /// random or sequential batches of steps or windows into reusable buffers.
 pub struct Loader {
-    snapshot: Snapshot,
+    snapshot: Arc<Snapshot>,
     store: Store,
     query: Query,
     set: EpisodeSet,
     assignment: Assignment,
     /// Where `share[0]` stands in this worker's list for the epoch.
     cursor: Cursor,
-    share: Vec<Episode>,
+    share: Vec<EpisodeSummary>,
 }
 
 impl Loader {
@@ -158,11 +161,11 @@ impl Loader {
         snapshot: Snapshot,
         query: Query,
         set: EpisodeSet,
-        episodes: Vec<Episode>,
+        episodes: Vec<EpisodeSummary>,
         cursor: Cursor,
     ) -> Result<Loader> {
         let (assignment, items) = remaining_in(&set, &cursor)?;
-        let mut by_id: HashMap<u64, Episode> =
+        let mut by_id: HashMap<u64, EpisodeSummary> =
             episodes.into_iter().map(|e| (e.id().get(), e)).collect();
         let share = items
             .iter()
@@ -176,7 +179,7 @@ impl Loader {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Loader {
-            snapshot,
+            snapshot: Arc::new(snapshot),
             store: store.clone(),
             query,
             set,
@@ -198,6 +201,11 @@ impl Loader {
     /// The snapshot the episodes are read from.
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
+    }
+
+    /// The snapshot, shared (a sampler keeps it to open episodes at their first batch).
+    pub(crate) fn shared_snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.clone()
     }
 
     /// The store the loader reads.
@@ -238,9 +246,21 @@ impl Loader {
         self.cursor
     }
 
-    /// The episodes still to serve in this epoch, in serving order.
-    pub fn episodes(&self) -> &[Episode] {
+    /// The episodes still to serve in this epoch, in serving order (catalog rows: open one
+    /// with [`Loader::episode`] to read its fields).
+    pub fn episodes(&self) -> &[EpisodeSummary] {
         &self.share
+    }
+
+    /// The full metadata of [`Loader::episodes`]`()[i]`, read from the loader's snapshot.
+    pub fn episode(&self, i: usize) -> Result<Episode> {
+        let summary = self.share.get(i).ok_or_else(|| {
+            Error::invalid_request(
+                "loader episode",
+                format!("{i} is past the share's {} episodes", self.share.len()),
+            )
+        })?;
+        self.snapshot.episode(summary.id())
     }
 
     /// Steps (transitions) in [`Loader::episodes`].
@@ -253,9 +273,10 @@ impl Loader {
     /// nothing is copied until the caller copies.
     pub fn iter(&self) -> impl Iterator<Item = Result<EpisodeData>> + '_ {
         self.share.iter().enumerate().map(move |(i, e)| {
+            let episode = self.snapshot.episode(e.id())?;
             Ok(EpisodeData {
-                fields: self.snapshot.fields(e)?,
-                episode: e.clone(),
+                fields: self.snapshot.fields(&episode)?,
+                episode,
                 cursor_after: self.cursor.advanced(i as u64 + 1),
             })
         })

@@ -185,7 +185,7 @@ impl ReplayEnv {
                 self.playing = None;
                 self.advance_epoch()?;
             }
-            let episode = self.loader.episodes()[self.next].clone();
+            let episode = self.loader.episode(self.next)?;
             self.next += 1;
             let schema = self.loader.snapshot().schema(episode.schema_id())?;
             if let Some(view) = p2_view(&episode, &schema)? {

@@ -22,7 +22,8 @@ use crate::error::{Error, Result};
 use crate::loader::batch::{Batch, Column, Edge, FieldRequest};
 use crate::loader::dataset::Loader;
 use crate::loader::rng::{Permutation, SplitMix64};
-use crate::read::Field;
+use crate::read::{Field, Snapshot};
+use std::sync::Arc;
 
 /// Sub-stream purpose of the sampler's random draws: the little-endian reading of `sampler\0`.
 pub const PURPOSE_SAMPLER: u64 = u64::from_le_bytes(*b"sampler\0");
@@ -108,8 +109,9 @@ pub struct Sampler {
     rows_per_unit: usize,
     ids: Vec<u64>,
     steps: Vec<u32>,
-    /// `fields[slot][request]`.
-    fields: Vec<Vec<Field>>,
+    /// `fields[slot][request]`, opened at the episode's first batch (see [`Sampler::new`]).
+    fields: Vec<Option<Vec<Field>>>,
+    snapshot: Arc<Snapshot>,
     resolved: Vec<Resolved>,
     /// `unit_start[slot]`: index of the episode's first unit; one extra entry for the total.
     unit_start: Vec<u64>,
@@ -122,8 +124,10 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// A sampler over `loader`'s episodes. Opens every requested field of every episode now,
-    /// and checks that each has one dtype and shape across them.
+    /// A sampler over `loader`'s episodes. Resolves the requested fields on the first
+    /// episode; every other episode's fields are opened at its first batch (so setup costs
+    /// the same whatever the number of episodes), and one whose field has another dtype or
+    /// shape fails that batch naming it.
     pub fn new(loader: &Loader, spec: SamplerSpec) -> Result<Sampler> {
         let bad = |m: String| Err(Error::invalid_request("sampler", m));
         if spec.batch_size == 0 {
@@ -152,43 +156,24 @@ impl Sampler {
             Unit::Window { len, .. } => len as usize,
         };
 
-        let snapshot = loader.snapshot();
+        let snapshot = loader.shared_snapshot();
+        let mut fields: Vec<Option<Vec<Field>>> = Vec::new();
+        fields.resize_with(loader.episodes().len(), || None);
         let mut resolved: Vec<Resolved> = Vec::new();
-        let mut fields = Vec::with_capacity(loader.episodes().len());
-        for e in loader.episodes() {
-            let opened = spec
+        if !loader.episodes().is_empty() {
+            let first = open_fields(&snapshot, &spec, loader.episodes()[0].id().get())?;
+            resolved = spec
                 .fields
                 .iter()
-                .map(|r| snapshot.field(e, &r.field))
-                .collect::<Result<Vec<_>>>()?;
-            if resolved.is_empty() {
-                resolved = spec
-                    .fields
-                    .iter()
-                    .zip(&opened)
-                    .map(|(r, f)| Resolved {
-                        request: r.clone(),
-                        dtype: f.spec().dtype,
-                        shape: f.spec().shape_usize(),
-                        step_bytes: f.step_bytes(),
-                    })
-                    .collect();
-            }
-            for (r, f) in resolved.iter().zip(&opened) {
-                if f.spec().dtype != r.dtype || f.spec().shape_usize() != r.shape {
-                    return bad(format!(
-                        "field {:?} is {} {:?} in episode {} but {} {:?} in an earlier one: \
-                         select episodes of one schema",
-                        r.request.field,
-                        f.spec().dtype,
-                        f.spec().shape,
-                        e.id(),
-                        r.dtype,
-                        r.shape
-                    ));
-                }
-            }
-            fields.push(opened);
+                .zip(&first)
+                .map(|(r, f)| Resolved {
+                    request: r.clone(),
+                    dtype: f.spec().dtype,
+                    shape: f.spec().shape_usize(),
+                    step_bytes: f.step_bytes(),
+                })
+                .collect();
+            fields[0] = Some(first);
         }
 
         let ids: Vec<u64> = loader.episodes().iter().map(|e| e.id().get()).collect();
@@ -216,6 +201,7 @@ impl Sampler {
             ids,
             steps,
             fields,
+            snapshot,
             resolved,
             unit_start,
             seed,
@@ -281,6 +267,7 @@ impl Sampler {
             self.picks.push(pick);
         }
         self.position += n as u64;
+        self.open_picked()?;
         self.fill(batch)?;
         Ok(n > 0)
     }
@@ -301,7 +288,39 @@ impl Sampler {
             let pick = self.pick(unit);
             self.picks.push(pick);
         }
+        self.open_picked()?;
         self.fill(batch)
+    }
+
+    /// Opens the fields of the picked episodes not opened yet (their first batch), checking
+    /// each against the resolved dtype and shape.
+    fn open_picked(&mut self) -> Result<()> {
+        for i in 0..self.picks.len() {
+            let slot = self.picks[i].slot;
+            if self.fields[slot].is_some() {
+                continue;
+            }
+            let opened = open_fields(&self.snapshot, &self.spec, self.ids[slot])?;
+            for (r, f) in self.resolved.iter().zip(&opened) {
+                if f.spec().dtype != r.dtype || !same_shape(&f.spec().shape, &r.shape) {
+                    return Err(Error::invalid_request(
+                        "sampler",
+                        format!(
+                            "field {:?} is {} {:?} in episode {} but {} {:?} in the first one: \
+                             select episodes of one schema",
+                            r.request.field,
+                            f.spec().dtype,
+                            f.spec().shape,
+                            self.ids[slot],
+                            r.dtype,
+                            r.shape
+                        ),
+                    ));
+                }
+            }
+            self.fields[slot] = Some(opened);
+        }
+        Ok(())
     }
 
     /// The episode and first step of unit `unit` (below [`Sampler::units`]).
@@ -379,7 +398,7 @@ impl Sampler {
                 let units = column.data.chunks_mut(unit_bytes);
                 let valids = column.valid.chunks_mut(per * k);
                 for ((out, valid), p) in units.zip(valids).zip(&self.picks) {
-                    let field = &self.fields[p.slot][c];
+                    let field = &self.opened(p.slot)[c];
                     gather.unit(field, self.steps[p.slot], p.start, out, valid)?;
                 }
                 continue;
@@ -394,7 +413,7 @@ impl Sampler {
                     .with_min_len(min_len)
                     .try_for_each(|((out, valid), p)| {
                         gather.unit(
-                            &self.fields[p.slot][c],
+                            &self.opened(p.slot)[c],
                             self.steps[p.slot],
                             p.start,
                             out,
@@ -405,6 +424,28 @@ impl Sampler {
         }
         Ok(())
     }
+}
+
+impl Sampler {
+    /// The fields of a picked episode ([`Sampler::open_picked`] ran for the batch).
+    fn opened(&self, slot: usize) -> &[Field] {
+        self.fields[slot]
+            .as_deref()
+            .expect("opened by open_picked before every fill")
+    }
+}
+
+/// The requested fields of episode `id`, in request order.
+fn open_fields(snapshot: &Snapshot, spec: &SamplerSpec, id: u64) -> Result<Vec<Field>> {
+    let episode = snapshot.episode(crate::ids::EpisodeId(id))?;
+    spec.fields
+        .iter()
+        .map(|r| snapshot.field(&episode, &r.field))
+        .collect()
+}
+
+fn same_shape(a: &[u32], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| x as usize == y)
 }
 
 /// Number of units an episode of `t` steps holds.

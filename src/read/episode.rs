@@ -1,7 +1,8 @@
 //! What the index says of episodes and users: no field data is touched to get it.
 
+use crate::error::{Error, Result};
 use crate::ids::{EpisodeId, SchemaId};
-use crate::index::records::{EpisodeRecordV1, Outcome};
+use crate::index::records::{CatalogRecordV1, EpisodeRecordV1, Outcome, SplitSpecV1};
 use crate::segment::format::ChunkRef;
 use crate::value::Info;
 
@@ -13,6 +14,10 @@ pub struct Episode {
 }
 
 impl Episode {
+    pub(crate) fn from_record(id: EpisodeId, record: EpisodeRecordV1) -> Episode {
+        Episode { id, record }
+    }
+
     /// Store-unique id; ids grow in commit order.
     pub fn id(&self) -> EpisodeId {
         self.id
@@ -74,6 +79,76 @@ impl Episode {
     }
 }
 
+/// An episode's catalog row: its metadata without the metadata map and chunk lists, read
+/// from the index's compact `catalog` table ([`Snapshot::catalog`](crate::Snapshot::catalog)).
+/// What listing, selecting and partitioning need; open the full [`Episode`] with
+/// [`Snapshot::episode`](crate::Snapshot::episode) to read fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpisodeSummary {
+    pub(crate) id: EpisodeId,
+    pub(crate) record: CatalogRecordV1,
+}
+
+impl EpisodeSummary {
+    /// Store-unique id; ids grow in commit order.
+    pub fn id(&self) -> EpisodeId {
+        self.id
+    }
+    pub fn user(&self) -> &str {
+        &self.record.user
+    }
+    pub fn env(&self) -> &str {
+        &self.record.env
+    }
+    pub fn schema_id(&self) -> SchemaId {
+        SchemaId(self.record.schema_id)
+    }
+    /// Transitions `T` (there are `T + 1` observations).
+    pub fn steps(&self) -> u32 {
+        self.record.steps
+    }
+    /// Sum of rewards.
+    pub fn total_return(&self) -> f64 {
+        self.record.total_return
+    }
+    pub fn outcome(&self) -> Outcome {
+        self.record.outcome
+    }
+    pub fn seed(&self) -> Option<u64> {
+        self.record.seed
+    }
+    pub fn tags(&self) -> &[String] {
+        &self.record.tags
+    }
+    /// Microseconds since the Unix epoch.
+    pub fn started_at_us(&self) -> i64 {
+        self.record.started_at_us
+    }
+    pub fn ended_at_us(&self) -> i64 {
+        self.record.ended_at_us
+    }
+    pub fn committed_at_us(&self) -> i64 {
+        self.record.committed_at_us
+    }
+    /// Field bytes before compression.
+    pub fn raw_bytes(&self) -> u64 {
+        self.record.raw_bytes
+    }
+    /// Field bytes as stored.
+    pub fn stored_bytes(&self) -> u64 {
+        self.record.stored_bytes
+    }
+}
+
+impl From<&Episode> for EpisodeSummary {
+    fn from(e: &Episode) -> Self {
+        EpisodeSummary {
+            id: e.id,
+            record: CatalogRecordV1::of(&e.record),
+        }
+    }
+}
+
 /// Which episodes to list. Empty lists match everything.
 #[derive(Clone, Debug, Default)]
 pub struct Query {
@@ -88,6 +163,9 @@ pub struct Query {
     pub min_return: Option<f64>,
     pub max_return: Option<f64>,
     pub min_steps: Option<u32>,
+    /// Any of these splits (`trajstore split`; an error when the store has no split or no
+    /// split of that name).
+    pub splits: Vec<String>,
     /// Only episodes with id below this (a snapshot cutoff shared by distributed ranks).
     pub before_id: Option<EpisodeId>,
 }
@@ -107,16 +185,124 @@ impl Query {
         self
     }
 
-    pub(super) fn matches(&self, e: &Episode) -> bool {
-        (self.users.is_empty() || self.users.iter().any(|u| u == e.user()))
-            && (self.envs.is_empty() || self.envs.iter().any(|v| v == e.env()))
-            && self.tags.iter().all(|t| e.tags().contains(t))
-            && (self.outcomes.is_empty() || self.outcomes.contains(&e.outcome()))
-            && self.min_return.is_none_or(|m| e.total_return() >= m)
-            && self.max_return.is_none_or(|m| e.total_return() <= m)
-            && self.min_steps.is_none_or(|m| e.steps() >= m)
-            && self.before_id.is_none_or(|c| e.id() < c)
+    /// Only episodes of this split.
+    pub fn split(mut self, name: impl Into<String>) -> Self {
+        self.splits.push(name.into());
+        self
     }
+
+    /// Whether the query selects anything narrower than "every episode" (a cutoff alone
+    /// does not count): curation refuses to run without one.
+    pub fn has_filter(&self) -> bool {
+        !(self.users.is_empty()
+            && self.envs.is_empty()
+            && self.tags.is_empty()
+            && self.outcomes.is_empty()
+            && self.splits.is_empty()
+            && self.min_return.is_none()
+            && self.max_return.is_none()
+            && self.min_steps.is_none())
+    }
+
+    /// The split spec a split filter needs, checked: every named split exists.
+    pub(crate) fn check_splits<'s>(
+        &self,
+        spec: Option<&'s SplitSpecV1>,
+    ) -> Result<Option<&'s SplitSpecV1>> {
+        if self.splits.is_empty() {
+            return Ok(None);
+        }
+        let Some(spec) = spec else {
+            return Err(Error::invalid_request(
+                "split",
+                "the store has no split: set one with `trajstore split DIR --fractions train=0.9,val=0.1 --seed S`".to_owned(),
+            ));
+        };
+        for name in &self.splits {
+            if !spec.names().any(|n| n == name) {
+                return Err(Error::invalid_request(
+                    "split",
+                    format!(
+                        "no split named {name:?} (the store's splits: {})",
+                        spec.names().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(Some(spec))
+    }
+
+    /// Whether `e` matches; `split` is the store's split spec when the query names splits
+    /// (from [`Query::check_splits`]).
+    pub(crate) fn matches(&self, e: &Episode, split: Option<&SplitSpecV1>) -> bool {
+        self.splits_match(e.id, &e.record.user, split)
+            && self.matches_row(
+                e.id,
+                &e.record.user,
+                &e.record.env,
+                &e.record.tags,
+                e.record.outcome,
+                e.record.total_return,
+                e.record.steps,
+            )
+    }
+
+    pub(crate) fn matches_summary(&self, e: &EpisodeSummary, split: Option<&SplitSpecV1>) -> bool {
+        self.splits_match(e.id, &e.record.user, split)
+            && self.matches_row(
+                e.id,
+                &e.record.user,
+                &e.record.env,
+                &e.record.tags,
+                e.record.outcome,
+                e.record.total_return,
+                e.record.steps,
+            )
+    }
+
+    fn splits_match(&self, id: EpisodeId, user: &str, split: Option<&SplitSpecV1>) -> bool {
+        match split {
+            Some(spec) if !self.splits.is_empty() => {
+                let label = spec.label(id.get(), user);
+                self.splits.iter().any(|s| s == label)
+            }
+            _ => self.splits.is_empty(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn matches_row(
+        &self,
+        id: EpisodeId,
+        user: &str,
+        env: &str,
+        tags: &[String],
+        outcome: Outcome,
+        total_return: f64,
+        steps: u32,
+    ) -> bool {
+        (self.users.is_empty() || self.users.iter().any(|u| u == user))
+            && (self.envs.is_empty() || self.envs.iter().any(|v| v == env))
+            && self.tags.iter().all(|t| tags.contains(t))
+            && (self.outcomes.is_empty() || self.outcomes.contains(&outcome))
+            && self.min_return.is_none_or(|m| total_return >= m)
+            && self.max_return.is_none_or(|m| total_return <= m)
+            && self.min_steps.is_none_or(|m| steps >= m)
+            && self.before_id.is_none_or(|c| id < c)
+    }
+}
+
+/// A deleted episode awaiting compaction: `restore` puts it back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tombstone {
+    /// The episode as it was when deleted.
+    pub episode: Episode,
+    /// Microseconds since the Unix epoch.
+    pub deleted_at_us: i64,
+    pub deleted_by: String,
+    /// Queries cut off below this id ([`Query::before_id`]) were taken before the delete and
+    /// still see the episode.
+    pub hidden_from: EpisodeId,
 }
 
 /// A user's statistics, maintained at commit.

@@ -10,7 +10,7 @@ use crate::ids::{EpisodeId, SegmentId};
 use crate::schema::{Codec, FieldSpec};
 use crate::segment::MappedBytes;
 use crate::segment::checked::{ChunkCheck, VerifiedChunks};
-use crate::segment::format::{ChunkRef, Lz4Table, checksum, decode_block};
+use crate::segment::format::{ChunkRef, Lz4Table, decode_block};
 
 pub(super) struct Chunk {
     pub(super) first: usize,
@@ -229,37 +229,11 @@ impl Field {
     /// Checks every chunk's payload checksum and, for lz4, that every block decodes. Returns
     /// the first problem with the step range it covers.
     pub fn verify(&self) -> std::result::Result<(), (Range<usize>, Error)> {
-        let mut scratch = vec![0u8; self.step_bytes()];
+        let mut scratch = Vec::new();
         for c in &self.chunks {
-            let steps = c.first..c.first + c.re.steps as usize;
-            if checksum(&c.payload) != c.re.checksum {
-                return Err((
-                    steps,
-                    Error::corrupted(c.re.segment, c.re.offset, "payload checksum mismatch"),
-                ));
-            }
-            if c.re.codec == Codec::Lz4 {
-                let table = Lz4Table::parse(&c.payload, c.re.steps as usize, &c.re)
-                    .map_err(|e| (steps.clone(), e))?;
-                for k in 0..c.re.steps as usize {
-                    let step = c.first + k;
-                    let (kind, block) = table.block(k).ok_or_else(|| {
-                        (
-                            step..step + 1,
-                            Error::corrupted(c.re.segment, c.re.offset, "lz4 block out of bounds"),
-                        )
-                    })?;
-                    decode_block(kind, block, &mut scratch, &c.re, k)
-                        .map_err(|e| (step..step + 1, e))?;
-                }
-            }
+            verify_chunk(c.first, &c.re, &c.payload, self.step_bytes(), &mut scratch)?;
         }
         Ok(())
-    }
-
-    /// Chunks (segment, offset, steps) for diagnostics.
-    pub(crate) fn chunk_refs(&self) -> impl Iterator<Item = &ChunkRef> {
-        self.chunks.iter().map(|c| &c.re)
     }
 
     /// Where the field's bytes are on disk, chunk by chunk in step order: for tools that hand
@@ -292,4 +266,40 @@ pub struct Extent {
     pub steps: Range<usize>,
     /// `Raw`: the values back to back; `Lz4`: see schema/format.md.
     pub codec: Codec,
+}
+
+/// Checks one chunk's payload checksum and, for lz4, that every block decodes (into
+/// `scratch`, one value long); the first problem with the steps it covers. `first`: the
+/// chunk's first step in its field.
+pub(super) fn verify_chunk(
+    first: usize,
+    c: &ChunkRef,
+    payload: &[u8],
+    step_bytes: usize,
+    scratch: &mut Vec<u8>,
+) -> std::result::Result<(), (Range<usize>, Error)> {
+    let steps = first..first + c.steps as usize;
+    // The format's xxh3, with the CPU's vector unit (segment/checked.rs).
+    if crate::segment::checked::fast_checksum(payload) != c.checksum {
+        return Err((
+            steps,
+            Error::corrupted(c.segment, c.offset, "payload checksum mismatch"),
+        ));
+    }
+    if c.codec == Codec::Lz4 {
+        scratch.resize(step_bytes, 0);
+        let table =
+            Lz4Table::parse(payload, c.steps as usize, c).map_err(|e| (steps.clone(), e))?;
+        for k in 0..c.steps as usize {
+            let step = first + k;
+            let (kind, block) = table.block(k).ok_or_else(|| {
+                (
+                    step..step + 1,
+                    Error::corrupted(c.segment, c.offset, "lz4 block out of bounds"),
+                )
+            })?;
+            decode_block(kind, block, scratch, c, k).map_err(|e| (step..step + 1, e))?;
+        }
+    }
+    Ok(())
 }

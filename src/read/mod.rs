@@ -6,20 +6,23 @@ mod gather;
 mod stats;
 mod verify;
 
-pub use episode::{Episode, Query, UserSummary};
+pub use episode::{Episode, EpisodeSummary, Query, Tombstone, UserSummary};
 pub use field::{Extent, Field};
 pub use verify::{Problem, VerifyReport};
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, ReadError, Result};
 use crate::ids::{EpisodeId, SchemaId, SegmentId};
+use crate::index::records::{HistoryRecordV1, SplitSpecV1};
 use crate::index::{By, IndexSnapshot, guarded};
 use crate::open::{OpenStore, StoreHandle};
 use crate::process::ProcessBound;
-use crate::schema::{Codec, FieldKind, Schema};
+use crate::schema::{Codec, FieldKind, FieldSpec, Schema};
+use crate::segment::MappedBytes;
 use crate::segment::checked::ChunkCheck;
+use crate::segment::format::ChunkRef;
 use crate::segment::format::{HEADER_BYTES, check_record_header};
 use crate::value::Info;
 use field::Chunk;
@@ -39,6 +42,7 @@ pub struct Snapshot {
     cutoff: EpisodeId,
     forked: Mutex<Option<ProcessBound<Arc<ReadView>>>>,
     schemas: Mutex<HashMap<SchemaId, Arc<Schema>>>,
+    split: OnceLock<Option<SplitSpecV1>>,
     /// Fields opened by [`Snapshot::gather`], kept for the next gathers.
     gathered: Mutex<gather::FieldCache>,
 }
@@ -76,6 +80,7 @@ impl Snapshot {
             cutoff,
             forked: Mutex::new(None),
             schemas: Mutex::new(HashMap::new()),
+            split: OnceLock::new(),
             gathered: Mutex::default(),
         })
     }
@@ -167,7 +172,9 @@ impl Snapshot {
             // The child's read may be newer: keep to the episodes of this snapshot.
             query.before_id = Some(query.before_id.map_or(self.cutoff, |c| c.min(self.cutoff)));
         }
-        let episodes: Vec<Episode> = if query.users.is_empty() && query.envs.is_empty() {
+        let split = self.split_spec_cached()?;
+        let split = query.check_splits(split.as_ref())?;
+        let mut episodes: Vec<Episode> = if query.users.is_empty() && query.envs.is_empty() {
             self.read_index(|index| index.episodes(query.before_id.map(EpisodeId::get)))?
                 .into_iter()
                 .map(|(id, record)| Episode {
@@ -192,7 +199,74 @@ impl Snapshot {
                 .map(|id| self.episode(EpisodeId(id)))
                 .collect::<Result<_>>()?
         };
-        Ok(episodes.into_iter().filter(|e| query.matches(e)).collect())
+        let deleted = self.deleted_as_of(query.before_id)?;
+        if !deleted.is_empty() {
+            episodes.extend(deleted);
+            episodes.sort_by_key(Episode::id);
+        }
+        Ok(episodes
+            .into_iter()
+            .filter(|e| query.matches(e, split))
+            .collect())
+    }
+
+    /// Catalog rows of the episodes matching `query`, in commit order: what listing and
+    /// selecting need, read from the index's compact `catalog` table without decoding chunk
+    /// lists or metadata maps. A store without a complete catalog (format 1 opened read-only)
+    /// is answered from the full records.
+    pub fn catalog(&self, query: &Query) -> Result<Vec<EpisodeSummary>> {
+        let mut query = query.clone();
+        if self.is_forked() {
+            query.before_id = Some(query.before_id.map_or(self.cutoff, |c| c.min(self.cutoff)));
+        }
+        let split = self.split_spec_cached()?;
+        let split = query.check_splits(split.as_ref())?;
+        let cutoff = query.before_id.map(EpisodeId::get);
+        match self.read_index(|index| index.catalog(cutoff))? {
+            Some(rows) => {
+                let mut rows: Vec<EpisodeSummary> = rows
+                    .into_iter()
+                    .map(|(id, record)| EpisodeSummary {
+                        id: EpisodeId(id),
+                        record,
+                    })
+                    .collect();
+                let deleted = self.deleted_as_of(query.before_id)?;
+                if !deleted.is_empty() {
+                    rows.extend(deleted.iter().map(EpisodeSummary::from));
+                    rows.sort_by_key(|e| e.id);
+                }
+                Ok(rows
+                    .into_iter()
+                    .filter(|e| query.matches_summary(e, split))
+                    .collect())
+            }
+            None => Ok(self
+                .episodes(&query)?
+                .iter()
+                .map(EpisodeSummary::from)
+                .collect()),
+        }
+    }
+
+    /// The episodes deleted after `cutoff` was taken, below it: a query cut off there still
+    /// sees them (schema/index.md, "Deletes and cutoffs"), so a job's ranks agree on their
+    /// episodes while curation goes on.
+    fn deleted_as_of(&self, cutoff: Option<EpisodeId>) -> Result<Vec<Episode>> {
+        let Some(cutoff) = cutoff else {
+            return Ok(Vec::new());
+        };
+        // Tombstones in this snapshot's own view all predate it: only an older cutoff (or a
+        // forked child's newer view) can find one.
+        if cutoff >= self.cutoff && !self.is_forked() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .read_index(IndexSnapshot::tombstones)?
+            .into_iter()
+            .filter(|(id, t)| *id < cutoff.get() && cutoff.get() < t.hidden_from)
+            .map(|(id, t)| Episode::from_record(EpisodeId(id), t.record))
+            .collect())
     }
 
     /// One episode's metadata.
@@ -200,10 +274,65 @@ impl Snapshot {
         if self.is_forked() && id >= self.cutoff {
             return Err(ReadError::EpisodeNotFound { id }.into());
         }
-        match self.read_index(|index| index.episode(id.get()))? {
-            Some(record) => Ok(Episode { id, record }),
-            None => Err(ReadError::EpisodeNotFound { id }.into()),
+        if let Some(record) = self.read_index(|index| index.episode(id.get()))? {
+            return Ok(Episode::from_record(id, record));
         }
+        // Deleted after this snapshot was taken (seen from a forked child's newer read).
+        match self.read_index(|index| index.tombstone(id.get()))? {
+            Some(t) if self.cutoff.get() < t.hidden_from => Ok(Episode::from_record(id, t.record)),
+            _ => Err(ReadError::EpisodeNotFound { id }.into()),
+        }
+    }
+
+    /// Deleted episodes awaiting compaction (restorable), in id order.
+    pub fn tombstones(&self) -> Result<Vec<Tombstone>> {
+        Ok(self
+            .read_index(IndexSnapshot::tombstones)?
+            .into_iter()
+            .map(|(id, t)| Tombstone {
+                episode: Episode::from_record(EpisodeId(id), t.record),
+                deleted_at_us: t.deleted_at_us,
+                deleted_by: t.deleted_by,
+                hidden_from: EpisodeId(t.hidden_from),
+            })
+            .collect())
+    }
+
+    /// The tombstone of one deleted episode, if it is deleted.
+    pub fn tombstone(&self, id: EpisodeId) -> Result<Option<Tombstone>> {
+        Ok(self
+            .read_index(|index| index.tombstone(id.get()))?
+            .map(|t| Tombstone {
+                episode: Episode::from_record(id, t.record),
+                deleted_at_us: t.deleted_at_us,
+                deleted_by: t.deleted_by,
+                hidden_from: EpisodeId(t.hidden_from),
+            }))
+    }
+
+    /// The curation history of an episode (relabels, deletes, restores), oldest first.
+    pub fn history(&self, id: EpisodeId) -> Result<Vec<HistoryRecordV1>> {
+        self.read_index(|index| index.history(id.get()))
+    }
+
+    /// The store's split specification (`trajstore split`), if one was set.
+    pub fn split_spec(&self) -> Result<Option<SplitSpecV1>> {
+        self.split_spec_cached()
+    }
+
+    /// The split an episode falls in, when the store has a split.
+    pub fn split_of(&self, episode: &Episode) -> Result<Option<String>> {
+        Ok(self
+            .split_spec_cached()?
+            .map(|spec| spec.label(episode.id().get(), episode.user()).to_owned()))
+    }
+
+    fn split_spec_cached(&self) -> Result<Option<SplitSpecV1>> {
+        if let Some(spec) = self.split.get() {
+            return Ok(spec.clone());
+        }
+        let spec = self.read_index(IndexSnapshot::split_spec)?;
+        Ok(self.split.get_or_init(|| spec).clone())
     }
 
     /// A schema by id.
@@ -255,7 +384,14 @@ impl Snapshot {
         &self,
         ids: &[u64],
     ) -> Result<Vec<(u64, crate::stats::EpisodeStatsV1)>> {
-        self.read_index(|index| index.episode_stats(ids))
+        let mut rows = Vec::new();
+        self.read_index(|index| {
+            index.episode_stats(ids, |id, record| {
+                rows.push((id, record));
+                Ok(())
+            })
+        })?;
+        Ok(rows)
     }
 
     /// One field of an episode, ready to read. Checks each chunk's record header here; with
@@ -283,68 +419,87 @@ impl Snapshot {
     }
 
     fn field_at(&self, episode: &Episode, schema: &Schema, i: usize) -> Result<Field> {
-        let spec = schema.fields()[i].clone();
-        let refs = episode.chunks().get(i).ok_or_else(|| {
-            Error::Read(ReadError::CorruptRecord {
-                table: "episodes",
-                reason: format!(
-                    "episode {} has no chunk list for field {:?}",
-                    episode.id(),
-                    spec.name
-                ),
-            })
-        })?;
-        let expected = match spec.kind {
-            FieldKind::Observation => episode.steps() as usize + 1,
-            FieldKind::Transition => episode.steps() as usize,
-        };
+        let spec = &schema.fields()[i];
         let view = self.view()?;
-        let mut chunks = Vec::with_capacity(refs.len());
-        let mut first = 0usize;
-        for r in refs {
-            let bytes =
-                view.open
-                    .maps()
-                    .bytes(r.segment, r.offset, HEADER_BYTES as u64 + r.payload_len)?;
-            check_record_header(&bytes[..HEADER_BYTES], r, spec.step_bytes())?;
-            let payload = bytes
-                .slice(HEADER_BYTES, r.payload_len as usize)
-                .expect("within the record");
-            if r.codec == Codec::Raw && payload.len() != r.steps as usize * spec.step_bytes() {
-                return Err(Error::corrupted(
-                    r.segment,
-                    r.offset,
-                    "raw chunk length is not steps x step bytes",
-                ));
-            }
-            chunks.push(Chunk {
+        let mut located = Vec::new();
+        let len = locate_chunks(&view, episode, spec, i, &mut located)?;
+        let chunks = located
+            .into_iter()
+            .map(|(first, re, payload)| Chunk {
                 first,
-                re: *r,
+                check: ChunkCheck::new(view.open.verified().known_good(&re)),
+                re,
                 payload,
-                check: ChunkCheck::new(view.open.verified().known_good(r)),
-            });
-            first += r.steps as usize;
-        }
-        if first != expected {
-            return Err(ReadError::CorruptRecord {
-                table: "episodes",
-                reason: format!(
-                    "episode {} field {:?} holds {first} steps, expected {expected}",
-                    episode.id(),
-                    spec.name
-                ),
-            }
-            .into());
-        }
+            })
+            .collect();
         Ok(Field {
-            spec,
-            len: expected,
+            spec: spec.clone(),
+            len,
             chunks,
             episode: episode.id(),
             user: episode.user().to_owned(),
             verified: view.open.verified().clone(),
         })
     }
+}
+
+/// The chunks of field `i` (`spec`) of `episode`, each as (first step, chunk, payload) with
+/// its record header checked, into `out` (cleared first); returns the field's value count.
+/// What opening a field and `verify` share.
+fn locate_chunks(
+    view: &ReadView,
+    episode: &Episode,
+    spec: &FieldSpec,
+    i: usize,
+    out: &mut Vec<(usize, ChunkRef, MappedBytes)>,
+) -> Result<usize> {
+    out.clear();
+    let refs = episode.chunks().get(i).ok_or_else(|| {
+        Error::Read(ReadError::CorruptRecord {
+            table: "episodes",
+            reason: format!(
+                "episode {} has no chunk list for field {:?}",
+                episode.id(),
+                spec.name
+            ),
+        })
+    })?;
+    let expected = match spec.kind {
+        FieldKind::Observation => episode.steps() as usize + 1,
+        FieldKind::Transition => episode.steps() as usize,
+    };
+    let mut first = 0usize;
+    for r in refs {
+        let bytes =
+            view.open
+                .maps()
+                .bytes(r.segment, r.offset, HEADER_BYTES as u64 + r.payload_len)?;
+        check_record_header(&bytes[..HEADER_BYTES], r, spec.step_bytes())?;
+        let payload = bytes
+            .slice(HEADER_BYTES, r.payload_len as usize)
+            .expect("within the record");
+        if r.codec == Codec::Raw && payload.len() != r.steps as usize * spec.step_bytes() {
+            return Err(Error::corrupted(
+                r.segment,
+                r.offset,
+                "raw chunk length is not steps x step bytes",
+            ));
+        }
+        out.push((first, *r, payload));
+        first += r.steps as usize;
+    }
+    if first != expected {
+        return Err(ReadError::CorruptRecord {
+            table: "episodes",
+            reason: format!(
+                "episode {} field {:?} holds {first} steps, expected {expected}",
+                episode.id(),
+                spec.name
+            ),
+        }
+        .into());
+    }
+    Ok(expected)
 }
 
 /// Begins a read of the index of `open` (a damaged index is an error, not a panic).

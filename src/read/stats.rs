@@ -139,18 +139,31 @@ impl Snapshot {
         };
         self.check_wanted(&episodes, &wanted)?;
         let ids: Vec<u64> = episodes.iter().map(|e| e.id().get()).collect();
-        let stored = self.read_index(|index| index.episode_stats(&ids))?;
-        let mut stored = stored.into_iter().peekable();
+        // Schemas first: the scan below holds the index read.
+        let mut schemas = HashMap::new();
+        for e in &episodes {
+            if let std::collections::hash_map::Entry::Vacant(slot) = schemas.entry(e.schema_id()) {
+                slot.insert(self.schema(e.schema_id())?);
+            }
+        }
         let mut combiner = Combiner::default();
+        let mut stored = vec![false; episodes.len()];
+        let mut at = 0usize;
+        self.read_index(|index| {
+            index.episode_stats(&ids, |id, record| {
+                while ids[at] < id {
+                    at += 1;
+                }
+                stored[at] = true;
+                combiner.add_stored(&schemas[&episodes[at].schema_id()], &wanted, &record)
+            })
+        })?;
         let mut missing = Vec::new();
         let mut computed = Vec::new();
-        for episode in &episodes {
-            let schema = self.schema(episode.schema_id())?;
-            let id = episode.id().get();
-            if let Some((_, record)) = stored.next_if(|(s, _)| *s == id) {
-                combiner.add_stored(&schema, &wanted, &record)?;
-            } else if compute_missing {
-                combiner.add_computed(&schema, self.compute_stats(episode, &schema, &wanted)?);
+        for (episode, _) in episodes.iter().zip(&stored).filter(|(_, s)| !**s) {
+            if compute_missing {
+                let schema = &schemas[&episode.schema_id()];
+                combiner.add_computed(schema, self.compute_stats(episode, schema, &wanted)?);
                 computed.push(episode.id());
             } else {
                 missing.push(episode.id());

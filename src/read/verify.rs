@@ -7,7 +7,13 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::ids::{EpisodeId, SegmentId};
-use crate::read::{Episode, Query, Snapshot};
+use std::sync::Arc;
+
+use crate::read::field::verify_chunk;
+use crate::read::{Episode, Query, ReadView, Snapshot, locate_chunks};
+use crate::schema::Schema;
+use crate::segment::MappedBytes;
+use crate::segment::format::ChunkRef;
 
 /// One thing found wrong, named down to the steps it affects.
 #[derive(Clone, Debug)]
@@ -59,10 +65,21 @@ impl Snapshot {
     /// counts, schemas and user statistics. Reads every byte; runs on all cores.
     pub fn verify(&self) -> Result<VerifyReport> {
         let episodes = self.episodes(&Query::default())?;
+        // Schemas fetched once, not per episode and field under the snapshot's lock.
+        let schemas: HashMap<u64, Result<Arc<Schema>, String>> = episodes
+            .iter()
+            .map(|e| e.schema_id())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .map(|id| (id.get(), self.schema(id).map_err(|e| e.to_string())))
+            .collect();
+        let view = self.view()?;
         let per_episode: Vec<(u64, u64, Vec<Problem>)> = crate::pool::install(|| {
             episodes
                 .par_iter()
-                .map(|e| self.verify_episode(e))
+                .map_init(Scratch::default, |scratch, e| {
+                    verify_episode(&view, e, &schemas[&e.schema_id().get()], scratch)
+                })
                 .collect()
         })?;
         let mut report = VerifyReport {
@@ -81,36 +98,6 @@ impl Snapshot {
         report.unreferenced_bytes = segment_bytes.saturating_sub(report.payload_bytes);
         report.unreferenced_segments = unreferenced;
         Ok(report)
-    }
-
-    fn verify_episode(&self, episode: &Episode) -> (u64, u64, Vec<Problem>) {
-        let problem = |field: Option<&str>, steps: Option<Range<usize>>, error: String| Problem {
-            episode: Some(episode.id()),
-            user: episode.user().to_owned(),
-            field: field.map(str::to_owned),
-            steps,
-            error,
-        };
-        let schema = match self.schema(episode.schema_id()) {
-            Ok(s) => s,
-            Err(e) => return (0, 0, vec![problem(None, None, e.to_string())]),
-        };
-        let (mut chunks, mut bytes, mut problems) = (0, 0, Vec::new());
-        for spec in schema.fields() {
-            match self.field(episode, &spec.name) {
-                Ok(field) => {
-                    for c in field.chunk_refs() {
-                        chunks += 1;
-                        bytes += c.payload_len;
-                    }
-                    if let Err((steps, e)) = field.verify() {
-                        problems.push(problem(Some(&spec.name), Some(steps), e.to_string()));
-                    }
-                }
-                Err(e) => problems.push(problem(Some(&spec.name), None, e.to_string())),
-            }
-        }
-        (chunks, bytes, problems)
     }
 
     fn check_user_statistics(&self, episodes: &[Episode]) -> Result<Vec<Problem>> {
@@ -160,4 +147,50 @@ impl Snapshot {
             .collect();
         Ok((total, unreferenced))
     }
+}
+
+/// Buffers one verifying thread reuses from episode to episode.
+#[derive(Default)]
+struct Scratch {
+    located: Vec<(usize, ChunkRef, MappedBytes)>,
+    value: Vec<u8>,
+}
+
+/// Every field of one episode: what opening the field checks, then every chunk's checksum
+/// and lz4 blocks. (chunks, payload bytes, problems); chunks are counted for fields that
+/// open.
+fn verify_episode(
+    view: &ReadView,
+    episode: &Episode,
+    schema: &Result<Arc<Schema>, String>,
+    scratch: &mut Scratch,
+) -> (u64, u64, Vec<Problem>) {
+    let problem = |field: Option<&str>, steps: Option<Range<usize>>, error: String| Problem {
+        episode: Some(episode.id()),
+        user: episode.user().to_owned(),
+        field: field.map(str::to_owned),
+        steps,
+        error,
+    };
+    let schema = match schema {
+        Ok(s) => s,
+        Err(e) => return (0, 0, vec![problem(None, None, e.clone())]),
+    };
+    let (mut chunks, mut bytes, mut problems) = (0, 0, Vec::new());
+    for (i, spec) in schema.fields().iter().enumerate() {
+        if let Err(e) = locate_chunks(view, episode, spec, i, &mut scratch.located) {
+            problems.push(problem(Some(&spec.name), None, e.to_string()));
+            continue;
+        }
+        for (first, c, payload) in &scratch.located {
+            chunks += 1;
+            bytes += c.payload_len;
+            let checked = verify_chunk(*first, c, payload, spec.step_bytes(), &mut scratch.value);
+            if let Err((steps, e)) = checked {
+                problems.push(problem(Some(&spec.name), Some(steps), e.to_string()));
+                break;
+            }
+        }
+    }
+    (chunks, bytes, problems)
 }

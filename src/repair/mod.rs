@@ -82,6 +82,11 @@ pub struct RepairReport {
     pub unrestorable: Vec<Unrestorable>,
     /// Bytes at record positions of v2 segments that hold no valid record (torn tails).
     pub garbage_bytes: u64,
+    /// Curation operations (`curation.log`) replayed onto the rebuilt index: deletes,
+    /// restores, relabels, the split.
+    pub curation_replayed: u64,
+    /// Why the curation log was not read to its end (a torn or damaged entry), if it was not.
+    pub curation_log_problem: Option<String>,
 }
 
 /// Rebuilds the index of the store at `path` from its segments when the index is missing,
@@ -131,7 +136,15 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     let scan = scan::scan(&segments_dir)?;
     let findings = plan::examine(&scan, &state);
     let plan = plan::plan(&findings, &state);
-    let damaged_index = rebuild(path, &plan)?;
+    // A readable old index knows which log entries committed (none, without the key).
+    let log_end = match &state {
+        IndexState::Readable(old) => Some(
+            old.curation_log_end
+                .unwrap_or(crate::curate::log::HEADER_BYTES),
+        ),
+        _ => None,
+    };
+    let (damaged_index, replayed) = rebuild(path, &plan, log_end)?;
     let whole = findings.whole.len() as u64;
     let mut r = report(
         &scan,
@@ -141,6 +154,8 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
         (whole, plan.episodes.len() as u64, 0),
     );
     r.damaged_index = damaged_index;
+    r.curation_replayed = replayed.ops;
+    r.curation_log_problem = replayed.problem;
     r.restored_with_id = plan.marked;
     r.restored_unmarked = plan.unmarked;
     r.carried_over = plan.carried_over;
@@ -178,12 +193,53 @@ fn report(
         superseded: 0,
         unrestorable,
         garbage_bytes: scan.garbage_bytes,
+        curation_replayed: 0,
+        curation_log_problem: None,
     }
 }
 
-/// Builds the new index beside the old one and renames it into place; returns where the old
-/// index was kept.
-fn rebuild(store: &Path, plan: &plan::Plan) -> Result<Option<PathBuf>> {
+/// What replaying the curation log did.
+struct Replayed {
+    ops: u64,
+    problem: Option<String>,
+}
+
+/// Replays the store's curation log onto the index at `index_path`, in one transaction:
+/// every entry, or when the old index was readable, those it knew committed (up to
+/// `log_end`).
+fn replay_curation(store: &Path, index_path: &Path, log_end: Option<u64>) -> Result<Replayed> {
+    let mut log = crate::curate::log::read(&store.join(crate::curate::log::LOG_FILE))?;
+    if let Some(end) = log_end {
+        log.ops.retain(|(offset, _)| *offset < end);
+    }
+    let end = log_end.map_or(log.valid_len, |e| e.min(log.valid_len));
+    if log.ops.is_empty() {
+        return Ok(Replayed {
+            ops: 0,
+            problem: log.problem,
+        });
+    }
+    let index = Index::open_write(index_path, &OsIo)?;
+    index.curate(|c| {
+        for (_, op) in &log.ops {
+            crate::curate::apply::apply(c, op)?;
+        }
+        c.set_log_end(end)?;
+        Ok(((), true))
+    })?;
+    Ok(Replayed {
+        ops: log.ops.len() as u64,
+        problem: log.problem,
+    })
+}
+
+/// Builds the new index beside the old one (with the curation log replayed onto it) and
+/// renames it into place; returns where the old index was kept.
+fn rebuild(
+    store: &Path,
+    plan: &plan::Plan,
+    log_end: Option<u64>,
+) -> Result<(Option<PathBuf>, Replayed)> {
     let index_path = store.join(INDEX_FILE);
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{INDEX_FILE}.repairing-"))
@@ -192,6 +248,7 @@ fn rebuild(store: &Path, plan: &plan::Plan) -> Result<Option<PathBuf>> {
         .map_err(|e| Error::io(store, e))?
         .into_temp_path();
     Index::build_restored(&tmp, &plan.schemas, &plan.episodes)?;
+    let replayed = replay_curation(store, &tmp, log_end)?;
     OsIo.open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(&tmp, e))?;
@@ -207,7 +264,7 @@ fn rebuild(store: &Path, plan: &plan::Plan) -> Result<Option<PathBuf>> {
     // rename replaces index.redb atomically; the old inode lives on under the aside name.
     std::fs::rename(&tmp, &index_path).map_err(|e| Error::io(&index_path, e))?;
     sync_dir(store)?;
-    Ok(aside)
+    Ok((aside, replayed))
 }
 
 fn aside_name(store: &Path) -> PathBuf {

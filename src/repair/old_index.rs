@@ -12,6 +12,11 @@ use crate::value::Info;
 /// Everything a readable index holds.
 pub struct OldIndex {
     pub episodes: Vec<(u64, EpisodeRecordV1)>,
+    /// Deleted episodes (tombstones, store format 2): their manifests are not missing from
+    /// the index.
+    pub deleted: Vec<(u64, EpisodeRecordV1)>,
+    /// End of the last committed curation log entry (entries past it never committed).
+    pub curation_log_end: Option<u64>,
     pub schemas: HashMap<u64, Vec<FieldSpec>>,
     pub infos: HashMap<u64, Vec<(u32, Info)>>,
     pub next_episode_id: u64,
@@ -94,8 +99,15 @@ fn load(path: &Path) -> Result<OldIndex> {
         problems.push(format!("user {name:?} has episodes but no statistics row"));
     }
     let next_episode_id = snap.next_episode_id()?;
+    let deleted = snap
+        .tombstones()?
+        .into_iter()
+        .map(|(id, t)| (id, t.record))
+        .collect();
     Ok(OldIndex {
         episodes,
+        deleted,
+        curation_log_end: snap.curation_log_end()?,
         schemas,
         infos,
         next_episode_id,

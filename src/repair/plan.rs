@@ -160,10 +160,17 @@ fn compare(
         IndexState::Readable(old) => old,
     };
     let mut problems = old.problems.clone();
-    let by_id: HashMap<u64, &EpisodeRecordV1> = old.episodes.iter().map(|(i, r)| (*i, r)).collect();
+    // Deleted episodes keep their manifests until compaction: they are not missing.
+    let by_id: HashMap<u64, &EpisodeRecordV1> = old
+        .episodes
+        .iter()
+        .chain(&old.deleted)
+        .map(|(i, r)| (*i, r))
+        .collect();
     let by_key: HashSet<(u64, u64)> = old
         .episodes
         .iter()
+        .chain(&old.deleted)
         .filter_map(|(_, r)| key(&r.fields))
         .collect();
     let mut uncommitted = 0;
@@ -171,10 +178,10 @@ fn compare(
         let m = &found.manifest;
         match marker {
             Some(id) => match by_id.get(id) {
+                // Not the user: a relabel may have changed it since the manifest.
                 Some(r)
-                    if r.user == m.user
-                        && (r.fields == m.chunks
-                            || alternates.get(id).is_some_and(|a| a.contains(&r.fields))) => {}
+                    if r.fields == m.chunks
+                        || alternates.get(id).is_some_and(|a| a.contains(&r.fields)) => {}
                 Some(_) => problems.push(format!(
                     "episode {id}: the index record disagrees with its manifest (segment {:016x} offset {})",
                     found.segment, found.offset
@@ -224,6 +231,7 @@ pub fn plan(findings: &Findings<'_>, state: &IndexState) -> Plan {
         .map(|o| {
             o.episodes
                 .iter()
+                .chain(&o.deleted)
                 .filter_map(|(id, r)| Some((key(&r.fields)?, *id)))
                 .collect()
         })

@@ -258,19 +258,16 @@ impl Sketch {
             return vec![None; qs.len()];
         }
         let mapping = KeyMapping::default();
-        // Buckets in value order: the most negative first.
+        // Buckets in value order, the most negative first, as (sign, key, count); a bucket's
+        // representative is computed only when a rank falls in it.
         let mut negatives: Vec<(i32, u64)> = self.negative.iter().collect();
         negatives.reverse();
         let ordered = negatives
             .into_iter()
-            .map(|(k, c)| (-mapping.representative(k, integers), c))
-            .chain(std::iter::once((0.0, self.zeros)))
-            .chain(
-                self.positive
-                    .iter()
-                    .map(|(k, c)| (mapping.representative(k, integers), c)),
-            )
-            .filter(|(_, c)| *c > 0);
+            .map(|(k, c)| (-1.0, k, c))
+            .chain(std::iter::once((0.0, 0, self.zeros)))
+            .chain(self.positive.iter().map(|(k, c)| (1.0, k, c)))
+            .filter(|(_, _, c)| *c > 0);
         let ranks: Vec<u64> = qs
             .iter()
             .map(|q| (q.clamp(0.0, 1.0) * (n - 1) as f64).floor() as u64)
@@ -278,12 +275,22 @@ impl Sketch {
         let mut out = vec![None; qs.len()];
         let mut seen = 0u64;
         let mut next = 0usize;
-        for (value, c) in ordered {
+        for (sign, key, c) in ordered {
             seen += c;
             // The bucket holds ranks seen - c ..= seen - 1.
-            while next < ranks.len() && ranks[next] < seen {
-                out[next] = Some(value);
-                next += 1;
+            if next < ranks.len() && ranks[next] < seen {
+                let value = if sign == 0.0 {
+                    0.0
+                } else {
+                    sign * mapping.representative(key, integers)
+                };
+                while next < ranks.len() && ranks[next] < seen {
+                    out[next] = Some(value);
+                    next += 1;
+                }
+            }
+            if next == ranks.len() {
+                break;
             }
         }
         out

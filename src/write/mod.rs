@@ -73,8 +73,9 @@ pub struct EpisodeWriter {
     appender: Option<Appender>,
     raw_bytes: u64,
     stored_bytes: u64,
-    /// Statistics of the small numeric fields, gathered step by step (stats/).
-    stats: EpisodeStatsBuilder,
+    /// Statistics of the small numeric fields, gathered step by step (stats/); `None` when
+    /// the store's options turn them off.
+    stats: Option<EpisodeStatsBuilder>,
 }
 
 impl EpisodeWriter {
@@ -95,7 +96,11 @@ impl EpisodeWriter {
                 .expect("every schema has it (schema.rs)")
         };
         let outcome_fields = [position(REWARD), position(TERMINATED), position(TRUNCATED)];
-        let stats = EpisodeStatsBuilder::new(schema.fields());
+        let stats = if store.options().field_stats {
+            Some(EpisodeStatsBuilder::new(schema.fields()))
+        } else {
+            None
+        };
         EpisodeWriter {
             stats,
             store,
@@ -224,7 +229,9 @@ impl EpisodeWriter {
                 self.raw_bytes += value.bytes.len() as u64;
             }
         }
-        self.stats.push(values);
+        if let Some(stats) = &mut self.stats {
+            stats.push(values);
+        }
         if !info.is_empty() {
             self.infos.push((self.observations, info.clone()));
         }
@@ -285,11 +292,11 @@ impl EpisodeWriter {
         // before the index transaction can commit the episode; one sync covers both.
         let manifest_offset = appender.append_meta(MANIFEST_MAGIC, &manifest.encode())?;
         appender.sync()?;
-        let stats = std::mem::take(&mut self.stats).finish_record();
+        let stats = self.stats.take().map(EpisodeStatsBuilder::finish_record);
         let pending = PendingEpisode {
             record,
             infos,
-            stats: Some(stats),
+            stats,
         };
         let id = match self
             .store

@@ -4,9 +4,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use trajstore::Codec;
+use trajstore::Query;
 use trajstore_testkit::bench::{
-    ConcurrentSpec, Measurement, RecordSpec, Recorders, checked, record, record_concurrently,
-    sample, scan, window,
+    ConcurrentSpec, MaintainSpec, Measurement, RecordSpec, Recorders, ScalePoint, ScaleSpec,
+    StatsSchema, checked, combine_cost, compact, merge, record, record_concurrently,
+    record_stats_store, recording_cost, sample, scan, window,
 };
 
 use super::out;
@@ -20,8 +22,18 @@ pub struct BenchArgs {
     /// Field to scan.
     #[arg(long, default_value = "obs/frame")]
     field: String,
+    /// `--mode stats`: episodes of the store statistics are combined over (recorded into DIR
+    /// when DIR does not exist yet, and kept there; into a temporary store without DIR).
+    #[arg(long, default_value_t = 100_000)]
+    stats_episodes: u32,
     #[arg(long)]
     json: bool,
+    /// Size of each store `merge` and `compact` build (MB).
+    #[arg(long, default_value_t = 1024)]
+    store_mb: u64,
+    /// `--mode scale`: the largest store to grow to (sizes 1k, 10k, 100k, ... up to it).
+    #[arg(long, default_value_t = 100_000)]
+    max_episodes: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -39,9 +51,24 @@ pub enum BenchMode {
     Sample,
     /// Random windows of 16 consecutive steps of one field (16 windows per batch).
     Window,
+    /// Growth curves: one store of 50-step control-like episodes (1x17x4 frames) grown
+    /// through 1k, 10k, 100k (up to --max-episodes); at each size recording (against append +
+    /// fdatasync), info, list, ls --json, Loader, partition, first batch and its memory, and
+    /// verify (against cat).
+    Scale,
     /// Checked reads against `verify_reads: false`: a first scan and a first loader epoch
     /// (every chunk's checksum verified on first read), then again with the checks remembered.
     Checked,
+    /// Field statistics: recording with them against without (step path and whole, index
+    /// bytes per episode), then combining them from the index for a store of
+    /// `--stats-episodes` small episodes (all, and one of 8 users') against reading the
+    /// values and computing the same figures (and against computing on values in memory).
+    Stats,
+    /// `merge` of two fresh stores of --store-mb each against cp + fsync of their segments.
+    Merge,
+    /// `compact` of a fresh store of --store-mb, half of it abandoned recordings, against
+    /// read + write + fsync of the live bytes.
+    Compact,
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -49,12 +76,34 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         dir,
         mode,
         field,
+        stats_episodes,
         json,
+        store_mb,
+        max_episodes,
     } = args;
     let (dir, field) = (dir.as_deref(), field.as_str());
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
     if mode == BenchMode::Concurrent {
         return concurrent(temp.path(), json);
+    }
+    if mode == BenchMode::Stats {
+        return stats(temp.path(), dir, stats_episodes, json);
+    }
+    if mode == BenchMode::Scale {
+        let root = dir.unwrap_or(temp.path());
+        return scale(root, max_episodes, json);
+    }
+    if matches!(mode, BenchMode::Merge | BenchMode::Compact) {
+        let spec = MaintainSpec {
+            store_bytes: store_mb << 20,
+            steps: 250,
+        };
+        let (name, m) = if mode == BenchMode::Merge {
+            ("merge", merge(temp.path(), &spec, 3)?)
+        } else {
+            ("compact", compact(temp.path(), &spec, 2)?)
+        };
+        return print(&[(name, m)], json);
     }
     let mut results: Vec<(&str, Measurement)> = Vec::new();
     let recorded = temp.path().join("store");
@@ -70,7 +119,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let store = dir.unwrap_or(&recorded);
     let read = |what: &str| format!("cannot {what} {}", store.display());
     match mode {
-        BenchMode::Record | BenchMode::Concurrent => {}
+        BenchMode::Record
+        | BenchMode::Concurrent
+        | BenchMode::Stats
+        | BenchMode::Merge
+        | BenchMode::Compact
+        | BenchMode::Scale => {}
         BenchMode::All | BenchMode::Scan => {
             results.push(("scan", scan(store, field).with_context(|| read("scan"))?));
         }
@@ -90,7 +144,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             }
         }
     }
-    for (mode, m) in &results {
+    print(&results, json)
+}
+
+fn print(results: &[(&str, Measurement)], json: bool) -> Result<ExitCode> {
+    for (mode, m) in results {
         if json {
             out(
                 serde_json::json!({"mode": mode, "name": m.name, "bytes": m.bytes, "seconds": m.seconds,
@@ -132,4 +190,150 @@ fn concurrent(temp: &Path, json: bool) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn stats(temp: &Path, dir: Option<&Path>, episodes: u32, json: bool) -> Result<ExitCode> {
+    for (kind, episodes, steps) in [
+        (StatsSchema::Frames(84), 60, 100),
+        (StatsSchema::Proprio(17), 500, 100),
+        (StatsSchema::Proprio(64), 500, 100),
+    ] {
+        let c = recording_cost(temp, kind, episodes, steps)?;
+        if json {
+            out(
+                serde_json::json!({"mode": "stats", "measure": "recording", "schema": c.schema,
+                "episodes": c.episodes, "steps": c.steps,
+                "step_ns_with": c.ns_per_step(true), "step_ns_without": c.ns_per_step(false),
+                "step_path_ratio": c.step_path_ratio(), "total_ratio": c.total_ratio(),
+                "index_bytes_per_episode_with": c.index_bytes_per_episode[0],
+                "index_bytes_per_episode_without": c.index_bytes_per_episode[1]}),
+            )?;
+        } else {
+            out(c.line())?;
+        }
+    }
+    let store = match dir {
+        Some(d) if d.exists() => d.to_path_buf(),
+        other => {
+            let path = other.map_or_else(|| temp.join("stats-store"), Path::to_path_buf);
+            let seconds = record_stats_store(&path, episodes, 10, 40, 8)?;
+            if !json {
+                out(format!(
+                    "recorded {episodes} episodes (obs f32[17], action f32[6], 10-40 steps) in \
+                     {seconds:.1} s into {}",
+                    path.display()
+                ))?;
+            }
+            path
+        }
+    };
+    for (what, query) in [
+        ("every episode", Query::default()),
+        ("one user (u0)", Query::default().user("u0")),
+    ] {
+        let c = combine_cost(&store, what, &query)?;
+        if json {
+            out(
+                serde_json::json!({"mode": "stats", "measure": "combine", "selection": what,
+                "episodes": c.episodes, "values": c.values,
+                "index_ms": c.index_seconds * 1e3,
+                "read_and_compute_ms": c.read_and_compute_seconds * 1e3,
+                "compute_in_memory_ms": c.compute_seconds * 1e3,
+                "ratio_read": c.read_and_compute_seconds / c.index_seconds,
+                "ratio_in_memory": c.compute_seconds / c.index_seconds}),
+            )?;
+        } else {
+            out(c.line())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--mode scale`: grows a store under `root` and prints one row per size as it is reached.
+fn scale(root: &Path, max_episodes: u64, json: bool) -> Result<ExitCode> {
+    let spec = ScaleSpec::up_to(max_episodes);
+    let store_dir = root.join("store");
+    if store_dir.exists() {
+        anyhow::bail!(
+            "{} exists: --mode scale grows a new store there",
+            store_dir.display()
+        );
+    }
+    if !json {
+        out(format!(
+            "{:>8} {:>9}  {:>8} {:>7} {:>7} {:>8} {:>7} {:>9} {:>8} {:>8}  {:>8} {:>8} {:>7} {:>7}",
+            "episodes",
+            "steps",
+            "record/x",
+            "info ms",
+            "list ms",
+            "ls-json",
+            "loader",
+            "partition",
+            "1st batch",
+            "anon MiB",
+            "verify/x",
+            "floor ms",
+            "ep/s",
+            "fl ep/s"
+        ))?;
+    }
+    let mut failed = None;
+    trajstore_testkit::bench::scale(root, &spec, |p| {
+        let ls_json = ls_json_seconds(&store_dir).unwrap_or(f64::NAN);
+        let line = if json {
+            scale_json(p, ls_json).to_string()
+        } else {
+            let per_s = |seconds: f64| spec.record_sample as f64 / seconds;
+            format!(
+                "{:>8} {:>9}  {:>8.3} {:>7.2} {:>7.1} {:>8.1} {:>7.1} {:>9.1} {:>8.1} {:>8.1}  {:>8.3} {:>8.1} {:>7.0} {:>7.0}",
+                p.episodes,
+                p.steps,
+                p.record.ratio(),
+                p.info * 1e3,
+                p.list * 1e3,
+                ls_json * 1e3,
+                p.loader * 1e3,
+                p.partition * 1e3,
+                p.first_batch * 1e3,
+                p.first_batch_anon as f64 / f64::from(1 << 20),
+                p.verify.ratio(),
+                p.verify.baseline_seconds * 1e3,
+                per_s(p.record.seconds),
+                per_s(p.record.baseline_seconds),
+            )
+        };
+        if let Err(e) = out(line) {
+            failed.get_or_insert(e);
+        }
+    })?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn scale_json(p: &ScalePoint, ls_json: f64) -> serde_json::Value {
+    serde_json::json!({"mode": "scale", "episodes": p.episodes, "steps": p.steps,
+        "record_seconds": p.record.seconds, "record_floor_seconds": p.record.baseline_seconds,
+        "record_ratio": p.record.ratio(), "info_seconds": p.info, "list_seconds": p.list,
+        "ls_json_seconds": ls_json, "loader_seconds": p.loader, "partition_seconds": p.partition,
+        "first_batch_seconds": p.first_batch, "first_batch_anon_bytes": p.first_batch_anon,
+        "verify_seconds": p.verify.seconds, "verify_floor_seconds": p.verify.baseline_seconds,
+        "verify_ratio": p.verify.ratio()})
+}
+
+/// What `ls --json` does without the terminal: every episode as a JSON line, through one
+/// buffered writer, into a sink.
+fn ls_json_seconds(store_dir: &Path) -> Result<f64> {
+    use std::io::Write;
+    let store = trajstore::Store::open_read_only(store_dir)?;
+    let start = std::time::Instant::now();
+    let snapshot = store.snapshot()?;
+    let mut sink = std::io::BufWriter::with_capacity(1 << 16, std::io::sink());
+    for e in snapshot.episodes(&trajstore::Query::default())? {
+        writeln!(sink, "{}", crate::json::episode_json(&e))?;
+    }
+    sink.flush()?;
+    Ok(start.elapsed().as_secs_f64())
 }

@@ -1,77 +1,67 @@
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use trajstore::{Outcome, Query};
 
-use super::{open_read, out};
+use super::filters::EpisodeFilters;
+use super::open_read;
 use crate::json::{episode_json, timestamp};
 
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
     pub dir: PathBuf,
-    #[arg(long)]
-    user: Vec<String>,
-    #[arg(long)]
-    env: Vec<String>,
-    #[arg(long)]
-    tag: Vec<String>,
-    /// terminated, truncated or interrupted.
-    #[arg(long)]
-    outcome: Vec<String>,
-    #[arg(long)]
-    min_return: Option<f64>,
+    #[command(flatten)]
+    filters: EpisodeFilters,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: LsArgs) -> Result<ExitCode> {
-    let LsArgs {
-        dir,
-        user: users,
-        env: envs,
-        tag: tags,
-        outcome: outcomes,
-        min_return,
-        json,
-    } = args;
-    let dir = dir.as_path();
-    let outcomes = outcomes
-        .iter()
-        .map(|o| o.parse::<Outcome>())
-        .collect::<Result<_, _>>()?;
-    let store = open_read(dir)?;
+    let LsArgs { dir, filters, json } = args;
+    let query = filters.query()?;
+    let store = open_read(&dir)?;
     let snapshot = store.snapshot()?;
-    let query = Query {
-        users,
-        envs,
-        tags,
-        outcomes,
-        min_return,
-        ..Default::default()
-    };
     let episodes = snapshot.episodes(&query)?;
+    let split = snapshot.split_spec()?;
+    // One buffered writer for every line: stdout alone flushes (a write call) per line.
+    let mut lines = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if !json {
-        out(format!(
-            "{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} {}",
-            "episode", "user", "env", "steps", "return", "outcome", "started"
-        ))?;
+        writeln!(lines, "{}", header())?;
     }
     for e in &episodes {
         if json {
-            out(episode_json(e))?;
+            let mut v = episode_json(e);
+            if let Some(spec) = &split {
+                v["split"] = spec.label(e.id().get(), e.user()).into();
+            }
+            writeln!(lines, "{v}")?;
         } else {
-            out(format!(
-                "{:>8}  {:<16} {:<16} {:>7} {:>10.3}  {:<11} {}",
-                e.id(),
-                e.user(),
-                e.env(),
-                e.steps(),
-                e.total_return(),
-                e.outcome().name(),
-                timestamp(e.started_at_us())
-            ))?;
+            writeln!(lines, "{}", line(e))?;
         }
     }
+    lines.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The header of the episode table `ls` prints.
+pub(crate) fn header() -> String {
+    format!(
+        "{:>8}  {:<16} {:<16} {:>7} {:>10}  {:<11} started",
+        "episode", "user", "env", "steps", "return", "outcome"
+    )
+}
+
+/// One episode as a row of the table `ls` prints.
+pub(crate) fn line(e: &trajstore::Episode) -> String {
+    format!(
+        "{:>8}  {:<16} {:<16} {:>7} {:>10.3}  {:<11} {}",
+        e.id().get(),
+        e.user(),
+        e.env(),
+        e.steps(),
+        e.total_return(),
+        e.outcome().name(),
+        timestamp(e.started_at_us())
+    )
 }

@@ -3,16 +3,22 @@
 
 pub mod bench;
 pub mod compact;
+mod curate;
 pub mod demo;
 pub mod export;
+pub mod filters;
 pub mod info;
 pub mod init;
 pub mod ls;
 pub mod merge;
 pub mod partition;
 pub mod preview;
+pub mod relabel;
 pub mod repair;
+pub mod restore;
+pub mod rm;
 pub mod show;
+pub mod split;
 pub mod stats;
 pub mod synth;
 pub mod verify;
@@ -34,8 +40,12 @@ use ls::LsArgs;
 use merge::MergeArgs;
 use partition::PartitionArgs;
 use preview::PreviewArgs;
+use relabel::RelabelArgs;
 use repair::RepairArgs;
+use restore::RestoreArgs;
+use rm::RmArgs;
 use show::ShowArgs;
+use split::SplitArgs;
 use stats::StatsArgs;
 use synth::SynthArgs;
 use verify::VerifyArgs;
@@ -66,6 +76,16 @@ pub enum Command {
     /// Rebuild a missing or damaged index from the segments (keeps the old file aside, never
     /// touches segments); does nothing to a healthy index.
     Repair(RepairArgs),
+    /// Delete episodes (by id and/or filters; a selector is required): one index
+    /// transaction; bytes stay until compaction; `restore` brings them back.
+    Rm(RmArgs),
+    /// Restore deleted episodes (ids or --all), or --list them.
+    Restore(RestoreArgs),
+    /// Change the user, outcome, tags or metadata of selected episodes (index only), with a
+    /// history of each change.
+    Relabel(RelabelArgs),
+    /// Set a deterministic train/validation/... split (only the spec is stored).
+    Split(SplitArgs),
     /// Merge whole stores into OUT (created when missing) without decoding a frame: segments
     /// hard-linked (copied across file systems), episodes under new ids (the mapping printed).
     Merge(MergeArgs),
@@ -103,6 +123,10 @@ impl Command {
             Command::Compact(a) => Some(&a.dir),
             Command::Partition(a) => Some(&a.dir),
             Command::Export(a) => Some(&a.dir),
+            Command::Rm(a) => Some(&a.dir),
+            Command::Restore(a) => Some(&a.dir),
+            Command::Relabel(a) => Some(&a.dir),
+            Command::Split(a) => Some(&a.dir),
             Command::Demo(a) => a.dir.as_deref(),
             Command::Bench(a) => a.dir.as_deref(),
         }
@@ -136,6 +160,10 @@ fn run_command(command: Command) -> Result<ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::Partition(args) => partition::run(args),
         Command::Export(args) => export::run(args),
+        Command::Rm(args) => rm::run(args),
+        Command::Restore(args) => restore::run(args),
+        Command::Relabel(args) => relabel::run(args),
+        Command::Split(args) => split::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

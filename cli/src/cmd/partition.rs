@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use trajstore::Query;
 use trajstore::loader::{Assignment, select};
 
+use super::filters::EpisodeFilters;
 use super::{open_read, out};
 
 #[derive(clap::Args, Debug)]
@@ -19,8 +19,8 @@ pub struct PartitionArgs {
     seed: u64,
     #[arg(long, default_value_t = 0)]
     epoch: u64,
-    #[arg(long)]
-    user: Vec<String>,
+    #[command(flatten)]
+    filters: EpisodeFilters,
     #[arg(long)]
     json: bool,
 }
@@ -31,7 +31,7 @@ pub fn run(args: PartitionArgs) -> Result<ExitCode> {
         world_size,
         seed,
         epoch,
-        user: users,
+        filters,
         json,
     } = args;
     let dir = dir.as_path();
@@ -40,13 +40,7 @@ pub fn run(args: PartitionArgs) -> Result<ExitCode> {
     }
     let store = open_read(dir)?;
     let snapshot = store.snapshot()?;
-    let selected = select(
-        &snapshot,
-        &Query {
-            users,
-            ..Default::default()
-        },
-    )?;
+    let selected = select(&snapshot, &filters.query()?)?;
     let assignment = Assignment::new(&selected.set, world_size, seed, epoch)?;
     let imbalance = assignment.imbalance();
     if json {

@@ -60,6 +60,17 @@ pub fn run(args: RepairArgs) -> Result<ExitCode> {
             }
         ))?;
     }
+    if report.curation_replayed > 0 {
+        out(format!(
+            "replayed {} curation operation(s) from curation.log (deletes, restores, relabels, split)",
+            report.curation_replayed
+        ))?;
+    }
+    if let Some(problem) = &report.curation_log_problem {
+        out(format!(
+            "curation.log: read up to {problem} (an operation cut off by a crash never committed)"
+        ))?;
+    }
     match report.action {
         RepairAction::NothingToDo => out(format!(
             "{}: index healthy and complete, nothing to do ({} episodes, {} segments{})",
@@ -117,5 +128,7 @@ fn report_json(r: &RepairReport) -> serde_json::Value {
             "segment": s.segment, "offset": s.offset, "reason": s.reason,
         })).collect::<Vec<_>>(),
         "garbage_bytes": r.garbage_bytes,
+        "curation_replayed": r.curation_replayed,
+        "curation_log_problem": r.curation_log_problem,
     })
 }

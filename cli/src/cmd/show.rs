@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::{human_bytes, open_read, out};
-use crate::json::{episode_json, info_json};
+use crate::json::{episode_json, history_json, info_json, timestamp};
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
@@ -23,7 +23,18 @@ pub fn run(args: ShowArgs) -> Result<ExitCode> {
     let dir = dir.as_path();
     let store = open_read(dir)?;
     let snapshot = store.snapshot()?;
-    let episode = snapshot.episode(trajstore::EpisodeId(id))?;
+    let id = trajstore::EpisodeId(id);
+    // A deleted episode is still shown (it can be restored until compaction), marked so.
+    let tombstone = match snapshot.episode(id) {
+        Ok(_) => None,
+        Err(e) => Some(snapshot.tombstone(id)?.ok_or(e)?),
+    };
+    let episode = match &tombstone {
+        Some(t) => t.episode.clone(),
+        None => snapshot.episode(id)?,
+    };
+    let split = snapshot.split_of(&episode)?;
+    let history = snapshot.history(id)?;
     let fields = snapshot.fields(&episode)?;
     let infos = snapshot.infos(&episode)?;
     let with_info: Vec<(usize, &trajstore::Info)> = infos
@@ -31,8 +42,17 @@ pub fn run(args: ShowArgs) -> Result<ExitCode> {
         .enumerate()
         .filter(|(_, i)| !i.is_empty())
         .collect();
+    let mut meta = episode_json(&episode);
+    if let Some(split) = &split {
+        meta["split"] = split.clone().into();
+    }
+    if let Some(t) = &tombstone {
+        meta["deleted_at"] = timestamp(t.deleted_at_us).into();
+        meta["deleted_by"] = t.deleted_by.clone().into();
+    }
     if json {
-        let mut v = episode_json(&episode);
+        let mut v = meta;
+        v["history"] = history.iter().map(history_json).collect();
         v["fields"] = fields
             .iter()
             .map(|f| {
@@ -49,9 +69,11 @@ pub fn run(args: ShowArgs) -> Result<ExitCode> {
         out(v)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let meta = episode_json(&episode);
     for (k, v) in meta.as_object().expect("object") {
         out(format!("{k:<13} {v}"))?;
+    }
+    if tombstone.is_some() {
+        out("deleted: not in any query, loader or partition; `trajstore restore` brings it back")?;
     }
     out("fields:")?;
     for f in &fields {
@@ -77,6 +99,18 @@ pub fn run(args: ShowArgs) -> Result<ExitCode> {
     ))?;
     for (step, info) in with_info.iter().take(5) {
         out(format!("  step {step}: {}", info_json(info)))?;
+    }
+    if !history.is_empty() {
+        out("history:")?;
+        for h in &history {
+            let v = history_json(h);
+            out(format!(
+                "  {} by {}: {}",
+                v["at"].as_str().unwrap_or(""),
+                h.by,
+                v["changes"]
+            ))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,37 +3,16 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde_json::json;
-use trajstore::{
-    ElementSummary, EpisodeId, FieldSummary, Outcome, QUANTILES, Query, RELATIVE_ACCURACY,
-    StoreStats,
-};
+use trajstore::{ElementSummary, FieldSummary, QUANTILES, RELATIVE_ACCURACY, StoreStats};
 
+use super::filters::EpisodeFilters;
 use super::{open_read, out};
 
 #[derive(clap::Args, Debug)]
 pub struct StatsArgs {
     pub dir: PathBuf,
-    /// Only episodes of this user (repeat: any of them).
-    #[arg(long)]
-    user: Vec<String>,
-    /// Only episodes of this env id (repeat: any of them).
-    #[arg(long)]
-    env: Vec<String>,
-    /// Only episodes carrying this tag (repeat: all of them).
-    #[arg(long)]
-    tag: Vec<String>,
-    /// terminated, truncated or interrupted (repeat: any of them).
-    #[arg(long)]
-    outcome: Vec<String>,
-    /// Only episodes whose return is at least this.
-    #[arg(long, allow_negative_numbers = true)]
-    min_return: Option<f64>,
-    /// Only episodes whose return is at most this.
-    #[arg(long, allow_negative_numbers = true)]
-    max_return: Option<f64>,
-    /// Only episodes committed before this id.
-    #[arg(long)]
-    before_id: Option<u64>,
+    #[command(flatten)]
+    filters: EpisodeFilters,
     /// Only this field (repeat for several); default: every field with statistics.
     #[arg(long)]
     field: Vec<String>,
@@ -46,21 +25,7 @@ pub struct StatsArgs {
 }
 
 pub fn run(args: StatsArgs) -> Result<ExitCode> {
-    let outcomes = args
-        .outcome
-        .iter()
-        .map(|o| o.parse::<Outcome>())
-        .collect::<Result<_, _>>()?;
-    let query = Query {
-        users: args.user,
-        envs: args.env,
-        tags: args.tag,
-        outcomes,
-        min_return: args.min_return,
-        max_return: args.max_return,
-        before_id: args.before_id.map(EpisodeId),
-        ..Default::default()
-    };
+    let query = args.filters.query()?;
     let store = open_read(&args.dir)?;
     let fields: Vec<&str> = args.field.iter().map(String::as_str).collect();
     let stats = store

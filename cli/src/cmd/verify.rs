@@ -28,7 +28,9 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
             .collect();
         out(
             serde_json::json!({"ok": report.problems.is_empty(), "episodes": report.episodes, "chunks": report.chunks,
-            "payload_bytes": report.payload_bytes, "unreferenced_bytes": report.unreferenced_bytes, "problems": problems}),
+            "payload_bytes": report.payload_bytes, "unreferenced_bytes": report.unreferenced_bytes,
+            "unreferenced_segments": report.unreferenced_segments.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "problems": problems}),
         )?;
     } else {
         for p in &report.problems {
@@ -48,6 +50,17 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
             report.problems.len(),
             if report.problems.len() == 1 { "" } else { "s" }
         ))?;
+        if !report.unreferenced_segments.is_empty() {
+            out(format!(
+                "segment files holding no chunk of any episode (uncommitted recordings, a stopped merge, or a merge's manifests; `trajstore compact` removes the garbage): {}",
+                report
+                    .unreferenced_segments
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ))?;
+        }
     }
     Ok(if report.problems.is_empty() {
         ExitCode::SUCCESS

@@ -22,6 +22,7 @@ class Selection:
     envs: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     outcomes: list[str] = field(default_factory=list)
+    splits: list[str] = field(default_factory=list)
     min_return: float | None = None
     max_return: float | None = None
     min_steps: int | None = None
@@ -34,7 +35,7 @@ class Selection:
     epoch: int = 0
 
     @classmethod
-    def of(cls, user=None, env=None, tags=None, outcome=None, **rest) -> "Selection":
-        return cls(users=as_list(user), envs=as_list(env), tags=as_list(tags), outcomes=as_list(outcome), **rest)
+    def of(cls, user=None, env=None, tags=None, outcome=None, split=None, **rest) -> "Selection":
+        return cls(users=as_list(user), envs=as_list(env), tags=as_list(tags), outcomes=as_list(outcome), splits=as_list(split), **rest)
 
 

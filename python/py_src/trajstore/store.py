@@ -13,6 +13,7 @@ from ._arrays import as_stored_array, normalize_info
 from ._selection import Selection
 from ._stats import StoreStats
 from ._trajstore import Store as _NativeStore
+from ._trajstore import compact as _compact
 
 #: (name, dtype, shape, kind, codec): one declared field of a step
 FieldDecl = tuple[str, str, tuple[int, ...], str, str]
@@ -294,6 +295,21 @@ class Store:
     def verify(self) -> dict[str, Any]:
         """Checks every checksum; `ok` is False and `problems` names what is wrong otherwise."""
         return self.snapshot().verify()
+
+    def merge_from(self, *sources: str | os.PathLike) -> dict[str, Any]:
+        """Merges whole stores into this one without decoding a frame (`trajstore merge`):
+        segments hard-linked (copied across file systems), schemas deduplicated, every episode
+        under a new id. Returns `{"schemas_added": n, "sources": [{"path", "episodes": {old:
+        new}, "segments_linked", "segments_copied", "bytes"}]}`; each merged episode's
+        metadata keeps `merged_from/store` and `merged_from/episode`. A source that is this
+        store, of a newer format or damaged raises before anything is linked."""
+        return self._native.merge_from([os.fspath(s) for s in sources])
+
+    def compact(self, dry_run: bool = False) -> dict[str, Any]:
+        """Reclaims the bytes of aborted or crashed recordings (`trajstore compact`); safe
+        while others record and read. Replaced files stay in `segments/retired/` while any
+        store handle is open (this one included) and are deleted by the last one to close."""
+        return _compact(self.path, dry_run=dry_run)
 
     def __repr__(self) -> str:
         if not self.verify_reads:

@@ -5,17 +5,25 @@
 mod checked;
 mod concurrent;
 mod error;
+mod maintain;
 mod read;
 mod record;
 pub mod recorder_process;
+mod scale;
+mod stats;
 
 pub use checked::checked;
 pub use concurrent::{
     ConcurrentReport, ConcurrentSpec, RecorderRun, Recorders, record_concurrently,
 };
 pub use error::{BenchError, Result};
+pub use maintain::{MaintainSpec, compact, merge};
 pub use read::{sample, scan, window};
 pub use record::{RecordSpec, pregenerated_frames, record, recorder};
+pub use scale::{ScalePoint, ScaleSpec, rss_anon, scale};
+pub use stats::{
+    CombineCost, RecordingCost, StatsSchema, combine_cost, record_stats_store, recording_cost,
+};
 
 /// Timed rounds of each side, alternated so both see the same machine noise; the best of
 /// each counts.

@@ -126,7 +126,10 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measureme
     let fields = loader
         .episodes()
         .iter()
-        .map(|e| Ok((e.id(), loader.snapshot().field(e, &field)?)))
+        .map(|e| {
+            let episode = loader.snapshot().episode(e.id())?;
+            Ok((e.id(), loader.snapshot().field(&episode, &field)?))
+        })
         .collect::<Result<Vec<_>>>()?;
     let floor = floor_source(dir, &fields)?;
     let (maps, base, step_bytes) = (&floor.maps, &floor.base, floor.step_bytes);

@@ -1,0 +1,275 @@
+//! How costs grow with the store: one store of small control-like episodes (`synth --frame
+//! 1x17x4`, 50 steps, about 90 raw bytes a step) grown through a list of sizes, measuring at
+//! each size what a user pays to record, open, list, select, load and verify it, each next to
+//! its floor measured in the same run.
+//!
+//! Growing is done by several recorder threads (group commit) so that 100k episodes take
+//! minutes; the recording figure is a separate sample of single-writer episodes with a
+//! durable commit each, against a plain append + fdatasync per episode of the same bytes.
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use trajstore::loader::{
+    Assignment, Batch, FieldRequest, Loader, Order, Sampler, SamplerSpec, Selection, select,
+};
+use trajstore::{Query, Store};
+
+use super::{BenchError, Measurement, Result};
+use crate::synth::{SynthConfig, record, record_one, synth_schema};
+
+/// What to grow and measure.
+#[derive(Clone, Debug)]
+pub struct ScaleSpec {
+    /// Store sizes (episodes) to measure at, increasing.
+    pub sizes: Vec<u64>,
+    /// Transitions per episode.
+    pub steps: u32,
+    /// Recorder threads growing the store between sizes.
+    pub writers: usize,
+    /// Single-writer episodes timed at each size for the recording figure.
+    pub record_sample: u64,
+}
+
+impl ScaleSpec {
+    /// 1k, 10k, 100k, ... up to `max_episodes`, 50-step episodes.
+    pub fn up_to(max_episodes: u64) -> ScaleSpec {
+        let mut sizes = Vec::new();
+        let mut n = 1_000;
+        while n <= max_episodes {
+            sizes.push(n);
+            n *= 10;
+        }
+        if sizes.last() != Some(&max_episodes) && max_episodes > 0 {
+            sizes.push(max_episodes);
+        }
+        ScaleSpec {
+            sizes,
+            steps: 50,
+            writers: 8,
+            record_sample: 200,
+        }
+    }
+}
+
+/// Everything measured at one store size. Times in seconds.
+#[derive(Clone, Debug)]
+pub struct ScalePoint {
+    pub episodes: u64,
+    pub steps: u64,
+    /// `record_sample` single-writer episodes, durable commit each, against a plain append
+    /// + fdatasync per episode of the same bytes.
+    pub record: Measurement,
+    /// Open the store, take a snapshot, read the user statistics (what `info` needs).
+    pub info: f64,
+    /// Every episode's metadata, in commit order (what `ls` and `Store.episodes()` need).
+    pub list: f64,
+    /// `Loader::new`, one rank of one (every episode).
+    pub loader: f64,
+    /// The selection and the assignment to 8 ranks (what `trajstore partition` computes).
+    pub partition: f64,
+    /// From the loader to the first shuffled batch of 256 steps of `obs/frame`.
+    pub first_batch: f64,
+    /// Anonymous memory (RssAnon) the loader and its first batch added, bytes.
+    pub first_batch_anon: u64,
+    /// `Snapshot::verify` against reading every segment file (`cat`), page cache warm.
+    pub verify: Measurement,
+}
+
+/// Grows a store at `dir/store` through `spec.sizes`, calling `report` after each size.
+pub fn scale(dir: &Path, spec: &ScaleSpec, mut report: impl FnMut(&ScalePoint)) -> Result<()> {
+    let store_dir = dir.join("store");
+    let store = Store::create(&store_dir)?;
+    let config = SynthConfig {
+        user: "scale".into(),
+        min_steps: spec.steps,
+        max_steps: spec.steps,
+        frame: [1, 17, 4],
+        writers: spec.writers,
+        ..SynthConfig::default()
+    };
+    let mut have = 0u64;
+    let mut round = 0u64;
+    for &size in &spec.sizes {
+        let sample = spec.record_sample.min(size.saturating_sub(have));
+        let fill = size.saturating_sub(have + sample);
+        if fill > 0 {
+            round += 1;
+            let grow = SynthConfig {
+                episodes: fill,
+                seed: round,
+                ..config.clone()
+            };
+            record(&store, &grow, |_| {})?;
+        }
+        let record = record_sample(dir, &store, &config, sample, round)?;
+        have = size;
+        let point = measure(&store_dir, size, record)?;
+        report(&point);
+    }
+    Ok(())
+}
+
+/// Times `n` single-writer episodes against a plain append + fdatasync of their bytes.
+fn record_sample(
+    dir: &Path,
+    store: &Store,
+    config: &SynthConfig,
+    n: u64,
+    round: u64,
+) -> Result<Measurement> {
+    let schema = synth_schema(config.frame, config.codec)?;
+    let sample = SynthConfig {
+        writers: 1,
+        seed: round.wrapping_add(1 << 32),
+        ..config.clone()
+    };
+    let start = Instant::now();
+    let mut raw = 0u64;
+    for i in 0..n {
+        record_one(store, &sample, &schema, i)?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    // Raw bytes of one episode: T + 1 frames and health, T actions, rewards and flags.
+    let frame = config.frame.iter().product::<u32>() as u64;
+    let t = u64::from(config.max_steps);
+    let episode_bytes = (t + 1) * (frame + 8) + t * (8 + 4 + 1 + 1);
+    raw += n * episode_bytes;
+    let plain = dir.join("plain-record.bin");
+    let io = |e| BenchError::io(&plain, e);
+    let mut file = File::create(&plain).map_err(io)?;
+    let bytes = vec![7u8; episode_bytes as usize];
+    let start = Instant::now();
+    for _ in 0..n {
+        file.write_all(&bytes).map_err(io)?;
+        file.sync_data().map_err(io)?;
+    }
+    let baseline_seconds = start.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&plain).map_err(io)?;
+    Ok(Measurement {
+        name: "record, 1 writer, commit/episode",
+        bytes: raw,
+        seconds,
+        baseline: "append + fdatasync/episode",
+        baseline_seconds,
+    })
+}
+
+/// Times `f`, best of three runs.
+fn best_of_3<T>(mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
+    let mut best = f64::MAX;
+    let mut last = None;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let value = black_box(f()?);
+        best = best.min(start.elapsed().as_secs_f64());
+        last = Some(value);
+    }
+    Ok((best, last.expect("three runs")))
+}
+
+fn measure(store_dir: &Path, episodes: u64, record: Measurement) -> Result<ScalePoint> {
+    let (info, steps) = best_of_3(|| {
+        let store = Store::open_read_only(store_dir)?;
+        let users = store.snapshot()?.users()?;
+        Ok(users.iter().map(|u| u.steps).sum::<u64>())
+    })?;
+    let store = Store::open_read_only(store_dir)?;
+    let (list, _) = best_of_3(|| Ok(store.snapshot()?.episodes(&Query::default())?.len()))?;
+    let selection = Selection::new(Query::default(), 1, 0, 0);
+    let (loader_seconds, _) = best_of_3(|| Ok(Loader::new(&store, &selection)?.episodes().len()))?;
+    let (partition, _) = best_of_3(|| {
+        let snapshot = store.snapshot()?;
+        let selected = select(&snapshot, &Query::default())?;
+        let assignment = Assignment::new(&selected.set, 8, 0, 0).map_err(trajstore::Error::from)?;
+        Ok(assignment.imbalance())
+    })?;
+
+    let anon_before = rss_anon();
+    let start = Instant::now();
+    let loader = Loader::new(&store, &selection)?;
+    let spec = SamplerSpec::steps(vec![FieldRequest::new("obs/frame")], 256, Order::Shuffle);
+    let mut sampler = Sampler::new(&loader, spec)?;
+    let mut batch = Batch::new();
+    sampler.next_into(&mut batch)?;
+    let first_batch = start.elapsed().as_secs_f64();
+    let first_batch_anon = rss_anon().saturating_sub(anon_before);
+    drop((sampler, batch, loader));
+
+    let verify = verify_against_cat(store_dir, &store)?;
+    Ok(ScalePoint {
+        episodes,
+        steps,
+        record,
+        info,
+        list,
+        loader: loader_seconds,
+        partition,
+        first_batch,
+        first_batch_anon,
+        verify,
+    })
+}
+
+/// `Snapshot::verify` against reading every segment file through a 1 MiB buffer; both warm.
+fn verify_against_cat(store_dir: &Path, store: &Store) -> Result<Measurement> {
+    let segments = store_dir.join("segments");
+    let cat = || -> Result<u64> {
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        let entries = std::fs::read_dir(&segments).map_err(|e| BenchError::io(&segments, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| BenchError::io(&segments, e))?.path();
+            let mut file = File::open(&path).map_err(|e| BenchError::io(&path, e))?;
+            loop {
+                let n = file
+                    .read(&mut buffer)
+                    .map_err(|e| BenchError::io(&path, e))?;
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+                black_box(&buffer[..n]);
+            }
+        }
+        Ok(total)
+    };
+    let bytes = cat()?;
+    let verify = || -> Result<()> {
+        let report = store.snapshot()?.verify()?;
+        if report.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(BenchError::Mismatch(
+                "verify found problems in a fresh store",
+            ))
+        }
+    };
+    verify()?;
+    let (seconds, ()) = best_of_3(verify)?;
+    let (baseline_seconds, _) = best_of_3(cat)?;
+    Ok(Measurement {
+        name: "verify",
+        bytes,
+        seconds,
+        baseline: "cat of the segment files",
+        baseline_seconds,
+    })
+}
+
+/// This process's resident anonymous memory (`RssAnon` of /proc/self/status), bytes; 0 where
+/// there is no such file.
+pub fn rss_anon() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0)
+}
