@@ -5,9 +5,11 @@ mod arrow;
 mod buffer;
 mod cli;
 mod error;
+mod inbound;
 mod lance;
 mod loader;
 mod preview;
+mod record;
 mod store;
 mod values;
 
@@ -20,7 +22,7 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<arrow::ArrowTable>()?;
     m.add_class::<arrow::ArrowStream>()?;
     m.add_class::<store::PySnapshot>()?;
-    m.add_class::<store::PyEpisodeRecorder>()?;
+    m.add_class::<record::PyEpisodeRecorder>()?;
     m.add_class::<buffer::MappedBuffer>()?;
     m.add_class::<buffer::OwnedBuffer>()?;
     m.add_class::<loader::PyLoader>()?;
