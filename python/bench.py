@@ -153,7 +153,7 @@ def main() -> None:
         gb = sum(len(r) for r in rows) * frames[0].nbytes / 1e9
         print(f"sample   {len(rows)} batches of 256: trajstore {gb / t_store:5.2f} GB/s, numpy fancy indexing on np.memmap "
               f"{gb / t_plain:5.2f} GB/s, ratio {t_plain / t_store:.2f}")
-        dataloader(store_path, plain_eps, frames[0].nbytes)
+        dataloader(store_path, plain_eps, ids, frames[0].nbytes)
 
 
 QUANTILES = {"q01": 0.01, "q05": 0.05, "q10": 0.10, "q25": 0.25, "q50": 0.5, "q75": 0.75, "q90": 0.9, "q95": 0.95, "q99": 0.99}
@@ -197,7 +197,7 @@ def stats(store_path: str) -> None:
               f"(ratio {t_compute / t_index:.1f}x)")
 
 
-def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:
+def dataloader(store_path: str, plain_eps: list, ids: list, frame_bytes: int) -> None:
     try:
         import torch
         from torch.utils.data import DataLoader, Dataset
@@ -207,10 +207,11 @@ def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:
     from trajstore.torch import StepDataset
 
     class MemmapSteps(Dataset):
-        """The plain baseline: every step of the memmaps, a batch gathered by fancy indexing."""
+        """The plain baseline: every step of the memmaps, a batch gathered by fancy indexing,
+        served as StepDataset serves it (the same items: obs, episode, step as int64)."""
 
-        def __init__(self, episodes):
-            self.episodes = episodes
+        def __init__(self, episodes, ids):
+            self.episodes, self.ids = episodes, ids
             self.index = [(e, t) for e, ep in enumerate(episodes) for t in range(len(ep) - 1)]
 
         def __len__(self):
@@ -218,11 +219,12 @@ def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:
 
         def __getitems__(self, indices):
             out = np.empty((len(indices), *self.episodes[0].shape[1:]), np.uint8)
+            episode, step = np.empty(len(indices), np.int64), np.empty(len(indices), np.int64)
             for k, i in enumerate(indices):
                 e, t = self.index[i]
-                out[k] = self.episodes[e][t]
-            frames = torch.from_numpy(out)
-            return [{"obs": frames[k]} for k in range(len(indices))]
+                out[k], episode[k], step[k] = self.episodes[e][t], self.ids[e], t
+            frames, episode, step = torch.from_numpy(out), torch.from_numpy(episode), torch.from_numpy(step)
+            return [{"obs": frames[k], "episode": episode[k], "step": step[k]} for k in range(len(indices))]
 
     def epoch(ds) -> float:
         loader = DataLoader(ds, batch_size=256, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0),
@@ -232,7 +234,7 @@ def dataloader(store_path: str, plain_eps: list, frame_bytes: int) -> None:
             batch["obs"][:1].sum()
         return time.perf_counter() - start
 
-    steps, plain = StepDataset(store_path, ["obs"], world_size=1, rank=0), MemmapSteps(plain_eps)
+    steps, plain = StepDataset(store_path, ["obs"], world_size=1, rank=0), MemmapSteps(plain_eps, ids)
     assert len(steps) == len(plain), "the same steps"
     t_store, t_plain = min(epoch(steps) for _ in range(ROUNDS)), min(epoch(plain) for _ in range(ROUNDS))
     gb = len(steps) * frame_bytes / 1e9

@@ -269,3 +269,50 @@ fn compacting_a_merged_store_moves_linked_segments_and_repair_still_rebuilds_it(
     assert!(rebuilt.unrestorable.is_empty(), "{rebuilt:?}");
     assert_eq!(logical(&out), before);
 }
+
+#[test]
+fn compaction_purges_tombstones_past_the_retention_and_reclaims_their_bytes() {
+    use std::time::Duration;
+    use trajstore::{CurateOptions, Target};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    with_garbage(&dir);
+    let store = Store::open(&dir).unwrap();
+    store
+        .delete(
+            &Target::ids([EpisodeId(1), EpisodeId(3)]),
+            &CurateOptions::default(),
+        )
+        .unwrap();
+    drop(store);
+    let kept = logical(&dir);
+    assert_eq!(kept.len(), 2);
+
+    // Within the retention: restorable, so their segment is kept as it is.
+    let within = CompactOptions {
+        retention: Some(Duration::from_secs(3600)),
+        ..Default::default()
+    };
+    let report = trajstore::compact(&dir, &within).unwrap();
+    assert!(report.purged.is_empty(), "{report:?}");
+    assert!(report.rewritten.is_empty(), "{report:?}");
+
+    // Past it: purged, and their bytes go with the abandoned recording's.
+    let past = CompactOptions {
+        retention: Some(Duration::ZERO),
+        ..Default::default()
+    };
+    let report = trajstore::compact(&dir, &past).unwrap();
+    assert_eq!(report.purged, [EpisodeId(1), EpisodeId(3)], "{report:?}");
+    assert_eq!(report.rewritten.len(), 1, "{report:?}");
+    assert_eq!(report.episodes_moved, 2);
+    assert_eq!(logical(&dir), kept);
+    let store = Store::open(&dir).unwrap();
+    assert!(store.snapshot().unwrap().tombstones().unwrap().is_empty());
+    drop(store);
+    // Rebuilt from the segments (and the curation log), the purged episodes stay gone.
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+    let rebuilt = trajstore::repair(&dir).unwrap();
+    assert_eq!(rebuilt.episodes, 2, "{rebuilt:?}");
+    assert_eq!(logical(&dir), kept);
+}

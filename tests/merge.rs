@@ -264,3 +264,24 @@ fn a_linked_segment_without_its_sidecar_is_never_read_as_this_stores_own() {
         v.problems
     );
 }
+
+#[test]
+fn deleted_episodes_of_a_source_are_not_merged() {
+    use trajstore::{CurateOptions, Target};
+    let tmp = tempfile::tempdir().unwrap();
+    let a = populated(&tmp.path().join("a"));
+    Store::open(&a)
+        .unwrap()
+        .delete(&Target::ids([EpisodeId(2)]), &CurateOptions::default())
+        .unwrap();
+    let out = tmp.path().join("out");
+    let report = trajstore::merge(&out, &[&a]).unwrap();
+    let old: Vec<u64> = report.sources[0]
+        .episodes
+        .iter()
+        .map(|(o, _)| o.get())
+        .collect();
+    assert_eq!(old, [1, 3, 4]);
+    assert_eq!(report.sources[0].deleted_not_merged, 1);
+    assert_eq!(contents(&out).episodes.len(), 3);
+}

@@ -47,6 +47,11 @@ pub struct CompactOptions {
     pub progress: Option<Progress>,
     /// Size at which a new segment is started (default: 1 GiB, as recorders).
     pub segment_target_bytes: Option<u64>,
+    /// Purge the tombstones of episodes deleted at least this long ago first
+    /// ([`Store::purge_tombstones`](crate::Store::purge_tombstones)), so their bytes are
+    /// reclaimed; `None` purges none (a deleted episode's segment is kept while it is
+    /// restorable).
+    pub retention: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for CompactOptions {
@@ -55,6 +60,7 @@ impl std::fmt::Debug for CompactOptions {
             .field("dry_run", &self.dry_run)
             .field("progress", &self.progress.is_some())
             .field("segment_target_bytes", &self.segment_target_bytes)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -63,6 +69,9 @@ impl std::fmt::Debug for CompactOptions {
 #[derive(Clone, Debug, Default)]
 pub struct CompactReport {
     pub dry_run: bool,
+    /// Deleted episodes whose tombstones were purged (past the retention; a dry run lists
+    /// those it would purge): their bytes are reclaimed with the rest.
+    pub purged: Vec<crate::ids::EpisodeId>,
     /// Segment files found.
     pub segments: u64,
     /// Their total size.
@@ -105,6 +114,19 @@ pub fn compact(path: impl AsRef<Path>, options: &CompactOptions) -> Result<Compa
         dry_run: options.dry_run,
         ..Default::default()
     };
+    if let Some(retention) = options.retention {
+        // A store handle of its own, closed before compaction looks at retired files.
+        let store = crate::store::Store::open(root)?;
+        let expired: Vec<crate::ids::EpisodeId> = store
+            .expired_tombstones(retention)?
+            .iter()
+            .map(|t| t.episode.id())
+            .collect();
+        if !options.dry_run && !expired.is_empty() {
+            store.purge_tombstones(&expired)?;
+        }
+        report.purged = expired;
+    }
     if !options.dry_run {
         clean_retired(root, &mut report)?;
     }

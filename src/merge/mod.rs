@@ -59,6 +59,8 @@ pub struct MergedSource {
     pub episodes: Vec<(EpisodeId, EpisodeId)>,
     /// The source's segments, as brought into the output.
     pub segments: Vec<MergedSegment>,
+    /// The source's deleted episodes (tombstones): not merged.
+    pub deleted_not_merged: u64,
 }
 
 /// A source segment in the output store.
@@ -87,6 +89,7 @@ struct Source {
     episodes: Vec<SourceEpisode>,
     schemas: HashMap<u64, Schema>,
     segments: BTreeSet<u64>,
+    deleted: u64,
 }
 
 impl Store {
@@ -114,6 +117,7 @@ impl Store {
             let src_segments = source.path.join(SEGMENTS_DIR);
             let mut merged = MergedSource {
                 path: source.path.clone(),
+                deleted_not_merged: source.deleted,
                 ..Default::default()
             };
             for &origin in &source.segments {
@@ -318,6 +322,7 @@ fn read_source(path: &Path) -> Result<Source> {
         episodes,
         schemas,
         segments,
+        deleted: snap.tombstones()?.len() as u64,
     })
 }
 

@@ -148,25 +148,28 @@ impl Snapshot {
         let mut out: Vec<Arc<Field>> = Vec::with_capacity(episodes.len());
         let mut cache = self.gathered.lock().unwrap_or_else(|e| e.into_inner());
         let cache = cache.for_process();
+        if cache.opened >= CACHE_MAX_FIELDS {
+            cache.by_name.values_mut().for_each(HashMap::clear);
+            cache.opened = 0;
+        }
         if !cache.by_name.contains_key(name) {
             cache.by_name.insert(name.to_owned(), ById::default());
         }
+        // The name's map, looked up once per call, not per pair.
+        let FieldCache {
+            opened, by_name, ..
+        } = cache;
+        let by_id = by_name.get_mut(name).expect("inserted above");
         for (&id, &step) in episodes.iter().zip(steps) {
             let same = out.last().filter(|f| f.episode == id).cloned();
             let field = match same {
                 Some(f) => f,
                 None => {
-                    let known = cache.by_name[name].get(&id.get()).cloned();
-                    let f = match known {
-                        Some(f) => f,
+                    let f = match by_id.get(&id.get()) {
+                        Some(f) => f.clone(),
                         None => {
-                            if cache.opened >= CACHE_MAX_FIELDS {
-                                cache.by_name.values_mut().for_each(HashMap::clear);
-                                cache.opened = 0;
-                            }
                             let f = Arc::new(self.field(&self.episode(id)?, name)?);
-                            cache.opened += 1;
-                            let by_id = cache.by_name.get_mut(name).expect("inserted above");
+                            *opened += 1;
                             by_id.insert(id.get(), f.clone());
                             f
                         }

@@ -13,6 +13,11 @@ use super::{human_bytes, out};
 #[derive(clap::Args, Debug)]
 pub struct CompactArgs {
     pub dir: PathBuf,
+    /// Purge the tombstones of episodes deleted at least this long ago (`trajstore rm`) and
+    /// reclaim their bytes: 7d, 12h, 30m, 45s, 0 (every tombstone); deleted episodes within
+    /// it stay restorable and their segments are kept.
+    #[arg(long, default_value = "7d", value_parser = parse_retention)]
+    retention: std::time::Duration,
     /// Report what would be reclaimed; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -21,7 +26,12 @@ pub struct CompactArgs {
 }
 
 pub fn run(args: CompactArgs) -> Result<ExitCode> {
-    let CompactArgs { dir, dry_run, json } = args;
+    let CompactArgs {
+        dir,
+        retention,
+        dry_run,
+        json,
+    } = args;
     let bar = (!dry_run && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -41,6 +51,7 @@ pub fn run(args: CompactArgs) -> Result<ExitCode> {
     let options = CompactOptions {
         dry_run,
         progress,
+        retention: Some(retention),
         ..Default::default()
     };
     let report = trajstore::compact(&dir, &options)?;
@@ -61,6 +72,19 @@ pub fn run(args: CompactArgs) -> Result<ExitCode> {
         out(format!(
             "skipped (held by a live recorder): {}",
             ids(&report.skipped_locked)
+        ))?;
+    }
+    if !report.purged.is_empty() {
+        out(format!(
+            "{} {} tombstone(s) past the retention: episodes {}",
+            if dry_run { "would purge" } else { "purged" },
+            report.purged.len(),
+            report
+                .purged
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
         ))?;
     }
     let verb = if dry_run {
@@ -94,6 +118,7 @@ fn report_json(r: &CompactReport) -> serde_json::Value {
     let ids = |v: &[trajstore::SegmentId]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     serde_json::json!({
         "dry_run": r.dry_run,
+        "purged": r.purged,
         "segments": r.segments,
         "segment_bytes": r.segment_bytes,
         "rewritten": ids(&r.rewritten),
@@ -108,4 +133,27 @@ fn report_json(r: &CompactReport) -> serde_json::Value {
         "deleted_bytes": r.deleted_bytes,
         "pending_files": r.pending_files,
     })
+}
+
+/// `7d`, `12h`, `30m`, `45s` or `0`.
+fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
+    if text == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let seconds = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => {
+            return Err(format!(
+                "{text:?}: expected a number and d, h, m or s (7d, 12h, 30m, 45s) or 0"
+            ));
+        }
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a whole number before {unit:?}"))?;
+    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
 }

@@ -31,10 +31,14 @@ pub fn run(args: MergeArgs) -> Result<ExitCode> {
         let (linked, copied): (Vec<&trajstore::MergedSegment>, Vec<_>) =
             s.segments.iter().partition(|g| !g.copied);
         out(format!(
-            "{}: {} episodes (ids {}), {} segments linked ({}), {} copied ({})",
+            "{}: {} episodes (ids {}){}, {} segments linked ({}), {} copied ({})",
             s.path.display(),
             s.episodes.len(),
             id_ranges(&s.episodes),
+            match s.deleted_not_merged {
+                0 => String::new(),
+                n => format!(" ({n} deleted episodes not merged)"),
+            },
             linked.len(),
             human_bytes(linked.iter().map(|g| g.bytes).sum()),
             copied.len(),
@@ -85,6 +89,7 @@ fn report_json(r: &MergeReport) -> serde_json::Value {
         "manifest_segment": r.manifest_segment,
         "sources": r.sources.iter().map(|s| serde_json::json!({
             "path": s.path.display().to_string(),
+            "deleted_not_merged": s.deleted_not_merged,
             "episodes": s.episodes.iter().map(|(old, new)| serde_json::json!({"old": old, "new": new})).collect::<Vec<_>>(),
             "segments": s.segments.iter().map(|g| serde_json::json!({
                 "origin": g.origin.to_string(), "id": g.id.to_string(), "bytes": g.bytes, "copied": g.copied,

@@ -109,7 +109,8 @@ class StoreReplayBuffer(ReplayBuffer):
         self._action_dtype = np.dtype(self._maybe_cast_dtype(action_space.dtype))
         self._obs_field_shape, self._action_field_shape = tuple(observation_space.shape), tuple(action_space.shape)
         self._fields = [("obs", dtype_name(observation_space.dtype), self._obs_field_shape, "observation", "raw"),
-                        ("action", dtype_name(self._action_dtype), self._action_field_shape, "transition", "raw")]
+                        ("action", dtype_name(self._action_dtype), self._action_field_shape, "transition", "raw"),
+                        ("reward", "f64", (), "transition", "raw")]  # Gymnasium's Python floats, as RecordEpisodes
         self._recorders: list[EpisodeRecorder | None] = [None] * n_envs
         #: (episode id, user, steps) of every sampled episode, oldest first
         self._episodes: list[tuple[int, str, int]] = []
@@ -166,7 +167,7 @@ class StoreReplayBuffer(ReplayBuffer):
             ended = bool(done[i])
             timeout = ended and bool(infos[i].get("TimeLimit.truncated", False))
             recorder.step({"obs": next_obs[i], "action": action[i].astype(self._action_dtype, copy=False),
-                           "reward": np.float32(reward[i]), "terminated": ended and not timeout, "truncated": timeout})
+                           "reward": np.float64(reward[i]), "terminated": ended and not timeout, "truncated": timeout})
             if ended:
                 steps = recorder.steps
                 self._episodes.append((recorder.commit(), self.username, steps))

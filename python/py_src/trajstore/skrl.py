@@ -138,11 +138,23 @@ class StoreMemory(Memory):
                 continue  # served from the observations at offset +1
             field = _FIELDS.get(name, name)
             kind = "observation" if name in _OBSERVATIONS else "transition"
-            decls.append((field, _DTYPES[dtype], () if name in _SCALARS else shape, kind, self.codec if kind == "observation" else "raw"))
-        for name, default in (("rewards", "f32"), ("terminated", "bool"), ("truncated", "bool")):
+            # Rewards as RecordEpisodes records Gymnasium's (Python floats: f64), so demonstrations
+            # and the agent's episodes share one schema; served in the dtype the agent declared.
+            stored = "f64" if name == "rewards" and dtype.is_floating_point else _DTYPES[dtype]
+            decls.append((field, stored, () if self._scalar(name) else shape, kind, self.codec if kind == "observation" else "raw"))
+        for name, default in (("rewards", "f64"), ("terminated", "bool"), ("truncated", "bool")):
             if name not in self.specs:
                 decls.append((_FIELDS[name], default, (), "transition", "raw"))
         return decls
+
+    def _scalar(self, name: str) -> bool:
+        """Whether the store keeps `name` as one value per step (skrl adds an axis of 1): rewards
+        and flags, and a Discrete action (an integer of size 1), as `RecordEpisodes` records
+        them, so a memory samples demonstrations recorded either way."""
+        shape, dtype = self.specs.get(name, ((), None))
+        discrete_action = name == "actions" and shape == (1,) and dtype is not None and not dtype.is_floating_point \
+            and dtype != torch.bool
+        return name in _SCALARS or discrete_action
 
     def add_samples(self, **tensors: Any) -> None:
         """Records one transition per env (tensors of shape `(num_envs, size)`); see the
@@ -192,10 +204,10 @@ class StoreMemory(Memory):
         for name, value in row.items():
             if name in _OBSERVATIONS or name.startswith("next_") or name == "truncated":
                 continue
-            values[_FIELDS.get(name, name)] = value.reshape(()) if name in _SCALARS else value
+            values[_FIELDS.get(name, name)] = value.reshape(()) if self._scalar(name) else value
         terminated = bool(np.asarray(row.get("terminated", False)).any())
         values["terminated"], values["truncated"] = np.bool_(terminated), np.bool_(truncated and not terminated)
-        values.setdefault("reward", np.float32(0))
+        values.setdefault("reward", np.float64(0))
         env.recorder.step(values)
         if terminated or truncated:
             self._committed.append(env.recorder.commit())

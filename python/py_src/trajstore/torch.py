@@ -32,6 +32,21 @@ def _tensor(value: Any) -> Any:
         return value
 
 
+def _share_cores_in_worker() -> None:
+    """Inside a DataLoader worker, sizes the library's thread pool (rayon's, built lazily per
+    process) to this worker's share of the cores, as torch does for its own threads there:
+    with one pool per worker each as wide as the machine, N workers run N x cores gathering
+    threads on the same cores, and they evict each other. A RAYON_NUM_THREADS the user set
+    is kept. Called before the first gather of a process (the pool is built then)."""
+    if "RAYON_NUM_THREADS" in os.environ:
+        return
+    info = get_worker_info()
+    if info is None:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ["RAYON_NUM_THREADS"] = str(max(1, cores // info.num_workers))
+
+
 #: Row keys that index the store; served as int64 (torch's unsigned types barely work).
 _INDEX_KEYS = ("episode", "step")
 
@@ -68,6 +83,7 @@ class StepDataset(Dataset):
 
     def _index(self) -> tuple[StepIndex, int]:
         if self._share is None:
+            _share_cores_in_worker()
             self._share = rank_step_index(self.path, self.fields, self.next, rank=self.rank, world_size=self.world_size,
                                           seed=self.seed, epoch=self.epoch, even=self.even, verify_reads=self.verify_reads,
                                           **self.filters)
@@ -91,6 +107,7 @@ class StepDataset(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """A DataLoader batch's items gathered in one call to the core (in parallel), each a
         view of the one batch: the collate function copies them once, into its stack."""
+        _share_cores_in_worker()  # a forked worker inherits the parent's index: not rebuilt
         index, count = self._index()
         if any(not 0 <= i < count for i in indices):
             bad = next(i for i in indices if not 0 <= i < count)
@@ -141,6 +158,7 @@ class WindowDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         num_workers, worker = (1, 0) if info is None else (info.num_workers, info.id)
+        _share_cores_in_worker()
         loader, count = self._batches(num_workers, worker)
         served = 0
         while served < count:

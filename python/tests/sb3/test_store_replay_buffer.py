@@ -78,6 +78,14 @@ def test_the_newest_buffer_size_transitions_are_sampled_and_demonstrations_prelo
     newest = {tuple(o) for o in demos[0]["obs"][40:50].tolist() + demos[1]["obs"][:50].tolist()}  # transitions 40..99
     seen = {tuple(o) for o in sampled.observations.tolist()}
     assert seen <= newest and len(seen) > 40
+    # The agent's own episodes share the demonstrations' layout and are sampled after them.
+    obs = np.zeros((1, 4), np.float32)
+    for t in range(5):
+        buf.add(obs + t, obs + t + 1, np.array([[1]]), np.array([0.5]), np.array([t == 4]), [{}])
+    assert buf.transitions == 105
+    newest = buf._get_samples(np.arange(100, 105))
+    assert newest.observations[:, 0].tolist() == [0, 1, 2, 3, 4] and newest.next_observations[:, 0].tolist() == [1, 2, 3, 4, 5]
+    assert newest.rewards[:, 0].tolist() == [0.5] * 5 and newest.dones[:, 0].tolist() == [0, 0, 0, 0, 1]
 
 
 def test_an_empty_buffer_says_why_it_cannot_sample(store_path):

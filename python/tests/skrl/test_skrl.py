@@ -73,7 +73,7 @@ def test_dqn_trains_on_two_vector_envs_and_every_episode_lands_in_the_store(stor
         obs, act, term = ep["obs"], ep["action"], ep["terminated"]
         assert len(obs) == info.steps + 1
         for t in range(info.steps):
-            assert (tuple(obs[t].tolist()), tuple(obs[t + 1].tolist()), int(act[t][0]), bool(term[t])) in transitions
+            assert (tuple(obs[t].tolist()), tuple(obs[t + 1].tolist()), int(act[t]), bool(term[t])) in transitions
         assert not term[:-1].any(), "an episode ends at its first terminated step"
 
 
@@ -99,7 +99,7 @@ def test_episodes_split_on_terminated_on_a_broken_chain_and_skip_the_autoreset_f
     store = trajstore.Store(store_path)
     eps = [store.episode(i) for i in ids]
     assert [e.info.steps for e in eps] == [2, 2, 1]
-    assert eps[0]["obs"].tolist() == [[0, 0], [0, 1], [0, 2]] and eps[0]["action"].tolist() == [[1], [2]]
+    assert eps[0]["obs"].tolist() == [[0, 0], [0, 1], [0, 2]] and eps[0]["action"].tolist() == [1, 2]
     assert eps[0]["terminated"].tolist() == [False, True] and eps[0]["truncated"].tolist() == [False, False]
     assert eps[1]["obs"].tolist() == [[5, 0], [5, 1], [5, 2]] and eps[1]["truncated"].tolist() == [False, True]
     assert eps[1]["reward"].tolist() == [3.0, 4.0]
@@ -109,7 +109,7 @@ def test_episodes_split_on_terminated_on_a_broken_chain_and_skip_the_autoreset_f
     obs, nxt, act, rew, term = memory.sample(["observations", "next_observations", "actions", "rewards", "terminated"],
                                              batch_size=5)[0]
     assert obs.shape == (5, 2) and act.shape == (5, 1) and rew.shape == (5, 1) and term.dtype == torch.bool
-    recorded = {(tuple(e["obs"][t].tolist()), tuple(e["obs"][t + 1].tolist()), int(e["action"][t][0])) for e in eps
+    recorded = {(tuple(e["obs"][t].tolist()), tuple(e["obs"][t + 1].tolist()), int(e["action"][t])) for e in eps
                 for t in range(e.info.steps)}
     assert {(tuple(o.tolist()), tuple(n.tolist()), int(a)) for o, n, a in zip(obs, nxt, act)} == recorded, "each once"
     assert torch.equal(rew[:, 0], act[:, 0].float())
