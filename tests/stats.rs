@@ -289,3 +289,22 @@ fn episodes_recorded_with_field_stats_off_are_listed_as_missing() {
     assert_eq!(missing, [1]);
     assert!(stats.fields.iter().all(|f| f.episodes == 1));
 }
+
+#[test]
+fn a_sparse_selection_reads_its_rows_by_lookup_and_agrees_with_the_frames() {
+    // carol's two episodes are far apart among dave's: read by point lookups, not a scan.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    record(&store, "carol", 1, 15);
+    for seed in 2..12 {
+        record(&store, "dave", seed, 5);
+    }
+    record(&store, "carol", 12, 25);
+    let snap = store.snapshot().unwrap();
+    let carol = Query::default().user("carol");
+    let stats = snap.stats(&carol, &[], false).unwrap();
+    assert_eq!(stats.episodes, 2);
+    assert!(stats.missing.is_empty());
+    assert!(stats.fields.iter().all(|f| f.episodes == 2));
+    check_all(&stats, &snap, &carol);
+}

@@ -753,9 +753,9 @@ impl IndexSnapshot {
     }
 
     /// Calls `each` with the stored statistics of every episode in `ids` (increasing) that
-    /// has them, in id order, decoding one row at a time. One range scan over the span of
-    /// `ids` (a point lookup per id costs more once the selection is a fair share of the
-    /// store). A store without the table (format 1, or no episode recorded with statistics
+    /// has them, in id order, decoding one row at a time: one range scan over the span of
+    /// `ids` when they are a fair share of it, a point lookup per id otherwise. A store
+    /// without the table (format 1, or no episode recorded with statistics
     /// yet) has none.
     pub fn episode_stats(
         &self,
@@ -770,6 +770,16 @@ impl IndexSnapshot {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
+        // A sparse selection (one user's episodes among many) is cheaper by point lookups
+        // than by scanning every row of its span.
+        if (ids.len() as u64).saturating_mul(4) < last - first + 1 {
+            for &id in ids {
+                if let Some(bytes) = table.get(id)? {
+                    each(id, EpisodeStatsV1::decode(bytes.value())?)?;
+                }
+            }
+            return Ok(());
+        }
         let mut wanted = ids.iter().peekable();
         for entry in table.range(first..=last)? {
             let (id, bytes) = entry?;
