@@ -1,17 +1,27 @@
-"""Python-side benchmarks, each against a baseline measured in the same run.
+"""The Python package side by side with a raw-numpy memmap store (the floor) and Minari (the
+peer), on the same seeded workloads, in one run; every figure is a ratio against a baseline
+measured in the same run.
 
-    python python/bench.py [--episodes 40] [--steps 200]
+    python python/bench.py [--small] [--workloads arcade,control] [--no-peer] [--dir DIR] [--dataloader]
 
-- recording: per-step cost of `RecordEpisodes` over the same env without the wrapper
-  (128x128x3 uint8 frames, durable commit per episode);
-- scan: every frame of every episode through `Loader.episodes()` (zero-copy views) against
-  `np.memmap` over the same raw bytes (the segment files, at each episode's payload);
-- sample: random 256-step batches from `Loader.batches` against numpy fancy indexing of the
-  same rows on those memmaps;
-- dataloader (when torch is installed): an epoch of `trajstore.torch.StepDataset` through a
-  torch DataLoader (2 workers, shuffled batches of 256) against a map-style dataset of the
-  same frames on those memmaps, through the same DataLoader.
-Timed rounds alternate between the two sides; the best round of each counts.
+Workloads (python/benchmarks/workloads.py): arcade, 40 episodes (~19.7k steps) of 128x128x3
+uint8 frames, recorded raw and lz4; control, 200 x 1,000 steps of 17 float32 observations.
+`--small` shrinks both (8 x ~60 and 20 x 100 steps) to run in seconds.
+
+Ops, each against the floor (x raw numpy = numpy's time / trajstore's: above 1 is faster than
+the floor) and the peer (x peer = Minari's time / trajstore's):
+- record, 1 writer: the workload through each side's recorder, durable per episode (what each
+  recorder does per episode: python/benchmarks/recorders.py);
+- record, 4 processes: the workload split over 4 spawned processes, into one store
+  (trajstore), a memmap directory each (numpy), a Minari dataset set each (Minari cannot write
+  one from several processes);
+- scan: every observation of every episode;
+- gather: random batches of 256 given (episode, step) pairs of observations;
+- by-user: one user's episodes (a quarter) selected, their observations and actions loaded.
+Reads are the best of 3 rounds, sides alternating, after a warm-up pass of each (page cache
+filled, first-read checksums verified). The recording overhead table is the cost
+per step over a bare env loop, between episode ends (the Python glue), and per episode end
+(commit / flush), for each recorder.
 
     python python/bench.py --stats-store DIR
 
@@ -25,135 +35,175 @@ Timed rounds alternate between the two sides; the best round of each counts.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import sys
 import tempfile
 import time
 
-import gymnasium as gym
 import numpy as np
 
-import trajstore
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchmarks import readers, recorders, workloads  # noqa: E402
 
 ROUNDS = 3
 
 
-class FrameEnv(gym.Env):
-    """Serves pre-rendered 128x128x3 frames; ends after `steps` steps."""
-
-    def __init__(self, frames: np.ndarray, steps: int):
-        self.frames, self.steps, self.t = frames, steps, 0
-        self.observation_space = gym.spaces.Box(0, 255, frames.shape[1:], np.uint8)
-        self.action_space = gym.spaces.Discrete(9)
-
-    def reset(self, *, seed=None, options=None):
-        self.t = 0
-        return self.frames[0], {}
-
-    def step(self, action):
-        self.t += 1
-        return self.frames[self.t % len(self.frames)], 0.0, self.t >= self.steps, False, {}
-
-
-def play(env: gym.Env, episodes: int) -> float:
-    start = time.perf_counter()
-    for _ in range(episodes):
-        env.reset()
-        done = False
-        while not done:
-            _, _, terminated, truncated, _ = env.step(0)
-            done = terminated or truncated
-    return time.perf_counter() - start
-
-
-def touch(a: np.ndarray) -> int:
-    return int(a.reshape(-1).view(np.uint64).sum())
-
-
-def best(fn, rounds: int = ROUNDS) -> float:
-    times = []
+def best(fn, rounds: int) -> tuple[float, int]:
+    """(best seconds of `rounds` calls, the value of the last call)."""
+    times, value = [], 0
     for _ in range(rounds):
         start = time.perf_counter()
-        fn()
+        value = fn()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return min(times), value
 
 
-def main() -> None:
+def have_minari() -> bool:
+    try:
+        import minari  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_workload(w: workloads.Workload, root: str, peer: bool, rounds: int, procs: bool) -> tuple[list, list]:
+    """(rows of the side-by-side table, rows of the recording-overhead table)."""
+    everything = range(len(w.lengths))
+    kinds = ["trajstore", "numpy"] + (["trajstore-lz4"] if w.name == "arcade" else []) + (["minari"] if peer else [])
+    target = {k: f"{root}/{w.name}-{k}" for k in kinds}
+    bares = [recorders.bare(w, everything) for _ in range(3)]
+    timings: dict[str, list[recorders.Timing]] = {k: [] for k in kinds}
+    for _ in range(2):  # two rounds, sides alternating; the second round's stores are kept
+        for k in kinds:
+            shutil.rmtree(target[k], ignore_errors=True)
+            timings[k].append(recorders.record(k, w, everything, target[k]))
+    overhead = []
+    for k in kinds:
+        # Each part at its best round: machine noise only ever adds time.
+        step_us = (min_per_step(timings[k]) - min_per_step(bares)) * 1e6
+        end_ms = (min(t.boundaries for t in timings[k]) - min(t.boundaries for t in bares)) / len(w.lengths) * 1e3
+        overhead.append((w.name, k, step_us, end_ms, min(t.total for t in timings[k])))
+
+    rows: list[tuple[str, str, dict[str, float]]] = []
+    rows.append((w.name, "record, 1 writer", {k: min(t.total for t in timings[k]) for k in kinds}))
+    if procs:
+        spans = {}
+        for k in kinds:
+            scratch = f"{root}/{w.name}-{k}-4p"
+            shutil.rmtree(scratch, ignore_errors=True)
+            os.makedirs(scratch)
+            spans[k] = recorders.record_processes(k, w, scratch)
+            shutil.rmtree(scratch, ignore_errors=True)
+        rows.append((w.name, "record, 4 processes", spans))
+
+    sides = {"trajstore": readers.TrajstoreSide(w, target["trajstore"]), "numpy": readers.NumpyFloor(w, target["numpy"])}
+    if "trajstore-lz4" in kinds:
+        sides["trajstore-lz4"] = readers.TrajstoreSide(w, target["trajstore-lz4"], "trajstore-lz4")
+    if peer:
+        sides["minari"] = readers.MinariPeer(w, target["minari"], "bench")
+    batches = readers.pairs(w, 40 if len(w.lengths) > 20 else 8)
+    gather_batches = {k: batches if k != "minari" else batches[:4] for k in sides}  # Minari reads whole episodes
+    ops = {
+        "scan": lambda s: s.scan,
+        "gather 256 pairs": lambda s: (lambda: sum(s.gather(e, t) for e, t in gather_batches[s.name])),
+        "by-user select + load": lambda s: (lambda: s.by_user(w.users[1])),
+    }
+    for op, make in ops.items():
+        times, values = {}, {}
+        for side in sides.values():  # warm: page cache filled, first-read checksums verified
+            make(side)()
+        for _ in range(rounds):
+            for k, side in sides.items():
+                t, v = best(make(side), 1)
+                times[k] = min(times.get(k, t), t)
+                values[k] = v
+        if op.startswith("gather"):
+            # per batch: Minari gathers fewer batches
+            times = {k: t / len(gather_batches[k]) for k, t in times.items()}
+            values = {k: v for k, v in values.items() if k != "minari"}
+        assert len(set(values.values())) == 1, f"{op}: every side must read the same bytes, got {values}"
+        rows.append((w.name, op, times))
+    return rows, overhead
+
+
+def min_per_step(timings: list) -> float:
+    return min(t.in_episode / t.in_episode_steps for t in timings)
+
+
+def ratio(base: float | None, ours: float | None) -> str:
+    return "-" if base is None or ours is None else f"{base / ours:6.2f}"
+
+
+def print_tables(rows: list, overhead: list) -> None:
+    print("\nside by side: x raw numpy = numpy's time / ours, x peer = Minari's time / ours (above 1: faster)")
+    print(f"{'workload':9} {'op':24} {'side':14} {'ours s':>9} {'numpy s':>9} {'minari s':>9} {'x raw':>7} {'x peer':>7}")
+    for name, op, times in rows:
+        for side in ("trajstore", "trajstore-lz4"):
+            if side not in times:
+                continue
+            t = times[side]
+            n, m = times.get("numpy"), times.get("minari")
+            print(f"{name:9} {op:24} {side:14} {t:9.4f} {n if n is not None else float('nan'):9.4f} "
+                  f"{m if m is not None else float('nan'):9.4f} {ratio(n, t):>7} {ratio(m, t):>7}")
+    print("\nrecording overhead over a bare env loop: per step between episode ends, per episode end (commit / flush)")
+    print(f"{'workload':9} {'recorder':14} {'us/step':>9} {'ms/end':>9} {'total s':>9} {'step x numpy':>13}")
+    floor = {name: step for name, k, step, _, _ in overhead if k == "numpy"}
+    for name, k, step, end, total in overhead:
+        versus = f"{step / floor[name]:13.2f}" if floor[name] > 0 else f"{'(floor <= 0)':>13}"
+        print(f"{name:9} {k:14} {step:9.2f} {end:9.2f} {total:9.3f} {versus}")
+
+
+def main(argv: list[str] | None = None) -> tuple[list, list]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--episodes", type=int, default=40)
-    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--small", action="store_true", help="small workloads: seconds, for a quick check")
+    p.add_argument("--workloads", default="arcade,control")
+    p.add_argument("--no-peer", action="store_true", help="leave Minari out even when installed")
+    p.add_argument("--no-processes", action="store_true", help="leave the 4-process recording out")
+    p.add_argument("--dir", default=".", help="where the scratch stores go (removed at the end)")
+    p.add_argument("--dataloader", action="store_true", help="also a torch DataLoader epoch (needs torch)")
     p.add_argument("--stats-store", help="only the stats benchmark, over this store")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.stats_store:
         stats(args.stats_store)
-        return
-    rng = np.random.default_rng(0)
-    base = np.linspace(0, 200, 128 * 128 * 3).reshape(128, 128, 3)
-    frames = np.stack([(base + 3 * i + rng.integers(0, 4, base.shape)).astype(np.uint8) for i in range(32)])
-    with tempfile.TemporaryDirectory(dir=".") as tmp:
-        store_path = f"{tmp}/store"
-        bare = play(FrameEnv(frames, args.steps), args.episodes)
-        recorded = play(trajstore.RecordEpisodes(FrameEnv(frames, args.steps), store_path, username="bench"), args.episodes)
-        n = args.episodes * args.steps
-        mb = n * frames[0].nbytes / 1e6
-        print(f"record   {n} steps: bare env {bare / n * 1e6:7.1f} us/step, with RecordEpisodes {recorded / n * 1e6:7.1f} us/step "
-              f"(+{(recorded - bare) / n * 1e6:.1f} us/step, {mb / recorded:.0f} MB/s of frames, durable commit per episode)")
+        return [], []
+    peer = not args.no_peer and have_minari()
+    if not args.no_peer and not peer:
+        print("minari not installed (pip install \"minari[hdf5]\"): the peer columns are left out")
+    rows, overhead = [], []
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="trajstore-bench-") as root:
+        for name in args.workloads.split(","):
+            w = {"arcade": workloads.arcade, "control": workloads.control}[name](args.small)
+            print(f"{w.name}: {len(w.lengths)} episodes, {w.steps} steps of {w.obs_shape} {w.obs_dtype}", flush=True)
+            r, o = run_workload(w, root, peer, 2 if args.small else ROUNDS, not args.no_processes)
+            rows += r
+            overhead += o
+            if args.dataloader and name == "arcade":
+                store_path = f"{root}/arcade-trajstore"
+                ids = [e.id for e in trajstore_episodes(store_path)]
+                dataloader(store_path, plain_episodes(store_path), ids, w.obs_bytes)
+    print_tables(rows, overhead)
+    return rows, overhead
 
-        store = trajstore.Store(store_path)
-        ids = [e.id for e in store.episodes()]
-        # The baseline maps the very same bytes (the segment files, at each episode's payload)
-        # with np.memmap: same page-cache pages, so only the access path differs.
-        snap = store.snapshot()
-        plain_eps = []
-        for i in ids:
-            ((path, offset, nbytes, steps, codec),) = snap.chunks(i, "obs")
-            assert codec == "raw"
-            plain_eps.append(np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=(steps, 128, 128, 3)))
-        total = sum(len(e) for e in plain_eps)
 
-        scan_loader = trajstore.Loader(store, seed=0)
+def trajstore_episodes(store_path: str) -> list:
+    import trajstore
 
-        def scan_store():
-            # One snapshot for the whole pass, as a training job reads.
-            return sum(touch(e["obs"]) for e in scan_loader.episodes()) % (1 << 64)
+    return trajstore.Store(store_path).episodes()
 
-        def scan_plain():
-            return sum(touch(e) for e in plain_eps) % (1 << 64)
 
-        assert scan_store() == scan_plain(), "both read the same bytes"
-        t_store, t_plain = best(scan_store), best(scan_plain)
-        gb = total * frames[0].nbytes / 1e9
-        print(f"scan     {gb:.2f} GB: trajstore {gb / t_store:5.2f} GB/s, np.memmap {gb / t_plain:5.2f} GB/s, ratio {t_plain / t_store:.2f}")
+def plain_episodes(store_path: str) -> list:
+    """np.memmap views of each episode's raw observation bytes in the segment files."""
+    import trajstore
 
-        loader = trajstore.Loader(store, seed=0)
-        by_id = dict(zip(ids, plain_eps))
-        batches = list(loader.batches(["obs"], 256, order="replacement"))
-        rows = [[(by_id[int(e)], int(t)) for e, t in zip(b["episode"], b["step"])] for b in batches]
-
-        def sample_store():
-            for b in loader.batches(["obs"], 256, order="replacement"):
-                touch(b["obs"][:1])
-
-        def gather(r):
-            # numpy fancy indexing on each episode's memmap, stacked in batch order.
-            out = np.empty((len(r), 128, 128, 3), np.uint8)
-            groups: dict[int, list[int]] = {}
-            for k, (ep, t) in enumerate(r):
-                groups.setdefault(id(ep), []).append(k)
-            for ks in groups.values():
-                ep = r[ks[0]][0]
-                out[ks] = ep[[r[k][1] for k in ks]]
-            return out
-
-        def sample_plain():
-            for r in rows:
-                touch(gather(r)[:1])
-
-        assert all(np.array_equal(b["obs"], gather(r)) for b, r in zip(batches, rows)), "same rows"
-        t_store, t_plain = best(sample_store), best(sample_plain)
-        gb = sum(len(r) for r in rows) * frames[0].nbytes / 1e9
-        print(f"sample   {len(rows)} batches of 256: trajstore {gb / t_store:5.2f} GB/s, numpy fancy indexing on np.memmap "
-              f"{gb / t_plain:5.2f} GB/s, ratio {t_plain / t_store:.2f}")
-        dataloader(store_path, plain_eps, ids, frames[0].nbytes)
+    store = trajstore.Store(store_path)
+    snap = store.snapshot()
+    out = []
+    for e in store.episodes():
+        ((path, offset, nbytes, steps, codec),) = snap.chunks(e.id, "obs")
+        out.append(np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=(steps, 128, 128, 3)))
+    return out
 
 
 QUANTILES = {"q01": 0.01, "q05": 0.05, "q10": 0.10, "q25": 0.25, "q50": 0.5, "q75": 0.75, "q90": 0.9, "q95": 0.95, "q99": 0.99}
@@ -165,6 +215,8 @@ def numpy_stats(a: np.ndarray) -> dict:
 
 
 def stats(store_path: str) -> None:
+    import trajstore
+
     store = trajstore.Store(store_path, read_only=True)
     for what, filters in (("every episode", {}), ("one user (u0)", {"user": "u0"})):
         ids = [e.id for e in store.episodes(**filters)]
@@ -188,9 +240,9 @@ def stats(store_path: str) -> None:
             for k in QUANTILES:
                 exact = theirs[name]["quantiles"][k]
                 assert np.all(np.abs(ours[name].quantiles[k] - exact) <= 0.01 * np.abs(exact) + 1e-12), k
-        t_index = best(index)
-        t_read = best(lambda: compute(read()))
-        t_compute = best(compute)
+        t_index = best(index, ROUNDS)[0]
+        t_read = best(lambda: compute(read()), ROUNDS)[0]
+        t_compute = best(compute, ROUNDS)[0]
         n = sum(a.size for a in values.values())
         print(f"stats    {what}: {len(ids)} episodes, {n} values: index {t_index * 1e3:8.1f} ms; numpy over values read from the "
               f"store {t_read * 1e3:8.1f} ms (ratio {t_read / t_index:.0f}x); numpy on values in memory {t_compute * 1e3:8.1f} ms "

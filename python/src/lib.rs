@@ -4,8 +4,10 @@
 mod buffer;
 mod cli;
 mod error;
+mod inbound;
 mod loader;
 mod preview;
+mod record;
 mod store;
 mod values;
 
@@ -16,7 +18,7 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     error::register(m)?;
     m.add_class::<store::PyStore>()?;
     m.add_class::<store::PySnapshot>()?;
-    m.add_class::<store::PyEpisodeRecorder>()?;
+    m.add_class::<record::PyEpisodeRecorder>()?;
     m.add_class::<buffer::MappedBuffer>()?;
     m.add_class::<buffer::OwnedBuffer>()?;
     m.add_class::<loader::PyLoader>()?;

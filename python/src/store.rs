@@ -1,27 +1,32 @@
 //! `Store`, `Snapshot` and `EpisodeRecorder`: thin wrappers over the library.
 
-use std::sync::Mutex;
-
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use trajstore::{
-    ArrayRef, Codec, CurateOptions, Curated, DType, Episode, EpisodeId, EpisodeMeta, EpisodeWriter,
-    FieldKind, LabelChange, Outcome, Query, Relabel, Restore, Schema, SchemaId, Snapshot, SplitKey,
-    SplitRequest, Store, StoreOptions, Target,
+    Codec, CurateOptions, Curated, DType, Episode, EpisodeId, EpisodeMeta, FieldKind, LabelChange,
+    Outcome, Query, Relabel, Restore, Schema, SchemaId, Snapshot, SplitKey, SplitRequest, Store,
+    StoreOptions, Target,
 };
 
 use crate::buffer::{MappedBuffer, OwnedBuffer, dtype_of_format, numpy_typestr};
-use crate::error::{InputError, IntoPy, try_lock};
+use crate::error::{InputError, IntoPy};
+use crate::record::PyEpisodeRecorder;
 use crate::values::{info_to_py, to_info};
 
+/// Bytes of redb's super-header (`redb` 4.5, `tree_store/page_store/header.rs`: a 64-byte
+/// header and two 128-byte commit slots).
+const INDEX_HEADER_BYTES: usize = 320;
+
 /// A field declaration as Python passes it: (name, dtype, shape, kind, codec).
-type FieldDecl = (String, String, Vec<u32>, String, String);
+pub(crate) type FieldDecl = (String, String, Vec<u32>, String, String);
 
 /// A store directory handle; share it freely between threads.
 #[pyclass(frozen, module = "trajstore._trajstore", name = "Store")]
 pub struct PyStore {
     pub(crate) store: Store,
+    /// The index file, opened on the first `index_header` call.
+    index_file: std::sync::OnceLock<std::fs::File>,
 }
 
 #[pymethods]
@@ -52,6 +57,7 @@ impl PyStore {
         });
         Ok(PyStore {
             store: store.py_err()?,
+            index_file: std::sync::OnceLock::new(),
         })
     }
 
@@ -69,6 +75,25 @@ impl PyStore {
     /// Chunks this handle has verified so far.
     fn verified_chunks(&self) -> usize {
         self.store.verified_chunks()
+    }
+
+    /// The index file's header: redb's super-header (magic, god byte and both commit slots).
+    /// Every index commit, by any process, writes a new transaction id into a commit slot, so
+    /// equal headers read before two snapshots mean no commit happened in between: the Python
+    /// layer reuses a snapshot while the header it was taken after is unchanged.
+    fn index_header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        use std::os::unix::fs::FileExt;
+        let path = self.store.path().join(trajstore::INDEX_FILE);
+        let mut header = [0u8; INDEX_HEADER_BYTES];
+        // Kept open, as the handle's own index database is (opening costs more than the read).
+        let file = match self.index_file.get() {
+            Some(f) => Ok(f),
+            None => std::fs::File::open(&path).map(|f| self.index_file.get_or_init(|| f)),
+        };
+        let n = file.and_then(|f| f.read_at(&mut header, 0)).map_err(|e| {
+            crate::error::StorageError::new_err(format!("reading {}: {e}", path.display()))
+        })?;
+        Ok(PyBytes::new(py, &header[..n]))
     }
 
     /// A consistent view of everything committed so far.
@@ -95,9 +120,7 @@ impl PyStore {
         meta.tags = tags;
         meta.metadata = to_info(metadata)?;
         let writer = self.store.begin_episode(meta, &schema).py_err()?;
-        Ok(PyEpisodeRecorder {
-            writer: Mutex::new(Some(writer)),
-        })
+        Ok(PyEpisodeRecorder::new(writer))
     }
 
     /// (durable index transactions, episodes they committed) of this handle.
@@ -390,7 +413,7 @@ fn build_schema(fields: &[FieldDecl]) -> PyResult<Schema> {
 }
 
 /// A schema's fields as Python sees them.
-fn field_decls(schema: &Schema) -> Vec<FieldDecl> {
+pub(crate) fn field_decls(schema: &Schema) -> Vec<FieldDecl> {
     schema
         .fields()
         .iter()
@@ -404,145 +427,6 @@ fn field_decls(schema: &Schema) -> Vec<FieldDecl> {
             )
         })
         .collect()
-}
-
-/// One episode being recorded. `reset` once, `step` per transition, then `commit` or `discard`.
-///
-/// Meant for one thread at a time: the writer's lock is only ever taken with `try_lock`, so a
-/// second thread calling in while the first is inside a call gets a `TrajstoreError` instead of
-/// waiting (and possibly deadlocking on the GIL).
-#[pyclass(frozen, module = "trajstore._trajstore", name = "EpisodeRecorder")]
-pub struct PyEpisodeRecorder {
-    writer: Mutex<Option<EpisodeWriter>>,
-}
-
-/// Values handed in by the Python layer: (name, shape, the value's elements as a flat
-/// C-contiguous buffer, e.g. `array.reshape(-1)`). The dtype is read from the buffer's
-/// format; whether dtype and shape fit the schema is the core's check, done once there.
-type RawValues<'py> = Vec<(String, Vec<usize>, Bound<'py, PyAny>)>;
-
-/// A value's buffer and the dtype its format names.
-fn value_buffer(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<(PyUntypedBuffer, DType)> {
-    let buffer = PyUntypedBuffer::get(obj).map_err(|_| {
-        InputError::new_err(format!(
-            "field {name:?}: value must be a number, a list of numbers or a numeric numpy array, got {}",
-            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-        ))
-    })?;
-    if !buffer.is_c_contiguous() {
-        return Err(InputError::new_err(format!(
-            "field {name:?}: value must be C-contiguous"
-        )));
-    }
-    let format = buffer.format().to_string_lossy();
-    let dtype = dtype_of_format(&format, buffer.item_size()).ok_or_else(|| {
-        // Named as numpy names it when the value is an array, else by its buffer format.
-        let given = obj
-            .getattr("dtype")
-            .and_then(|d| d.str())
-            .map(|d| format!("dtype {d}"))
-            .unwrap_or_else(|_| format!("elements of format {format:?}"));
-        InputError::new_err(format!(
-            "field {name:?}: {given} cannot be stored (bool, u8..u64, i8..i64, f16, f32, f64)"
-        ))
-    })?;
-    Ok((buffer, dtype))
-}
-
-impl PyEpisodeRecorder {
-    fn with_writer<T>(&self, f: impl FnOnce(&mut EpisodeWriter) -> PyResult<T>) -> PyResult<T> {
-        let mut guard = try_lock(&self.writer, "EpisodeRecorder")?;
-        match guard.as_mut() {
-            Some(w) => f(w),
-            None => Err(InputError::new_err(
-                "this episode was already committed or discarded; begin a new one",
-            )),
-        }
-    }
-
-    fn push(
-        &self,
-        values: RawValues<'_>,
-        info: Option<&Bound<'_, PyDict>>,
-        reset: bool,
-    ) -> PyResult<()> {
-        let info = to_info(info)?;
-        let buffers = values
-            .iter()
-            .map(|(name, _, obj)| value_buffer(name, obj))
-            .collect::<PyResult<Vec<_>>>()?;
-        let refs: Vec<(&str, ArrayRef<'_>)> = values
-            .iter()
-            .zip(&buffers)
-            .map(|((name, shape, _), (buffer, dtype))| {
-                // SAFETY: the buffer holds the exporter's memory for as long as `buffers`
-                // lives (past every use of `refs`); we hold the GIL, it is C-contiguous and
-                // `len_bytes` long, and we only read it.
-                let bytes = unsafe {
-                    std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, buffer.len_bytes())
-                };
-                (name.as_str(), ArrayRef::from_bytes(*dtype, shape, bytes))
-            })
-            .collect();
-        self.with_writer(|w| {
-            if reset {
-                w.reset(&refs, &info)
-            } else {
-                w.step(&refs, &info)
-            }
-            .py_err()
-        })
-    }
-}
-
-#[pymethods]
-impl PyEpisodeRecorder {
-    /// The episode's schema as the core resolved it (defaults added): (name, dtype, shape,
-    /// kind, codec) tuples, in storage order.
-    fn fields(&self) -> PyResult<Vec<FieldDecl>> {
-        self.with_writer(|w| Ok(field_decls(w.schema())))
-    }
-
-    #[pyo3(signature = (values, info = None))]
-    fn reset(&self, values: RawValues<'_>, info: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
-        self.push(values, info, true)
-    }
-
-    #[pyo3(signature = (values, info = None))]
-    fn step(&self, values: RawValues<'_>, info: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
-        self.push(values, info, false)
-    }
-
-    /// Transitions recorded so far.
-    #[getter]
-    fn steps(&self) -> PyResult<u32> {
-        self.with_writer(|w| Ok(w.steps()))
-    }
-
-    /// Whether the episode is still open (neither committed nor discarded).
-    #[getter]
-    fn active(&self) -> PyResult<bool> {
-        Ok(try_lock(&self.writer, "EpisodeRecorder")?.is_some())
-    }
-
-    /// Makes the episode durable and visible; returns its id.
-    fn commit(&self, py: Python<'_>) -> PyResult<u64> {
-        // The writer leaves the lock before the GIL is released: no lock is held meanwhile.
-        let writer = try_lock(&self.writer, "EpisodeRecorder")?.take();
-        let Some(writer) = writer else {
-            return Err(InputError::new_err(
-                "this episode was already committed or discarded; begin a new one",
-            ));
-        };
-        py.detach(|| writer.commit()).py_err().map(EpisodeId::get)
-    }
-
-    /// Drops the episode; nothing of it becomes visible.
-    fn discard(&self) -> PyResult<()> {
-        let writer = try_lock(&self.writer, "EpisodeRecorder")?.take();
-        drop(writer);
-        Ok(())
-    }
 }
 
 /// Non-negative integers from a 1-d integer array (any integer dtype) or a sequence of ints;
@@ -641,7 +525,7 @@ impl QueryArgs {
 
 /// A consistent read-only view of the store. `Snapshot` is `Sync`: no lock, so any number of
 /// threads may use one snapshot at once, with the GIL released around the long reads.
-#[pyclass(frozen, module = "trajstore._trajstore", name = "Snapshot")]
+#[pyclass(frozen, weakref, module = "trajstore._trajstore", name = "Snapshot")]
 pub struct PySnapshot {
     pub(crate) snapshot: Snapshot,
 }

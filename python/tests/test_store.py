@@ -160,3 +160,29 @@ def test_creating_is_explicit_and_opens_an_existing_store_as_it_is(store_path):
     assert [e.id for e in trajstore.Store.create(store_path).episodes()] == [first]
     assert [e.id for e in trajstore.Store(store_path).episodes()] == [first]
     assert trajstore.Store(store_path / "new", create=True).episodes() == []
+
+
+def test_episode_reuses_its_snapshot_until_a_commit_and_sees_commits_of_other_handles(store_path):
+    store = trajstore.Store.create(store_path)
+    first, _ = record(store)
+    a = store.episode(first)
+    b = store.episode(first)
+    assert a._snapshot is b._snapshot, "no commit in between: the same snapshot serves both"
+    other = trajstore.Store(store_path)  # another handle, as another process would have
+    second, frames = record(other, user="bob", seed=1)
+    c = store.episode(second)  # committed after `a`'s snapshot: must be found
+    assert c._snapshot is not a._snapshot and c.info.user == "bob"
+    assert np.array_equal(c["obs/frame"], frames)
+    assert store.episode(first)._snapshot is c._snapshot
+
+
+def test_a_reused_snapshot_is_released_with_the_last_episode_using_it(store_path):
+    # A snapshot pins the index pages it reads: the store must not keep one alive by itself.
+    store = trajstore.Store.create(store_path)
+    first, _ = record(store)
+    e = store.episode(first)
+    assert store._latest[2]() is e._snapshot
+    del e
+    gc.collect()
+    assert store._latest[2]() is None
+    assert store.episode(first).info.id == first

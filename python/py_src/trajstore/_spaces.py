@@ -8,7 +8,7 @@ A space becomes one field per leaf: `Dict` keys and `Tuple` indices extend the f
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -119,6 +119,20 @@ def flatten(d: dict, value: Any, prefix: str) -> dict[str, Any]:
     if t == "Discrete":
         return {prefix: np.int64(value)}
     return {prefix: value}
+
+
+def flattener(d: dict) -> Callable[[Any], tuple]:
+    """A function from a space sample to its leaf values as a tuple, in `leaves` order: the
+    structure is walked once here, not per step."""
+    t = d["type"]
+    if t in ("Dict", "Tuple"):
+        subspaces = d["spaces"].items() if t == "Dict" else enumerate(d["spaces"])
+        parts = [(k, flattener(v)) for k, v in subspaces]
+        return lambda value: tuple(leaf for k, f in parts for leaf in f(value[k]))
+    if t == "Discrete":
+        # Discrete samples are stored as i64 (a Python int is converted natively).
+        return lambda value: (value if type(value) is int else np.int64(value),)
+    return lambda value: (value,)
 
 
 def unflatten(d: dict, arrays: dict[str, np.ndarray], prefix: str) -> Any:

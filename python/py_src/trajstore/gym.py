@@ -6,7 +6,6 @@ import os
 from typing import Any, Mapping, Sequence
 
 import gymnasium
-import numpy as np
 
 from . import _spaces
 from .store import EpisodeRecorder, Store
@@ -104,6 +103,8 @@ class RecordEpisodes(gymnasium.Wrapper):
         self._fields = [(n, d, s, "observation", codec_of(n)) for n, d, s in _spaces.leaves(self._obs_space, "obs")]
         self._fields += [(n, d, s, "transition", "raw") for n, d, s in _spaces.leaves(self._act_space, "action")]
         self._fields += [("reward", "f64", (), "transition", "raw")]
+        self._flat_obs = _spaces.flattener(self._obs_space)
+        self._flat_act = _spaces.flattener(self._act_space)
         self._episode_metadata = {
             **dict(metadata or {}),
             _spaces.OBSERVATION_SPACE_KEY: _spaces.dumps(self._obs_space),
@@ -112,7 +113,12 @@ class RecordEpisodes(gymnasium.Wrapper):
         }
         # The core checks the fields and labels (a bad p2_swap included) when an episode
         # begins: begin one now, so a mistake fails here, not after episodes were played.
-        self.store.begin_episode(self.username, self.env_id, self._fields, tags=self.tags, metadata=self._episode_metadata).discard()
+        probe = self.store.begin_episode(self.username, self.env_id, self._fields, tags=self.tags, metadata=self._episode_metadata)
+        stored = [f[0] for f in probe.fields]
+        probe.discard()
+        # `step` hands values over in this order: the declared fields, then the two flags
+        # the core appends (schema.rs, `SchemaBuilder::build`).
+        assert stored == [f[0] for f in self._fields] + ["terminated", "truncated"], stored
         self._recorder: EpisodeRecorder | None = None
         #: ids of the episodes this wrapper committed, in order
         self.committed: list[int] = []
@@ -147,12 +153,10 @@ class RecordEpisodes(gymnasium.Wrapper):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         if self._recorder is not None:
-            values = _spaces.flatten(self._obs_space, obs, "obs")
-            values.update(_spaces.flatten(self._act_space, action, "action"))
-            values["reward"] = np.float64(reward)
-            values["terminated"] = np.bool_(terminated)
-            values["truncated"] = np.bool_(truncated)
-            self._recorder.step(values, info)
+            # One native call: the values in schema order (observation leaves, action leaves,
+            # reward, then the terminated and truncated fields the core appends), converted and
+            # checked by the core.
+            self._recorder.step_in_order((*self._flat_obs(obs), *self._flat_act(action), reward, terminated, truncated), info)
             if terminated or truncated:
                 self.committed.append(self._recorder.commit())
                 self._recorder = None

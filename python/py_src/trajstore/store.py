@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from . import _spaces
-from ._arrays import as_stored_array, normalize_info
+from ._arrays import normalize_info
 from ._selection import Selection, as_list
 from ._stats import StoreStats
 from ._trajstore import Store as _NativeStore
@@ -138,22 +139,22 @@ class Episode:
         return f"Episode(id={i.id}, user={i.user!r}, env={i.env!r}, steps={i.steps}, return={i.total_return:g}, outcome={i.outcome!r})"
 
 
+def _info(info: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An info mapping as the native recorder takes it: a dict (it converts plain values
+    itself and hands anything else to `normalize_info`)."""
+    if not info:
+        return None
+    return info if isinstance(info, dict) else dict(info)
+
+
 class EpisodeRecorder:
     """Records one episode: `reset(obs)` once, `step(values)` per transition, then `commit()`
-    (durable and visible, whole) or `discard()`. Values are dicts of field name -> array."""
+    (durable and visible, whole) or `discard()`. Values are dicts of field name -> value (an
+    array, a numpy scalar or a Python number), handed to the core as they are: it reads
+    arrays of the field's dtype in place, converts the rest, and checks every value."""
 
     def __init__(self, native: Any):
         self._native = native
-        #: field name -> dtype name, of the schema as the core resolved it (defaults added)
-        self._dtypes = {name: dtype for name, dtype, *_ in native.fields()}
-
-    def _values(self, values: Mapping[str, Any]) -> list:
-        out = []
-        for name, value in values.items():
-            arr = as_stored_array(value, self._dtypes.get(name), name)
-            # The elements as a flat view of the same memory: the core reads them in place.
-            out.append((name, arr.shape, arr.reshape(-1)))
-        return out
 
     @property
     def fields(self) -> list[FieldDecl]:
@@ -162,10 +163,15 @@ class EpisodeRecorder:
         return [(n, d, tuple(s), k, c) for n, d, s, k, c in self._native.fields()]
 
     def reset(self, observation: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
-        self._native.reset(self._values(observation), normalize_info(info))
+        self._native.reset(observation if isinstance(observation, dict) else dict(observation), _info(info))
 
     def step(self, values: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
-        self._native.step(self._values(values), normalize_info(info))
+        self._native.step(values if isinstance(values, dict) else dict(values), _info(info))
+
+    def step_in_order(self, values: tuple, info: Mapping[str, Any] | None = None) -> None:
+        """`step` with one value per field, in the order of `fields` (no names to match:
+        the recording wrapper's path)."""
+        self._native.step_in_order(values, _info(info))
 
     def commit(self) -> int:
         return self._native.commit()
@@ -194,6 +200,9 @@ class Store:
         # Opening never creates by default: a typo in a path must fail loudly, not train on
         # an empty store. Creating is explicit (`create=True`, `Store.create`, `trajstore init`).
         self._native = _NativeStore.open(os.fspath(path), read_only=read_only, create=create, verify_reads=verify_reads)
+        #: (index header read before it was taken, process id, weak reference): the snapshot
+        #: `episode()` reuses while no commit happened (`_latest_snapshot`)
+        self._latest: tuple[bytes, int, weakref.ref] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike, read_only: bool = False, verify_reads: bool = True) -> "Store":
@@ -254,8 +263,24 @@ class Store:
         return StoreStats._of(self.snapshot().stats(query, fields, compute_missing))
 
     def episode(self, episode_id: int) -> Episode:
-        snap = self.snapshot()
+        """One committed episode, as of the call (like a new snapshot; see `_latest_snapshot`)."""
+        snap = self._latest_snapshot()
         return Episode(snap, EpisodeInfo(**snap.episode(episode_id)))
+
+    def _latest_snapshot(self) -> Any:
+        """A snapshot that sees every commit made before the call: the one handed out last,
+        while the index header (read before it was taken) is unchanged, since every commit by
+        any process rewrites a commit slot of that header; else a new one. Held weakly: a
+        snapshot pins the index pages it reads, so it lives only while episodes use it."""
+        header = self._native.index_header()
+        latest = self._latest
+        if latest is not None and latest[0] == header and latest[1] == os.getpid():
+            snap = latest[2]()
+            if snap is not None:
+                return snap
+        snap = self._native.snapshot()
+        self._latest = (header, os.getpid(), weakref.ref(snap))
+        return snap
 
     def begin_episode(
         self,

@@ -1,0 +1,1 @@
+"""The side-by-side benchmark harness behind python/bench.py: workloads, recorders, readers."""
