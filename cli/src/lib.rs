@@ -14,6 +14,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+pub use cmd::export::{WriterFactory, register_lance_writer};
+
 /// The command line as typed (clap derive).
 #[derive(Parser, Debug)]
 #[command(

@@ -1,10 +1,12 @@
 //! The native half of the `trajstore` Python package. Thin: every behaviour lives in the Rust
 //! library; this module converts arguments, releases the GIL around I/O and maps errors.
 
+mod arrow;
 mod buffer;
 mod cli;
 mod error;
 mod inbound;
+mod lance;
 mod loader;
 mod preview;
 mod record;
@@ -17,6 +19,8 @@ use pyo3::prelude::*;
 fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     error::register(m)?;
     m.add_class::<store::PyStore>()?;
+    m.add_class::<arrow::ArrowTable>()?;
+    m.add_class::<arrow::ArrowStream>()?;
     m.add_class::<store::PySnapshot>()?;
     m.add_class::<record::PyEpisodeRecorder>()?;
     m.add_class::<buffer::MappedBuffer>()?;
@@ -27,6 +31,8 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     preview::register(m)?;
     m.add_function(wrap_pyfunction!(cli::run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(store::compact, m)?)?;
+    // `trajstore export --format lance` in the wheel's command writes through pylance.
+    trajstore_cli::register_lance_writer(lance::make_writer);
     m.add("FORMAT_VERSION", trajstore::STORE_FORMAT_VERSION)?;
     let dtypes = pyo3::types::PyDict::new(m.py());
     for dtype in trajstore::DType::ALL {

@@ -1,5 +1,7 @@
 //! `Store`, `Snapshot` and `EpisodeRecorder`: thin wrappers over the library.
 
+use std::sync::Arc;
+
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -9,6 +11,7 @@ use trajstore::{
     StoreOptions, Target,
 };
 
+use crate::arrow::{ArrowTable, export_err};
 use crate::buffer::{MappedBuffer, OwnedBuffer, dtype_of_format, numpy_typestr};
 use crate::error::{InputError, IntoPy};
 use crate::record::PyEpisodeRecorder;
@@ -99,7 +102,7 @@ impl PyStore {
     /// A consistent view of everything committed so far.
     fn snapshot(&self) -> PyResult<PySnapshot> {
         Ok(PySnapshot {
-            snapshot: self.store.snapshot().py_err()?,
+            snapshot: Arc::new(self.store.snapshot().py_err()?),
         })
     }
 
@@ -527,7 +530,7 @@ impl QueryArgs {
 /// threads may use one snapshot at once, with the GIL released around the long reads.
 #[pyclass(frozen, weakref, module = "trajstore._trajstore", name = "Snapshot")]
 pub struct PySnapshot {
-    pub(crate) snapshot: Snapshot,
+    pub(crate) snapshot: Arc<Snapshot>,
 }
 
 pub(crate) fn episode_dict<'py>(py: Python<'py>, e: &Episode) -> PyResult<Bound<'py, PyDict>> {
@@ -585,6 +588,59 @@ impl PySnapshot {
             list.append(episode_dict(py, e)?)?;
         }
         Ok(list)
+    }
+
+    /// Episodes matching a query as an Arrow table (one row per episode, index only; the
+    /// columns of schema/export.md's episodes table).
+    fn episodes_table(&self, py: Python<'_>, args: QueryArgs) -> PyResult<ArrowTable> {
+        let query = args.query()?;
+        let batch = py
+            .detach(|| -> trajstore_export::Result<_> {
+                let episodes = self.snapshot.episodes(&query)?;
+                trajstore_export::episodes_batch(&episodes)
+            })
+            .map_err(export_err)?;
+        Ok(ArrowTable::new(batch.schema(), vec![batch]))
+    }
+
+    /// The steps of `episodes` (ids, in that order) as an Arrow table: one batch per episode,
+    /// `T + 1` rows each (schema/export.md's steps table); `fields` in column order, or every
+    /// field. Raw observation fields are views of the memory map. `schemas`: the schema ids
+    /// whose fields make the columns (default: those of `episodes`), so parts of one
+    /// selection read apart share its columns.
+    #[pyo3(signature = (episodes, fields = None, schemas = None))]
+    fn steps_table(
+        &self,
+        py: Python<'_>,
+        episodes: Vec<u64>,
+        fields: Option<Vec<String>>,
+        schemas: Option<Vec<u64>>,
+    ) -> PyResult<ArrowTable> {
+        let snapshot = &self.snapshot;
+        let (schema, batches) = py
+            .detach(|| -> trajstore_export::Result<_> {
+                let episodes = episodes
+                    .iter()
+                    .map(|id| snapshot.episode(EpisodeId(*id)))
+                    .collect::<trajstore::Result<Vec<_>>>()?;
+                let plan = match &schemas {
+                    None => {
+                        trajstore_export::StepsPlan::new(snapshot, &episodes, fields.as_deref())
+                    }
+                    Some(ids) => trajstore_export::StepsPlan::from_schemas(
+                        snapshot,
+                        &ids.iter().map(|id| SchemaId(*id)).collect::<Vec<_>>(),
+                        fields.as_deref(),
+                    ),
+                }?;
+                let batches = episodes
+                    .iter()
+                    .map(|e| plan.episode_batch(snapshot, e))
+                    .collect::<trajstore_export::Result<Vec<_>>>()?;
+                Ok((plan.schema(), batches))
+            })
+            .map_err(export_err)?;
+        Ok(ArrowTable::new(schema, batches))
     }
 
     fn episode<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyDict>> {

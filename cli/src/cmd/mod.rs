@@ -5,6 +5,7 @@ pub mod bench;
 pub mod compact;
 mod curate;
 pub mod demo;
+pub mod export;
 pub mod filters;
 pub mod info;
 pub mod init;
@@ -32,6 +33,7 @@ use crate::serve::ServeArgs;
 use bench::BenchArgs;
 use compact::CompactArgs;
 use demo::DemoArgs;
+use export::ExportArgs;
 use info::InfoArgs;
 use init::InitArgs;
 use ls::LsArgs;
@@ -93,6 +95,9 @@ pub enum Command {
     Compact(CompactArgs),
     /// Record synthetic demos, query a user's episodes, read them back, report speed.
     Demo(DemoArgs),
+    /// Selected episodes as an `episodes` and a `steps` table (Parquet, or Lance from the
+    /// Python package) with a manifest naming the snapshot; deterministic (schema/export.md).
+    Export(ExportArgs),
     /// Per rank: the episodes served in one epoch (in serving order), their steps, and the
     /// step imbalance (max/min).
     Partition(PartitionArgs),
@@ -117,6 +122,7 @@ impl Command {
             Command::Merge(a) => Some(&a.dir),
             Command::Compact(a) => Some(&a.dir),
             Command::Partition(a) => Some(&a.dir),
+            Command::Export(a) => Some(&a.dir),
             Command::Rm(a) => Some(&a.dir),
             Command::Restore(a) => Some(&a.dir),
             Command::Relabel(a) => Some(&a.dir),
@@ -153,6 +159,7 @@ fn run_command(command: Command) -> Result<ExitCode> {
         Command::Compact(args) => compact::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Partition(args) => partition::run(args),
+        Command::Export(args) => export::run(args),
         Command::Rm(args) => rm::run(args),
         Command::Restore(args) => restore::run(args),
         Command::Relabel(args) => relabel::run(args),

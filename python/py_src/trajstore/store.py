@@ -251,6 +251,29 @@ class Store:
         rows = self.snapshot().episodes(query)
         return [EpisodeInfo(**row) for row in rows]
 
+    def episodes_table(
+        self,
+        user: str | Iterable[str] | None = None,
+        env: str | Iterable[str] | None = None,
+        tags: str | Iterable[str] | None = None,
+        outcome: str | Iterable[str] | None = None,
+        min_return: float | None = None,
+        max_return: float | None = None,
+        min_steps: int | None = None,
+        before_id: int | None = None,
+    ) -> Any:
+        """Episodes matching every filter given as an Arrow table (a row per episode, index
+        only; columns in schema/export.md), read without a copy through the Arrow PyCapsule
+        interface: `pyarrow.table(t)`, `polars.DataFrame(t)`, `duckdb.sql("SELECT ... FROM t")`."""
+        query = Selection.of(user, env, tags, outcome, min_return=min_return, max_return=max_return, min_steps=min_steps, before_id=before_id)
+        return self.snapshot().episodes_table(query)
+
+    def steps_table(self, episodes: Iterable[int], fields: Sequence[str] | None = None) -> Any:
+        """The steps of `episodes` (ids) as an Arrow table, `T + 1` rows per episode (the last
+        holds the final observation, transition fields null there; schema/export.md): `fields`
+        in column order, or every field. Raw observation fields are views of the memory map."""
+        return self.snapshot().steps_table([int(e) for e in episodes], None if fields is None else list(fields))
+
     def stats(self, field: str | Iterable[str] | None = None, compute_missing: bool = False, **filters: Any) -> StoreStats:
         """Per-element statistics (count, mean, std, min, max, non-finite count, quantiles
         q01..q99 as numpy arrays of the field's shape) of every field of at most 64 elements
