@@ -6,8 +6,9 @@ use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use trajstore::{
-    Codec, DType, Episode, EpisodeId, EpisodeMeta, FieldKind, Outcome, Query, Schema, SchemaId,
-    Snapshot, Store, StoreOptions,
+    Codec, CurateOptions, Curated, DType, Episode, EpisodeId, EpisodeMeta, FieldKind, LabelChange,
+    Outcome, Query, Relabel, Restore, Schema, SchemaId, Snapshot, SplitKey, SplitRequest, Store,
+    StoreOptions, Target,
 };
 
 use crate::arrow::{ArrowTable, export_err};
@@ -131,6 +132,169 @@ impl PyStore {
         (s.transactions, s.episodes)
     }
 
+    /// Deletes the episodes `ids` (all of them, when given) that match `args` (a
+    /// `trajstore.Selection`), in one index transaction; the core refuses a bare "delete
+    /// everything", unknown ids and already deleted ones.
+    #[pyo3(signature = (ids, args, dry_run = false, by = None))]
+    fn delete<'py>(
+        &self,
+        py: Python<'py>,
+        ids: Vec<u64>,
+        args: QueryArgs,
+        dry_run: bool,
+        by: Option<String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let target = Target {
+            ids: ids.into_iter().map(EpisodeId).collect(),
+            query: args.query()?,
+        };
+        let options = CurateOptions { dry_run, by };
+        let store = &self.store;
+        let done = py.detach(|| store.delete(&target, &options)).py_err()?;
+        curated_dict(py, &done)
+    }
+
+    /// Restores deleted episodes (`ids`, or every one when `None`).
+    #[pyo3(signature = (ids, dry_run = false, by = None))]
+    fn restore<'py>(
+        &self,
+        py: Python<'py>,
+        ids: Option<Vec<u64>>,
+        dry_run: bool,
+        by: Option<String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let which = match ids {
+            Some(ids) => Restore::Ids(ids.into_iter().map(EpisodeId).collect()),
+            None => Restore::All,
+        };
+        let options = CurateOptions { dry_run, by };
+        let store = &self.store;
+        let done = py.detach(|| store.restore(&which, &options)).py_err()?;
+        curated_dict(py, &done)
+    }
+
+    /// Deleted episodes (restorable until compaction purges them): episode dicts with
+    /// `deleted_at_us` and `deleted_by`.
+    fn deleted<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let tombstones = self.store.snapshot().py_err()?.tombstones().py_err()?;
+        let list = PyList::empty(py);
+        for t in &tombstones {
+            let d = episode_dict(py, &t.episode)?;
+            d.set_item("deleted_at_us", t.deleted_at_us)?;
+            d.set_item("deleted_by", &t.deleted_by)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
+    /// Changes labels of the episodes `ids` that match `args`, in one index transaction.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (ids, args, set_user = None, set_outcome = None, add_tags = Vec::new(),
+        remove_tags = Vec::new(), set_meta = None, unset_meta = Vec::new(), dry_run = false, by = None))]
+    fn relabel<'py>(
+        &self,
+        py: Python<'py>,
+        ids: Vec<u64>,
+        args: QueryArgs,
+        set_user: Option<String>,
+        set_outcome: Option<String>,
+        add_tags: Vec<String>,
+        remove_tags: Vec<String>,
+        set_meta: Option<&Bound<'py, PyDict>>,
+        unset_meta: Vec<String>,
+        dry_run: bool,
+        by: Option<String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let relabel = Relabel {
+            set_user,
+            set_outcome: set_outcome
+                .map(|o| o.parse::<Outcome>())
+                .transpose()
+                .py_err()?,
+            add_tags,
+            remove_tags,
+            set_meta: to_info(set_meta)?.into_iter().collect(),
+            unset_meta,
+        };
+        let target = Target {
+            ids: ids.into_iter().map(EpisodeId).collect(),
+            query: args.query()?,
+        };
+        let options = CurateOptions { dry_run, by };
+        let store = &self.store;
+        let done = py
+            .detach(|| store.relabel(&target, &relabel, &options))
+            .py_err()?;
+        curated_dict(py, &done)
+    }
+
+    /// An episode's curation history, oldest first: dicts `{at_us, by, changes}`, each change
+    /// a dict naming what changed (`{"user": (from, to)}`, `{"add_tag": t}`, ...).
+    fn history<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyList>> {
+        let entries = self
+            .store
+            .snapshot()
+            .py_err()?
+            .history(EpisodeId(id))
+            .py_err()?;
+        let list = PyList::empty(py);
+        for h in &entries {
+            let d = PyDict::new(py);
+            d.set_item("at_us", h.at_us)?;
+            d.set_item("by", &h.by)?;
+            let changes = PyList::empty(py);
+            for c in &h.changes {
+                changes.append(change_dict(py, c)?)?;
+            }
+            d.set_item("changes", changes)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
+    /// Sets the store's split: (name, fraction) pairs summing to 1, a seed, and what is
+    /// hashed ("episode" or "user").
+    fn set_split(
+        &self,
+        py: Python<'_>,
+        fractions: Vec<(String, f64)>,
+        seed: u64,
+        by: &str,
+    ) -> PyResult<()> {
+        let by = match by {
+            "episode" => SplitKey::Episode,
+            "user" => SplitKey::User,
+            other => {
+                return Err(InputError::new_err(format!(
+                    "split by {other:?}: expected \"episode\" or \"user\""
+                )));
+            }
+        };
+        let request = SplitRequest {
+            fractions,
+            seed,
+            by,
+        };
+        let store = &self.store;
+        py.detach(|| store.set_split(&request, &CurateOptions::default()))
+            .py_err()?;
+        Ok(())
+    }
+
+    /// The split each episode falls in (episode id -> split name); empty without a split.
+    fn split_labels(&self) -> PyResult<std::collections::BTreeMap<u64, String>> {
+        let snap = self.store.snapshot().py_err()?;
+        let Some(spec) = snap.split_spec().py_err()? else {
+            return Ok(Default::default());
+        };
+        Ok(snap
+            .episodes(&Query::default())
+            .py_err()?
+            .iter()
+            .map(|e| (e.id().get(), spec.label(e.id().get(), e.user()).to_owned()))
+            .collect())
+    }
+
     /// Merges whole stores into this one (no frame decoded); returns what was merged, with
     /// each source's old -> new episode ids.
     fn merge_from<'py>(
@@ -160,6 +324,41 @@ impl PyStore {
         d.set_item("sources", merged)?;
         Ok(d)
     }
+}
+
+fn curated_dict<'py>(py: Python<'py>, done: &Curated) -> PyResult<Bound<'py, PyDict>> {
+    let ids = |v: &[EpisodeId]| v.iter().map(|i| i.get()).collect::<Vec<u64>>();
+    let d = PyDict::new(py);
+    d.set_item("selected", ids(&done.selected))?;
+    d.set_item("changed", ids(&done.changed))?;
+    d.set_item("dry_run", done.dry_run)?;
+    d.set_item("upgraded_from", done.upgraded_from)?;
+    Ok(d)
+}
+
+fn change_dict<'py>(py: Python<'py>, c: &LabelChange) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let value = |v: &trajstore::Value| -> PyResult<Bound<'py, PyAny>> {
+        let mut info = trajstore::Info::new();
+        info.insert("v".into(), v.clone());
+        info_to_py(py, &info)?
+            .get_item("v")?
+            .ok_or_else(|| InputError::new_err("value"))
+    };
+    match c {
+        LabelChange::User { from, to } => d.set_item("user", (from, to))?,
+        LabelChange::Outcome { from, to } => d.set_item("outcome", (from.name(), to.name()))?,
+        LabelChange::AddTag(t) => d.set_item("add_tag", t)?,
+        LabelChange::RemoveTag(t) => d.set_item("remove_tag", t)?,
+        LabelChange::SetMeta { key, from, to } => {
+            let from = from.as_ref().map(&value).transpose()?;
+            d.set_item("set_meta", (key, from, value(to)?))?
+        }
+        LabelChange::UnsetMeta { key, from } => d.set_item("unset_meta", (key, value(from)?))?,
+        LabelChange::Deleted => d.set_item("deleted", true)?,
+        LabelChange::Restored => d.set_item("restored", true)?,
+    }
+    Ok(d)
 }
 
 /// Compacts the store at `path` (`trajstore compact`); returns its report.

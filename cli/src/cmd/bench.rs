@@ -6,9 +6,9 @@ use clap::ValueEnum;
 use trajstore::Codec;
 use trajstore::Query;
 use trajstore_testkit::bench::{
-    ConcurrentSpec, MaintainSpec, Measurement, RecordSpec, Recorders, ScalePoint, ScaleSpec,
-    StatsSchema, checked, combine_cost, compact, merge, record, record_concurrently,
-    record_stats_store, recording_cost, sample, scan, window,
+    ConcurrentSpec, CurateCost, MaintainSpec, Measurement, RecordSpec, Recorders, ScalePoint,
+    ScaleSpec, StatsSchema, checked, combine_cost, compact, curate, merge, record,
+    record_concurrently, record_stats_store, recording_cost, sample, scan, window,
 };
 
 use super::out;
@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// Size of each store `merge` and `compact` build (MB).
     #[arg(long, default_value_t = 1024)]
     store_mb: u64,
+    /// `--mode curate`: episodes of the store a tenth of which is deleted, restored and
+    /// relabelled.
+    #[arg(long, default_value_t = 100_000)]
+    curate_episodes: u64,
     /// `--mode scale`: the largest store to grow to (sizes 1k, 10k, 100k, ... up to it).
     #[arg(long, default_value_t = 100_000)]
     max_episodes: u64,
@@ -69,6 +73,9 @@ pub enum BenchMode {
     /// `compact` of a fresh store of --store-mb, half of it abandoned recordings, against
     /// read + write + fsync of the live bytes.
     Compact,
+    /// Delete, restore and relabel of every tenth episode of a store of --curate-episodes
+    /// (one index transaction each) against listing every episode from the index.
+    Curate,
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -80,6 +87,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         json,
         store_mb,
         max_episodes,
+        curate_episodes,
     } = args;
     let (dir, field) = (dir.as_deref(), field.as_str());
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
@@ -88,6 +96,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     if mode == BenchMode::Stats {
         return stats(temp.path(), dir, stats_episodes, json);
+    }
+    if mode == BenchMode::Curate {
+        let c = curate(&temp.path().join("curate"), curate_episodes)?;
+        return print_curate(&c, json);
     }
     if mode == BenchMode::Scale {
         let root = dir.unwrap_or(temp.path());
@@ -124,6 +136,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         | BenchMode::Stats
         | BenchMode::Merge
         | BenchMode::Compact
+        | BenchMode::Curate
         | BenchMode::Scale => {}
         BenchMode::All | BenchMode::Scan => {
             results.push(("scan", scan(store, field).with_context(|| read("scan"))?));
@@ -336,4 +349,37 @@ fn ls_json_seconds(store_dir: &Path) -> Result<f64> {
     }
     sink.flush()?;
     Ok(start.elapsed().as_secs_f64())
+}
+
+fn print_curate(c: &CurateCost, json: bool) -> Result<ExitCode> {
+    let ops = [
+        ("delete", c.delete_seconds),
+        ("restore", c.restore_seconds),
+        ("relabel", c.relabel_seconds),
+    ];
+    if json {
+        for (op, s) in ops {
+            out(
+                serde_json::json!({"mode": "curate", "operation": op, "episodes": c.touched,
+                "store_episodes": c.episodes, "ms": s * 1e3, "baseline": "list every episode",
+                "baseline_ms": c.list_seconds * 1e3, "ratio": s / c.list_seconds}),
+            )?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    out(format!(
+        "curate: a store of {} one-step episodes (recorded in {:.1} s); listing them all from the index: {:.1} ms",
+        c.episodes,
+        c.record_seconds,
+        c.list_seconds * 1e3
+    ))?;
+    for (op, s) in ops {
+        out(format!(
+            "  {op:<8} {} episodes: {:>8.1} ms  = {:.2}x the listing",
+            c.touched,
+            s * 1e3,
+            s / c.list_seconds
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

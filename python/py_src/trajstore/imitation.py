@@ -49,6 +49,7 @@ class ImitationLearning(gymnasium.Env):
         tags: str | Iterable[str] | None = None,
         outcome: str | Iterable[str] | None = None,
         before_id: int | None = None,
+        split: str | Iterable[str] | None = None,
         total_cpus: int | None = None,
         cursor: Mapping[str, int] | None = None,
         verify_reads: bool = True,
@@ -60,7 +61,7 @@ class ImitationLearning(gymnasium.Env):
         elif total_cpus is not None and total_cpus != world_size:
             raise InputError(f"total_cpus={total_cpus} and world_size={world_size} disagree")
         self.store = _store(path, verify_reads)
-        filters = dict(user=user, env=env, tags=tags, outcome=outcome, before_id=before_id)
+        filters = dict(user=user, env=env, tags=tags, outcome=outcome, before_id=before_id, split=split)
         selection = Selection.of(**filters, world_size=world_size, rank=rank, seed=seed, epoch=epoch)
         if cursor is None:
             self._native = _NativeReplay(self.store._native, selection, cycle)

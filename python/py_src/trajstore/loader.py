@@ -74,6 +74,7 @@ class Loader:
         max_return: float | None = None,
         min_steps: int | None = None,
         before_id: int | None = None,
+        split: str | Iterable[str] | None = None,
         rank: int = 0,
         world_size: int = 1,
         seed: int = 0,
@@ -87,7 +88,7 @@ class Loader:
         self.stores = _stores(store, verify_reads)
         self.store = self.stores[0]
         self.selection = Selection.of(
-            user, env, tags, outcome, min_return=min_return, max_return=max_return, min_steps=min_steps,
+            user, env, tags, outcome, split, min_return=min_return, max_return=max_return, min_steps=min_steps,
             before_id=before_id, world_size=world_size, rank=rank, num_workers=num_workers, worker=worker, seed=seed, epoch=epoch,
         )
         self._native = _native or _NativeLoader([s._native for s in self.stores], self.selection,

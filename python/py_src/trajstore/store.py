@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _spaces
 from ._arrays import normalize_info
-from ._selection import Selection
+from ._selection import Selection, as_list
 from ._stats import StoreStats
 from ._trajstore import Store as _NativeStore
 from ._trajstore import compact as _compact
@@ -243,9 +243,11 @@ class Store:
         max_return: float | None = None,
         min_steps: int | None = None,
         before_id: int | None = None,
+        split: str | Iterable[str] | None = None,
     ) -> list[EpisodeInfo]:
-        """Episodes matching every filter given, in commit order. Reads the index only."""
-        query = Selection.of(user, env, tags, outcome, min_return=min_return, max_return=max_return, min_steps=min_steps, before_id=before_id)
+        """Episodes matching every filter given, in commit order. Reads the index only.
+        `split=`: episodes of that split (`Store.split`)."""
+        query = Selection.of(user, env, tags, outcome, split, min_return=min_return, max_return=max_return, min_steps=min_steps, before_id=before_id)
         rows = self.snapshot().episodes(query)
         return [EpisodeInfo(**row) for row in rows]
 
@@ -321,6 +323,63 @@ class Store:
         """Checks every checksum; `ok` is False and `problems` names what is wrong otherwise."""
         return self.snapshot().verify()
 
+    def delete(self, ids: int | Iterable[int] | None = None, *, dry_run: bool = False, by: str | None = None, **filters: Any) -> list[int]:
+        """Deletes episodes in one index transaction and returns their ids: `ids` (all that match
+        the filters, when filters are given too) or the episodes the filters select (`user=`,
+        `env=`, `tags=`, `outcome=`, `split=`, `min_return=`, ...). A selector is required;
+        an unknown or already deleted id raises `NotFoundError` naming it, before anything
+        changes. They leave every query, loader and replay; `restore` brings them back until
+        compaction. `dry_run=True`: the ids that would go, nothing changed."""
+        done = self._native.delete(_ids(ids), Selection.of(**filters), dry_run=dry_run, by=by)
+        return list(done["changed"])
+
+    def restore(self, ids: int | Iterable[int] | None = None, *, all: bool = False, dry_run: bool = False, by: str | None = None) -> list[int]:
+        """Restores deleted episodes (`ids`, or every one with `all=True`); returns their ids."""
+        if (ids is None) == (not all):
+            raise ValueError("restore: name the deleted episodes (ids=...) or pass all=True")
+        done = self._native.restore(None if all else _ids(ids), dry_run=dry_run, by=by)
+        return list(done["changed"])
+
+    def deleted(self) -> list[dict[str, Any]]:
+        """Deleted episodes awaiting compaction: episode dicts with `deleted_at_us` and
+        `deleted_by`."""
+        return self._native.deleted()
+
+    def relabel(
+        self,
+        ids: int | Iterable[int] | None = None,
+        *,
+        set_user: str | None = None,
+        set_outcome: str | None = None,
+        add_tags: str | Iterable[str] = (),
+        remove_tags: str | Iterable[str] = (),
+        set_meta: Mapping[str, Any] | None = None,
+        unset_meta: str | Iterable[str] = (),
+        dry_run: bool = False,
+        by: str | None = None,
+        **filters: Any,
+    ) -> list[int]:
+        """Changes the user, outcome label, tags or metadata of the selected episodes (as
+        `delete` selects them), index only, in one transaction; returns the ids that changed.
+        Each change is kept in the episode's `history`."""
+        done = self._native.relabel(
+            _ids(ids), Selection.of(**filters), set_user=set_user, set_outcome=set_outcome,
+            add_tags=as_list(add_tags), remove_tags=as_list(remove_tags), set_meta=normalize_info(set_meta),
+            unset_meta=as_list(unset_meta), dry_run=dry_run, by=by,
+        )
+        return list(done["changed"])
+
+    def history(self, episode_id: int) -> list[dict[str, Any]]:
+        """An episode's curation history, oldest first: `{"at_us", "by", "changes"}`."""
+        return self._native.history(episode_id)
+
+    def split(self, fractions: Mapping[str, float], seed: int, by: str = "episode") -> dict[int, str]:
+        """Sets the store's split (`{"train": 0.9, "val": 0.1}`, summing to 1): only the spec is
+        stored, an episode's split is a pure function of it and the episode's id (`by="user"`:
+        its user), so later episodes never move old ones. Returns each episode's split."""
+        self._native.set_split(list(fractions.items()), seed, by)
+        return self._native.split_labels()
+
     def merge_from(self, *sources: str | os.PathLike) -> dict[str, Any]:
         """Merges whole stores into this one without decoding a frame (`trajstore merge`):
         segments hard-linked (copied across file systems), schemas deduplicated, every episode
@@ -340,3 +399,9 @@ class Store:
         if not self.verify_reads:
             return f"trajstore.Store({self.path!r}, verify_reads=False)"
         return f"trajstore.Store({self.path!r})"
+
+
+def _ids(ids: int | Iterable[int] | None) -> list[int]:
+    if ids is None:
+        return []
+    return [ids] if isinstance(ids, int) else [int(i) for i in ids]

@@ -4,6 +4,7 @@
 
 mod checked;
 mod concurrent;
+mod curate;
 mod error;
 mod maintain;
 mod read;
@@ -16,6 +17,7 @@ pub use checked::checked;
 pub use concurrent::{
     ConcurrentReport, ConcurrentSpec, RecorderRun, Recorders, record_concurrently,
 };
+pub use curate::{CurateCost, curate};
 pub use error::{BenchError, Result};
 pub use maintain::{MaintainSpec, compact, merge};
 pub use read::{sample, scan, window};
