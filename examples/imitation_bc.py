@@ -19,6 +19,7 @@ import tempfile
 
 import gymnasium as gym
 import numpy as np
+import torch
 from imitation.algorithms import bc
 
 import trajstore
@@ -44,6 +45,7 @@ def mean_return(act, episodes: int, first_seed: int) -> float:
 
 
 def main() -> int:
+    torch.manual_seed(0)  # the policy's initial weights: the same run every time
     demos, epochs = (5, 5) if FAST else (20, 20)
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/demos"

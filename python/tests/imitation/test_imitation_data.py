@@ -57,11 +57,16 @@ def test_transitions_match_imitations_own_flattening(demos):
 
 
 def test_bc_trains_from_a_store_and_agrees_with_the_expert(demos):
+    import torch
+
+    # Deterministic: the policy's initial weights come from torch's global generator and the
+    # batches from `rng`; unseeded, a 10-epoch run once stopped at 80% agreement (a flaky CI).
+    torch.manual_seed(0)
     env = gym.make("CartPole-v1")
     rng = np.random.default_rng(0)
     trainer = bc.BC(observation_space=env.observation_space, action_space=env.action_space,
                     demonstrations=imitation_data.transitions(demos, user="expert"), rng=rng, device="cpu")
-    trainer.train(n_epochs=10, progress_bar=False)
+    trainer.train(n_epochs=30, progress_bar=False)
     # Fresh states from the expert's own play, not in the store.
     states, obs = [], env.reset(seed=100)[0]
     for _ in range(300):
