@@ -73,9 +73,16 @@ class TrajstoreSide:
         self.ids = np.asarray([e.id for e in self.store.episodes()], dtype=np.int64)
         self.snapshot = self.store.snapshot()
         self.out: np.ndarray | None = None
+        # lz4 observations decode into one reused array (Episode.read(out=)); raw ones are
+        # views of the memory map.
+        self.lz4 = name == "trajstore-lz4"
+        self.obs_buffer = np.empty((max(w.lengths) + 1, *w.obs_shape), w.obs_dtype) if self.lz4 else None
+
+    def obs(self, e) -> np.ndarray:
+        return e.read("obs", out=self.obs_buffer) if self.lz4 else e["obs"]
 
     def scan(self) -> int:
-        return sum(touch(e["obs"]) for e in self.trajstore.Loader(self.store, seed=0).episodes())
+        return sum(touch(self.obs(e)) for e in self.trajstore.Loader(self.store, seed=0).episodes())
 
     def gather(self, episodes: np.ndarray, steps: np.ndarray) -> int:
         snap, ids = self.snapshot, self.ids[episodes]
@@ -95,7 +102,7 @@ class TrajstoreSide:
         total = 0
         for info in self.store.episodes(user=user):
             e = self.store.episode(info.id)
-            total += touch(e["obs"]) + touch(e["action"])
+            total += touch(self.obs(e)) + touch(e["action"])
         return total
 
 

@@ -8,6 +8,7 @@ mod error;
 mod inbound;
 mod lance;
 mod loader;
+mod out_array;
 mod preview;
 mod record;
 mod store;

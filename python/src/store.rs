@@ -4,16 +4,17 @@ use std::sync::Arc;
 
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{IntoPyDict, PyBytes, PyDict, PyList};
 use trajstore::{
-    Codec, CurateOptions, Curated, DType, Episode, EpisodeId, EpisodeMeta, FieldKind, LabelChange,
-    Outcome, Query, Relabel, Restore, Schema, SchemaId, Snapshot, SplitKey, SplitRequest, Store,
-    StoreOptions, Target,
+    Codec, CurateOptions, Curated, DType, Episode, EpisodeId, EpisodeMeta, FieldKind, FieldSpec,
+    LabelChange, Outcome, Query, Relabel, Restore, Schema, SchemaId, Snapshot, SplitKey,
+    SplitRequest, Store, StoreOptions, Target,
 };
 
 use crate::arrow::{ArrowTable, export_err};
-use crate::buffer::{MappedBuffer, OwnedBuffer, dtype_of_format, numpy_typestr};
+use crate::buffer::{MappedBuffer, dtype_of_format};
 use crate::error::{InputError, IntoPy};
+use crate::out_array::{OutArray, Rows};
 use crate::record::PyEpisodeRecorder;
 use crate::values::{info_to_py, to_info};
 
@@ -654,25 +655,62 @@ impl PySnapshot {
         Ok(field_decls(&schema))
     }
 
-    /// A field's values as one read-only array buffer of shape `(count, *field shape)`: a view
-    /// of the memory map (raw fields written in one chunk) or decoded bytes (lz4, or spilled).
+    /// A field's values as one read-only array of shape `(count, *field shape)`: a buffer
+    /// viewing the memory map (raw fields written in one chunk), or a numpy array the values
+    /// were decoded into (lz4, or spilled). The field is opened once per snapshot (cached).
     fn field<'py>(&self, py: Python<'py>, episode: u64, name: &str) -> PyResult<Bound<'py, PyAny>> {
         let snapshot = &self.snapshot;
         let field = py
-            .detach(|| snapshot.field(&snapshot.episode(EpisodeId(episode))?, name))
+            .detach(|| snapshot.open_field(EpisodeId(episode), name))
             .py_err()?;
         let spec = field.spec();
-        let mut shape = vec![field.len()];
-        shape.extend(spec.shape_usize());
-        Ok(match field.contiguous().py_err()? {
-            Some(bytes) => {
-                Bound::new(py, MappedBuffer::new(bytes, spec.dtype, &shape)?)?.into_any()
-            }
-            None => {
-                let decoded = py.detach(|| field.to_vec()).py_err()?;
-                Bound::new(py, OwnedBuffer::new(decoded, spec.dtype, &shape, false)?)?.into_any()
-            }
+        if let Some(bytes) = field.contiguous().py_err()? {
+            let mut shape = vec![field.len()];
+            shape.extend(spec.shape_usize());
+            return Ok(Bound::new(py, MappedBuffer::new(bytes, spec.dtype, &shape)?)?.into_any());
+        }
+        let out = OutArray::new(py, spec, field.len())?;
+        out.write(py, field.len() * field.step_bytes(), |bytes| {
+            field.read_into(0..field.len(), bytes)
         })
+        .py_err()?;
+        let array = out.rows(py, field.len())?;
+        array.call_method("setflags", (), Some(&[("write", false)].into_py_dict(py)?))?;
+        Ok(array)
+    }
+
+    /// Values `start..stop` of a field (`stop` default: all) copied (raw) or decoded (lz4)
+    /// into `out`, a writable C-contiguous array of the field's dtype and shape
+    /// `(rows, *field shape)` with `rows >= stop - start` (returned, or a view of its first
+    /// `stop - start` rows when it holds more), or into a new array. Reuse one `out` from
+    /// call to call: nothing is allocated, and lz4 steps decode straight into it (in
+    /// parallel for large ranges), with the GIL released.
+    #[pyo3(signature = (episode, name, start = 0, stop = None, out = None))]
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        episode: u64,
+        name: &str,
+        start: usize,
+        stop: Option<usize>,
+        out: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let snapshot = &self.snapshot;
+        let field = py
+            .detach(|| snapshot.open_field(EpisodeId(episode), name))
+            .py_err()?;
+        let stop = stop.unwrap_or(field.len());
+        // A bad range is the core's to refuse (read_into, below): it writes nothing then.
+        let rows = stop.saturating_sub(start);
+        let out = match out {
+            Some(out) => OutArray::caller(out, "read", name, field.spec(), Rows::AtLeast(rows))?,
+            None => OutArray::new(py, field.spec(), rows)?,
+        };
+        out.write(py, rows * field.step_bytes(), |bytes| {
+            field.read_into(start..stop, bytes)
+        })
+        .py_err()?;
+        out.rows(py, rows)
     }
 
     /// Field `field` at the explicit pairs `(episodes[i], steps[i])`, value `i` at `out[i]`:
@@ -702,12 +740,21 @@ impl PySnapshot {
             None => None,
         };
         let out = match (out, &spec) {
-            (Some(out), _) => out,
-            (None, Some(spec)) => {
-                let mut shape = vec![episodes.len()];
-                shape.extend(spec.shape_usize());
-                py.import("numpy")?
-                    .call_method1("empty", (shape, numpy_typestr(spec.dtype)))?
+            (Some(out), Some(spec)) => {
+                OutArray::caller(out, "gather", field, spec, Rows::Exactly(episodes.len()))?
+            }
+            (None, Some(spec)) => OutArray::new(py, spec, episodes.len())?,
+            (Some(out), None) => {
+                // No pairs: the core is not asked; only an empty `out` fits none.
+                let len = PyUntypedBuffer::get(&out)
+                    .map_err(|_| InputError::new_err("gather: out= must be a numpy array"))?
+                    .len_bytes();
+                if len != 0 {
+                    return Err(InputError::new_err(format!(
+                        "gather {field:?}: no pairs given, but out= holds {len} bytes"
+                    )));
+                }
+                return Ok(out);
             }
             (None, None) => {
                 return Err(InputError::new_err(format!(
@@ -715,34 +762,12 @@ impl PySnapshot {
                 )));
             }
         };
-        let buffer = PyUntypedBuffer::get(&out)
-            .map_err(|_| InputError::new_err("gather: out= must be a writable numpy array"))?;
-        if buffer.readonly() || !buffer.is_c_contiguous() {
-            return Err(InputError::new_err(
-                "gather: out= must be a writable, C-contiguous array",
-            ));
-        }
-        if let Some(spec) = &spec {
-            let format = buffer.format().to_string_lossy();
-            if dtype_of_format(&format, buffer.item_size()) != Some(spec.dtype) {
-                return Err(InputError::new_err(format!(
-                    "gather: field {field:?} is {}, out= holds elements of format {format:?}",
-                    spec.dtype
-                )));
-            }
-        }
-        let (ptr, len) = (buffer.buf_ptr() as usize, buffer.len_bytes());
-        py.detach(|| {
-            // SAFETY: `buffer` keeps the exporter's memory alive and its size fixed until it
-            // is dropped after this closure; it is writable and C-contiguous, `len` bytes long
-            // (checked above). Python code writing the same array from another thread races
-            // as it would with any numpy function that releases the GIL.
-            let out = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) };
+        let bytes = episodes.len() * spec.as_ref().map_or(0, FieldSpec::step_bytes);
+        out.write(py, bytes, |out| {
             snapshot.gather(field, &episodes, &steps, out)
         })
         .py_err()?;
-        drop(buffer);
-        Ok(out)
+        out.rows(py, episodes.len())
     }
 
     /// Where a field's chunks are: (segment file path, payload offset, payload bytes, steps,

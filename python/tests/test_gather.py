@@ -39,7 +39,7 @@ def test_gather_refuses_bad_arguments_naming_them(store_path):
         snap.gather("obs/frame", [a], [0], out=np.zeros((1, 8, 8, 3), np.float32))
     with pytest.raises(trajstore.InputError, match="writable"):
         snap.gather("obs/frame", [a], [0], out=np.zeros((1, 8, 8, 3), np.uint8)[:, ::2])
-    with pytest.raises(trajstore.InputError, match="384-byte|192-byte"):
+    with pytest.raises(trajstore.InputError, match=r"obs/frame.*shape \[2, 8, 8, 3\], got \[1, 8, 8, 3\]"):
         snap.gather("obs/frame", [a, a], [0, 1], out=out)
     with pytest.raises(trajstore.InputError, match="integer"):
         snap.gather("obs/frame", np.array([0.5]), [0], out=out)

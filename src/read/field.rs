@@ -4,6 +4,8 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::dtype::PlainElement;
 use crate::error::{DamagedRead, Error, ReadError, Result};
 use crate::ids::{EpisodeId, SegmentId};
@@ -11,6 +13,11 @@ use crate::schema::{Codec, FieldSpec};
 use crate::segment::MappedBytes;
 use crate::segment::checked::{ChunkCheck, VerifiedChunks};
 use crate::segment::format::{ChunkRef, Lz4Table, decode_block};
+
+/// Decodes of at least this many bytes run in parallel on the library's pool.
+const PARALLEL_DECODE_MIN_BYTES: usize = 1 << 20;
+/// Bytes each parallel decode task writes (whole values), so tasks outweigh their hand-off.
+const PARALLEL_DECODE_TASK_BYTES: usize = 512 << 10;
 
 pub(super) struct Chunk {
     pub(super) first: usize,
@@ -171,10 +178,12 @@ impl Field {
     }
 
     /// Copies (raw) or decodes (lz4) the values of `steps` into `out`, which must be exactly
-    /// `steps.len() * step_bytes()` long. Allocates nothing.
+    /// `steps.len() * step_bytes()` long: any step range, since lz4 chunks compress each step
+    /// on its own (schema/format.md). Allocates nothing; lz4 ranges of 1 MiB and more decode
+    /// in parallel on the library's pool.
     pub fn read_into(&self, steps: Range<usize>, out: &mut [u8]) -> Result<()> {
         let n = self.step_bytes();
-        if out.len() != steps.len() * n || steps.end > self.len {
+        if out.len() != steps.len() * n || steps.end > self.len || steps.start > steps.end {
             return Err(Error::invalid_request(
                 "read_into",
                 format!(
@@ -197,26 +206,47 @@ impl Field {
                     &chunk.payload[(step - chunk.first) * n..(upto - chunk.first) * n],
                 ),
                 Codec::Lz4 => {
-                    let table = Lz4Table::parse(&chunk.payload, chunk.re.steps as usize, &chunk.re)
-                        .map_err(|e| self.named(chunk, step, e))?;
-                    for (k, out) in
-                        (step - chunk.first..upto - chunk.first).zip(dst.chunks_exact_mut(n))
-                    {
-                        let (kind, block) = table.block(k).ok_or_else(|| {
-                            self.corrupt(
-                                chunk,
-                                chunk.first + k..chunk.first + k + 1,
-                                format!("lz4 block {k} out of bounds"),
-                            )
-                        })?;
-                        decode_block(kind, block, out, &chunk.re, k)
-                            .map_err(|e| self.named(chunk, chunk.first + k, e))?;
-                    }
+                    self.decode_lz4(chunk, step - chunk.first..upto - chunk.first, dst)?
                 }
             }
             step = upto;
         }
         Ok(())
+    }
+
+    /// Decodes blocks `blocks` (steps of `chunk`, relative to its first) into `out`, one value
+    /// each. Large ranges are decoded in parallel on the library's pool: blocks are
+    /// independent (schema/format.md), so a whole-episode decode runs at the pool's width.
+    fn decode_lz4(&self, chunk: &Chunk, blocks: Range<usize>, out: &mut [u8]) -> Result<()> {
+        let n = self.step_bytes();
+        if n == 0 {
+            return Ok(());
+        }
+        let table = Lz4Table::parse(&chunk.payload, chunk.re.steps as usize, &chunk.re)
+            .map_err(|e| self.named(chunk, chunk.first + blocks.start, e))?;
+        let decode = |first: usize, out: &mut [u8]| -> Result<()> {
+            for (k, out) in (first..).zip(out.chunks_exact_mut(n)) {
+                let (kind, block) = table.block(k).ok_or_else(|| {
+                    self.corrupt(
+                        chunk,
+                        chunk.first + k..chunk.first + k + 1,
+                        format!("lz4 block {k} out of bounds"),
+                    )
+                })?;
+                decode_block(kind, block, out, &chunk.re, k)
+                    .map_err(|e| self.named(chunk, chunk.first + k, e))?;
+            }
+            Ok(())
+        };
+        if out.len() < PARALLEL_DECODE_MIN_BYTES || blocks.len() < 2 {
+            return decode(blocks.start, out);
+        }
+        let per_task = (PARALLEL_DECODE_TASK_BYTES / n).max(1);
+        crate::pool::install(|| {
+            out.par_chunks_mut(per_task * n)
+                .enumerate()
+                .try_for_each(|(i, out)| decode(blocks.start + i * per_task, out))
+        })?
     }
 
     /// All values, copied or decoded into a new buffer.

@@ -102,7 +102,7 @@ impl Snapshot {
                 ),
             ));
         }
-        let fields = self.gather_fields(field, episodes, steps)?;
+        let fields = self.gather_fields(field, episodes, steps, false)?;
         let Some(first) = fields.first() else {
             return check_out_len(field, 0, 0, out.len());
         };
@@ -130,20 +130,29 @@ impl Snapshot {
         })?
     }
 
+    /// Field `name` of episode `episode`, opened once per snapshot and kept (the cache
+    /// [`Snapshot::gather`] uses): reading episode after episode's fields from one snapshot,
+    /// or the same field again, does not decode the episode's index record each time.
+    pub fn open_field(&self, episode: EpisodeId, name: &str) -> Result<Arc<Field>> {
+        let mut fields = self.gather_fields(name, &[episode], &[0], true)?;
+        Ok(fields.pop().expect("one pair asked"))
+    }
+
     /// The dtype, shape and codec of `field` in episode `episode`: what [`Snapshot::gather`]
     /// reads from it (to size an output before gathering). Opens the field into the same cache.
     pub fn gather_spec(&self, field: &str, episode: EpisodeId) -> Result<FieldSpec> {
-        let fields = self.gather_fields(field, &[episode], &[0])?;
+        let fields = self.gather_fields(field, &[episode], &[0], true)?;
         Ok(fields[0].spec.clone())
     }
 
     /// The opened field of every pair (one `Arc` clone per pair), every step checked in range
-    /// and every field of one dtype and shape.
+    /// (unless `any_step`: an empty field is fine) and every field of one dtype and shape.
     fn gather_fields(
         &self,
         name: &str,
         episodes: &[EpisodeId],
         steps: &[u64],
+        any_step: bool,
     ) -> Result<Vec<Arc<Field>>> {
         let mut out: Vec<Arc<Field>> = Vec::with_capacity(episodes.len());
         let mut cache = self.gathered.lock().unwrap_or_else(|e| e.into_inner());
@@ -194,7 +203,7 @@ impl Snapshot {
                     f
                 }
             };
-            if step >= field.len() as u64 {
+            if !any_step && step >= field.len() as u64 {
                 return Err(ReadError::StepOutOfRange {
                     episode: id,
                     field: name.to_owned(),

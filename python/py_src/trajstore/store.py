@@ -68,6 +68,33 @@ class Episode:
             self._cache[name] = np.asarray(self._snapshot.field(self.info.id, name))
         return self._cache[name]
 
+    def read(self, name: str, steps: int | slice | range | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """Values of field `name`: every one (`steps=None`), one step (an int: an array of the
+        field's shape) or a contiguous range (a slice or range with step 1), without
+        decoding the rest of an lz4 field (each step is compressed on its own).
+
+        `out`: a writable C-contiguous array of the field's dtype and shape with at least as
+        many rows as values read, reused from call to call: the values are copied (raw) or
+        decoded (lz4) straight into it and its first rows are returned (a view). Without
+        `out`, a raw field's values are a read-only view of the memory map (no copy) and an
+        lz4 field's are decoded into a new array."""
+        if steps is None:
+            start, stop = 0, None
+        elif isinstance(steps, (slice, range)):
+            if steps.step not in (None, 1):
+                raise ValueError(f"read {name!r}: steps must be contiguous (step 1), got {steps!r}")
+            start, stop = steps.start or 0, steps.stop
+        else:
+            start, stop = int(steps), int(steps) + 1
+        if out is None and self._codec(name) == "raw":
+            values = self[name][start:stop]
+        else:
+            values = np.asarray(self._snapshot.read(self.info.id, name, start, stop, out))
+        return values[0] if isinstance(steps, (int, np.integer)) else values
+
+    def _codec(self, name: str) -> str | None:
+        return next((f[4] for f in self._schema if f[0] == name), None)
+
     def __contains__(self, name: str) -> bool:
         return name in self.field_names
 
