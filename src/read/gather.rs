@@ -131,11 +131,45 @@ impl Snapshot {
     }
 
     /// Field `name` of episode `episode`, opened once per snapshot and kept (the cache
-    /// [`Snapshot::gather`] uses): reading episode after episode's fields from one snapshot,
-    /// or the same field again, does not decode the episode's index record each time.
+    /// [`Snapshot::gather`] uses). The first call for an episode opens every field of it, so
+    /// its index record is decoded once for all: reading episode after episode's fields from
+    /// one snapshot costs one record decode per episode, not one per field read.
     pub fn open_field(&self, episode: EpisodeId, name: &str) -> Result<Arc<Field>> {
-        let mut fields = self.gather_fields(name, &[episode], &[0], true)?;
-        Ok(fields.pop().expect("one pair asked"))
+        let mut cache = self.gathered.lock().unwrap_or_else(|e| e.into_inner());
+        let cache = cache.for_process();
+        if let Some(f) = cache.by_name.get(name).and_then(|m| m.get(&episode.get())) {
+            return Ok(f.clone());
+        }
+        let e = self.episode(episode)?;
+        let schema = self.schema(e.schema_id())?;
+        let Some(wanted) = schema.index_of(name) else {
+            return self.field(&e, name).map(Arc::new); // the error naming the known fields
+        };
+        if cache.opened + schema.fields().len() >= CACHE_MAX_FIELDS {
+            cache.by_name.values_mut().for_each(HashMap::clear);
+            cache.opened = 0;
+        }
+        let field = Arc::new(self.field_at(&e, &schema, wanted)?);
+        for i in 0..schema.fields().len() {
+            // Another field that fails to open is left for its own read to report.
+            let other = if i == wanted {
+                field.clone()
+            } else if let Ok(f) = self.field_at(&e, &schema, i) {
+                Arc::new(f)
+            } else {
+                continue;
+            };
+            let by_id = match cache.by_name.get_mut(&other.spec.name) {
+                Some(by_id) => by_id,
+                None => cache
+                    .by_name
+                    .entry(other.spec.name.clone())
+                    .or_default(),
+            };
+            by_id.insert(episode.get(), other);
+            cache.opened += 1;
+        }
+        Ok(field)
     }
 
     /// The dtype, shape and codec of `field` in episode `episode`: what [`Snapshot::gather`]

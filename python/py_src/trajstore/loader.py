@@ -153,8 +153,9 @@ class Loader:
         """The episodes of this share, in serving order (fields load lazily, zero-copy), each
         read from its own store."""
         snapshots = [s.snapshot() for s in self.stores]
-        for shard, info in zip(self.shards(), self.infos()):
-            yield Episode(snapshots[shard], info)
+        for d in self._native.episodes():  # one listing (shards() and infos() each make one)
+            shard = d.pop("shard")
+            yield Episode(snapshots[shard], EpisodeInfo(**d))
 
 
     def batches(

@@ -52,8 +52,16 @@ class Episode:
     def __init__(self, snapshot: Any, info: EpisodeInfo):
         self._snapshot = snapshot
         self.info = info
-        self._schema = snapshot.schema(info.schema_id)
+        self._fields: list | None = None
         self._cache: dict[str, np.ndarray] = {}
+
+    @property
+    def _schema(self) -> list:
+        """The episode's field declarations, fetched on first use (reading a field by name
+        needs none)."""
+        if self._fields is None:
+            self._fields = self._snapshot.schema(self.info.schema_id)
+        return self._fields
 
     @property
     def id(self) -> int:
