@@ -141,6 +141,19 @@ impl Field {
         }
     }
 
+    /// All values as a borrowed slice of the map when [`Field::is_contiguous`], checked like
+    /// [`Field::contiguous`]; `Ok(None)` otherwise. The per-value path of a gather: no clone.
+    #[inline]
+    pub(super) fn raw_values(&self) -> Result<Option<&[u8]>> {
+        match self.chunks.as_slice() {
+            [only] if only.re.codec == Codec::Raw => {
+                self.checked(only)?;
+                Ok(Some(&only.payload))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// All values as a typed zero-copy slice; `Ok(None)` unless [`Field::contiguous`] and `T`
     /// matches the dtype. Checked like [`Field::contiguous`].
     pub fn as_slice<T: PlainElement>(&self) -> Result<Option<&[T]>> {

@@ -114,7 +114,11 @@ impl Snapshot {
         let read = |fields: &[Arc<Field>], steps: &[u64], out: &mut [u8]| -> Result<()> {
             for ((f, &s), dst) in fields.iter().zip(steps).zip(out.chunks_exact_mut(n)) {
                 let s = s as usize;
-                f.read_into(s..s + 1, dst)?;
+                match f.raw_values()? {
+                    // In range: every step was checked against its field's length above.
+                    Some(values) => dst.copy_from_slice(&values[s * n..(s + 1) * n]),
+                    None => f.read_into(s..s + 1, dst)?,
+                }
             }
             Ok(())
         };
@@ -161,10 +165,7 @@ impl Snapshot {
             };
             let by_id = match cache.by_name.get_mut(&other.spec.name) {
                 Some(by_id) => by_id,
-                None => cache
-                    .by_name
-                    .entry(other.spec.name.clone())
-                    .or_default(),
+                None => cache.by_name.entry(other.spec.name.clone()).or_default(),
             };
             by_id.insert(episode.get(), other);
             cache.opened += 1;
