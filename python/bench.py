@@ -125,7 +125,45 @@ def run_workload(w: workloads.Workload, root: str, peer: bool, rounds: int, proc
             values = {k: v for k, v in values.items() if k != "minari"}
         assert len(set(values.values())) == 1, f"{op}: every side must read the same bytes, got {values}"
         rows.append((w.name, op, times))
+        if op == "scan" and "trajstore-lz4" in times:
+            lz4_loop(target["trajstore-lz4"], times["trajstore-lz4"], rounds)
     return rows, overhead
+
+
+def lz4_loop(store_path: str, ours: float, rounds: int) -> None:
+    """The lz4 scan against python-lz4 decoding the same blocks in a tight loop (blocks read
+    into memory first), each frame touched as the scan touches it: issue 10's reference."""
+    try:
+        import lz4.block
+    except ImportError:
+        print("lz4 not installed (pip install lz4): the lz4 tight-loop reference is left out")
+        return
+    import trajstore
+
+    store = trajstore.Store(store_path, read_only=True)
+    snap, blocks = store.snapshot(), []
+    for e in store.episodes():
+        size = int(np.prod(store.episode(e.id).read("obs", 0).shape))
+        for path, offset, nbytes, steps, codec in snap.chunks(e.id, "obs"):
+            with open(path, "rb") as f:
+                f.seek(offset)
+                payload = f.read(nbytes)
+            # schema/format.md: u32 block ends, u8 kinds (0: lz4, 1: stored), padded to 8
+            ends = np.frombuffer(payload, np.uint32, steps)
+            kinds = np.frombuffer(payload, np.uint8, steps, steps * 4)
+            base, start = (steps * 5 + 7) // 8 * 8, 0
+            for end, kind in zip(ends.tolist(), kinds.tolist()):
+                blocks.append((kind, payload[base + start: base + end], size))
+                start = end
+
+    def decode():
+        return sum(readers.touch(np.frombuffer(lz4.block.decompress(block, uncompressed_size=size) if kind == 0 else block,
+                                               np.uint8)) for kind, block, size in blocks)
+
+    loop = best(decode, rounds)[0]
+    gb = sum(size for _, _, size in blocks) / 1e9
+    print(f"arcade lz4 scan {gb / ours:5.2f} GB/s vs python-lz4 decoding the same blocks in a tight loop "
+          f"{gb / loop:5.2f} GB/s (both touch every frame): x lz4 loop {loop / ours:5.2f}", flush=True)
 
 
 def min_per_step(timings: list) -> float:
