@@ -62,7 +62,9 @@ impl<'a> EpisodeLine<'a> {
     pub fn write(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
         let e = self.episode;
         let mut object = JsonObject::new(w)?;
-        object.key("ended_at")?.string(&timestamp(e.ended_at_us()))?;
+        object
+            .key("ended_at")?
+            .string(&timestamp(e.ended_at_us()))?;
         object.key("env")?.string(e.env())?;
         object.key("episode")?.number(e.id().get())?;
         object.key("metadata")?.info(e.metadata())?;
@@ -76,7 +78,9 @@ impl<'a> EpisodeLine<'a> {
         if let Some(split) = self.split {
             object.key("split")?.string(split)?;
         }
-        object.key("started_at")?.string(&timestamp(e.started_at_us()))?;
+        object
+            .key("started_at")?
+            .string(&timestamp(e.started_at_us()))?;
         object.key("steps")?.number(e.steps())?;
         if let Some(store) = self.store {
             object.key("store")?.string(store)?;
@@ -205,7 +209,9 @@ mod tests {
             .meta("nan", Value::Float(f64::NAN))
             .meta("name", "x\ny")
             .meta("xs", Value::Floats(vec![0.5, -1.0]));
-        let mut w = store.begin_episode(meta, &small_schema(Codec::Raw)).unwrap();
+        let mut w = store
+            .begin_episode(meta, &small_schema(Codec::Raw))
+            .unwrap();
         let none = Info::new();
         w.reset(&[("obs/frame", ArrayRef::new(&small_frame(0, 0)))], &none)
             .unwrap();
@@ -225,7 +231,10 @@ mod tests {
         let e = snapshot.episode(id).unwrap();
         let mut plain = Vec::new();
         super::EpisodeLine::of(&e).write(&mut plain).unwrap();
-        assert_eq!(String::from_utf8(plain).unwrap(), super::episode_json(&e).to_string());
+        assert_eq!(
+            String::from_utf8(plain).unwrap(),
+            super::episode_json(&e).to_string()
+        );
         let mut extended = Vec::new();
         let line = super::EpisodeLine {
             split: Some("val"),

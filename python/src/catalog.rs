@@ -102,7 +102,12 @@ impl PyCatalog {
 
     /// Rows `start..stop` as `EpisodeInfo` keyword dicts (every column and `metadata`, which
     /// is read from each episode's index record now, in this catalog's snapshot).
-    fn rows<'py>(&self, py: Python<'py>, start: usize, stop: usize) -> PyResult<Bound<'py, PyList>> {
+    fn rows<'py>(
+        &self,
+        py: Python<'py>,
+        start: usize,
+        stop: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
         let stop = stop.min(self.rows.len());
         let start = start.min(stop);
         let snapshot = &self.snapshot;

@@ -12,8 +12,8 @@ use trajstore::{
 };
 
 use crate::arrow::{ArrowTable, export_err};
-use crate::catalog::PyCatalog;
 use crate::buffer::{MappedBuffer, OwnedBuffer, dtype_of_format, numpy_typestr};
+use crate::catalog::PyCatalog;
 use crate::error::{InputError, IntoPy};
 use crate::record::PyEpisodeRecorder;
 use crate::values::{info_to_py, to_info};

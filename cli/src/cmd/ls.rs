@@ -51,7 +51,9 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
         let store_path = dirs[shard].display().to_string();
         for e in &snapshot.episodes(&query)? {
             let line = EpisodeLine {
-                split: split.as_ref().map(|spec| spec.label(e.id().get(), e.user())),
+                split: split
+                    .as_ref()
+                    .map(|spec| spec.label(e.id().get(), e.user())),
                 shard: sharded.then_some(shard),
                 store: sharded.then_some(store_path.as_str()),
                 ..EpisodeLine::of(e)
