@@ -654,7 +654,8 @@ impl PySnapshot {
     }
 
     fn episode<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyDict>> {
-        let e = self.snapshot.episode(EpisodeId(id)).py_err()?;
+        // Shared: the fields read next (Episode["obs"]) open from the same decoded record.
+        let e = self.snapshot.episode_shared(EpisodeId(id)).py_err()?;
         episode_dict(py, &e)
     }
 

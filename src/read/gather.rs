@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::error::{Error, ReadError, Result};
 use crate::ids::EpisodeId;
 use crate::partition::rng::mix64;
-use crate::read::{Field, Snapshot};
+use crate::read::{Episode, Field, Snapshot};
 use crate::schema::FieldSpec;
 
 /// Outputs at least this large are gathered in parallel on the library's pool.
@@ -54,6 +54,8 @@ pub(super) struct FieldCache {
     pid: u32,
     opened: usize,
     by_name: HashMap<String, ById<Arc<Field>>>,
+    /// The episode record [`Snapshot::episode_shared`] read last.
+    last_episode: Option<Arc<Episode>>,
 }
 
 impl FieldCache {
@@ -63,6 +65,7 @@ impl FieldCache {
         let pid = crate::process::current();
         if self.pid != pid {
             std::mem::forget(std::mem::take(&mut self.by_name));
+            self.last_episode = None; // plain memory: dropping the parent's is fine
             self.pid = pid;
             self.opened = 0;
         }
@@ -135,42 +138,55 @@ impl Snapshot {
     }
 
     /// Field `name` of episode `episode`, opened once per snapshot and kept (the cache
-    /// [`Snapshot::gather`] uses). The first call for an episode opens every field of it, so
-    /// its index record is decoded once for all: reading episode after episode's fields from
-    /// one snapshot costs one record decode per episode, not one per field read.
+    /// [`Snapshot::gather`] uses). The episode's index record read last is kept too, so
+    /// reading several fields of one episode after another decodes its record once
+    /// ([`Snapshot::episode_shared`]).
     pub fn open_field(&self, episode: EpisodeId, name: &str) -> Result<Arc<Field>> {
+        if let Some(f) = self.cached_field(episode, name) {
+            return Ok(f);
+        }
+        let e = self.episode_shared(episode)?;
+        let field = Arc::new(self.field(&e, name)?);
         let mut cache = self.gathered.lock().unwrap_or_else(|e| e.into_inner());
         let cache = cache.for_process();
-        if let Some(f) = cache.by_name.get(name).and_then(|m| m.get(&episode.get())) {
-            return Ok(f.clone());
-        }
-        let e = self.episode(episode)?;
-        let schema = self.schema(e.schema_id())?;
-        let Some(wanted) = schema.index_of(name) else {
-            return self.field(&e, name).map(Arc::new); // the error naming the known fields
-        };
-        if cache.opened + schema.fields().len() >= CACHE_MAX_FIELDS {
+        if cache.opened >= CACHE_MAX_FIELDS {
             cache.by_name.values_mut().for_each(HashMap::clear);
             cache.opened = 0;
         }
-        let field = Arc::new(self.field_at(&e, &schema, wanted)?);
-        for i in 0..schema.fields().len() {
-            // Another field that fails to open is left for its own read to report.
-            let other = if i == wanted {
-                field.clone()
-            } else if let Ok(f) = self.field_at(&e, &schema, i) {
-                Arc::new(f)
-            } else {
-                continue;
-            };
-            let by_id = match cache.by_name.get_mut(&other.spec.name) {
-                Some(by_id) => by_id,
-                None => cache.by_name.entry(other.spec.name.clone()).or_default(),
-            };
-            by_id.insert(episode.get(), other);
-            cache.opened += 1;
-        }
+        let by_id = match cache.by_name.get_mut(name) {
+            Some(by_id) => by_id,
+            None => cache.by_name.entry(name.to_owned()).or_default(),
+        };
+        by_id.insert(episode.get(), field.clone());
+        cache.opened += 1;
         Ok(field)
+    }
+
+    fn cached_field(&self, episode: EpisodeId, name: &str) -> Option<Arc<Field>> {
+        let mut cache = self.gathered.lock().unwrap_or_else(|e| e.into_inner());
+        let cache = cache.for_process();
+        cache.by_name.get(name)?.get(&episode.get()).cloned()
+    }
+
+    /// One episode's metadata, like [`Snapshot::episode`], shared: the record read last is
+    /// kept, so asking again for the same episode (its metadata, then its fields) does not
+    /// decode it again.
+    pub fn episode_shared(&self, id: EpisodeId) -> Result<Arc<Episode>> {
+        {
+            let mut cache = self.gathered.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = cache
+                .for_process()
+                .last_episode
+                .as_ref()
+                .filter(|e| e.id() == id)
+            {
+                return Ok(e.clone());
+            }
+        }
+        let e = Arc::new(self.episode(id)?);
+        let mut cache = self.gathered.lock().unwrap_or_else(|e| e.into_inner());
+        cache.for_process().last_episode = Some(e.clone());
+        Ok(e)
     }
 
     /// The dtype, shape and codec of `field` in episode `episode`: what [`Snapshot::gather`]
