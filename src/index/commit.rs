@@ -13,10 +13,18 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result, StorageError};
+use crate::index::presync::SyncSignal;
 use crate::index::{Index, PendingEpisode};
+
+/// An episode queued for the index, with the sync of its segment when that still runs
+/// (index/presync.rs); `None` when its bytes are already durable.
+pub struct Queued {
+    pub episode: PendingEpisode,
+    pub synced: Option<Arc<SyncSignal>>,
+}
 
 struct Queue<E> {
     waiting: Vec<(u64, E)>,
@@ -27,7 +35,7 @@ struct Queue<E> {
 
 /// The commit queue of one process. `E` is what is queued (an episode to index; tests queue
 /// plain values).
-pub struct GroupCommit<E = PendingEpisode> {
+pub struct GroupCommit<E = Queued> {
     queue: Mutex<Queue<E>>,
     wake: Condvar,
     transactions: AtomicU64,
@@ -87,10 +95,19 @@ impl<E> Drop for Leading<'_, E> {
 }
 
 impl GroupCommit {
-    /// Indexes one episode durably, possibly together with others; returns its id.
-    pub fn commit(&self, index: &Index, episode: PendingEpisode) -> Result<u64> {
-        self.commit_with(episode, |batch| {
-            crate::index::guarded(index.path(), || index.commit(batch))
+    /// Indexes one episode durably, possibly together with others; returns its id. `synced`:
+    /// the sync of its segment, when it is still running.
+    pub fn commit(
+        &self,
+        index: &Index,
+        episode: PendingEpisode,
+        synced: Option<Arc<SyncSignal>>,
+    ) -> Result<u64> {
+        self.commit_with(Queued { episode, synced }, |batch| {
+            let signals = batch.iter().filter_map(|q| q.synced.clone()).collect();
+            // The episodes are moved into the transaction's rows by reference only.
+            let episodes: Vec<&PendingEpisode> = batch.iter().map(|q| &q.episode).collect();
+            crate::index::guarded(index.path(), || index.commit(&episodes, signals))
         })
     }
 }

@@ -29,11 +29,13 @@ pub(crate) mod catalog;
 pub(crate) mod commit;
 pub(crate) mod curation;
 mod guard;
+pub(crate) mod presync;
 pub mod records;
 
 pub(crate) use guard::guarded;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::{
     ConcurrencyMode, Database, Key, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction,
@@ -47,6 +49,7 @@ use crate::schema::{FieldSpec, Schema};
 use crate::segment::format::ChunkRef;
 use crate::stats::EpisodeStatsV1;
 use crate::value::Info;
+use presync::{PreSyncBackend, SyncSignal};
 use records::{
     CatalogRecordV1, DeletedRecordV1, EpisodeRecordV1, HistoryRecordV1, Record, SchemaRecordV1,
     SplitSpecV1, StepRecordV1, UserRecordV1,
@@ -104,7 +107,8 @@ pub struct Index {
 /// Compaction's change to one episode: its id, the chunk lists it had when copied, the new.
 pub type ChunkMove<'a> = (u64, &'a [Vec<ChunkRef>], Vec<Vec<ChunkRef>>);
 
-/// An episode ready to be indexed: its data is already durable in segments.
+/// An episode ready to be indexed: its data is durable in segments, or will be before the
+/// index commit's first sync returns (`presync.rs`).
 pub struct PendingEpisode {
     pub record: EpisodeRecordV1,
     /// Non-empty `info` maps by observation step.
@@ -134,7 +138,7 @@ impl Index {
     pub fn open_write(path: &Path, io: &dyn StoreIo) -> Result<Index> {
         let db = match io.index_file(path).map_err(|e| Error::io(path, e))? {
             Some(file) => {
-                let db = builder().create_with_backend(IndexBackend(file))?;
+                let db = builder().create_with_backend(PreSyncBackend(IndexBackend(file)))?;
                 // The file may be new: its name must be durable like its content.
                 let dir = path.parent().unwrap_or(Path::new("."));
                 io.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
@@ -145,8 +149,18 @@ impl Index {
                     create_atomically(path)?;
                 }
                 check_not_empty(path)?;
-                builder()
+                // redb's own file backend (its cross-process locks included), with the index
+                // syncs waiting for the segment syncs of the batch they commit (presync.rs).
+                // The file exists and is not empty: this opens it, never initialises it.
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
                     .open(path)
+                    .map_err(|e| Error::io(path, e))?;
+                let backend = redb::backends::FileBackend::new(file)
+                    .map_err(|e| damaged_or(path, e.into()))?;
+                builder()
+                    .create_with_backend(PreSyncBackend(backend))
                     .map_err(|e| damaged_or(path, e.into()))?
             }
         };
@@ -299,7 +313,15 @@ impl Index {
     }
 
     /// Indexes a batch of episodes in one durable transaction and returns their ids, in order.
-    pub fn commit(&self, batch: &[PendingEpisode]) -> Result<Vec<u64>> {
+    /// Indexes a batch of episodes in one durable transaction; returns their ids in order.
+    /// `synced` are the segment syncs the episodes' bytes wait for: the transaction's first
+    /// index sync does not return before all of them finished, and fails if one failed, so
+    /// nothing is committed that names bytes not durable (presync.rs).
+    pub fn commit(
+        &self,
+        batch: &[&PendingEpisode],
+        synced: Vec<Arc<SyncSignal>>,
+    ) -> Result<Vec<u64>> {
         let txn = self.writable()?.begin_write()?;
         let mut ids = Vec::with_capacity(batch.len());
         {
@@ -314,7 +336,18 @@ impl Index {
             }
             meta.insert(META_NEXT_EPISODE, next)?;
         }
-        txn.commit()?;
+        let waited = !synced.is_empty();
+        let (committed, barrier_passed) = presync::with_barrier(synced, || txn.commit());
+        committed?;
+        if waited && !barrier_passed {
+            // redb committed without a sync on this thread: it can no longer be ordered after
+            // the segment syncs. Never seen (a durable commit always syncs); refuse loudly.
+            return Err(crate::error::StorageError::Panicked {
+                during: "committing a batch of episodes",
+                message: "the index commit made no sync to order the segment syncs before".into(),
+            }
+            .into());
+        }
         Ok(ids)
     }
 

@@ -199,8 +199,11 @@ impl Store {
         }
         appender.sync()?;
         let pending: Vec<PendingEpisode> = batch.into_iter().map(|(_, p)| p).collect();
-        let ids = match crate::index::guarded(open.index().path(), || open.index().commit(&pending))
-        {
+        let pending: Vec<&PendingEpisode> = pending.iter().collect();
+        // Synced above: nothing for the index commit to wait for.
+        let ids = match crate::index::guarded(open.index().path(), || {
+            open.index().commit(&pending, Vec::new())
+        }) {
             Ok(ids) => ids,
             Err(e) => {
                 // Never restored by repair: the merge reported failure.

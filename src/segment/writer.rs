@@ -16,6 +16,7 @@ use super::format::{
 };
 use super::{parse_segment_name, segment_path};
 use crate::error::{Error, Result};
+use crate::index::presync::SyncSignal;
 use crate::io::{StoreFile, StoreIo};
 use crate::schema::Codec;
 
@@ -129,6 +130,42 @@ impl Appender {
         })?;
         self.unsynced = false;
         Ok(())
+    }
+
+    /// Makes every appended record durable (fdatasync) on a helper thread while `during` runs
+    /// on this one; `during` gets the sync's signal (index/presync.rs: the index commit waits
+    /// for it before its commit can become durable). Returns `during`'s result, or the sync's
+    /// error when the sync failed and `during` succeeded regardless (it cannot have, when it
+    /// waited for the signal).
+    pub fn sync_during<R>(
+        &mut self,
+        during: impl FnOnce(Arc<SyncSignal>) -> Result<R>,
+    ) -> Result<R> {
+        let signal = Arc::new(SyncSignal::default());
+        let what = self.path.display().to_string();
+        let (result, synced) = std::thread::scope(|s| {
+            let file = &self.file;
+            let (signal_for_sync, what) = (signal.clone(), &what);
+            let helper = s.spawn(move || {
+                let synced = file.sync_data();
+                signal_for_sync.set(what, &synced);
+                synced
+            });
+            let result = during(signal);
+            let synced = helper
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the segment sync thread panicked")));
+            (result, synced)
+        });
+        match synced {
+            Ok(()) => self.unsynced = false,
+            Err(e) => {
+                self.poisoned = true;
+                let e = Error::io(&self.path, e);
+                return result.and(Err(e));
+            }
+        }
+        result
     }
 }
 

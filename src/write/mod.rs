@@ -5,7 +5,9 @@
 //! 1. every chunk of the episode is written to this writer's own segment file, then the
 //!    episode's manifest (everything needed to restore it without the index);
 //! 2. the segment is fdatasync'ed: chunks and manifest are durable (one sync per commit);
-//! 3. one redb transaction (durable on return) adds the episode to the index;
+//! 3. one redb transaction (durable on return) adds the episode to the index; on the real file
+//!    system 2 runs on a helper thread beside 3, whose first index sync does not return before
+//!    2 finished (index/presync.rs), so nothing names the bytes before they are durable;
 //! 4. a commit marker (episode id, manifest offset) is appended, not synced: it becomes durable
 //!    with this appender's next sync or its clean drop.
 //!
@@ -291,23 +293,29 @@ impl EpisodeWriter {
         // Invariant (segment/manifest.rs): the manifest is durable, with every chunk it names,
         // before the index transaction can commit the episode; one sync covers both.
         let manifest_offset = appender.append_meta(MANIFEST_MAGIC, &manifest.encode())?;
-        appender.sync()?;
         let stats = self.stats.take().map(EpisodeStatsBuilder::finish_record);
         let pending = PendingEpisode {
             record,
             infos,
             stats,
         };
-        let id = match self
-            .store
-            .recording()?
-            .commits()
-            .commit(self.store.index(), pending)
-        {
+        let recording = self.store.recording()?;
+        let (commits, index) = (recording.commits(), self.store.index());
+        let committed = if self.store.options().io.overlapped_syncs() {
+            // The segment syncs on a helper thread while the transaction is built and the
+            // index file syncs; the commit's first index sync waits for it (index/presync.rs).
+            appender.sync_during(|synced| commits.commit(index, pending, Some(synced)))
+        } else {
+            appender
+                .sync()
+                .and_then(|()| commits.commit(index, pending, None))
+        };
+        let id = match committed {
             Ok(id) => id,
             Err(e) => {
                 // The recorder is told the commit failed: mark the manifest so `repair` never
-                // restores it. Best effort (the disk may be what failed).
+                // restores it. Best effort (the disk may be what failed; a failed segment sync
+                // poisoned the appender, and nothing is appended then).
                 let aborted = MarkerV1 {
                     episode: ABORTED,
                     manifest_offset,

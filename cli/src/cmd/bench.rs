@@ -128,6 +128,25 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         };
         results.push(("record", record(temp.path(), &spec)?));
     }
+    if mode == BenchMode::Record {
+        // Control-like episodes (17 x f32 observations, about 90 raw bytes a step), where the
+        // per-episode commit and the per-step CPU matter most.
+        for (name, episodes, steps) in [
+            ("record control, 50-step episodes", 200, 50),
+            ("record control, 1000-step episodes", 60, 1000),
+        ] {
+            let spec = RecordSpec {
+                episodes,
+                steps,
+                frame: [1, 17, 4],
+                codec: Codec::Raw,
+            };
+            let dir = temp.path().join(format!("control-{steps}"));
+            std::fs::create_dir_all(&dir)?;
+            let m = record(&dir, &spec)?;
+            results.push(("record", Measurement { name, ..m }));
+        }
+    }
     let store = dir.unwrap_or(&recorded);
     let read = |what: &str| format!("cannot {what} {}", store.display());
     match mode {
@@ -175,30 +194,46 @@ fn print(results: &[(&str, Measurement)], json: bool) -> Result<ExitCode> {
 }
 
 fn concurrent(temp: &Path, json: bool) -> Result<ExitCode> {
-    for recorders in [Recorders::Threads, Recorders::Processes] {
-        for writers in [1, 2, 4] {
-            let spec = ConcurrentSpec {
-                writers,
-                recorders,
-                per_writer: RecordSpec {
-                    episodes: 128 / writers as u32,
-                    steps: 100,
-                    frame: [84, 84, 3],
-                    codec: Codec::Raw,
-                },
-            };
-            let r = record_concurrently(temp, &spec)?;
-            if json {
-                out(
-                    serde_json::json!({"mode": "concurrent", "recorders": recorders.name(),
+    // Frames (84x84x3, 100 steps) and control-like episodes (1x17x4: 17 floats, 50 steps),
+    // where the index commit is most of an episode's cost.
+    let workloads = [
+        ("frames", [84, 84, 3], 100, 128),
+        ("control", [1, 17, 4], 50, 256),
+    ];
+    for (workload, frame, steps, episodes) in workloads {
+        for recorders in [Recorders::Threads, Recorders::Processes] {
+            let mut one_writer = None;
+            for writers in [1, 2, 4] {
+                let spec = ConcurrentSpec {
+                    writers,
+                    recorders,
+                    per_writer: RecordSpec {
+                        episodes: episodes / writers as u32,
+                        steps,
+                        frame,
+                        codec: Codec::Raw,
+                    },
+                };
+                let r = record_concurrently(temp, &spec)?;
+                // Throughput against one recorder of the same kind (bytes per second).
+                let per_s = r.measurement.bytes as f64 / r.measurement.seconds;
+                let one = *one_writer.get_or_insert(per_s);
+                let scaling = per_s / one;
+                if json {
+                    out(
+                        serde_json::json!({"mode": "concurrent", "workload": workload, "recorders": recorders.name(),
                     "writers": writers, "bytes": r.measurement.bytes, "seconds": r.measurement.seconds,
                     "floor_seconds": r.measurement.baseline_seconds, "ratio": r.measurement.ratio(),
                     "episodes": r.stats.episodes, "index_commits": r.stats.transactions,
                     "commit_p50_ms": r.commit_p50_ms, "commit_p99_ms": r.commit_p99_ms,
-                    "commit_max_ms": r.commit_max_ms}),
-                )?;
-            } else {
-                out(r.line())?;
+                    "commit_max_ms": r.commit_max_ms, "x_one_writer": scaling}),
+                    )?;
+                } else {
+                    out(format!(
+                        "{workload:<8} {}  x1 writer {scaling:.2}",
+                        r.line()
+                    ))?;
+                }
             }
         }
     }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use trajstore::{CommitStats, Store};
 
-use super::record::{plain_write, pregenerated_frames, recorder};
+use super::record::{episode_raw_bytes, plain_write, pregenerated_frames, recorder};
 use super::{BenchError, Measurement, RecordSpec, Result, recorder_process};
 
 /// How concurrent recorders run.
@@ -188,7 +188,7 @@ pub fn record_concurrently(dir: &Path, spec: &ConcurrentSpec) -> Result<Concurre
         ..per.clone()
     };
     let frames = pregenerated_frames(per.frame, 32);
-    let bytes = u64::from(total.episodes) * u64::from(per.steps + 1) * frames[0].len() as u64;
+    let bytes = u64::from(total.episodes) * episode_raw_bytes(frames[0].len(), per.steps) as u64;
     let plain = dir.join("plain.bin");
     let baseline_seconds = plain_write(&plain, &frames, &total)?;
     std::fs::remove_file(&plain).map_err(|e| BenchError::io(&plain, e))?;

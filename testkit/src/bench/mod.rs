@@ -21,7 +21,7 @@ pub use curate::{CurateCost, curate};
 pub use error::{BenchError, Result};
 pub use maintain::{MaintainSpec, compact, merge};
 pub use read::{sample, scan, window};
-pub use record::{RecordSpec, pregenerated_frames, record, recorder};
+pub use record::{RecordSpec, episode_raw_bytes, pregenerated_frames, record, recorder};
 pub use scale::{ScalePoint, ScaleSpec, rss_anon, scale};
 pub use stats::{
     CombineCost, RecordingCost, StatsSchema, combine_cost, record_stats_store, recording_cost,
