@@ -175,7 +175,7 @@ impl PyStore {
 
     /// Computes and stores the statistics of the live episodes recorded without them;
     /// returns `(saved ids, [(id, why not)])`.
-    fn save_missing_stats(&self, py: Python<'_>) -> PyResult<(Vec<u64>, Vec<(u64, String)>)> {
+    fn save_missing_stats(&self, py: Python<'_>) -> PyResult<SavedStatsTuple> {
         let store = self.store.clone();
         let r = py.detach(|| store.save_missing_stats()).py_err()?;
         Ok((
@@ -374,6 +374,9 @@ fn change_dict<'py>(py: Python<'py>, c: &LabelChange) -> PyResult<Bound<'py, PyD
     }
     Ok(d)
 }
+
+/// `Store.save_missing_stats`' answer: the ids saved, and the ids that failed with why.
+type SavedStatsTuple = (Vec<u64>, Vec<(u64, String)>);
 
 /// Compacts the store at `path` (`trajstore compact`); returns its report. Tombstones of
 /// episodes deleted at least `retention_seconds` ago are purged first (`None`: none are).
