@@ -39,6 +39,111 @@ pub fn episode_json(e: &trajstore::Episode) -> serde_json::Value {
     })
 }
 
+/// The object `ls --json` prints for an episode, written straight to the output: the keys
+/// and values of [`episode_json`] (plus `split`, `shard` and `store` when set), in the same
+/// (sorted) key order, without building a `serde_json::Value` per episode.
+pub struct EpisodeLine<'a> {
+    pub episode: &'a trajstore::Episode,
+    pub split: Option<&'a str>,
+    pub shard: Option<usize>,
+    pub store: Option<&'a str>,
+}
+
+impl<'a> EpisodeLine<'a> {
+    pub fn of(episode: &'a trajstore::Episode) -> Self {
+        EpisodeLine {
+            episode,
+            split: None,
+            shard: None,
+            store: None,
+        }
+    }
+
+    pub fn write(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        let e = self.episode;
+        let mut object = JsonObject::new(w)?;
+        object
+            .key("ended_at")?
+            .string(&timestamp(e.ended_at_us()))?;
+        object.key("env")?.string(e.env())?;
+        object.key("episode")?.number(e.id().get())?;
+        object.key("metadata")?.info(e.metadata())?;
+        object.key("outcome")?.string(e.outcome().name())?;
+        object.key("raw_bytes")?.number(e.raw_bytes())?;
+        object.key("return")?.number(e.total_return())?;
+        object.key("seed")?.number(e.seed())?;
+        if let Some(shard) = self.shard {
+            object.key("shard")?.number(shard)?;
+        }
+        if let Some(split) = self.split {
+            object.key("split")?.string(split)?;
+        }
+        object
+            .key("started_at")?
+            .string(&timestamp(e.started_at_us()))?;
+        object.key("steps")?.number(e.steps())?;
+        if let Some(store) = self.store {
+            object.key("store")?.string(store)?;
+        }
+        object.key("stored_bytes")?.number(e.stored_bytes())?;
+        object.key("tags")?.strings(e.tags())?;
+        object.key("user")?.string(e.user())?;
+        object.end()
+    }
+}
+
+/// A JSON object written member by member (keys in the order given).
+struct JsonObject<'w, W: std::io::Write> {
+    w: &'w mut W,
+    first: bool,
+}
+
+impl<'w, W: std::io::Write> JsonObject<'w, W> {
+    fn new(w: &'w mut W) -> std::io::Result<Self> {
+        w.write_all(b"{")?;
+        Ok(JsonObject { w, first: true })
+    }
+
+    fn key(&mut self, key: &str) -> std::io::Result<&mut Self> {
+        if !self.first {
+            self.w.write_all(b",")?;
+        }
+        self.first = false;
+        self.string(key)?;
+        self.w.write_all(b":")?;
+        Ok(self)
+    }
+
+    fn string(&mut self, s: &str) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *self.w, s).map_err(std::io::Error::other)
+    }
+
+    /// A number (`null` for `None` and for non-finite floats, as `serde_json::Value` has it).
+    fn number<T: Into<serde_json::Value> + Copy>(&mut self, n: T) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *self.w, &n.into()).map_err(std::io::Error::other)
+    }
+
+    fn strings(&mut self, items: &[String]) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *self.w, items).map_err(std::io::Error::other)
+    }
+
+    fn info(&mut self, info: &trajstore::Info) -> std::io::Result<()> {
+        if info.is_empty() {
+            return self.w.write_all(b"{}");
+        }
+        let mut object = JsonObject::new(&mut *self.w)?;
+        for (k, v) in info {
+            object.key(k)?;
+            serde_json::to_writer(&mut *object.w, &value_json(v)).map_err(std::io::Error::other)?;
+        }
+        object.end()
+    }
+
+    fn end(self) -> std::io::Result<()> {
+        self.w.write_all(b"}")
+    }
+}
+
 /// One entry of an episode's curation history: `{"at", "by", "changes": [...]}`, each change
 /// an object naming what changed (`{"user": {"from", "to"}}`, `{"add_tag": T}`, ...).
 pub fn history_json(h: &trajstore::HistoryEntry) -> serde_json::Value {
@@ -89,6 +194,62 @@ pub fn timestamp(us: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use trajstore::{ArrayRef, Codec, EpisodeMeta, Info, Store, Value};
+
+    #[test]
+    fn a_streamed_ls_line_is_the_episode_json_byte_for_byte() {
+        use trajstore_testkit::fixtures::{small_frame, small_schema};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).unwrap();
+        let meta = EpisodeMeta::new("ann", "Env-v0")
+            .seed(7)
+            .tag("a")
+            .tag("b\u{e9}\"")
+            .meta("level", 2i64)
+            .meta("nan", Value::Float(f64::NAN))
+            .meta("name", "x\ny")
+            .meta("xs", Value::Floats(vec![0.5, -1.0]));
+        let mut w = store
+            .begin_episode(meta, &small_schema(Codec::Raw))
+            .unwrap();
+        let none = Info::new();
+        w.reset(&[("obs/frame", ArrayRef::new(&small_frame(0, 0)))], &none)
+            .unwrap();
+        w.step(
+            &[
+                ("obs/frame", ArrayRef::new(&small_frame(0, 1))),
+                ("action", ArrayRef::scalar(&3i64)),
+                ("reward", ArrayRef::scalar(&f32::NAN)),
+                ("terminated", ArrayRef::scalar(&true)),
+                ("truncated", ArrayRef::scalar(&false)),
+            ],
+            &none,
+        )
+        .unwrap();
+        let id = w.commit().unwrap();
+        let snapshot = store.snapshot().unwrap();
+        let e = snapshot.episode(id).unwrap();
+        let mut plain = Vec::new();
+        super::EpisodeLine::of(&e).write(&mut plain).unwrap();
+        assert_eq!(
+            String::from_utf8(plain).unwrap(),
+            super::episode_json(&e).to_string()
+        );
+        let mut extended = Vec::new();
+        let line = super::EpisodeLine {
+            split: Some("val"),
+            shard: Some(3),
+            store: Some("/a/b"),
+            ..super::EpisodeLine::of(&e)
+        };
+        line.write(&mut extended).unwrap();
+        let mut expected = super::episode_json(&e);
+        expected["split"] = "val".into();
+        expected["shard"] = 3.into();
+        expected["store"] = "/a/b".into();
+        assert_eq!(String::from_utf8(extended).unwrap(), expected.to_string());
+    }
+
     #[test]
     fn timestamps_render_as_utc() {
         assert_eq!(super::timestamp(0), "1970-01-01T00:00:00Z");

@@ -10,6 +10,7 @@ mod curate;
 mod full_disk;
 mod look;
 mod mutation;
+mod scale;
 mod stats;
 mod store_commands;
 mod util;

@@ -60,6 +60,7 @@ impl ExportRequest {
             "min_return": q.min_return,
             "max_return": q.max_return,
             "min_steps": q.min_steps,
+            "splits": q.splits,
             "before_id": q.before_id.map(|id| id.get()),
             "fields": self.fields,
         })

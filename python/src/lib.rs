@@ -3,6 +3,7 @@
 
 mod arrow;
 mod buffer;
+mod catalog;
 mod cli;
 mod error;
 mod inbound;
@@ -22,6 +23,7 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<arrow::ArrowTable>()?;
     m.add_class::<arrow::ArrowStream>()?;
     m.add_class::<store::PySnapshot>()?;
+    m.add_class::<catalog::PyCatalog>()?;
     m.add_class::<record::PyEpisodeRecorder>()?;
     m.add_class::<buffer::MappedBuffer>()?;
     m.add_class::<buffer::OwnedBuffer>()?;

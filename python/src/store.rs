@@ -13,6 +13,7 @@ use trajstore::{
 
 use crate::arrow::{ArrowTable, export_err};
 use crate::buffer::{MappedBuffer, OwnedBuffer, dtype_of_format, numpy_typestr};
+use crate::catalog::PyCatalog;
 use crate::error::{InputError, IntoPy};
 use crate::record::PyEpisodeRecorder;
 use crate::values::{info_to_py, to_info};
@@ -588,6 +589,14 @@ impl PySnapshot {
             list.append(episode_dict(py, e)?)?;
         }
         Ok(list)
+    }
+
+    /// The episodes a query selects as columns of the index's compact catalog (no Python
+    /// object per episode until a row is asked for): what `Store.episodes()` returns.
+    fn catalog(&self, py: Python<'_>, args: QueryArgs) -> PyResult<PyCatalog> {
+        let query = args.query()?;
+        let rows = py.detach(|| self.snapshot.catalog(&query)).py_err()?;
+        Ok(PyCatalog::new(self.snapshot.clone(), rows))
     }
 
     /// Episodes matching a query as an Arrow table (one row per episode, index only; the

@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// `--mode scale`: the largest store to grow to (sizes 1k, 10k, 100k, ... up to it).
     #[arg(long, default_value_t = 100_000)]
     max_episodes: u64,
+    /// `--mode scale`: transitions per episode (1000 makes the sizes 10^6, 10^7, 10^8 steps;
+    /// a 10^8-step store takes about 9 GB).
+    #[arg(long, default_value_t = 50)]
+    episode_steps: u32,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -55,10 +59,11 @@ pub enum BenchMode {
     Sample,
     /// Random windows of 16 consecutive steps of one field (16 windows per batch).
     Window,
-    /// Growth curves: one store of 50-step control-like episodes (1x17x4 frames) grown
-    /// through 1k, 10k, 100k (up to --max-episodes); at each size recording (against append +
-    /// fdatasync), info, list, ls --json, Loader, partition, first batch and its memory, and
-    /// verify (against cat).
+    /// Growth curves: one store of control-like episodes (1x17x4 frames, --episode-steps
+    /// each) grown through 1k, 10k, 100k (up to --max-episodes); at each size recording
+    /// (against append + fdatasync), info, list, ls --json, Loader, partition, the setup to a
+    /// first shuffled batch and its anonymous memory (in a fresh process), random 256-step
+    /// batches (against a plain gather) and verify (against cat).
     Scale,
     /// Checked reads against `verify_reads: false`: a first scan and a first loader epoch
     /// (every chunk's checksum verified on first read), then again with the checks remembered.
@@ -88,6 +93,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         store_mb,
         max_episodes,
         curate_episodes,
+        episode_steps,
     } = args;
     let (dir, field) = (dir.as_deref(), field.as_str());
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
@@ -103,7 +109,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     if mode == BenchMode::Scale {
         let root = dir.unwrap_or(temp.path());
-        return scale(root, max_episodes, json);
+        return scale(root, max_episodes, episode_steps, json);
     }
     if matches!(mode, BenchMode::Merge | BenchMode::Compact) {
         let spec = MaintainSpec {
@@ -297,9 +303,13 @@ fn stats(temp: &Path, dir: Option<&Path>, episodes: u32, json: bool) -> Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--mode scale`: grows a store under `root` and prints one row per size as it is reached.
-fn scale(root: &Path, max_episodes: u64, json: bool) -> Result<ExitCode> {
-    let spec = ScaleSpec::up_to(max_episodes);
+/// `--mode scale`: grows a store under `root` and prints one row per size as it is reached,
+/// then how the sampler's per-row cost grew against its floor's.
+fn scale(root: &Path, max_episodes: u64, episode_steps: u32, json: bool) -> Result<ExitCode> {
+    if episode_steps == 0 {
+        anyhow::bail!("--episode-steps must be at least 1");
+    }
+    let spec = ScaleSpec::up_to(max_episodes).steps(episode_steps);
     let store_dir = root.join("store");
     if store_dir.exists() {
         anyhow::bail!(
@@ -309,7 +319,7 @@ fn scale(root: &Path, max_episodes: u64, json: bool) -> Result<ExitCode> {
     }
     if !json {
         out(format!(
-            "{:>8} {:>9}  {:>8} {:>7} {:>7} {:>8} {:>7} {:>9} {:>8} {:>8}  {:>8} {:>8} {:>7} {:>7}",
+            "{:>8} {:>10}  {:>8} {:>7} {:>7} {:>8} {:>7} {:>9}  {:>8} {:>8} {:>8}  {:>8} {:>7} {:>7}  {:>8} {:>8}  {:>7} {:>7}",
             "episodes",
             "steps",
             "record/x",
@@ -318,8 +328,12 @@ fn scale(root: &Path, max_episodes: u64, json: bool) -> Result<ExitCode> {
             "ls-json",
             "loader",
             "partition",
-            "1st batch",
+            "setup ms",
             "anon MiB",
+            "+anon",
+            "sample/x",
+            "ns/row",
+            "fl ns",
             "verify/x",
             "floor ms",
             "ep/s",
@@ -327,14 +341,17 @@ fn scale(root: &Path, max_episodes: u64, json: bool) -> Result<ExitCode> {
         ))?;
     }
     let mut failed = None;
+    let mut points: Vec<ScalePoint> = Vec::new();
     trajstore_testkit::bench::scale(root, &spec, |p| {
         let ls_json = ls_json_seconds(&store_dir).unwrap_or(f64::NAN);
         let line = if json {
             scale_json(p, ls_json).to_string()
         } else {
             let per_s = |seconds: f64| spec.record_sample as f64 / seconds;
+            let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+            let (ns, floor_ns) = p.sample_ns_per_row();
             format!(
-                "{:>8} {:>9}  {:>8.3} {:>7.2} {:>7.1} {:>8.1} {:>7.1} {:>9.1} {:>8.1} {:>8.1}  {:>8.3} {:>8.1} {:>7.0} {:>7.0}",
+                "{:>8} {:>10}  {:>8.3} {:>7.2} {:>7.1} {:>8.1} {:>7.1} {:>9.1}  {:>8.1} {:>8.1} {:>8.1}  {:>8.2} {:>7.0} {:>7.0}  {:>8.3} {:>8.1}  {:>7.0} {:>7.0}",
                 p.episodes,
                 p.steps,
                 p.record.ratio(),
@@ -343,8 +360,12 @@ fn scale(root: &Path, max_episodes: u64, json: bool) -> Result<ExitCode> {
                 ls_json * 1e3,
                 p.loader * 1e3,
                 p.partition * 1e3,
-                p.first_batch * 1e3,
-                p.first_batch_anon as f64 / f64::from(1 << 20),
+                p.probe.setup() * 1e3,
+                mib(p.probe.anon),
+                mib(p.probe.added_anon()),
+                p.sample.ratio(),
+                ns,
+                floor_ns,
                 p.verify.ratio(),
                 p.verify.baseline_seconds * 1e3,
                 per_s(p.record.seconds),
@@ -354,11 +375,33 @@ fn scale(root: &Path, max_episodes: u64, json: bool) -> Result<ExitCode> {
         if let Err(e) = out(line) {
             failed.get_or_insert(e);
         }
+        points.push(p.clone());
     })?;
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(ExitCode::SUCCESS),
+    if let Some(e) = failed {
+        return Err(e);
     }
+    if let (Some(first), Some(last)) = (points.first(), points.last())
+        && points.len() > 1
+    {
+        let ((a, fa), (b, fb)) = (first.sample_ns_per_row(), last.sample_ns_per_row());
+        let (growth, floor_growth) = (b / a, fb / fa);
+        let (from, to) = (first.steps, last.steps);
+        if json {
+            out(
+                serde_json::json!({"mode": "scale", "measure": "sample growth",
+                "from_steps": from, "to_steps": to, "growth": growth,
+                "floor_growth": floor_growth, "relative_growth": growth / floor_growth})
+                .to_string(),
+            )?;
+        } else {
+            out(format!(
+                "sample per-row cost from {from} to {to} steps: x{growth:.2}, its floor's \
+                 x{floor_growth:.2}: {:.2}x the floor's growth",
+                growth / floor_growth
+            ))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn scale_json(p: &ScalePoint, ls_json: f64) -> serde_json::Value {
@@ -366,7 +409,12 @@ fn scale_json(p: &ScalePoint, ls_json: f64) -> serde_json::Value {
         "record_seconds": p.record.seconds, "record_floor_seconds": p.record.baseline_seconds,
         "record_ratio": p.record.ratio(), "info_seconds": p.info, "list_seconds": p.list,
         "ls_json_seconds": ls_json, "loader_seconds": p.loader, "partition_seconds": p.partition,
-        "first_batch_seconds": p.first_batch, "first_batch_anon_bytes": p.first_batch_anon,
+        "setup_seconds": p.probe.setup(), "setup_loader_seconds": p.probe.loader,
+        "setup_sampler_seconds": p.probe.sampler, "first_batch_seconds": p.probe.first_batch,
+        "anon_bytes": p.probe.anon, "added_anon_bytes": p.probe.added_anon(),
+        "sample_seconds": p.sample.seconds, "sample_floor_seconds": p.sample.baseline_seconds,
+        "sample_ratio": p.sample.ratio(), "sample_ns_per_row": p.sample_ns_per_row().0,
+        "sample_floor_ns_per_row": p.sample_ns_per_row().1,
         "verify_seconds": p.verify.seconds, "verify_floor_seconds": p.verify.baseline_seconds,
         "verify_ratio": p.verify.ratio()})
 }

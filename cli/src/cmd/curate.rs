@@ -83,7 +83,7 @@ pub fn report(
             out(ls::header())?;
             for id in &done.changed {
                 if let Ok(e) = snapshot.episode(*id) {
-                    out(ls::line(&e))?;
+                    out(ls::line(&trajstore::EpisodeSummary::from(&e)))?;
                 }
             }
         } else {

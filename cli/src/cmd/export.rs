@@ -5,11 +5,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use trajstore::{Outcome, Query};
 use trajstore_export::{
     ExportRequest, ParquetCompression, ParquetWriter, Progress, TableWriter, export,
 };
 
+use super::filters::EpisodeFilters;
 use super::{human_bytes, open_read, out};
 
 #[derive(clap::Args, Debug)]
@@ -21,21 +21,8 @@ pub struct ExportArgs {
     /// parquet (this binary) or lance (the Python package's `trajstore` command, with pylance).
     #[arg(long, default_value = "parquet")]
     format: String,
-    #[arg(long)]
-    user: Vec<String>,
-    #[arg(long)]
-    env: Vec<String>,
-    #[arg(long)]
-    tag: Vec<String>,
-    /// terminated, truncated or interrupted.
-    #[arg(long)]
-    outcome: Vec<String>,
-    #[arg(long)]
-    min_return: Option<f64>,
-    #[arg(long)]
-    max_return: Option<f64>,
-    #[arg(long)]
-    min_steps: Option<u32>,
+    #[command(flatten)]
+    filters: EpisodeFilters,
     /// Fields to export, comma-separated, in column order (default: every field).
     #[arg(long, value_delimiter = ',')]
     fields: Option<Vec<String>>,
@@ -109,22 +96,8 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         },
         other => bail!("--format {other:?}: expected parquet or lance"),
     };
-    let outcomes = args
-        .outcome
-        .iter()
-        .map(|o| o.parse::<Outcome>())
-        .collect::<Result<_, _>>()?;
     let request = ExportRequest {
-        query: Query {
-            users: args.user,
-            envs: args.env,
-            tags: args.tag,
-            outcomes,
-            min_return: args.min_return,
-            max_return: args.max_return,
-            min_steps: args.min_steps,
-            ..Default::default()
-        },
+        query: args.filters.query()?,
         fields: args.fields,
         out: args.out,
     };

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::filters::EpisodeFilters;
 use super::open_shards;
-use crate::json::{episode_json, timestamp};
+use crate::json::{EpisodeLine, timestamp};
 
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
@@ -36,23 +36,30 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
     }
     for (shard, store) in stores.iter().enumerate() {
         let snapshot = store.snapshot()?;
-        let split = snapshot.split_spec()?;
-        for e in &snapshot.episodes(&query)? {
-            if json {
-                let mut v = episode_json(e);
-                if let Some(spec) = &split {
-                    v["split"] = spec.label(e.id().get(), e.user()).into();
-                }
+        if !json {
+            // The table needs no metadata map: the compact catalog rows are enough.
+            for e in &snapshot.catalog(&query)? {
                 if sharded {
-                    v["shard"] = shard.into();
-                    v["store"] = dirs[shard].display().to_string().into();
+                    writeln!(lines, "{shard:>5}  {}", line(e))?;
+                } else {
+                    writeln!(lines, "{}", line(e))?;
                 }
-                writeln!(lines, "{v}")?;
-            } else if sharded {
-                writeln!(lines, "{shard:>5}  {}", line(e))?;
-            } else {
-                writeln!(lines, "{}", line(e))?;
             }
+            continue;
+        }
+        let split = snapshot.split_spec()?;
+        let store_path = dirs[shard].display().to_string();
+        for e in &snapshot.episodes(&query)? {
+            let line = EpisodeLine {
+                split: split
+                    .as_ref()
+                    .map(|spec| spec.label(e.id().get(), e.user())),
+                shard: sharded.then_some(shard),
+                store: sharded.then_some(store_path.as_str()),
+                ..EpisodeLine::of(e)
+            };
+            line.write(&mut lines)?;
+            lines.write_all(b"\n")?;
         }
     }
     lines.flush()?;
@@ -68,7 +75,7 @@ pub(crate) fn header() -> String {
 }
 
 /// One episode as a row of the table `ls` prints.
-pub(crate) fn line(e: &trajstore::Episode) -> String {
+pub(crate) fn line(e: &trajstore::EpisodeSummary) -> String {
     format!(
         "{:>8}  {:<16} {:<16} {:>7} {:>10.3}  {:<11} {}",
         e.id().get(),

@@ -16,10 +16,10 @@ from ._trajstore import (
     StoreOpenError,
     TrajstoreError,
 )
-from ._selection import Selection
+from ._selection import Filters, Selection
 from .loader import Batches, Loader, split_key
 from ._stats import FieldStats, StoreStats
-from .store import Episode, EpisodeInfo, EpisodeRecorder, Store
+from .store import Episode, EpisodeInfo, EpisodeList, EpisodeRecorder, Store
 
 __all__ = [
     "FORMAT_VERSION",
@@ -28,10 +28,12 @@ __all__ = [
     "Loader",
     "split_key",
     "Selection",
+    "Filters",
     "CorruptionError",
     "EndOfData",
     "Episode",
     "EpisodeInfo",
+    "EpisodeList",
     "EpisodeRecorder",
     "FieldStats",
     "InputError",

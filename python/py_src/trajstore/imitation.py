@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import gymnasium
 import numpy as np
@@ -11,9 +11,12 @@ import numpy as np
 from . import _spaces
 from ._trajstore import EndOfData, InputError
 from ._trajstore import Replay as _NativeReplay
-from ._selection import Selection
+from ._selection import Filters, Selection
 from .loader import _store
 from .store import Store
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class ImitationLearning(gymnasium.Env):
@@ -44,15 +47,10 @@ class ImitationLearning(gymnasium.Env):
         epoch: int = 0,
         *,
         cycle: bool = False,
-        user: str | Iterable[str] | None = None,
-        env: str | Iterable[str] | None = None,
-        tags: str | Iterable[str] | None = None,
-        outcome: str | Iterable[str] | None = None,
-        before_id: int | None = None,
-        split: str | Iterable[str] | None = None,
         total_cpus: int | None = None,
         cursor: Mapping[str, int] | None = None,
         verify_reads: bool = True,
+        **filters: Unpack[Filters],
     ):
         if isinstance(path, (list, tuple)):
             raise TypeError("ImitationLearning takes a store path, not a list of trajectory files: record into one store with RecordEpisodes")
@@ -61,8 +59,7 @@ class ImitationLearning(gymnasium.Env):
         elif total_cpus is not None and total_cpus != world_size:
             raise InputError(f"total_cpus={total_cpus} and world_size={world_size} disagree")
         self.store = _store(path, verify_reads)
-        filters = dict(user=user, env=env, tags=tags, outcome=outcome, before_id=before_id, split=split)
-        selection = Selection.of(**filters, world_size=world_size, rank=rank, seed=seed, epoch=epoch)
+        selection = Selection.of(filters, world_size=world_size, rank=rank, seed=seed, epoch=epoch)
         if cursor is None:
             self._native = _NativeReplay(self.store._native, selection, cycle)
         else:
@@ -73,7 +70,7 @@ class ImitationLearning(gymnasium.Env):
         self.observation_space = _spaces.space_from_json(self._obs_json) if self._obs_json else None  # type: ignore[assignment]
         self.action_space = _spaces.space_from_json(self._act_json) if self._act_json else None  # type: ignore[assignment]
 
-    def _space_descriptions(self, filters: dict) -> tuple[dict | None, dict | None]:
+    def _space_descriptions(self, filters: Filters) -> tuple[dict | None, dict | None]:
         episodes = self._native.episodes() or [e.__dict__ for e in self.store.episodes(**filters)[:1]]
         if not episodes:
             return None, None

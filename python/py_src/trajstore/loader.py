@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
 from ._trajstore import Loader as _NativeLoader
-from ._selection import Selection
+from ._selection import Filters, Selection
 from ._trajstore import TrajstoreError
 from .store import Episode, EpisodeInfo, Store
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 def field_requests(
@@ -66,15 +69,6 @@ class Loader:
         self,
         store: StoreArg | Sequence[StoreArg],
         *,
-        user: str | Iterable[str] | None = None,
-        env: str | Iterable[str] | None = None,
-        tags: str | Iterable[str] | None = None,
-        outcome: str | Iterable[str] | None = None,
-        min_return: float | None = None,
-        max_return: float | None = None,
-        min_steps: int | None = None,
-        before_id: int | None = None,
-        split: str | Iterable[str] | None = None,
         rank: int = 0,
         world_size: int = 1,
         seed: int = 0,
@@ -84,24 +78,23 @@ class Loader:
         verify_reads: bool = True,
         cutoffs: Sequence[int] | None = None,
         _native: Any = None,
+        **filters: Unpack[Filters],
     ):
         self.stores = _stores(store, verify_reads)
         self.store = self.stores[0]
-        self.selection = Selection.of(
-            user, env, tags, outcome, split, min_return=min_return, max_return=max_return, min_steps=min_steps,
-            before_id=before_id, world_size=world_size, rank=rank, num_workers=num_workers, worker=worker, seed=seed, epoch=epoch,
-        )
+        self.selection = Selection.of(filters, world_size=world_size, rank=rank, num_workers=num_workers, worker=worker,
+                                      seed=seed, epoch=epoch)
         self._native = _native or _NativeLoader([s._native for s in self.stores], self.selection,
                                                 None if cutoffs is None else [int(c) for c in cutoffs])
 
     @classmethod
     def resume(cls, store: StoreArg | Sequence[StoreArg], cursor: Mapping[str, Any], verify_reads: bool = True,
-               **filters: Any) -> "Loader":
+               **filters: Unpack[Filters]) -> "Loader":
         """The loader a `cursor()` was taken from, serving exactly what was left. Over several
         stores, give the same list in the same order: another list, order, cutoff or filter is
         refused naming the shard that differs."""
         stores = _stores(store, verify_reads)
-        native = _NativeLoader.resume([s._native for s in stores], Selection.of(**filters), dict(cursor))
+        native = _NativeLoader.resume([s._native for s in stores], Selection.of(filters), dict(cursor))
         # The share is the cursor's (rank, worker, seed, epoch), not the filters' defaults.
         c = native.cursor()
         return cls(stores, **filters, rank=c["rank"], world_size=c["world_size"], seed=c["seed"], epoch=c["epoch"],

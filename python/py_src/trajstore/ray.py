@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 try:
     import pyarrow as pa
@@ -22,7 +22,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError(f"trajstore.ray needs Ray Data: pip install 'ray[data]' ({e})") from e
 
-from ._selection import Selection
+from ._selection import Selection, take_filters
 from .store import Store
 
 #: a read task yields a block each time its rows reach about this many bytes
@@ -107,20 +107,12 @@ def read_trajstore(
     path: str | os.PathLike,
     fields: Sequence[str] | None = None,
     *,
-    user: str | Iterable[str] | None = None,
-    env: str | Iterable[str] | None = None,
-    tags: str | Iterable[str] | None = None,
-    outcome: str | Iterable[str] | None = None,
-    min_return: float | None = None,
-    max_return: float | None = None,
-    min_steps: int | None = None,
-    before_id: int | None = None,
     verify_reads: bool = True,
-    **read_args: Any,
+    **args: Any,
 ) -> Dataset:
     """The steps of the selected episodes as a `ray.data.Dataset` (columns: `episode`, `step`,
-    then `fields` in order, or every field). Filters are those of `Store.episodes`, applied to
-    the index; `read_args` go to `ray.data.read_datasource` (`override_num_blocks`,
-    `concurrency`, `ray_remote_args`, ...)."""
-    selection = Selection.of(user, env, tags, outcome, min_return=min_return, max_return=max_return, min_steps=min_steps, before_id=before_id)
-    return read_datasource(TrajstoreDatasource(path, fields, selection, verify_reads), **read_args)
+    then `fields` in order, or every field). The filter keywords are those of `Store.episodes`
+    (`trajstore.Filters`), applied to the index; the other keywords go to
+    `ray.data.read_datasource` (`override_num_blocks`, `concurrency`, `ray_remote_args`, ...)."""
+    selection = Selection.of(take_filters(args))
+    return read_datasource(TrajstoreDatasource(path, fields, selection, verify_reads), **args)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import operator
 import os
 import weakref
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, overload
 
 import numpy as np
 
 from . import _spaces
 from ._arrays import normalize_info
-from ._selection import Selection, as_list
+from ._selection import Filters, Selection, as_list
 from ._stats import StoreStats
 from ._trajstore import Store as _NativeStore
 from ._trajstore import compact as _compact
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: (name, dtype, shape, kind, codec): one declared field of a step
 FieldDecl = tuple[str, str, tuple[int, ...], str, str]
@@ -39,6 +43,79 @@ class EpisodeInfo:
     committed_at_us: int
     raw_bytes: int
     stored_bytes: int
+
+
+class EpisodeList(Sequence[EpisodeInfo]):
+    """The episodes a query selected (`Store.episodes()`), in commit order: a sequence of
+    `EpisodeInfo` read from the index's compact catalog of one snapshot.
+
+    Nothing per episode is built until it is read: `len()`, `ids`, `steps` and
+    `column(name)` (a numpy array, or a list for text columns) cost no Python object per
+    episode; an `EpisodeInfo` is made when an item is read or iterated (its metadata map read
+    then, from the same snapshot). A slice is a list; `list(episodes)` copies them all."""
+
+    #: rows materialised per native call while iterating
+    _BLOCK = 512
+
+    def __init__(self, native: Any):
+        self._native = native
+        self._len = len(native)
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, index: int) -> EpisodeInfo: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[EpisodeInfo]: ...
+    def __getitem__(self, index: int | slice) -> EpisodeInfo | list[EpisodeInfo]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._len)
+            if step == 1:
+                return self._infos(start, stop) if start < stop else []
+            return [self[i] for i in range(start, stop, step)]
+        i = operator.index(index)
+        if i < 0:
+            i += self._len
+        if not 0 <= i < self._len:
+            raise IndexError(f"episode position {index} out of range for {self._len} episodes")
+        return self._infos(i, i + 1)[0]
+
+    def __iter__(self) -> Iterator[EpisodeInfo]:
+        for start in range(0, self._len, self._BLOCK):
+            yield from self._infos(start, min(start + self._BLOCK, self._len))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, (EpisodeList, list, tuple)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if self._len <= 4:
+            return f"EpisodeList({list(self)!r})"
+        return f"EpisodeList({self._len} episodes, ids {self.ids[0]}..{self.ids[-1]})"
+
+    def _infos(self, start: int, stop: int) -> list[EpisodeInfo]:
+        return [EpisodeInfo(**row) for row in self._native.rows(start, stop)]
+
+    def column(self, name: str) -> Any:
+        """One `EpisodeInfo` attribute of every episode, without making the EpisodeInfos: a
+        read-only numpy array for `id`, `schema_id`, `steps`, `total_return`, the `*_at_us`
+        times and the byte counts; a list for `user`, `env`, `outcome`, `seed`, `tags`."""
+        col = self._native.column(name)
+        return col if isinstance(col, list) else np.asarray(col)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Episode ids (uint64), in commit order."""
+        return self.column("id")
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Transitions of each episode (uint32)."""
+        return self.column("steps")
 
 
 class Episode:
@@ -233,40 +310,19 @@ class Store:
         """Every user with episode / step / byte counts."""
         return self.snapshot().users()
 
-    def episodes(
-        self,
-        user: str | Iterable[str] | None = None,
-        env: str | Iterable[str] | None = None,
-        tags: str | Iterable[str] | None = None,
-        outcome: str | Iterable[str] | None = None,
-        min_return: float | None = None,
-        max_return: float | None = None,
-        min_steps: int | None = None,
-        before_id: int | None = None,
-        split: str | Iterable[str] | None = None,
-    ) -> list[EpisodeInfo]:
-        """Episodes matching every filter given, in commit order. Reads the index only.
-        `split=`: episodes of that split (`Store.split`)."""
-        query = Selection.of(user, env, tags, outcome, split, min_return=min_return, max_return=max_return, min_steps=min_steps, before_id=before_id)
-        rows = self.snapshot().episodes(query)
-        return [EpisodeInfo(**row) for row in rows]
+    def episodes(self, **filters: Unpack[Filters]) -> EpisodeList:
+        """Episodes matching every filter given (`user`, `env`, `tags`, `outcome`, `split`,
+        `min_return`, `max_return`, `min_steps`, `before_id`: `trajstore.Filters`), in commit
+        order, as a sequence of `EpisodeInfo` (an `EpisodeList`: columns without a Python
+        object per episode, items made when read). Reads the index only."""
+        return EpisodeList(self.snapshot().catalog(Selection.of(filters)))
 
-    def episodes_table(
-        self,
-        user: str | Iterable[str] | None = None,
-        env: str | Iterable[str] | None = None,
-        tags: str | Iterable[str] | None = None,
-        outcome: str | Iterable[str] | None = None,
-        min_return: float | None = None,
-        max_return: float | None = None,
-        min_steps: int | None = None,
-        before_id: int | None = None,
-    ) -> Any:
-        """Episodes matching every filter given as an Arrow table (a row per episode, index
-        only; columns in schema/export.md), read without a copy through the Arrow PyCapsule
-        interface: `pyarrow.table(t)`, `polars.DataFrame(t)`, `duckdb.sql("SELECT ... FROM t")`."""
-        query = Selection.of(user, env, tags, outcome, min_return=min_return, max_return=max_return, min_steps=min_steps, before_id=before_id)
-        return self.snapshot().episodes_table(query)
+    def episodes_table(self, **filters: Unpack[Filters]) -> Any:
+        """Episodes matching every filter given (those of `episodes()`) as an Arrow table (a
+        row per episode, index only; columns in schema/export.md), read without a copy through
+        the Arrow PyCapsule interface: `pyarrow.table(t)`, `polars.DataFrame(t)`,
+        `duckdb.sql("SELECT ... FROM t")`."""
+        return self.snapshot().episodes_table(Selection.of(filters))
 
     def steps_table(self, episodes: Iterable[int], fields: Sequence[str] | None = None) -> Any:
         """The steps of `episodes` (ids) as an Arrow table, `T + 1` rows per episode (the last
@@ -274,14 +330,14 @@ class Store:
         in column order, or every field. Raw observation fields are views of the memory map."""
         return self.snapshot().steps_table([int(e) for e in episodes], None if fields is None else list(fields))
 
-    def stats(self, field: str | Iterable[str] | None = None, compute_missing: bool = False, **filters: Any) -> StoreStats:
+    def stats(self, field: str | Iterable[str] | None = None, compute_missing: bool = False, **filters: Unpack[Filters]) -> StoreStats:
         """Per-element statistics (count, mean, std, min, max, non-finite count, quantiles
         q01..q99 as numpy arrays of the field's shape) of every field of at most 64 elements
         per value, or of `field`, over the episodes the filters select (the filters of
         `episodes()`). Combined from statistics kept at commit: no frame is read. Episodes
         recorded without statistics are listed in `.missing`, or computed from their frames
         with `compute_missing=True`."""
-        query = Selection.of(**filters)
+        query = Selection.of(filters)
         fields = [field] if isinstance(field, str) else list(field or [])
         return StoreStats._of(self.snapshot().stats(query, fields, compute_missing))
 
@@ -323,14 +379,15 @@ class Store:
         """Checks every checksum; `ok` is False and `problems` names what is wrong otherwise."""
         return self.snapshot().verify()
 
-    def delete(self, ids: int | Iterable[int] | None = None, *, dry_run: bool = False, by: str | None = None, **filters: Any) -> list[int]:
+    def delete(self, ids: int | Iterable[int] | None = None, *, dry_run: bool = False, by: str | None = None,
+               **filters: Unpack[Filters]) -> list[int]:
         """Deletes episodes in one index transaction and returns their ids: `ids` (all that match
         the filters, when filters are given too) or the episodes the filters select (`user=`,
         `env=`, `tags=`, `outcome=`, `split=`, `min_return=`, ...). A selector is required;
         an unknown or already deleted id raises `NotFoundError` naming it, before anything
         changes. They leave every query, loader and replay; `restore` brings them back until
         compaction. `dry_run=True`: the ids that would go, nothing changed."""
-        done = self._native.delete(_ids(ids), Selection.of(**filters), dry_run=dry_run, by=by)
+        done = self._native.delete(_ids(ids), Selection.of(filters), dry_run=dry_run, by=by)
         return list(done["changed"])
 
     def restore(self, ids: int | Iterable[int] | None = None, *, all: bool = False, dry_run: bool = False, by: str | None = None) -> list[int]:
@@ -357,13 +414,13 @@ class Store:
         unset_meta: str | Iterable[str] = (),
         dry_run: bool = False,
         by: str | None = None,
-        **filters: Any,
+        **filters: Unpack[Filters],
     ) -> list[int]:
         """Changes the user, outcome label, tags or metadata of the selected episodes (as
         `delete` selects them), index only, in one transaction; returns the ids that changed.
         Each change is kept in the episode's `history`."""
         done = self._native.relabel(
-            _ids(ids), Selection.of(**filters), set_user=set_user, set_outcome=set_outcome,
+            _ids(ids), Selection.of(filters), set_user=set_user, set_outcome=set_outcome,
             add_tags=as_list(add_tags), remove_tags=as_list(remove_tags), set_meta=normalize_info(set_meta),
             unset_meta=as_list(unset_meta), dry_run=dry_run, by=by,
         )

@@ -18,6 +18,8 @@ pub enum BenchError {
     Mismatch(&'static str),
     /// A recorder process of the concurrent benchmark failed or said something unexpected.
     Recorder(String),
+    /// The loader probe process of the scale benchmark failed or did not report.
+    Probe(String),
 }
 
 impl BenchError {
@@ -42,6 +44,7 @@ impl std::fmt::Display for BenchError {
             BenchError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             BenchError::Mismatch(what) => write!(f, "benchmark: {what}"),
             BenchError::Recorder(what) => write!(f, "benchmark recorder process: {what}"),
+            BenchError::Probe(what) => write!(f, "benchmark loader probe: {what}"),
         }
     }
 }

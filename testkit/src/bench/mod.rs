@@ -6,6 +6,7 @@ mod checked;
 mod concurrent;
 mod curate;
 mod error;
+pub mod loader_probe;
 mod maintain;
 mod read;
 mod record;
@@ -19,8 +20,9 @@ pub use concurrent::{
 };
 pub use curate::{CurateCost, curate};
 pub use error::{BenchError, Result};
+pub use loader_probe::{LoaderProbe, probe_loader};
 pub use maintain::{MaintainSpec, compact, merge};
-pub use read::{sample, scan, window};
+pub use read::{sample, sample_rows, scan, window};
 pub use record::{RecordSpec, episode_raw_bytes, pregenerated_frames, record, recorder};
 pub use scale::{ScalePoint, ScaleSpec, rss_anon, scale};
 pub use stats::{

@@ -75,7 +75,19 @@ pub fn sample(dir: &Path, field: &str, batch_size: usize) -> Result<Measurement>
         batch_size,
         Order::Replacement,
     );
-    gather(dir, spec, "sample 256 steps (gather)")
+    gather(dir, spec, "sample 256 steps (gather)", u64::MAX)
+}
+
+/// [`sample`] with at most `max_rows` rows served (a store of 10^8 steps is not sampled for
+/// a whole epoch's worth), shuffled order: what the scale benchmark measures at each size.
+pub fn sample_rows(
+    dir: &Path,
+    field: &str,
+    batch_size: usize,
+    max_rows: u64,
+) -> Result<Measurement> {
+    let spec = SamplerSpec::steps(vec![FieldRequest::new(field)], batch_size, Order::Shuffle);
+    gather(dir, spec, "sample 256 steps (gather)", max_rows)
 }
 
 /// Random strict windows of `len` consecutive steps of `field`, `windows` per batch, until as
@@ -84,17 +96,17 @@ pub fn sample(dir: &Path, field: &str, batch_size: usize) -> Result<Measurement>
 pub fn window(dir: &Path, field: &str, len: u32, windows: usize) -> Result<Measurement> {
     let spec = SamplerSpec::steps(vec![FieldRequest::new(field)], windows, Order::Shuffle)
         .windows(len, false);
-    gather(dir, spec, "windows of 16 steps (gather)")
+    gather(dir, spec, "windows of 16 steps (gather)", u64::MAX)
 }
 
 /// Times a sampler over the whole store (rank 0 of 1) against the same rows gathered from a
-/// plain map. Serves at most as many rows as the store has steps.
-fn gather(dir: &Path, spec: SamplerSpec, name: &'static str) -> Result<Measurement> {
+/// plain map. Serves at most as many rows as the store has steps, and at most `max_rows`.
+fn gather(dir: &Path, spec: SamplerSpec, name: &'static str, max_rows: u64) -> Result<Measurement> {
     let store = Store::open_read_only(dir)?;
     let loader = Loader::new(&store, &Selection::new(Query::default(), 1, 0, 0))?;
     let field = spec.fields[0].field.clone();
     let mut sampler = Sampler::new(&loader, spec)?;
-    let max_rows = loader.steps();
+    let max_rows = loader.steps().min(max_rows);
 
     // Warm-up pass: fills the page cache and records which rows each batch holds.
     let mut batch = Batch::new();

@@ -1,7 +1,11 @@
 //! How costs grow with the store: one store of small control-like episodes (`synth --frame
-//! 1x17x4`, 50 steps, about 90 raw bytes a step) grown through a list of sizes, measuring at
-//! each size what a user pays to record, open, list, select, load and verify it, each next to
-//! its floor measured in the same run.
+//! 1x17x4`, 50 steps by default, about 90 raw bytes a step) grown through a list of sizes,
+//! measuring at each size what a user pays to record, open, list, select, load, sample and
+//! verify it, each next to its floor measured in the same run.
+//!
+//! The loader's setup and memory are measured in a fresh process ([`probe_loader`]): the
+//! executable running the benchmark must call
+//! [`run_if_loader_probe`](super::loader_probe::run_if_loader_probe) first thing in `main`.
 //!
 //! Growing is done by several recorder threads (group commit) so that 100k episodes take
 //! minutes; the recording figure is a separate sample of single-writer episodes with a
@@ -13,12 +17,10 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use trajstore::loader::{
-    Assignment, Batch, FieldRequest, Loader, Order, Sampler, SamplerSpec, Selection, select,
-};
+use trajstore::loader::{Assignment, Loader, Selection, select};
 use trajstore::{Query, Store};
 
-use super::{BenchError, Measurement, Result};
+use super::{BenchError, LoaderProbe, Measurement, Result, probe_loader, sample_rows};
 use crate::synth::{SynthConfig, record, record_one, synth_schema};
 
 /// What to grow and measure.
@@ -32,6 +34,8 @@ pub struct ScaleSpec {
     pub writers: usize,
     /// Single-writer episodes timed at each size for the recording figure.
     pub record_sample: u64,
+    /// Rows of random 256-step batches gathered at each size for the sampling figure.
+    pub sample_rows: u64,
 }
 
 impl ScaleSpec {
@@ -51,7 +55,14 @@ impl ScaleSpec {
             steps: 50,
             writers: 8,
             record_sample: 200,
+            sample_rows: 256 * 400,
         }
+    }
+
+    /// The same sizes with episodes of `steps` transitions (1000: 10^8 steps at 100k
+    /// episodes).
+    pub fn steps(self, steps: u32) -> ScaleSpec {
+        ScaleSpec { steps, ..self }
     }
 }
 
@@ -71,10 +82,14 @@ pub struct ScalePoint {
     pub loader: f64,
     /// The selection and the assignment to 8 ranks (what `trajstore partition` computes).
     pub partition: f64,
-    /// From the loader to the first shuffled batch of 256 steps of `obs/frame`.
-    pub first_batch: f64,
-    /// Anonymous memory (RssAnon) the loader and its first batch added, bytes.
-    pub first_batch_anon: u64,
+    /// In a fresh process: `Loader::new`, `Sampler::new` and the first shuffled batch of 256
+    /// steps of `obs/frame`, their times and the anonymous memory resident after them.
+    pub probe: LoaderProbe,
+    /// Random shuffled batches of 256 steps of `obs/frame` (68-byte rows), `sample_rows` of
+    /// them, against a plain gather of the same rows from plain maps of the segment files.
+    pub sample: Measurement,
+    /// Rows the sampling figure gathered.
+    pub sampled_rows: u64,
     /// `Snapshot::verify` against reading every segment file (`cat`), page cache warm.
     pub verify: Measurement,
 }
@@ -107,7 +122,7 @@ pub fn scale(dir: &Path, spec: &ScaleSpec, mut report: impl FnMut(&ScalePoint)) 
         }
         let record = record_sample(dir, &store, &config, sample, round)?;
         have = size;
-        let point = measure(&store_dir, size, record)?;
+        let point = measure(&store_dir, size, record, spec.sample_rows)?;
         report(&point);
     }
     Ok(())
@@ -159,6 +174,20 @@ fn record_sample(
     })
 }
 
+/// Bytes of one `obs/frame` value of the scale store's `1x17x4` frames.
+const SAMPLED_ROW_BYTES: u64 = 68;
+
+impl ScalePoint {
+    /// Nanoseconds per sampled row: the loader's, and the plain gather's.
+    pub fn sample_ns_per_row(&self) -> (f64, f64) {
+        let rows = self.sampled_rows.max(1) as f64;
+        (
+            self.sample.seconds * 1e9 / rows,
+            self.sample.baseline_seconds * 1e9 / rows,
+        )
+    }
+}
+
 /// Times `f`, best of three runs.
 fn best_of_3<T>(mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
     let mut best = f64::MAX;
@@ -172,7 +201,12 @@ fn best_of_3<T>(mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
     Ok((best, last.expect("three runs")))
 }
 
-fn measure(store_dir: &Path, episodes: u64, record: Measurement) -> Result<ScalePoint> {
+fn measure(
+    store_dir: &Path,
+    episodes: u64,
+    record: Measurement,
+    rows_to_sample: u64,
+) -> Result<ScalePoint> {
     let (info, steps) = best_of_3(|| {
         let store = Store::open_read_only(store_dir)?;
         let users = store.snapshot()?.users()?;
@@ -189,16 +223,8 @@ fn measure(store_dir: &Path, episodes: u64, record: Measurement) -> Result<Scale
         Ok(assignment.imbalance())
     })?;
 
-    let anon_before = rss_anon();
-    let start = Instant::now();
-    let loader = Loader::new(&store, &selection)?;
-    let spec = SamplerSpec::steps(vec![FieldRequest::new("obs/frame")], 256, Order::Shuffle);
-    let mut sampler = Sampler::new(&loader, spec)?;
-    let mut batch = Batch::new();
-    sampler.next_into(&mut batch)?;
-    let first_batch = start.elapsed().as_secs_f64();
-    let first_batch_anon = rss_anon().saturating_sub(anon_before);
-    drop((sampler, batch, loader));
+    let probe = probe_loader(store_dir, "obs/frame")?;
+    let sample = sample_rows(store_dir, "obs/frame", 256, rows_to_sample)?;
 
     let verify = verify_against_cat(store_dir, &store)?;
     Ok(ScalePoint {
@@ -209,8 +235,9 @@ fn measure(store_dir: &Path, episodes: u64, record: Measurement) -> Result<Scale
         list,
         loader: loader_seconds,
         partition,
-        first_batch,
-        first_batch_anon,
+        probe,
+        sampled_rows: sample.bytes / SAMPLED_ROW_BYTES,
+        sample,
         verify,
     })
 }
