@@ -14,6 +14,7 @@ mod merge;
 mod power_loss;
 mod repair;
 mod roundtrip;
+mod schema_metadata;
 mod segment_sync;
 mod segments;
 mod shards;

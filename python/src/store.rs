@@ -107,8 +107,10 @@ impl PyStore {
         })
     }
 
-    /// Starts recording an episode. `fields`: (name, dtype, shape, kind, codec) tuples.
-    #[pyo3(signature = (user, env, fields, seed = None, tags = Vec::new(), metadata = None))]
+    /// Starts recording an episode. `fields`: (name, dtype, shape, kind, codec) tuples;
+    /// `schema_metadata`: key/values stored once per schema (the spaces).
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (user, env, fields, seed = None, tags = Vec::new(), metadata = None, schema_metadata = None))]
     fn begin_episode(
         &self,
         user: String,
@@ -117,12 +119,14 @@ impl PyStore {
         seed: Option<u64>,
         tags: Vec<String>,
         metadata: Option<&Bound<'_, PyDict>>,
+        schema_metadata: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyEpisodeRecorder> {
         let schema = build_schema(&fields)?;
         let mut meta = EpisodeMeta::new(user, env);
         meta.seed = seed;
         meta.tags = tags;
         meta.metadata = to_info(metadata)?;
+        meta.schema_metadata = to_info(schema_metadata)?;
         let writer = self.store.begin_episode(meta, &schema).py_err()?;
         Ok(PyEpisodeRecorder::new(writer))
     }
@@ -655,6 +659,13 @@ impl PySnapshot {
     fn episode<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyDict>> {
         let e = self.snapshot.episode(EpisodeId(id)).py_err()?;
         episode_dict(py, &e)
+    }
+
+    /// The key/values stored once for a schema (the spaces `RecordEpisodes` recorded with
+    /// it); an episode's own metadata overrides them key by key.
+    fn schema_metadata<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyDict>> {
+        let metadata = self.snapshot.schema_metadata(SchemaId(id)).py_err()?;
+        info_to_py(py, &metadata)
     }
 
     /// The fields of a schema: (name, dtype, shape, kind, codec) tuples.

@@ -252,3 +252,43 @@ def test_the_wrapper_keeps_the_envs_own_gymnasium_metadata(store_path):
     inner.metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
     env = trajstore.RecordEpisodes(inner, store_path, username="u", metadata={"level": 3})
     assert env.metadata == inner.metadata, "episode labels must not shadow gymnasium's env.metadata"
+
+
+def test_spaces_are_stored_once_per_schema_and_per_episode_spaces_are_still_honoured(store_path):
+    from trajstore import _spaces
+
+    obs_space = SPACES["dict"]
+    rec = trajstore.RecordEpisodes(SpaceEnv(obs_space, SPACES["tuple"]), store_path, username="u", env_id="Space-v0")
+    for seed in range(3):
+        rec.reset(seed=seed)
+        done = False
+        while not done:
+            _, _, term, trunc, _ = rec.step(rec.action_space.sample())
+            done = term or trunc
+    # Same fields, other bounds: the schema is shared, so these spaces stay with their episodes.
+    wider = spaces.Dict({"frame": spaces.Box(0, 9, (4, 4, 1), np.uint8), "ram": spaces.Dict({"health": spaces.Box(0, 7, (2,), np.int32)})})
+    other = trajstore.RecordEpisodes(SpaceEnv(wider, SPACES["tuple"]), rec.store, username="v", env_id="Space-v0")
+    other.reset(seed=9)
+    for _ in range(5):
+        other.step(other.action_space.sample())
+    store = trajstore.Store(store_path)
+    keys = {_spaces.OBSERVATION_SPACE_KEY, _spaces.ACTION_SPACE_KEY}
+    mine, theirs = store.episodes(user="u"), store.episodes(user="v")
+    assert len(mine) == 3 and len({e.schema_id for e in [*mine, *theirs]}) == 1
+    assert all(keys.isdisjoint(e.metadata) for e in mine), "no episode carries the spaces"
+    assert set(store.snapshot().schema_metadata(mine[0].schema_id)) == keys
+    assert theirs[0].metadata[_spaces.OBSERVATION_SPACE_KEY] == _spaces.dumps(_spaces.space_to_json(wider))
+    assert _spaces.ACTION_SPACE_KEY not in theirs[0].metadata, "the same action space is not copied"
+    for info in mine:
+        assert store.episode(info.id).observation_space == obs_space
+        assert store.episode(info.id).action_space == SPACES["tuple"]
+    assert store.episode(theirs[0].id).observation_space == wider
+    # An episode recorded the old way, its spaces in its own metadata, reads as before.
+    r = store.begin_episode("w", "Space-v0", rec._fields, metadata={_spaces.OBSERVATION_SPACE_KEY: _spaces.dumps(_spaces.space_to_json(wider))})
+    sample = wider.sample()
+    flat = _spaces.flatten(_spaces.space_to_json(wider), sample, "obs")
+    r.reset(flat)
+    r.step_in_order((*flat.values(), 0, np.zeros(2), 1.0, True, False))
+    old = store.episode(r.commit())
+    assert old.observation_space == wider and old.action_space == SPACES["tuple"]
+    assert leaves_equal(old.observations, stack([sample, sample]))

@@ -67,12 +67,15 @@ impl Output {
     }
 
     /// Copies the chunks of one episode that lie in `moving` segments (mapped in `maps`),
-    /// then writes its manifest and marker; returns its new chunk lists.
+    /// then writes its manifest (with its schema's key/values, `schema_metadata`) and
+    /// marker; returns its new chunk lists.
+    #[allow(clippy::too_many_arguments)]
     pub fn copy_episode(
         &mut self,
         id: u64,
         record: &EpisodeRecordV1,
         fields: &[FieldSpec],
+        schema_metadata: &Info,
         infos: &[(u32, Info)],
         moving: &HashSet<u64>,
         maps: &HashMap<u64, Arc<dyn FileView>>,
@@ -118,7 +121,7 @@ impl Output {
             fields: new_fields,
             ..record.clone()
         };
-        let manifest = manifest_of(&moved, fields, infos);
+        let manifest = manifest_of(&moved, fields, infos, schema_metadata);
         let manifest_offset = appender.append_meta(MANIFEST_MAGIC, &manifest.encode())?;
         let marker = MarkerV1 {
             episode: id,

@@ -194,7 +194,7 @@ pub fn compact(path: impl AsRef<Path>, options: &CompactOptions) -> Result<Compa
     let mut schemas = HashMap::new();
     for &id in &episodes {
         let record = &live[&id];
-        let fields = match schemas.get(&record.schema_id) {
+        let (fields, schema_metadata) = match schemas.get(&record.schema_id) {
             Some(f) => f,
             None => {
                 let schema = guarded(&index_path, || snapshot.schema(record.schema_id))?
@@ -207,13 +207,15 @@ pub fn compact(path: impl AsRef<Path>, options: &CompactOptions) -> Result<Compa
                             ),
                         )
                     })?;
+                let metadata = guarded(&index_path, || snapshot.schema_metadata(record.schema_id))?;
                 schemas
                     .entry(record.schema_id)
-                    .or_insert(schema.fields().to_vec())
+                    .or_insert((schema.fields().to_vec(), metadata))
             }
         };
         let infos = guarded(&index_path, || snapshot.infos(id))?;
-        let new = output.copy_episode(id, record, fields, &infos, &moving, &maps)?;
+        let new =
+            output.copy_episode(id, record, fields, schema_metadata, &infos, &moving, &maps)?;
         moves.push((id, record.fields.as_slice(), new));
         if let Some(progress) = &options.progress {
             progress(output.written.min(total), total);

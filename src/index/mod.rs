@@ -32,6 +32,7 @@ pub(crate) mod curation;
 mod guard;
 pub(crate) mod presync;
 pub mod records;
+pub(crate) mod schema_meta;
 
 pub(crate) use guard::guarded;
 
@@ -116,6 +117,9 @@ pub struct PendingEpisode {
     pub infos: Vec<(u32, Info)>,
     /// Statistics gathered while recording; `None` for episodes restored without them.
     pub stats: Option<EpisodeStatsV1>,
+    /// Key/values of the episode's schema (`EpisodeMeta::schema_metadata`), filed once per
+    /// schema at commit (`schema_meta::put`); empty for most episodes.
+    pub schema_metadata: Info,
 }
 
 fn builder() -> redb::Builder {
@@ -484,6 +488,8 @@ struct EpisodeTables<'t> {
     /// Opened at the first episode that has statistics (so a batch without any creates no
     /// table).
     episode_stats: Option<Table<'t, u64, &'static [u8]>>,
+    /// Opened at the first episode that has schema metadata (likewise).
+    schema_metadata: Option<Table<'t, u64, &'static [u8]>>,
     txn: &'t WriteTransaction,
 }
 
@@ -497,6 +503,7 @@ impl<'t> EpisodeTables<'t> {
             env_episodes: txn.open_table(ENV_EPISODES)?,
             catalog: txn.open_table(catalog::CATALOG)?,
             episode_stats: None,
+            schema_metadata: None,
             txn,
         })
     }
@@ -504,7 +511,17 @@ impl<'t> EpisodeTables<'t> {
     /// The episode row, its step infos, its secondary index rows, its field statistics and its
     /// user's statistics.
     fn insert(&mut self, id: u64, pending: &PendingEpisode) -> Result<()> {
-        let (r, infos) = (&pending.record, &pending.infos);
+        let infos = &pending.infos;
+        let r = if pending.schema_metadata.is_empty() {
+            std::borrow::Cow::Borrowed(&pending.record)
+        } else {
+            if self.schema_metadata.is_none() {
+                self.schema_metadata = Some(self.txn.open_table(schema_meta::SCHEMA_METADATA)?);
+            }
+            let table = self.schema_metadata.as_mut().expect("opened above");
+            schema_meta::put(table, &pending.record, &pending.schema_metadata)?
+        };
+        let r = r.as_ref();
         self.episodes.insert(id, r.encode().as_slice())?;
         catalog::put(&mut self.catalog, id, r)?;
         if let Some(stats) = &pending.stats {
@@ -827,6 +844,16 @@ impl IndexSnapshot {
             ));
         }
         Ok(out)
+    }
+
+    /// The key/values stored for schema `id` (`schema_metadata`; empty without a row or
+    /// without the table).
+    pub fn schema_metadata(&self, id: u64) -> Result<Info> {
+        match self.txn()?.open_table(schema_meta::SCHEMA_METADATA) {
+            Ok(table) => schema_meta::get(&table, id),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(Info::new()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn schema(&self, id: u64) -> Result<Option<Schema>> {

@@ -84,6 +84,13 @@ pub struct EpisodeRecordV1 {
     pub fields: Vec<Vec<ChunkRef>>,
 }
 
+/// Key/values of a schema (format 2, table `schema_metadata`), version 1: what every episode
+/// of the schema shares, such as the spaces its fields were flattened from (`index::schema_meta`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SchemaMetadataV1 {
+    pub metadata: Info,
+}
+
 /// The catalog row of an episode (format 2, table `catalog`), version 1: what listing,
 /// selecting and partitioning read, without the episode's chunk lists and metadata map. Kept
 /// by `index::catalog` alongside every `episodes` row.
@@ -307,6 +314,7 @@ record!(DeletedRecordV1, DeletedEnvelope, "deleted");
 record!(HistoryRecordV1, HistoryEnvelope, "history");
 record!(SplitSpecV1, SplitSpecEnvelope, "splits");
 record!(EpisodeStatsV1, EpisodeStatsEnvelope, "episode_stats");
+record!(SchemaMetadataV1, SchemaMetadataEnvelope, "schema_metadata");
 
 #[cfg(test)]
 mod tests {

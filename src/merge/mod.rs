@@ -88,6 +88,8 @@ struct Source {
     path: PathBuf,
     episodes: Vec<SourceEpisode>,
     schemas: HashMap<u64, Schema>,
+    /// Key/values of each source schema (`schema_metadata`), by source schema id.
+    schema_metadata: HashMap<u64, Info>,
     segments: BTreeSet<u64>,
     deleted: u64,
 }
@@ -168,13 +170,19 @@ impl Store {
                 }
                 let (schema, schema_id) = &schema_ids[&(i, old_schema)];
                 let record = rewrite(episode, *schema_id, &seg_map, &source.path);
-                let manifest = manifest_of(&record, schema.fields(), infos);
+                let schema_metadata = source
+                    .schema_metadata
+                    .get(&old_schema)
+                    .cloned()
+                    .unwrap_or_default();
+                let manifest = manifest_of(&record, schema.fields(), infos, &schema_metadata);
                 batch.push((
                     manifest,
                     PendingEpisode {
                         record,
                         infos: infos.clone(),
                         stats: stats.clone(),
+                        schema_metadata,
                     },
                 ));
             }
@@ -315,15 +323,23 @@ fn read_source(path: &Path) -> Result<Source> {
             stats,
         });
     }
-    let schemas = snap
+    let schemas: HashMap<u64, Schema> = snap
         .schemas()?
         .into_iter()
         .map(|(id, s)| (id.get(), s))
         .collect();
+    let mut schema_metadata = HashMap::new();
+    for &id in schemas.keys() {
+        let metadata = snap.schema_metadata(crate::ids::SchemaId(id))?;
+        if !metadata.is_empty() {
+            schema_metadata.insert(id, metadata);
+        }
+    }
     Ok(Source {
         path: path.to_owned(),
         episodes,
         schemas,
+        schema_metadata,
         segments,
         deleted: snap.tombstones()?.len() as u64,
     })

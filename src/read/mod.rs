@@ -355,6 +355,13 @@ impl Snapshot {
     }
 
     /// Every schema in the store, by id.
+    /// The key/values stored once for schema `id` (`EpisodeMeta::schema_metadata`, such as
+    /// the Gymnasium spaces of its fields); empty when none were. An episode's own
+    /// `metadata` overrides them key by key.
+    pub fn schema_metadata(&self, id: SchemaId) -> Result<Info> {
+        self.read_index(|index| index.schema_metadata(id.get()))
+    }
+
     pub fn schemas(&self) -> Result<Vec<(SchemaId, Schema)>> {
         Ok(self
             .read_index(IndexSnapshot::schemas)?

@@ -283,6 +283,8 @@ pub fn plan(findings: &Findings<'_>, state: &IndexState) -> Plan {
                     // Manifests carry no statistics: `trajstore stats` lists these episodes
                     // as missing and `--compute-missing` reads their frames.
                     stats: None,
+                    // The manifest's metadata already holds the schema's keys.
+                    schema_metadata: Info::new(),
                 },
             )
         })

@@ -17,6 +17,12 @@ pub struct EpisodeMeta {
     pub seed: Option<u64>,
     pub tags: Vec<String>,
     pub metadata: Info,
+    /// Key/values of the episode's schema rather than of the episode (the Gymnasium spaces
+    /// its fields were flattened from): the index keeps them once per schema, and an episode
+    /// whose value of a key differs from the stored one keeps it in its own `metadata`
+    /// (schema/index.md, "`schema_metadata`"). Read with
+    /// [`Snapshot::schema_metadata`](crate::Snapshot::schema_metadata).
+    pub schema_metadata: Info,
 }
 
 impl EpisodeMeta {
@@ -43,6 +49,12 @@ impl EpisodeMeta {
         self
     }
 
+    /// Sets a key of the schema metadata (see [`EpisodeMeta::schema_metadata`]).
+    pub fn schema_meta(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.schema_metadata.insert(key.into(), value.into());
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         validate_user(&self.user)?;
         check_name("env id", &self.env)?;
@@ -56,7 +68,8 @@ impl EpisodeMeta {
         for tag in &self.tags {
             check_name("tag", tag)?;
         }
-        check_info_size("episode metadata", &self.metadata)
+        check_info_size("episode metadata", &self.metadata)?;
+        check_info_size("schema metadata", &self.schema_metadata)
     }
 }
 

@@ -288,7 +288,8 @@ impl EpisodeWriter {
             fields: self.columns.iter_mut().map(Column::take_chunks).collect(),
         };
         let infos = std::mem::take(&mut self.infos);
-        let manifest = manifest_of(&record, self.schema.fields(), &infos);
+        let schema_metadata = meta.schema_metadata;
+        let manifest = manifest_of(&record, self.schema.fields(), &infos, &schema_metadata);
         let appender = self.appender.as_mut().expect("flushed");
         // Invariant (segment/manifest.rs): the manifest is durable, with every chunk it names,
         // before the index transaction can commit the episode; one sync covers both.
@@ -298,6 +299,7 @@ impl EpisodeWriter {
             record,
             infos,
             stats,
+            schema_metadata,
         };
         let recording = self.store.recording()?;
         let (commits, index, board) = (recording.commits(), self.store.index(), recording.board());
@@ -340,11 +342,14 @@ impl EpisodeWriter {
     }
 }
 
-/// The manifest of an episode about to be indexed as `record`.
+/// The manifest of an episode about to be indexed as `record`, with the key/values of its
+/// schema (`schema_metadata`): the manifest's metadata is the effective one (the schema's
+/// keys overlaid by the episode's own), so a repaired index restores it in full.
 pub(crate) fn manifest_of(
     record: &EpisodeRecordV1,
     fields: &[FieldSpec],
     infos: &[(u32, Info)],
+    schema_metadata: &Info,
 ) -> ManifestV1 {
     ManifestV1 {
         user: record.user.clone(),
@@ -359,7 +364,7 @@ pub(crate) fn manifest_of(
         outcome: record.outcome,
         seed: record.seed,
         tags: record.tags.clone(),
-        metadata: record.metadata.clone(),
+        metadata: crate::index::schema_meta::effective(&record.metadata, schema_metadata),
         raw_bytes: record.raw_bytes,
         stored_bytes: record.stored_bytes,
         chunks: record.fields.clone(),

@@ -37,9 +37,11 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
                             "kind": f.kind.name(), "codec": f.codec.name()})
                     })
                     .collect();
-                serde_json::json!({"id": id, "fields": fields})
+                let metadata = snapshot.schema_metadata(*id)?;
+                Ok(serde_json::json!({"id": id, "fields": fields,
+                    "metadata": crate::json::info_json(&metadata)}))
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let users: Vec<_> = users
             .iter()
             .map(|u| serde_json::json!({"user": u.name, "episodes": u.episodes, "steps": u.steps, "raw_bytes": u.raw_bytes, "stored_bytes": u.stored_bytes}))
@@ -84,6 +86,11 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
             .map(|f| format!("{} {}{:?} {}", f.name, f.dtype, f.shape, f.codec.name()))
             .collect();
         out(format!("  #{id}: {}", fields.join(", ")))?;
+        let metadata = snapshot.schema_metadata(*id)?;
+        if !metadata.is_empty() {
+            let keys: Vec<&str> = metadata.keys().map(String::as_str).collect();
+            out(format!("      metadata: {}", keys.join(", ")))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,9 +15,20 @@ import numpy as np
 from ._arrays import NUMPY_DTYPES, dtype_name
 from ._trajstore import InputError
 
-#: metadata keys holding the spaces of a recorded episode
+#: metadata keys holding the spaces of a recorded episode: in its schema's metadata (once per
+#: schema, as `RecordEpisodes` records them), or in the episode's own metadata (older stores,
+#: importers, or an episode whose spaces differ from its schema's first ones)
 OBSERVATION_SPACE_KEY = "gymnasium/observation_space"
 ACTION_SPACE_KEY = "gymnasium/action_space"
+
+
+def recorded(snapshot, schema_id: int, metadata: dict, key: str) -> dict | None:
+    """The space description stored under `key` for an episode: its own metadata's value
+    first, else its schema's (`Snapshot.schema_metadata`); None when neither has one."""
+    text = metadata.get(key)
+    if text is None:
+        text = snapshot.schema_metadata(schema_id).get(key)
+    return None if text is None else loads(text)
 
 
 def _gym():

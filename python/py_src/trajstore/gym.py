@@ -105,15 +105,16 @@ class RecordEpisodes(gymnasium.Wrapper):
         self._fields += [("reward", "f64", (), "transition", "raw")]
         self._flat_obs = _spaces.flattener(self._obs_space)
         self._flat_act = _spaces.flattener(self._act_space)
-        self._episode_metadata = {
-            **dict(metadata or {}),
+        self._episode_metadata = {**dict(metadata or {}), IGNORE_P2_KEY: ignore_p2}
+        # The spaces describe the fields, not an episode: stored once per schema in the index.
+        self._schema_metadata = {
             _spaces.OBSERVATION_SPACE_KEY: _spaces.dumps(self._obs_space),
             _spaces.ACTION_SPACE_KEY: _spaces.dumps(self._act_space),
-            IGNORE_P2_KEY: ignore_p2,
         }
         # The core checks the fields and labels (a bad p2_swap included) when an episode
         # begins: begin one now, so a mistake fails here, not after episodes were played.
-        probe = self.store.begin_episode(self.username, self.env_id, self._fields, tags=self.tags, metadata=self._episode_metadata)
+        probe = self.store.begin_episode(self.username, self.env_id, self._fields, tags=self.tags, metadata=self._episode_metadata,
+                                         schema_metadata=self._schema_metadata)
         stored = [f[0] for f in probe.fields]
         probe.discard()
         # `step` hands values over in this order: the declared fields, then the two flags
@@ -130,7 +131,8 @@ class RecordEpisodes(gymnasium.Wrapper):
             self.set_labels(**options.pop(LABELS_OPTION))
         obs, info = self.env.reset(seed=seed, options=options)
         metadata = {**self._episode_metadata, RESET_OPTIONS_KEY: options} if options else self._episode_metadata
-        self._recorder = self.store.begin_episode(self.username, self.env_id, self._fields, seed=seed, tags=self.tags, metadata=metadata)
+        self._recorder = self.store.begin_episode(self.username, self.env_id, self._fields, seed=seed, tags=self.tags, metadata=metadata,
+                                                  schema_metadata=self._schema_metadata)
         self._recorder.reset(_spaces.flatten(self._obs_space, obs, "obs"), info)
         return obs, info
 

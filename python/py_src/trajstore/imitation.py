@@ -74,9 +74,9 @@ class ImitationLearning(gymnasium.Env):
         episodes = self._native.episodes() or [e.__dict__ for e in self.store.episodes(**filters)[:1]]
         if not episodes:
             return None, None
-        meta = episodes[0]["metadata"]
-        obs, act = meta.get(_spaces.OBSERVATION_SPACE_KEY), meta.get(_spaces.ACTION_SPACE_KEY)
-        return (_spaces.loads(obs) if obs else None), (_spaces.loads(act) if act else None)
+        first, snapshot = episodes[0], self.store.snapshot()
+        return tuple(_spaces.recorded(snapshot, first["schema_id"], first["metadata"], key)  # type: ignore[return-value]
+                     for key in (_spaces.OBSERVATION_SPACE_KEY, _spaces.ACTION_SPACE_KEY))
 
     @property
     def episode_ids(self) -> list[int]:
