@@ -74,6 +74,7 @@ struct QueuedV1 {
     record: EpisodeRecordV1,
     infos: Vec<(u32, Info)>,
     stats: Option<EpisodeStatsV1>,
+    schema_metadata: Info,
 }
 
 /// A ticket's payload: the batch, in a versioned envelope.
@@ -239,6 +240,7 @@ impl Board {
                     record: p.record.clone(),
                     infos: p.infos.clone(),
                     stats: p.stats.clone(),
+                    schema_metadata: p.schema_metadata.clone(),
                 })
                 .collect(),
         );
@@ -345,6 +347,7 @@ impl Board {
                     record: q.record,
                     infos: q.infos,
                     stats: q.stats,
+                    schema_metadata: q.schema_metadata,
                 })
                 .collect();
             queued.push(Queued {
@@ -469,6 +472,7 @@ mod tests {
             },
             infos: vec![(0, Info::from([("k".to_owned(), 1i64.into())]))],
             stats: None,
+            schema_metadata: Info::new(),
         }
     }
 
