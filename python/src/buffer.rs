@@ -12,6 +12,7 @@
 
 use std::cell::UnsafeCell;
 use std::ffi::{CStr, c_int};
+use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
@@ -142,15 +143,53 @@ impl MappedBuffer {
 }
 
 /// Elements gathered or decoded for Python, handed over without a copy: the sampler gives up
-/// its buffer and allocates a new one for its next batch. `writable` decides the convention
-/// above: batch and replay arrays are the caller's, decoded episode fields are read-only
-/// like the mapped ones.
+/// its buffer and takes another for its next batch (from its [`BufferPool`] when a batch of
+/// the same size was dropped). `writable` decides the convention above: batch and replay
+/// arrays are the caller's, decoded episode fields are read-only like the mapped ones.
 #[pyclass(frozen, module = "trajstore._trajstore")]
 pub struct OwnedBuffer {
-    /// Written only by Python consumers of a writable export, never by Rust after `new`.
+    /// Written only by Python consumers of a writable export, never by Rust after `new`
+    /// (until the buffer is dropped and its bytes go back to `recycle`).
     bytes: UnsafeCell<Box<[u8]>>,
     layout: Layout,
     writable: bool,
+    /// Where the bytes go when the buffer is dropped, for another batch to be gathered into.
+    recycle: Option<Arc<BufferPool>>,
+}
+
+/// Bytes of dropped batch arrays, kept for the next batches of the sampler that gave them
+/// out: a batch is then gathered into memory already faulted in, instead of a fresh
+/// allocation zero-filled only to be overwritten. A buffer comes back only when its
+/// [`OwnedBuffer`] is dropped, which CPython does after the last view of it (every numpy
+/// array, memoryview or tensor over it holds a reference) is gone: no array ever sees its
+/// bytes change.
+#[derive(Default)]
+pub struct BufferPool {
+    free: Mutex<Vec<Box<[u8]>>>,
+}
+
+impl BufferPool {
+    /// Buffers kept at most; the oldest goes first (a consumer that keeps every batch hands
+    /// none back, and one that drops them keeps a few in circulation).
+    const KEEPS: usize = 16;
+
+    /// A dropped buffer of exactly `len` bytes, if one is kept. Its content is stale.
+    pub fn take(&self, len: usize) -> Option<Vec<u8>> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let i = free.iter().position(|b| b.len() == len)?;
+        Some(free.swap_remove(i).into_vec())
+    }
+
+    fn give(&self, bytes: Box<[u8]>) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() >= Self::KEEPS {
+            free.remove(0);
+        }
+        free.push(bytes);
+    }
 }
 
 // SAFETY: Rust never reads or writes `bytes` after construction; it only hands out its
@@ -166,7 +205,29 @@ impl OwnedBuffer {
             bytes: UnsafeCell::new(bytes.into_boxed_slice()),
             layout,
             writable,
+            recycle: None,
         })
+    }
+
+    /// A writable buffer (the caller's) whose bytes go back to `pool` when it is dropped.
+    pub fn recycled(
+        bytes: Vec<u8>,
+        dtype: DType,
+        shape: &[usize],
+        pool: &Arc<BufferPool>,
+    ) -> PyResult<Self> {
+        let mut buffer = Self::new(bytes, dtype, shape, true)?;
+        buffer.recycle = Some(pool.clone());
+        Ok(buffer)
+    }
+}
+
+impl Drop for OwnedBuffer {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.recycle {
+            // Dropped: no view of the bytes is left (each held a reference to this object).
+            pool.give(std::mem::take(self.bytes.get_mut()));
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! `Loader`, `Sampler` and `Replay`: the training side, as thin wrappers.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -11,7 +11,7 @@ use trajstore::loader::{
     SamplerSpec, Seat, Selection, Shard, ShardStamp, ShardedCursor,
 };
 
-use crate::buffer::OwnedBuffer;
+use crate::buffer::{BufferPool, OwnedBuffer};
 use crate::error::{InputError, IntoPy, TrajstoreError, poisoned, try_lock};
 use crate::store::{PyStore, QueryArgs, episode_dict};
 use crate::values::info_to_py;
@@ -326,6 +326,7 @@ impl PyLoader {
         let sampler = py.detach(|| Sampler::new(&self.loader, spec)).py_err()?;
         Ok(PySampler {
             state: Mutex::new((sampler, Batch::new())),
+            pool: Arc::default(),
             windowed: window.is_some(),
             stacked: fields.iter().map(|(_, _, o)| o.len() > 1).collect(),
         })
@@ -340,6 +341,8 @@ impl PyLoader {
 #[pyclass(frozen, module = "trajstore._trajstore", name = "Sampler")]
 pub struct PySampler {
     state: Mutex<(Sampler, Batch)>,
+    /// The column buffers of dropped batches, gathered into again.
+    pool: Arc<BufferPool>,
     /// Whether units are windows: then every row-wise array has a window axis, even for
     /// `window=1`, so `mask` and `obs` agree on their leading axes.
     windowed: bool,
@@ -367,7 +370,10 @@ struct OwnedColumn {
 }
 
 impl OwnedBatch {
-    fn take(batch: &mut Batch) -> OwnedBatch {
+    /// Moves the batch's column data out, leaving in its place a dropped batch's buffer of
+    /// the same size when `pool` keeps one (the sampler then gathers into it without
+    /// allocating or zero-filling anything).
+    fn take(batch: &mut Batch, pool: &BufferPool) -> OwnedBatch {
         OwnedBatch {
             columns: batch
                 .columns
@@ -376,7 +382,10 @@ impl OwnedBatch {
                     key: c.key.clone(),
                     dtype: c.dtype,
                     shape: c.shape.clone(),
-                    data: std::mem::take(&mut c.data),
+                    data: {
+                        let recycled = pool.take(c.data.len()).unwrap_or_default();
+                        std::mem::replace(&mut c.data, recycled)
+                    },
                     valid: c.valid.clone(),
                 })
                 .collect(),
@@ -422,7 +431,8 @@ impl PySampler {
             })?;
             let valid = caller_array(py, column.valid, DType::Bool, valid_shape)?;
             d.set_item(format!("valid/{}", column.key), valid)?;
-            let data = caller_array(py, column.data, column.dtype, &column.shape)?;
+            let data = OwnedBuffer::recycled(column.data, column.dtype, &column.shape, &self.pool)?;
+            let data = Bound::new(py, data)?.into_any();
             d.set_item(&column.key, data)?;
         }
         d.set_item(
@@ -445,7 +455,7 @@ impl PySampler {
             Ok(sampler
                 .next_into(batch)
                 .py_err()?
-                .then(|| OwnedBatch::take(batch)))
+                .then(|| OwnedBatch::take(batch, &self.pool)))
         })?;
         next.map(|batch| self.batch_dict(py, batch)).transpose()
     }
@@ -455,7 +465,7 @@ impl PySampler {
     fn batch_of<'py>(&self, py: Python<'py>, units: Vec<u64>) -> PyResult<Bound<'py, PyDict>> {
         let batch = self.with(py, |sampler, batch| {
             sampler.units_into(&units, batch).py_err()?;
-            Ok(OwnedBatch::take(batch))
+            Ok(OwnedBatch::take(batch, &self.pool))
         })?;
         self.batch_dict(py, batch)
     }

@@ -207,3 +207,23 @@ def test_cartpole_behaviour_cloning_example_reaches_475(tmp_path):
     mean = float(re.search(r"mean return ([0-9.]+) \(min", out).group(1))
     assert mean >= 475, out
     assert "expert-0" in out and "expert-1" in out and "verify: ok" in out
+
+
+def test_dropped_batches_are_gathered_into_again_and_kept_ones_never_change(store):
+    """A batch array the caller dropped gives its memory to a later batch (no fresh,
+    zero-filled buffer per batch): every batch still holds exactly its own values, and one
+    the caller keeps is never written again."""
+    loader = trajstore.Loader(store, seed=5)
+    expected = [{k: v.copy() for k, v in b.items()} for b in loader.batches(["obs"], 8)]
+    batches = loader.batches(["obs"], 8)
+    kept = next(batches)
+    addresses = []
+    for i, batch in enumerate(batches, start=1):
+        for key, value in expected[i].items():
+            assert np.array_equal(batch[key], value), (i, key)
+        addresses.append(batch["obs"].__array_interface__["data"][0])
+        del batch
+    for key, value in expected[0].items():
+        assert np.array_equal(kept[key], value), key
+    assert kept["obs"].__array_interface__["data"][0] not in addresses
+    assert len(addresses) == len(expected) - 1

@@ -396,7 +396,7 @@ impl Sampler {
             }
             column.shape.extend_from_slice(&r.shape);
             let unit_bytes = per * k * r.step_bytes;
-            column.data.resize(batch.units * unit_bytes, 0);
+            size_gathered(&mut column.data, batch.units * unit_bytes);
             column.valid.resize(rows * k, 0);
             if batch.units == 0 {
                 continue;
@@ -515,6 +515,19 @@ struct Gather<'a> {
     edge: Edge,
     rows: usize,
     step_bytes: usize,
+}
+
+/// Makes `data` exactly `len` bytes long for a gather that writes every byte. A buffer of
+/// enough capacity is only resized (zeros written past its old length alone); an empty one
+/// (a batch's first, or one whose data was handed to a consumer) is allocated zeroed, which
+/// for a large buffer is fresh pages from the kernel rather than a memset of bytes about
+/// to be overwritten.
+fn size_gathered(data: &mut Vec<u8>, len: usize) {
+    if data.capacity() < len {
+        *data = vec![0; len];
+    } else {
+        data.resize(len, 0);
+    }
 }
 
 /// Reads a byte of every cache line of `bytes` (non-empty): loads the caller does not wait
