@@ -78,7 +78,7 @@ pub mod loader;
 pub mod preview;
 
 pub use compact::{CompactOptions, CompactReport, Progress, compact};
-pub use curate::{CurateOptions, Curated, Relabel, Restore, SplitRequest, Target};
+pub use curate::{CurateOptions, Curated, Relabel, Restore, SavedStats, SplitRequest, Target};
 pub use dtype::{DType, Element, PlainElement};
 pub use error::{
     DamagedRead, Error, ErrorKind, IndexFailure, OpenError, ReadError, RecordError, Result,

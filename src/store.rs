@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::curate::{CurateOptions, Curated, Relabel, Restore, SplitRequest, Target};
+use crate::curate::{CurateOptions, Curated, Relabel, Restore, SavedStats, SplitRequest, Target};
 use crate::error::{Error, OpenError, Result};
 use crate::ids::EpisodeId;
 use crate::index::commit::CommitStats;
@@ -172,6 +172,16 @@ impl Store {
         options: &CurateOptions,
     ) -> Result<SplitSpecV1> {
         crate::curate::set_split(&*self.handle.here()?, request, options)
+    }
+
+    /// Computes, from their frames, the statistics of every live episode that has none
+    /// (recorded before store format 2 or with statistics off, or restored by `repair`) and
+    /// stores them, so [`Snapshot::stats`] combines them without reading frames again. Reads
+    /// only the fields small enough to have statistics. An episode whose frames cannot be
+    /// read is reported and left without statistics.
+    pub fn save_missing_stats(&self) -> Result<SavedStats> {
+        let snapshot = self.snapshot()?;
+        crate::curate::save_missing_stats(&*self.handle.here()?, &snapshot)
     }
 
     /// Tombstones older than `retention` (deleted at least that long ago): what compaction

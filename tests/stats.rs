@@ -244,27 +244,55 @@ fn a_format_1_store_lists_its_episodes_as_missing_and_computes_them_on_request()
 }
 
 #[test]
-fn episodes_restored_by_repair_are_listed_as_missing_not_guessed() {
+fn a_repaired_index_has_the_same_statistics_as_the_lost_one() {
+    // Manifests carry no statistics: repair recomputes them from the restored frames, so
+    // losing index.redb does not leave `stats` with episodes it can only list as missing.
     let dir = tempfile::tempdir().unwrap();
-    {
+    let q = Query::default();
+    let before = {
         let store = Store::create(dir.path()).unwrap();
         record(&store, "alice", 1, 20);
-        record(&store, "alice", 2, 30);
-    }
+        record(&store, "bob", 2, 30);
+        record(&store, "alice", 3, 7);
+        store.snapshot().unwrap().stats(&q, &[], false).unwrap()
+    };
+    assert!(before.missing.is_empty() && !before.fields.is_empty());
     std::fs::remove_file(dir.path().join(trajstore::INDEX_FILE)).unwrap();
-    trajstore::repair(dir.path()).unwrap();
+    let report = trajstore::repair(dir.path()).unwrap();
+    assert_eq!(report.stats_saved, 3, "{report:?}");
+    assert!(report.stats_problems.is_empty(), "{report:?}");
     let store = Store::open(dir.path()).unwrap();
-    record(&store, "alice", 3, 10);
     let snap = store.snapshot().unwrap();
+    assert_eq!(snap.stats(&q, &[], false).unwrap(), before);
+    check_all(&before, &snap, &q);
+}
+
+#[test]
+fn saving_missing_statistics_stores_what_compute_missing_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture(dir.path());
     let q = Query::default();
-    let stats = snap.stats(&q, &["obs/pos"], false).unwrap();
-    let ids: Vec<u64> = stats.missing.iter().map(|id| id.get()).collect();
-    assert_eq!(ids, [1, 2]);
-    assert_eq!(stats.fields[0].episodes, 1);
-    // Computing the two from their frames gives the figures of all three.
-    let full = snap.stats(&q, &["obs/pos"], true).unwrap();
-    assert_eq!(full.fields[0].episodes, 3);
-    check_all(&full, &snap, &q);
+    let computed = Store::open_read_only(dir.path())
+        .unwrap()
+        .snapshot()
+        .unwrap()
+        .stats(&q, &[], true)
+        .unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let saved = store.save_missing_stats().unwrap();
+    assert_eq!(saved.saved, computed.computed);
+    assert!(saved.failed.is_empty());
+    let snap = store.snapshot().unwrap();
+    let stored = snap.stats(&q, &[], false).unwrap();
+    assert!(stored.missing.is_empty() && stored.computed.is_empty());
+    assert_eq!(stored.fields, computed.fields);
+    // Saving upgraded the format-1 fixture (the statistics table is format 2's).
+    assert_eq!(
+        snap.format_version().unwrap(),
+        trajstore::STORE_FORMAT_VERSION
+    );
+    // Nothing is left to save: a second call writes nothing.
+    assert!(store.save_missing_stats().unwrap().saved.is_empty());
 }
 
 #[test]

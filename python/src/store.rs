@@ -178,6 +178,20 @@ impl PyStore {
         curated_dict(py, &done)
     }
 
+    /// Computes and stores the statistics of the live episodes recorded without them;
+    /// returns `(saved ids, [(id, why not)])`.
+    fn save_missing_stats(&self, py: Python<'_>) -> PyResult<SavedStatsTuple> {
+        let store = self.store.clone();
+        let r = py.detach(|| store.save_missing_stats()).py_err()?;
+        Ok((
+            r.saved.iter().map(|e| e.get()).collect(),
+            r.failed
+                .into_iter()
+                .map(|(e, why)| (e.get(), why))
+                .collect(),
+        ))
+    }
+
     /// Deleted episodes (restorable until compaction purges them): episode dicts with
     /// `deleted_at_us` and `deleted_by`.
     fn deleted<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
@@ -366,16 +380,31 @@ fn change_dict<'py>(py: Python<'py>, c: &LabelChange) -> PyResult<Bound<'py, PyD
     Ok(d)
 }
 
-/// Compacts the store at `path` (`trajstore compact`); returns its report.
+/// `Store.save_missing_stats`' answer: the ids saved, and the ids that failed with why.
+type SavedStatsTuple = (Vec<u64>, Vec<(u64, String)>);
+
+/// Compacts the store at `path` (`trajstore compact`); returns its report. Tombstones of
+/// episodes deleted at least `retention_seconds` ago are purged first (`None`: none are).
 #[pyfunction]
-#[pyo3(signature = (path, dry_run = false))]
+#[pyo3(signature = (path, dry_run = false, retention_seconds = None))]
 pub fn compact<'py>(
     py: Python<'py>,
     path: std::path::PathBuf,
     dry_run: bool,
+    retention_seconds: Option<f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let retention = retention_seconds
+        .map(|s| {
+            std::time::Duration::try_from_secs_f64(s).map_err(|_| {
+                InputError::new_err(format!(
+                    "retention: {s} seconds is not a duration (a number of seconds >= 0)"
+                ))
+            })
+        })
+        .transpose()?;
     let options = trajstore::CompactOptions {
         dry_run,
+        retention,
         ..Default::default()
     };
     let r = py.detach(|| trajstore::compact(&path, &options)).py_err()?;
@@ -386,6 +415,10 @@ pub fn compact<'py>(
     d.set_item("segment_bytes", r.segment_bytes)?;
     d.set_item("rewritten", ids(&r.rewritten))?;
     d.set_item("dropped", ids(&r.dropped))?;
+    d.set_item(
+        "purged",
+        r.purged.iter().map(|e| e.get()).collect::<Vec<u64>>(),
+    )?;
     d.set_item("skipped_locked", ids(&r.skipped_locked))?;
     d.set_item("new_segments", ids(&r.new_segments))?;
     d.set_item("episodes_moved", r.episodes_moved)?;

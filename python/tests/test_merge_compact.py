@@ -54,3 +54,18 @@ def test_compact_of_a_clean_store_rewrites_nothing_and_keeps_every_episode(tmp_p
     assert report["segments"] == 1
     for i, frames in zip(ids, before):
         np.testing.assert_array_equal(store.episode(i)["obs"], frames)
+
+
+def test_compact_purges_deleted_episodes_past_the_retention_only(tmp_path):
+    store = trajstore.Store.create(tmp_path / "s")
+    ids = [record(store, "ann", s, 4) for s in (1, 2, 3)]
+    store.delete(ids[1])
+    kept = store.compact(retention=3600)  # deleted just now: still restorable
+    assert kept["purged"] == [] and [d["id"] for d in store.deleted()] == [ids[1]]
+    report = store.compact(retention=0)
+    assert report["purged"] == [ids[1]] and store.deleted() == []
+    assert [e.id for e in store.episodes()] == [ids[0], ids[2]]
+    with pytest.raises(trajstore.TrajstoreError):
+        store.restore(ids[1])
+    with pytest.raises(trajstore.InputError, match="retention"):
+        store.compact(retention=-1)

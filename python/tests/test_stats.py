@@ -90,3 +90,18 @@ def test_a_format_1_store_lists_missing_statistics_and_computes_them(tmp_path):
     computed = store.stats(compute_missing=True)
     assert computed.computed == ids and computed.missing == []
     check(computed["obs/ram/health"], values(store, "obs/ram/health"))
+
+
+def test_saved_missing_statistics_are_served_from_the_index_afterwards(tmp_path):
+    fixture = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "v1-store"
+    shutil.copytree(fixture, tmp_path / "v1")
+    store = trajstore.Store(tmp_path / "v1")
+    ids = [e.id for e in store.episodes()]
+    computed = store.stats(compute_missing=True)
+    assert store.save_missing_stats() == {"saved": ids, "failed": {}}
+    stored = store.stats()
+    assert stored.missing == [] and stored.computed == []
+    check(stored["obs/ram/health"], values(store, "obs/ram/health"))
+    for name in ("obs/ram/health", "action"):
+        np.testing.assert_array_equal(stored[name].mean, computed[name].mean)
+    assert store.save_missing_stats() == {"saved": [], "failed": {}}

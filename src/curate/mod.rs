@@ -26,7 +26,7 @@ use crate::index::curation::CurationTxn;
 use crate::index::guarded;
 use crate::index::records::{EpisodeRecordV1, SplitKey, SplitSpecV1};
 use crate::open::OpenStore;
-use crate::read::{Episode, Query};
+use crate::read::{Episode, Query, Snapshot};
 use log::{LogOp, LogWriter};
 
 /// Which episodes an operation applies to: the listed ids (when any) that also match the
@@ -394,6 +394,51 @@ fn check_split(request: &SplitRequest, opts: &CurateOptions) -> Result<SplitSpec
 
 /// Removes tombstones for good (compaction, after it reclaimed or stopped referencing their
 /// bytes), in one transaction. Every id must be a tombstone.
+/// What [`Store::save_missing_stats`](crate::Store::save_missing_stats) did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SavedStats {
+    /// Episodes whose statistics were computed from their frames and stored, in id order.
+    pub saved: Vec<EpisodeId>,
+    /// Episodes whose frames could not be read (a corrupt chunk, a missing segment), with the
+    /// error: they stay without statistics.
+    pub failed: Vec<(EpisodeId, String)>,
+}
+
+/// Episodes per index transaction of [`save_missing_stats`]: statistics are computed outside
+/// the transaction, so recorders wait at most for one batch's inserts.
+const STATS_BATCH: usize = 512;
+
+/// Computes the statistics of every live episode of `snapshot` that has none and stores them.
+/// Statistics are derived data, so nothing is logged; an episode deleted meanwhile, or given
+/// statistics by someone else, is skipped at insert time.
+pub(crate) fn save_missing_stats(open: &OpenStore, snapshot: &Snapshot) -> Result<SavedStats> {
+    let mut report = SavedStats::default();
+    for batch in snapshot.episodes_without_stats()?.chunks(STATS_BATCH) {
+        let mut records = Vec::with_capacity(batch.len());
+        for episode in batch {
+            match snapshot.stats_record(episode) {
+                Ok(record) => records.push((episode.id(), record)),
+                Err(e) => report.failed.push((episode.id(), e.to_string())),
+            }
+        }
+        let index = open.index();
+        let saved = guarded(index.path(), || {
+            index.curate(|c| {
+                let mut saved = Vec::new();
+                for (id, record) in &records {
+                    if c.put_missing_stats(id.get(), record)? {
+                        saved.push(*id);
+                    }
+                }
+                let any = !saved.is_empty();
+                Ok((saved, any))
+            })
+        })?;
+        report.saved.extend(saved);
+    }
+    Ok(report)
+}
+
 pub(crate) fn purge(open: &OpenStore, ids: &[EpisodeId], opts: &CurateOptions) -> Result<Curated> {
     run(open, opts, |c, _, _| {
         let mut wanted: Vec<u64> = ids.iter().map(|i| i.get()).collect();

@@ -22,6 +22,7 @@ use super::{
     USER_EPISODES, USERS,
 };
 use crate::error::Result;
+use crate::stats::EpisodeStatsV1;
 
 /// Creates the format-2 tables (empty) in `txn`.
 pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<()> {
@@ -219,6 +220,17 @@ impl CurationTxn<'_> {
         self.history
             .retain_in((id, 0)..=(id, u32::MAX), |_, _| false)?;
         Ok(())
+    }
+
+    /// Stores the statistics of live episode `id` if it has none; `false` (nothing written)
+    /// when it already has some or is no longer live. Statistics are derived data (computed
+    /// from the episode's frames), so this is never logged to `curation.log`.
+    pub fn put_missing_stats(&mut self, id: u64, stats: &EpisodeStatsV1) -> Result<bool> {
+        if self.episodes.get(id)?.is_none() || self.episode_stats.get(id)?.is_some() {
+            return Ok(false);
+        }
+        self.episode_stats.insert(id, stats.encode().as_slice())?;
+        Ok(true)
     }
 
     /// Replaces a live episode's record by a relabelled one (same id, chunks, env).

@@ -138,7 +138,6 @@ impl Snapshot {
             names: fields.iter().map(|f| (*f).to_owned()).collect(),
         };
         self.check_wanted(&episodes, &wanted)?;
-        let ids: Vec<u64> = episodes.iter().map(|e| e.id().get()).collect();
         // Schemas first: the scan below holds the index read.
         let mut schemas = HashMap::new();
         for e in &episodes {
@@ -147,16 +146,8 @@ impl Snapshot {
             }
         }
         let mut combiner = Combiner::default();
-        let mut stored = vec![false; episodes.len()];
-        let mut at = 0usize;
-        self.read_index(|index| {
-            index.episode_stats(&ids, |id, record| {
-                while ids[at] < id {
-                    at += 1;
-                }
-                stored[at] = true;
-                combiner.add_stored(&schemas[&episodes[at].schema_id()], &wanted, &record)
-            })
+        let stored = self.stored_stats(&episodes, |at, record| {
+            combiner.add_stored(&schemas[&episodes[at].schema_id()], &wanted, &record)
         })?;
         let mut missing = Vec::new();
         let mut computed = Vec::new();
@@ -225,6 +216,52 @@ impl Snapshot {
     }
 
     /// An episode's statistics computed from its frames, as recording would have gathered them.
+    /// The statistics record an episode would have been committed with, computed from its
+    /// frames (only the fields small enough to have statistics are read).
+    pub(crate) fn stats_record(&self, episode: &Episode) -> Result<EpisodeStatsV1> {
+        let schema = self.schema(episode.schema_id())?;
+        let mut builder = EpisodeStatsBuilder::new(schema.fields());
+        for position in builder.field_positions() {
+            let field = self.field_at(episode, &schema, position)?;
+            builder.push_field(position, &field.to_vec()?);
+        }
+        Ok(builder.finish_record())
+    }
+
+    /// The live episodes of this snapshot that have no stored statistics, in id order.
+    pub(crate) fn episodes_without_stats(&self) -> Result<Vec<Episode>> {
+        let episodes = self.episodes(&Query::default())?;
+        let stored = self.stored_stats(&episodes, |_, _| Ok(()))?;
+        Ok(episodes
+            .into_iter()
+            .zip(stored)
+            .filter(|(_, s)| !s)
+            .map(|(e, _)| e)
+            .collect())
+    }
+
+    /// Calls `each(position in episodes, record)` for every episode of `episodes` (ids
+    /// increasing) that has stored statistics; says which have them.
+    fn stored_stats(
+        &self,
+        episodes: &[Episode],
+        mut each: impl FnMut(usize, EpisodeStatsV1) -> Result<()>,
+    ) -> Result<Vec<bool>> {
+        let ids: Vec<u64> = episodes.iter().map(|e| e.id().get()).collect();
+        let mut stored = vec![false; episodes.len()];
+        let mut at = 0usize;
+        self.read_index(|index| {
+            index.episode_stats(&ids, |id, record| {
+                while ids[at] < id {
+                    at += 1;
+                }
+                stored[at] = true;
+                each(at, record)
+            })
+        })?;
+        Ok(stored)
+    }
+
     fn compute_stats(
         &self,
         episode: &Episode,

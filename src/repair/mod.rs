@@ -87,6 +87,12 @@ pub struct RepairReport {
     pub curation_replayed: u64,
     /// Why the curation log was not read to its end (a torn or damaged entry), if it was not.
     pub curation_log_problem: Option<String>,
+    /// Episodes whose field statistics were recomputed from their frames after the rebuild
+    /// (manifests carry none), so `trajstore stats` covers them again.
+    pub stats_saved: u64,
+    /// Why some statistics could not be recomputed (those episodes stay without them;
+    /// `trajstore stats --compute-missing` still reads them).
+    pub stats_problems: Vec<String>,
 }
 
 /// Rebuilds the index of the store at `path` from its segments when the index is missing,
@@ -132,7 +138,7 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     }
     // Rebuilding: hold every segment's lock so no recorder appends meanwhile, and scan again
     // under the locks so the new index describes the segments as they are now.
-    let _locks = lock_segments(&segments_dir)?;
+    let locks = lock_segments(&segments_dir)?;
     let scan = scan::scan(&segments_dir)?;
     let findings = plan::examine(&scan, &state);
     let plan = plan::plan(&findings, &state);
@@ -161,7 +167,26 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     r.carried_over = plan.carried_over;
     r.aborted = findings.aborted;
     r.superseded = findings.superseded;
+    drop(locks);
+    save_stats(path, &mut r);
     Ok(r)
+}
+
+/// Recomputes the statistics the rebuilt index lacks. The index is already repaired and in
+/// place: a failure here is reported, never undoes it.
+fn save_stats(path: &Path, report: &mut RepairReport) {
+    let saved = crate::Store::open(path).and_then(|store| store.save_missing_stats());
+    match saved {
+        Ok(saved) => {
+            report.stats_saved = saved.saved.len() as u64;
+            report.stats_problems = saved
+                .failed
+                .into_iter()
+                .map(|(id, e)| format!("episode {id}: {e}"))
+                .collect();
+        }
+        Err(e) => report.stats_problems.push(e.to_string()),
+    }
 }
 
 fn report(
@@ -195,6 +220,8 @@ fn report(
         garbage_bytes: scan.garbage_bytes,
         curation_replayed: 0,
         curation_log_problem: None,
+        stats_saved: 0,
+        stats_problems: Vec::new(),
     }
 }
 

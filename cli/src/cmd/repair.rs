@@ -71,6 +71,17 @@ pub fn run(args: RepairArgs) -> Result<ExitCode> {
             "curation.log: read up to {problem} (an operation cut off by a crash never committed)"
         ))?;
     }
+    if report.stats_saved > 0 {
+        out(format!(
+            "recomputed the field statistics of {} episode(s) from their frames",
+            report.stats_saved
+        ))?;
+    }
+    for problem in &report.stats_problems {
+        out(format!(
+            "statistics not recomputed: {problem} (`trajstore stats --compute-missing` reads those episodes' frames)"
+        ))?;
+    }
     match report.action {
         RepairAction::NothingToDo => out(format!(
             "{}: index healthy and complete, nothing to do ({} episodes, {} segments{})",
@@ -130,5 +141,7 @@ fn report_json(r: &RepairReport) -> serde_json::Value {
         "garbage_bytes": r.garbage_bytes,
         "curation_replayed": r.curation_replayed,
         "curation_log_problem": r.curation_log_problem,
+        "stats_saved": r.stats_saved,
+        "stats_problems": r.stats_problems,
     })
 }

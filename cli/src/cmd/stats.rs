@@ -20,13 +20,30 @@ pub struct StatsArgs {
     /// indexes) from their frames, instead of listing them as missing.
     #[arg(long)]
     compute_missing: bool,
+    /// First compute the statistics of every live episode recorded without them and store
+    /// them in the index (opens the store for writing), so later calls need no frames.
+    #[arg(long)]
+    save_missing: bool,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: StatsArgs) -> Result<ExitCode> {
     let query = args.filters.query()?;
-    let store = open_read(&args.dir)?;
+    let store = if args.save_missing {
+        let store = trajstore::Store::open(&args.dir)?;
+        let saved = store.save_missing_stats()?;
+        eprintln!(
+            "saved the statistics of {} episode(s) recorded without them",
+            saved.saved.len()
+        );
+        for (id, problem) in &saved.failed {
+            eprintln!("episode {id}: statistics not computed: {problem}");
+        }
+        store
+    } else {
+        open_read(&args.dir)?
+    };
     let fields: Vec<&str> = args.field.iter().map(String::as_str).collect();
     let stats = store
         .snapshot()?

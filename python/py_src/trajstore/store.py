@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import operator
 import os
 import weakref
@@ -459,11 +460,23 @@ class Store:
         store, of a newer format or damaged raises before anything is linked."""
         return self._native.merge_from([os.fspath(s) for s in sources])
 
-    def compact(self, dry_run: bool = False) -> dict[str, Any]:
-        """Reclaims the bytes of aborted or crashed recordings (`trajstore compact`); safe
-        while others record and read. Replaced files stay in `segments/retired/` while any
-        store handle is open (this one included) and are deleted by the last one to close."""
-        return _compact(self.path, dry_run=dry_run)
+    def compact(self, dry_run: bool = False, retention: float | datetime.timedelta | None = datetime.timedelta(days=7)) -> dict[str, Any]:
+        """Reclaims the bytes of aborted or crashed recordings and of episodes deleted at
+        least `retention` ago (a timedelta or seconds; `None` keeps every deleted episode
+        restorable), as `trajstore compact` does (same default: 7 days); safe while others
+        record and read. Replaced files stay in `segments/retired/` while any store handle is
+        open (this one included) and are deleted by the last one to close. The report's
+        `purged` lists the deleted episodes that can no longer be restored."""
+        seconds = retention.total_seconds() if isinstance(retention, datetime.timedelta) else retention
+        return _compact(self.path, dry_run=dry_run, retention_seconds=seconds)
+
+    def save_missing_stats(self) -> dict[str, Any]:
+        """Computes, from their frames, the statistics of every live episode recorded without
+        them (an older store, statistics off) and stores them, so `stats()` needs no frames
+        for them again. Returns `{"saved": [ids], "failed": {id: why}}`: an episode whose
+        frames cannot be read (a corrupt chunk) is left without statistics and named."""
+        saved, failed = self._native.save_missing_stats()
+        return {"saved": saved, "failed": dict(failed)}
 
     def __repr__(self) -> str:
         if not self.verify_reads:
