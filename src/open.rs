@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, OpenError, Result};
+use crate::index::board::{Board, QUEUE_DIR as BOARD_QUEUE_DIR};
 use crate::index::commit::GroupCommit;
 use crate::index::{INDEX_FILE, Index, guarded};
 use crate::io::StoreIo;
@@ -45,6 +46,9 @@ pub(crate) struct OpenStore {
 pub(crate) struct Recording {
     pool: ProcessBound<SegmentPool>,
     commits: GroupCommit,
+    /// The cross-process group commit (index/board.rs), on a file system other processes
+    /// share; `None` in the simulations.
+    board: Option<Board>,
     /// Schemas this process has registered, with their ids (saves an index transaction per
     /// episode).
     schema_ids: Mutex<Vec<(Arc<Schema>, u64)>>,
@@ -59,8 +63,14 @@ impl OpenStore {
             options.segment_target_bytes,
             options.io.clone(),
         );
+        let board = if options.io.overlapped_syncs() {
+            Some(Board::open(path).map_err(|e| Error::io(path.join(BOARD_QUEUE_DIR), e))?)
+        } else {
+            None
+        };
         let recording = Recording {
             pool: ProcessBound::new(pool),
+            board,
             commits: GroupCommit::default(),
             schema_ids: Mutex::new(Vec::new()),
         };
@@ -144,6 +154,10 @@ impl Recording {
 
     pub fn commits(&self) -> &GroupCommit {
         &self.commits
+    }
+
+    pub fn board(&self) -> Option<&Board> {
+        self.board.as_ref()
     }
 
     /// The id of `schema` in the index, registering it on first use.

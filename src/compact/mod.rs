@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::ids::SegmentId;
+use crate::index::board::Board;
 use crate::index::records::EpisodeRecordV1;
 use crate::index::{ChunkMove, INDEX_FILE, Index, IndexSnapshot, guarded};
 use crate::io::{FileView, OsIo, StoreIo};
@@ -244,6 +245,10 @@ pub fn compact(path: impl AsRef<Path>, options: &CompactOptions) -> Result<Compa
 
     // Retire what no episode's chunks reference now (checked on a fresh read: never a file in
     // use; the manifests in these files were all written again above).
+    // Under the commit lock: no leader indexes a dead recorder's queued episode, which may name
+    // a file retired here, between this look and the renames (index/board.rs).
+    let board = Board::open(root).map_err(|e| Error::io(root, e))?;
+    let leading = board.lead().map_err(|e| Error::io(root, e))?;
     let (_, after) = look(&index, &segments_dir)?;
     let still_used: HashSet<u64> = after
         .iter()
@@ -266,6 +271,7 @@ pub fn compact(path: impl AsRef<Path>, options: &CompactOptions) -> Result<Compa
         sync_dir(&retired_dir)?;
         sync_dir(&segments_dir)?;
     }
+    drop(leading);
     report.bytes_retired = uses
         .iter()
         .filter(|u| {

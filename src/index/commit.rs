@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result, StorageError};
+use crate::index::board::{self, Board};
 use crate::index::presync::SyncSignal;
 use crate::index::{Index, PendingEpisode};
 
@@ -61,9 +62,10 @@ impl<E> Default for GroupCommit<E> {
 /// Counters of a process's commits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CommitStats {
-    /// Durable index transactions that committed episodes.
+    /// Durable index transactions this process ran that committed episodes.
     pub transactions: u64,
-    /// Episodes they committed.
+    /// Episodes they committed: this process's, and other processes' it committed for them
+    /// (board.rs). Summed over every process of a store, each episode counts once.
     pub episodes: u64,
 }
 
@@ -97,19 +99,162 @@ impl<E> Drop for Leading<'_, E> {
 impl GroupCommit {
     /// Indexes one episode durably, possibly together with others; returns its id. `synced`:
     /// the sync of its segment, when it is still running.
+    /// With a `board` (the store is shared with other processes), the batch goes through the
+    /// cross-process group commit (board.rs).
     pub fn commit(
         &self,
         index: &Index,
+        board: Option<&Board>,
         episode: PendingEpisode,
         synced: Option<Arc<SyncSignal>>,
     ) -> Result<u64> {
-        self.commit_with(Queued { episode, synced }, |batch| {
+        self.commit_counted(Queued { episode, synced }, |batch| {
             let signals = batch.iter().filter_map(|q| q.synced.clone()).collect();
             // The episodes are moved into the transaction's rows by reference only.
             let episodes: Vec<&PendingEpisode> = batch.iter().map(|q| &q.episode).collect();
-            crate::index::guarded(index.path(), || index.commit(&episodes, signals))
+            crate::index::guarded(index.path(), || match board {
+                None => index.commit(&episodes, signals).map(Committed::alone),
+                Some(board) => across_processes(index, board, &episodes, signals),
+            })
         })
     }
+}
+
+/// What committing a batch did: one id per episode of the batch, and the index transactions
+/// this process ran for it with the episodes they indexed (other processes' included; none
+/// when another process's leader indexed the batch).
+struct Committed {
+    ids: Vec<u64>,
+    transactions: u64,
+    episodes: u64,
+}
+
+impl Committed {
+    /// The batch indexed alone, in one transaction of this process.
+    fn alone(ids: Vec<u64>) -> Committed {
+        let episodes = ids.len() as u64;
+        Committed {
+            ids,
+            transactions: 1,
+            episodes,
+        }
+    }
+}
+
+/// One process's batch through the board: committed at once, with whatever other processes
+/// queued, when no other process leads; else posted, once its segment bytes are durable, and
+/// answered by the leader of the moment (or led by this process when none answered).
+fn across_processes(
+    index: &Index,
+    board: &Board,
+    own: &[&PendingEpisode],
+    signals: Vec<Arc<SyncSignal>>,
+) -> Result<Committed> {
+    let board_error = |e: std::io::Error| Error::io(board.queue_dir(), e);
+    if let Some(leading) = board.try_lead().map_err(board_error)? {
+        return lead(index, board, &leading, own, signals);
+    }
+    // Another process indexes: it cannot wait for this process's syncs, so they finish first
+    // (they ran while this batch waited for the lock).
+    for signal in &signals {
+        signal.wait().map_err(board_error)?;
+    }
+    let ticket = board.post(own).map_err(board_error)?;
+    let leading = board.lead().map_err(board_error)?;
+    let (mut transactions, mut episodes) = (0, 0);
+    if ticket.outcome().map_err(board_error)?.is_none() {
+        let led = lead(index, board, &leading, &[], Vec::new())?;
+        (transactions, episodes) = (led.transactions, led.episodes);
+    }
+    let outcome = ticket.outcome().map_err(board_error)?;
+    drop(leading);
+    match outcome {
+        Some(Ok(ids)) if ids.len() == own.len() => Ok(Committed {
+            ids,
+            transactions,
+            episodes,
+        }),
+        Some(Ok(ids)) => Err(StorageError::Panicked {
+            during: "committing a batch of episodes",
+            message: format!("{} ids for {} episodes", ids.len(), own.len()),
+        }
+        .into()),
+        Some(Err(text)) => Err(board_error(std::io::Error::other(format!(
+            "the leading process failed to commit this batch: {text}"
+        )))),
+        None => Err(board_error(std::io::Error::other(
+            "the batch was not committed by the leading process",
+        ))),
+    }
+}
+
+/// Commits `own` (this process's batch, its segment syncs in `signals`) and every ticket
+/// queued, in one transaction, while holding the leader lock; answers every ticket.
+fn lead(
+    index: &Index,
+    board: &Board,
+    leading: &board::Leading<'_>,
+    own: &[&PendingEpisode],
+    signals: Vec<Arc<SyncSignal>>,
+) -> Result<Committed> {
+    let board_error = |e: std::io::Error| Error::io(board.queue_dir(), e);
+    let mut queued = Vec::new();
+    for ticket in board.collect(leading).map_err(board_error)? {
+        // Only a ticket of a recorder that died can name a segment compaction retired (a live
+        // one holds its segment's lock): never index what readers may not find.
+        if board.segments_present(&ticket.episodes) {
+            queued.push(ticket);
+        } else {
+            let _ = ticket.answer(Err("a segment it names was retired"));
+        }
+    }
+    if queued.is_empty() {
+        if own.is_empty() {
+            return Ok(Committed {
+                ids: Vec::new(),
+                transactions: 0,
+                episodes: 0,
+            });
+        }
+        return index.commit(own, signals).map(Committed::alone);
+    }
+    let from_id = index.next_episode_id()?;
+    let mut taken = vec![None; own.len()];
+    for ticket in &mut queued {
+        let before = ticket.taken_from();
+        ticket.take(from_id).map_err(board_error)?;
+        taken.extend(std::iter::repeat_n(before, ticket.episodes.len()));
+    }
+    let result = {
+        let mut all: Vec<&PendingEpisode> = own.to_vec();
+        all.extend(queued.iter().flat_map(|t| t.episodes.iter()));
+        index.commit_checked(&all, &taken, signals)
+    };
+    match &result {
+        Ok(ids) => {
+            let mut at = own.len();
+            for ticket in queued {
+                let n = ticket.episodes.len();
+                let _ = ticket.answer(Ok(&ids[at..at + n]));
+                at += n;
+            }
+        }
+        Err(e) => {
+            let text = e.to_string();
+            for ticket in queued {
+                let _ = ticket.answer(Err(&text));
+            }
+        }
+    }
+    result.map(|mut ids| {
+        let episodes = ids.len() as u64;
+        ids.truncate(own.len());
+        Committed {
+            ids,
+            transactions: 1,
+            episodes,
+        }
+    })
 }
 
 impl<E> GroupCommit<E> {
@@ -120,11 +265,21 @@ impl<E> GroupCommit<E> {
     }
 
     /// Queues `item` and waits for its id; a leader passes its batch to `commit`, which returns
-    /// one id per item, in order.
+    /// one id per item, in order (one transaction of this process for the batch alone).
+    #[cfg(test)]
     fn commit_with(
         &self,
         item: E,
         mut commit: impl FnMut(&[E]) -> Result<Vec<u64>>,
+    ) -> Result<u64> {
+        self.commit_counted(item, |batch| commit(batch).map(Committed::alone))
+    }
+
+    /// [`GroupCommit::commit_with`], where `commit` also says which index work it did.
+    fn commit_counted(
+        &self,
+        item: E,
+        mut commit: impl FnMut(&[E]) -> Result<Committed>,
     ) -> Result<u64> {
         let mut q = self.lock();
         let ticket = q.next_ticket;
@@ -147,9 +302,9 @@ impl<E> GroupCommit<E> {
                 tickets,
             };
             let result = match catch_unwind(AssertUnwindSafe(|| commit(&pending))) {
-                Ok(Ok(ids)) if ids.len() != pending.len() => Err(StorageError::Panicked {
+                Ok(Ok(c)) if c.ids.len() != pending.len() => Err(StorageError::Panicked {
                     during: "committing a batch of episodes",
-                    message: format!("{} ids for {} episodes", ids.len(), pending.len()),
+                    message: format!("{} ids for {} episodes", c.ids.len(), pending.len()),
                 }
                 .into()),
                 Ok(result) => result,
@@ -163,11 +318,12 @@ impl<E> GroupCommit<E> {
             {
                 let mut q = self.lock();
                 match result {
-                    Ok(ids) => {
-                        self.transactions.fetch_add(1, Ordering::Relaxed);
-                        self.episodes.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                    Ok(c) => {
+                        self.transactions
+                            .fetch_add(c.transactions, Ordering::Relaxed);
+                        self.episodes.fetch_add(c.episodes, Ordering::Relaxed);
                         q.done
-                            .extend(tickets.into_iter().zip(ids.into_iter().map(Ok)));
+                            .extend(tickets.into_iter().zip(c.ids.into_iter().map(Ok)));
                     }
                     Err(e) => {
                         q.done

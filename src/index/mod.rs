@@ -25,6 +25,7 @@
 //! insert speed with 8 recorders, FIELD.md). The user / episode / step view is served by the
 //! small `user_episodes` table, whose range scan lists a user's episodes in commit order.
 
+pub(crate) mod board;
 pub(crate) mod catalog;
 pub(crate) mod commit;
 pub(crate) mod curation;
@@ -326,13 +327,34 @@ impl Index {
         batch: &[&PendingEpisode],
         synced: Vec<Arc<SyncSignal>>,
     ) -> Result<Vec<u64>> {
+        self.commit_checked(batch, &vec![None; batch.len()], synced)
+    }
+
+    /// [`Index::commit`], where `taken[i]` is set when episode `i` may already be indexed by a
+    /// leader that died before answering its poster (board.rs): the lowest id that leader
+    /// could have given. An episode with the same record (chunk places aside: compaction may
+    /// have moved them) indexed at or above it is the same episode: its id is returned and
+    /// nothing is inserted again. Looked up inside this write transaction, which starts from
+    /// the latest commit.
+    pub fn commit_checked(
+        &self,
+        batch: &[&PendingEpisode],
+        taken: &[Option<u64>],
+        synced: Vec<Arc<SyncSignal>>,
+    ) -> Result<Vec<u64>> {
         let txn = self.writable()?.begin_write()?;
         let mut ids = Vec::with_capacity(batch.len());
         {
             let mut meta = txn.open_table(META)?;
             let mut tables = EpisodeTables::open(&txn)?;
             let mut next = meta.get(META_NEXT_EPISODE)?.map_or(1, |v| v.value());
-            for pending in batch {
+            for (pending, taken) in batch.iter().zip(taken) {
+                if let Some(from) = taken
+                    && let Some(id) = find_committed(&tables.episodes, *from, &pending.record)?
+                {
+                    ids.push(id);
+                    continue;
+                }
                 let id = next;
                 next += 1;
                 tables.insert(id, pending)?;
@@ -353,6 +375,13 @@ impl Index {
             .into());
         }
         Ok(ids)
+    }
+
+    /// The id the next committed episode would get now (ids only grow).
+    pub fn next_episode_id(&self) -> Result<u64> {
+        let txn = self.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(META_NEXT_EPISODE)?.map_or(1, |v| v.value()))
     }
 
     /// Compaction's index switch: in one durable transaction, each episode whose chunk list
@@ -424,6 +453,31 @@ impl Index {
 }
 
 /// The tables one committed episode writes rows into, open in one write transaction.
+/// The id of an indexed episode at or above `from` whose record equals `record`, chunk places
+/// aside (board.rs: a ticket a dead leader may have committed).
+fn find_committed(
+    episodes: &Table<'_, u64, &'static [u8]>,
+    from: u64,
+    record: &EpisodeRecordV1,
+) -> Result<Option<u64>> {
+    let want = EpisodeRecordV1 {
+        fields: Vec::new(),
+        ..record.clone()
+    };
+    for row in episodes.range(from..)? {
+        let (id, value) = row?;
+        let got = EpisodeRecordV1::decode(value.value())?;
+        if (EpisodeRecordV1 {
+            fields: Vec::new(),
+            ..got
+        }) == want
+        {
+            return Ok(Some(id.value()));
+        }
+    }
+    Ok(None)
+}
+
 struct EpisodeTables<'t> {
     episodes: Table<'t, u64, &'static [u8]>,
     steps: Table<'t, (u64, u32), &'static [u8]>,

@@ -302,15 +302,15 @@ impl EpisodeWriter {
             schema_metadata,
         };
         let recording = self.store.recording()?;
-        let (commits, index) = (recording.commits(), self.store.index());
+        let (commits, index, board) = (recording.commits(), self.store.index(), recording.board());
         let committed = if self.store.options().io.overlapped_syncs() {
             // The segment syncs on a helper thread while the transaction is built and the
             // index file syncs; the commit's first index sync waits for it (index/presync.rs).
-            appender.sync_during(|synced| commits.commit(index, pending, Some(synced)))
+            appender.sync_during(|synced| commits.commit(index, board, pending, Some(synced)))
         } else {
             appender
                 .sync()
-                .and_then(|()| commits.commit(index, pending, None))
+                .and_then(|()| commits.commit(index, board, pending, None))
         };
         let id = match committed {
             Ok(id) => id,

@@ -1,0 +1,556 @@
+//! Group commit across processes: the commit board.
+//!
+//! Threads of one process share index commits through `commit.rs`; processes used to each run
+//! their own redb transaction (two index syncs) one after the other, so four recorder
+//! processes committed no faster than one. The board lets the process that holds the store's
+//! commit lock commit the episodes other processes queued meanwhile, in the same transaction
+//! (schema/concurrency.md, "Group commit across processes"):
+//!
+//! - `STORE/commit.lock`: whoever holds its exclusive `flock` is the *leader*: the only process
+//!   indexing recorded episodes. A batch whose process finds it free commits at once (the
+//!   leader's own episodes, with their segment syncs overlapped, plus whatever is queued).
+//! - `STORE/commit-queue/*.q`: a process that finds the lock taken makes its batch's segment
+//!   bytes durable, posts the batch there as one *ticket* (written under a temporary name and
+//!   renamed, so a ticket is never seen half-written; the poster holds the ticket file's
+//!   `flock` while it lives), and waits for the lock. When it gets it, either a leader has
+//!   written its ticket's outcome (ids, or the error every episode of the batch gets), or it
+//!   leads and commits every ticket queued, its own included.
+//! - Before committing tickets, a leader marks them *taken* with a lower bound of the ids its
+//!   transaction can give. A leader killed between its commit and writing the outcomes leaves
+//!   taken tickets: the next leader looks their episodes up among the ids from that bound, in
+//!   its own write transaction, and reports the ids found instead of committing them again.
+//!
+//! Tickets are not durable and never need to be: a ticket stands for a recorder blocked in
+//! `commit()`; a power cut ends that call unanswered, and the bytes it named were durable
+//! before the ticket existed (an unmarked manifest, as for any commit in flight).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::index::PendingEpisode;
+use crate::index::records::EpisodeRecordV1;
+use crate::segment::format::checksum;
+use crate::segment::{SEGMENTS_DIR, segment_path};
+use crate::stats::EpisodeStatsV1;
+use crate::value::Info;
+
+/// The leader lock, in the store directory.
+pub const LOCK_FILE: &str = "commit.lock";
+/// Queued tickets, in the store directory.
+pub const QUEUE_DIR: &str = "commit-queue";
+
+const MAGIC: [u8; 8] = *b"TRAJQUE\0";
+/// Version of the ticket layout (schema/format.md, "Commit queue").
+pub const TICKET_VERSION: u32 = 1;
+const HEADER_BYTES: usize = 64;
+
+/// Where a ticket stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Pending = 0,
+    Taken = 1,
+    Done = 2,
+}
+
+impl State {
+    fn from_u32(v: u32) -> Option<State> {
+        match v {
+            0 => Some(State::Pending),
+            1 => Some(State::Taken),
+            2 => Some(State::Done),
+            _ => None,
+        }
+    }
+}
+
+/// One queued episode, as the leader indexes it.
+#[derive(Serialize, Deserialize)]
+struct QueuedV1 {
+    record: EpisodeRecordV1,
+    infos: Vec<(u32, Info)>,
+    stats: Option<EpisodeStatsV1>,
+    schema_metadata: Info,
+}
+
+/// A ticket's payload: the batch, in a versioned envelope.
+#[derive(Serialize, Deserialize)]
+enum Batch {
+    V1(Vec<QueuedV1>),
+}
+
+/// A ticket's outcome, written by the leader after `payload`.
+#[derive(Serialize, Deserialize)]
+enum Outcome {
+    /// The id of each episode of the batch, in order.
+    Committed(Vec<u64>),
+    /// The batch was not committed; the error's text.
+    Failed(String),
+}
+
+/// The 64-byte ticket header.
+#[derive(Clone, Copy, Debug)]
+struct Header {
+    state: State,
+    /// Taken: every id the taking leader's transaction could give is at least this.
+    from_id: u64,
+    payload_len: u64,
+    payload_sum: u64,
+    outcome_len: u64,
+    outcome_sum: u64,
+}
+
+impl Header {
+    fn encode(&self) -> [u8; HEADER_BYTES] {
+        let mut b = [0u8; HEADER_BYTES];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..12].copy_from_slice(&TICKET_VERSION.to_le_bytes());
+        b[12..16].copy_from_slice(&(self.state as u32).to_le_bytes());
+        b[16..24].copy_from_slice(&self.from_id.to_le_bytes());
+        b[24..32].copy_from_slice(&self.payload_len.to_le_bytes());
+        b[32..40].copy_from_slice(&self.payload_sum.to_le_bytes());
+        b[40..48].copy_from_slice(&self.outcome_len.to_le_bytes());
+        // 48..56: the outcome's checksum; 56..64: the header's own.
+        b[48..56].copy_from_slice(&self.outcome_sum.to_le_bytes());
+        let sum = checksum(&b[..56]);
+        b[56..64].copy_from_slice(&sum.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8; HEADER_BYTES]) -> Option<Header> {
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+        if b[0..8] != MAGIC || u32_at(8) != TICKET_VERSION || checksum(&b[..56]) != u64_at(56) {
+            return None;
+        }
+        Some(Header {
+            state: State::from_u32(u32_at(12))?,
+            from_id: u64_at(16),
+            payload_len: u64_at(24),
+            payload_sum: u64_at(32),
+            outcome_len: u64_at(40),
+            outcome_sum: u64_at(48),
+        })
+    }
+}
+
+fn read_header(file: &File) -> io::Result<Option<Header>> {
+    let mut b = [0u8; HEADER_BYTES];
+    match file.read_exact_at(&mut b, 0) {
+        Ok(()) => Ok(Header::decode(&b)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_checked(file: &File, offset: u64, len: u64, sum: u64) -> io::Result<Option<Vec<u8>>> {
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(None);
+    };
+    let mut bytes = vec![0u8; len];
+    match file.read_exact_at(&mut bytes, offset) {
+        Ok(()) => Ok((checksum(&bytes) == sum).then_some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the process that posted `file` has ended: its `flock` is free. Takes the lock.
+fn poster_gone(file: &File) -> bool {
+    file.try_lock().is_ok()
+}
+
+/// A process's view of the board of one store.
+#[derive(Debug)]
+pub struct Board {
+    segments: PathBuf,
+    queue: PathBuf,
+    lock: File,
+    next_ticket: AtomicU64,
+}
+
+/// The leader lock, held until dropped.
+#[derive(Debug)]
+pub struct Leading<'a>(&'a File);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+impl Board {
+    /// The board of the store at `root`, made on first use (nothing in it is ever synced).
+    pub fn open(root: &Path) -> io::Result<Board> {
+        let queue = root.join(QUEUE_DIR);
+        std::fs::create_dir_all(&queue)?;
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(root.join(LOCK_FILE))?;
+        Ok(Board {
+            segments: root.join(SEGMENTS_DIR),
+            queue,
+            lock,
+            next_ticket: AtomicU64::new(0),
+        })
+    }
+
+    /// The queue directory (named in errors).
+    pub fn queue_dir(&self) -> &Path {
+        &self.queue
+    }
+
+    /// Whether every segment `episodes` name is still in `segments/` (board.rs callers: a dead
+    /// recorder's segment may have been retired by compaction).
+    pub fn segments_present(&self, episodes: &[PendingEpisode]) -> bool {
+        episodes
+            .iter()
+            .flat_map(|e| e.record.fields.iter().flatten())
+            .all(|chunk| segment_path(&self.segments, chunk.segment).exists())
+    }
+
+    /// The leader lock if no other process holds it.
+    pub fn try_lead(&self) -> io::Result<Option<Leading<'_>>> {
+        match self.lock.try_lock() {
+            Ok(()) => Ok(Some(Leading(&self.lock))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// The leader lock, waiting for it.
+    pub fn lead(&self) -> io::Result<Leading<'_>> {
+        self.lock.lock()?;
+        Ok(Leading(&self.lock))
+    }
+
+    /// Posts a batch whose segment bytes are durable; the ticket holds its file's lock.
+    pub fn post(&self, episodes: &[&PendingEpisode]) -> io::Result<Ticket> {
+        let batch = Batch::V1(
+            episodes
+                .iter()
+                .map(|p| QueuedV1 {
+                    record: p.record.clone(),
+                    infos: p.infos.clone(),
+                    stats: p.stats.clone(),
+                    schema_metadata: p.schema_metadata.clone(),
+                })
+                .collect(),
+        );
+        let payload = postcard::to_allocvec(&batch).map_err(io::Error::other)?;
+        let header = Header {
+            state: State::Pending,
+            from_id: 0,
+            payload_len: payload.len() as u64,
+            payload_sum: checksum(&payload),
+            outcome_len: 0,
+            outcome_sum: 0,
+        };
+        let pid = std::process::id();
+        loop {
+            let n = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+            let name = format!("{pid}-{n}");
+            let temp = self.queue.join(format!(".{name}.tmp"));
+            let file = match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+            {
+                Ok(f) => f,
+                // A dead process with our pid left it: take the next name.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            };
+            file.lock()?;
+            file.write_all_at(&header.encode(), 0)?;
+            file.write_all_at(&payload, HEADER_BYTES as u64)?;
+            let path = self.queue.join(format!("{name}.q"));
+            if path.exists() {
+                let _ = std::fs::remove_file(&temp);
+                continue;
+            }
+            std::fs::rename(&temp, &path)?;
+            return Ok(Ticket { path, file });
+        }
+    }
+
+    /// Every ticket waiting for a leader (pending, or taken by a leader that died), read
+    /// under the leader lock. Tickets whose outcome is written and whose poster has ended
+    /// (nobody will read them) and leftovers of posters that died while writing are deleted.
+    pub fn collect(&self, _leading: &Leading<'_>) -> io::Result<Vec<Queued>> {
+        let mut queued = Vec::new();
+        for entry in std::fs::read_dir(&self.queue)? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let temp = name.starts_with('.') && name.ends_with(".tmp");
+            if !temp && !name.ends_with(".q") {
+                continue;
+            }
+            let file = match OpenOptions::new().read(true).write(true).open(&path) {
+                Ok(f) => f,
+                // Its poster read its outcome and removed it meanwhile.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if temp {
+                // Its poster takes the lock just after creating it: only a file left for a
+                // minute with its lock free is a dead poster's.
+                let stale = file
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() >= 60);
+                if stale && poster_gone(&file) {
+                    let _ = std::fs::remove_file(&path);
+                }
+                continue;
+            }
+            let header = read_header(&file)?;
+            let header = match header {
+                Some(h) if h.state != State::Done => h,
+                // Answered, or not a ticket this build can read (a newer layout: left alone
+                // while its poster lives).
+                _ => {
+                    if poster_gone(&file) {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    continue;
+                }
+            };
+            let payload = read_checked(
+                &file,
+                HEADER_BYTES as u64,
+                header.payload_len,
+                header.payload_sum,
+            )?;
+            let batch = payload.and_then(|p| postcard::from_bytes::<Batch>(&p).ok());
+            let Some(Batch::V1(episodes)) = batch else {
+                if poster_gone(&file) {
+                    let _ = std::fs::remove_file(&path);
+                }
+                continue;
+            };
+            let episodes = episodes
+                .into_iter()
+                .map(|q| PendingEpisode {
+                    record: q.record,
+                    infos: q.infos,
+                    stats: q.stats,
+                    schema_metadata: q.schema_metadata,
+                })
+                .collect();
+            queued.push(Queued {
+                path,
+                file,
+                header,
+                episodes,
+            });
+        }
+        // Oldest poster first is not knowable; a stable order keeps ids deterministic per run.
+        queued.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(queued)
+    }
+}
+
+/// A batch this process posted, until its outcome is read.
+#[derive(Debug)]
+pub struct Ticket {
+    path: PathBuf,
+    /// Holds the ticket's `flock` (the poster is alive).
+    file: File,
+}
+
+impl Ticket {
+    /// The outcome a leader wrote: `Some(Ok(ids))` or `Some(Err(text))`; `None` while
+    /// nobody has committed the batch.
+    pub fn outcome(&self) -> io::Result<Option<Result<Vec<u64>, String>>> {
+        let Some(header) = read_header(&self.file)? else {
+            return Err(io::Error::other("the ticket's header is damaged"));
+        };
+        if header.state != State::Done {
+            return Ok(None);
+        }
+        let at = HEADER_BYTES as u64 + header.payload_len;
+        let bytes = read_checked(&self.file, at, header.outcome_len, header.outcome_sum)?
+            .ok_or_else(|| io::Error::other("the ticket's outcome is damaged"))?;
+        match postcard::from_bytes::<Outcome>(&bytes).map_err(io::Error::other)? {
+            Outcome::Committed(ids) => Ok(Some(Ok(ids))),
+            Outcome::Failed(text) => Ok(Some(Err(text))),
+        }
+    }
+}
+
+impl Drop for Ticket {
+    /// Read or abandoned (the caller got an error): nobody needs it any more.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A ticket a leader collected.
+pub struct Queued {
+    path: PathBuf,
+    file: File,
+    header: Header,
+    pub episodes: Vec<PendingEpisode>,
+}
+
+impl Queued {
+    /// When a leader that took it may have committed it: the lowest id it could have given.
+    pub fn taken_from(&self) -> Option<u64> {
+        (self.header.state == State::Taken).then_some(self.header.from_id)
+    }
+
+    /// Marks the ticket taken by a leader whose ids are at least `from_id` (a ticket already
+    /// taken keeps its older bound: the earlier leader's ids are at least that one).
+    pub fn take(&mut self, from_id: u64) -> io::Result<()> {
+        if self.header.state != State::Taken {
+            self.header.state = State::Taken;
+            self.header.from_id = from_id;
+            self.file.write_all_at(&self.header.encode(), 0)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the outcome for the poster (which reads it once it holds the leader lock; the
+    /// caller holds it now). A ticket whose poster has ended is deleted instead.
+    pub fn answer(mut self, outcome: Result<&[u64], &str>) -> io::Result<()> {
+        if poster_gone(&self.file) {
+            let _ = std::fs::remove_file(&self.path);
+            return Ok(());
+        }
+        let outcome = match outcome {
+            Ok(ids) => Outcome::Committed(ids.to_vec()),
+            Err(text) => Outcome::Failed(text.to_owned()),
+        };
+        let bytes = postcard::to_allocvec(&outcome).map_err(io::Error::other)?;
+        let at = HEADER_BYTES as u64 + self.header.payload_len;
+        self.file.write_all_at(&bytes, at)?;
+        self.header.state = State::Done;
+        self.header.outcome_len = bytes.len() as u64;
+        self.header.outcome_sum = checksum(&bytes);
+        self.file.write_all_at(&self.header.encode(), 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::Index;
+    use crate::index::records::Outcome as EpisodeOutcome;
+    use crate::io::OsIo;
+
+    fn episode(seed: u64) -> PendingEpisode {
+        PendingEpisode {
+            record: EpisodeRecordV1 {
+                user: "u".into(),
+                env: "Test-v0".into(),
+                schema_id: 1,
+                started_at_us: 1_000 + seed as i64,
+                ended_at_us: 2_000,
+                committed_at_us: 2_000,
+                steps: 3,
+                total_return: 1.5,
+                outcome: EpisodeOutcome::Terminated,
+                seed: Some(seed),
+                tags: vec!["t".into()],
+                metadata: Info::new(),
+                raw_bytes: 10,
+                stored_bytes: 10,
+                fields: Vec::new(),
+            },
+            infos: vec![(0, Info::from([("k".to_owned(), 1i64.into())]))],
+            stats: None,
+            schema_metadata: Info::new(),
+        }
+    }
+
+    /// Two handles of one store directory stand for two processes: `flock`s of different
+    /// open files exclude each other as they do across processes.
+    #[test]
+    fn a_batch_posted_while_another_process_leads_is_answered_by_that_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        let (leader, poster) = (
+            Board::open(dir.path()).unwrap(),
+            Board::open(dir.path()).unwrap(),
+        );
+        let leading = leader.try_lead().unwrap().expect("free");
+        assert!(poster.try_lead().unwrap().is_none(), "one leader at a time");
+        let (a, b) = (episode(1), episode(2));
+        let ticket = poster.post(&[&a, &b]).unwrap();
+        assert_eq!(ticket.outcome().unwrap(), None);
+
+        let mut queued = leader.collect(&leading).unwrap();
+        assert_eq!(queued.len(), 1);
+        let t = queued.pop().unwrap();
+        assert_eq!(t.taken_from(), None);
+        let seeds: Vec<_> = t.episodes.iter().map(|e| e.record.seed).collect();
+        assert_eq!(seeds, [Some(1), Some(2)]);
+        assert_eq!(t.episodes[1].infos, b.infos);
+        t.answer(Ok(&[7, 8])).unwrap();
+        assert!(
+            leader.collect(&leading).unwrap().is_empty(),
+            "answered: not collected again"
+        );
+        drop(leading);
+
+        let _leading = poster.lead().unwrap();
+        assert_eq!(ticket.outcome().unwrap(), Some(Ok(vec![7, 8])));
+        let path = ticket.path.clone();
+        drop(ticket);
+        assert!(!path.exists(), "read tickets are removed");
+    }
+
+    #[test]
+    fn a_ticket_taken_by_a_leader_that_died_keeps_the_first_leaders_id_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, next, poster) = (
+            Board::open(dir.path()).unwrap(),
+            Board::open(dir.path()).unwrap(),
+            Board::open(dir.path()).unwrap(),
+        );
+        let _ticket = poster.post(&[&episode(1)]).unwrap();
+        {
+            // The first leader takes the ticket and dies before answering.
+            let leading = first.lead().unwrap();
+            let mut queued = first.collect(&leading).unwrap();
+            queued[0].take(5).unwrap();
+        }
+        let leading = next.lead().unwrap();
+        let mut queued = next.collect(&leading).unwrap();
+        assert_eq!(queued[0].taken_from(), Some(5));
+        queued[0].take(9).unwrap();
+        assert_eq!(queued[0].taken_from(), Some(5), "the older bound is kept");
+    }
+
+    #[test]
+    fn a_ticket_a_dead_leader_committed_is_not_indexed_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open_write(&dir.path().join("index.redb"), &OsIo).unwrap();
+        let (a, b) = (episode(1), episode(2));
+        // The dead leader's transaction committed `a` with ids from 1 on.
+        let first = index.commit(&[&a], Vec::new()).unwrap();
+        assert_eq!(first, [1]);
+        // The next leader finds `a` taken from id 1: found, not inserted; `b` is new.
+        let ids = index
+            .commit_checked(&[&a, &b], &[Some(1), Some(1)], Vec::new())
+            .unwrap();
+        assert_eq!(ids, [1, 2]);
+        assert_eq!(index.next_episode_id().unwrap(), 3, "one row each");
+        // Above the bound nothing matches: the episode is indexed (a leader that died before
+        // its commit).
+        let ids = index.commit_checked(&[&a], &[Some(3)], Vec::new()).unwrap();
+        assert_eq!(ids, [3]);
+    }
+}
