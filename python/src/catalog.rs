@@ -121,23 +121,7 @@ impl PyCatalog {
             .py_err()?;
         let list = PyList::empty(py);
         for (e, metadata) in rows.iter().zip(&metadata) {
-            let d = PyDict::new(py);
-            d.set_item("id", e.id().get())?;
-            d.set_item("user", e.user())?;
-            d.set_item("env", e.env())?;
-            d.set_item("schema_id", e.schema_id().get())?;
-            d.set_item("steps", e.steps())?;
-            d.set_item("total_return", e.total_return())?;
-            d.set_item("outcome", e.outcome().name())?;
-            d.set_item("seed", e.seed())?;
-            d.set_item("tags", e.tags())?;
-            d.set_item("metadata", info_to_py(py, metadata)?)?;
-            d.set_item("started_at_us", e.started_at_us())?;
-            d.set_item("ended_at_us", e.ended_at_us())?;
-            d.set_item("committed_at_us", e.committed_at_us())?;
-            d.set_item("raw_bytes", e.raw_bytes())?;
-            d.set_item("stored_bytes", e.stored_bytes())?;
-            list.append(d)?;
+            list.append(summary_dict(py, e, metadata)?)?;
         }
         Ok(list)
     }
@@ -153,4 +137,30 @@ fn metadata_of(snapshot: &Snapshot, id: EpisodeId) -> trajstore::Result<Info> {
             None => Err(err),
         },
     }
+}
+
+/// The `EpisodeInfo` keyword dict of an episode's catalog row and its metadata: the one
+/// place an episode becomes a Python dict (listings, loader shares, tombstones).
+pub(crate) fn summary_dict<'py>(
+    py: Python<'py>,
+    e: &EpisodeSummary,
+    metadata: &Info,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("id", e.id().get())?;
+    d.set_item("user", e.user())?;
+    d.set_item("env", e.env())?;
+    d.set_item("schema_id", e.schema_id().get())?;
+    d.set_item("steps", e.steps())?;
+    d.set_item("total_return", e.total_return())?;
+    d.set_item("outcome", e.outcome().name())?;
+    d.set_item("seed", e.seed())?;
+    d.set_item("tags", e.tags())?;
+    d.set_item("metadata", info_to_py(py, metadata)?)?;
+    d.set_item("started_at_us", e.started_at_us())?;
+    d.set_item("ended_at_us", e.ended_at_us())?;
+    d.set_item("committed_at_us", e.committed_at_us())?;
+    d.set_item("raw_bytes", e.raw_bytes())?;
+    d.set_item("stored_bytes", e.stored_bytes())?;
+    Ok(d)
 }

@@ -6,14 +6,14 @@ use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyBytes, PyDict, PyList};
 use trajstore::{
-    Codec, CurateOptions, Curated, DType, Episode, EpisodeId, EpisodeMeta, FieldKind, FieldSpec,
-    LabelChange, Outcome, Query, Relabel, Restore, Schema, SchemaId, Snapshot, SplitKey,
-    SplitRequest, Store, StoreOptions, Target,
+    Codec, CurateOptions, Curated, DType, Episode, EpisodeId, EpisodeMeta, EpisodeSummary,
+    FieldKind, FieldSpec, LabelChange, Outcome, Query, Relabel, Restore, Schema, SchemaId,
+    Snapshot, SplitKey, SplitRequest, Store, StoreOptions, Target,
 };
 
 use crate::arrow::{ArrowTable, export_err};
 use crate::buffer::{MappedBuffer, dtype_of_format};
-use crate::catalog::PyCatalog;
+use crate::catalog::{PyCatalog, summary_dict};
 use crate::error::{InputError, IntoPy};
 use crate::out_array::{OutArray, Rows};
 use crate::record::PyEpisodeRecorder;
@@ -573,23 +573,7 @@ pub struct PySnapshot {
 }
 
 pub(crate) fn episode_dict<'py>(py: Python<'py>, e: &Episode) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("id", e.id().get())?;
-    d.set_item("user", e.user())?;
-    d.set_item("env", e.env())?;
-    d.set_item("schema_id", e.schema_id().get())?;
-    d.set_item("steps", e.steps())?;
-    d.set_item("total_return", e.total_return())?;
-    d.set_item("outcome", e.outcome().name())?;
-    d.set_item("seed", e.seed())?;
-    d.set_item("tags", e.tags().to_vec())?;
-    d.set_item("metadata", info_to_py(py, e.metadata())?)?;
-    d.set_item("started_at_us", e.started_at_us())?;
-    d.set_item("ended_at_us", e.ended_at_us())?;
-    d.set_item("committed_at_us", e.committed_at_us())?;
-    d.set_item("raw_bytes", e.raw_bytes())?;
-    d.set_item("stored_bytes", e.stored_bytes())?;
-    Ok(d)
+    summary_dict(py, &EpisodeSummary::from(e), e.metadata())
 }
 
 #[pymethods]
