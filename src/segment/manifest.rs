@@ -116,6 +116,69 @@ impl MarkerV1 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dtype::DType;
+    use crate::index::records::EpisodeRecordV1;
+    use crate::schema::{Codec, FieldKind};
+    use crate::value::Value;
+
+    /// An episode record with every field set (and one chunk), its schema's fields, a step
+    /// info and the schema's key/values: what a commit hands to [`ManifestV1::of`].
+    fn known_episode() -> (EpisodeRecordV1, Vec<FieldSpec>, Vec<(u32, Info)>, Info) {
+        let chunk = ChunkRef {
+            segment: 3,
+            offset: 128,
+            payload_len: 96,
+            steps: 4,
+            codec: Codec::Lz4,
+            checksum: 0x0123_4567_89ab_cdef,
+        };
+        let record = EpisodeRecordV1 {
+            user: "ann".into(),
+            env: "Fight-v1".into(),
+            schema_id: 2,
+            started_at_us: 1_700_000_000_000_000,
+            ended_at_us: 1_700_000_000_500_000,
+            committed_at_us: 1_700_000_000_600_000,
+            steps: 4,
+            total_return: -1.5,
+            outcome: Outcome::Truncated,
+            seed: Some(7),
+            tags: vec!["expert".into()],
+            metadata: Info::from([("difficulty".into(), Value::Int(3))]),
+            raw_bytes: 192,
+            stored_bytes: 96,
+            fields: vec![vec![chunk]],
+        };
+        let fields = vec![FieldSpec {
+            name: "obs/frame".into(),
+            dtype: DType::U8,
+            shape: vec![4, 4, 3],
+            kind: FieldKind::Observation,
+            codec: Codec::Lz4,
+        }];
+        let infos = vec![(2, Info::from([("combo".into(), Value::Ints(vec![2, 2]))]))];
+        let schema_metadata = Info::from([
+            ("difficulty".into(), Value::Int(9)),
+            ("space".into(), Value::Str("Box".into())),
+        ]);
+        (record, fields, infos, schema_metadata)
+    }
+
+    /// The manifest of [`known_episode`] as segment format 2 stores it: these bytes are on
+    /// disk in every store, so the encoding (and the mapping from the episode record) must
+    /// never change.
+    #[rustfmt::skip]
+    const KNOWN_MANIFEST: &[u8] = &[
+        0, 3, 97, 110, 110, 8, 70, 105, 103, 104, 116, 45, 118, 49, 2, 1, 9, 111, 98, 115, 47, 102, 114, 97, 109, 101, 1, 3, 4, 4, 3, 0, 1, 128, 128, 242, 129, 131, 137, 133, 6, 192, 132, 175, 130, 131, 137, 133, 6, 128, 159, 187, 130, 131, 137, 133, 6, 4, 0, 0, 0, 0, 0, 0, 248, 191, 1, 1, 7, 1, 6, 101, 120, 112, 101, 114, 116, 2, 10, 100, 105, 102, 102, 105, 99, 117, 108, 116, 121, 1, 6, 5, 115, 112, 97, 99, 101, 3, 3, 66, 111, 120, 192, 1, 96, 1, 1, 3, 128, 1, 96, 4, 1, 239, 155, 175, 205, 248, 172, 209, 145, 1, 1, 2, 1, 5, 99, 111, 109, 98, 111, 4, 2, 4, 4,
+    ];
+
+    #[test]
+    fn a_known_manifest_encodes_to_the_same_bytes() {
+        let (record, fields, infos, schema_metadata) = known_episode();
+        let manifest = crate::write::manifest_of(&record, &fields, &infos, &schema_metadata);
+        let bytes = manifest.encode();
+        assert_eq!(bytes, KNOWN_MANIFEST);
+    }
 
     #[test]
     fn marker_round_trips_and_unknown_versions_are_refused() {
