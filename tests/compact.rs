@@ -2,15 +2,11 @@
 //! committed episode reads the same before and after; readers with older snapshots keep
 //! reading; segments a live recorder holds are skipped; repair rebuilds a compacted store.
 
-use crate::repair::record_rich;
-use crate::util;
+use crate::util::{self, field_bytes, record_rich};
 
 use std::path::Path;
 
-use trajstore::{
-    ArrayRef, Codec, CompactOptions, EpisodeId, EpisodeMeta, Info, Query, RepairAction, Store,
-    StoreOptions,
-};
+use trajstore::{Codec, CompactOptions, EpisodeId, Info, Query, RepairAction, Store, StoreOptions};
 
 /// What a reader sees of each episode, wherever its bytes are: id, user, metadata, steps,
 /// every field's bytes, infos.
@@ -25,12 +21,7 @@ fn logical(dir: &Path) -> Logical {
         .unwrap()
         .into_iter()
         .map(|e| {
-            let fields = snap
-                .fields(&e)
-                .unwrap()
-                .iter()
-                .map(|f| f.to_vec().unwrap())
-                .collect();
+            let fields = field_bytes(&snap, &e);
             let infos = snap.infos(&e).unwrap();
             (
                 e.id(),
@@ -52,39 +43,12 @@ fn spilling() -> StoreOptions {
     }
 }
 
-/// Writes `steps` steps of an episode and abandons it (a recorder that died before commit).
-fn abandon(store: &Store, steps: u32) {
-    let schema = util::small_schema(Codec::Raw);
-    let mut w = store
-        .begin_episode(EpisodeMeta::new("ghost", "Test-v0"), &schema)
-        .unwrap();
-    w.reset(
-        &[("obs/frame", ArrayRef::new(&util::small_frame(0, 0)))],
-        &Info::new(),
-    )
-    .unwrap();
-    for t in 1..=steps {
-        w.step(
-            &[
-                ("obs/frame", ArrayRef::new(&util::small_frame(0, t))),
-                ("action", ArrayRef::scalar(&0i64)),
-                ("reward", ArrayRef::scalar(&0.0f32)),
-                ("terminated", ArrayRef::scalar(&false)),
-                ("truncated", ArrayRef::scalar(&false)),
-            ],
-            &Info::new(),
-        )
-        .unwrap();
-    }
-    drop(w);
-}
-
 /// A store with committed episodes around an abandoned one, in one segment.
 fn with_garbage(dir: &Path) {
     let store = Store::create_with(dir, spilling()).unwrap();
     record_rich(&store, "ann", 1, 5, Codec::Raw);
     util::record_small(&store, "bob", 2, 4, Codec::Lz4);
-    abandon(&store, 200);
+    util::abandon_small(&store, "ghost", 0, 200, Codec::Raw);
     record_rich(&store, "ann", 3, 6, Codec::Lz4);
     util::record_small(&store, "bob", 4, 3, Codec::Raw);
 }
@@ -165,12 +129,7 @@ fn compaction_while_a_snapshot_holds_maps_keeps_its_reads_valid() {
     for snap in [&mapped_snap, &unmapped_snap] {
         for (id, _, _, _, fields, _) in &before {
             let e = snap.episode(*id).unwrap();
-            let got: Vec<Vec<u8>> = snap
-                .fields(&e)
-                .unwrap()
-                .iter()
-                .map(|f| f.to_vec().unwrap())
-                .collect();
+            let got = field_bytes(snap, &e);
             assert_eq!(&got, fields, "episode {id}");
         }
     }
@@ -212,8 +171,7 @@ fn repair_after_compaction_rebuilds_the_same_episodes() {
     assert_eq!(healthy.action, RepairAction::NothingToDo, "{healthy:?}");
     assert!(healthy.unrestorable.is_empty(), "{healthy:?}");
 
-    std::fs::remove_file(dir.join("index.redb")).unwrap();
-    let report = trajstore::repair(&dir).unwrap();
+    let report = util::rebuild_index(&dir);
     assert_eq!(report.action, RepairAction::Rebuilt);
     assert!(report.unrestorable.is_empty(), "{report:?}");
     assert!(report.restored_unmarked.is_empty(), "{report:?}");
@@ -240,8 +198,7 @@ fn repair_prefers_the_compacted_copy_while_the_old_segment_still_exists() {
     let healthy = trajstore::repair(&dir).unwrap();
     assert_eq!(healthy.action, RepairAction::NothingToDo, "{healthy:?}");
     assert_eq!(healthy.superseded, 4);
-    std::fs::remove_file(dir.join("index.redb")).unwrap();
-    let rebuilt = trajstore::repair(&dir).unwrap();
+    let rebuilt = util::rebuild_index(&dir);
     assert!(rebuilt.unrestorable.is_empty(), "{rebuilt:?}");
     assert_eq!(rebuilt.episodes, 4);
     assert_eq!(logical(&dir), before);
@@ -264,8 +221,7 @@ fn compacting_a_merged_store_moves_linked_segments_and_repair_still_rebuilds_it(
     assert_eq!(logical(&out), before);
     // The sources are untouched by the merged store's compaction.
     assert_eq!(logical(&a).len(), 4);
-    std::fs::remove_file(out.join("index.redb")).unwrap();
-    let rebuilt = trajstore::repair(&out).unwrap();
+    let rebuilt = util::rebuild_index(&out);
     assert!(rebuilt.unrestorable.is_empty(), "{rebuilt:?}");
     assert_eq!(logical(&out), before);
 }
@@ -311,8 +267,7 @@ fn compaction_purges_tombstones_past_the_retention_and_reclaims_their_bytes() {
     assert!(store.snapshot().unwrap().tombstones().unwrap().is_empty());
     drop(store);
     // Rebuilt from the segments (and the curation log), the purged episodes stay gone.
-    std::fs::remove_file(dir.join("index.redb")).unwrap();
-    let rebuilt = trajstore::repair(&dir).unwrap();
+    let rebuilt = util::rebuild_index(&dir);
     assert_eq!(rebuilt.episodes, 2, "{rebuilt:?}");
     assert_eq!(logical(&dir), kept);
 }

@@ -2,6 +2,8 @@
 //! tests/fixtures/v1-store, made by `trajstore synth` at the time v1 shipped) must be read
 //! back identically by every later build.
 
+use crate::util;
+
 use trajstore::{Codec, Query, Store, Value};
 
 fn digest(bytes: &[u8]) -> u64 {
@@ -12,11 +14,7 @@ fn digest(bytes: &[u8]) -> u64 {
 fn the_v1_fixture_store_reads_back_identically() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("v1-store");
-    std::fs::create_dir_all(copy.join("segments")).unwrap();
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-store");
-    for rel in walk(&fixture) {
-        std::fs::copy(fixture.join(&rel), copy.join(&rel)).unwrap();
-    }
+    util::copy_v1_fixture(&copy);
     let store = Store::open_read_only(&copy).unwrap();
     let snap = store.snapshot().unwrap();
     assert_eq!(snap.format_version().unwrap(), 1);
@@ -62,20 +60,6 @@ fn the_v1_fixture_store_reads_back_identically() {
     assert!(snap.verify().unwrap().problems.is_empty());
 }
 
-fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(root).unwrap() {
-        let path = entry.unwrap().path();
-        let rel = path.strip_prefix(root).unwrap().to_owned();
-        if path.is_dir() {
-            out.extend(walk(&path).into_iter().map(|p| rel.join(p)));
-        } else {
-            out.push(rel);
-        }
-    }
-    out
-}
-
 type Golden = (u64, &'static str, u32, Codec, u64, u64, u64, f64);
 
 #[rustfmt::skip]
@@ -91,19 +75,10 @@ const GOLDEN: &[Golden] = &[
 fn the_v1_fixture_store_gets_a_catalog_that_matches_its_records() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("v1-store");
-    std::fs::create_dir_all(copy.join("segments")).unwrap();
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-store");
-    for rel in walk(&fixture) {
-        std::fs::copy(fixture.join(&rel), copy.join(&rel)).unwrap();
-    }
+    util::copy_v1_fixture(&copy);
     let summaries = |store: &Store| {
         let snap = store.snapshot().unwrap();
-        let full: Vec<trajstore::EpisodeSummary> = snap
-            .episodes(&Query::default())
-            .unwrap()
-            .iter()
-            .map(trajstore::EpisodeSummary::from)
-            .collect();
+        let full = util::summaries_from_records(&snap);
         (full, snap.catalog(&Query::default()).unwrap())
     };
     let (full, from_records) = summaries(&Store::open_read_only(&copy).unwrap());

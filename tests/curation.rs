@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::util::{self, record_small};
 use proptest::prelude::*;
 use trajstore::loader::select;
 use trajstore::{
     Codec, CurateOptions, Curated, EpisodeId, Error, LabelChange, Outcome, Query, ReadError,
     Relabel, RepairAction, Restore, SplitKey, SplitRequest, Store, Target, Value,
 };
-use trajstore_testkit::fixtures::record_small;
 
 fn by(name: &str) -> CurateOptions {
     CurateOptions {
@@ -29,6 +29,13 @@ fn two_users(dir: &Path) -> (Store, Vec<EpisodeId>, Vec<EpisodeId>) {
         .map(|i| record_small(&store, "bob", 10 + i, 7 + i as u32, Codec::Lz4))
         .collect();
     (store, alice, bob)
+}
+
+/// Deletes every episode of `user`, by "ana".
+fn delete_user(store: &Store, user: &str) -> Curated {
+    store
+        .delete(&Target::query(Query::default().user(user)), &by("ana"))
+        .unwrap()
 }
 
 fn ids(store: &Store, query: &Query) -> Vec<EpisodeId> {
@@ -147,9 +154,7 @@ fn delete_moves_episodes_out_of_every_query_path_and_restore_puts_them_back() {
 fn a_user_whose_every_episode_is_deleted_leaves_the_user_list() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _, bob) = two_users(dir.path());
-    let done = store
-        .delete(&Target::query(Query::default().user("bob")), &by("ana"))
-        .unwrap();
+    let done = delete_user(&store, "bob");
     assert_eq!(done.changed, bob);
     assert!(!user_stats(&store).contains_key("bob"));
     verify_clean(&store);
@@ -219,9 +224,7 @@ fn a_curation_without_a_selector_is_refused() {
 fn an_empty_selection_changes_nothing_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _, _) = two_users(dir.path());
-    let done = store
-        .delete(&Target::query(Query::default().user("carol")), &by("ana"))
-        .unwrap();
+    let done = delete_user(&store, "carol");
     assert_eq!(
         done,
         Curated {
@@ -566,21 +569,11 @@ proptest! {
     }
 }
 
-fn copy_fixture(to: &Path) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-store");
-    std::fs::create_dir_all(to.join("segments")).unwrap();
-    std::fs::copy(fixture.join("index.redb"), to.join("index.redb")).unwrap();
-    for entry in std::fs::read_dir(fixture.join("segments")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join("segments").join(entry.file_name())).unwrap();
-    }
-}
-
 #[test]
 fn the_v1_fixture_reads_as_it_is_then_its_first_curation_write_upgrades_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v1");
-    copy_fixture(&path);
+    util::copy_v1_fixture(&path);
     {
         let store = Store::open_read_only(&path).unwrap();
         let snap = store.snapshot().unwrap();
@@ -603,9 +596,7 @@ fn the_v1_fixture_reads_as_it_is_then_its_first_curation_write_upgrades_it() {
         "opening is no upgrade"
     );
     // An empty selection and a dry run commit nothing: still format 1.
-    store
-        .delete(&Target::query(Query::default().user("nobody")), &by("ana"))
-        .unwrap();
+    delete_user(&store, "nobody");
     store
         .delete(
             &Target::ids([all[0].id()]),
@@ -723,8 +714,7 @@ fn repair_after_curation_keeps_deletes_restores_relabels_and_the_split() {
         RepairAction::NothingToDo
     );
 
-    std::fs::remove_file(dir.path().join("index.redb")).unwrap();
-    let report = trajstore::repair(dir.path()).unwrap();
+    let report = util::rebuild_index(dir.path());
     assert_eq!(report.action, RepairAction::Rebuilt);
     assert_eq!(report.curation_replayed, 4);
     assert!(report.curation_log_problem.is_none());
@@ -792,9 +782,7 @@ fn a_delete_racing_live_recorders_deletes_whole_episodes_and_keeps_statistics_tr
         .collect();
     let mut deleted = Vec::new();
     for _ in 0..20 {
-        let done = store
-            .delete(&Target::query(Query::default().user("live")), &by("ana"))
-            .unwrap();
+        let done = delete_user(&store, "live");
         deleted.extend(done.changed);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

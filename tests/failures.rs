@@ -215,18 +215,7 @@ fn store_paths_that_are_files_or_not_stores_are_refused() {
 fn a_store_of_a_newer_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(Store::create(dir.path()).unwrap());
-    {
-        let db = redb::Database::builder()
-            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
-            .open(dir.path().join(trajstore::INDEX_FILE))
-            .unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(redb::TableDefinition::<&str, u64>::new("meta"))
-            .unwrap()
-            .insert("format_version", 99)
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    util::set_format_version(dir.path(), 99);
     for result in [
         Store::open(dir.path()),
         Store::open_read_only(dir.path()),

@@ -2,8 +2,7 @@
 //! the output itself, newer or damaged refused before anything is linked; the merged store
 //! rebuilt by `repair`.
 
-use crate::repair::{contents, copy_v1_fixture, populated, record_rich};
-use crate::util;
+use crate::util::{self, contents, copy_v1_fixture, field_bytes, populated, record_rich};
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -20,15 +19,7 @@ fn frames_of(dir: &Path) -> Vec<(EpisodeId, Vec<Vec<u8>>, Vec<trajstore::Info>)>
     snap.episodes(&Query::default())
         .unwrap()
         .into_iter()
-        .map(|e| {
-            let fields = snap
-                .fields(&e)
-                .unwrap()
-                .iter()
-                .map(|f| f.to_vec().unwrap())
-                .collect();
-            (e.id(), fields, snap.infos(&e).unwrap())
-        })
+        .map(|e| (e.id(), field_bytes(&snap, &e), snap.infos(&e).unwrap()))
         .collect()
 }
 
@@ -150,18 +141,7 @@ fn merge_refuses_a_newer_format_source_before_linking_anything() {
     let tmp = tempfile::tempdir().unwrap();
     let good = populated(&tmp.path().join("good"));
     let newer = populated(&tmp.path().join("newer"));
-    {
-        let db = redb::Database::builder()
-            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
-            .open(newer.join(trajstore::INDEX_FILE))
-            .unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(redb::TableDefinition::<&str, u64>::new("meta"))
-            .unwrap()
-            .insert("format_version", 99)
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    util::set_format_version(&newer, 99);
     let out = tmp.path().join("out");
     let existing = Store::create(&out).unwrap();
     util::record_small(&existing, "own", 1, 3, Codec::Raw);
@@ -222,8 +202,7 @@ fn merge_then_repair_rebuilds_the_merged_store_with_the_same_ids() {
     assert_eq!(healthy.action, RepairAction::NothingToDo, "{healthy:?}");
     assert!(healthy.unrestorable.is_empty(), "{healthy:?}");
 
-    std::fs::remove_file(out.join("index.redb")).unwrap();
-    let report = trajstore::repair(&out).unwrap();
+    let report = util::rebuild_index(&out);
     assert_eq!(report.action, RepairAction::Rebuilt);
     assert!(report.unrestorable.is_empty(), "{report:?}");
     assert!(report.restored_unmarked.is_empty(), "{report:?}");
@@ -239,8 +218,7 @@ fn merging_the_v1_fixture_makes_its_episodes_rebuildable() {
     let report = trajstore::merge(&out, &[&v1]).unwrap();
     assert!(!report.sources[0].episodes.is_empty());
     let before = contents(&out);
-    std::fs::remove_file(out.join("index.redb")).unwrap();
-    let repaired = trajstore::repair(&out).unwrap();
+    let repaired = util::rebuild_index(&out);
     assert!(repaired.unrestorable.is_empty(), "{repaired:?}");
     assert_eq!(contents(&out), before);
 }

@@ -1,112 +1,11 @@
 //! "Losing index.redb loses everything": the index is rebuilt from segment manifests by
 //! `trajstore repair`, which keeps the damaged index aside and never touches a segment.
 
-use crate::util;
+use crate::util::{self, contents, copy_v1_fixture, populated};
 
 use std::path::{Path, PathBuf};
 
-use trajstore::{
-    ArrayRef, Codec, DType, EpisodeId, EpisodeMeta, Error, Info, OpenError, Query, RepairAction,
-    Schema, Store, Value,
-};
-
-/// Everything a reader can see of a store: episodes (metadata, chunk refs, schema id), their
-/// schemas, infos and field bytes, user statistics.
-#[derive(Debug, PartialEq)]
-pub(crate) struct Contents {
-    pub(crate) episodes: Vec<(trajstore::Episode, Schema, Vec<Info>, Vec<u64>)>,
-    pub(crate) users: Vec<trajstore::UserSummary>,
-}
-
-pub(crate) fn contents(dir: &Path) -> Contents {
-    let store = Store::open_read_only(dir).unwrap();
-    let snap = store.snapshot().unwrap();
-    let episodes = snap
-        .episodes(&Query::default())
-        .unwrap()
-        .into_iter()
-        .map(|e| {
-            let schema = (*snap.schema(e.schema_id()).unwrap()).clone();
-            let infos = snap.infos(&e).unwrap();
-            let digests = snap
-                .fields(&e)
-                .unwrap()
-                .iter()
-                .map(|f| xxhash_rust::xxh3::xxh3_64(&f.to_vec().unwrap()))
-                .collect();
-            (e, schema, infos, digests)
-        })
-        .collect();
-    let mut users = snap.users().unwrap();
-    users.sort_by(|a, b| a.name.cmp(&b.name));
-    assert!(snap.verify().unwrap().problems.is_empty());
-    Contents { episodes, users }
-}
-
-/// An episode with metadata, tags, a seed, a second observation field and non-empty infos.
-pub(crate) fn record_rich(
-    store: &Store,
-    user: &str,
-    seed: u64,
-    steps: u32,
-    codec: Codec,
-) -> EpisodeId {
-    let schema = Schema::builder()
-        .observation("obs/frame", DType::U8, &[4, 4, 3], codec)
-        .observation("obs/ram/health", DType::I32, &[2], Codec::Raw)
-        .transition("action", DType::I64, &[])
-        .build()
-        .unwrap();
-    let meta = EpisodeMeta::new(user, "Fight-v1")
-        .seed(seed)
-        .tag("expert")
-        .tag(format!("t{seed}"))
-        .meta("difficulty", seed as i64)
-        .meta("note", "rich");
-    let mut w = store.begin_episode(meta, &schema).unwrap();
-    let frame = |t: u32| vec![(seed as u8).wrapping_add(t as u8); 48];
-    let hp = |t: u32| [100 - t as i32, 90];
-    let mut reset_info = Info::new();
-    reset_info.insert("stage".into(), Value::Int(1));
-    w.reset(
-        &[
-            ("obs/frame", ArrayRef::new(&frame(0))),
-            ("obs/ram/health", ArrayRef::new(&hp(0))),
-        ],
-        &reset_info,
-    )
-    .unwrap();
-    for t in 1..=steps {
-        let mut info = Info::new();
-        if t % 2 == 0 {
-            info.insert("combo".into(), Value::Ints(vec![t as i64, 2]));
-        }
-        w.step(
-            &[
-                ("obs/frame", ArrayRef::new(&frame(t))),
-                ("obs/ram/health", ArrayRef::new(&hp(t))),
-                ("action", ArrayRef::scalar(&i64::from(t))),
-                ("reward", ArrayRef::scalar(&(t as f32 * 0.5))),
-                ("terminated", ArrayRef::scalar(&(t == steps))),
-                ("truncated", ArrayRef::scalar(&false)),
-            ],
-            &info,
-        )
-        .unwrap();
-    }
-    w.commit().unwrap()
-}
-
-/// A store with two users, two schemas, raw and lz4 fields; returns its directory.
-pub(crate) fn populated(root: &Path) -> PathBuf {
-    let dir = root.join("store");
-    let store = Store::create(&dir).unwrap();
-    record_rich(&store, "ann", 1, 5, Codec::Raw);
-    util::record_small(&store, "bob", 2, 4, Codec::Lz4);
-    record_rich(&store, "ann", 3, 3, Codec::Lz4);
-    util::record_small(&store, "bob", 4, 6, Codec::Raw);
-    dir
-}
+use trajstore::{Codec, EpisodeId, Error, OpenError, Query, RepairAction, Store};
 
 /// Every file under `segments/`: name, length and content digest.
 fn segment_files(dir: &Path) -> Vec<(String, u64, u64)> {
@@ -140,9 +39,7 @@ fn a_deleted_index_is_rebuilt_with_every_episode_identical_and_the_same_ids() {
     let dir = populated(tmp.path());
     let before = contents(&dir);
     assert_eq!(before.episodes.len(), 4);
-    std::fs::remove_file(dir.join("index.redb")).unwrap();
-
-    let report = trajstore::repair(&dir).unwrap();
+    let report = util::rebuild_index(&dir);
     assert_eq!(report.action, RepairAction::Rebuilt);
     assert_eq!(report.episodes, 4);
     assert_eq!(report.restored_with_id, 4);
@@ -275,11 +172,11 @@ fn only_segment(dir: &Path) -> PathBuf {
 fn an_episode_whose_commit_marker_was_lost_is_restored_with_a_fresh_id() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let store = Store::create(&dir).unwrap();
-    for seed in 1..=3 {
-        util::record_small(&store, "a", seed, 4, Codec::Raw);
-    }
-    drop(store);
+    let raw = Codec::Raw;
+    util::small_store(
+        &dir,
+        &[("a", 1, 4, raw), ("a", 2, 4, raw), ("a", 3, 4, raw)],
+    );
     // Power loss took episode 2's marker (it is synced only by the next commit's sync).
     let segment = only_segment(&dir);
     let markers = marker_offsets(&segment);
@@ -294,8 +191,7 @@ fn an_episode_whose_commit_marker_was_lost_is_restored_with_a_fresh_id() {
         RepairAction::NothingToDo
     );
 
-    std::fs::remove_file(dir.join("index.redb")).unwrap();
-    let report = trajstore::repair(&dir).unwrap();
+    let report = util::rebuild_index(&dir);
     assert_eq!(report.restored_with_id, 2);
     assert_eq!(report.restored_unmarked.len(), 1);
     let unmarked = &report.restored_unmarked[0];
@@ -334,10 +230,7 @@ fn torn_blob_header(payload_len: u64) -> [u8; 64] {
 fn a_torn_tail_is_scanned_past_even_when_an_adopter_appended_after_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let store = Store::create(&dir).unwrap();
-    util::record_small(&store, "a", 1, 4, Codec::Raw);
-    util::record_small(&store, "a", 2, 4, Codec::Lz4);
-    drop(store);
+    util::small_store(&dir, &[("a", 1, 4, Codec::Raw), ("a", 2, 4, Codec::Lz4)]);
     // A killed writer's tail: a record header whose 64 KiB payload never made it, and garbage.
     let segment = only_segment(&dir);
     let mut bytes = std::fs::read(&segment).unwrap();
@@ -350,9 +243,7 @@ fn a_torn_tail_is_scanned_past_even_when_an_adopter_appended_after_it() {
     util::record_small(&store, "b", 3, 4, Codec::Raw);
     drop(store);
     assert_eq!(segment_files(&dir).len(), 1, "the segment was adopted");
-    std::fs::remove_file(dir.join("index.redb")).unwrap();
-
-    let report = trajstore::repair(&dir).unwrap();
+    let report = util::rebuild_index(&dir);
     assert_eq!(
         (report.episodes, report.restored_with_id),
         (3, 3),
@@ -362,16 +253,6 @@ fn a_torn_tail_is_scanned_past_even_when_an_adopter_appended_after_it() {
     util::check_small(&dir, EpisodeId(1), 1, 4);
     util::check_small(&dir, EpisodeId(2), 2, 4);
     util::check_small(&dir, EpisodeId(3), 3, 4);
-}
-
-pub(crate) fn copy_v1_fixture(to: &Path) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-store");
-    std::fs::create_dir_all(to.join("segments")).unwrap();
-    std::fs::copy(fixture.join("index.redb"), to.join("index.redb")).unwrap();
-    for e in std::fs::read_dir(fixture.join("segments")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join("segments").join(e.file_name())).unwrap();
-    }
 }
 
 #[test]
@@ -404,8 +285,7 @@ fn the_v1_fixture_is_left_alone_by_repair_and_never_receives_v2_records() {
     );
 
     // Without the index, only the v2 episode is restorable, and the report says so.
-    std::fs::remove_file(dir.join("index.redb")).unwrap();
-    let report = trajstore::repair(&dir).unwrap();
+    let report = util::rebuild_index(&dir);
     assert_eq!((report.episodes, report.restored_with_id), (1, 1));
     assert_eq!(report.v1_segments, [1]);
     assert_eq!(report.v1_bytes, v1_segments[0].1);
@@ -480,9 +360,7 @@ fn an_episode_with_a_damaged_chunk_is_not_restored_and_is_named() {
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes[extent.payload_offset as usize + 5] ^= 0xFF;
     std::fs::write(&segment, &bytes).unwrap();
-    std::fs::remove_file(dir.join("index.redb")).unwrap();
-
-    let report = trajstore::repair(&dir).unwrap();
+    let report = util::rebuild_index(&dir);
     assert_eq!(report.episodes, 1);
     let reasons: Vec<&str> = report
         .unrestorable
@@ -502,10 +380,7 @@ fn an_episode_with_a_damaged_chunk_is_not_restored_and_is_named() {
 fn a_commit_in_flight_at_a_crash_stays_uncommitted_unless_the_index_is_rebuilt() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let store = Store::create(&dir).unwrap();
-    util::record_small(&store, "a", 1, 4, Codec::Raw);
-    util::record_small(&store, "a", 2, 4, Codec::Raw);
-    drop(store);
+    util::small_store(&dir, &[("a", 1, 4, Codec::Raw), ("a", 2, 4, Codec::Raw)]);
     let before_third = std::fs::read(dir.join("index.redb")).unwrap();
     let store = Store::open(&dir).unwrap();
     util::record_small(&store, "b", 3, 4, Codec::Lz4);
@@ -526,8 +401,7 @@ fn a_commit_in_flight_at_a_crash_stays_uncommitted_unless_the_index_is_rebuilt()
     assert_eq!(report.action, RepairAction::NothingToDo);
     assert_eq!((report.episodes, report.uncommitted), (2, 1));
 
-    std::fs::remove_file(dir.join("index.redb")).unwrap();
-    let report = trajstore::repair(&dir).unwrap();
+    let report = util::rebuild_index(&dir);
     assert_eq!(report.restored_with_id, 2);
     let unmarked: Vec<(EpisodeId, &str)> = report
         .restored_unmarked
@@ -565,15 +439,10 @@ fn abort_marker(segment: &Path, at: usize) {
 fn a_manifest_whose_index_commit_failed_is_never_restored() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let store = Store::create(&dir).unwrap();
-    util::record_small(&store, "a", 1, 4, Codec::Raw);
-    util::record_small(&store, "a", 2, 4, Codec::Raw);
-    drop(store);
+    util::small_store(&dir, &[("a", 1, 4, Codec::Raw), ("a", 2, 4, Codec::Raw)]);
     let segment = only_segment(&dir);
     abort_marker(&segment, *marker_offsets(&segment).last().unwrap());
-    std::fs::remove_file(dir.join("index.redb")).unwrap();
-
-    let report = trajstore::repair(&dir).unwrap();
+    let report = util::rebuild_index(&dir);
     assert_eq!((report.episodes, report.aborted), (1, 1), "{report:?}");
     assert!(report.restored_unmarked.is_empty());
     util::check_small(&dir, EpisodeId(1), 1, 4);

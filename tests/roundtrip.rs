@@ -224,12 +224,7 @@ fn the_catalog_follows_every_commit() {
         util::record_small(&store, user, i as u64, 3 + i as u32, Codec::Raw);
     }
     let snap = store.snapshot().unwrap();
-    let full: Vec<trajstore::EpisodeSummary> = snap
-        .episodes(&Query::default())
-        .unwrap()
-        .iter()
-        .map(trajstore::EpisodeSummary::from)
-        .collect();
+    let full = util::summaries_from_records(&snap);
     assert_eq!(full.len(), 3);
     assert_eq!(snap.catalog(&Query::default()).unwrap(), full);
     let alice: Vec<u32> = snap

@@ -151,8 +151,7 @@ fn spaces_are_stored_once_per_schema_and_a_differing_value_stays_with_its_episod
         !merged_rows[2].1.contains_key(OBS_SPACE),
         "merge files the spaces once per schema too"
     );
-    std::fs::remove_file(dir.join(trajstore::INDEX_FILE)).unwrap();
-    trajstore::repair(&dir).unwrap();
+    util::rebuild_index(&dir);
     let repaired: Vec<Info> = metadata_of(&dir).iter().map(effective).collect();
     assert_eq!(repaired, before, "repair");
 }
@@ -161,7 +160,7 @@ fn spaces_are_stored_once_per_schema_and_a_differing_value_stays_with_its_episod
 fn the_v1_fixture_has_no_schema_metadata_and_reads_as_before() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("v1");
-    crate::repair::copy_v1_fixture(&dir);
+    util::copy_v1_fixture(&dir);
     let store = Store::open_read_only(&dir).unwrap();
     let snap = store.snapshot().unwrap();
     for (id, _) in snap.schemas().unwrap() {

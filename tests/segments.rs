@@ -3,7 +3,7 @@
 
 use crate::util;
 
-use trajstore::{ArrayRef, Codec, EpisodeMeta, Info, Store, StoreOptions};
+use trajstore::{Codec, Store, StoreOptions};
 
 fn segment_count(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir.join("segments")).unwrap().count()
@@ -53,31 +53,7 @@ fn an_aborted_episode_leaves_only_unreferenced_bytes() {
         ..StoreOptions::default()
     };
     let store = Store::create_with(dir.path(), options).unwrap();
-    let schema = util::small_schema(Codec::Lz4);
-    let mut aborted = store
-        .begin_episode(EpisodeMeta::new("a", "Test-v0"), &schema)
-        .unwrap();
-    aborted
-        .reset(
-            &[("obs/frame", ArrayRef::new(&util::small_frame(9, 0)))],
-            &Info::new(),
-        )
-        .unwrap();
-    for t in 1..10 {
-        aborted
-            .step(
-                &[
-                    ("obs/frame", ArrayRef::new(&util::small_frame(9, t))),
-                    ("action", ArrayRef::scalar(&0i64)),
-                    ("reward", ArrayRef::scalar(&0.0f32)),
-                    ("terminated", ArrayRef::scalar(&false)),
-                    ("truncated", ArrayRef::scalar(&false)),
-                ],
-                &Info::new(),
-            )
-            .unwrap();
-    }
-    drop(aborted);
+    util::abandon_small(&store, "a", 9, 9, Codec::Lz4);
     let before = std::fs::metadata(dir.path().join("segments/0000000000000001.seg"))
         .unwrap()
         .len();

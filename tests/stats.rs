@@ -3,7 +3,7 @@
 //! the frames; episodes without stored statistics (format-1 stores, repaired indexes) are
 //! listed, never guessed, and computed from the frames on request.
 
-use std::path::Path;
+use crate::util;
 
 use trajstore::{
     ArrayRef, Codec, DType, ElementSummary, EpisodeMeta, ErrorKind, FieldSummary, Info, QUANTILES,
@@ -199,24 +199,10 @@ fn an_unknown_or_too_large_field_is_refused_by_name() {
     assert_eq!((none.episodes, none.fields.len()), (0, 0));
 }
 
-fn copy_fixture(to: &Path) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-store");
-    std::fs::create_dir_all(to.join("segments")).unwrap();
-    for dir in [fixture.clone(), fixture.join("segments")] {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                let rel = path.strip_prefix(&fixture).unwrap();
-                std::fs::copy(&path, to.join(rel)).unwrap();
-            }
-        }
-    }
-}
-
 #[test]
 fn a_format_1_store_lists_its_episodes_as_missing_and_computes_them_on_request() {
     let dir = tempfile::tempdir().unwrap();
-    copy_fixture(dir.path());
+    util::copy_v1_fixture(dir.path());
     let store = Store::open_read_only(dir.path()).unwrap();
     let snap = store.snapshot().unwrap();
     let episodes = snap.episodes(&Query::default()).unwrap();
@@ -257,8 +243,7 @@ fn a_repaired_index_has_the_same_statistics_as_the_lost_one() {
         store.snapshot().unwrap().stats(&q, &[], false).unwrap()
     };
     assert!(before.missing.is_empty() && !before.fields.is_empty());
-    std::fs::remove_file(dir.path().join(trajstore::INDEX_FILE)).unwrap();
-    let report = trajstore::repair(dir.path()).unwrap();
+    let report = util::rebuild_index(dir.path());
     assert_eq!(report.stats_saved, 3, "{report:?}");
     assert!(report.stats_problems.is_empty(), "{report:?}");
     let store = Store::open(dir.path()).unwrap();
@@ -270,7 +255,7 @@ fn a_repaired_index_has_the_same_statistics_as_the_lost_one() {
 #[test]
 fn saving_missing_statistics_stores_what_compute_missing_computes() {
     let dir = tempfile::tempdir().unwrap();
-    copy_fixture(dir.path());
+    util::copy_v1_fixture(dir.path());
     let q = Query::default();
     let computed = Store::open_read_only(dir.path())
         .unwrap()

@@ -1,6 +1,6 @@
 //! The command line is a contract: names, JSON shapes and exit codes.
 
-use crate::util::{cli, cli_ok};
+use crate::util::{cli, cli_ok, synth};
 use serde_json::Value;
 
 fn json_lines(s: &str) -> Vec<Value> {
@@ -17,13 +17,7 @@ fn init_synth_ls_show_info_verify() {
     assert!(cli_ok(&["init", s]).contains("initialised"));
     assert!(cli_ok(&["init", s]).contains("already a trajstore store"));
 
-    let out = cli_ok(&[
-        "synth",
-        s,
-        "--user",
-        "ann",
-        "--episodes",
-        "3",
+    let flags = [
         "--frame",
         "8x8x3",
         "--min-steps",
@@ -32,7 +26,8 @@ fn init_synth_ls_show_info_verify() {
         "9",
         "--writers",
         "2",
-    ]);
+    ];
+    let out = synth(s, "ann", "3", &flags);
     let mut lines = json_lines(&out);
     assert_eq!(lines.len(), 3);
     lines.sort_by_key(|l| l["episode"].as_u64());
@@ -41,20 +36,12 @@ fn init_synth_ls_show_info_verify() {
         let steps = l["steps"].as_u64().unwrap();
         assert!((4..=9).contains(&steps), "{l}");
     }
-    cli_ok(&[
-        "synth",
+    synth(
         s,
-        "--user",
         "bob",
-        "--episodes",
         "2",
-        "--frame",
-        "8x8x1",
-        "--codec",
-        "lz4",
-        "--seed",
-        "5",
-    ]);
+        &["--frame", "8x8x1", "--codec", "lz4", "--seed", "5"],
+    );
 
     let ls = json_lines(&cli_ok(&["ls", s, "--user", "ann", "--json"]));
     assert_eq!(ls.len(), 3);

@@ -8,9 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use trajstore::{
-    ArrayRef, Codec, EpisodeId, EpisodeMeta, Info, Query, RepairAction, Store, StoreOptions,
-};
+use trajstore::{Codec, EpisodeId, Query, RepairAction, Store, StoreOptions};
 
 /// Every step spilled to the segment, so an abandoned episode leaves bytes behind; small
 /// segments, so there are many.
@@ -19,32 +17,6 @@ fn options() -> StoreOptions {
         spill_bytes: 1,
         segment_target_bytes: 256 << 10,
         ..Default::default()
-    }
-}
-
-/// Writes `steps` steps of an episode and abandons it (a recorder that died before commit).
-fn abandon(store: &Store, steps: u32) {
-    let schema = util::small_schema(Codec::Raw);
-    let mut w = store
-        .begin_episode(EpisodeMeta::new("ghost", "Test-v0"), &schema)
-        .unwrap();
-    w.reset(
-        &[("obs/frame", ArrayRef::new(&util::small_frame(0, 0)))],
-        &Info::new(),
-    )
-    .unwrap();
-    for t in 1..=steps {
-        w.step(
-            &[
-                ("obs/frame", ArrayRef::new(&util::small_frame(0, t))),
-                ("action", ArrayRef::scalar(&0i64)),
-                ("reward", ArrayRef::scalar(&0.0f32)),
-                ("terminated", ArrayRef::scalar(&false)),
-                ("truncated", ArrayRef::scalar(&false)),
-            ],
-            &Info::new(),
-        )
-        .unwrap();
     }
 }
 
@@ -82,7 +54,7 @@ fn compaction_killed_at_random_moments_loses_nothing_committed() {
                 let id = util::record_small(&store, "ann", seed, steps, Codec::Raw);
                 committed.push((id, seed, steps));
             }
-            abandon(&store, 400);
+            util::abandon_small(&store, "ghost", 0, 400, Codec::Raw);
         }
         let mut child = util::bin()
             .args(["compact", &dir_s])
@@ -116,8 +88,7 @@ fn compaction_killed_at_random_moments_loses_nothing_committed() {
 
     let healthy = trajstore::repair(&dir).unwrap();
     assert_eq!(healthy.action, RepairAction::NothingToDo, "{healthy:?}");
-    std::fs::remove_file(dir.join("index.redb")).unwrap();
-    let rebuilt = trajstore::repair(&dir).unwrap();
+    let rebuilt = util::rebuild_index(&dir);
     assert!(rebuilt.unrestorable.is_empty(), "{rebuilt:?}");
     assert!(rebuilt.restored_unmarked.is_empty(), "{rebuilt:?}");
     check(&dir, &committed, "after repair");
@@ -132,7 +103,7 @@ fn compaction_racing_a_live_recorder_process_loses_nothing() {
         let store = Store::create_with(&dir, options()).unwrap();
         for seed in 1..=3 {
             util::record_small(&store, "ann", seed, 200, Codec::Raw);
-            abandon(&store, 300);
+            util::abandon_small(&store, "ghost", 0, 300, Codec::Raw);
         }
     }
     let mut recorder = util::bin()
@@ -243,8 +214,7 @@ fn merge_killed_at_random_moments_leaves_the_output_as_it_was_or_merged_whole() 
         // rebuilds from its segments with nothing left over.
         trajstore::compact(&out, &trajstore::CompactOptions::default()).unwrap();
         assert_eq!(count(&out), n);
-        std::fs::remove_file(out.join("index.redb")).unwrap();
-        let rebuilt = trajstore::repair(&out).unwrap();
+        let rebuilt = util::rebuild_index(&out);
         assert!(
             rebuilt.unrestorable.is_empty(),
             "round {round}: {rebuilt:?}"

@@ -97,8 +97,7 @@ fn check_repair(store_dir: &std::path::Path, committed: &[(u64, u32)]) {
             .episodes(&Query::default())
             .unwrap()
     };
-    std::fs::remove_file(store_dir.join("index.redb")).unwrap();
-    let report = trajstore::repair(store_dir).unwrap();
+    let report = util::rebuild_index(store_dir);
     assert!(report.unrestorable.is_empty(), "{report:?}");
     let store = Store::open_read_only(store_dir).unwrap();
     let snap = store.snapshot().unwrap();

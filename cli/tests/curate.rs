@@ -7,23 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{bin, cli, cli_ok};
+use crate::util::{self, bin, cli, cli_ok};
 
 fn synth(store: &str, user: &str, episodes: &str) {
-    cli_ok(&[
-        "synth",
-        store,
-        "--user",
-        user,
-        "--episodes",
-        episodes,
-        "--frame",
-        "8x8x3",
-        "--min-steps",
-        "3",
-        "--max-steps",
-        "6",
-    ]);
+    let flags = ["--frame", "8x8x3", "--min-steps", "3", "--max-steps", "6"];
+    util::synth(store, user, episodes, &flags);
 }
 
 fn listed(store: &str, filters: &[&str]) -> Vec<u64> {

@@ -61,16 +61,7 @@ fn a_full_disk_surfaces_as_an_error_and_committed_episodes_survive() {
     );
     assert_exactly_these_intact(&store_dir, &committed);
     // Once space is back (no limit here), recording goes on in the same store.
-    util::cli_ok(&[
-        "synth",
-        store_dir.to_str().unwrap(),
-        "--user",
-        "after",
-        "--episodes",
-        "2",
-        "--frame",
-        "8x8x1",
-    ]);
+    util::synth(store, "after", "2", &["--frame", "8x8x1"]);
 }
 
 /// A small tmpfs mounted for the test and unmounted when dropped.
@@ -147,16 +138,7 @@ fn a_really_full_file_system_surfaces_enospc_and_committed_episodes_survive() {
     assert_exactly_these_intact(&store_dir, &committed);
     // Space back: recording goes on in the same store.
     std::fs::remove_file(disk.0.join("ballast")).unwrap();
-    util::cli_ok(&[
-        "synth",
-        store,
-        "--user",
-        "after",
-        "--episodes",
-        "2",
-        "--frame",
-        "8x8x1",
-    ]);
+    util::synth(store, "after", "2", &["--frame", "8x8x1"]);
     let snap = Store::open(&store_dir).unwrap().snapshot().unwrap();
     assert_eq!(
         snap.episodes(&Query::default()).unwrap().len(),

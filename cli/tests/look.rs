@@ -11,13 +11,7 @@ use serde_json::Value;
 use trajstore::{Query, Store};
 
 fn synth(store: &str, user: &str, episodes: &str, frame: &str, codec: &str) {
-    cli_ok(&[
-        "synth",
-        store,
-        "--user",
-        user,
-        "--episodes",
-        episodes,
+    let flags = [
         "--frame",
         frame,
         "--codec",
@@ -26,7 +20,8 @@ fn synth(store: &str, user: &str, episodes: &str, frame: &str, codec: &str) {
         "6",
         "--max-steps",
         "12",
-    ]);
+    ];
+    util::synth(store, user, episodes, &flags);
 }
 
 fn decode_png(bytes: &[u8]) -> (u32, u32, png::ColorType, Vec<u8>) {

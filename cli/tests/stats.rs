@@ -12,20 +12,8 @@ fn stats_json_has_the_documented_keys_per_element_and_follows_the_filters() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     for (user, n) in [("ana", "2"), ("bo", "3")] {
-        cli_ok(&[
-            "synth",
-            d,
-            "--user",
-            user,
-            "--episodes",
-            n,
-            "--frame",
-            "8x8x3",
-            "--min-steps",
-            "20",
-            "--max-steps",
-            "40",
-        ]);
+        let flags = ["--frame", "8x8x3", "--min-steps", "20", "--max-steps", "40"];
+        synth(d, user, n, &flags);
     }
     let all = json(&["stats", d, "--json"]);
     let ana = json(&[
@@ -90,18 +78,8 @@ fn stats_json_has_the_documented_keys_per_element_and_follows_the_filters() {
 #[test]
 fn a_format_1_store_reports_missing_statistics_and_computes_them_on_request() {
     // A copy: the checked-in fixture is never opened in place.
-    let source =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/v1-store");
     let dir = tempfile::tempdir().unwrap();
-    for sub in ["", "segments"] {
-        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        for entry in std::fs::read_dir(source.join(sub)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, dir.path().join(sub).join(path.file_name().unwrap())).unwrap();
-            }
-        }
-    }
+    copy_v1_fixture(dir.path());
     let fixture = dir.path().to_str().unwrap();
     let listed = json(&["stats", fixture, "--json"]);
     assert_eq!(listed["missing"], serde_json::json!([1, 2, 3]));

@@ -217,18 +217,7 @@ fn a_shard_of_a_newer_format_is_refused_naming_it() {
     let (old, new) = (dir.path().join("a"), dir.path().join("b"));
     util::record_small(&Store::create(&old).unwrap(), "u", 1, 3, Codec::Raw);
     drop(Store::create(&new).unwrap());
-    {
-        let db = redb::Database::builder()
-            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
-            .open(new.join(trajstore::INDEX_FILE))
-            .unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(redb::TableDefinition::<&str, u64>::new("meta"))
-            .unwrap()
-            .insert("format_version", 99)
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    util::set_format_version(&new, 99);
     for cmd in ["ls", "partition"] {
         let mut args = vec![cmd, old.to_str().unwrap(), new.to_str().unwrap()];
         if cmd == "partition" {

@@ -28,3 +28,11 @@ pub fn cli_ok(args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
+
+/// Runs `trajstore synth STORE --user USER --episodes EPISODES FLAGS..` and asserts it
+/// succeeded; returns stdout (a JSON line per episode).
+pub fn synth(store: &str, user: &str, episodes: &str, flags: &[&str]) -> String {
+    let mut args = vec!["synth", store, "--user", user, "--episodes", episodes];
+    args.extend_from_slice(flags);
+    cli_ok(&args)
+}

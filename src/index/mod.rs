@@ -784,6 +784,28 @@ impl IndexSnapshot {
         Ok(out)
     }
 
+    /// The stored bytes of up to `limit` `episodes` rows with ids in `from..below`, in id
+    /// order, each handed to `visit`: for a reader that decodes only part of each record a
+    /// batch at a time (`Snapshot::verify`). Returns the id to continue from, `None` when
+    /// no row is left in the range.
+    pub fn episode_rows(
+        &self,
+        from: u64,
+        below: u64,
+        limit: usize,
+        mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<Option<u64>> {
+        let table = self.txn()?.open_table(EPISODES)?;
+        for (visited, entry) in table.range(from..below)?.enumerate() {
+            let (id, bytes) = entry?;
+            if visited == limit {
+                return Ok(Some(id.value()));
+            }
+            visit(id.value(), bytes.value())?;
+        }
+        Ok(None)
+    }
+
     /// The catalog rows of every episode with id below `cutoff` (all when `None`), in id
     /// order; `None` when the store has no complete catalog (format 1 opened read-only), so
     /// the caller decodes full records instead.

@@ -461,46 +461,77 @@ fn locate_chunks(
     out: &mut Vec<(usize, ChunkRef, MappedBytes)>,
 ) -> Result<usize> {
     out.clear();
-    let refs = episode.chunks().get(i).ok_or_else(|| {
-        Error::Read(ReadError::CorruptRecord {
-            table: "episodes",
-            reason: format!(
-                "episode {} has no chunk list for field {:?}",
-                episode.id(),
-                spec.name
-            ),
-        })
-    })?;
-    let expected = match spec.kind {
-        FieldKind::Observation => episode.steps() as usize + 1,
-        FieldKind::Transition => episode.steps() as usize,
-    };
+    let refs = chunk_list(
+        episode.id(),
+        episode.chunks().get(i).map(Vec::as_slice),
+        spec,
+    )?;
     let mut first = 0usize;
     for r in refs {
         let bytes =
             view.open
                 .maps()
                 .bytes(r.segment, r.offset, HEADER_BYTES as u64 + r.payload_len)?;
-        check_record_header(&bytes[..HEADER_BYTES], r, spec.step_bytes())?;
+        check_framing(&bytes, r, spec.step_bytes())?;
         let payload = bytes
             .slice(HEADER_BYTES, r.payload_len as usize)
             .expect("within the record");
-        if r.codec == Codec::Raw && payload.len() != r.steps as usize * spec.step_bytes() {
-            return Err(Error::corrupted(
-                r.segment,
-                r.offset,
-                "raw chunk length is not steps x step bytes",
-            ));
-        }
         out.push((first, *r, payload));
         first += r.steps as usize;
     }
-    if first != expected {
+    check_field_steps(episode.id(), episode.steps(), spec, first)
+}
+
+/// The chunk list of one field of an episode's record (`lists.get(i)`), or why it has none.
+fn chunk_list<'a>(
+    episode: EpisodeId,
+    list: Option<&'a [ChunkRef]>,
+    spec: &FieldSpec,
+) -> Result<&'a [ChunkRef]> {
+    list.ok_or_else(|| {
+        Error::Read(ReadError::CorruptRecord {
+            table: "episodes",
+            reason: format!(
+                "episode {episode} has no chunk list for field {:?}",
+                spec.name
+            ),
+        })
+    })
+}
+
+/// One chunk record as mapped (header and payload): its header matches the index, and a
+/// raw payload holds exactly its steps.
+fn check_framing(record: &[u8], r: &ChunkRef, step_bytes: usize) -> Result<()> {
+    check_record_header(&record[..HEADER_BYTES], r, step_bytes)?;
+    if r.codec == Codec::Raw
+        && Some(r.payload_len) != u64::from(r.steps).checked_mul(step_bytes as u64)
+    {
+        return Err(Error::corrupted(
+            r.segment,
+            r.offset,
+            "raw chunk length is not steps x step bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// That a field's chunks hold `found` values, one per observation or transition of an
+/// episode of `steps` transitions; the value count.
+fn check_field_steps(
+    episode: EpisodeId,
+    steps: u32,
+    spec: &FieldSpec,
+    found: usize,
+) -> Result<usize> {
+    let expected = match spec.kind {
+        FieldKind::Observation => steps as usize + 1,
+        FieldKind::Transition => steps as usize,
+    };
+    if found != expected {
         return Err(ReadError::CorruptRecord {
             table: "episodes",
             reason: format!(
-                "episode {} field {:?} holds {first} steps, expected {expected}",
-                episode.id(),
+                "episode {episode} field {:?} holds {found} steps, expected {expected}",
                 spec.name
             ),
         }

@@ -77,6 +77,24 @@ impl SegmentMaps {
         let end = offset
             .checked_add(len)
             .ok_or_else(|| Error::corrupted(id, offset, "record length overflows"))?;
+        Ok(MappedBytes {
+            map: self.map_checked(id, offset, end)?,
+            start: offset as usize,
+            len: len as usize,
+        })
+    }
+
+    /// The whole map of segment `id`, at least `end` bytes long (a record at `offset` ends
+    /// there): what a caller reading many records of the segment holds once instead of one
+    /// [`MappedBytes`] per record.
+    pub fn covering(&self, id: u64, offset: u64, end: u64) -> Result<MappedBytes> {
+        let map = self.map_checked(id, offset, end)?;
+        let len = map.len();
+        Ok(MappedBytes { map, start: 0, len })
+    }
+
+    /// A map of segment `id` at least `end` bytes long, or why there is none.
+    fn map_checked(&self, id: u64, offset: u64, end: u64) -> Result<Arc<dyn FileView>> {
         let map = self.map_covering(id, end)?;
         if end > map.len() as u64 {
             return Err(Error::corrupted(
@@ -88,11 +106,7 @@ impl SegmentMaps {
                 ),
             ));
         }
-        Ok(MappedBytes {
-            map,
-            start: offset as usize,
-            len: len as usize,
-        })
+        Ok(map)
     }
 
     fn map_covering(&self, id: u64, end: u64) -> Result<Arc<dyn FileView>> {

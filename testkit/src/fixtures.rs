@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use trajstore::{ArrayRef, Codec, DType, EpisodeId, EpisodeMeta, Info, Schema, Store};
+use trajstore::{
+    ArrayRef, Codec, DType, EpisodeId, EpisodeMeta, EpisodeWriter, Info, RepairReport, Schema,
+    Store,
+};
 
 /// A small schema: an 8x8x3 u8 frame (codec chosen), an i64 action.
 pub fn small_schema(codec: Codec) -> Schema {
@@ -23,30 +26,53 @@ pub fn small_frame(seed: u64, t: u32) -> Vec<u8> {
 
 /// Records one episode of `steps` transitions into `store` with [`small_schema`].
 pub fn record_small(store: &Store, user: &str, seed: u64, steps: u32, codec: Codec) -> EpisodeId {
-    let schema = small_schema(codec);
-    let mut w = store
-        .begin_episode(EpisodeMeta::new(user, "Test-v0").seed(seed), &schema)
-        .unwrap();
+    let meta = EpisodeMeta::new(user, "Test-v0").seed(seed);
+    let w = write_small(store, meta, codec, seed, steps, |t| {
+        (i64::from(t), 1.0, t == steps)
+    });
+    w.commit().unwrap()
+}
+
+/// Writes `steps` transitions of a [`small_schema`] episode (frames seeded `seed`, action 0,
+/// reward 0, never terminated) and abandons it uncommitted: a recorder that died before
+/// commit. Its chunks stay in the segment when the store spills them.
+pub fn abandon_small(store: &Store, user: &str, seed: u64, steps: u32, codec: Codec) {
+    let meta = EpisodeMeta::new(user, "Test-v0");
+    let w = write_small(store, meta, codec, seed, steps, |_| (0, 0.0, false));
+    drop(w);
+}
+
+/// Begins a [`small_schema`] episode and writes its reset and `steps` transitions, with the
+/// frames of `seed`; `transition(t)` gives step `t`'s action, reward and `terminated`.
+fn write_small(
+    store: &Store,
+    meta: EpisodeMeta,
+    codec: Codec,
+    seed: u64,
+    steps: u32,
+    transition: impl Fn(u32) -> (i64, f32, bool),
+) -> EpisodeWriter {
+    let mut w = store.begin_episode(meta, &small_schema(codec)).unwrap();
     w.reset(
         &[("obs/frame", ArrayRef::new(&small_frame(seed, 0)))],
         &Info::new(),
     )
     .unwrap();
     for t in 1..=steps {
-        let last = t == steps;
+        let (action, reward, terminated) = transition(t);
         w.step(
             &[
                 ("obs/frame", ArrayRef::new(&small_frame(seed, t))),
-                ("action", ArrayRef::scalar(&i64::from(t))),
-                ("reward", ArrayRef::scalar(&1.0f32)),
-                ("terminated", ArrayRef::scalar(&last)),
+                ("action", ArrayRef::scalar(&action)),
+                ("reward", ArrayRef::scalar(&reward)),
+                ("terminated", ArrayRef::scalar(&terminated)),
                 ("truncated", ArrayRef::scalar(&false)),
             ],
             &Info::new(),
         )
         .unwrap();
     }
-    w.commit().unwrap()
+    w
 }
 
 /// Reads back an episode recorded by [`record_small`] and checks every value.
@@ -81,4 +107,37 @@ pub fn frame_record(dir: &Path, id: EpisodeId) -> (std::path::PathBuf, u64) {
     let field = snap.field(&snap.episode(id).unwrap(), "obs/frame").unwrap();
     let extent = field.extents().remove(0);
     (extent.path, extent.payload_offset - 64)
+}
+
+/// Copies the checked-in format-1 store (tests/fixtures/v1-store) to `to`: the fixture itself
+/// is never opened in place.
+pub fn copy_v1_fixture(to: &Path) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/v1-store");
+    std::fs::create_dir_all(to.join("segments")).unwrap();
+    std::fs::copy(fixture.join("index.redb"), to.join("index.redb")).unwrap();
+    for entry in std::fs::read_dir(fixture.join("segments")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join("segments").join(entry.file_name())).unwrap();
+    }
+}
+
+/// Stamps the index of the store at `dir` with `format_version`, as a later build that wrote
+/// a newer format would.
+pub fn set_format_version(dir: &Path, format_version: u64) {
+    let db = redb::Database::builder()
+        .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+        .open(dir.join(trajstore::INDEX_FILE))
+        .unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+        .unwrap()
+        .insert("format_version", format_version)
+        .unwrap();
+    txn.commit().unwrap();
+}
+
+/// Deletes the index of the store at `dir` and rebuilds it from the segments with `repair`.
+pub fn rebuild_index(dir: &Path) -> RepairReport {
+    std::fs::remove_file(dir.join(trajstore::INDEX_FILE)).unwrap();
+    trajstore::repair(dir).unwrap()
 }
