@@ -14,10 +14,9 @@ use crate::segment::checked::check_chunk;
 use crate::segment::format::{
     ChunkRef, HEADER_BYTES, MANIFEST_MAGIC, MARKER_MAGIC, check_record_header,
 };
-use crate::segment::manifest::MarkerV1;
+use crate::segment::manifest::{ManifestV1, MarkerV1};
 use crate::segment::{Appender, SegmentPool};
 use crate::value::Info;
-use crate::write::manifest_of;
 
 /// The new segments compaction writes, rotated at the target size between episodes.
 pub struct Output {
@@ -121,7 +120,7 @@ impl Output {
             fields: new_fields,
             ..record.clone()
         };
-        let manifest = manifest_of(&moved, fields, infos, schema_metadata);
+        let manifest = ManifestV1::of(&moved, fields, infos, schema_metadata);
         let manifest_offset = appender.append_meta(MANIFEST_MAGIC, &manifest.encode())?;
         let marker = MarkerV1 {
             episode: id,

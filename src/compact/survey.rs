@@ -5,12 +5,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use crate::error::{Error, OpenError, Result};
+use crate::error::{Error, Result};
 use crate::index::records::EpisodeRecordV1;
 use crate::io::{OsIo, StoreIo};
 use crate::segment::format::{
-    ChunkRef, FIRST_MANIFEST_VERSION, FileHeaderError, HEADER_BYTES, RecordKind,
-    SEGMENT_FORMAT_VERSION, align_up, checksum, parse_record_header,
+    ChunkRef, FIRST_MANIFEST_VERSION, FileHeaderError, HEADER_BYTES, RecordKind, align_up,
+    checksum, newer_segment_format, parse_record_header,
 };
 use crate::segment::link::{SegmentOrigin, check_file_header};
 use crate::segment::manifest::{ManifestV1, MarkerV1};
@@ -134,12 +134,7 @@ pub fn survey(
             }
             Ok(_) => {} // v1 (no manifests) or linked (its records are another store's)
             Err(FileHeaderError::NewerVersion(found)) => {
-                return Err(OpenError::UnsupportedFormat {
-                    path,
-                    found,
-                    supported: SEGMENT_FORMAT_VERSION,
-                }
-                .into());
+                return Err(newer_segment_format(path, found));
             }
             Err(FileHeaderError::Invalid(_)) => u.invalid = true,
         }

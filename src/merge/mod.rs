@@ -28,12 +28,11 @@ use crate::index::records::EpisodeRecordV1;
 use crate::read::{Episode, Query};
 use crate::schema::Schema;
 use crate::segment::format::{MANIFEST_MAGIC, MARKER_MAGIC};
-use crate::segment::manifest::{ABORTED, MarkerV1};
+use crate::segment::manifest::{ABORTED, ManifestV1, MarkerV1};
 use crate::segment::{SEGMENTS_DIR, sync_dir};
 use crate::stats::EpisodeStatsV1;
 use crate::store::Store;
 use crate::value::{Info, Value};
-use crate::write::manifest_of;
 
 /// Episode metadata key: the directory of the store a merged episode came from.
 pub const MERGED_FROM_STORE: &str = "merged_from/store";
@@ -175,7 +174,7 @@ impl Store {
                     .get(&old_schema)
                     .cloned()
                     .unwrap_or_default();
-                let manifest = manifest_of(&record, schema.fields(), infos, &schema_metadata);
+                let manifest = ManifestV1::of(&record, schema.fields(), infos, &schema_metadata);
                 batch.push((
                     manifest,
                     PendingEpisode {

@@ -341,23 +341,7 @@ fn entry(id: u64, m: &ManifestV1) -> Entry {
         id,
         schema_hint: m.schema_id,
         fields: m.fields.clone(),
-        record: EpisodeRecordV1 {
-            user: m.user.clone(),
-            env: m.env.clone(),
-            schema_id: 0, // assigned by assign_schemas
-            started_at_us: m.started_at_us,
-            ended_at_us: m.ended_at_us,
-            committed_at_us: m.committed_at_us,
-            steps: m.steps,
-            total_return: m.total_return,
-            outcome: m.outcome,
-            seed: m.seed,
-            tags: m.tags.clone(),
-            metadata: m.metadata.clone(),
-            raw_bytes: m.raw_bytes,
-            stored_bytes: m.stored_bytes,
-            fields: m.chunks.clone(),
-        },
+        record: m.record(0), // its schema id is assigned by assign_schemas
         infos: m.infos.clone(),
     }
 }

@@ -11,13 +11,13 @@ use std::path::Path;
 use rayon::prelude::*;
 use std::sync::Arc;
 
-use crate::error::{Error, OpenError, Result};
+use crate::error::{Error, Result};
 use crate::ids::SegmentId;
 use crate::io::{FileView, OsIo, StoreIo};
 use crate::schema::{FieldKind, Schema};
 use crate::segment::format::{
-    ChunkRef, FIRST_MANIFEST_VERSION, FileHeaderError, HEADER_BYTES, RecordKind,
-    SEGMENT_FORMAT_VERSION, align_up, check_record_header, checksum, parse_record_header,
+    ChunkRef, FIRST_MANIFEST_VERSION, FileHeaderError, HEADER_BYTES, RecordKind, align_up,
+    check_record_header, checksum, newer_segment_format, parse_record_header,
 };
 use crate::segment::link::{SegmentOrigin, check_file_header};
 use crate::segment::manifest::{ManifestV1, MarkerV1};
@@ -97,12 +97,7 @@ pub fn scan(segments_dir: &Path) -> Result<Scan> {
                 Some(v)
             }
             Err(FileHeaderError::NewerVersion(found)) => {
-                return Err(OpenError::UnsupportedFormat {
-                    path,
-                    found,
-                    supported: SEGMENT_FORMAT_VERSION,
-                }
-                .into());
+                return Err(newer_segment_format(path, found));
             }
             Err(FileHeaderError::Invalid(reason)) => {
                 out.skipped.push(Unrestorable {

@@ -103,6 +103,17 @@ pub enum FileHeaderError {
     NewerVersion(u32),
 }
 
+/// The error for the segment file at `path`, written in segment format `found`: newer than
+/// this build reads (a [`FileHeaderError::NewerVersion`]).
+pub fn newer_segment_format(path: std::path::PathBuf, found: u32) -> Error {
+    crate::error::OpenError::UnsupportedFormat {
+        path,
+        found,
+        supported: SEGMENT_FORMAT_VERSION,
+    }
+    .into()
+}
+
 /// Checks a segment file's header and returns its segment format version.
 pub fn decode_file_header(bytes: &[u8], segment: u64) -> Result<u32, FileHeaderError> {
     let (version, id) = decode_file_header_id(bytes)?;

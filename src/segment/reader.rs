@@ -5,10 +5,10 @@ use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use super::format::FileHeaderError;
+use super::format::{FileHeaderError, newer_segment_format};
 use super::link::{RETIRED_DIR, check_file_header};
 use super::segment_path;
-use crate::error::{Error, OpenError, Result};
+use crate::error::{Error, Result};
 use crate::io::{FileView, StoreIo};
 
 /// Bytes inside a segment's memory map. Cheap to clone; keeps the map alive, so it stays valid
@@ -144,12 +144,7 @@ impl SegmentMaps {
         };
         match check_file_header(&*self.io, &dir, id, &map).map(|(version, _)| version) {
             Ok(_) => Ok(map),
-            Err(FileHeaderError::NewerVersion(found)) => Err(OpenError::UnsupportedFormat {
-                path,
-                found,
-                supported: super::format::SEGMENT_FORMAT_VERSION,
-            }
-            .into()),
+            Err(FileHeaderError::NewerVersion(found)) => Err(newer_segment_format(path, found)),
             Err(FileHeaderError::Invalid(reason)) => Err(Error::corrupted(id, 0, reason)),
         }
     }

@@ -30,7 +30,7 @@ use crate::ids::EpisodeId;
 use crate::index::PendingEpisode;
 use crate::index::records::{EpisodeRecordV1, Outcome};
 use crate::open::OpenStore;
-use crate::schema::{FieldSpec, REWARD, Schema, TERMINATED, TRUNCATED};
+use crate::schema::{REWARD, Schema, TERMINATED, TRUNCATED};
 use crate::segment::Appender;
 use crate::segment::format::{MANIFEST_MAGIC, MARKER_MAGIC};
 use crate::segment::manifest::{ABORTED, ManifestV1, MarkerV1};
@@ -289,7 +289,7 @@ impl EpisodeWriter {
         };
         let infos = std::mem::take(&mut self.infos);
         let schema_metadata = meta.schema_metadata;
-        let manifest = manifest_of(&record, self.schema.fields(), &infos, &schema_metadata);
+        let manifest = ManifestV1::of(&record, self.schema.fields(), &infos, &schema_metadata);
         let appender = self.appender.as_mut().expect("flushed");
         // Invariant (segment/manifest.rs): the manifest is durable, with every chunk it names,
         // before the index transaction can commit the episode; one sync covers both.
@@ -339,36 +339,6 @@ impl EpisodeWriter {
         // appender (it is then sealed) and `repair` treats the manifest as unmarked.
         let _ = appender.append_meta(MARKER_MAGIC, &marker.encode());
         Ok(EpisodeId(id))
-    }
-}
-
-/// The manifest of an episode about to be indexed as `record`, with the key/values of its
-/// schema (`schema_metadata`): the manifest's metadata is the effective one (the schema's
-/// keys overlaid by the episode's own), so a repaired index restores it in full.
-pub(crate) fn manifest_of(
-    record: &EpisodeRecordV1,
-    fields: &[FieldSpec],
-    infos: &[(u32, Info)],
-    schema_metadata: &Info,
-) -> ManifestV1 {
-    ManifestV1 {
-        user: record.user.clone(),
-        env: record.env.clone(),
-        schema_id: record.schema_id,
-        fields: fields.to_vec(),
-        started_at_us: record.started_at_us,
-        ended_at_us: record.ended_at_us,
-        committed_at_us: record.committed_at_us,
-        steps: record.steps,
-        total_return: record.total_return,
-        outcome: record.outcome,
-        seed: record.seed,
-        tags: record.tags.clone(),
-        metadata: crate::index::schema_meta::effective(&record.metadata, schema_metadata),
-        raw_bytes: record.raw_bytes,
-        stored_bytes: record.stored_bytes,
-        chunks: record.fields.clone(),
-        infos: infos.to_vec(),
     }
 }
 

@@ -8,9 +8,8 @@
 //! `TRAJSTORE_BENCH_DIR` (where to write; default a temporary directory),
 //! `TRAJSTORE_BENCH_REPEATS` (runs per configuration, the median ratio is reported; default 3).
 
-use trajstore::Codec;
 use trajstore_testkit::bench::recorder_process::run_if_recorder_process;
-use trajstore_testkit::bench::{ConcurrentSpec, RecordSpec, Recorders, record_concurrently};
+use trajstore_testkit::bench::{ConcurrentSpec, Recorders, record_concurrently};
 
 fn env_or(name: &str, default: u32) -> u32 {
     std::env::var(name)
@@ -40,16 +39,7 @@ fn main() {
     let mut reports = Vec::new();
     for recorders in [Recorders::Threads, Recorders::Processes] {
         for writers in [1usize, 2, 4] {
-            let spec = ConcurrentSpec {
-                writers,
-                recorders,
-                per_writer: RecordSpec {
-                    episodes: episodes / writers as u32,
-                    steps,
-                    frame: [84, 84, 3],
-                    codec: Codec::Raw,
-                },
-            };
+            let spec = ConcurrentSpec::sharing(episodes, writers, recorders, steps, [84, 84, 3]);
             // Shared disks are noisy: repeat, and keep the run with the median ratio (each
             // run's baseline is measured right after it).
             let mut runs: Vec<_> = (0..repeats)

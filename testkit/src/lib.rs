@@ -5,3 +5,4 @@
 pub mod bench;
 pub mod fixtures;
 pub mod synth;
+mod threads;

@@ -226,26 +226,16 @@ pub fn record(
     let next = AtomicU64::new(0);
     let done = Mutex::new(Vec::new());
     let writers = config.writers.max(1);
-    std::thread::scope(|scope| -> Result<()> {
-        let handles: Vec<_> = (0..writers)
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        if n >= config.episodes {
-                            return Ok(());
-                        }
-                        let recorded = record_one(store, config, &schema, n)?;
-                        done.lock().expect("results").push(recorded);
-                        on_commit(recorded);
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("recorder thread panicked")?;
+    crate::threads::on_threads(writers, |_| -> Result<()> {
+        loop {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            if n >= config.episodes {
+                return Ok(());
+            }
+            let recorded = record_one(store, config, &schema, n)?;
+            done.lock().expect("results").push(recorded);
+            on_commit(recorded);
         }
-        Ok(())
     })?;
     let mut done = done.into_inner().expect("results");
     done.sort_by_key(|r| r.episode);

@@ -210,16 +210,7 @@ fn concurrent(temp: &Path, json: bool) -> Result<ExitCode> {
         for recorders in [Recorders::Threads, Recorders::Processes] {
             let mut one_writer = None;
             for writers in [1, 2, 4] {
-                let spec = ConcurrentSpec {
-                    writers,
-                    recorders,
-                    per_writer: RecordSpec {
-                        episodes: episodes / writers as u32,
-                        steps,
-                        frame,
-                        codec: Codec::Raw,
-                    },
-                };
+                let spec = ConcurrentSpec::sharing(episodes, writers, recorders, steps, frame);
                 let r = record_concurrently(temp, &spec)?;
                 // Throughput against one recorder of the same kind (bytes per second).
                 let per_s = r.measurement.bytes as f64 / r.measurement.seconds;

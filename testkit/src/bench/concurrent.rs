@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use trajstore::{CommitStats, Store};
+use trajstore::{Codec, CommitStats, Store};
 
 use super::record::{episode_raw_bytes, plain_write, pregenerated_frames, recorder};
 use super::{BenchError, Measurement, RecordSpec, Result, recorder_process};
@@ -35,6 +35,29 @@ pub struct ConcurrentSpec {
     pub writers: usize,
     pub recorders: Recorders,
     pub per_writer: RecordSpec,
+}
+
+impl ConcurrentSpec {
+    /// `episodes` episodes of `steps` raw `frame`s shared out evenly among `writers`
+    /// recorders (each records `episodes / writers`; a remainder is not recorded).
+    pub fn sharing(
+        episodes: u32,
+        writers: usize,
+        recorders: Recorders,
+        steps: u32,
+        frame: [u32; 3],
+    ) -> ConcurrentSpec {
+        ConcurrentSpec {
+            writers,
+            recorders,
+            per_writer: RecordSpec {
+                episodes: episodes / writers as u32,
+                steps,
+                frame,
+                codec: Codec::Raw,
+            },
+        }
+    }
 }
 
 /// What one recorder (thread or process) measured.

@@ -35,34 +35,23 @@ pub fn curate(dir: &Path, episodes: u64) -> Result<CurateCost> {
     let store = Store::create(dir)?;
     let writers = 8u64;
     let start = Instant::now();
-    std::thread::scope(|scope| -> Result<()> {
-        let handles: Vec<_> = (0..writers)
-            .map(|w| {
-                let (store, schema) = (&store, &schema);
-                scope.spawn(move || -> Result<()> {
-                    let user = format!("u{w}");
-                    for _ in (w..episodes).step_by(writers as usize) {
-                        let mut ep =
-                            store.begin_episode(EpisodeMeta::new(&user, "Bench-v0"), schema)?;
-                        ep.reset(&[("obs", ArrayRef::new(&[0f32; 4]))], &Info::new())?;
-                        ep.step(
-                            &[
-                                ("obs", ArrayRef::new(&[1f32; 4])),
-                                ("action", ArrayRef::scalar(&1i64)),
-                                ("reward", ArrayRef::scalar(&1f32)),
-                                ("terminated", ArrayRef::scalar(&true)),
-                                ("truncated", ArrayRef::scalar(&false)),
-                            ],
-                            &Info::new(),
-                        )?;
-                        ep.commit()?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("recorder thread panicked")?;
+    crate::threads::on_threads(writers as usize, |w| -> Result<()> {
+        let w = w as u64;
+        let user = format!("u{w}");
+        for _ in (w..episodes).step_by(writers as usize) {
+            let mut ep = store.begin_episode(EpisodeMeta::new(&user, "Bench-v0"), &schema)?;
+            ep.reset(&[("obs", ArrayRef::new(&[0f32; 4]))], &Info::new())?;
+            ep.step(
+                &[
+                    ("obs", ArrayRef::new(&[1f32; 4])),
+                    ("action", ArrayRef::scalar(&1i64)),
+                    ("reward", ArrayRef::scalar(&1f32)),
+                    ("terminated", ArrayRef::scalar(&true)),
+                    ("truncated", ArrayRef::scalar(&false)),
+                ],
+                &Info::new(),
+            )?;
+            ep.commit()?;
         }
         Ok(())
     })?;

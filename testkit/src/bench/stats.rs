@@ -250,25 +250,14 @@ pub fn record_stats_store(
     let schema = kind.schema()?;
     let store = Store::create(path)?;
     let start = Instant::now();
-    std::thread::scope(|scope| -> Result<()> {
-        let handles: Vec<_> = (0..writers)
-            .map(|w| {
-                let (store, schema) = (&store, &schema);
-                scope.spawn(move || -> Result<()> {
-                    let user = format!("u{w}");
-                    let mut rng = SplitMix64::new(u64::from(w));
-                    for e in (w..episodes).step_by(writers as usize) {
-                        let steps =
-                            min_steps + rng.below(u64::from(max_steps - min_steps) + 1) as u32;
-                        let v = episode_values(kind, steps, u64::from(e));
-                        record_values(store, kind, schema, &user, &v)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("recorder thread panicked")?;
+    crate::threads::on_threads(writers as usize, |w| -> Result<()> {
+        let w = w as u32;
+        let user = format!("u{w}");
+        let mut rng = SplitMix64::new(u64::from(w));
+        for e in (w..episodes).step_by(writers as usize) {
+            let steps = min_steps + rng.below(u64::from(max_steps - min_steps) + 1) as u32;
+            let v = episode_values(kind, steps, u64::from(e));
+            record_values(&store, kind, &schema, &user, &v)?;
         }
         Ok(())
     })?;
