@@ -8,6 +8,9 @@ use super::filters::EpisodeFilters;
 use super::open_shards;
 use crate::json::{EpisodeFields, EpisodeLine, timestamp};
 
+/// Episodes whose metadata maps `ls --json` reads at once.
+const METADATA_BATCH: usize = 4096;
+
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
     /// One store, or several shards of one dataset (listed in this order, with a shard column).
@@ -48,10 +51,18 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
         }
         let split = snapshot.split_spec()?;
         let store_path = dirs[shard].display().to_string();
-        // Catalog rows and, apart, the metadata maps: no chunk list is decoded.
+        // Catalog rows and, apart, the metadata maps: no chunk list is decoded. Maps are read
+        // a batch at a time, so a million episodes never hold a million maps.
         let catalog = snapshot.catalog_columns(&query)?;
-        let metadata = snapshot.metadata(catalog.ids())?;
-        for (e, metadata) in catalog.rows().zip(&metadata) {
+        let mut metadata = Vec::new();
+        for e in catalog.rows() {
+            let at = e.index() % METADATA_BATCH;
+            if at == 0 {
+                let ids = catalog.ids();
+                let batch = &ids[e.index()..ids.len().min(e.index() + METADATA_BATCH)];
+                metadata = snapshot.metadata(batch)?;
+            }
+            let metadata = &metadata[at];
             let line = EpisodeLine {
                 split: split
                     .as_ref()
