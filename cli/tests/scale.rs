@@ -39,6 +39,21 @@ fn scale_bench_reports_every_figure_with_the_loader_probed_in_a_child() {
     ] {
         assert!(number(key) > 0.0 && number(key).is_finite(), "{key} in {p}");
     }
+    // The floor says which plain gather it was, and whether the figure came from the page
+    // cache: a store of a few KB fits in any machine's memory.
+    assert!(number("sample_floor_threads") >= 1.0, "{p}");
+    assert!(number("store_bytes") > 0.0, "{p}");
+    assert!(
+        p["sample_floor"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("plain gather")),
+        "{p}"
+    );
+    if cfg!(target_os = "linux") {
+        assert!(number("mem_available_bytes") > number("store_bytes"), "{p}");
+        assert!(p["page_cache"].is_boolean(), "{p}");
+        assert!(number("load_average_1m") >= 0.0, "{p}");
+    }
     // The probe process read its own RssAnon: a running process has some, and the loader's
     // share of it is part of it.
     if cfg!(target_os = "linux") {

@@ -23,6 +23,7 @@ use crate::loader::batch::{Batch, Column, Edge, FieldRequest};
 use crate::loader::dataset::Loader;
 use crate::loader::rng::{Permutation, SplitMix64};
 use crate::read::{Field, Snapshot};
+use crate::segment::MappedBytes;
 use std::sync::Arc;
 
 /// Sub-stream purpose of the sampler's random draws: the little-endian reading of `sampler\0`.
@@ -113,14 +114,26 @@ pub struct Sampler {
     /// `(shard, id)` as one number for several (`schema/partition.md` §7).
     keys: Vec<u64>,
     steps: Vec<u32>,
-    /// `fields[slot][request]`, opened at the episode's first batch (see [`Sampler::new`]).
-    fields: Vec<Option<Vec<Field>>>,
+    /// Per slot: 0 until the episode's first batch (see [`Sampler::new`]), then 1 + its index
+    /// in `open`. Four bytes a slot, so an episode never picked costs little.
+    opened: Vec<u32>,
+    /// The requested fields of each opened episode, in the order they were opened.
+    open: Vec<Vec<Field>>,
+    /// `direct[i * columns + c]`: column `c` of the `i`th opened episode as one checked slice
+    /// of the map, when it is raw, in one chunk and requested at one offset (the usual case).
+    /// Small-row gathers read this one entry per row, not the field's chunk table: with 10^4
+    /// episodes and more, walking a field's metadata misses the cache two or three times a
+    /// row, which cost more than the row itself and grew with the number of episodes.
+    direct: Vec<Option<MappedBytes>>,
     /// Each shard's snapshot, and the shard of each episode.
     snapshots: Vec<Arc<Snapshot>>,
     shards: Vec<u32>,
     resolved: Vec<Resolved>,
     /// `unit_start[slot]`: index of the episode's first unit; one extra entry for the total.
     unit_start: Vec<u64>,
+    /// Where to look in `unit_start`: units `b << bucket_shift ..` lie in slots
+    /// `bucket[b] ..= bucket[b + 1]`.
+    bucket: UnitBuckets,
     seed: u64,
     rng: SplitMix64,
     /// The order of [`Order::Shuffle`]: unit at position `p` is `permutation.at(p)`.
@@ -162,12 +175,17 @@ impl Sampler {
             Unit::Window { len, .. } => len as usize,
         };
 
+        if u32::try_from(loader.episodes().len()).is_err() {
+            return bad(format!(
+                "{} episodes: a sampler serves at most {}",
+                loader.episodes().len(),
+                u32::MAX - 1
+            ));
+        }
         let snapshots = loader.shared_snapshots();
         let shards: Vec<u32> = (0..loader.episodes().len())
             .map(|i| loader.shard_of(i))
             .collect();
-        let mut fields: Vec<Option<Vec<Field>>> = Vec::new();
-        fields.resize_with(loader.episodes().len(), || None);
         let mut resolved: Vec<Resolved> = Vec::new();
         if !loader.episodes().is_empty() {
             let first = open_fields(
@@ -186,7 +204,6 @@ impl Sampler {
                     step_bytes: f.step_bytes(),
                 })
                 .collect();
-            fields[0] = Some(first);
         }
 
         let ids: Vec<u64> = loader.episodes().iter().map(|e| e.id().get()).collect();
@@ -199,6 +216,7 @@ impl Sampler {
             total += units_in(spec.unit, t);
         }
         unit_start.push(total);
+        let bucket = UnitBuckets::new(&unit_start);
 
         let cursor = loader.cursor();
         let seed = crate::loader::rng::derive_seed(
@@ -212,14 +230,17 @@ impl Sampler {
         let permutation = Permutation::new(total, seed);
         Ok(Sampler {
             rows_per_unit,
+            opened: vec![0; ids.len()],
             ids,
             keys,
             steps,
-            fields,
+            open: Vec::new(),
+            direct: Vec::new(),
             snapshots,
             shards,
             resolved,
             unit_start,
+            bucket,
             seed,
             rng: SplitMix64::new(seed),
             permutation,
@@ -309,11 +330,13 @@ impl Sampler {
     }
 
     /// Opens the fields of the picked episodes not opened yet (their first batch), checking
-    /// each against the resolved dtype and shape.
+    /// each against the resolved dtype and shape. A raw field in one chunk requested at one
+    /// offset is checked (its checksum, segment/checked.rs) here, at the first batch that
+    /// reads it, rather than at its first row, and kept in `direct`.
     fn open_picked(&mut self) -> Result<()> {
         for i in 0..self.picks.len() {
             let slot = self.picks[i].slot;
-            if self.fields[slot].is_some() {
+            if self.opened[slot] != 0 {
                 continue;
             }
             let snapshot = &self.snapshots[self.shards[slot] as usize];
@@ -335,14 +358,22 @@ impl Sampler {
                     ));
                 }
             }
-            self.fields[slot] = Some(opened);
+            for (r, f) in self.resolved.iter().zip(&opened) {
+                let direct = match r.request.offsets[..] {
+                    [_] => f.contiguous()?,
+                    _ => None,
+                };
+                self.direct.push(direct);
+            }
+            self.open.push(opened);
+            self.opened[slot] = u32::try_from(self.open.len()).expect("checked in Sampler::new");
         }
         Ok(())
     }
 
     /// The episode and first step of unit `unit` (below [`Sampler::units`]).
     fn pick(&self, unit: u64) -> Pick {
-        let slot = self.unit_start.partition_point(|&s| s <= unit) - 1;
+        let slot = self.bucket.slot_of(&self.unit_start, unit);
         let start = (unit - self.unit_start[slot]) as u32;
         Pick { slot, start }
     }
@@ -424,14 +455,19 @@ impl Sampler {
                     .zip(column.valid.par_chunks_mut(per * k))
                     .zip(self.picks.par_iter())
                     .with_min_len(min_len)
-                    .try_for_each(|((out, valid), p)| {
-                        gather.unit(
+                    .try_for_each(|((out, valid), p)| match self.in_place(c, &gather, p)? {
+                        Some(bytes) => {
+                            out.copy_from_slice(bytes);
+                            valid.fill(1);
+                            Ok(())
+                        }
+                        None => gather.unit(
                             &self.opened(p.slot)[c],
                             self.steps[p.slot],
                             p.start,
                             out,
                             valid,
-                        )
+                        ),
                     })
             })??;
         }
@@ -457,7 +493,7 @@ impl Sampler {
         let sources = self
             .picks
             .iter()
-            .map(|p| gather.in_place(&self.opened(p.slot)[c], self.steps[p.slot], p.start))
+            .map(|p| self.in_place(c, gather, p))
             .collect::<Result<Vec<Option<&[u8]>>>>()?;
         let touched = sources
             .iter()
@@ -482,9 +518,21 @@ impl Sampler {
 
     /// The fields of a picked episode ([`Sampler::open_picked`] ran for the batch).
     fn opened(&self, slot: usize) -> &[Field] {
-        self.fields[slot]
-            .as_deref()
-            .expect("opened by open_picked before every fill")
+        let index = self.opened[slot] as usize;
+        assert!(index > 0, "opened by open_picked before every fill");
+        &self.open[index - 1]
+    }
+
+    /// Unit `p` of column `c` as one slice of the map, from `direct` when the episode has an
+    /// entry there (one load a row), else from the field ([`Gather::in_place`]).
+    fn in_place(&self, c: usize, gather: &Gather<'_>, p: &Pick) -> Result<Option<&[u8]>> {
+        let index = self.opened[p.slot] as usize;
+        assert!(index > 0, "opened by open_picked before every fill");
+        let t = self.steps[p.slot];
+        match &self.direct[(index - 1) * self.resolved.len() + c] {
+            Some(bytes) => Ok(gather.in_slice(bytes, t, p.start)),
+            None => gather.in_place(&self.open[index - 1][c], t, p.start),
+        }
     }
 }
 
@@ -506,6 +554,52 @@ fn units_in(unit: Unit, t: u32) -> u64 {
     match unit {
         Unit::Step | Unit::Window { pad: true, .. } => u64::from(t),
         Unit::Window { len, pad: false } => u64::from(t.saturating_sub(len - 1)),
+    }
+}
+
+/// A coarse index over `unit_start` (a sorted list of first units, the total last), so that
+/// locating a unit reads one bucket and a slot or two instead of a binary search over every
+/// episode, whose last steps miss the cache once the episodes number 10^4 and more. About
+/// one bucket per episode: 4 to 8 bytes an episode.
+struct UnitBuckets {
+    shift: u32,
+    /// `first[b]`: the slot holding unit `b << shift` (the last slot for units past the end).
+    first: Vec<u32>,
+}
+
+impl UnitBuckets {
+    fn new(unit_start: &[u64]) -> UnitBuckets {
+        let slots = unit_start.len().saturating_sub(1);
+        let total = unit_start.last().copied().unwrap_or(0);
+        if slots == 0 || total == 0 {
+            return UnitBuckets {
+                shift: 0,
+                first: Vec::new(),
+            };
+        }
+        // Units per bucket: the largest power of two at most the mean units per slot.
+        let shift = (total / slots as u64).max(1).ilog2();
+        let buckets = ((total - 1) >> shift) as usize + 2;
+        let mut first = Vec::with_capacity(buckets);
+        let mut slot = 0usize;
+        for b in 0..buckets as u64 {
+            let unit = b << shift;
+            // The last slot whose first unit is at most `unit`, below `slots`.
+            while slot + 1 < slots && unit_start[slot + 1] <= unit {
+                slot += 1;
+            }
+            first.push(slot as u32);
+        }
+        UnitBuckets { shift, first }
+    }
+
+    /// The slot holding `unit` (below the total): the last one whose first unit is at most
+    /// `unit`, as a binary search of the whole list would find.
+    #[inline]
+    fn slot_of(&self, unit_start: &[u64], unit: u64) -> usize {
+        let b = (unit >> self.shift) as usize;
+        let (lo, hi) = (self.first[b] as usize, self.first[b + 1] as usize);
+        lo + unit_start[lo + 1..=hi].partition_point(|&s| s <= unit)
     }
 }
 
@@ -558,6 +652,23 @@ impl Gather<'_> {
         field.raw_range(as_range(rows.start + off..rows.end + off))
     }
 
+    /// [`Gather::in_place`] of a field whose values are all of `values`, one after another
+    /// (a raw field in one chunk): the same rows, without its chunk table.
+    #[inline]
+    fn in_slice<'v>(&self, values: &'v [u8], t: u32, start: u32) -> Option<&'v [u8]> {
+        let [off] = self.offsets else {
+            return None;
+        };
+        let n = self.step_bytes;
+        let len = (values.len() / n.max(1)) as i64;
+        let rows = i64::from(start)..i64::from(start) + self.rows as i64;
+        if rows.end > i64::from(t) || rows.start + off < 0 || rows.end + off > len {
+            return None;
+        }
+        let r = as_range(rows.start + off..rows.end + off);
+        values.get(r.start * n..r.end * n)
+    }
+
     /// Fills `out` (`rows * offsets * step_bytes`) and `valid` (`rows * offsets`) for the
     /// unit starting at step `start` of an episode of `t` steps.
     fn unit(
@@ -605,4 +716,41 @@ impl Gather<'_> {
 /// A range already checked to be non-negative.
 fn as_range(r: Range<i64>) -> Range<usize> {
     r.start as usize..r.end as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The buckets find the slot a binary search over every first unit finds, for every
+    /// unit, with episodes of mixed lengths and episodes with no unit (strict windows longer
+    /// than the episode).
+    #[test]
+    fn unit_buckets_locate_like_a_binary_search() {
+        let mut rng = SplitMix64::new(7);
+        for case in 0..200u64 {
+            let slots = 1 + rng.below(40) as usize;
+            let mut unit_start = Vec::with_capacity(slots + 1);
+            let mut total = 0u64;
+            for _ in 0..slots {
+                unit_start.push(total);
+                // Every third case has many empty episodes; some have one long one.
+                total += match (case % 3, rng.below(4)) {
+                    (0, 0 | 1) => 0,
+                    (1, 0) => 1000,
+                    _ => rng.below(9),
+                };
+            }
+            unit_start.push(total);
+            let buckets = UnitBuckets::new(&unit_start);
+            for unit in 0..total {
+                let expected = unit_start.partition_point(|&s| s <= unit) - 1;
+                assert_eq!(
+                    buckets.slot_of(&unit_start, unit),
+                    expected,
+                    "case {case}: unit {unit} of {unit_start:?}"
+                );
+            }
+        }
+    }
 }

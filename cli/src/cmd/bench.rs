@@ -310,7 +310,7 @@ fn scale(root: &Path, max_episodes: u64, episode_steps: u32, json: bool) -> Resu
     }
     if !json {
         out(format!(
-            "{:>8} {:>10}  {:>8} {:>7} {:>7} {:>8} {:>7} {:>9}  {:>8} {:>8} {:>8}  {:>8} {:>7} {:>7}  {:>8} {:>8}  {:>7} {:>7}",
+            "{:>8} {:>10}  {:>8} {:>7} {:>7} {:>8} {:>7} {:>9}  {:>8} {:>8} {:>8}  {:>8} {:>7} {:>7} {:>6}  {:>8} {:>8}  {:>7} {:>7}  {:>9} {:>9} {:>9} {:>5}  {:>5}",
             "episodes",
             "steps",
             "record/x",
@@ -325,24 +325,31 @@ fn scale(root: &Path, max_episodes: u64, episode_steps: u32, json: bool) -> Resu
             "sample/x",
             "ns/row",
             "fl ns",
+            "fl thr",
             "verify/x",
-            "floor ms",
+            "cat ms",
             "ep/s",
-            "fl ep/s"
+            "fl ep/s",
+            "store MiB",
+            "avail MiB",
+            "flt s/set",
+            "cache",
+            "load1"
         ))?;
     }
     let mut failed = None;
     let mut points: Vec<ScalePoint> = Vec::new();
     trajstore_testkit::bench::scale(root, &spec, |p| {
         let ls_json = ls_json_seconds(&store_dir).unwrap_or(f64::NAN);
+        let load = load_average();
         let line = if json {
-            scale_json(p, ls_json).to_string()
+            scale_json(p, ls_json, load).to_string()
         } else {
             let per_s = |seconds: f64| spec.record_sample as f64 / seconds;
             let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
             let (ns, floor_ns) = p.sample_ns_per_row();
             format!(
-                "{:>8} {:>10}  {:>8.3} {:>7.2} {:>7.1} {:>8.1} {:>7.1} {:>9.1}  {:>8.1} {:>8.1} {:>8.1}  {:>8.2} {:>7.0} {:>7.0}  {:>8.3} {:>8.1}  {:>7.0} {:>7.0}",
+                "{:>8} {:>10}  {:>8.3} {:>7.2} {:>7.1} {:>8.1} {:>7.1} {:>9.1}  {:>8.1} {:>8.1} {:>8.1}  {:>8.2} {:>7.0} {:>7.0} {:>6}  {:>8.3} {:>8.1}  {:>7.0} {:>7.0}  {:>9.0} {:>9.0} {:>9} {:>5}  {:>5.2}",
                 p.episodes,
                 p.steps,
                 p.record.ratio(),
@@ -354,13 +361,19 @@ fn scale(root: &Path, max_episodes: u64, episode_steps: u32, json: bool) -> Resu
                 p.probe.setup() * 1e3,
                 mib(p.probe.anon),
                 mib(p.probe.added_anon()),
-                p.sample.ratio(),
+                p.sample.measurement.ratio(),
                 ns,
                 floor_ns,
+                p.sample.floor_threads,
                 p.verify.ratio(),
                 p.verify.baseline_seconds * 1e3,
                 per_s(p.record.seconds),
                 per_s(p.record.baseline_seconds),
+                mib(p.store_bytes),
+                mib(p.mem_available),
+                format!("{}/{}", p.sample.major_faults, p.probe.major_faults),
+                if p.in_page_cache() { "yes" } else { "NO" },
+                load,
             )
         };
         if let Err(e) = out(line) {
@@ -377,25 +390,41 @@ fn scale(root: &Path, max_episodes: u64, episode_steps: u32, json: bool) -> Resu
         let ((a, fa), (b, fb)) = (first.sample_ns_per_row(), last.sample_ns_per_row());
         let (growth, floor_growth) = (b / a, fb / fa);
         let (from, to) = (first.steps, last.steps);
+        let cached = first.in_page_cache() && last.in_page_cache();
         if json {
             out(
                 serde_json::json!({"mode": "scale", "measure": "sample growth",
                 "from_steps": from, "to_steps": to, "growth": growth,
-                "floor_growth": floor_growth, "relative_growth": growth / floor_growth})
+                "floor_growth": floor_growth, "relative_growth": growth / floor_growth,
+                "page_cache": cached})
                 .to_string(),
             )?;
         } else {
             out(format!(
                 "sample per-row cost from {from} to {to} steps: x{growth:.2}, its floor's \
-                 x{floor_growth:.2}: {:.2}x the floor's growth",
-                growth / floor_growth
+                 x{floor_growth:.2}: {:.2}x the floor's growth ({})",
+                growth / floor_growth,
+                if cached {
+                    "both sizes from the page cache"
+                } else {
+                    "NOT all from the page cache: see majflt and cache"
+                }
             ))?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn scale_json(p: &ScalePoint, ls_json: f64) -> serde_json::Value {
+/// The one-minute load average (/proc/loadavg), printed next to every scale row since the
+/// machine may be shared; NaN where there is no such file.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn scale_json(p: &ScalePoint, ls_json: f64, load: f64) -> serde_json::Value {
     serde_json::json!({"mode": "scale", "episodes": p.episodes, "steps": p.steps,
         "record_seconds": p.record.seconds, "record_floor_seconds": p.record.baseline_seconds,
         "record_ratio": p.record.ratio(), "info_seconds": p.info, "list_seconds": p.list,
@@ -403,9 +432,16 @@ fn scale_json(p: &ScalePoint, ls_json: f64) -> serde_json::Value {
         "setup_seconds": p.probe.setup(), "setup_loader_seconds": p.probe.loader,
         "setup_sampler_seconds": p.probe.sampler, "first_batch_seconds": p.probe.first_batch,
         "anon_bytes": p.probe.anon, "added_anon_bytes": p.probe.added_anon(),
-        "sample_seconds": p.sample.seconds, "sample_floor_seconds": p.sample.baseline_seconds,
-        "sample_ratio": p.sample.ratio(), "sample_ns_per_row": p.sample_ns_per_row().0,
+        "sample_seconds": p.sample.measurement.seconds,
+        "sample_floor_seconds": p.sample.measurement.baseline_seconds,
+        "sample_floor": p.sample.measurement.baseline,
+        "sample_floor_threads": p.sample.floor_threads,
+        "sample_ratio": p.sample.measurement.ratio(), "sample_ns_per_row": p.sample_ns_per_row().0,
         "sample_floor_ns_per_row": p.sample_ns_per_row().1,
+        "sample_major_faults": p.sample.major_faults,
+        "setup_major_faults": p.probe.major_faults, "store_bytes": p.store_bytes,
+        "mem_available_bytes": p.mem_available, "page_cache": p.in_page_cache(),
+        "load_average_1m": load,
         "verify_seconds": p.verify.seconds, "verify_floor_seconds": p.verify.baseline_seconds,
         "verify_ratio": p.verify.ratio()})
 }

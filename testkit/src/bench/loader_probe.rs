@@ -16,7 +16,7 @@ use std::time::Instant;
 use trajstore::loader::{Batch, FieldRequest, Loader, Order, Sampler, SamplerSpec, Selection};
 use trajstore::{Query, Store};
 
-use super::{BenchError, Result, rss_anon};
+use super::{BenchError, Result, major_faults, rss_anon};
 
 /// Set in a probe process: `FIELD` (the rest of the value) and [`LOADER_PROBE_DIR_ENV`].
 pub const LOADER_PROBE_ENV: &str = "TRAJSTORE_TESTKIT_LOADER_PROBE";
@@ -39,6 +39,9 @@ pub struct LoaderProbe {
     pub sampler: f64,
     /// The first batch, seconds.
     pub first_batch: f64,
+    /// Major page faults (reads from disk) from `Loader::new` to the first batch in hand: 0
+    /// when the setup ran from the page cache.
+    pub major_faults: u64,
 }
 
 impl LoaderProbe {
@@ -54,14 +57,19 @@ impl LoaderProbe {
 
     fn to_line(self) -> String {
         format!(
-            "probe {} {} {} {} {}",
-            self.open_anon, self.anon, self.loader, self.sampler, self.first_batch
+            "probe {} {} {} {} {} {}",
+            self.open_anon,
+            self.anon,
+            self.loader,
+            self.sampler,
+            self.first_batch,
+            self.major_faults
         )
     }
 
     fn parse(line: &str) -> Option<LoaderProbe> {
         let words: Vec<&str> = line.strip_prefix("probe ")?.split(' ').collect();
-        let [open_anon, anon, loader, sampler, first_batch] = words[..] else {
+        let [open_anon, anon, loader, sampler, first_batch, major_faults] = words[..] else {
             return None;
         };
         Some(LoaderProbe {
@@ -70,6 +78,7 @@ impl LoaderProbe {
             loader: loader.parse().ok()?,
             sampler: sampler.parse().ok()?,
             first_batch: first_batch.parse().ok()?,
+            major_faults: major_faults.parse().ok()?,
         })
     }
 }
@@ -99,6 +108,7 @@ fn measure(dir: &Path, field: &str) -> Result<LoaderProbe> {
     let store = Store::open_read_only(dir)?;
     drop(store.snapshot()?);
     let open_anon = rss_anon();
+    let faults = major_faults();
     let start = Instant::now();
     let loader = Loader::new(&store, &Selection::new(Query::default(), 1, 0, 0))?;
     let loader_seconds = start.elapsed().as_secs_f64();
@@ -113,6 +123,7 @@ fn measure(dir: &Path, field: &str) -> Result<LoaderProbe> {
     }
     let first_batch = start.elapsed().as_secs_f64();
     let anon = rss_anon();
+    let major_faults = major_faults().saturating_sub(faults);
     std::hint::black_box((&sampler, &batch, &loader));
     Ok(LoaderProbe {
         open_anon,
@@ -120,6 +131,7 @@ fn measure(dir: &Path, field: &str) -> Result<LoaderProbe> {
         loader: loader_seconds,
         sampler: sampler_seconds,
         first_batch,
+        major_faults,
     })
 }
 

@@ -13,7 +13,7 @@ use trajstore::io::{FileView, OsIo, StoreIo};
 use trajstore::loader::{Batch, FieldRequest, Loader, Order, Sampler, SamplerSpec, Selection};
 use trajstore::{Codec, EpisodeId, Field, Query, Store};
 
-use super::{BenchError, Measurement, ROUNDS, Result, touch};
+use super::{BenchError, Measurement, ROUNDS, Result, major_faults, touch};
 
 /// Reads every value of `field` of every episode of the store at `dir` through trajstore (raw
 /// fields as map slices, lz4 decoded into one reused buffer), against a plain memory-mapped
@@ -35,12 +35,14 @@ pub fn scan(dir: &Path, field: &str) -> Result<Measurement> {
     let floor = floor_source(dir, &fields)?;
     let plain_pass = || -> (f64, u64) {
         let start = Instant::now();
-        let sum = fields.iter().fold(0u64, |sum, (id, f)| {
-            let (map, first) = floor.base[id];
-            sum.wrapping_add(touch(
-                &floor.maps[map][first..first + f.len() * f.step_bytes()],
-            ))
-        });
+        let sum = fields
+            .iter()
+            .zip(&floor.base)
+            .fold(0u64, |sum, ((_, f), &(map, first))| {
+                sum.wrapping_add(touch(
+                    &floor.maps[map as usize][first..first + f.len() * f.step_bytes()],
+                ))
+            });
         (start.elapsed().as_secs_f64(), sum)
     };
     let (_, expected, bytes) = store_pass()?;
@@ -68,24 +70,19 @@ pub fn scan(dir: &Path, field: &str) -> Result<Measurement> {
 
 /// Random batches of `batch_size` single steps of `field` (the loader's sampler, with
 /// replacement, one epoch's worth of draws), against a plain gather of the same rows from a
-/// plain memory map of the same bytes. Both gathers run in parallel on the rayon pool.
+/// plain memory map of the same bytes (see [`Gathered`]).
 pub fn sample(dir: &Path, field: &str, batch_size: usize) -> Result<Measurement> {
     let spec = SamplerSpec::steps(
         vec![FieldRequest::new(field)],
         batch_size,
         Order::Replacement,
     );
-    gather(dir, spec, "sample 256 steps (gather)", u64::MAX)
+    Ok(gather(dir, spec, "sample 256 steps (gather)", u64::MAX)?.measurement)
 }
 
 /// [`sample`] with at most `max_rows` rows served (a store of 10^8 steps is not sampled for
 /// a whole epoch's worth), shuffled order: what the scale benchmark measures at each size.
-pub fn sample_rows(
-    dir: &Path,
-    field: &str,
-    batch_size: usize,
-    max_rows: u64,
-) -> Result<Measurement> {
+pub fn sample_rows(dir: &Path, field: &str, batch_size: usize, max_rows: u64) -> Result<Gathered> {
     let spec = SamplerSpec::steps(vec![FieldRequest::new(field)], batch_size, Order::Shuffle);
     gather(dir, spec, "sample 256 steps (gather)", max_rows)
 }
@@ -96,21 +93,47 @@ pub fn sample_rows(
 pub fn window(dir: &Path, field: &str, len: u32, windows: usize) -> Result<Measurement> {
     let spec = SamplerSpec::steps(vec![FieldRequest::new(field)], windows, Order::Shuffle)
         .windows(len, false);
-    gather(dir, spec, "windows of 16 steps (gather)", u64::MAX)
+    Ok(gather(dir, spec, "windows of 16 steps (gather)", u64::MAX)?.measurement)
+}
+
+/// The loader's batches against the plain gather of the same rows.
+///
+/// The floor is what a user with the same bytes in plain maps does best: for each batch, copy
+/// every row from its map at a precomputed offset (a dense table by episode, no hashing),
+/// either on the calling thread or split over a rayon pool as wide as the library's; the
+/// faster of the two counts, since the loader too picks per batch whether to hand off. Both
+/// sides read the same rows of the same page-cache pages (the segment files themselves), in
+/// the same order, after one warm-up pass each.
+#[derive(Clone, Debug)]
+pub struct Gathered {
+    /// `baseline` names the plain gather that was faster.
+    pub measurement: Measurement,
+    /// Rows gathered by one timed pass of either side.
+    pub rows: u64,
+    /// Threads of the faster plain gather: 1, or the pool's.
+    pub floor_threads: usize,
+    /// Page faults that read the disk (this process's `majflt`) during the timed passes of
+    /// both sides: 0 when every row was in the page cache.
+    pub major_faults: u64,
 }
 
 /// Times a sampler over the whole store (rank 0 of 1) against the same rows gathered from a
-/// plain map. Serves at most as many rows as the store has steps, and at most `max_rows`.
-fn gather(dir: &Path, spec: SamplerSpec, name: &'static str, max_rows: u64) -> Result<Measurement> {
+/// plain map (see [`Gathered`]). Serves at most as many rows as the store has steps, and at
+/// most `max_rows`.
+fn gather(dir: &Path, spec: SamplerSpec, name: &'static str, max_rows: u64) -> Result<Gathered> {
     let store = Store::open_read_only(dir)?;
     let loader = Loader::new(&store, &Selection::new(Query::default(), 1, 0, 0))?;
     let field = spec.fields[0].field.clone();
     let mut sampler = Sampler::new(&loader, spec)?;
     let max_rows = loader.steps().min(max_rows);
+    let slot_of: HashMap<u64, u32> = (0..loader.episodes().len())
+        .map(|i| (loader.key_of(i), i as u32))
+        .collect();
 
-    // Warm-up pass: fills the page cache and records which rows each batch holds.
+    // Warm-up pass: fills the page cache and records which rows each batch holds, as
+    // (episode slot, first step): what the floor's dense table is indexed by.
     let mut batch = Batch::new();
-    let mut units: Vec<Vec<(u64, u32)>> = Vec::new();
+    let mut units: Vec<Vec<(u32, u32)>> = Vec::new();
     let mut expected = 0u64;
     let mut rows = 0u64;
     let mut per_unit = 1;
@@ -118,12 +141,16 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str, max_rows: u64) -> R
         per_unit = batch.rows_per_unit;
         units.push(
             (0..batch.units)
-                .map(|u| (batch.episode[u * per_unit], batch.step[u * per_unit]))
+                .map(|u| {
+                    let at = u * per_unit;
+                    (slot_of[&batch.episode[at]], batch.step[at])
+                })
                 .collect(),
         );
         expected = expected.wrapping_add(touch(&batch.columns[0].data));
         rows += batch.rows() as u64;
     }
+    drop(slot_of);
     let batches = units.len();
     let mut loader_pass = || -> Result<f64> {
         sampler.seek(0)?;
@@ -144,24 +171,33 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str, max_rows: u64) -> R
         })
         .collect::<Result<Vec<_>>>()?;
     let floor = floor_source(dir, &fields)?;
+    drop(fields);
     let (maps, base, step_bytes) = (&floor.maps, &floor.base, floor.step_bytes);
     let unit_bytes = per_unit * step_bytes;
+    let row = |(slot, step): (u32, u32)| -> &[u8] {
+        let (map, first) = base[slot as usize];
+        let at = first + step as usize * step_bytes;
+        &maps[map as usize][at..at + unit_bytes]
+    };
     let mut out = Vec::new();
-    let mut plain_pass = |check: bool| -> Result<(f64, u64)> {
+    let mut plain_pass = |pooled: bool, check: bool| -> Result<(f64, u64)> {
         let mut total = 0u64;
         let start = Instant::now();
         for picks in &units {
             out.resize(picks.len() * unit_bytes, 0);
-            // A pool as large as the one the loader gathers on (the library's own is private).
-            baseline_pool()?.install(|| {
-                out.par_chunks_mut(unit_bytes)
-                    .zip(picks.par_iter())
-                    .for_each(|(dst, (episode, step))| {
-                        let (map, first) = base[&EpisodeId(*episode)];
-                        let at = first + *step as usize * step_bytes;
-                        dst.copy_from_slice(&maps[map][at..at + unit_bytes]);
-                    })
-            });
+            if pooled {
+                // A pool as large as the one the loader gathers on (the library's own is
+                // private).
+                baseline_pool()?.install(|| {
+                    out.par_chunks_mut(unit_bytes)
+                        .zip(picks.par_iter())
+                        .for_each(|(dst, &pick)| dst.copy_from_slice(row(pick)))
+                });
+            } else {
+                for (dst, &pick) in out.chunks_mut(unit_bytes).zip(picks) {
+                    dst.copy_from_slice(row(pick));
+                }
+            }
             if check {
                 total = total.wrapping_add(touch(&out));
             }
@@ -169,32 +205,53 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str, max_rows: u64) -> R
         }
         Ok((start.elapsed().as_secs_f64(), total))
     };
-    if plain_pass(true)?.1 != expected {
+    if plain_pass(false, true)?.1 != expected || plain_pass(true, true)?.1 != expected {
         return Err(BenchError::Mismatch(
             "the plain gather read different bytes than the loader",
         ));
     }
-    let (mut seconds, mut baseline_seconds) = (f64::MAX, f64::MAX);
+    let faults = major_faults();
+    let (mut seconds, mut here, mut pooled) = (f64::MAX, f64::MAX, f64::MAX);
     for _ in 0..ROUNDS {
         seconds = seconds.min(loader_pass()?);
-        baseline_seconds = baseline_seconds.min(plain_pass(false)?.0);
+        here = here.min(plain_pass(false, false)?.0);
+        pooled = pooled.min(plain_pass(true, false)?.0);
     }
-    Ok(Measurement {
-        name,
-        bytes: rows * step_bytes as u64,
-        seconds,
-        baseline: floor.name,
-        baseline_seconds,
+    let major_faults = major_faults().saturating_sub(faults);
+    let (baseline, baseline_seconds, floor_threads) = if here <= pooled {
+        (floor.name_here, here, 1)
+    } else {
+        (
+            floor.name_pooled,
+            pooled,
+            baseline_pool()?.current_num_threads(),
+        )
+    };
+    Ok(Gathered {
+        measurement: Measurement {
+            name,
+            bytes: rows * step_bytes as u64,
+            seconds,
+            baseline,
+            baseline_seconds,
+        },
+        rows,
+        floor_threads,
+        major_faults,
     })
 }
 
-/// Where the floor of [`gather`] reads.
+/// Where the floors of [`scan`] and [`gather`] read.
 struct FloorSource {
     maps: Vec<Arc<dyn FileView>>,
-    /// Per episode id: the map, and the byte offset of the field's step 0 in it.
-    base: HashMap<EpisodeId, (usize, usize)>,
+    /// Per episode, in the order of the fields given: the map, and the byte offset of the
+    /// field's step 0 in it.
+    base: Vec<(u32, usize)>,
     step_bytes: usize,
     name: &'static str,
+    /// [`gather`]'s names of its two plain gathers: on the calling thread, on a pool.
+    name_here: &'static str,
+    name_pooled: &'static str,
     /// Keeps the plain file (when one was written) alive while mapped.
     _plain: Option<tempfile::NamedTempFile>,
 }
@@ -207,10 +264,10 @@ struct FloorSource {
 fn floor_source(dir: &Path, fields: &[(EpisodeId, Field)]) -> Result<FloorSource> {
     let step_bytes = fields.first().map_or(0, |(_, f)| f.step_bytes());
     let mut maps = Vec::new();
-    let mut base = HashMap::new();
+    let mut base = Vec::with_capacity(fields.len());
     if fields.iter().all(|(_, f)| f.is_contiguous()) {
         let mut map_of = HashMap::new();
-        for (id, f) in fields {
+        for (_, f) in fields {
             let extent = f.extents().remove(0);
             let index = match map_of.get(&extent.segment) {
                 Some(&i) => i,
@@ -223,13 +280,15 @@ fn floor_source(dir: &Path, fields: &[(EpisodeId, Field)]) -> Result<FloorSource
                     maps.len() - 1
                 }
             };
-            base.insert(*id, (index, extent.payload_offset as usize));
+            base.push((index as u32, extent.payload_offset as usize));
         }
         return Ok(FloorSource {
             maps,
             base,
             step_bytes,
             name: "plain mmaps of the segment files",
+            name_here: "plain gather, segment mmaps, 1 thread",
+            name_pooled: "plain gather, segment mmaps, pool",
             _plain: None,
         });
     }
@@ -237,9 +296,9 @@ fn floor_source(dir: &Path, fields: &[(EpisodeId, Field)]) -> Result<FloorSource
     {
         let mut w = std::io::BufWriter::new(plain.as_file());
         let mut offset = 0usize;
-        for (id, f) in fields {
+        for (_, f) in fields {
             let bytes = f.to_vec()?;
-            base.insert(*id, (0, offset));
+            base.push((0, offset));
             offset += bytes.len();
             w.write_all(&bytes)
                 .map_err(|e| BenchError::io(plain.path(), e))?;
@@ -255,6 +314,8 @@ fn floor_source(dir: &Path, fields: &[(EpisodeId, Field)]) -> Result<FloorSource
         base,
         step_bytes,
         name: "plain mmap of the decoded bytes",
+        name_here: "plain gather, decoded mmap, 1 thread",
+        name_pooled: "plain gather, decoded mmap, pool",
         _plain: Some(plain),
     })
 }

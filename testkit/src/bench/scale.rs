@@ -20,7 +20,7 @@ use std::time::Instant;
 use trajstore::loader::{Assignment, Loader, Selection, select};
 use trajstore::{Query, Store};
 
-use super::{BenchError, LoaderProbe, Measurement, Result, probe_loader, sample_rows};
+use super::{BenchError, Gathered, LoaderProbe, Measurement, Result, probe_loader, sample_rows};
 use crate::synth::{SynthConfig, record, record_one, synth_schema};
 
 /// What to grow and measure.
@@ -86,10 +86,14 @@ pub struct ScalePoint {
     /// steps of `obs/frame`, their times and the anonymous memory resident after them.
     pub probe: LoaderProbe,
     /// Random shuffled batches of 256 steps of `obs/frame` (68-byte rows), `sample_rows` of
-    /// them, against a plain gather of the same rows from plain maps of the segment files.
-    pub sample: Measurement,
-    /// Rows the sampling figure gathered.
-    pub sampled_rows: u64,
+    /// them, against the plain gather of the same rows from plain maps of the segment files
+    /// (see [`Gathered`]: its threads, and the major faults of the timed passes).
+    pub sample: Gathered,
+    /// Bytes of the store's segment files, and `MemAvailable` (/proc/meminfo) just before the
+    /// sampling figure: a store larger than the memory available cannot stay in the page
+    /// cache, and its figures measure the disk.
+    pub store_bytes: u64,
+    pub mem_available: u64,
     /// `Snapshot::verify` against reading every segment file (`cat`), page cache warm.
     pub verify: Measurement,
 }
@@ -174,17 +178,20 @@ fn record_sample(
     })
 }
 
-/// Bytes of one `obs/frame` value of the scale store's `1x17x4` frames.
-const SAMPLED_ROW_BYTES: u64 = 68;
-
 impl ScalePoint {
     /// Nanoseconds per sampled row: the loader's, and the plain gather's.
     pub fn sample_ns_per_row(&self) -> (f64, f64) {
-        let rows = self.sampled_rows.max(1) as f64;
-        (
-            self.sample.seconds * 1e9 / rows,
-            self.sample.baseline_seconds * 1e9 / rows,
-        )
+        let rows = self.sample.rows.max(1) as f64;
+        let m = &self.sample.measurement;
+        (m.seconds * 1e9 / rows, m.baseline_seconds * 1e9 / rows)
+    }
+
+    /// Whether the sampling figure was measured from the page cache: the store fitted in the
+    /// memory available, and no timed pass read the disk. (The setup's own major faults,
+    /// [`LoaderProbe::major_faults`], are reported beside it: a fresh process may fault in a
+    /// few pages of its own executable.)
+    pub fn in_page_cache(&self) -> bool {
+        self.store_bytes < self.mem_available && self.sample.major_faults == 0
     }
 }
 
@@ -223,7 +230,9 @@ fn measure(
         Ok(assignment.imbalance())
     })?;
 
+    let store_bytes = segment_bytes(store_dir)?;
     let probe = probe_loader(store_dir, "obs/frame")?;
+    let mem_available = mem_available();
     let sample = sample_rows(store_dir, "obs/frame", 256, rows_to_sample)?;
 
     let verify = verify_against_cat(store_dir, &store)?;
@@ -236,8 +245,9 @@ fn measure(
         loader: loader_seconds,
         partition,
         probe,
-        sampled_rows: sample.bytes / SAMPLED_ROW_BYTES,
         sample,
+        store_bytes,
+        mem_available,
         verify,
     })
 }
@@ -297,6 +307,47 @@ pub fn rss_anon() -> u64 {
             let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
             let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
             Some(kib * 1024)
+        })
+        .unwrap_or(0)
+}
+
+/// Total bytes of the files in `store_dir/segments`.
+fn segment_bytes(store_dir: &Path) -> Result<u64> {
+    let segments = store_dir.join("segments");
+    let entries = std::fs::read_dir(&segments).map_err(|e| BenchError::io(&segments, e))?;
+    let mut total = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| BenchError::io(&segments, e))?;
+        total += entry
+            .metadata()
+            .map_err(|e| BenchError::io(entry.path(), e))?
+            .len();
+    }
+    Ok(total)
+}
+
+/// `MemAvailable` of /proc/meminfo, bytes; 0 where there is no such file.
+pub fn mem_available() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|meminfo| {
+            let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0)
+}
+
+/// This process's major page faults so far (`majflt` of /proc/self/stat): faults that read
+/// the disk, such as a mapped page not in the page cache. 0 where there is no such file.
+pub fn major_faults() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name (which may hold spaces) in parentheses: `majflt`
+            // is the 12th field of the line, the 10th after the name.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            rest.split_whitespace().nth(9)?.parse().ok()
         })
         .unwrap_or(0)
 }
