@@ -107,7 +107,12 @@ fn delete_moves_episodes_out_of_every_query_path_and_restore_puts_them_back() {
     // Loader and partition selection: the same path.
     let selected = select(&snap, &Query::default()).unwrap();
     assert_eq!(
-        selected.episodes.iter().map(|e| e.id()).collect::<Vec<_>>(),
+        selected
+            .set
+            .episodes()
+            .iter()
+            .map(|e| EpisodeId(e.id))
+            .collect::<Vec<_>>(),
         left
     );
     // User statistics follow: alice lost 2 episodes of 4 + 6 steps.
@@ -293,9 +298,10 @@ fn a_snapshot_taken_before_a_delete_keeps_its_episodes_and_its_cutoff_reproduces
     assert_eq!(fresh.set.len(), 5);
     assert!(
         !fresh
-            .episodes
+            .set
+            .episodes()
             .iter()
-            .any(|e| e.id() == alice[0] || e.id() == bob[1])
+            .any(|e| e.id == alice[0].get() || e.id == bob[1].get())
     );
 }
 

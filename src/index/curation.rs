@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::catalog::{self, CATALOG};
+use super::catalog::CatalogWriter;
 use super::records::{
     DeletedRecordV1, EpisodeRecordV1, HistoryRecordV1, Record, SplitSpecV1, UserRecordV1,
 };
@@ -53,7 +53,7 @@ pub(crate) struct CurationTxn<'t> {
     history: Table<'t, (u64, u32), &'static [u8]>,
     splits: Table<'t, &'static str, &'static [u8]>,
     episode_stats: Table<'t, u64, &'static [u8]>,
-    catalog: Table<'t, u64, &'static [u8]>,
+    catalog: CatalogWriter<'t>,
     deltas: BTreeMap<String, UserDelta>,
     /// The format the store had when the transaction began (1: this transaction upgrades it).
     pub upgraded_from: Option<u32>,
@@ -78,6 +78,7 @@ impl Index {
             } else {
                 None
             };
+            let catalog = CatalogWriter::open(&txn, &meta)?;
             let mut c = CurationTxn {
                 meta,
                 episodes: txn.open_table(EPISODES)?,
@@ -89,7 +90,7 @@ impl Index {
                 history: txn.open_table(HISTORY)?,
                 splits: txn.open_table(SPLITS)?,
                 episode_stats: txn.open_table(EPISODE_STATS)?,
-                catalog: txn.open_table(CATALOG)?,
+                catalog,
                 deltas: BTreeMap::new(),
                 upgraded_from,
             };
@@ -100,6 +101,8 @@ impl Index {
                 return Ok(value);
             }
             c.apply_user_deltas()?;
+            let next = c.next_episode_id()?;
+            c.catalog.finish(&mut c.meta, next)?;
             value
         };
         txn.commit()?;
@@ -190,7 +193,7 @@ impl CurationTxn<'_> {
     pub fn delete(&mut self, id: u64, tombstone: &DeletedRecordV1) -> Result<()> {
         let r = &tombstone.record;
         self.episodes.remove(id)?;
-        catalog::remove(&mut self.catalog, id)?;
+        self.catalog.remove(id)?;
         self.user_episodes.remove((r.user.as_str(), id))?;
         self.env_episodes.remove((r.env.as_str(), id))?;
         self.count(r, -1);
@@ -202,7 +205,7 @@ impl CurationTxn<'_> {
     pub fn restore(&mut self, id: u64, r: &EpisodeRecordV1) -> Result<()> {
         self.deleted.remove(id)?;
         self.episodes.insert(id, r.encode().as_slice())?;
-        catalog::put(&mut self.catalog, id, r)?;
+        self.catalog.put(id, r)?;
         self.user_episodes.insert((r.user.as_str(), id), ())?;
         self.env_episodes.insert((r.env.as_str(), id), ())?;
         self.count(r, 1);
@@ -243,7 +246,7 @@ impl CurationTxn<'_> {
             self.count(new, 1);
         }
         self.episodes.insert(id, new.encode().as_slice())?;
-        catalog::put(&mut self.catalog, id, new)?;
+        self.catalog.put(id, new)?;
         Ok(())
     }
 

@@ -27,6 +27,9 @@
 
 pub(crate) mod board;
 pub(crate) mod catalog;
+#[cfg(test)]
+mod catalog_tests;
+mod chunk_decode;
 pub(crate) mod commit;
 pub(crate) mod curation;
 mod guard;
@@ -53,8 +56,8 @@ use crate::stats::EpisodeStatsV1;
 use crate::value::Info;
 use presync::{PreSyncBackend, SyncSignal};
 use records::{
-    CatalogRecordV1, DeletedRecordV1, EpisodeRecordV1, HistoryRecordV1, Record, SchemaRecordV1,
-    SplitSpecV1, StepRecordV1, UserRecordV1,
+    DeletedRecordV1, EpisodeRecordV1, HistoryRecordV1, Record, SchemaRecordV1, SplitSpecV1,
+    StepRecordV1, UserRecordV1,
 };
 
 /// Name of the index file inside a store directory.
@@ -86,7 +89,7 @@ pub(crate) const SPLITS: TableDefinition<&str, &[u8]> = TableDefinition::new("sp
 pub(crate) const SPLIT_CURRENT: &str = "current";
 
 const META_FORMAT_VERSION: &str = "format_version";
-const META_NEXT_EPISODE: &str = "next_episode_id";
+pub(crate) const META_NEXT_EPISODE: &str = "next_episode_id";
 const META_NEXT_SCHEMA: &str = "next_schema_id";
 /// End offset in `curation.log` of the last entry whose transaction committed (format 2).
 pub(crate) const META_CURATION_LOG_END: &str = "curation_log_end";
@@ -346,7 +349,7 @@ impl Index {
         let mut ids = Vec::with_capacity(batch.len());
         {
             let mut meta = txn.open_table(META)?;
-            let mut tables = EpisodeTables::open(&txn)?;
+            let mut tables = EpisodeTables::open(&txn, &meta)?;
             let mut next = meta.get(META_NEXT_EPISODE)?.map_or(1, |v| v.value());
             for (pending, taken) in batch.iter().zip(taken) {
                 if let Some(from) = taken
@@ -361,6 +364,7 @@ impl Index {
                 ids.push(id);
             }
             meta.insert(META_NEXT_EPISODE, next)?;
+            tables.catalog.finish(&mut meta, next)?;
         }
         let waited = !synced.is_empty();
         let (committed, barrier_passed) = presync::with_barrier(synced, || txn.commit());
@@ -435,17 +439,18 @@ impl Index {
                 };
                 schema_table.insert(*id, record.encode().as_slice())?;
             }
-            let mut tables = EpisodeTables::open(&txn)?;
+            let mut meta = txn.open_table(META)?;
+            let mut tables = EpisodeTables::open(&txn, &meta)?;
             let mut sorted: Vec<&(u64, PendingEpisode)> = episodes.iter().collect();
             sorted.sort_by_key(|(id, _)| *id);
             for (id, pending) in &sorted {
                 tables.insert(*id, pending)?;
             }
-            let mut meta = txn.open_table(META)?;
             let next_episode = sorted.last().map_or(1, |(id, _)| id + 1);
             let next_schema = schemas.iter().map(|(id, _)| id + 1).max().unwrap_or(1);
             meta.insert(META_NEXT_EPISODE, next_episode)?;
             meta.insert(META_NEXT_SCHEMA, next_schema)?;
+            tables.catalog.finish(&mut meta, next_episode)?;
         }
         txn.commit()?;
         Ok(())
@@ -484,7 +489,7 @@ struct EpisodeTables<'t> {
     users: Table<'t, &'static str, &'static [u8]>,
     user_episodes: Table<'t, (&'static str, u64), ()>,
     env_episodes: Table<'t, (&'static str, u64), ()>,
-    catalog: Table<'t, u64, &'static [u8]>,
+    catalog: catalog::CatalogWriter<'t>,
     /// Opened at the first episode that has statistics (so a batch without any creates no
     /// table).
     episode_stats: Option<Table<'t, u64, &'static [u8]>>,
@@ -494,14 +499,14 @@ struct EpisodeTables<'t> {
 }
 
 impl<'t> EpisodeTables<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<Self> {
+    fn open(txn: &'t WriteTransaction, meta: &Table<'_, &'static str, u64>) -> Result<Self> {
         Ok(EpisodeTables {
             episodes: txn.open_table(EPISODES)?,
             steps: txn.open_table(STEPS)?,
             users: txn.open_table(USERS)?,
             user_episodes: txn.open_table(USER_EPISODES)?,
             env_episodes: txn.open_table(ENV_EPISODES)?,
-            catalog: txn.open_table(catalog::CATALOG)?,
+            catalog: catalog::CatalogWriter::open(txn, meta)?,
             episode_stats: None,
             schema_metadata: None,
             txn,
@@ -523,7 +528,7 @@ impl<'t> EpisodeTables<'t> {
         };
         let r = r.as_ref();
         self.episodes.insert(id, r.encode().as_slice())?;
-        catalog::put(&mut self.catalog, id, r)?;
+        self.catalog.put(id, r)?;
         if let Some(stats) = &pending.stats {
             if self.episode_stats.is_none() {
                 self.episode_stats = Some(self.txn.open_table(EPISODE_STATS)?);
@@ -806,26 +811,15 @@ impl IndexSnapshot {
         Ok(None)
     }
 
-    /// The catalog rows of every episode with id below `cutoff` (all when `None`), in id
-    /// order; `None` when the store has no complete catalog (format 1 opened read-only), so
-    /// the caller decodes full records instead.
-    pub fn catalog(&self, cutoff: Option<u64>) -> Result<Option<Vec<(u64, CatalogRecordV1)>>> {
-        let txn = self.txn()?;
-        let meta = txn.open_table(META)?;
-        if meta.get(catalog::META_CATALOG_COMPLETE)?.is_none() {
-            return Ok(None);
-        }
-        let table = match txn.open_table(catalog::CATALOG) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let mut out = Vec::new();
-        for entry in table.range(..cutoff.unwrap_or(u64::MAX))? {
-            let (id, bytes) = entry?;
-            out.push((id.value(), CatalogRecordV1::decode(bytes.value())?));
-        }
-        Ok(Some(out))
+    /// The catalog rows `want` asks for among the episodes with id below `cutoff` (all when
+    /// `None`), in id order; `None` when the store has no complete catalog (format 1 opened
+    /// read-only), so the caller decodes full records instead.
+    pub(crate) fn catalog<'a>(
+        &self,
+        cutoff: Option<u64>,
+        want: catalog::Want<'a>,
+    ) -> Result<Option<catalog::Want<'a>>> {
+        catalog::read(self.txn()?, cutoff, want)
     }
 
     /// Episode ids of one user (or env), in commit order.

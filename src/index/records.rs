@@ -132,6 +132,31 @@ impl CatalogRecordV1 {
     }
 }
 
+/// The catalog rows of one chunk of ids (format 2, table `catalog_chunks`), version 1, as
+/// columns: chunk `k` holds every catalog row with an id in `k * 1024 .. (k + 1) * 1024`, in
+/// id order, so that listing a store reads one value per 1024 episodes instead of one per
+/// episode (`index::catalog`). Every column has one entry per row.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CatalogChunkV1 {
+    /// Ids as deltas: the first from the chunk's first id, each next from the previous one.
+    pub id_deltas: Vec<u64>,
+    pub steps: Vec<u32>,
+    /// Every user, env and tag the rows name, each once; the columns below index it.
+    pub strings: Vec<String>,
+    pub users: Vec<u32>,
+    pub envs: Vec<u32>,
+    pub schema_ids: Vec<u64>,
+    pub started_at_us: Vec<i64>,
+    pub ended_at_us: Vec<i64>,
+    pub committed_at_us: Vec<i64>,
+    pub total_returns: Vec<f64>,
+    pub outcomes: Vec<Outcome>,
+    pub seeds: Vec<Option<u64>>,
+    pub tags: Vec<Vec<u32>>,
+    pub raw_bytes: Vec<u64>,
+    pub stored_bytes: Vec<u64>,
+}
+
 /// Per-user statistics, maintained at commit, version 1.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserRecordV1 {
@@ -308,6 +333,7 @@ macro_rules! record {
 record!(EpisodeRecordV1, EpisodeEnvelope, "episodes");
 record!(UserRecordV1, UserEnvelope, "users");
 record!(CatalogRecordV1, CatalogEnvelope, "catalog");
+record!(CatalogChunkV1, CatalogChunkEnvelope, "catalog_chunks");
 record!(StepRecordV1, StepEnvelope, "steps");
 record!(SchemaRecordV1, SchemaEnvelope, "schemas");
 record!(DeletedRecordV1, DeletedEnvelope, "deleted");

@@ -7,7 +7,6 @@
 //! Everything a rank computes depends only on the store contents below the cutoff and on
 //! `(seed, epoch, world_size, rank, num_workers, worker)`, so ranks agree without talking.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::{Error, ReadError, Result};
@@ -15,10 +14,10 @@ use crate::ids::EpisodeId;
 use serde::{Deserialize, Serialize};
 
 use crate::partition::{
-    Assignment, Cursor, EpisodeLen, EpisodeSet, SHARD_ID_BITS, ShardEpisodes, ShardStamp, Share,
-    check_shards, remaining_in, shard_key, split_key, union,
+    Assignment, Cursor, EpisodeSet, SHARD_ID_BITS, ShardStamp, Share, check_shards, remaining_in,
+    split_key, union_sets,
 };
-use crate::read::{Episode, EpisodeSummary, Field, Query, Snapshot};
+use crate::read::{Catalog, Episode, EpisodeSummary, Field, Query, Snapshot};
 use crate::store::Store;
 
 /// Which episodes, and which share of them, a loader serves.
@@ -74,15 +73,14 @@ impl Selection {
 pub struct Selected {
     /// `(id, steps)` of every selected episode.
     pub set: EpisodeSet,
-    /// Their catalog rows, in id order.
-    pub episodes: Vec<EpisodeSummary>,
     /// The cutoff applied: the query's `before_id`, or the snapshot's own cutoff.
     pub cutoff: EpisodeId,
 }
 
 /// The episodes a query selects in a snapshot, cut off at the query's `before_id` (or the
 /// snapshot's own cutoff). Shared by the loader and `trajstore partition` so both agree.
-/// Reads the index's catalog only (no chunk lists, no metadata maps).
+/// Reads the index's catalog only, and of it only ids and steps unless the query filters on
+/// more.
 pub fn select(snapshot: &Snapshot, query: &Query) -> Result<Selected> {
     let cutoff = match query.before_id {
         Some(c) => c,
@@ -92,22 +90,10 @@ pub fn select(snapshot: &Snapshot, query: &Query) -> Result<Selected> {
         before_id: Some(cutoff),
         ..query.clone()
     };
-    let episodes = snapshot.catalog(&query)?;
     Ok(Selected {
-        set: EpisodeSet::new(&lens(&episodes))?,
-        episodes,
+        set: EpisodeSet::from_vec(snapshot.catalog_lens(&query)?)?,
         cutoff,
     })
-}
-
-fn lens(episodes: &[EpisodeSummary]) -> Vec<EpisodeLen> {
-    episodes
-        .iter()
-        .map(|e| EpisodeLen {
-            id: e.id().get(),
-            steps: u64::from(e.steps()),
-        })
-        .collect()
 }
 
 /// One store of a dataset recorded on several hosts (`schema/partition.md` §7), with the
@@ -145,8 +131,6 @@ pub struct SelectedShards {
     pub set: EpisodeSet,
     /// Each shard's stamp, in list order.
     pub stamps: Vec<ShardStamp>,
-    /// `(shard, catalog row)` of every selected episode.
-    pub episodes: Vec<(u32, EpisodeSummary)>,
     /// Each shard's snapshot, in list order.
     pub snapshots: Vec<Snapshot>,
 }
@@ -163,32 +147,21 @@ pub fn select_shards(shards: &[Shard], query: &Query) -> Result<SelectedShards> 
     }
     refuse_repeated_stores(shards)?;
     let mut parts = Vec::with_capacity(shards.len());
-    let mut episodes = Vec::new();
     let mut snapshots = Vec::with_capacity(shards.len());
-    for (i, shard) in shards.iter().enumerate() {
+    for shard in shards {
         let snapshot = shard.store.snapshot()?;
         let query = Query {
             before_id: shard.cutoff.or(query.before_id),
             ..query.clone()
         };
-        let Selected {
-            episodes: selected,
-            cutoff,
-            ..
-        } = select(&snapshot, &query)?;
-        parts.push(ShardEpisodes {
-            path: shard.store.path().display().to_string(),
-            cutoff: cutoff.get(),
-            episodes: lens(&selected),
-        });
-        episodes.extend(selected.into_iter().map(|e| (i as u32, e)));
+        let Selected { set, cutoff } = select(&snapshot, &query)?;
+        parts.push((shard.store.path().display().to_string(), cutoff.get(), set));
         snapshots.push(snapshot);
     }
-    let (set, stamps) = union(&parts)?;
+    let (set, stamps) = union_sets(parts)?;
     Ok(SelectedShards {
         set,
         stamps,
-        episodes,
         snapshots,
     })
 }
@@ -294,24 +267,32 @@ impl Loader {
         let SelectedShards {
             set,
             stamps,
-            episodes,
             snapshots,
         } = selected;
         let (assignment, items) = remaining_in(&set, &cursor)?;
         let count = shards.len();
-        let mut by_key: HashMap<u64, (u32, EpisodeSummary)> = episodes
-            .into_iter()
-            .map(|(shard, e)| Ok((shard_key(count, shard, e.id().get())?, (shard, e))))
-            .collect::<Result<_>>()?;
+        // Only the share's catalog rows are read whole: a rank of 8 decodes an eighth.
+        let mut wanted: Vec<Vec<u64>> = vec![Vec::new(); count];
+        for item in &items {
+            let (shard, id) = split_key(count, item.id);
+            wanted[shard as usize].push(id);
+        }
+        let catalogs = wanted
+            .iter_mut()
+            .zip(&snapshots)
+            .map(|(ids, snapshot)| {
+                ids.sort_unstable();
+                snapshot.catalog_of(ids)
+            })
+            .collect::<Result<Vec<Catalog>>>()?;
         let (share_shards, share) = items
             .iter()
             .map(|item| {
-                by_key.remove(&item.id).ok_or(
-                    ReadError::EpisodeNotFound {
-                        id: EpisodeId(split_key(count, item.id).1),
-                    }
-                    .into(),
-                )
+                let (shard, id) = split_key(count, item.id);
+                catalogs[shard as usize]
+                    .find(EpisodeId(id))
+                    .map(|row| (shard, row.summary()))
+                    .ok_or_else(|| ReadError::EpisodeNotFound { id: EpisodeId(id) }.into())
             })
             .collect::<Result<(Vec<_>, Vec<_>)>>()?;
         // Every shard keeps its cutoff, so the next epoch selects the same set.

@@ -1,7 +1,5 @@
 //! Ranks: episodes stay whole and are spread by step count (module docs of `partition`).
 
-use std::cmp::Reverse;
-
 use super::greedy::greedy_fill;
 use super::rng::SplitMix64;
 use super::{
@@ -67,7 +65,7 @@ impl Assignment {
         let mut ranks: Vec<RankShare> = loads
             .into_iter()
             .map(|steps| RankShare {
-                episodes: Vec::new(),
+                episodes: Vec::with_capacity(order.len() / world_size as usize + 1),
                 steps,
             })
             .collect();
@@ -154,9 +152,22 @@ impl Assignment {
 /// `ep-order` stream, then stable-sorted by descending [`size_class`]. Longest
 /// first up to a factor of 1.25; within a class, random per `(seed, epoch)`.
 fn placement_order(set: &EpisodeSet, seed: u64, epoch: u64) -> Vec<EpisodeLen> {
-    let mut order = set.episodes().to_vec();
-    SplitMix64::derived(seed, &[PURPOSE_EPISODE_ORDER, epoch, 0]).shuffle(&mut order);
-    order.sort_by_key(|e| Reverse(size_class(e.steps)));
+    let mut shuffled = set.episodes().to_vec();
+    SplitMix64::derived(seed, &[PURPOSE_EPISODE_ORDER, epoch, 0]).shuffle(&mut shuffled);
+    // The stable sort by descending class, as a counting sort: classes are below 257.
+    let mut starts = [0usize; 258];
+    for e in &shuffled {
+        starts[256 - size_class(e.steps) as usize + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut order = vec![EpisodeLen { id: 0, steps: 0 }; shuffled.len()];
+    for e in shuffled {
+        let slot = &mut starts[256 - size_class(e.steps) as usize];
+        order[*slot] = e;
+        *slot += 1;
+    }
     order
 }
 

@@ -58,7 +58,8 @@ mod workers;
 pub use assignment::{Assignment, RankShare, assign};
 pub use cursor::{Cursor, EpochShare, Epochs, Share, epochs, remaining, remaining_in};
 pub use shards::{
-    MAX_SHARDS, SHARD_ID_BITS, ShardEpisodes, ShardStamp, check_shards, shard_key, split_key, union,
+    MAX_SHARDS, SHARD_ID_BITS, ShardEpisodes, ShardStamp, check_shards, shard_key, split_key,
+    union, union_sets,
 };
 pub use workers::{worker_share, worker_split};
 
@@ -129,10 +130,17 @@ pub struct EpisodeSet {
 impl EpisodeSet {
     /// Sorts by id and validates. The order of `episodes` does not matter.
     pub fn new(episodes: &[EpisodeLen]) -> Result<Self> {
-        let mut episodes = episodes.to_vec();
-        episodes.sort_unstable_by_key(|e| e.id);
-        if let Some(pair) = episodes.windows(2).find(|w| w[0].id == w[1].id) {
-            return Err(PartitionError::DuplicateEpisode(pair[0].id));
+        Self::from_vec(episodes.to_vec())
+    }
+
+    /// [`EpisodeSet::new`] on a vector it may keep: a store's selection comes in id order,
+    /// and is then checked in one pass and neither copied nor sorted.
+    pub fn from_vec(mut episodes: Vec<EpisodeLen>) -> Result<Self> {
+        if !episodes.is_sorted_by(|a, b| a.id < b.id) {
+            episodes.sort_unstable_by_key(|e| e.id);
+            if let Some(pair) = episodes.windows(2).find(|w| w[0].id == w[1].id) {
+                return Err(PartitionError::DuplicateEpisode(pair[0].id));
+            }
         }
         let total_steps = episodes
             .iter()
@@ -171,10 +179,17 @@ impl EpisodeSet {
 }
 
 fn fingerprint_sorted(episodes: &[EpisodeLen]) -> u64 {
+    // The hasher's digest depends only on the bytes, not on how they are handed over:
+    // handing them over 256 episodes at a time costs a tenth of 16 bytes at a time.
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    for e in episodes {
-        hasher.update(&e.id.to_le_bytes());
-        hasher.update(&e.steps.to_le_bytes());
+    let mut bytes = Vec::with_capacity(256 * 16);
+    for batch in episodes.chunks(256) {
+        bytes.clear();
+        for e in batch {
+            bytes.extend_from_slice(&e.id.to_le_bytes());
+            bytes.extend_from_slice(&e.steps.to_le_bytes());
+        }
+        hasher.update(&bytes);
     }
     hasher.digest()
 }

@@ -74,25 +74,47 @@ pub struct ShardEpisodes {
 /// The union of several shards' selections as one [`EpisodeSet`] keyed by [`shard_key`], and
 /// each shard's [`ShardStamp`] (in list order).
 pub fn union(shards: &[ShardEpisodes]) -> Result<(EpisodeSet, Vec<ShardStamp>)> {
+    let sets = shards
+        .iter()
+        .map(|shard| {
+            Ok((
+                shard.path.clone(),
+                shard.cutoff,
+                EpisodeSet::new(&shard.episodes)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    union_sets(sets)
+}
+
+/// [`union`] of shards whose selections are sets already: `(path, cutoff, set)` in list
+/// order. A list of one is its set, as it is.
+pub fn union_sets(shards: Vec<(String, u64, EpisodeSet)>) -> Result<(EpisodeSet, Vec<ShardStamp>)> {
     check_shard_count(shards.len())?;
-    let mut keyed = Vec::with_capacity(shards.iter().map(|s| s.episodes.len()).sum());
-    let mut stamps = Vec::with_capacity(shards.len());
-    for (i, shard) in shards.iter().enumerate() {
-        let own = EpisodeSet::new(&shard.episodes)?;
-        stamps.push(ShardStamp {
-            path: shard.path.clone(),
-            cutoff: shard.cutoff,
+    let count = shards.len();
+    let stamps = shards
+        .iter()
+        .map(|(path, cutoff, own)| ShardStamp {
+            path: path.clone(),
+            cutoff: *cutoff,
             episodes: own.len() as u64,
             fingerprint: own.fingerprint(),
-        });
+        })
+        .collect();
+    if count == 1 {
+        let (_, _, own) = shards.into_iter().next().expect("one shard");
+        return Ok((own, stamps));
+    }
+    let mut keyed = Vec::with_capacity(shards.iter().map(|(_, _, s)| s.len()).sum());
+    for (i, (_, _, own)) in shards.iter().enumerate() {
         for e in own.episodes() {
             keyed.push(EpisodeLen {
-                id: shard_key(shards.len(), i as u32, e.id)?,
+                id: shard_key(count, i as u32, e.id)?,
                 steps: e.steps,
             });
         }
     }
-    Ok((EpisodeSet::new(&keyed)?, stamps))
+    Ok((EpisodeSet::from_vec(keyed)?, stamps))
 }
 
 /// Checks that `current` is the shard list a cursor was taken on (`taken`), naming the first

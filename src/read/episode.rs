@@ -13,61 +13,110 @@ pub struct Episode {
     pub(super) record: EpisodeRecordV1,
 }
 
+/// The accessors an episode and its catalog row share: both records have these fields, with
+/// these names (`EpisodeRecordV1` and its projection `CatalogRecordV1`).
+macro_rules! catalog_accessors {
+    () => {
+        /// Store-unique id; ids grow in commit order.
+        pub fn id(&self) -> EpisodeId {
+            self.id
+        }
+        pub fn user(&self) -> &str {
+            &self.record.user
+        }
+        pub fn env(&self) -> &str {
+            &self.record.env
+        }
+        pub fn schema_id(&self) -> SchemaId {
+            SchemaId(self.record.schema_id)
+        }
+        /// Transitions `T` (there are `T + 1` observations).
+        pub fn steps(&self) -> u32 {
+            self.record.steps
+        }
+        /// Sum of rewards.
+        pub fn total_return(&self) -> f64 {
+            self.record.total_return
+        }
+        pub fn outcome(&self) -> Outcome {
+            self.record.outcome
+        }
+        pub fn seed(&self) -> Option<u64> {
+            self.record.seed
+        }
+        pub fn tags(&self) -> &[String] {
+            &self.record.tags
+        }
+        /// Microseconds since the Unix epoch.
+        pub fn started_at_us(&self) -> i64 {
+            self.record.started_at_us
+        }
+        pub fn ended_at_us(&self) -> i64 {
+            self.record.ended_at_us
+        }
+        pub fn committed_at_us(&self) -> i64 {
+            self.record.committed_at_us
+        }
+        /// Field bytes before compression.
+        pub fn raw_bytes(&self) -> u64 {
+            self.record.raw_bytes
+        }
+        /// Field bytes as stored.
+        pub fn stored_bytes(&self) -> u64 {
+            self.record.stored_bytes
+        }
+    };
+}
+
+/// What a [`Query`] filters on, for every view of an episode it is asked about: a full
+/// [`Episode`], an [`EpisodeSummary`], or a row of a [`Catalog`](crate::Catalog).
+pub(crate) trait Selectable {
+    fn id(&self) -> EpisodeId;
+    fn user(&self) -> &str;
+    fn env(&self) -> &str;
+    fn has_tag(&self, tag: &str) -> bool;
+    fn outcome(&self) -> Outcome;
+    fn total_return(&self) -> f64;
+    fn steps(&self) -> u32;
+}
+
+macro_rules! selectable_by_record {
+    ($type:ty) => {
+        impl Selectable for $type {
+            fn id(&self) -> EpisodeId {
+                self.id
+            }
+            fn user(&self) -> &str {
+                &self.record.user
+            }
+            fn env(&self) -> &str {
+                &self.record.env
+            }
+            fn has_tag(&self, tag: &str) -> bool {
+                self.record.tags.iter().any(|t| t == tag)
+            }
+            fn outcome(&self) -> Outcome {
+                self.record.outcome
+            }
+            fn total_return(&self) -> f64 {
+                self.record.total_return
+            }
+            fn steps(&self) -> u32 {
+                self.record.steps
+            }
+        }
+    };
+}
+
 impl Episode {
     pub(crate) fn from_record(id: EpisodeId, record: EpisodeRecordV1) -> Episode {
         Episode { id, record }
     }
 
-    /// Store-unique id; ids grow in commit order.
-    pub fn id(&self) -> EpisodeId {
-        self.id
-    }
-    pub fn user(&self) -> &str {
-        &self.record.user
-    }
-    pub fn env(&self) -> &str {
-        &self.record.env
-    }
-    pub fn schema_id(&self) -> SchemaId {
-        SchemaId(self.record.schema_id)
-    }
-    /// Transitions `T` (there are `T + 1` observations).
-    pub fn steps(&self) -> u32 {
-        self.record.steps
-    }
-    /// Sum of rewards.
-    pub fn total_return(&self) -> f64 {
-        self.record.total_return
-    }
-    pub fn outcome(&self) -> Outcome {
-        self.record.outcome
-    }
-    pub fn seed(&self) -> Option<u64> {
-        self.record.seed
-    }
-    pub fn tags(&self) -> &[String] {
-        &self.record.tags
-    }
+    catalog_accessors!();
+
     pub fn metadata(&self) -> &Info {
         &self.record.metadata
-    }
-    /// Microseconds since the Unix epoch.
-    pub fn started_at_us(&self) -> i64 {
-        self.record.started_at_us
-    }
-    pub fn ended_at_us(&self) -> i64 {
-        self.record.ended_at_us
-    }
-    pub fn committed_at_us(&self) -> i64 {
-        self.record.committed_at_us
-    }
-    /// Field bytes before compression.
-    pub fn raw_bytes(&self) -> u64 {
-        self.record.raw_bytes
-    }
-    /// Field bytes as stored.
-    pub fn stored_bytes(&self) -> u64 {
-        self.record.stored_bytes
     }
     /// The index record, as stored.
     pub(crate) fn record(&self) -> &EpisodeRecordV1 {
@@ -80,7 +129,7 @@ impl Episode {
 }
 
 /// An episode's catalog row: its metadata without the metadata map and chunk lists, read
-/// from the index's compact `catalog` table ([`Snapshot::catalog`](crate::Snapshot::catalog)).
+/// from the index's compact catalog ([`Snapshot::catalog`](crate::Snapshot::catalog)).
 /// What listing, selecting and partitioning need; open the full [`Episode`] with
 /// [`Snapshot::episode`](crate::Snapshot::episode) to read fields.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,55 +139,11 @@ pub struct EpisodeSummary {
 }
 
 impl EpisodeSummary {
-    /// Store-unique id; ids grow in commit order.
-    pub fn id(&self) -> EpisodeId {
-        self.id
-    }
-    pub fn user(&self) -> &str {
-        &self.record.user
-    }
-    pub fn env(&self) -> &str {
-        &self.record.env
-    }
-    pub fn schema_id(&self) -> SchemaId {
-        SchemaId(self.record.schema_id)
-    }
-    /// Transitions `T` (there are `T + 1` observations).
-    pub fn steps(&self) -> u32 {
-        self.record.steps
-    }
-    /// Sum of rewards.
-    pub fn total_return(&self) -> f64 {
-        self.record.total_return
-    }
-    pub fn outcome(&self) -> Outcome {
-        self.record.outcome
-    }
-    pub fn seed(&self) -> Option<u64> {
-        self.record.seed
-    }
-    pub fn tags(&self) -> &[String] {
-        &self.record.tags
-    }
-    /// Microseconds since the Unix epoch.
-    pub fn started_at_us(&self) -> i64 {
-        self.record.started_at_us
-    }
-    pub fn ended_at_us(&self) -> i64 {
-        self.record.ended_at_us
-    }
-    pub fn committed_at_us(&self) -> i64 {
-        self.record.committed_at_us
-    }
-    /// Field bytes before compression.
-    pub fn raw_bytes(&self) -> u64 {
-        self.record.raw_bytes
-    }
-    /// Field bytes as stored.
-    pub fn stored_bytes(&self) -> u64 {
-        self.record.stored_bytes
-    }
+    catalog_accessors!();
 }
+
+selectable_by_record!(Episode);
+selectable_by_record!(EpisodeSummary);
 
 impl From<&Episode> for EpisodeSummary {
     fn from(e: &Episode) -> Self {
@@ -234,61 +239,23 @@ impl Query {
 
     /// Whether `e` matches; `split` is the store's split spec when the query names splits
     /// (from [`Query::check_splits`]).
-    pub(crate) fn matches(&self, e: &Episode, split: Option<&SplitSpecV1>) -> bool {
-        self.splits_match(e.id, &e.record.user, split)
-            && self.matches_row(
-                e.id,
-                &e.record.user,
-                &e.record.env,
-                &e.record.tags,
-                e.record.outcome,
-                e.record.total_return,
-                e.record.steps,
-            )
-    }
-
-    pub(crate) fn matches_summary(&self, e: &EpisodeSummary, split: Option<&SplitSpecV1>) -> bool {
-        self.splits_match(e.id, &e.record.user, split)
-            && self.matches_row(
-                e.id,
-                &e.record.user,
-                &e.record.env,
-                &e.record.tags,
-                e.record.outcome,
-                e.record.total_return,
-                e.record.steps,
-            )
-    }
-
-    fn splits_match(&self, id: EpisodeId, user: &str, split: Option<&SplitSpecV1>) -> bool {
-        match split {
+    pub(crate) fn matches(&self, e: &impl Selectable, split: Option<&SplitSpecV1>) -> bool {
+        let splits_match = match split {
             Some(spec) if !self.splits.is_empty() => {
-                let label = spec.label(id.get(), user);
+                let label = spec.label(e.id().get(), e.user());
                 self.splits.iter().any(|s| s == label)
             }
             _ => self.splits.is_empty(),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn matches_row(
-        &self,
-        id: EpisodeId,
-        user: &str,
-        env: &str,
-        tags: &[String],
-        outcome: Outcome,
-        total_return: f64,
-        steps: u32,
-    ) -> bool {
-        (self.users.is_empty() || self.users.iter().any(|u| u == user))
-            && (self.envs.is_empty() || self.envs.iter().any(|v| v == env))
-            && self.tags.iter().all(|t| tags.contains(t))
-            && (self.outcomes.is_empty() || self.outcomes.contains(&outcome))
-            && self.min_return.is_none_or(|m| total_return >= m)
-            && self.max_return.is_none_or(|m| total_return <= m)
-            && self.min_steps.is_none_or(|m| steps >= m)
-            && self.before_id.is_none_or(|c| id < c)
+        };
+        splits_match
+            && (self.users.is_empty() || self.users.iter().any(|u| u == e.user()))
+            && (self.envs.is_empty() || self.envs.iter().any(|v| v == e.env()))
+            && self.tags.iter().all(|t| e.has_tag(t))
+            && (self.outcomes.is_empty() || self.outcomes.contains(&e.outcome()))
+            && self.min_return.is_none_or(|m| e.total_return() >= m)
+            && self.max_return.is_none_or(|m| e.total_return() <= m)
+            && self.min_steps.is_none_or(|m| e.steps() >= m)
+            && self.before_id.is_none_or(|c| e.id() < c)
     }
 }
 

@@ -1,11 +1,13 @@
 //! Reading: a consistent snapshot of the index, and field data straight from segment maps.
 
+mod catalog;
 mod episode;
 mod field;
 mod gather;
 mod stats;
 mod verify;
 
+pub use catalog::{Catalog, CatalogRow};
 pub use episode::{Episode, EpisodeSummary, Query, Tombstone, UserSummary};
 pub use field::{Extent, Field};
 pub use verify::{Problem, VerifyReport};
@@ -15,9 +17,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, ReadError, Result};
 use crate::ids::{EpisodeId, SchemaId, SegmentId};
-use crate::index::records::{HistoryRecordV1, SplitSpecV1};
+use crate::index::catalog::Want;
+use crate::index::records::{CatalogRecordV1, HistoryRecordV1, SplitSpecV1};
 use crate::index::{By, IndexSnapshot, guarded};
 use crate::open::{OpenStore, StoreHandle};
+use crate::partition::EpisodeLen;
 use crate::process::ProcessBound;
 use crate::schema::{Codec, FieldKind, FieldSpec, Schema};
 use crate::segment::MappedBytes;
@@ -211,42 +215,138 @@ impl Snapshot {
     }
 
     /// Catalog rows of the episodes matching `query`, in commit order: what listing and
-    /// selecting need, read from the index's compact `catalog` table without decoding chunk
-    /// lists or metadata maps. A store without a complete catalog (format 1 opened read-only)
-    /// is answered from the full records.
+    /// selecting need, read from the index's compact catalog without decoding chunk lists or
+    /// metadata maps. [`Snapshot::catalog_columns`] reads the same rows without a copy of
+    /// their strings.
     pub fn catalog(&self, query: &Query) -> Result<Vec<EpisodeSummary>> {
+        let catalog = self.catalog_columns(query)?;
+        Ok((0..catalog.len()).map(|i| catalog.summary(i)).collect())
+    }
+
+    /// The catalog rows of the episodes matching `query`, in commit order, as columns: sealed
+    /// chunks of 1024 episodes are one index read each (schema/index.md, "`catalog`"). A
+    /// store without a complete catalog (format 1 opened read-only) is answered from the
+    /// full records.
+    pub fn catalog_columns(&self, query: &Query) -> Result<Catalog> {
+        let (query, split) = self.bounded(query)?;
+        let cutoff = query.before_id.map(EpisodeId::get);
+        let Some(Want::All(mut catalog)) =
+            self.read_index(|index| index.catalog(cutoff, Want::All(Catalog::new())))?
+        else {
+            let mut catalog = Catalog::new();
+            for e in self.episodes(&query)? {
+                catalog.push(e.id().get(), &CatalogRecordV1::of(e.record()));
+            }
+            return Ok(catalog);
+        };
+        let deleted = self.deleted_as_of(query.before_id)?;
+        if !deleted.is_empty() {
+            let mut rows: Vec<(u64, CatalogRecordV1)> = (0..catalog.len())
+                .map(|i| (catalog.ids()[i], catalog.record(i)))
+                .chain(
+                    deleted
+                        .iter()
+                        .map(|e| (e.id().get(), CatalogRecordV1::of(e.record()))),
+                )
+                .collect();
+            rows.sort_by_key(|(id, _)| *id);
+            catalog = Catalog::new();
+            for (id, record) in &rows {
+                catalog.push(*id, record);
+            }
+        }
+        if query.has_filter() {
+            catalog.retain(|c, i| query.matches(&c.row(i), split.as_ref()));
+        }
+        Ok(catalog)
+    }
+
+    /// `(id, steps)` of every episode `query` selects, in id order, decoding nothing else of
+    /// the catalog when the query filters on nothing but a cutoff (what a partition needs).
+    pub(crate) fn catalog_lens(&self, query: &Query) -> Result<Vec<EpisodeLen>> {
+        let lens_of = |catalog: &Catalog| -> Vec<EpisodeLen> {
+            catalog
+                .ids()
+                .iter()
+                .zip(catalog.steps())
+                .map(|(&id, &steps)| EpisodeLen {
+                    id,
+                    steps: u64::from(steps),
+                })
+                .collect()
+        };
+        if query.has_filter() {
+            return Ok(lens_of(&self.catalog_columns(query)?));
+        }
+        let (query, _) = self.bounded(query)?;
+        let cutoff = query.before_id.map(EpisodeId::get);
+        let Some(Want::Lens(mut lens)) =
+            self.read_index(|index| index.catalog(cutoff, Want::Lens(Vec::new())))?
+        else {
+            return Ok(lens_of(&self.catalog_columns(&query)?));
+        };
+        let deleted = self.deleted_as_of(query.before_id)?;
+        if !deleted.is_empty() {
+            lens.extend(deleted.iter().map(|e| EpisodeLen {
+                id: e.id().get(),
+                steps: u64::from(e.steps()),
+            }));
+            lens.sort_unstable_by_key(|e| e.id);
+        }
+        Ok(lens)
+    }
+
+    /// The catalog rows of episodes `ids` (increasing) in this snapshot, deleted ones (seen
+    /// by an older cutoff) from their tombstones; an id that is neither is left out.
+    pub fn catalog_of(&self, ids: &[u64]) -> Result<Catalog> {
+        debug_assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let cutoff = self.is_forked().then_some(self.cutoff.get());
+        let found =
+            self.read_index(|index| index.catalog(cutoff, Want::Ids(ids, Catalog::new())))?;
+        let catalog = match found {
+            Some(Want::Ids(_, catalog)) => catalog,
+            _ => Catalog::new(),
+        };
+        if catalog.len() == ids.len() {
+            return Ok(catalog);
+        }
+        let mut rows: Vec<(u64, CatalogRecordV1)> = Vec::new();
+        for &id in ids {
+            if catalog.position(id).is_some() {
+                continue;
+            }
+            let record = match self.read_index(|index| index.episode(id))? {
+                Some(r) if cutoff.is_none_or(|c| id < c) => Some(r),
+                _ => self
+                    .read_index(|index| index.tombstone(id))?
+                    .map(|t| t.record),
+            };
+            if let Some(r) = record {
+                rows.push((id, CatalogRecordV1::of(&r)));
+            }
+        }
+        if rows.is_empty() {
+            return Ok(catalog);
+        }
+        rows.extend((0..catalog.len()).map(|i| (catalog.ids()[i], catalog.record(i))));
+        rows.sort_by_key(|(id, _)| *id);
+        let mut merged = Catalog::new();
+        for (id, record) in &rows {
+            merged.push(*id, record);
+        }
+        Ok(merged)
+    }
+
+    /// `query` kept to this snapshot's episodes (a forked child reads a newer view), and the
+    /// split spec its split filter needs, checked.
+    fn bounded(&self, query: &Query) -> Result<(Query, Option<SplitSpecV1>)> {
         let mut query = query.clone();
         if self.is_forked() {
             query.before_id = Some(query.before_id.map_or(self.cutoff, |c| c.min(self.cutoff)));
         }
         let split = self.split_spec_cached()?;
-        let split = query.check_splits(split.as_ref())?;
-        let cutoff = query.before_id.map(EpisodeId::get);
-        match self.read_index(|index| index.catalog(cutoff))? {
-            Some(rows) => {
-                let mut rows: Vec<EpisodeSummary> = rows
-                    .into_iter()
-                    .map(|(id, record)| EpisodeSummary {
-                        id: EpisodeId(id),
-                        record,
-                    })
-                    .collect();
-                let deleted = self.deleted_as_of(query.before_id)?;
-                if !deleted.is_empty() {
-                    rows.extend(deleted.iter().map(EpisodeSummary::from));
-                    rows.sort_by_key(|e| e.id);
-                }
-                Ok(rows
-                    .into_iter()
-                    .filter(|e| query.matches_summary(e, split))
-                    .collect())
-            }
-            None => Ok(self
-                .episodes(&query)?
-                .iter()
-                .map(EpisodeSummary::from)
-                .collect()),
-        }
+        let split = query.check_splits(split.as_ref())?.cloned();
+        Ok((query, split))
     }
 
     /// The episodes deleted after `cutoff` was taken, below it: a query cut off there still

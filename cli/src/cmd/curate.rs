@@ -81,9 +81,13 @@ pub fn report(
         ))?;
         if let Some(snapshot) = snapshot {
             out(ls::header())?;
+            let mut ids: Vec<u64> = done.changed.iter().map(|id| id.get()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let rows = snapshot.catalog_of(&ids)?;
             for id in &done.changed {
-                if let Ok(e) = snapshot.episode(*id) {
-                    out(ls::line(&trajstore::EpisodeSummary::from(&e)))?;
+                if let Some(e) = rows.find(*id) {
+                    out(ls::Line::from(&e).to_string())?;
                 }
             }
         } else {

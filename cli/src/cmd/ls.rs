@@ -38,12 +38,11 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
         let snapshot = store.snapshot()?;
         if !json {
             // The table needs no metadata map: the compact catalog rows are enough.
-            for e in &snapshot.catalog(&query)? {
+            for e in snapshot.catalog_columns(&query)?.rows() {
                 if sharded {
-                    writeln!(lines, "{shard:>5}  {}", line(e))?;
-                } else {
-                    writeln!(lines, "{}", line(e))?;
+                    write!(lines, "{shard:>5}  ")?;
                 }
+                writeln!(lines, "{}", Line::from(&e))?;
             }
             continue;
         }
@@ -75,15 +74,42 @@ pub(crate) fn header() -> String {
 }
 
 /// One episode as a row of the table `ls` prints.
-pub(crate) fn line(e: &trajstore::EpisodeSummary) -> String {
-    format!(
-        "{:>8}  {:<16} {:<16} {:>7} {:>10.3}  {:<11} {}",
-        e.id().get(),
-        e.user(),
-        e.env(),
-        e.steps(),
-        e.total_return(),
-        e.outcome().name(),
-        timestamp(e.started_at_us())
-    )
+pub(crate) struct Line<'a> {
+    id: u64,
+    user: &'a str,
+    env: &'a str,
+    steps: u32,
+    total_return: f64,
+    outcome: &'static str,
+    started_at_us: i64,
+}
+
+impl std::fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>8}  {:<16} {:<16} {:>7} {:>10.3}  {:<11} {}",
+            self.id,
+            self.user,
+            self.env,
+            self.steps,
+            self.total_return,
+            self.outcome,
+            timestamp(self.started_at_us)
+        )
+    }
+}
+
+impl<'a> From<&trajstore::CatalogRow<'a>> for Line<'a> {
+    fn from(e: &trajstore::CatalogRow<'a>) -> Self {
+        Line {
+            id: e.id().get(),
+            user: e.user(),
+            env: e.env(),
+            steps: e.steps(),
+            total_return: e.total_return(),
+            outcome: e.outcome().name(),
+            started_at_us: e.started_at_us(),
+        }
+    }
 }

@@ -67,9 +67,12 @@ pub fn run(args: PartitionArgs) -> Result<ExitCode> {
         (_, id) if count == 1 => serde_json::json!(id),
         (shard, id) => serde_json::json!([shard, id]),
     };
-    let episode_text = |key: u64| match split_key(count, key) {
-        (_, id) if count == 1 => id.to_string(),
-        (shard, id) => format!("{shard}:{id}"),
+    let episode_text = |line: &mut String, key: u64| {
+        use std::fmt::Write;
+        let _ = match split_key(count, key) {
+            (_, id) if count == 1 => write!(line, "{id}"),
+            (shard, id) => write!(line, "{shard}:{id}"),
+        };
     };
     let assignment = Assignment::new(&selected.set, world_size, seed, epoch)?;
     let imbalance = assignment.imbalance();
@@ -113,13 +116,16 @@ pub fn run(args: PartitionArgs) -> Result<ExitCode> {
         selected.set.total_steps(),
     ))?;
     for (rank, share) in assignment.ranks().iter().enumerate() {
-        let ids: Vec<String> = share.ids().map(episode_text).collect();
-        out(format!(
-            "rank {rank:>3}: {:>6} episodes {:>10} steps   {}",
+        let mut line = format!(
+            "rank {rank:>3}: {:>6} episodes {:>10} steps  ",
             share.len(),
             share.steps,
-            ids.join(" ")
-        ))?;
+        );
+        for key in share.ids() {
+            line.push(' ');
+            episode_text(&mut line, key);
+        }
+        out(line)?;
     }
     out(format!(
         "imbalance (max/min steps): {imbalance:.6}   (max-min)/mean: {:.6}",

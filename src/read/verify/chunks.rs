@@ -20,6 +20,8 @@ pub(super) struct Segments<'m> {
     maps: &'m SegmentMaps,
     slots: HashMap<u64, usize>,
     mapped: Vec<MappedBytes>,
+    /// The segment of the last chunk and its slot (an episode's chunks share one).
+    last: Option<(u64, usize)>,
     /// Per field: (first step, slot of its segment, chunk) of each chunk located.
     located: Vec<(usize, usize, ChunkRef)>,
     /// One decoded lz4 value.
@@ -32,6 +34,7 @@ impl<'m> Segments<'m> {
             maps,
             slots: HashMap::new(),
             mapped: Vec::new(),
+            last: None,
             located: Vec::new(),
             value: Vec::new(),
         }
@@ -44,7 +47,10 @@ impl<'m> Segments<'m> {
             .checked_add(r.payload_len)
             .and_then(|len| r.offset.checked_add(len))
             .ok_or_else(|| Error::corrupted(r.segment, r.offset, "record length overflows"))?;
-        let held = self.slots.get(&r.segment).copied();
+        let held = match self.last {
+            Some((segment, slot)) if segment == r.segment => Some(slot),
+            _ => self.slots.get(&r.segment).copied(),
+        };
         let slot = match held {
             Some(slot) if self.mapped[slot].len() as u64 >= end => slot,
             _ => {
@@ -63,6 +69,7 @@ impl<'m> Segments<'m> {
                 }
             }
         };
+        self.last = Some((r.segment, slot));
         Ok((slot, end as usize))
     }
 

@@ -98,7 +98,7 @@ pub(super) struct Tally {
     schemas: HashMap<u64, Result<Arc<Schema>, String>>,
     /// Every segment a chunk of a read episode lies in.
     pub referenced: HashSet<u64>,
-    last_segment: Option<u64>,
+    recent_segments: [Option<u64>; 8],
     /// Episodes read so far.
     pub episodes: u64,
 }
@@ -219,10 +219,7 @@ impl Tally {
         };
         for range in &batch.lists[lists.clone()] {
             for c in &batch.chunks[range.clone()] {
-                if self.last_segment != Some(c.segment) {
-                    self.referenced.insert(c.segment);
-                    self.last_segment = Some(c.segment);
-                }
+                self.reference(c.segment);
             }
         }
         self.episodes += 1;
@@ -233,6 +230,17 @@ impl Tally {
             schema,
             lists,
         });
+    }
+
+    /// Notes a segment as referenced. Rows read in id order come from a few segments at a
+    /// time (one per recorder): those are remembered to skip the set.
+    fn reference(&mut self, segment: u64) {
+        if self.recent_segments.contains(&Some(segment)) {
+            return;
+        }
+        self.referenced.insert(segment);
+        self.recent_segments.rotate_right(1);
+        self.recent_segments[0] = Some(segment);
     }
 
     /// The index of a user's name, added on first sight (rows of one user often follow

@@ -1,0 +1,402 @@
+//! Decodes a `catalog_chunks` value (postcard `CatalogChunkEnvelope::V1`, schema/index.md)
+//! straight into the columns of a [`Catalog`], without the per-column vectors serde would
+//! build for every chunk: listing a million episodes decodes a thousand chunks, and the
+//! allocations were most of the cost. The encoding is the one serde writes (the tests check
+//! both agree); only reading is by hand.
+
+use super::catalog::{CHUNK_BITS, Catalog};
+use super::records::Outcome;
+use crate::error::{ReadError, Result};
+use crate::partition::EpisodeLen;
+
+/// A cursor over postcard bytes.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+/// What was wrong with the bytes (the caller names the chunk).
+type Bad = &'static str;
+
+impl<'a> Reader<'a> {
+    fn varint(&mut self) -> Result<u64, Bad> {
+        let mut value = 0u64;
+        for (i, &byte) in self.bytes.iter().enumerate().take(10) {
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                self.bytes = &self.bytes[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err("a varint runs past its 10 bytes or the value")
+    }
+
+    fn u32(&mut self) -> Result<u32, Bad> {
+        u32::try_from(self.varint()?).map_err(|_| "a u32 out of range")
+    }
+
+    fn i64(&mut self) -> Result<i64, Bad> {
+        let z = self.varint()?;
+        Ok((z >> 1) as i64 ^ -((z & 1) as i64))
+    }
+
+    fn f64(&mut self) -> Result<f64, Bad> {
+        let (head, rest) = self
+            .bytes
+            .split_first_chunk::<8>()
+            .ok_or("an f64 past the end")?;
+        self.bytes = rest;
+        Ok(f64::from_le_bytes(*head))
+    }
+
+    /// A sequence length, at most the bytes left (every element takes one byte or more).
+    fn len(&mut self) -> Result<usize, Bad> {
+        let n = self.varint()?;
+        if n > self.bytes.len() as u64 {
+            return Err("a sequence longer than the bytes left");
+        }
+        Ok(n as usize)
+    }
+
+    /// A column's length, which must be the chunk's row count.
+    fn column(&mut self, rows: usize) -> Result<(), Bad> {
+        if self.len()? != rows {
+            return Err("a column of another length than the ids");
+        }
+        Ok(())
+    }
+
+    fn str(&mut self) -> Result<&'a str, Bad> {
+        let n = self.len()?;
+        let (s, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        std::str::from_utf8(s).map_err(|_| "a string that is not UTF-8")
+    }
+
+    fn outcome(&mut self) -> Result<Outcome, Bad> {
+        match self.varint()? {
+            0 => Ok(Outcome::Terminated),
+            1 => Ok(Outcome::Truncated),
+            2 => Ok(Outcome::Interrupted),
+            _ => Err("an unknown outcome"),
+        }
+    }
+
+    fn option_u64(&mut self) -> Result<Option<u64>, Bad> {
+        match self.varint()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.varint()?)),
+            _ => Err("an option tag other than 0 or 1"),
+        }
+    }
+}
+
+fn corrupt(chunk: u64) -> impl Fn(Bad) -> crate::Error {
+    move |reason| {
+        ReadError::CorruptRecord {
+            table: "catalog_chunks",
+            reason: format!("chunk {chunk}: {reason}"),
+        }
+        .into()
+    }
+}
+
+/// Appends the rows of chunk `chunk` (its stored bytes) whose id `keep` accepts to `out`.
+pub(crate) fn extend(
+    out: &mut Catalog,
+    chunk: u64,
+    bytes: &[u8],
+    keep: &mut dyn FnMut(u64) -> bool,
+) -> Result<()> {
+    decode(out, chunk, bytes, keep).map_err(corrupt(chunk))
+}
+
+/// Appends `(id, steps)` of the rows of chunk `chunk` with ids below `end` to `out`, and
+/// decodes nothing else.
+pub(crate) fn extend_lens(
+    out: &mut Vec<EpisodeLen>,
+    chunk: u64,
+    bytes: &[u8],
+    end: u64,
+) -> Result<()> {
+    decode_lens(out, chunk, bytes, end).map_err(corrupt(chunk))
+}
+
+/// The envelope's version, then the ids column: each id with whether `keep` wants it.
+fn ids(
+    r: &mut Reader<'_>,
+    chunk: u64,
+    keep: &mut dyn FnMut(u64) -> bool,
+) -> Result<Vec<(u64, bool)>, Bad> {
+    if r.varint()? != 0 {
+        return Err("a record version this build does not know");
+    }
+    let n = r.len()?;
+    let mut id = chunk << CHUNK_BITS;
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        id = id.checked_add(r.varint()?).ok_or("an id past u64::MAX")?;
+        ids.push((id, keep(id)));
+    }
+    Ok(ids)
+}
+
+fn decode_lens(out: &mut Vec<EpisodeLen>, chunk: u64, bytes: &[u8], end: u64) -> Result<(), Bad> {
+    let mut r = Reader { bytes };
+    let ids = ids(&mut r, chunk, &mut |id| id < end)?;
+    r.column(ids.len())?;
+    for &(id, kept) in &ids {
+        let steps = r.u32()?;
+        if kept {
+            out.push(EpisodeLen {
+                id,
+                steps: u64::from(steps),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn decode(
+    out: &mut Catalog,
+    chunk: u64,
+    bytes: &[u8],
+    keep: &mut dyn FnMut(u64) -> bool,
+) -> Result<(), Bad> {
+    // Columns in CatalogChunkV1 field order; rows `keep` refuses are read past.
+    let mut r = Reader { bytes };
+    let ids = ids(&mut r, chunk, keep)?;
+    let n = ids.len();
+    for &(id, kept) in &ids {
+        if kept {
+            out.ids.push(id);
+        }
+    }
+    let keep = |i: usize| ids[i].1;
+    r.column(n)?;
+    for i in 0..n {
+        let steps = r.u32()?;
+        if keep(i) {
+            out.steps.push(steps);
+        }
+    }
+    let strings = r.len()?;
+    let mut names = Vec::with_capacity(strings);
+    for _ in 0..strings {
+        let s = r.str()?;
+        names.push(out.intern(s));
+    }
+    let name = |i: u32| {
+        names
+            .get(i as usize)
+            .copied()
+            .ok_or("a string number past the strings")
+    };
+    for column in [&mut out.users, &mut out.envs] {
+        r.column(n)?;
+        for i in 0..n {
+            let s = name(r.u32()?)?;
+            if keep(i) {
+                column.push(s);
+            }
+        }
+    }
+    r.column(n)?;
+    for i in 0..n {
+        let v = r.varint()?;
+        if keep(i) {
+            out.schema_ids.push(v);
+        }
+    }
+    for column in [
+        &mut out.started_at_us,
+        &mut out.ended_at_us,
+        &mut out.committed_at_us,
+    ] {
+        r.column(n)?;
+        for i in 0..n {
+            let v = r.i64()?;
+            if keep(i) {
+                column.push(v);
+            }
+        }
+    }
+    r.column(n)?;
+    for i in 0..n {
+        let v = r.f64()?;
+        if keep(i) {
+            out.total_returns.push(v);
+        }
+    }
+    r.column(n)?;
+    for i in 0..n {
+        let v = r.outcome()?;
+        if keep(i) {
+            out.outcomes.push(v);
+        }
+    }
+    r.column(n)?;
+    for i in 0..n {
+        let v = r.option_u64()?;
+        if keep(i) {
+            out.seeds.push(v);
+        }
+    }
+    r.column(n)?;
+    for i in 0..n {
+        let tags = r.len()?;
+        for _ in 0..tags {
+            let tag = name(r.u32()?)?;
+            if keep(i) {
+                out.tag_values.push(tag);
+            }
+        }
+        if keep(i) {
+            out.tag_starts.push(out.tag_values.len() as u32);
+        }
+    }
+    for column in [&mut out.raw_bytes, &mut out.stored_bytes] {
+        r.column(n)?;
+        for i in 0..n {
+            let v = r.varint()?;
+            if keep(i) {
+                column.push(v);
+            }
+        }
+    }
+    if !r.bytes.is_empty() {
+        return Err("bytes after the last column");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::records::{CatalogRecordV1, Record};
+
+    /// Rows with the edge values of every column, ids with gaps, in chunk 5.
+    fn rows() -> Vec<(u64, CatalogRecordV1)> {
+        let base = 5 << CHUNK_BITS;
+        let row = |user: &str, steps, started, ret, outcome, seed, tags: &[&str]| CatalogRecordV1 {
+            user: user.into(),
+            env: "cartpole".into(),
+            schema_id: u64::from(steps),
+            started_at_us: started,
+            ended_at_us: started.wrapping_add(1),
+            committed_at_us: 9,
+            steps,
+            total_return: ret,
+            outcome,
+            seed,
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            raw_bytes: u64::from(steps) * 3,
+            stored_bytes: u64::MAX - u64::from(steps),
+        };
+        vec![
+            (
+                base + 3,
+                row("alice", 0, -5, 0.5, Outcome::Terminated, None, &[]),
+            ),
+            (
+                base + 4,
+                row(
+                    "alice",
+                    1,
+                    0,
+                    -1e300,
+                    Outcome::Truncated,
+                    Some(0),
+                    &["ünï", "alice"],
+                ),
+            ),
+            (
+                base + 204,
+                row(
+                    "ünï",
+                    300,
+                    i64::MIN,
+                    f64::INFINITY,
+                    Outcome::Interrupted,
+                    Some(u64::MAX),
+                    &[],
+                ),
+            ),
+            (
+                base + 1023,
+                row(
+                    "bob",
+                    u32::MAX,
+                    i64::MAX,
+                    -0.0,
+                    Outcome::Terminated,
+                    None,
+                    &["x"],
+                ),
+            ),
+        ]
+    }
+
+    fn stored(rows: &[(u64, CatalogRecordV1)]) -> Vec<u8> {
+        let mut c = Catalog::new();
+        for (id, r) in rows {
+            c.push(*id, r);
+        }
+        c.to_chunk(5 << CHUNK_BITS).encode()
+    }
+
+    /// What serde encodes, this decoder reads back, row for row, whatever the cutoff.
+    #[test]
+    fn the_hand_decoder_reads_what_serde_encodes() {
+        let rows = rows();
+        let bytes = stored(&rows);
+        let base = 5 << CHUNK_BITS;
+        for end in [0, base + 4, base + 5, base + 1023, u64::MAX] {
+            let mut got = Catalog::new();
+            extend(&mut got, 5, &bytes, &mut |id| id < end).unwrap();
+            let mut lens = Vec::new();
+            extend_lens(&mut lens, 5, &bytes, end).unwrap();
+            let want: Vec<_> = rows.iter().filter(|(id, _)| *id < end).collect();
+            assert_eq!(got.len(), want.len(), "end {end}");
+            for (i, (id, r)) in want.iter().enumerate() {
+                assert_eq!(got.ids[i], *id);
+                assert_eq!(
+                    got.record(i).total_return.to_bits(),
+                    r.total_return.to_bits()
+                );
+                assert_eq!(&got.record(i), r);
+                assert_eq!(
+                    lens[i],
+                    EpisodeLen {
+                        id: *id,
+                        steps: u64::from(r.steps)
+                    }
+                );
+            }
+            assert_eq!(lens.len(), want.len());
+        }
+        let mut some = Catalog::new();
+        extend(&mut some, 5, &bytes, &mut |id| id == base + 204).unwrap();
+        assert_eq!(some.len(), 1);
+        assert_eq!(some.record(0), rows[2].1);
+    }
+
+    /// A truncated or padded value, or one of a version this build does not know, is a
+    /// corrupt record naming the table and chunk, never a panic or a wrong row.
+    #[test]
+    fn a_damaged_chunk_is_refused_naming_it() {
+        let bytes = stored(&rows());
+        for bad in [
+            bytes[..bytes.len() - 1].to_vec(),
+            [bytes.as_slice(), &[0]].concat(),
+            [&[1u8][..], &bytes[1..]].concat(),
+        ] {
+            match extend(&mut Catalog::new(), 9, &bad, &mut |_| true) {
+                Err(crate::Error::Read(ReadError::CorruptRecord { table, reason })) => {
+                    assert_eq!(table, "catalog_chunks");
+                    assert!(reason.starts_with("chunk 9: "), "{reason}");
+                }
+                other => panic!("accepted a damaged chunk: {other:?}"),
+            }
+        }
+    }
+}
