@@ -36,6 +36,17 @@ def best(fn, rounds=ROUNDS):
     return min(times)
 
 
+def play_randomly(env, seed: int) -> int:
+    """Plays one episode of random actions from `env.reset(seed=seed)`; returns its steps."""
+    env.reset(seed=seed)
+    steps = 0
+    while True:
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        steps += 1
+        if terminated or truncated:
+            return steps
+
+
 def compare(label: str, steps: int, reader: str, read, import_round) -> None:
     """Times `read()` (the source library's reader) against `import_round(n)` (round `n`'s
     import, into a fresh store), the rounds alternating; prints the best of each and the ratio."""
@@ -71,12 +82,7 @@ def diambra(root: str, episodes: int) -> None:
                      log_level=40)
     steps = 0
     for n in range(episodes):
-        env.reset(seed=n)
-        while True:
-            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            steps += 1
-            if terminated or truncated:
-                break
+        steps += play_randomly(env, n)
         for t in threading.enumerate():
             if t is not threading.current_thread() and not t.daemon:
                 t.join()
@@ -113,12 +119,7 @@ def minari_bench(root: str, episodes: int) -> None:
         env.action_space.seed(0)
         steps = 0
         for n in range(episodes):
-            env.reset(seed=n)
-            while True:
-                _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-                steps += 1
-                if terminated or truncated:
-                    break
+            steps += play_randomly(env, n)
         dataset_id = f"bench/cartpole-{backend}-v0"
         env.create_dataset(dataset_id=dataset_id, algorithm_name="random", ref_min_score=0.0, ref_max_score=1.0)
         env.close()
