@@ -70,6 +70,9 @@ impl Snapshot {
     pub fn verify(&self) -> Result<VerifyReport> {
         let view = self.view()?;
         let maps = view.open.maps();
+        // Segments this process mapped before: their pages are left mapped for whoever reads
+        // them (a loader, a later verify); those verify maps itself it hands back.
+        let mapped_before: HashSet<u64> = maps.mapped_ids().into_iter().collect();
         let mut reader = RowReader::new(self)?;
         let mut report = VerifyReport::default();
         crate::pool::install(|| -> Result<()> {
@@ -79,7 +82,7 @@ impl Snapshot {
                 let (checked, filled) =
                     rayon::join(|| check_batch(maps, &current), || reader.fill(&mut next));
                 report.add(&current, checked, &reader.tally.users);
-                release_pages(maps, &current);
+                release_pages(maps, &current, &mapped_before);
                 filled?;
                 std::mem::swap(&mut current, &mut next);
             }
@@ -167,8 +170,12 @@ impl VerifyReport {
 
 /// Hands back the pages a checked batch mapped, so that verifying a store leaves no more of
 /// it in the process's resident set than a batch spans (the page cache keeps them all).
-fn release_pages(maps: &SegmentMaps, batch: &Batch) {
+/// Segments of `kept` (mapped before verify began) are left as they are.
+fn release_pages(maps: &SegmentMaps, batch: &Batch, kept: &HashSet<u64>) {
     for (segment, span) in &batch.spans {
+        if kept.contains(segment) {
+            continue;
+        }
         if let Ok(whole) = maps.covering(*segment, span.start, span.end) {
             whole.release(span.start as usize..span.end as usize);
         }

@@ -158,6 +158,12 @@ impl SegmentMaps {
         }
     }
 
+    /// The segments mapped so far in this process.
+    pub fn mapped_ids(&self) -> Vec<u64> {
+        let maps = self.maps.read().unwrap_or_else(|e| e.into_inner());
+        maps.keys().copied().collect()
+    }
+
     /// Length of a segment file on disk (for statistics), 0 when missing.
     pub fn file_len(&self, id: u64) -> u64 {
         self.io.len(&segment_path(&self.dir, id)).unwrap_or(0)
