@@ -30,6 +30,15 @@ impl MappedBytes {
             len,
         })
     }
+
+    /// Hands back this process's pages of `range` of these bytes ([`FileView::release`]):
+    /// they stay readable, mapped again on the next access.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        let end = range.end.min(self.len);
+        if range.start < end {
+            self.map.release(self.start + range.start..self.start + end);
+        }
+    }
 }
 
 impl Deref for MappedBytes {
