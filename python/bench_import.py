@@ -36,6 +36,29 @@ def best(fn, rounds=ROUNDS):
     return min(times)
 
 
+def play_randomly(env, seed: int) -> int:
+    """Plays one episode of random actions from `env.reset(seed=seed)`; returns its steps."""
+    env.reset(seed=seed)
+    steps = 0
+    while True:
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        steps += 1
+        if terminated or truncated:
+            return steps
+
+
+def compare(label: str, steps: int, reader: str, read, import_round) -> None:
+    """Times `read()` (the source library's reader) against `import_round(n)` (round `n`'s
+    import, into a fresh store), the rounds alternating; prints the best of each and the ratio."""
+    theirs, ours = [], []
+    for n in range(ROUNDS):
+        theirs.append(best(read, 1))
+        ours.append(best(lambda: import_round(n), 1))
+    t, o = min(theirs), min(ours)
+    print(f"{label}, {steps} steps: {reader} {steps / t:,.0f} steps/s, "
+          f"import {steps / o:,.0f} steps/s: ratio {t / o:.2f}x of the reader's throughput")
+
+
 def diambra(root: str, episodes: int) -> None:
     import diambra.arena as arena
     from diambra.arena.utils.diambra_data_loader import DiambraDataLoader
@@ -59,12 +82,7 @@ def diambra(root: str, episodes: int) -> None:
                      log_level=40)
     steps = 0
     for n in range(episodes):
-        env.reset(seed=n)
-        while True:
-            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            steps += 1
-            if terminated or truncated:
-                break
+        steps += play_randomly(env, n)
         for t in threading.enumerate():
             if t is not threading.current_thread() and not t.daemon:
                 t.join()
@@ -82,18 +100,10 @@ def diambra(root: str, episodes: int) -> None:
             for _ in range(len(loader.episode_data)):
                 loader.step()
 
-    rounds = iter(range(10**6))
+    def import_round(n):
+        import_files(os.path.join(root, f"store-diambra-{n}"), files)
 
-    def import_into_store():
-        import_files(os.path.join(root, f"store-diambra-{next(rounds)}"), files)
-
-    theirs, ours = [], []
-    for _ in range(ROUNDS):
-        theirs.append(best(read_with_diambra, 1))
-        ours.append(best(import_into_store, 1))
-    t, o = min(theirs), min(ours)
-    print(f"diambra: {len(files)} files, {steps} steps: DiambraDataLoader {steps / t:,.0f} steps/s, "
-          f"import {steps / o:,.0f} steps/s: ratio {t / o:.2f}x of the reader's throughput")
+    compare(f"diambra: {len(files)} files", steps, "DiambraDataLoader", read_with_diambra, import_round)
 
 
 def minari_bench(root: str, episodes: int) -> None:
@@ -109,12 +119,7 @@ def minari_bench(root: str, episodes: int) -> None:
         env.action_space.seed(0)
         steps = 0
         for n in range(episodes):
-            env.reset(seed=n)
-            while True:
-                _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-                steps += 1
-                if terminated or truncated:
-                    break
+            steps += play_randomly(env, n)
         dataset_id = f"bench/cartpole-{backend}-v0"
         env.create_dataset(dataset_id=dataset_id, algorithm_name="random", ref_min_score=0.0, ref_max_score=1.0)
         env.close()
@@ -124,18 +129,10 @@ def minari_bench(root: str, episodes: int) -> None:
             for ep in minari.load_dataset(dataset_id).iterate_episodes():
                 ep.observations, ep.actions, ep.rewards, ep.terminations, ep.truncations  # noqa: B018
 
-        rounds = iter(range(10**6))
+        def import_round(n):
+            import_dataset(os.path.join(root, f"store-minari-{backend}-{n}"), path)
 
-        def import_into_store():
-            import_dataset(os.path.join(root, f"store-minari-{backend}-{next(rounds)}"), path)
-
-        theirs, ours = [], []
-        for _ in range(ROUNDS):
-            theirs.append(best(read_with_minari, 1))
-            ours.append(best(import_into_store, 1))
-        t, o = min(theirs), min(ours)
-        print(f"minari ({backend}): {episodes} episodes, {steps} steps: load_dataset {steps / t:,.0f} steps/s, "
-              f"import {steps / o:,.0f} steps/s: ratio {t / o:.2f}x of the reader's throughput")
+        compare(f"minari ({backend}): {episodes} episodes", steps, "load_dataset", read_with_minari, import_round)
 
 
 def main() -> None:

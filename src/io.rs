@@ -87,7 +87,14 @@ pub trait StoreFile: Send + Sync + Debug {
 }
 
 /// Bytes of a mapped file.
-pub trait FileView: Deref<Target = [u8]> + Send + Sync + Debug {}
+pub trait FileView: Deref<Target = [u8]> + Send + Sync + Debug {
+    /// Hands back this process's pages of `range` (the file's pages stay in the page
+    /// cache): for a reader done with those bytes, such as `verify`, so that reading a whole
+    /// store does not leave all of it in the process's resident set. The bytes stay readable:
+    /// the next access maps them again. Whole pages inside `range` only; out-of-range parts
+    /// are ignored. Nothing by default.
+    fn release(&self, _range: std::ops::Range<usize>) {}
+}
 
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
@@ -212,7 +219,29 @@ impl Deref for OsMap {
     }
 }
 
-impl FileView for OsMap {}
+impl FileView for OsMap {
+    fn release(&self, range: std::ops::Range<usize>) {
+        // Whole 64 KiB blocks inside the range: page-aligned for every page size up to
+        // 64 KiB (the map itself starts on a page), and never a page partly outside it.
+        const BLOCK: usize = 64 << 10;
+        let start = range.start.div_ceil(BLOCK) * BLOCK;
+        let end = range.end.min(self.0.len()) / BLOCK * BLOCK;
+        if start < end {
+            // SAFETY: the map is a read-only shared map of a segment file, whose bytes below
+            // the length mapped never change (schema/format.md, invariants): MADV_DONTNEED
+            // only drops this process's page table entries, and the next access maps the
+            // same bytes again from the page cache. No reference into the map is invalidated
+            // (a private writable map would lose its changes; this one has none).
+            let _ = unsafe {
+                self.0.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
+            };
+        }
+    }
+}
 
 /// Serves a redb index from a [`StoreFile`] (single process: every lock is granted).
 #[derive(Debug)]
@@ -286,5 +315,29 @@ impl redb::StorageBackend for IndexBackend {
         _end: std::ops::Bound<u64>,
     ) -> Result<bool, redb::BackendError> {
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_bytes_read_the_same_after_their_pages_are_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 4096) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let map = OsIo.map(&path).unwrap();
+        assert_eq!(&map[..], &bytes[..]);
+        for range in [
+            0..bytes.len(),
+            1..70_000,
+            65_536..196_608,
+            200_000..usize::MAX,
+        ] {
+            map.release(range);
+            assert_eq!(&map[..], &bytes[..], "readable again, the same bytes");
+        }
     }
 }

@@ -167,14 +167,7 @@ fn repair_after_compaction_rebuilds_the_same_episodes() {
     with_garbage(&dir);
     let before = logical(&dir);
     trajstore::compact(&dir, &CompactOptions::default()).unwrap();
-    let healthy = trajstore::repair(&dir).unwrap();
-    assert_eq!(healthy.action, RepairAction::NothingToDo, "{healthy:?}");
-    assert!(healthy.unrestorable.is_empty(), "{healthy:?}");
-
-    let report = util::rebuild_index(&dir);
-    assert_eq!(report.action, RepairAction::Rebuilt);
-    assert!(report.unrestorable.is_empty(), "{report:?}");
-    assert!(report.restored_unmarked.is_empty(), "{report:?}");
+    util::assert_repair_idle_then_rebuilds_cleanly(&dir);
     assert_eq!(logical(&dir), before);
 }
 

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use trajstore::loader::select;
 use trajstore::{
     Codec, CurateOptions, Curated, EpisodeId, Error, LabelChange, Outcome, Query, ReadError,
-    Relabel, RepairAction, Restore, SplitKey, SplitRequest, Store, Target, Value,
+    Relabel, RepairAction, Restore, Snapshot, SplitKey, SplitRequest, Store, Target, Value,
 };
 
 fn by(name: &str) -> CurateOptions {
@@ -39,10 +39,21 @@ fn delete_user(store: &Store, user: &str) -> Curated {
 }
 
 fn ids(store: &Store, query: &Query) -> Vec<EpisodeId> {
-    store
-        .snapshot()
+    ids_in(&store.snapshot().unwrap(), query)
+}
+
+/// The ids of the episodes `snap` selects by `query`, from their full records.
+fn ids_in(snap: &Snapshot, query: &Query) -> Vec<EpisodeId> {
+    snap.episodes(query)
         .unwrap()
-        .episodes(query)
+        .iter()
+        .map(|e| e.id())
+        .collect()
+}
+
+/// The ids of the episodes `snap` selects by `query`, from the catalog.
+fn catalog_ids(snap: &Snapshot, query: &Query) -> Vec<EpisodeId> {
+    snap.catalog(query)
         .unwrap()
         .iter()
         .map(|e| e.id())
@@ -97,12 +108,7 @@ fn delete_moves_episodes_out_of_every_query_path_and_restore_puts_them_back() {
         Err(Error::Read(ReadError::EpisodeNotFound { .. }))
     ));
     // The catalog (what listing, selection and partition read) follows.
-    let catalog: Vec<EpisodeId> = snap
-        .catalog(&Query::default())
-        .unwrap()
-        .iter()
-        .map(|e| e.id())
-        .collect();
+    let catalog = catalog_ids(&snap, &Query::default());
     assert_eq!(catalog, left);
     // Loader and partition selection: the same path.
     let selected = select(&snap, &Query::default()).unwrap();
@@ -285,12 +291,7 @@ fn a_snapshot_taken_before_a_delete_keeps_its_episodes_and_its_cutoff_reproduces
     let shared = select(&later, &Query::default().before(cutoff)).unwrap();
     assert_eq!(shared.set.fingerprint(), set_before.fingerprint());
     assert_eq!(
-        later
-            .episodes(&Query::default().user("bob").before(cutoff))
-            .unwrap()
-            .iter()
-            .map(|e| e.id())
-            .collect::<Vec<_>>(),
+        ids_in(&later, &Query::default().user("bob").before(cutoff)),
         bob
     );
     // A new job does not see them.
@@ -331,12 +332,7 @@ fn relabel_changes_labels_in_place_and_keeps_each_change_in_the_history() {
         vec![alice[0], bob[0]]
     );
     assert_eq!(ids(&store, &Query::default().user("bob")), vec![bob[1]]);
-    let relabelled: Vec<EpisodeId> = snap
-        .catalog(&Query::default().user("carol"))
-        .unwrap()
-        .iter()
-        .map(|e| e.id())
-        .collect();
+    let relabelled = catalog_ids(&snap, &Query::default().user("carol"));
     assert_eq!(
         relabelled,
         vec![alice[0], bob[0]],
@@ -797,12 +793,7 @@ fn a_delete_racing_live_recorders_deletes_whole_episodes_and_keeps_statistics_tr
         .flat_map(|h| h.join().unwrap())
         .collect();
     let snap = store.snapshot().unwrap();
-    let live: Vec<EpisodeId> = snap
-        .episodes(&Query::default())
-        .unwrap()
-        .iter()
-        .map(|e| e.id())
-        .collect();
+    let live = ids_in(&snap, &Query::default());
     let tombstoned: Vec<EpisodeId> = snap
         .tombstones()
         .unwrap()

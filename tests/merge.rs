@@ -8,8 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use trajstore::{
-    Codec, EpisodeId, Error, MERGED_FROM_EPISODE, MERGED_FROM_STORE, OpenError, Query,
-    RepairAction, Store, Value,
+    Codec, EpisodeId, Error, MERGED_FROM_EPISODE, MERGED_FROM_STORE, OpenError, Query, Store, Value,
 };
 
 /// Every episode's field bytes and infos, by id, as a reader sees them.
@@ -198,14 +197,7 @@ fn merge_then_repair_rebuilds_the_merged_store_with_the_same_ids() {
 
     // A healthy merged index: the linked segments' own manifests (the sources' ids) are not
     // mistaken for this store's.
-    let healthy = trajstore::repair(&out).unwrap();
-    assert_eq!(healthy.action, RepairAction::NothingToDo, "{healthy:?}");
-    assert!(healthy.unrestorable.is_empty(), "{healthy:?}");
-
-    let report = util::rebuild_index(&out);
-    assert_eq!(report.action, RepairAction::Rebuilt);
-    assert!(report.unrestorable.is_empty(), "{report:?}");
-    assert!(report.restored_unmarked.is_empty(), "{report:?}");
+    util::assert_repair_idle_then_rebuilds_cleanly(&out);
     assert_eq!(contents(&out), before);
 }
 

@@ -24,10 +24,7 @@ fn sigkill_at_random_moments_loses_only_uncommitted_episodes() {
 #[test]
 #[ignore = "about 1,000 kills: cargo test -p trajstore-cli --release --test main -- --ignored crash::"]
 fn sigkill_soak_across_processes_and_threads() {
-    let rounds = std::env::var("TRAJSTORE_KILL_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
+    let rounds = util::env_number("TRAJSTORE_KILL_ROUNDS", 500);
     let kills = run_kill_rounds(rounds, 2, "16x16x3", 7);
     println!("soak: {kills} kills, 0 committed episodes lost, 0 partial episodes visible");
     assert!(kills >= rounds * 2);

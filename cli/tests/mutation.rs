@@ -173,10 +173,7 @@ fn random_damage_to_index_and_segments_never_panics_hangs_or_loses_the_path() {
 #[test]
 #[ignore = "thousands of cases: cargo test -p trajstore-cli --test main -- --ignored mutation::"]
 fn random_damage_soak() {
-    let cases = std::env::var("TRAJSTORE_MUTATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+    let cases = util::env_number("TRAJSTORE_MUTATIONS", 2000);
     run_cases(cases, 0xdead_beef);
 }
 

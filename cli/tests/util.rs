@@ -36,3 +36,12 @@ pub fn synth(store: &str, user: &str, episodes: &str, flags: &[&str]) -> String 
     args.extend_from_slice(flags);
     cli_ok(&args)
 }
+
+/// The number in the environment variable `name` (a soak's size), or `default` when it is
+/// unset or not a number.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

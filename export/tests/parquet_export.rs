@@ -42,6 +42,15 @@ fn request(out: std::path::PathBuf) -> ExportRequest {
     }
 }
 
+/// Exports `request` from `store` with `writer`, reporting no progress.
+fn export_silently(
+    store: &Store,
+    request: &ExportRequest,
+    writer: &mut ParquetWriter,
+) -> trajstore_export::Result<trajstore_export::Manifest> {
+    export(store, request, writer, Arc::new(Silent))
+}
+
 fn read_rows(path: &std::path::Path) -> Vec<arrow_array::RecordBatch> {
     let f = std::fs::File::open(path).unwrap();
     ParquetRecordBatchReaderBuilder::try_new(f)
@@ -58,13 +67,7 @@ fn an_export_reads_back_with_every_row_of_the_selection() {
     let store = store(dir.path());
     let mut req = request(dir.path().join("out"));
     req.query = Query::default().user("bob");
-    let manifest = export(
-        &store,
-        &req,
-        &mut ParquetWriter::default(),
-        Arc::new(Silent),
-    )
-    .unwrap();
+    let manifest = export_silently(&store, &req, &mut ParquetWriter::default()).unwrap();
     assert_eq!(manifest.episodes, 3);
     let snap = store.snapshot().unwrap();
     let bob = snap.episodes(&Query::default().user("bob")).unwrap();
@@ -121,20 +124,8 @@ fn two_exports_of_one_snapshot_are_the_same_bytes() {
         file_bytes: 3_000,
         ..ParquetWriter::default()
     };
-    let a = export(
-        &store,
-        &request(dir.path().join("a")),
-        &mut writer,
-        Arc::new(Silent),
-    )
-    .unwrap();
-    let b = export(
-        &store,
-        &request(dir.path().join("b")),
-        &mut writer,
-        Arc::new(Silent),
-    )
-    .unwrap();
+    let a = export_silently(&store, &request(dir.path().join("a")), &mut writer).unwrap();
+    let b = export_silently(&store, &request(dir.path().join("b")), &mut writer).unwrap();
     assert!(a.step_files.len() > 1, "the steps table is cut into files");
     assert_eq!(a.step_files, b.step_files);
     for f in a
@@ -159,13 +150,8 @@ fn an_existing_output_is_never_overwritten() {
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("keep"), b"mine").unwrap();
-    let err = export(
-        &store,
-        &request(out.clone()),
-        &mut ParquetWriter::default(),
-        Arc::new(Silent),
-    )
-    .unwrap_err();
+    let err =
+        export_silently(&store, &request(out.clone()), &mut ParquetWriter::default()).unwrap_err();
     assert!(matches!(err, ExportError::OutputExists { .. }), "{err}");
     assert_eq!(std::fs::read(out.join("keep")).unwrap(), b"mine");
 }
@@ -183,13 +169,8 @@ fn a_failed_export_leaves_nothing_behind() {
     drop(snap);
     // A fresh handle: nothing of the damaged chunk is remembered as checked.
     let store = Store::open_read_only(store.path()).unwrap();
-    let err = export(
-        &store,
-        &request(out.clone()),
-        &mut ParquetWriter::default(),
-        Arc::new(Silent),
-    )
-    .unwrap_err();
+    let err =
+        export_silently(&store, &request(out.clone()), &mut ParquetWriter::default()).unwrap_err();
     assert!(
         matches!(&err, ExportError::Store(e) if e.kind() == trajstore::ErrorKind::Corruption),
         "{err}"

@@ -140,6 +140,8 @@ pub struct Sampler {
     permutation: Permutation,
     position: u64,
     picks: Vec<Pick>,
+    /// The units of the batch being served ([`Order::Shuffle`]), reused.
+    units: Vec<u64>,
 }
 
 impl Sampler {
@@ -246,6 +248,7 @@ impl Sampler {
             permutation,
             position: 0,
             picks: Vec::with_capacity(spec.batch_size),
+            units: Vec::new(),
             spec,
         })
     }
@@ -294,10 +297,14 @@ impl Sampler {
         let total = self.units();
         let n = (self.spec.batch_size as u64).min(total - self.position) as usize;
         self.picks.clear();
-        for i in 0..n as u64 {
+        if self.spec.order == Order::Shuffle {
+            self.units.resize(n, 0);
+            self.permutation.at_each(self.position, &mut self.units);
+        }
+        for i in 0..n {
             let unit = match self.spec.order {
-                Order::Sequential => self.position + i,
-                Order::Shuffle => self.permutation.at(self.position + i),
+                Order::Sequential => self.position + i as u64,
+                Order::Shuffle => self.units[i],
                 Order::Replacement => self.rng.below(total),
             };
             let pick = self.pick(unit);

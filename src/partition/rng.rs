@@ -158,6 +158,43 @@ impl Permutation {
         }
     }
 
+    /// `out[k] = self.at(start + k)` for every `k` (all below `n`): the same values, a batch
+    /// at a time. The first network of every position is evaluated in one loop of independent
+    /// work, and the cycle walk then re-applies it only to the positions still outside
+    /// `0..n`, kept in a list without a branch per position. `at` alone branches on every walk
+    /// step at random (about 60% of positions walk at 10^8 steps, where the domain is 2.7n), a
+    /// mispredicted branch that stalls the next positions' work.
+    pub fn at_each(&self, start: u64, out: &mut [u64]) {
+        let end = start.checked_add(out.len() as u64);
+        assert!(
+            end.is_some_and(|end| end <= self.n),
+            "Permutation::at_each: {start} + {} is not below {}",
+            out.len(),
+            self.n
+        );
+        const CHUNK: usize = 256;
+        for (c, chunk) in out.chunks_mut(CHUNK).enumerate() {
+            let first = start + (c * CHUNK) as u64;
+            let mut walk = [0u16; CHUNK];
+            let mut left = 0;
+            for (k, x) in chunk.iter_mut().enumerate() {
+                *x = self.feistel(first + k as u64);
+                walk[left] = k as u16;
+                left += usize::from(*x >= self.n);
+            }
+            while left > 0 {
+                let mut still = 0;
+                for w in 0..left {
+                    let k = usize::from(walk[w]);
+                    chunk[k] = self.feistel(chunk[k]);
+                    walk[still] = k as u16;
+                    still += usize::from(chunk[k] >= self.n);
+                }
+                left = still;
+            }
+        }
+    }
+
     fn feistel(&self, x: u64) -> u64 {
         let mask = (1u64 << self.half_bits) - 1;
         let (mut left, mut right) = (x >> self.half_bits, x & mask);
@@ -270,6 +307,22 @@ mod tests {
             .filter(|(i, j)| *i as u64 == **j)
             .count();
         assert!(fixed < 20, "{fixed} fixed points of 1000");
+    }
+
+    /// `at_each` is `at` over a range, whatever the batch's length and where it starts,
+    /// with domains that walk little (n just below a power of four) and much (just above).
+    #[test]
+    fn permutation_at_each_matches_at() {
+        for n in [1u64, 2, 10, 1000, 1 << 20, (1 << 20) + 1, 3 << 20] {
+            let p = Permutation::new(n, 9);
+            for (start, len) in [(0u64, 0usize), (0, 1), (0, 700), (n / 3, 256), (n - 1, 1)] {
+                let len = len.min((n - start) as usize);
+                let mut out = vec![0; len];
+                p.at_each(start, &mut out);
+                let expected: Vec<u64> = (start..start + len as u64).map(|i| p.at(i)).collect();
+                assert_eq!(out, expected, "n {n}, start {start}, len {len}");
+            }
+        }
     }
 
     /// `Permutation::new(10, 7)` in order: part of the sampler's contract (schema/partition.md).

@@ -30,6 +30,15 @@ impl MappedBytes {
             len,
         })
     }
+
+    /// Hands back this process's pages of `range` of these bytes ([`FileView::release`]):
+    /// they stay readable, mapped again on the next access.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        let end = range.end.min(self.len);
+        if range.start < end {
+            self.map.release(self.start + range.start..self.start + end);
+        }
+    }
 }
 
 impl Deref for MappedBytes {
@@ -147,6 +156,12 @@ impl SegmentMaps {
             Err(FileHeaderError::NewerVersion(found)) => Err(newer_segment_format(path, found)),
             Err(FileHeaderError::Invalid(reason)) => Err(Error::corrupted(id, 0, reason)),
         }
+    }
+
+    /// The segments mapped so far in this process.
+    pub fn mapped_ids(&self) -> Vec<u64> {
+        let maps = self.maps.read().unwrap_or_else(|e| e.into_inner());
+        maps.keys().copied().collect()
     }
 
     /// Length of a segment file on disk (for statistics), 0 when missing.

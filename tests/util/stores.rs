@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use trajstore::{
-    ArrayRef, Codec, DType, Episode, EpisodeId, EpisodeMeta, Info, Query, Schema, Snapshot, Store,
-    Value,
+    ArrayRef, Codec, DType, Episode, EpisodeId, EpisodeMeta, Info, Query, RepairAction, Schema,
+    Snapshot, Store, Value,
 };
 
 use super::record_small;
@@ -128,4 +128,18 @@ pub fn summaries_from_records(snap: &Snapshot) -> Vec<trajstore::EpisodeSummary>
         .iter()
         .map(trajstore::EpisodeSummary::from)
         .collect()
+}
+
+/// Asserts that `repair` finds nothing to do on the store at `dir`, then that it rebuilds a
+/// deleted index from the segments with every episode restored (none unrestorable, none
+/// restored without its commit marker).
+pub fn assert_repair_idle_then_rebuilds_cleanly(dir: &Path) {
+    let healthy = trajstore::repair(dir).unwrap();
+    assert_eq!(healthy.action, RepairAction::NothingToDo, "{healthy:?}");
+    assert!(healthy.unrestorable.is_empty(), "{healthy:?}");
+
+    let report = super::rebuild_index(dir);
+    assert_eq!(report.action, RepairAction::Rebuilt);
+    assert!(report.unrestorable.is_empty(), "{report:?}");
+    assert!(report.restored_unmarked.is_empty(), "{report:?}");
 }

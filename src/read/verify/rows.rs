@@ -50,6 +50,9 @@ pub(super) struct Batch {
     /// The schemas the rows use, or why one could not be read; their ids.
     pub schemas: Vec<Result<Arc<Schema>, String>>,
     schema_ids: Vec<u64>,
+    /// Per segment the rows' chunks lie in: from the first byte of their records to the
+    /// end of the last (what checking the batch maps of the segment).
+    pub spans: Vec<(u64, Range<u64>)>,
 }
 
 impl Batch {
@@ -59,6 +62,20 @@ impl Batch {
         self.chunks.clear();
         self.schemas.clear();
         self.schema_ids.clear();
+        self.spans.clear();
+    }
+
+    /// Widens the span of the chunk's segment to its record.
+    fn cover(&mut self, c: &ChunkRef) {
+        let end = (c.payload_offset()).saturating_add(c.payload_len);
+        match self
+            .spans
+            .iter_mut()
+            .find(|(segment, _)| *segment == c.segment)
+        {
+            Some((_, span)) => *span = span.start.min(c.offset)..span.end.max(end),
+            None => self.spans.push((c.segment, c.offset..end)),
+        }
     }
 
     /// The chunk list of field `i` of `row`, `None` when its record has none.
@@ -217,10 +234,11 @@ impl Tally {
                 batch.schemas.len() as u32 - 1
             }
         };
-        for range in &batch.lists[lists.clone()] {
-            for c in &batch.chunks[range.clone()] {
-                self.reference(c.segment);
-            }
+        let chunks = batch.lists[lists.clone()].first().map(|r| r.start);
+        for i in chunks.map_or(0..0, |first| first..batch.chunks.len()) {
+            let c = batch.chunks[i];
+            self.reference(c.segment);
+            batch.cover(&c);
         }
         self.episodes += 1;
         batch.rows.push(Row {

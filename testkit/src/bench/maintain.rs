@@ -6,9 +6,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use trajstore::{ArrayRef, Codec, CompactOptions, EpisodeMeta, Info, Store, StoreOptions};
+use trajstore::{Codec, CompactOptions, EpisodeMeta, Store, StoreOptions};
 
-use super::record::pregenerated_frames;
+use super::record::{pregenerated_frames, write_synth_steps};
 use super::{BenchError, Measurement, Result};
 use crate::synth::{SYNTH_ENV, synth_schema};
 
@@ -114,32 +114,9 @@ fn populate(dir: &Path, spec: &MaintainSpec, abandon: bool, seed: u32) -> Result
     let frames = pregenerated_frames(FRAME, 32);
     let episode_bytes = u64::from(spec.steps + 1) * frames[0].len() as u64;
     let episodes = spec.store_bytes.div_ceil(episode_bytes).max(2);
-    let health = [100i32, 100];
     for e in 0..episodes {
         let mut w = store.begin_episode(EpisodeMeta::new("bench", SYNTH_ENV), &schema)?;
-        let frame = |t: u32| ArrayRef::new(&frames[(t + e as u32 + seed) as usize % frames.len()]);
-        let obs = |t| {
-            [
-                ("obs/frame", frame(t)),
-                ("obs/ram/health", ArrayRef::new(&health)),
-            ]
-        };
-        w.reset(&obs(0), &Info::new())?;
-        for t in 1..=spec.steps {
-            let last = t == spec.steps;
-            let [f, h] = obs(t);
-            w.step(
-                &[
-                    f,
-                    h,
-                    ("action", ArrayRef::scalar(&0i64)),
-                    ("reward", ArrayRef::scalar(&0.0f32)),
-                    ("terminated", ArrayRef::scalar(&last)),
-                    ("truncated", ArrayRef::scalar(&false)),
-                ],
-                &Info::new(),
-            )?;
-        }
+        write_synth_steps(&mut w, &frames, e as usize + seed as usize, spec.steps)?;
         if abandon && e % 2 == 1 {
             drop(w); // what a killed recorder leaves: spilled chunks nothing references
         } else {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use trajstore::{ArrayRef, Codec, EpisodeMeta, Info, Schema, Store};
+use trajstore::{ArrayRef, Codec, EpisodeMeta, EpisodeWriter, Info, Schema, Store};
 
 use super::{BenchError, Measurement, Result};
 use crate::synth::{FrameGen, SYNTH_ENV, synth_schema};
@@ -80,9 +80,24 @@ fn record_episode(
     user: &str,
     e: u32,
 ) -> Result<Duration> {
-    let health = [100i32, 100];
     let mut w = store.begin_episode(EpisodeMeta::new(user, SYNTH_ENV), schema)?;
-    let frame = |t: u32| ArrayRef::new(&frames[(t as usize + e as usize) % frames.len()]);
+    write_synth_steps(&mut w, frames, e as usize, spec.steps)?;
+    let start = Instant::now();
+    w.commit()?;
+    Ok(start.elapsed())
+}
+
+/// Writes the reset and `steps` transitions of a [`synth_schema`] episode into `w` from
+/// pregenerated `frames` (step `t`'s frame is `frames[(t + first) % frames.len()]`): full
+/// health, action and reward 0, terminated on the last step.
+pub(super) fn write_synth_steps(
+    w: &mut EpisodeWriter,
+    frames: &[Vec<u8>],
+    first: usize,
+    steps: u32,
+) -> trajstore::Result<()> {
+    let health = [100i32, 100];
+    let frame = |t: u32| ArrayRef::new(&frames[(t as usize + first) % frames.len()]);
     w.reset(
         &[
             ("obs/frame", frame(0)),
@@ -90,8 +105,8 @@ fn record_episode(
         ],
         &Info::new(),
     )?;
-    for t in 1..=spec.steps {
-        let last = t == spec.steps;
+    for t in 1..=steps {
+        let last = t == steps;
         w.step(
             &[
                 ("obs/frame", frame(t)),
@@ -104,9 +119,7 @@ fn record_episode(
             &Info::new(),
         )?;
     }
-    let start = Instant::now();
-    w.commit()?;
-    Ok(start.elapsed())
+    Ok(())
 }
 
 pub(super) fn plain_write(path: &Path, frames: &[Vec<u8>], spec: &RecordSpec) -> Result<f64> {
