@@ -100,6 +100,15 @@ fn handles_used_after_fork_reopen_per_process_and_lose_nothing() {
                     "a forked snapshot lists the parent's episodes"
                 );
                 assert_eq!(snapshot.cutoff().unwrap(), cutoff);
+                // Verify of the parent's snapshot checks the parent's episodes, all of them
+                // intact (user statistics are the child's newer ones: not compared here).
+                let report = snapshot.verify().unwrap();
+                assert_eq!(report.episodes, before.len() as u64);
+                assert_eq!(report.chunks, 5 * before.len() as u64, "{report:?}");
+                assert!(
+                    report.problems.iter().all(|p| p.episode.is_none()),
+                    "{report:?}"
+                );
                 let first = snapshot.episode(before[0]).unwrap();
                 let frames = snapshot.field(&first, "obs/frame").unwrap();
                 assert_eq!(frames.len(), 6);
