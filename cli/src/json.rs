@@ -127,25 +127,6 @@ impl<'a> From<&trajstore::CatalogRow<'a>> for EpisodeFields<'a> {
     }
 }
 
-impl<'a> From<&'a trajstore::Episode> for EpisodeFields<'a> {
-    fn from(e: &'a trajstore::Episode) -> Self {
-        EpisodeFields {
-            id: e.id().get(),
-            user: e.user(),
-            env: e.env(),
-            steps: e.steps(),
-            total_return: e.total_return(),
-            outcome: e.outcome().name(),
-            seed: e.seed(),
-            tags: e.tags().iter().map(String::as_str).collect(),
-            started_at_us: e.started_at_us(),
-            ended_at_us: e.ended_at_us(),
-            raw_bytes: e.raw_bytes(),
-            stored_bytes: e.stored_bytes(),
-        }
-    }
-}
-
 /// A JSON object written member by member (keys in the order given).
 struct JsonObject<'w, W: std::io::Write> {
     w: &'w mut W,
@@ -324,8 +305,12 @@ mod tests {
         let id = w.commit().unwrap();
         let snapshot = store.snapshot().unwrap();
         let e = snapshot.episode(id).unwrap();
+        // What ls --json prints: the catalog row and, apart, the metadata map.
+        let catalog = snapshot.catalog_of(&[id.get()]).unwrap();
+        let row = catalog.row(0);
+        let metadata = snapshot.metadata(&[id.get()]).unwrap();
         let mut plain = Vec::new();
-        super::EpisodeLine::of_row((&e).into(), e.metadata())
+        super::EpisodeLine::of_row((&row).into(), &metadata[0])
             .write(&mut plain)
             .unwrap();
         assert_eq!(
@@ -337,7 +322,7 @@ mod tests {
             split: Some("val"),
             shard: Some(3),
             store: Some("/a/b"),
-            ..super::EpisodeLine::of_row((&e).into(), e.metadata())
+            ..super::EpisodeLine::of_row((&row).into(), &metadata[0])
         };
         line.write(&mut extended).unwrap();
         let mut expected = super::episode_json(&e);
