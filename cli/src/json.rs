@@ -43,16 +43,19 @@ pub fn episode_json(e: &trajstore::Episode) -> serde_json::Value {
 /// and values of [`episode_json`] (plus `split`, `shard` and `store` when set), in the same
 /// (sorted) key order, without building a `serde_json::Value` per episode.
 pub struct EpisodeLine<'a> {
-    pub episode: &'a trajstore::Episode,
+    pub episode: EpisodeFields<'a>,
+    pub metadata: &'a trajstore::Info,
     pub split: Option<&'a str>,
     pub shard: Option<usize>,
     pub store: Option<&'a str>,
 }
 
 impl<'a> EpisodeLine<'a> {
-    pub fn of(episode: &'a trajstore::Episode) -> Self {
+    /// An episode's catalog fields with its metadata map (read apart: the catalog has none).
+    pub fn of_row(episode: EpisodeFields<'a>, metadata: &'a trajstore::Info) -> Self {
         EpisodeLine {
             episode,
+            metadata,
             split: None,
             shard: None,
             store: None,
@@ -60,35 +63,86 @@ impl<'a> EpisodeLine<'a> {
     }
 
     pub fn write(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
-        let e = self.episode;
+        let e = &self.episode;
         let mut object = JsonObject::new(w)?;
-        object
-            .key("ended_at")?
-            .string(&timestamp(e.ended_at_us()))?;
-        object.key("env")?.string(e.env())?;
-        object.key("episode")?.number(e.id().get())?;
-        object.key("metadata")?.info(e.metadata())?;
-        object.key("outcome")?.string(e.outcome().name())?;
-        object.key("raw_bytes")?.number(e.raw_bytes())?;
-        object.key("return")?.number(e.total_return())?;
-        object.key("seed")?.number(e.seed())?;
+        object.key("ended_at")?.string(&timestamp(e.ended_at_us))?;
+        object.key("env")?.string(e.env)?;
+        object.key("episode")?.number(e.id)?;
+        object.key("metadata")?.info(self.metadata)?;
+        object.key("outcome")?.string(e.outcome)?;
+        object.key("raw_bytes")?.number(e.raw_bytes)?;
+        object.key("return")?.number(e.total_return)?;
+        object.key("seed")?.number(e.seed)?;
         if let Some(shard) = self.shard {
             object.key("shard")?.number(shard)?;
         }
         if let Some(split) = self.split {
             object.key("split")?.string(split)?;
         }
-        object
-            .key("started_at")?
-            .string(&timestamp(e.started_at_us()))?;
-        object.key("steps")?.number(e.steps())?;
+        object.key("started_at")?.timestamp(e.started_at_us)?;
+        object.key("steps")?.number(e.steps)?;
         if let Some(store) = self.store {
             object.key("store")?.string(store)?;
         }
-        object.key("stored_bytes")?.number(e.stored_bytes())?;
-        object.key("tags")?.strings(e.tags())?;
-        object.key("user")?.string(e.user())?;
+        object.key("stored_bytes")?.number(e.stored_bytes)?;
+        object.key("tags")?.strings(&e.tags)?;
+        object.key("user")?.string(e.user)?;
         object.end()
+    }
+}
+
+/// The catalog fields of an episode, borrowed from a full episode or a catalog row: what the
+/// `ls` table and `ls --json` print of it.
+pub struct EpisodeFields<'a> {
+    pub id: u64,
+    pub user: &'a str,
+    pub env: &'a str,
+    pub steps: u32,
+    pub total_return: f64,
+    pub outcome: &'static str,
+    pub seed: Option<u64>,
+    pub tags: Vec<&'a str>,
+    pub started_at_us: i64,
+    pub ended_at_us: i64,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+impl<'a> From<&trajstore::CatalogRow<'a>> for EpisodeFields<'a> {
+    fn from(e: &trajstore::CatalogRow<'a>) -> Self {
+        EpisodeFields {
+            id: e.id().get(),
+            user: e.user(),
+            env: e.env(),
+            steps: e.steps(),
+            total_return: e.total_return(),
+            outcome: e.outcome().name(),
+            seed: e.seed(),
+            tags: e.tags().collect(),
+            started_at_us: e.started_at_us(),
+            ended_at_us: e.ended_at_us(),
+            raw_bytes: e.raw_bytes(),
+            stored_bytes: e.stored_bytes(),
+        }
+    }
+}
+
+impl<'a> From<&'a trajstore::Episode> for EpisodeFields<'a> {
+    fn from(e: &'a trajstore::Episode) -> Self {
+        EpisodeFields {
+            id: e.id().get(),
+            user: e.user(),
+            env: e.env(),
+            steps: e.steps(),
+            total_return: e.total_return(),
+            outcome: e.outcome().name(),
+            seed: e.seed(),
+            tags: e.tags().iter().map(String::as_str).collect(),
+            started_at_us: e.started_at_us(),
+            ended_at_us: e.ended_at_us(),
+            raw_bytes: e.raw_bytes(),
+            stored_bytes: e.stored_bytes(),
+        }
     }
 }
 
@@ -123,7 +177,14 @@ impl<'w, W: std::io::Write> JsonObject<'w, W> {
         serde_json::to_writer(&mut *self.w, &n.into()).map_err(std::io::Error::other)
     }
 
-    fn strings(&mut self, items: &[String]) -> std::io::Result<()> {
+    fn timestamp(&mut self, us: i64) -> std::io::Result<()> {
+        match timestamp_in(us, &mut [0; 20]) {
+            Some(text) => self.string(text),
+            None => self.string(&timestamp(us)),
+        }
+    }
+
+    fn strings(&mut self, items: &[&str]) -> std::io::Result<()> {
         serde_json::to_writer(&mut *self.w, items).map_err(std::io::Error::other)
     }
 
@@ -172,6 +233,45 @@ pub fn history_json(h: &trajstore::HistoryEntry) -> serde_json::Value {
 
 /// Microseconds since the epoch as RFC 3339 UTC (second precision).
 pub fn timestamp(us: i64) -> String {
+    let (y, m, d, h, mi, sec) = civil(us);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{sec:02}Z")
+}
+
+/// [`timestamp`] into a caller's buffer, without the formatting machinery (`ls --json` prints
+/// two per episode): `None` for a year outside 0..=9999, which [`timestamp`] prints.
+fn timestamp_in(us: i64, out: &mut [u8; 20]) -> Option<&str> {
+    let (y, m, d, h, mi, sec) = civil(us);
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
+    let mut put = |at: usize, value: i64, digits: usize| {
+        let mut v = value;
+        for i in (0..digits).rev() {
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, y, 4);
+    put(5, m, 2);
+    put(8, d, 2);
+    put(11, h, 2);
+    put(14, mi, 2);
+    put(17, sec, 2);
+    for (at, c) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'Z'),
+    ] {
+        out[at] = c;
+    }
+    std::str::from_utf8(&out[..]).ok()
+}
+
+/// Year, month, day, hour, minute, second (UTC) of a time in microseconds since the epoch.
+fn civil(us: i64) -> (i64, i64, i64, i64, i64, i64) {
     let secs = us.div_euclid(1_000_000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -184,12 +284,7 @@ pub fn timestamp(us: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]
@@ -230,7 +325,9 @@ mod tests {
         let snapshot = store.snapshot().unwrap();
         let e = snapshot.episode(id).unwrap();
         let mut plain = Vec::new();
-        super::EpisodeLine::of(&e).write(&mut plain).unwrap();
+        super::EpisodeLine::of_row((&e).into(), e.metadata())
+            .write(&mut plain)
+            .unwrap();
         assert_eq!(
             String::from_utf8(plain).unwrap(),
             super::episode_json(&e).to_string()
@@ -240,7 +337,7 @@ mod tests {
             split: Some("val"),
             shard: Some(3),
             store: Some("/a/b"),
-            ..super::EpisodeLine::of(&e)
+            ..super::EpisodeLine::of_row((&e).into(), e.metadata())
         };
         line.write(&mut extended).unwrap();
         let mut expected = super::episode_json(&e);
@@ -248,6 +345,30 @@ mod tests {
         expected["shard"] = 3.into();
         expected["store"] = "/a/b".into();
         assert_eq!(String::from_utf8(extended).unwrap(), expected.to_string());
+    }
+
+    #[test]
+    fn a_timestamp_written_in_place_is_the_formatted_one() {
+        for us in [
+            0,
+            -1,
+            1_700_000_000_123_456,
+            951_782_400_000_000,
+            253_402_300_799_999_999,
+        ] {
+            assert_eq!(
+                super::timestamp_in(us, &mut [0; 20]),
+                Some(super::timestamp(us).as_str())
+            );
+        }
+        assert_eq!(
+            super::timestamp_in(-62_167_219_200_000_001, &mut [0; 20]),
+            None
+        );
+        assert_eq!(
+            super::timestamp_in(253_402_300_800_000_000, &mut [0; 20]),
+            None
+        );
     }
 
     #[test]

@@ -822,6 +822,48 @@ impl IndexSnapshot {
         catalog::read(self.txn()?, cutoff, want)
     }
 
+    /// The metadata map of each episode of `ids` (increasing), in order: from its `episodes`
+    /// row, or its tombstone's record when deleted, empty when neither (decoding no chunk
+    /// list). One range scan when `ids` are a fair share of their span, point lookups
+    /// otherwise.
+    pub fn metadata(&self, ids: &[u64]) -> Result<Vec<Info>> {
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+            return Ok(Vec::new());
+        };
+        let table = self.txn()?.open_table(EPISODES)?;
+        let mut out = vec![Info::new(); ids.len()];
+        let mut found = vec![false; ids.len()];
+        if (ids.len() as u64).saturating_mul(4) < last - first + 1 {
+            for (i, &id) in ids.iter().enumerate() {
+                if let Some(bytes) = table.get(id)? {
+                    out[i] = records::episode_metadata(bytes.value())?;
+                    found[i] = true;
+                }
+            }
+        } else {
+            let mut at = 0;
+            for entry in table.range(first..=last)? {
+                let (id, bytes) = entry?;
+                let id = id.value();
+                while at < ids.len() && ids[at] < id {
+                    at += 1;
+                }
+                if at < ids.len() && ids[at] == id {
+                    out[at] = records::episode_metadata(bytes.value())?;
+                    found[at] = true;
+                }
+            }
+        }
+        for (i, &id) in ids.iter().enumerate() {
+            if !found[i]
+                && let Some(t) = self.tombstone(id)?
+            {
+                out[i] = t.record.metadata;
+            }
+        }
+        Ok(out)
+    }
+
     /// Episode ids of one user (or env), in commit order.
     pub fn ids_by(&self, by: By, key: &str) -> Result<Vec<u64>> {
         let def = match by {

@@ -282,16 +282,17 @@ impl Loader {
             .zip(&snapshots)
             .map(|(ids, snapshot)| {
                 ids.sort_unstable();
-                snapshot.catalog_of(ids)
+                Ok(Arc::new(snapshot.catalog_of(ids)?))
             })
-            .collect::<Result<Vec<Catalog>>>()?;
+            .collect::<Result<Vec<Arc<Catalog>>>>()?;
         let (share_shards, share) = items
             .iter()
             .map(|item| {
                 let (shard, id) = split_key(count, item.id);
-                catalogs[shard as usize]
-                    .find(EpisodeId(id))
-                    .map(|row| (shard, row.summary()))
+                let catalog = &catalogs[shard as usize];
+                catalog
+                    .position(id)
+                    .map(|i| (shard, EpisodeSummary::new(catalog.clone(), i)))
                     .ok_or_else(|| ReadError::EpisodeNotFound { id: EpisodeId(id) }.into())
             })
             .collect::<Result<(Vec<_>, Vec<_>)>>()?;

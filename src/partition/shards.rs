@@ -184,38 +184,36 @@ mod tests {
         }
     }
 
+    /// §6's golden set as two hosts recorded it: host A holds §6's ids 1..=9 ...
+    const HOST_A: [(u64, u64); 8] = [
+        (1, 37),
+        (2, 90),
+        (3, 100),
+        (4, 100),
+        (5, 100),
+        (7, 100),
+        (8, 64),
+        (9, 64),
+    ];
+    /// ... and host B its ids 11..=42 (as §6 numbers them; host B numbers them 1..=8).
+    const HOST_B: [(u64, u64); 8] = [
+        (11, 120),
+        (13, 150),
+        (17, 75),
+        (19, 128),
+        (21, 80),
+        (25, 200),
+        (30, 33),
+        (42, 210),
+    ];
+
     /// The golden set of §6 recorded on two hosts: ids 1..=9 on one, 11.. on the other
     /// (each store numbers its own episodes, so the second host's ids restart at 1).
     fn golden_shards() -> Vec<ShardEpisodes> {
+        let host_b: Vec<(u64, u64)> = (1..).zip(HOST_B.map(|(_, steps)| steps)).collect();
         vec![
-            shard(
-                "host-a/demos",
-                10,
-                &[
-                    (1, 37),
-                    (2, 90),
-                    (3, 100),
-                    (4, 100),
-                    (5, 100),
-                    (7, 100),
-                    (8, 64),
-                    (9, 64),
-                ],
-            ),
-            shard(
-                "host-b/demos",
-                9,
-                &[
-                    (1, 120),
-                    (2, 150),
-                    (3, 75),
-                    (4, 128),
-                    (5, 80),
-                    (6, 200),
-                    (7, 33),
-                    (8, 210),
-                ],
-            ),
+            shard("host-a/demos", 10, &HOST_A),
+            shard("host-b/demos", 9, &host_b),
         ]
     }
 
@@ -259,24 +257,7 @@ mod tests {
     /// every cursor are those of the plain episode set (§6's golden values).
     #[test]
     fn one_shard_is_the_plain_set() {
-        let plain = [
-            (1, 37),
-            (2, 90),
-            (3, 100),
-            (4, 100),
-            (5, 100),
-            (7, 100),
-            (8, 64),
-            (9, 64),
-            (11, 120),
-            (13, 150),
-            (17, 75),
-            (19, 128),
-            (21, 80),
-            (25, 200),
-            (30, 33),
-            (42, 210),
-        ];
+        let plain: Vec<(u64, u64)> = HOST_A.iter().chain(&HOST_B).copied().collect();
         let (set, stamps) = union(&[shard("demos", 43, &plain)]).unwrap();
         assert_eq!(set.fingerprint(), 0x10fd_768e_e670_ebaa);
         assert_eq!(stamps[0].fingerprint, set.fingerprint());

@@ -1,10 +1,10 @@
 //! A [`Catalog`]: the catalog rows a query selects, as columns (`Snapshot::catalog_columns`),
 //! with a borrowed row view. What listing, selecting and partitioning read without a string
-//! copy per episode; [`Catalog::summary`] makes an owned [`EpisodeSummary`] of one row.
+//! copy per episode; an [`EpisodeSummary`](super::EpisodeSummary) is an owned row of a shared one.
 
 pub use crate::index::catalog::Catalog;
 
-use super::episode::{EpisodeSummary, Selectable};
+use super::episode::Selectable;
 use crate::ids::{EpisodeId, SchemaId};
 use crate::index::records::Outcome;
 
@@ -49,14 +49,6 @@ impl Catalog {
     /// Every row, in id order.
     pub fn rows(&self) -> impl ExactSizeIterator<Item = CatalogRow<'_>> + '_ {
         (0..self.len()).map(move |i| CatalogRow { catalog: self, i })
-    }
-
-    /// Row `i` as an owned summary.
-    pub fn summary(&self, i: usize) -> EpisodeSummary {
-        EpisodeSummary {
-            id: EpisodeId(self.ids[i]),
-            record: self.record(i),
-        }
     }
 
     /// The row of episode `id`, if the catalog has it.
@@ -125,9 +117,12 @@ impl<'a> CatalogRow<'a> {
     pub fn stored_bytes(&self) -> u64 {
         self.catalog.stored_bytes[self.i]
     }
-    /// An owned copy.
-    pub fn summary(&self) -> EpisodeSummary {
-        self.catalog.summary(self.i)
+}
+
+impl CatalogRow<'_> {
+    /// Whether one of its tags is `tag`.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags().any(|t| t == tag)
     }
 }
 
@@ -142,7 +137,7 @@ impl Selectable for CatalogRow<'_> {
         CatalogRow::env(self)
     }
     fn has_tag(&self, tag: &str) -> bool {
-        self.tags().any(|t| t == tag)
+        CatalogRow::has_tag(self, tag)
     }
     fn outcome(&self) -> Outcome {
         CatalogRow::outcome(self)

@@ -1,5 +1,8 @@
 //! What the index says of episodes and users: no field data is touched to get it.
 
+use std::sync::Arc;
+
+use super::catalog::{Catalog, CatalogRow};
 use crate::error::{Error, Result};
 use crate::ids::{EpisodeId, SchemaId};
 use crate::index::records::{CatalogRecordV1, EpisodeRecordV1, Outcome, SplitSpecV1};
@@ -132,25 +135,126 @@ impl Episode {
 /// from the index's compact catalog ([`Snapshot::catalog`](crate::Snapshot::catalog)).
 /// What listing, selecting and partitioning need; open the full [`Episode`] with
 /// [`Snapshot::episode`](crate::Snapshot::episode) to read fields.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// A row of a shared [`Catalog`]: making one copies nothing (a loader's share of 100k
+/// episodes is 100k of these over one catalog).
+#[derive(Clone)]
 pub struct EpisodeSummary {
-    pub(crate) id: EpisodeId,
-    pub(crate) record: CatalogRecordV1,
+    catalog: Arc<Catalog>,
+    i: usize,
 }
 
 impl EpisodeSummary {
-    catalog_accessors!();
+    /// Row `i` of `catalog`.
+    pub(crate) fn new(catalog: Arc<Catalog>, i: usize) -> Self {
+        assert!(
+            i < catalog.len(),
+            "row {i} of a catalog of {}",
+            catalog.len()
+        );
+        EpisodeSummary { catalog, i }
+    }
+
+    fn row(&self) -> CatalogRow<'_> {
+        self.catalog.row(self.i)
+    }
+
+    /// Store-unique id; ids grow in commit order.
+    pub fn id(&self) -> EpisodeId {
+        self.row().id()
+    }
+    pub fn user(&self) -> &str {
+        self.row().user()
+    }
+    pub fn env(&self) -> &str {
+        self.row().env()
+    }
+    pub fn schema_id(&self) -> SchemaId {
+        self.row().schema_id()
+    }
+    /// Transitions `T` (there are `T + 1` observations).
+    pub fn steps(&self) -> u32 {
+        self.row().steps()
+    }
+    /// Sum of rewards.
+    pub fn total_return(&self) -> f64 {
+        self.row().total_return()
+    }
+    pub fn outcome(&self) -> Outcome {
+        self.row().outcome()
+    }
+    pub fn seed(&self) -> Option<u64> {
+        self.row().seed()
+    }
+    pub fn tags(&self) -> Vec<&str> {
+        self.row().tags().collect()
+    }
+    /// Microseconds since the Unix epoch.
+    pub fn started_at_us(&self) -> i64 {
+        self.row().started_at_us()
+    }
+    pub fn ended_at_us(&self) -> i64 {
+        self.row().ended_at_us()
+    }
+    pub fn committed_at_us(&self) -> i64 {
+        self.row().committed_at_us()
+    }
+    /// Field bytes before compression.
+    pub fn raw_bytes(&self) -> u64 {
+        self.row().raw_bytes()
+    }
+    /// Field bytes as stored.
+    pub fn stored_bytes(&self) -> u64 {
+        self.row().stored_bytes()
+    }
+}
+
+impl PartialEq for EpisodeSummary {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id() && self.catalog.record(self.i) == other.catalog.record(other.i)
+    }
+}
+
+impl std::fmt::Debug for EpisodeSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpisodeSummary")
+            .field("id", &self.id())
+            .field("record", &self.catalog.record(self.i))
+            .finish()
+    }
 }
 
 selectable_by_record!(Episode);
-selectable_by_record!(EpisodeSummary);
+
+impl Selectable for EpisodeSummary {
+    fn id(&self) -> EpisodeId {
+        self.row().id()
+    }
+    fn user(&self) -> &str {
+        self.row().user()
+    }
+    fn env(&self) -> &str {
+        self.row().env()
+    }
+    fn has_tag(&self, tag: &str) -> bool {
+        self.row().has_tag(tag)
+    }
+    fn outcome(&self) -> Outcome {
+        self.row().outcome()
+    }
+    fn total_return(&self) -> f64 {
+        self.row().total_return()
+    }
+    fn steps(&self) -> u32 {
+        self.row().steps()
+    }
+}
 
 impl From<&Episode> for EpisodeSummary {
     fn from(e: &Episode) -> Self {
-        EpisodeSummary {
-            id: e.id,
-            record: CatalogRecordV1::of(&e.record),
-        }
+        let mut catalog = Catalog::new();
+        catalog.push(e.id.get(), &CatalogRecordV1::of(&e.record));
+        EpisodeSummary::new(Arc::new(catalog), 0)
     }
 }
 

@@ -219,8 +219,10 @@ impl Snapshot {
     /// metadata maps. [`Snapshot::catalog_columns`] reads the same rows without a copy of
     /// their strings.
     pub fn catalog(&self, query: &Query) -> Result<Vec<EpisodeSummary>> {
-        let catalog = self.catalog_columns(query)?;
-        Ok((0..catalog.len()).map(|i| catalog.summary(i)).collect())
+        let catalog = Arc::new(self.catalog_columns(query)?);
+        Ok((0..catalog.len())
+            .map(|i| EpisodeSummary::new(catalog.clone(), i))
+            .collect())
     }
 
     /// The catalog rows of the episodes matching `query`, in commit order, as columns: sealed
@@ -335,6 +337,14 @@ impl Snapshot {
             merged.push(*id, record);
         }
         Ok(merged)
+    }
+
+    /// The metadata map of each episode of `ids` (increasing), in order (deleted ones seen by
+    /// an older cutoff from their tombstones): what a listing of catalog rows adds to them,
+    /// read without decoding any chunk list.
+    pub fn metadata(&self, ids: &[u64]) -> Result<Vec<Info>> {
+        debug_assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        self.read_index(|index| index.metadata(ids))
     }
 
     /// `query` kept to this snapshot's episodes (a forked child reads a newer view), and the

@@ -87,7 +87,7 @@ pub fn report(
             let rows = snapshot.catalog_of(&ids)?;
             for id in &done.changed {
                 if let Some(e) = rows.find(*id) {
-                    out(ls::Line::from(&e).to_string())?;
+                    out(ls::Line((&e).into()).to_string())?;
                 }
             }
         } else {

@@ -6,7 +6,10 @@ use anyhow::Result;
 
 use super::filters::EpisodeFilters;
 use super::open_shards;
-use crate::json::{EpisodeLine, timestamp};
+use crate::json::{EpisodeFields, EpisodeLine, timestamp};
+
+/// Episodes whose metadata maps `ls --json` reads at once.
+const METADATA_BATCH: usize = 4096;
 
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
@@ -42,20 +45,31 @@ pub fn run(args: LsArgs) -> Result<ExitCode> {
                 if sharded {
                     write!(lines, "{shard:>5}  ")?;
                 }
-                writeln!(lines, "{}", Line::from(&e))?;
+                writeln!(lines, "{}", Line(EpisodeFields::from(&e)))?;
             }
             continue;
         }
         let split = snapshot.split_spec()?;
         let store_path = dirs[shard].display().to_string();
-        for e in &snapshot.episodes(&query)? {
+        // Catalog rows and, apart, the metadata maps: no chunk list is decoded. Maps are read
+        // a batch at a time, so a million episodes never hold a million maps.
+        let catalog = snapshot.catalog_columns(&query)?;
+        let mut metadata = Vec::new();
+        for e in catalog.rows() {
+            let at = e.index() % METADATA_BATCH;
+            if at == 0 {
+                let ids = catalog.ids();
+                let batch = &ids[e.index()..ids.len().min(e.index() + METADATA_BATCH)];
+                metadata = snapshot.metadata(batch)?;
+            }
+            let metadata = &metadata[at];
             let line = EpisodeLine {
                 split: split
                     .as_ref()
                     .map(|spec| spec.label(e.id().get(), e.user())),
                 shard: sharded.then_some(shard),
                 store: sharded.then_some(store_path.as_str()),
-                ..EpisodeLine::of(e)
+                ..EpisodeLine::of_row(EpisodeFields::from(&e), metadata)
             };
             line.write(&mut lines)?;
             lines.write_all(b"\n")?;
@@ -74,42 +88,21 @@ pub(crate) fn header() -> String {
 }
 
 /// One episode as a row of the table `ls` prints.
-pub(crate) struct Line<'a> {
-    id: u64,
-    user: &'a str,
-    env: &'a str,
-    steps: u32,
-    total_return: f64,
-    outcome: &'static str,
-    started_at_us: i64,
-}
+pub(crate) struct Line<'a>(pub EpisodeFields<'a>);
 
 impl std::fmt::Display for Line<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = &self.0;
         write!(
             f,
             "{:>8}  {:<16} {:<16} {:>7} {:>10.3}  {:<11} {}",
-            self.id,
-            self.user,
-            self.env,
-            self.steps,
-            self.total_return,
-            self.outcome,
-            timestamp(self.started_at_us)
+            e.id,
+            e.user,
+            e.env,
+            e.steps,
+            e.total_return,
+            e.outcome,
+            timestamp(e.started_at_us)
         )
-    }
-}
-
-impl<'a> From<&trajstore::CatalogRow<'a>> for Line<'a> {
-    fn from(e: &trajstore::CatalogRow<'a>) -> Self {
-        Line {
-            id: e.id().get(),
-            user: e.user(),
-            env: e.env(),
-            steps: e.steps(),
-            total_return: e.total_return(),
-            outcome: e.outcome().name(),
-            started_at_us: e.started_at_us(),
-        }
     }
 }
