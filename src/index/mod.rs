@@ -789,24 +789,24 @@ impl IndexSnapshot {
         Ok(out)
     }
 
-    /// The stored bytes of up to `limit` `episodes` rows with ids in `from..below`, in id
-    /// order, each handed to `visit`: for a reader that decodes only part of each record a
-    /// batch at a time (`Snapshot::verify`). Returns the id to continue from, `None` when
-    /// no row is left in the range.
+    /// The stored bytes of the `episodes` rows with ids in `from..below`, in id order, each
+    /// handed to `visit` until it says to stop (`Ok(false)`): for a reader that decodes only
+    /// part of each record a batch at a time (`Snapshot::verify`). Returns the id to continue
+    /// from, `None` when no row is left in the range.
     pub fn episode_rows(
         &self,
         from: u64,
         below: u64,
-        limit: usize,
-        mut visit: impl FnMut(u64, &[u8]) -> Result<()>,
+        mut visit: impl FnMut(u64, &[u8]) -> Result<bool>,
     ) -> Result<Option<u64>> {
         let table = self.txn()?.open_table(EPISODES)?;
-        for (visited, entry) in table.range(from..below)?.enumerate() {
+        let mut more = true;
+        for entry in table.range(from..below)? {
             let (id, bytes) = entry?;
-            if visited == limit {
+            if !more {
                 return Ok(Some(id.value()));
             }
-            visit(id.value(), bytes.value())?;
+            more = visit(id.value(), bytes.value())?;
         }
         Ok(None)
     }

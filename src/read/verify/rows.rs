@@ -27,6 +27,11 @@ use crate::segment::format::ChunkRef;
 /// several batches.
 pub(super) const BATCH_ROWS: usize = if cfg!(test) { 3 } else { 1024 };
 
+/// Payload bytes after which a batch ends, however few rows it has: long episodes are
+/// checked (and their pages handed back) a few at a time too. Small in unit tests, so that
+/// both limits end batches there.
+const BATCH_BYTES: u64 = if cfg!(test) { 600 } else { 32 << 20 };
+
 /// One episode of a batch; indices point into the batch's and the reader's tables.
 #[derive(Clone, Debug)]
 pub(super) struct Row {
@@ -53,6 +58,8 @@ pub(super) struct Batch {
     /// Per segment the rows' chunks lie in: from the first byte of their records to the
     /// end of the last (what checking the batch maps of the segment).
     pub spans: Vec<(u64, Range<u64>)>,
+    /// Payload bytes of the rows' chunks.
+    payload_bytes: u64,
 }
 
 impl Batch {
@@ -63,10 +70,12 @@ impl Batch {
         self.schemas.clear();
         self.schema_ids.clear();
         self.spans.clear();
+        self.payload_bytes = 0;
     }
 
     /// Widens the span of the chunk's segment to its record.
     fn cover(&mut self, c: &ChunkRef) {
+        self.payload_bytes = self.payload_bytes.saturating_add(c.payload_len);
         let end = (c.payload_offset()).saturating_add(c.payload_len);
         match self
             .spans
@@ -76,6 +85,11 @@ impl Batch {
             Some((_, span)) => *span = span.start.min(c.offset)..span.end.max(end),
             None => self.spans.push((c.segment, c.offset..end)),
         }
+    }
+
+    /// Whether the batch holds enough to check.
+    fn is_full(&self) -> bool {
+        self.rows.len() >= BATCH_ROWS || self.payload_bytes >= BATCH_BYTES
     }
 
     /// The chunk list of field `i` of `row`, `None` when its record has none.
@@ -146,13 +160,14 @@ impl<'s> RowReader<'s> {
             Source::Table { next } => {
                 let Some(from) = *next else { return Ok(()) };
                 *next = snapshot.read_index(|index| {
-                    index.episode_rows(from, u64::MAX, BATCH_ROWS, |id, row| {
-                        tally.push_row(snapshot, batch, EpisodeId(id), row)
+                    index.episode_rows(from, u64::MAX, |id, row| {
+                        tally.push_row(snapshot, batch, EpisodeId(id), row)?;
+                        Ok(!batch.is_full())
                     })
                 })?;
             }
             Source::Listed { episodes } => {
-                for e in episodes.by_ref().take(BATCH_ROWS) {
+                for e in episodes.by_ref() {
                     let r = &e.record;
                     let lists = batch.push_lists(r.fields.iter().map(Vec::as_slice));
                     let head = Head {
@@ -161,6 +176,9 @@ impl<'s> RowReader<'s> {
                         schema_id: r.schema_id,
                     };
                     tally.push(snapshot, batch, e.id(), head, lists);
+                    if batch.is_full() {
+                        break;
+                    }
                 }
             }
         }
