@@ -150,12 +150,12 @@ impl<'w, W: std::io::Write> JsonObject<'w, W> {
     }
 
     fn string(&mut self, s: &str) -> std::io::Result<()> {
-        serde_json::to_writer(&mut *self.w, s).map_err(std::io::Error::other)
+        serde_json::to_writer(&mut *self.w, s).map_err(std::io::Error::from)
     }
 
     /// A number (`null` for `None` and for non-finite floats, as `serde_json::Value` has it).
     fn number<T: Into<serde_json::Value> + Copy>(&mut self, n: T) -> std::io::Result<()> {
-        serde_json::to_writer(&mut *self.w, &n.into()).map_err(std::io::Error::other)
+        serde_json::to_writer(&mut *self.w, &n.into()).map_err(std::io::Error::from)
     }
 
     fn timestamp(&mut self, us: i64) -> std::io::Result<()> {
@@ -166,7 +166,7 @@ impl<'w, W: std::io::Write> JsonObject<'w, W> {
     }
 
     fn strings(&mut self, items: &[&str]) -> std::io::Result<()> {
-        serde_json::to_writer(&mut *self.w, items).map_err(std::io::Error::other)
+        serde_json::to_writer(&mut *self.w, items).map_err(std::io::Error::from)
     }
 
     fn info(&mut self, info: &trajstore::Info) -> std::io::Result<()> {
@@ -176,7 +176,7 @@ impl<'w, W: std::io::Write> JsonObject<'w, W> {
         let mut object = JsonObject::new(&mut *self.w)?;
         for (k, v) in info {
             object.key(k)?;
-            serde_json::to_writer(&mut *object.w, &value_json(v)).map_err(std::io::Error::other)?;
+            serde_json::to_writer(&mut *object.w, &value_json(v)).map_err(std::io::Error::from)?;
         }
         object.end()
     }
@@ -272,8 +272,8 @@ fn civil(us: i64) -> (i64, i64, i64, i64, i64, i64) {
 mod tests {
     use trajstore::{ArrayRef, Codec, EpisodeMeta, Info, Store, Value};
 
-    #[test]
-    fn a_streamed_ls_line_is_the_episode_json_byte_for_byte() {
+    /// A store of one committed episode with every kind of metadata value and escapes.
+    fn one_episode_store() -> (tempfile::TempDir, Store, trajstore::EpisodeId) {
         use trajstore_testkit::fixtures::{small_frame, small_schema};
         let dir = tempfile::tempdir().unwrap();
         let store = Store::create(dir.path()).unwrap();
@@ -303,6 +303,12 @@ mod tests {
         )
         .unwrap();
         let id = w.commit().unwrap();
+        (dir, store, id)
+    }
+
+    #[test]
+    fn a_streamed_ls_line_is_the_episode_json_byte_for_byte() {
+        let (_dir, store, id) = one_episode_store();
         let snapshot = store.snapshot().unwrap();
         let e = snapshot.episode(id).unwrap();
         // What ls --json prints: the catalog row and, apart, the metadata map.
@@ -330,6 +336,43 @@ mod tests {
         expected["shard"] = 3.into();
         expected["store"] = "/a/b".into();
         assert_eq!(String::from_utf8(extended).unwrap(), expected.to_string());
+    }
+
+    /// Stdout closed by its reader (`ls --json | head -1`) at any byte of a line: the error
+    /// must stay a BrokenPipe, which the CLI ends on quietly, whether the failing write was
+    /// our own or one inside serde_json (once wrapped as "other", printed, exit status 2).
+    #[test]
+    fn a_pipe_closed_at_any_byte_of_a_line_is_a_broken_pipe() {
+        struct ClosesAfter(usize);
+        impl std::io::Write for ClosesAfter {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(std::io::ErrorKind::BrokenPipe.into());
+                }
+                let n = buf.len().min(self.0);
+                self.0 -= n;
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (_dir, store, id) = one_episode_store();
+        let snapshot = store.snapshot().unwrap();
+        let catalog = snapshot.catalog_of(&[id.get()]).unwrap();
+        let row = catalog.row(0);
+        let metadata = snapshot.metadata(&[id.get()]).unwrap();
+        let line = super::EpisodeLine::of_row((&row).into(), &metadata[0]);
+        let mut whole = Vec::new();
+        line.write(&mut whole).unwrap();
+        for open_bytes in 0..whole.len() {
+            let err = line.write(&mut ClosesAfter(open_bytes)).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::BrokenPipe,
+                "closed after {open_bytes} bytes"
+            );
+        }
     }
 
     #[test]

@@ -295,3 +295,56 @@ fn merge_prints_the_id_mapping_and_refuses_the_output_as_a_source() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("the output store itself"), "{stderr}");
 }
+
+/// `trajstore ls [--json] DIR | head -1`: a reader that stops early is not an error. The
+/// listing is bigger than a pipe's buffer, so the command is still writing when the pipe
+/// closes; it must exit 0 without a word on stderr. (Which write meets the closed pipe
+/// depends on the bytes; `json::tests::a_pipe_closed_at_any_byte_of_a_line_is_a_broken_pipe`
+/// tries every one.)
+#[test]
+fn ls_into_a_pipe_closed_after_one_line_exits_quietly() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let store = store.to_str().unwrap();
+    util::synth(
+        store,
+        "u",
+        "1200",
+        &[
+            "--min-steps",
+            "1",
+            "--max-steps",
+            "2",
+            "--frame",
+            "1x1",
+            "--writers",
+            "8",
+        ],
+    );
+    for json in [false, true] {
+        let mut args = vec!["ls", store];
+        if json {
+            args.push("--json");
+        }
+        let mut child = util::bin()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "trajstore {args:?} printed nothing");
+        // The reader (and with it the pipe's read end) is dropped here.
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "trajstore {args:?} into a closed pipe: {:?}, stderr {:?}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
