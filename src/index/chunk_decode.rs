@@ -72,6 +72,25 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(s).map_err(|_| "a string that is not UTF-8")
     }
 
+    /// A column of `rows` values read with `read`, keeping in `into` those of the rows
+    /// `keep` accepts (the others are read past).
+    fn kept_column<T>(
+        &mut self,
+        rows: usize,
+        keep: impl Fn(usize) -> bool,
+        into: &mut Vec<T>,
+        mut read: impl FnMut(&mut Self) -> Result<T, Bad>,
+    ) -> Result<(), Bad> {
+        self.column(rows)?;
+        for i in 0..rows {
+            let value = read(self)?;
+            if keep(i) {
+                into.push(value);
+            }
+        }
+        Ok(())
+    }
+
     fn outcome(&mut self) -> Result<Outcome, Bad> {
         match self.varint()? {
             0 => Ok(Outcome::Terminated),
@@ -172,80 +191,33 @@ fn decode(
         }
     }
     let keep = |i: usize| ids[i].1;
-    r.column(n)?;
-    for i in 0..n {
-        let steps = r.u32()?;
-        if keep(i) {
-            out.steps.push(steps);
-        }
-    }
+    r.kept_column(n, keep, &mut out.steps, Reader::u32)?;
     let strings = r.len()?;
     let mut names = Vec::with_capacity(strings);
     for _ in 0..strings {
         let s = r.str()?;
         names.push(out.intern(s));
     }
-    let name = |i: u32| {
+    let name = |r: &mut Reader<'_>| {
         names
-            .get(i as usize)
+            .get(r.u32()? as usize)
             .copied()
             .ok_or("a string number past the strings")
     };
-    for column in [&mut out.users, &mut out.envs] {
-        r.column(n)?;
-        for i in 0..n {
-            let s = name(r.u32()?)?;
-            if keep(i) {
-                column.push(s);
-            }
-        }
-    }
-    r.column(n)?;
-    for i in 0..n {
-        let v = r.varint()?;
-        if keep(i) {
-            out.schema_ids.push(v);
-        }
-    }
-    for column in [
-        &mut out.started_at_us,
-        &mut out.ended_at_us,
-        &mut out.committed_at_us,
-    ] {
-        r.column(n)?;
-        for i in 0..n {
-            let v = r.i64()?;
-            if keep(i) {
-                column.push(v);
-            }
-        }
-    }
-    r.column(n)?;
-    for i in 0..n {
-        let v = r.f64()?;
-        if keep(i) {
-            out.total_returns.push(v);
-        }
-    }
-    r.column(n)?;
-    for i in 0..n {
-        let v = r.outcome()?;
-        if keep(i) {
-            out.outcomes.push(v);
-        }
-    }
-    r.column(n)?;
-    for i in 0..n {
-        let v = r.option_u64()?;
-        if keep(i) {
-            out.seeds.push(v);
-        }
-    }
+    r.kept_column(n, keep, &mut out.users, name)?;
+    r.kept_column(n, keep, &mut out.envs, name)?;
+    r.kept_column(n, keep, &mut out.schema_ids, Reader::varint)?;
+    r.kept_column(n, keep, &mut out.started_at_us, Reader::i64)?;
+    r.kept_column(n, keep, &mut out.ended_at_us, Reader::i64)?;
+    r.kept_column(n, keep, &mut out.committed_at_us, Reader::i64)?;
+    r.kept_column(n, keep, &mut out.total_returns, Reader::f64)?;
+    r.kept_column(n, keep, &mut out.outcomes, Reader::outcome)?;
+    r.kept_column(n, keep, &mut out.seeds, Reader::option_u64)?;
     r.column(n)?;
     for i in 0..n {
         let tags = r.len()?;
         for _ in 0..tags {
-            let tag = name(r.u32()?)?;
+            let tag = name(&mut r)?;
             if keep(i) {
                 out.tag_values.push(tag);
             }
@@ -254,15 +226,8 @@ fn decode(
             out.tag_starts.push(out.tag_values.len() as u32);
         }
     }
-    for column in [&mut out.raw_bytes, &mut out.stored_bytes] {
-        r.column(n)?;
-        for i in 0..n {
-            let v = r.varint()?;
-            if keep(i) {
-                column.push(v);
-            }
-        }
-    }
+    r.kept_column(n, keep, &mut out.raw_bytes, Reader::varint)?;
+    r.kept_column(n, keep, &mut out.stored_bytes, Reader::varint)?;
     if !r.bytes.is_empty() {
         return Err("bytes after the last column");
     }
