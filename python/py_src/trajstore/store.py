@@ -176,9 +176,10 @@ class Episode:
         return [f[0] for f in self._schema]
 
     def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._cache:
-            self._cache[name] = np.asarray(self._snapshot.field(self._id, name))
-        return self._cache[name]
+        array = self._cache.get(name)
+        if array is None:
+            array = self._cache[name] = np.asarray(self._snapshot.field(self._id, name))
+        return array
 
     def read(self, name: str, steps: int | slice | range | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """Values of field `name`: every one (`steps=None`), one step (an int: an array of the
@@ -403,9 +404,12 @@ class Store:
         return StoreStats._of(self.snapshot().stats(query, fields, compute_missing))
 
     def episode(self, episode_id: int) -> Episode:
-        """One committed episode, as of the call (like a new snapshot; see `_latest_snapshot`)."""
+        """One committed episode, as of the call (like a new snapshot; see `_latest_snapshot`);
+        an unknown id raises `NotFoundError` here. Its metadata (`Episode.info`) is read when
+        first asked for: loading fields by id costs no metadata dict."""
         snap = self._latest_snapshot()
-        return Episode(snap, _episode_info(snap.episode(episode_id)))
+        snap.require_episode(episode_id)
+        return Episode._of_id(snap, int(episode_id))
 
     def _latest_snapshot(self) -> Any:
         """A snapshot that sees every commit made before the call: the one handed out last,
