@@ -139,7 +139,9 @@ mod tests {
         match unsafe { libc::fork() } {
             -1 => panic!("fork failed"),
             0 => {
-                let ok = current() != parent && current() == unsafe { libc::getpid() } as u32;
+                let ok = current() != parent && current() == std::process::id();
+                // SAFETY: ends the child at once, running nothing of the parent's (no atexit
+                // handlers, no test harness).
                 unsafe { libc::_exit(if ok { 0 } else { 1 }) }
             }
             child => {
@@ -147,7 +149,11 @@ mod tests {
                 // SAFETY: waits for the child just forked.
                 assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
                 assert!(libc::WIFEXITED(status), "child ended by a signal");
-                assert_eq!(libc::WEXITSTATUS(status), 0, "the child saw its parent's pid");
+                assert_eq!(
+                    libc::WEXITSTATUS(status),
+                    0,
+                    "the child saw its parent's pid"
+                );
                 assert_eq!(current(), parent, "the parent keeps its own");
             }
         }
