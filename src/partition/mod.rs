@@ -603,8 +603,59 @@ mod tests {
             .prop_shuffle()
     }
 
+    /// schema/partition.md §3 step by step, as written (copies, a stable sort, a heap-free
+    /// minimum, a sort of each rank): what `Assignment::new`'s index arithmetic must equal.
+    fn assignment_as_written(
+        episodes: &[EpisodeLen],
+        world_size: u32,
+        seed: u64,
+        epoch: u64,
+    ) -> Vec<RankShare> {
+        let mut order = episodes.to_vec();
+        order.sort_by_key(|e| e.id);
+        SplitMix64::new(rng::derive_seed(seed, &[PURPOSE_EPISODE_ORDER, epoch, 0]))
+            .shuffle(&mut order);
+        order.sort_by_key(|e| std::cmp::Reverse(size_class(e.steps)));
+        let mut ties: Vec<u32> = (0..world_size).collect();
+        SplitMix64::new(rng::derive_seed(seed, &[PURPOSE_RANK_PRIORITY, epoch, 0]))
+            .shuffle(&mut ties);
+        let mut ranks = vec![RankShare::default(); world_size as usize];
+        for e in order {
+            let least = ranks.iter().map(|r| r.steps).min().unwrap();
+            let rank = *ties
+                .iter()
+                .find(|&&r| ranks[r as usize].steps == least)
+                .unwrap();
+            ranks[rank as usize].steps += e.steps;
+            ranks[rank as usize].episodes.push(e);
+        }
+        for (rank, share) in ranks.iter_mut().enumerate() {
+            share.episodes.sort_by_key(|e| e.id);
+            SplitMix64::new(rng::derive_seed(
+                seed,
+                &[PURPOSE_SERVE_ORDER, epoch, rank as u64],
+            ))
+            .shuffle(&mut share.episodes);
+        }
+        ranks
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn assignment_is_the_contract_s_steps_as_written(
+            episodes in episodes_strategy(),
+            world_size in 1u32..16,
+            seed in any::<u64>(),
+            epoch in 0u64..1000,
+        ) {
+            let a = assign(&episodes, world_size, seed, epoch).unwrap();
+            prop_assert_eq!(
+                a.ranks(),
+                &assignment_as_written(&episodes, world_size, seed, epoch)[..]
+            );
+        }
 
         #[test]
         fn assignment_is_a_balanced_deterministic_cover(
