@@ -626,8 +626,59 @@ mod tests {
             .prop_shuffle()
     }
 
+    /// schema/partition.md §3 step by step, as written (copies, a stable sort, a heap-free
+    /// minimum, a sort of each rank): what `Assignment::new`'s index arithmetic must equal.
+    fn assignment_as_written(
+        episodes: &[EpisodeLen],
+        world_size: u32,
+        seed: u64,
+        epoch: u64,
+    ) -> Vec<RankShare> {
+        let mut order = episodes.to_vec();
+        order.sort_by_key(|e| e.id);
+        SplitMix64::new(rng::derive_seed(seed, &[PURPOSE_EPISODE_ORDER, epoch, 0]))
+            .shuffle(&mut order);
+        order.sort_by_key(|e| std::cmp::Reverse(size_class(e.steps)));
+        let mut ties: Vec<u32> = (0..world_size).collect();
+        SplitMix64::new(rng::derive_seed(seed, &[PURPOSE_RANK_PRIORITY, epoch, 0]))
+            .shuffle(&mut ties);
+        let mut ranks = vec![RankShare::default(); world_size as usize];
+        for e in order {
+            let least = ranks.iter().map(|r| r.steps).min().unwrap();
+            let rank = *ties
+                .iter()
+                .find(|&&r| ranks[r as usize].steps == least)
+                .unwrap();
+            ranks[rank as usize].steps += e.steps;
+            ranks[rank as usize].episodes.push(e);
+        }
+        for (rank, share) in ranks.iter_mut().enumerate() {
+            share.episodes.sort_by_key(|e| e.id);
+            SplitMix64::new(rng::derive_seed(
+                seed,
+                &[PURPOSE_SERVE_ORDER, epoch, rank as u64],
+            ))
+            .shuffle(&mut share.episodes);
+        }
+        ranks
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn assignment_is_the_contract_s_steps_as_written(
+            episodes in episodes_strategy(),
+            world_size in 1u32..16,
+            seed in any::<u64>(),
+            epoch in 0u64..1000,
+        ) {
+            let a = assign(&episodes, world_size, seed, epoch).unwrap();
+            prop_assert_eq!(
+                a.ranks(),
+                &assignment_as_written(&episodes, world_size, seed, epoch)[..]
+            );
+        }
 
         #[test]
         fn assignment_is_a_balanced_deterministic_cover(
@@ -662,8 +713,8 @@ mod tests {
         }
 
         /// The short paths for one rank and one worker give what the general algorithm
-        /// gives: the same episodes and load before the serving order's sort and shuffle
-        /// (which both then go through), and the same worker list.
+        /// gives: the same episodes and load before the serving order's shuffle (which both
+        /// then go through), and the same worker list.
         #[test]
         fn one_rank_and_one_worker_match_the_general_algorithm(
             episodes in episodes_strategy(),
@@ -671,9 +722,7 @@ mod tests {
             epoch in 0u64..1000,
         ) {
             let set = set_of(&episodes);
-            let mut general = assignment::place(&set, 1, seed, epoch);
-            general[0].episodes.sort_unstable_by_key(|e| e.id);
-            prop_assert_eq!(assignment::one_rank(&set), general);
+            prop_assert_eq!(assignment::one_rank(&set), assignment::place(&set, 1, seed, epoch));
             let a = Assignment::new(&set, 1, seed, epoch).unwrap();
             let share = a.rank(0).unwrap();
             prop_assert_eq!(worker_split(share, 1).unwrap(), workers::split(share, 1));

@@ -28,12 +28,11 @@ pub(super) fn split(share: &RankShare, num_workers: u32) -> Vec<Vec<EpisodeLen>>
     let mut order: Vec<usize> = (0..episodes.len()).collect();
     order.sort_by_key(|&i| Reverse(size_class(episodes[i].steps)));
     let tie_order: Vec<u32> = (0..num_workers).collect();
-    let (bins, _) = greedy_fill(order.iter().map(|&i| episodes[i].steps), &tie_order);
-
-    let mut worker_of = vec![0u32; episodes.len()];
-    for (&i, bin) in order.iter().zip(bins) {
-        worker_of[i] = bin;
-    }
+    let (worker_of, _) = greedy_fill(
+        order.iter().map(|&i| (i, episodes[i].steps)),
+        episodes.len(),
+        &tie_order,
+    );
     let mut workers = vec![Vec::new(); num_workers as usize];
     for (episode, &worker) in episodes.iter().zip(&worker_of) {
         workers[worker as usize].push(*episode);
