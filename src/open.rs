@@ -57,7 +57,9 @@ pub(crate) struct Recording {
 impl OpenStore {
     pub fn open_write(path: &Path, options: StoreOptions) -> Result<OpenStore> {
         let file = path.join(INDEX_FILE);
-        let index = guarded(&file, || Index::open_write(&file, &*options.io))?;
+        let index = guarded(&file, || {
+            Index::open_write_caching(&file, &*options.io, options.index_cache_bytes)
+        })?;
         let pool = SegmentPool::new(
             path.join(SEGMENTS_DIR),
             options.segment_target_bytes,
@@ -79,7 +81,9 @@ impl OpenStore {
 
     pub fn open_read(path: &Path, options: StoreOptions) -> Result<OpenStore> {
         let file = path.join(INDEX_FILE);
-        let index = guarded(&file, || Index::open_read(&file, &*options.io))?;
+        let index = guarded(&file, || {
+            Index::open_read_caching(&file, &*options.io, options.index_cache_bytes)
+        })?;
         Ok(OpenStore::assemble(path, index, None, options))
     }
 

@@ -33,6 +33,12 @@ pub struct StoreOptions {
     /// episodes without them (`stats` then lists them as missing); for benchmarks, and for
     /// recorders that must spend nothing beyond storing the bytes.
     pub field_stats: bool,
+    /// Bytes of index pages (redb's page cache) this handle keeps in memory, default 64 MiB.
+    /// A reader that revisits pages (a loader, the viewer) gains from a big one. A reader that
+    /// reads each page once (a listing, a partition: the command line) only pays for it: each
+    /// 4 KiB it fills is a fresh page the kernel faults in, which was a third of `trajstore
+    /// partition` at 100k episodes; there a cache of about a megabyte is best.
+    pub index_cache_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -46,6 +52,7 @@ impl Default for StoreOptions {
             io: Arc::new(OsIo),
             verify_reads: true,
             field_stats: true,
+            index_cache_bytes: crate::index::CACHE_BYTES,
         }
     }
 }

@@ -212,3 +212,17 @@ fn a_store_without_chunks_gets_them_at_its_first_writable_open_and_reads_right_b
     };
     assert_eq!(some.ids, ids);
 }
+
+/// The command line opens its stores with a page cache of about a megabyte (it reads each page
+/// once): reads then evict as they go, smaller than one chunk's page at the extreme, and must
+/// still return every row.
+#[test]
+fn an_index_read_through_a_cache_smaller_than_a_chunk_reads_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(index_of(dir.path(), 3 * CHUNK + 7));
+    for cache_bytes in [0, 4096, 1 << 20] {
+        let path = dir.path().join("index.redb");
+        let index = Index::open_read_caching(&path, &OsIo, cache_bytes).unwrap();
+        assert_catalog_is_the_records(&index);
+    }
+}

@@ -94,8 +94,9 @@ const META_NEXT_SCHEMA: &str = "next_schema_id";
 /// End offset in `curation.log` of the last entry whose transaction committed (format 2).
 pub(crate) const META_CURATION_LOG_END: &str = "curation_log_end";
 
-/// Bytes of redb page cache per process.
-const CACHE_BYTES: usize = 64 << 20;
+/// Bytes of redb page cache of an index opened without a choice (`StoreOptions` has the
+/// store handles' own).
+pub(crate) const CACHE_BYTES: usize = 64 << 20;
 
 enum Db {
     Write(Database),
@@ -126,10 +127,14 @@ pub struct PendingEpisode {
 }
 
 fn builder() -> redb::Builder {
+    builder_caching(CACHE_BYTES)
+}
+
+fn builder_caching(cache_bytes: usize) -> redb::Builder {
     let mut b = Database::builder();
     // Any number of processes may record into one store and follow each other's commits.
     b.set_concurrency_mode(ConcurrencyMode::MultiWriter)
-        .set_cache_size(CACHE_BYTES);
+        .set_cache_size(cache_bytes);
     b
 }
 
@@ -144,6 +149,12 @@ impl Index {
     /// With an `io` that serves the index itself (tests of power cuts and I/O faults), the
     /// file is opened or created through it, in this process only.
     pub fn open_write(path: &Path, io: &dyn StoreIo) -> Result<Index> {
+        Self::open_write_caching(path, io, CACHE_BYTES)
+    }
+
+    /// [`Index::open_write`] with a page cache of `cache_bytes`.
+    pub fn open_write_caching(path: &Path, io: &dyn StoreIo, cache_bytes: usize) -> Result<Index> {
+        let builder = || builder_caching(cache_bytes);
         let db = match io.index_file(path).map_err(|e| Error::io(path, e))? {
             Some(file) => {
                 let db = builder().create_with_backend(PreSyncBackend(IndexBackend(file)))?;
@@ -189,11 +200,17 @@ impl Index {
     /// multi-writer commit), closes it and opens it read-only again. A process that may not
     /// write the file gets [`OpenError::NeedsRecovery`].
     pub fn open_read(path: &Path, io: &dyn StoreIo) -> Result<Index> {
-        check_not_empty(path)?;
-        Self::open_read_unchecked(path, io).map_err(|e| damaged_or(path, e))
+        Self::open_read_caching(path, io, CACHE_BYTES)
     }
 
-    fn open_read_unchecked(path: &Path, io: &dyn StoreIo) -> Result<Index> {
+    /// [`Index::open_read`] with a page cache of `cache_bytes`.
+    pub fn open_read_caching(path: &Path, io: &dyn StoreIo, cache_bytes: usize) -> Result<Index> {
+        check_not_empty(path)?;
+        Self::open_read_unchecked(path, io, cache_bytes).map_err(|e| damaged_or(path, e))
+    }
+
+    fn open_read_unchecked(path: &Path, io: &dyn StoreIo, cache_bytes: usize) -> Result<Index> {
+        let builder = || builder_caching(cache_bytes);
         let mut attempts = 0;
         let db = loop {
             let opened = match io.index_file(path).map_err(|e| Error::io(path, e))? {

@@ -58,22 +58,12 @@ impl Assignment {
         if world_size == 0 {
             return Err(PartitionError::ZeroWorldSize);
         }
-        let order = placement_order(set, seed, epoch);
-        let tie_order = rank_tie_order(world_size, seed, epoch);
-        let (bins, loads) = greedy_fill(order.iter().map(|e| e.steps), &tie_order);
-
-        let mut ranks: Vec<RankShare> = loads
-            .into_iter()
-            .map(|steps| RankShare {
-                episodes: Vec::with_capacity(order.len() / world_size as usize + 1),
-                steps,
-            })
-            .collect();
-        for (episode, bin) in order.into_iter().zip(bins) {
-            ranks[bin as usize].episodes.push(episode);
-        }
+        let mut ranks = if world_size == 1 {
+            one_rank(set)
+        } else {
+            place(set, world_size, seed, epoch)
+        };
         for (rank, share) in ranks.iter_mut().enumerate() {
-            share.episodes.sort_unstable_by_key(|e| e.id);
             SplitMix64::derived(seed, &[PURPOSE_SERVE_ORDER, epoch, rank as u64])
                 .shuffle(&mut share.episodes);
         }
@@ -148,24 +138,70 @@ impl Assignment {
     }
 }
 
-/// The order in which episodes are placed: the id-sorted set shuffled with the
-/// `ep-order` stream, then stable-sorted by descending [`size_class`]. Longest
-/// first up to a factor of 1.25; within a class, random per `(seed, epoch)`.
-fn placement_order(set: &EpisodeSet, seed: u64, epoch: u64) -> Vec<EpisodeLen> {
-    let mut shuffled = set.episodes().to_vec();
+/// §3.1-§3.3: every rank's episodes, in id order, and load.
+pub(super) fn place(set: &EpisodeSet, world_size: u32, seed: u64, epoch: u64) -> Vec<RankShare> {
+    let episodes = set.episodes();
+    let order = placement_order(set, seed, epoch);
+    let tie_order = rank_tie_order(world_size, seed, epoch);
+    let (rank_of, loads) = greedy_fill(
+        order.into_iter().map(|i| (i, episodes[i].steps)),
+        episodes.len(),
+        &tie_order,
+    );
+    let mut sizes = vec![0usize; loads.len()];
+    for &rank in &rank_of {
+        sizes[rank as usize] += 1;
+    }
+    let mut ranks: Vec<RankShare> = loads
+        .into_iter()
+        .zip(sizes)
+        .map(|(steps, size)| RankShare {
+            episodes: Vec::with_capacity(size),
+            steps,
+        })
+        .collect();
+    // The set is in id order, so each rank's episodes arrive sorted by id: the serving
+    // order's first step (§3.4) costs no sort.
+    for (episode, &rank) in episodes.iter().zip(&rank_of) {
+        ranks[rank as usize].episodes.push(*episode);
+    }
+    ranks
+}
+
+/// [`place`] for one rank, which takes every episode whatever the placement order: the set
+/// itself, with no shuffle or fill (most of a single-rank loader's partition over 10^5
+/// episodes, and two arrays as long as the set).
+pub(super) fn one_rank(set: &EpisodeSet) -> Vec<RankShare> {
+    vec![RankShare {
+        episodes: set.episodes().to_vec(),
+        steps: set.total_steps(),
+    }]
+}
+
+/// The order in which episodes are placed, as positions in the set: the id-sorted set
+/// shuffled with the `ep-order` stream, then stable-sorted by descending [`size_class`].
+/// Longest first up to a factor of 1.25; within a class, random per `(seed, epoch)`.
+///
+/// Positions rather than episodes: the shuffle draws depend only on the length, so shuffling
+/// positions is the same permutation, over half the bytes.
+fn placement_order(set: &EpisodeSet, seed: u64, epoch: u64) -> Vec<usize> {
+    let episodes = set.episodes();
+    // Classes are at most 256: `256 - class` numbers the buckets from the longest.
+    let bucket = |i: usize| 256 - size_class(episodes[i].steps) as usize;
+    let mut shuffled: Vec<usize> = (0..episodes.len()).collect();
     SplitMix64::derived(seed, &[PURPOSE_EPISODE_ORDER, epoch, 0]).shuffle(&mut shuffled);
-    // The stable sort by descending class, as a counting sort: classes are below 257.
+    // The stable sort by descending class, as a counting sort.
     let mut starts = [0usize; 258];
-    for e in &shuffled {
+    for e in episodes {
         starts[256 - size_class(e.steps) as usize + 1] += 1;
     }
     for i in 1..starts.len() {
         starts[i] += starts[i - 1];
     }
-    let mut order = vec![EpisodeLen { id: 0, steps: 0 }; shuffled.len()];
-    for e in shuffled {
-        let slot = &mut starts[256 - size_class(e.steps) as usize];
-        order[*slot] = e;
+    let mut order = vec![0; shuffled.len()];
+    for i in shuffled {
+        let slot = &mut starts[bucket(i)];
+        order[*slot] = i;
         *slot += 1;
     }
     order

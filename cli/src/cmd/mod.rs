@@ -183,9 +183,18 @@ fn run_command(command: Command) -> Result<ExitCode> {
     }
 }
 
+/// Index page cache of a command's store: a command reads each index page about once, and a
+/// big cache would only fault in fresh memory for pages never read again
+/// (`StoreOptions::index_cache_bytes`).
+const COMMAND_INDEX_CACHE_BYTES: usize = 1 << 20;
+
 /// Opens a store for reading (library errors name the path).
 pub(crate) fn open_read(dir: &Path) -> Result<trajstore::Store> {
-    Ok(trajstore::Store::open_read_only(dir)?)
+    let options = trajstore::StoreOptions {
+        index_cache_bytes: COMMAND_INDEX_CACHE_BYTES,
+        ..Default::default()
+    };
+    Ok(trajstore::Store::open_read_only_with(dir, options)?)
 }
 
 /// Opens every store of a shard list read-only; with several, an error names the shard

@@ -2,6 +2,7 @@
 //! loader computes it (same selection, same cutoffs, same partition contract), over one
 //! store or several shards of one dataset (`schema/partition.md` §7).
 
+use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -67,12 +68,16 @@ pub fn run(args: PartitionArgs) -> Result<ExitCode> {
         (_, id) if count == 1 => serde_json::json!(id),
         (shard, id) => serde_json::json!([shard, id]),
     };
-    let episode_text = |line: &mut String, key: u64| {
-        use std::fmt::Write;
-        let _ = match split_key(count, key) {
-            (_, id) if count == 1 => write!(line, "{id}"),
-            (shard, id) => write!(line, "{shard}:{id}"),
-        };
+    // A line lists a rank's every episode: digits by itoa, not the formatting machinery
+    // (at 100k episodes that was a tenth of the command).
+    let mut digits = itoa::Buffer::new();
+    let mut episode_text = |line: &mut String, key: u64| match split_key(count, key) {
+        (_, id) if count == 1 => line.push_str(digits.format(id)),
+        (shard, id) => {
+            line.push_str(digits.format(shard));
+            line.push(':');
+            line.push_str(digits.format(id));
+        }
     };
     let assignment = Assignment::new(&selected.set, world_size, seed, epoch)?;
     let imbalance = assignment.imbalance();
@@ -116,7 +121,9 @@ pub fn run(args: PartitionArgs) -> Result<ExitCode> {
         selected.set.total_steps(),
     ))?;
     for (rank, share) in assignment.ranks().iter().enumerate() {
-        let mut line = format!(
+        let mut line = String::with_capacity(40 + 8 * share.len());
+        let _ = write!(
+            line,
             "rank {rank:>3}: {:>6} episodes {:>10} steps  ",
             share.len(),
             share.steps,
