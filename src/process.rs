@@ -12,9 +12,40 @@
 //! made it, and in any other process it is leaked, never used nor dropped. The store handle
 //! (open.rs) and snapshots reopen what they need in the new process instead.
 
-/// The id of the calling process (`getpid`: a system call, tens of nanoseconds).
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The id of the calling process. Every read checks it (several times per field opened), so
+/// it is kept instead of asked for: `getpid` is a system call (glibc stopped caching it), a
+/// fifth of the cost of opening a small field. A child after `fork()` must not see its
+/// parent's id, so the kept id is cleared by a `pthread_atfork` child handler, which libc's
+/// `fork()` runs in the child before returning there (Python's `os.fork`, `multiprocessing`);
+/// children that only `exec` (`posix_spawn`, `vfork`) run no code of ours.
 pub(crate) fn current() -> u32 {
-    std::process::id()
+    match KNOWN_PID.load(Ordering::Relaxed) {
+        0 => refresh(),
+        pid => pid,
+    }
+}
+
+/// The kept process id; 0 until first asked, and again in a child right after `fork()`.
+static KNOWN_PID: AtomicU32 = AtomicU32::new(0);
+
+fn refresh() -> u32 {
+    static FORGET_IN_CHILD: Once = Once::new();
+    FORGET_IN_CHILD.call_once(|| {
+        // SAFETY: registers a plain function that only stores to an atomic, which is
+        // async-signal-safe, as a child handler must be.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+        assert_eq!(rc, 0, "pthread_atfork: out of memory");
+    });
+    let pid = std::process::id();
+    KNOWN_PID.store(pid, Ordering::Relaxed);
+    pid
+}
+
+extern "C" fn forget_in_child() {
+    KNOWN_PID.store(0, Ordering::Relaxed);
 }
 
 /// A value usable only in the process that created it. In any other process (a child after
@@ -97,6 +128,35 @@ mod tests {
         let mut bound = ProcessBound::new(dropped.clone());
         assert!(bound.take().is_some());
         assert_eq!(std::sync::Arc::strong_count(&dropped), 1);
+    }
+
+    #[test]
+    fn a_forked_child_sees_its_own_pid_not_the_kept_parent_one() {
+        let parent = current();
+        assert_eq!(parent, std::process::id());
+        // SAFETY: the child only reads atomics, calls getpid and `_exit`s (no allocation, no
+        // lock another test thread could hold at the fork).
+        match unsafe { libc::fork() } {
+            -1 => panic!("fork failed"),
+            0 => {
+                let ok = current() != parent && current() == std::process::id();
+                // SAFETY: ends the child at once, running nothing of the parent's (no atexit
+                // handlers, no test harness).
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            child => {
+                let mut status = 0;
+                // SAFETY: waits for the child just forked.
+                assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+                assert!(libc::WIFEXITED(status), "child ended by a signal");
+                assert_eq!(
+                    libc::WEXITSTATUS(status),
+                    0,
+                    "the child saw its parent's pid"
+                );
+                assert_eq!(current(), parent, "the parent keeps its own");
+            }
+        }
     }
 
     #[test]

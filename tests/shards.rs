@@ -51,7 +51,7 @@ fn several_stores_serve_every_episode_once_from_its_own_store() {
                 Selection::new(Query::default(), world_size, rank, 9).worker(num_workers, worker);
             let loader = Loader::new_sharded(&shards, &sel).unwrap();
             let mut seeds = HashMap::new();
-            for (i, e) in loader.episodes().iter().enumerate() {
+            for (i, e) in loader.episodes().unwrap().iter().enumerate() {
                 let shard = loader.shard_of(i);
                 assert_eq!(
                     e.seed().unwrap() / 1000,
@@ -118,10 +118,16 @@ fn a_list_of_one_store_is_the_store() {
         let listed = Loader::new_sharded(&shards(&stores), &sel).unwrap();
         assert_eq!(plain.cursor(), listed.cursor());
         assert_eq!(plain.episode_set(), listed.episode_set());
-        let ids = |l: &Loader| l.episodes().iter().map(|e| e.id()).collect::<Vec<_>>();
+        let ids = |l: &Loader| {
+            l.episodes()
+                .unwrap()
+                .iter()
+                .map(|e| e.id())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids(&plain), ids(&listed));
         assert_eq!(
-            (0..listed.episodes().len())
+            (0..listed.len())
                 .map(|i| listed.key_of(i))
                 .collect::<Vec<_>>(),
             ids(&listed).iter().map(|id| id.get()).collect::<Vec<_>>()
@@ -178,11 +184,7 @@ fn resume_over_shards_refuses_another_list_naming_what_differs() {
     let cursor: ShardedCursor = serde_json::from_str(&json).unwrap();
 
     let resumed = Loader::resume_sharded(&shards(&stores), &Query::default(), &cursor).unwrap();
-    let keys = |l: &Loader| {
-        (0..l.episodes().len())
-            .map(|i| l.key_of(i))
-            .collect::<Vec<_>>()
-    };
+    let keys = |l: &Loader| (0..l.len()).map(|i| l.key_of(i)).collect::<Vec<_>>();
     assert_eq!(keys(&resumed), keys(&loader)[2..]);
 
     let refused = |shards: &[Shard], query: &Query| -> String {

@@ -99,9 +99,11 @@ class TrajstoreSide:
         return touch(out)
 
     def by_user(self, user: str) -> int:
+        # Selected by the catalog's id column (no EpisodeInfo per episode), loaded by id: the
+        # README's way to load a selection's fields.
         total = 0
-        for info in self.store.episodes(user=user):
-            e = self.store.episode(info.id)
+        for episode_id in self.store.episodes(user=user).ids.tolist():
+            e = self.store.episode(episode_id)
             total += touch(self.obs(e)) + touch(e["action"])
         return total
 

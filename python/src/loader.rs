@@ -47,14 +47,15 @@ fn selection(args: &Bound<'_, PyAny>) -> PyResult<Selection> {
         .worker(s.num_workers, s.worker))
 }
 
-/// Ids of a share's episodes, in serving order.
-fn ids(episodes: &[trajstore::EpisodeSummary]) -> Vec<u64> {
-    episodes.iter().map(|e| e.id().get()).collect()
+/// Keys of a share's episodes, in serving order: ids for one store, `shard << 48 | id` for
+/// several.
+fn keys(loader: &Loader) -> Vec<u64> {
+    (0..loader.len()).map(|i| loader.key_of(i)).collect()
 }
 
 /// The full records of a share's episodes (metadata maps included), in serving order.
 fn full_records(loader: &Loader) -> PyResult<Vec<trajstore::Episode>> {
-    (0..loader.episodes().len())
+    (0..loader.len())
         .map(|i| loader.episode(i))
         .collect::<trajstore::Result<_>>()
         .py_err()
@@ -240,9 +241,7 @@ impl PyLoader {
 
     /// Episode keys in serving order: ids for one store, `shard << 48 | id` for several.
     fn episode_ids(&self) -> Vec<u64> {
-        (0..self.loader.episodes().len())
-            .map(|i| self.loader.key_of(i))
-            .collect()
+        keys(&self.loader)
     }
 
     /// Metadata dicts in serving order, each with its `shard` (position in the store list).
@@ -616,9 +615,7 @@ impl PyReplay {
 
     /// Episode ids of this share, in serving order.
     fn episode_ids(&self) -> PyResult<Vec<u64>> {
-        Ok(ids(try_lock(&self.env, "ImitationLearning env")?
-            .loader()
-            .episodes()))
+        Ok(keys(try_lock(&self.env, "ImitationLearning env")?.loader()))
     }
 
     fn episodes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {

@@ -674,6 +674,13 @@ impl PySnapshot {
         Ok(ArrowTable::new(schema, batches))
     }
 
+    /// Raises `NotFoundError` unless `id` is an episode of this snapshot. Its record is kept
+    /// (shared, as by `episode`), so the fields read next open without reading it again.
+    fn require_episode(&self, id: u64) -> PyResult<()> {
+        self.snapshot.episode_shared(EpisodeId(id)).py_err()?;
+        Ok(())
+    }
+
     fn episode<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyDict>> {
         // Shared: the fields read next (Episode["obs"]) open from the same decoded record.
         let e = self.snapshot.episode_shared(EpisodeId(id)).py_err()?;

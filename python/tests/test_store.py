@@ -72,6 +72,27 @@ def test_metadata_queries_and_statistics(store_path):
         store.episode(999)
 
 
+def test_episodes_by_id_and_from_a_loader_read_their_metadata_lazily_from_their_snapshot(store_path):
+    store = trajstore.Store.create(store_path)
+    ids = [record(store, user, steps=steps, seed=seed)[0] for user, steps, seed in (("alice", 3, 1), ("bob", 5, 2), ("alice", 2, 3))]
+    listed = {info.id: info for info in store.episodes()}
+    for eid in ids:
+        episode = store.episode(eid)
+        assert episode.id == eid and episode.info == listed[eid]
+        assert len(episode["action"]) == listed[eid].steps
+    served = list(trajstore.Loader(store, seed=0).episodes())
+    assert sorted(e.id for e in served) == sorted(ids)
+    assert all(e.info == listed[e.id] and len(e["obs/frame"]) == e.info.steps + 1 for e in served)
+    # Read later, the metadata is still the snapshot's the episode was opened in: a relabel or
+    # a delete after that changes none of it.
+    unread = store.episode(ids[1])
+    store.relabel(ids[1], set_user="carol")
+    store.delete(ids[1])
+    assert unread.info == listed[ids[1]] and unread.info.user == "bob"
+    with pytest.raises(trajstore.NotFoundError):
+        store.episode(ids[1])
+
+
 def test_bad_input_names_the_field_expected_and_got(store_path):
     store = trajstore.Store.create(store_path)
     r = store.begin_episode("alice", "Test-v0", FIELDS)

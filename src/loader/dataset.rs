@@ -14,7 +14,7 @@ use crate::ids::EpisodeId;
 use serde::{Deserialize, Serialize};
 
 use crate::partition::{
-    Assignment, Cursor, EpisodeSet, SHARD_ID_BITS, ShardStamp, Share, check_shards, remaining_in,
+    Assignment, Cursor, EpisodeLen, EpisodeSet, ShardStamp, Share, check_shards, remaining_in,
     split_key, union_sets,
 };
 use crate::read::{Catalog, Episode, EpisodeSummary, Field, Query, Snapshot};
@@ -203,6 +203,11 @@ pub struct ShardedCursor {
 /// A loader reads one store ([`Loader::new`]) or several as one dataset
 /// ([`Loader::new_sharded`]); with several, episodes are known by their key (`(shard, id)`,
 /// [`Loader::key_of`]).
+///
+/// Setting one up reads only the ids and lengths of the selected episodes (what the partition
+/// needs), and holds its share as `(key, steps)` pairs: 16 bytes an episode, so a rank of one
+/// over a million episodes costs no more per episode than a rank of eight. Catalog rows and
+/// metadata are read when asked for ([`Loader::episodes`], [`Loader::episode`]).
 pub struct Loader {
     shards: Vec<Shard>,
     /// Each shard's snapshot, shared (a sampler keeps them to open episodes at their first
@@ -215,9 +220,9 @@ pub struct Loader {
     assignment: Assignment,
     /// Where `share[0]` stands in this worker's list for the epoch.
     cursor: Cursor,
-    share: Vec<EpisodeSummary>,
-    /// `share_shards[i]`: the shard `share[i]` comes from.
-    share_shards: Vec<u32>,
+    /// `(key, steps)` of the episodes still to serve, in serving order (§7.1 keys: the id for
+    /// one shard).
+    share: Vec<EpisodeLen>,
 }
 
 impl Loader {
@@ -269,33 +274,7 @@ impl Loader {
             stamps,
             snapshots,
         } = selected;
-        let (assignment, items) = remaining_in(&set, &cursor)?;
-        let count = shards.len();
-        // Only the share's catalog rows are read whole: a rank of 8 decodes an eighth.
-        let mut wanted: Vec<Vec<u64>> = vec![Vec::new(); count];
-        for item in &items {
-            let (shard, id) = split_key(count, item.id);
-            wanted[shard as usize].push(id);
-        }
-        let catalogs = wanted
-            .iter_mut()
-            .zip(&snapshots)
-            .map(|(ids, snapshot)| {
-                ids.sort_unstable();
-                Ok(Arc::new(snapshot.catalog_of(ids)?))
-            })
-            .collect::<Result<Vec<Arc<Catalog>>>>()?;
-        let (share_shards, share) = items
-            .iter()
-            .map(|item| {
-                let (shard, id) = split_key(count, item.id);
-                let catalog = &catalogs[shard as usize];
-                catalog
-                    .position(id)
-                    .map(|i| (shard, EpisodeSummary::new(catalog.clone(), i)))
-                    .ok_or_else(|| ReadError::EpisodeNotFound { id: EpisodeId(id) }.into())
-            })
-            .collect::<Result<(Vec<_>, Vec<_>)>>()?;
+        let (assignment, share) = remaining_in(&set, &cursor)?;
         // Every shard keeps its cutoff, so the next epoch selects the same set.
         let shards: Vec<Shard> = shards
             .iter()
@@ -303,7 +282,7 @@ impl Loader {
             .map(|(s, stamp)| s.clone().cutoff(EpisodeId(stamp.cutoff)))
             .collect();
         let query = Query {
-            before_id: (count == 1).then(|| EpisodeId(stamps[0].cutoff)),
+            before_id: (shards.len() == 1).then(|| EpisodeId(stamps[0].cutoff)),
             ..query.clone()
         };
         Ok(Loader {
@@ -315,7 +294,6 @@ impl Loader {
             assignment,
             cursor,
             share,
-            share_shards,
         })
     }
 
@@ -391,7 +369,7 @@ impl Loader {
         self.assignment.imbalance()
     }
 
-    /// The cursor pointing at the first episode of [`Loader::episodes`]. Checkpoint
+    /// The cursor pointing at the first episode still to serve ([`Loader::items`]). Checkpoint
     /// `cursor().advanced(n)` after consuming `n` episodes (or use
     /// [`EpisodeData::cursor_after`]) and pass it to [`Loader::resume`]. Over several shards,
     /// checkpoint [`Loader::sharded_cursor`] instead.
@@ -407,55 +385,97 @@ impl Loader {
         }
     }
 
-    /// The episodes still to serve in this epoch, in serving order (catalog rows: open one
-    /// with [`Loader::episode`] to read its fields).
-    pub fn episodes(&self) -> &[EpisodeSummary] {
+    /// Episodes still to serve in this epoch.
+    pub fn len(&self) -> usize {
+        self.share.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.share.is_empty()
+    }
+
+    /// `(key, steps)` of the episodes still to serve, in serving order: the key is the id for a
+    /// loader of one store, `(shard, id)` as one number for several ([`Loader::key_of`]).
+    pub fn items(&self) -> &[EpisodeLen] {
         &self.share
     }
 
-    /// The full metadata of [`Loader::episodes`]`()[i]`, read from its shard's snapshot.
-    pub fn episode(&self, i: usize) -> Result<Episode> {
-        let summary = self.share.get(i).ok_or_else(|| {
-            Error::invalid_request(
-                "loader episode",
-                format!("{i} is past the share's {} episodes", self.share.len()),
-            )
-        })?;
-        self.snapshot_of(i).episode(summary.id())
-    }
-
-    /// The shard (position in the list) of `episodes()[i]`.
-    pub fn shard_of(&self, i: usize) -> u32 {
-        self.share_shards[i]
-    }
-
-    /// The key of `episodes()[i]` in the whole set: its id for one shard, `(shard, id)` as one
-    /// number for several (§7).
-    pub fn key_of(&self, i: usize) -> u64 {
-        let id = self.share[i].id().get();
-        if self.shards.len() == 1 {
-            id
-        } else {
-            (u64::from(self.share_shards[i]) << SHARD_ID_BITS) | id
+    /// The catalog rows of the episodes still to serve, in serving order, read from their
+    /// shards' snapshots at this call (the loader keeps only keys and lengths): a rank of one
+    /// over many episodes pays for them only when it asks.
+    pub fn episodes(&self) -> Result<Vec<EpisodeSummary>> {
+        let mut wanted: Vec<Vec<u64>> = vec![Vec::new(); self.shards.len()];
+        for i in 0..self.len() {
+            wanted[self.shard_of(i) as usize].push(self.id_of(i).get());
         }
+        let catalogs = wanted
+            .iter_mut()
+            .zip(&self.snapshots)
+            .map(|(ids, snapshot)| {
+                ids.sort_unstable();
+                Ok(Arc::new(snapshot.catalog_of(ids)?))
+            })
+            .collect::<Result<Vec<Arc<Catalog>>>>()?;
+        (0..self.len())
+            .map(|i| {
+                let (catalog, id) = (&catalogs[self.shard_of(i) as usize], self.id_of(i));
+                catalog
+                    .position(id.get())
+                    .map(|row| EpisodeSummary::new(catalog.clone(), row))
+                    .ok_or_else(|| ReadError::EpisodeNotFound { id }.into())
+            })
+            .collect()
     }
 
-    /// The snapshot holding `episodes()[i]`: read its fields from this one.
+    /// The full metadata of the `i`-th episode still to serve, read from its shard's snapshot.
+    pub fn episode(&self, i: usize) -> Result<Episode> {
+        if i >= self.len() {
+            return Err(Error::invalid_request(
+                "loader episode",
+                format!("{i} is past the share's {} episodes", self.len()),
+            ));
+        }
+        self.snapshot_of(i).episode(self.id_of(i))
+    }
+
+    /// The shard (position in the list) of the `i`-th episode.
+    pub fn shard_of(&self, i: usize) -> u32 {
+        split_key(self.shards.len(), self.share[i].id).0
+    }
+
+    /// The id of the `i`-th episode in its own store.
+    pub fn id_of(&self, i: usize) -> EpisodeId {
+        EpisodeId(split_key(self.shards.len(), self.share[i].id).1)
+    }
+
+    /// The key of the `i`-th episode in the whole set: its id for one shard, `(shard, id)` as
+    /// one number for several (§7).
+    pub fn key_of(&self, i: usize) -> u64 {
+        self.share[i].id
+    }
+
+    /// Transitions of the `i`-th episode.
+    pub fn steps_of(&self, i: usize) -> u32 {
+        // Read from the catalog's u32 column: it always fits.
+        self.share[i].steps as u32
+    }
+
+    /// The snapshot holding the `i`-th episode: read its fields from this one.
     pub fn snapshot_of(&self, i: usize) -> &Snapshot {
-        &self.snapshots[self.share_shards[i] as usize]
+        &self.snapshots[self.shard_of(i) as usize]
     }
 
-    /// Steps (transitions) in [`Loader::episodes`].
+    /// Steps (transitions) still to serve.
     pub fn steps(&self) -> u64 {
-        self.share.iter().map(|e| u64::from(e.steps())).sum()
+        self.share.iter().map(|e| e.steps).sum()
     }
 
     /// Whole episodes in serving order, each with all its fields opened. Raw fields serve
     /// their data as slices of the segment maps ([`Field::contiguous`], [`Field::raw_step`]):
     /// nothing is copied until the caller copies.
     pub fn iter(&self) -> impl Iterator<Item = Result<EpisodeData>> + '_ {
-        self.share.iter().enumerate().map(move |(i, e)| {
-            let episode = self.snapshot_of(i).episode(e.id())?;
+        (0..self.len()).map(move |i| {
+            let episode = self.snapshot_of(i).episode(self.id_of(i))?;
             Ok(EpisodeData {
                 fields: self.snapshot_of(i).fields(&episode)?,
                 episode,

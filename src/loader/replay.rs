@@ -124,7 +124,7 @@ pub struct ReplayOptions {
 pub struct ReplayEnv {
     loader: Loader,
     options: ReplayOptions,
-    /// Index in `loader.episodes()` of the next episode to start.
+    /// Index in the loader's share of the next episode to start.
     next: usize,
     /// The P2 view still owed for the episode just replayed from P1.
     pending_p2: Option<(Episode, P2View)>,
@@ -181,7 +181,7 @@ impl ReplayEnv {
         let playing = if let Some((episode, view)) = self.pending_p2.take() {
             self.start(episode, Seat::P2, Some(view))?
         } else {
-            if self.next >= self.loader.episodes().len() {
+            if self.next >= self.loader.len() {
                 self.playing = None;
                 self.advance_epoch()?;
             }
@@ -219,7 +219,7 @@ impl ReplayEnv {
         }
         // An empty share would cycle forever: report the end instead.
         let next = self.loader.next_epoch()?;
-        if next.episodes().is_empty() {
+        if next.is_empty() {
             return Err(end);
         }
         self.loader = next;

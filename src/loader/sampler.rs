@@ -177,24 +177,18 @@ impl Sampler {
             Unit::Window { len, .. } => len as usize,
         };
 
-        if u32::try_from(loader.episodes().len()).is_err() {
+        if u32::try_from(loader.len()).is_err() {
             return bad(format!(
                 "{} episodes: a sampler serves at most {}",
-                loader.episodes().len(),
+                loader.len(),
                 u32::MAX - 1
             ));
         }
         let snapshots = loader.shared_snapshots();
-        let shards: Vec<u32> = (0..loader.episodes().len())
-            .map(|i| loader.shard_of(i))
-            .collect();
+        let shards: Vec<u32> = (0..loader.len()).map(|i| loader.shard_of(i)).collect();
         let mut resolved: Vec<Resolved> = Vec::new();
-        if !loader.episodes().is_empty() {
-            let first = open_fields(
-                &snapshots[shards[0] as usize],
-                &spec,
-                loader.episodes()[0].id().get(),
-            )?;
+        if !loader.is_empty() {
+            let first = open_fields(loader.snapshot_of(0), &spec, loader.id_of(0).get())?;
             resolved = spec
                 .fields
                 .iter()
@@ -208,9 +202,9 @@ impl Sampler {
                 .collect();
         }
 
-        let ids: Vec<u64> = loader.episodes().iter().map(|e| e.id().get()).collect();
-        let keys: Vec<u64> = (0..ids.len()).map(|i| loader.key_of(i)).collect();
-        let steps: Vec<u32> = loader.episodes().iter().map(|e| e.steps()).collect();
+        let ids: Vec<u64> = (0..loader.len()).map(|i| loader.id_of(i).get()).collect();
+        let keys: Vec<u64> = (0..loader.len()).map(|i| loader.key_of(i)).collect();
+        let steps: Vec<u32> = (0..loader.len()).map(|i| loader.steps_of(i)).collect();
         let mut unit_start = Vec::with_capacity(steps.len() + 1);
         let mut total = 0u64;
         for &t in &steps {

@@ -58,31 +58,11 @@ impl Assignment {
         if world_size == 0 {
             return Err(PartitionError::ZeroWorldSize);
         }
-        let episodes = set.episodes();
-        let order = placement_order(set, seed, epoch);
-        let tie_order = rank_tie_order(world_size, seed, epoch);
-        let (rank_of, loads) = greedy_fill(
-            order.into_iter().map(|i| (i, episodes[i].steps)),
-            episodes.len(),
-            &tie_order,
-        );
-        let mut sizes = vec![0usize; loads.len()];
-        for &rank in &rank_of {
-            sizes[rank as usize] += 1;
-        }
-        let mut ranks: Vec<RankShare> = loads
-            .into_iter()
-            .zip(sizes)
-            .map(|(steps, size)| RankShare {
-                episodes: Vec::with_capacity(size),
-                steps,
-            })
-            .collect();
-        // The set is in id order, so each rank's episodes arrive sorted by id: the serving
-        // order's first step (§3.4) costs no sort.
-        for (episode, &rank) in episodes.iter().zip(&rank_of) {
-            ranks[rank as usize].episodes.push(*episode);
-        }
+        let mut ranks = if world_size == 1 {
+            one_rank(set)
+        } else {
+            place(set, world_size, seed, epoch)
+        };
         for (rank, share) in ranks.iter_mut().enumerate() {
             SplitMix64::derived(seed, &[PURPOSE_SERVE_ORDER, epoch, rank as u64])
                 .shuffle(&mut share.episodes);
@@ -156,6 +136,46 @@ impl Assignment {
         let max = steps.max().unwrap_or(0);
         (min, max)
     }
+}
+
+/// §3.1-§3.3: every rank's episodes, in id order, and load.
+pub(super) fn place(set: &EpisodeSet, world_size: u32, seed: u64, epoch: u64) -> Vec<RankShare> {
+    let episodes = set.episodes();
+    let order = placement_order(set, seed, epoch);
+    let tie_order = rank_tie_order(world_size, seed, epoch);
+    let (rank_of, loads) = greedy_fill(
+        order.into_iter().map(|i| (i, episodes[i].steps)),
+        episodes.len(),
+        &tie_order,
+    );
+    let mut sizes = vec![0usize; loads.len()];
+    for &rank in &rank_of {
+        sizes[rank as usize] += 1;
+    }
+    let mut ranks: Vec<RankShare> = loads
+        .into_iter()
+        .zip(sizes)
+        .map(|(steps, size)| RankShare {
+            episodes: Vec::with_capacity(size),
+            steps,
+        })
+        .collect();
+    // The set is in id order, so each rank's episodes arrive sorted by id: the serving
+    // order's first step (§3.4) costs no sort.
+    for (episode, &rank) in episodes.iter().zip(&rank_of) {
+        ranks[rank as usize].episodes.push(*episode);
+    }
+    ranks
+}
+
+/// [`place`] for one rank, which takes every episode whatever the placement order: the set
+/// itself, with no shuffle or fill (most of a single-rank loader's partition over 10^5
+/// episodes, and two arrays as long as the set).
+pub(super) fn one_rank(set: &EpisodeSet) -> Vec<RankShare> {
+    vec![RankShare {
+        episodes: set.episodes().to_vec(),
+        steps: set.total_steps(),
+    }]
 }
 
 /// The order in which episodes are placed, as positions in the set: the id-sorted set

@@ -341,6 +341,29 @@ mod tests {
     const GOLDEN_STEPS: [u64; 3] = [560, 559, 532];
     const GOLDEN_WORKERS: [&[u64]; 2] = [&[25, 17], &[11, 9, 3]];
 
+    /// One rank and one worker (a single-process trainer; `Assignment::new` and
+    /// `worker_split` take a short path for it): the golden set's serving orders, frozen from
+    /// the general §3/§4 algorithm and equal to an independent reading of §3.4 (the set in id
+    /// order, shuffled with the `serve-rk` stream of rank 0).
+    #[test]
+    fn golden_single_rank_and_worker() {
+        let set = set_of(&golden_input());
+        let orders: Vec<Vec<u64>> = (0..2)
+            .map(|epoch| {
+                let a = Assignment::new(&set, 1, 42, epoch).unwrap();
+                assert_eq!(a.rank(0).unwrap().steps, set.total_steps());
+                let workers = worker_split(a.rank(0).unwrap(), 1).unwrap();
+                assert_eq!(workers, [a.rank(0).unwrap().episodes.clone()]);
+                ids(&workers[0])
+            })
+            .collect();
+        assert_eq!(orders, GOLDEN_SINGLE_RANK);
+    }
+    const GOLDEN_SINGLE_RANK: [&[u64]; 2] = [
+        &[3, 19, 4, 13, 25, 2, 5, 11, 42, 9, 8, 17, 1, 21, 30, 7],
+        &[1, 42, 2, 21, 8, 5, 7, 17, 30, 3, 13, 4, 9, 11, 19, 25],
+    ];
+
     /// A larger frozen case (200 episodes, 5 ranks, many size classes, an epoch
     /// other than 0/1): loads, the first two ids each rank serves, and rank 4's
     /// worker split. Values were cross-checked against an independent
@@ -687,6 +710,22 @@ mod tests {
             let mut reversed = episodes.clone();
             reversed.reverse();
             prop_assert_eq!(&assign(&reversed, world_size, seed, epoch).unwrap(), &a);
+        }
+
+        /// The short paths for one rank and one worker give what the general algorithm
+        /// gives: the same episodes and load before the serving order's shuffle (which both
+        /// then go through), and the same worker list.
+        #[test]
+        fn one_rank_and_one_worker_match_the_general_algorithm(
+            episodes in episodes_strategy(),
+            seed in any::<u64>(),
+            epoch in 0u64..1000,
+        ) {
+            let set = set_of(&episodes);
+            prop_assert_eq!(assignment::one_rank(&set), assignment::place(&set, 1, seed, epoch));
+            let a = Assignment::new(&set, 1, seed, epoch).unwrap();
+            let share = a.rank(0).unwrap();
+            prop_assert_eq!(worker_split(share, 1).unwrap(), workers::split(share, 1));
         }
 
         #[test]

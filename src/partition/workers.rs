@@ -15,6 +15,15 @@ pub fn worker_split(share: &RankShare, num_workers: u32) -> Result<Vec<Vec<Episo
     if num_workers == 0 {
         return Err(PartitionError::ZeroWorkers);
     }
+    if num_workers == 1 {
+        // One worker takes the whole share in its serving order: nothing to sort or fill.
+        return Ok(vec![share.episodes.clone()]);
+    }
+    Ok(split(share, num_workers))
+}
+
+/// §4 over `num_workers` bins.
+pub(super) fn split(share: &RankShare, num_workers: u32) -> Vec<Vec<EpisodeLen>> {
     let episodes = &share.episodes;
     let mut order: Vec<usize> = (0..episodes.len()).collect();
     order.sort_by_key(|&i| Reverse(size_class(episodes[i].steps)));
@@ -28,7 +37,7 @@ pub fn worker_split(share: &RankShare, num_workers: u32) -> Result<Vec<Vec<Episo
     for (episode, &worker) in episodes.iter().zip(&worker_of) {
         workers[worker as usize].push(*episode);
     }
-    Ok(workers)
+    workers
 }
 
 /// One worker's list from [`worker_split`], in serving order.

@@ -10,7 +10,7 @@ import numpy as np
 from ._trajstore import Loader as _NativeLoader
 from ._selection import Filters, Selection
 from ._trajstore import TrajstoreError
-from .store import Episode, EpisodeInfo, Store
+from .store import Episode, EpisodeInfo, Store, _episode_info
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -140,15 +140,20 @@ class Loader:
         return [d["shard"] for d in self._native.episodes()]
 
     def infos(self) -> list[EpisodeInfo]:
-        return [EpisodeInfo(**{k: v for k, v in d.items() if k != "shard"}) for d in self._native.episodes()]
+        infos = []
+        for d in self._native.episodes():
+            del d["shard"]
+            infos.append(_episode_info(d))
+        return infos
 
     def episodes(self) -> Iterator[Episode]:
-        """The episodes of this share, in serving order (fields load lazily, zero-copy), each
-        read from its own store."""
+        """The episodes of this share, in serving order, each read from its own store: fields
+        load lazily (zero-copy), and so does `Episode.info` (a scan reads no metadata)."""
         snapshots = [s.snapshot() for s in self.stores]
-        for d in self._native.episodes():  # one listing (shards() and infos() each make one)
-            shard = d.pop("shard")
-            yield Episode(snapshots[shard], EpisodeInfo(**d))
+        shards = len(snapshots)
+        for key in self._native.episode_ids():
+            shard, episode_id = split_key(key, shards)
+            yield Episode._of_id(snapshots[shard], episode_id)
 
 
     def batches(

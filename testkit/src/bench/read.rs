@@ -126,7 +126,7 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str, max_rows: u64) -> R
     let field = spec.fields[0].field.clone();
     let mut sampler = Sampler::new(&loader, spec)?;
     let max_rows = loader.steps().min(max_rows);
-    let slot_of: HashMap<u64, u32> = (0..loader.episodes().len())
+    let slot_of: HashMap<u64, u32> = (0..loader.len())
         .map(|i| (loader.key_of(i), i as u32))
         .collect();
 
@@ -162,12 +162,10 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str, max_rows: u64) -> R
         Ok(start.elapsed().as_secs_f64())
     };
 
-    let fields = loader
-        .episodes()
-        .iter()
-        .map(|e| {
-            let episode = loader.snapshot().episode(e.id())?;
-            Ok((e.id(), loader.snapshot().field(&episode, &field)?))
+    let fields = (0..loader.len())
+        .map(|i| {
+            let episode = loader.snapshot().episode(loader.id_of(i))?;
+            Ok((loader.id_of(i), loader.snapshot().field(&episode, &field)?))
         })
         .collect::<Result<Vec<_>>>()?;
     let floor = floor_source(dir, &fields)?;
