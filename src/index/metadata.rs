@@ -196,26 +196,8 @@ impl MetadataMaps {
                 1 => Slot::Int(r.i64()?),
                 2 => Slot::Float(r.f64()?),
                 3 => Slot::Str(self.put_text(r.str()?)),
-                4 => {
-                    let start = self.ints.len();
-                    for _ in 0..r.len()? {
-                        self.ints.push(r.i64()?);
-                    }
-                    Slot::Ints(Span {
-                        start,
-                        end: self.ints.len(),
-                    })
-                }
-                5 => {
-                    let start = self.floats.len();
-                    for _ in 0..r.len()? {
-                        self.floats.push(r.f64()?);
-                    }
-                    Slot::Floats(Span {
-                        start,
-                        end: self.floats.len(),
-                    })
-                }
+                4 => Slot::Ints(read_list(&mut self.ints, &mut r, Reader::i64)?),
+                5 => Slot::Floats(read_list(&mut self.floats, &mut r, Reader::f64)?),
                 _ => return Err("a metadata value of a kind this build does not know"),
             };
             self.entries.push((key, value));
@@ -247,6 +229,22 @@ impl MetadataMaps {
             Slot::Floats(s) => ValueRef::Floats(&self.floats[s.start..s.end]),
         }
     }
+}
+
+/// Reads a postcard list of values into `into`: the span they fill.
+fn read_list<'a, T>(
+    into: &mut Vec<T>,
+    r: &mut Reader<'a>,
+    read: fn(&mut Reader<'a>) -> Result<T, Bad>,
+) -> Result<Span, Bad> {
+    let start = into.len();
+    for _ in 0..r.len()? {
+        into.push(read(r)?);
+    }
+    Ok(Span {
+        start,
+        end: into.len(),
+    })
 }
 
 /// Appends `items` to `into`: the span they fill.
