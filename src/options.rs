@@ -12,6 +12,13 @@ pub struct StoreOptions {
     /// An episode writer keeps up to this many bytes of field data in memory before writing
     /// chunks out; episodes smaller than this have each field in one contiguous chunk.
     pub spill_bytes: usize,
+    /// Once a raw field has this many bytes buffered, an episode writer writes them to its
+    /// segment and keeps doing so each time that much more is buffered, instead of holding
+    /// the field until commit (one field of an episode at a time: the first to get there;
+    /// the chunks and the on-disk bytes are the same). Large observations are then copied
+    /// once, from a buffer still in cache, while the episode records; `usize::MAX` turns
+    /// this off.
+    pub stream_bytes: usize,
     /// The file system under the store: the real one ([`OsIo`]) unless a test injects power
     /// cuts or I/O faults (io.rs).
     pub io: Arc<dyn StoreIo>,
@@ -39,6 +46,9 @@ impl Default for StoreOptions {
         StoreOptions {
             segment_target_bytes: 1 << 30,
             spill_bytes: 256 << 20,
+            // Within a core's L2 cache on current x86 and ARM servers: the write path copies
+            // from memory the step copies just touched.
+            stream_bytes: 1 << 20,
             io: Arc::new(OsIo),
             verify_reads: true,
             field_stats: true,

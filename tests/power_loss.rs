@@ -26,6 +26,9 @@ fn options(io: &Arc<SimIo>) -> StoreOptions {
         io: Arc::new(SimHandle(io.clone())),
         // Small enough that the second and later episodes spill a chunk before commit.
         spill_bytes: 2_000,
+        // Raw frames stream to the segment after two steps (a cut mid-stream leaves an
+        // unfinished chunk with no header); lz4 ones are held until commit or spill.
+        stream_bytes: 400,
         ..StoreOptions::default()
     }
 }

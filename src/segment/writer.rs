@@ -10,6 +10,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use xxhash_rust::xxh3::Xxh3;
+
 use super::format::{
     ChunkRef, HEADER_BYTES, SEGMENT_FORMAT_VERSION, align_up, checksum, decode_file_header,
     encode_file_header, encode_meta_record_header, encode_record_header,
@@ -32,6 +34,24 @@ pub struct Appender {
     poisoned: bool,
     /// Records were appended since the last sync (a commit marker): synced on a clean drop.
     unsynced: bool,
+    /// A chunk being streamed at `end` ([`Appender::stream`]); nothing else is appended until
+    /// it is closed.
+    open: Option<OpenRecord>,
+}
+
+/// A chunk written piece by piece while its episode records: its header slot at the
+/// appender's `end` is written last, once the payload's length and checksum are known.
+struct OpenRecord {
+    payload_len: u64,
+    hasher: Xxh3,
+}
+
+impl std::fmt::Debug for OpenRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenRecord")
+            .field("payload_len", &self.payload_len)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Appender {
@@ -76,11 +96,12 @@ impl Appender {
 
     /// Writes one record at the end; on failure the appender is poisoned.
     fn write_checked(&mut self, header: &[u8], parts: &[&[u8]]) -> Result<()> {
+        debug_assert!(
+            self.open.is_none(),
+            "a record appended over a streamed chunk"
+        );
         if self.poisoned {
-            return Err(Error::io(
-                &self.path,
-                io::Error::other("an earlier write to this segment failed"),
-            ));
+            return Err(self.poisoned_error());
         }
         if let Err(e) = self.write_record(header, parts) {
             self.poisoned = true;
@@ -101,6 +122,72 @@ impl Appender {
             at += part.len() as u64;
         }
         Ok(())
+    }
+
+    /// Writes `part` as the next payload bytes of the chunk being streamed at the end (one is
+    /// opened at the first call): the bytes go to the file now, while the episode records,
+    /// instead of all at its commit, so a large field is copied once, from a small buffer
+    /// still in cache, and the page cache fills as the episode goes. Not durable until
+    /// [`Appender::sync`]; not a record until [`Appender::close_stream`].
+    pub fn stream(&mut self, part: &[u8]) -> Result<()> {
+        if self.poisoned {
+            return Err(self.poisoned_error());
+        }
+        let open = self.open.get_or_insert_with(|| OpenRecord {
+            payload_len: 0,
+            hasher: Xxh3::new(),
+        });
+        let at = self.end + HEADER_BYTES as u64 + open.payload_len;
+        if let Err(e) = self.file.write_all_at(part, at) {
+            self.poisoned = true;
+            return Err(Error::io(&self.path, e));
+        }
+        open.hasher.update(part);
+        open.payload_len += part.len() as u64;
+        Ok(())
+    }
+
+    /// Makes the streamed chunk a record: writes its header into the slot reserved in front
+    /// of its payload and returns where it went. Its bytes were never part of any record
+    /// until now, so no reader can have looked at the slot (format.md, invariant 2).
+    pub fn close_stream(&mut self, codec: Codec, steps: u32, step_bytes: u32) -> Result<ChunkRef> {
+        let open = self
+            .open
+            .take()
+            .expect("close_stream follows stream (write/column.rs)");
+        let sum = open.hasher.digest();
+        let header = encode_record_header(codec, open.payload_len, steps, step_bytes, sum);
+        let chunk = ChunkRef {
+            segment: self.id,
+            offset: self.end,
+            payload_len: open.payload_len,
+            steps,
+            codec,
+            checksum: sum,
+        };
+        if self.poisoned {
+            return Err(self.poisoned_error());
+        }
+        if let Err(e) = self.file.write_all_at(&header, self.end) {
+            self.poisoned = true;
+            return Err(Error::io(&self.path, e));
+        }
+        self.end = align_up(self.end + HEADER_BYTES as u64 + open.payload_len);
+        self.unsynced = true;
+        Ok(chunk)
+    }
+
+    /// Drops a chunk being streamed, if any (its episode was discarded): the next record
+    /// starts where it would have, over its bytes, which no record ever included.
+    fn abandon_stream(&mut self) {
+        self.open = None;
+    }
+
+    fn poisoned_error(&self) -> Error {
+        Error::io(
+            &self.path,
+            io::Error::other("an earlier write to this segment failed"),
+        )
     }
 
     /// Appends a record exactly as it is (a 64-byte record header and its payload, checked by
@@ -214,7 +301,8 @@ impl SegmentPool {
     }
 
     /// Returns an appender after use; full or failed ones are dropped (sealed).
-    pub fn checkin(&self, appender: Appender) {
+    pub fn checkin(&self, mut appender: Appender) {
+        appender.abandon_stream();
         if !appender.poisoned && appender.end < self.target_bytes {
             self.idle
                 .lock()
@@ -270,6 +358,7 @@ impl SegmentPool {
                 end: align_up(len),
                 poisoned: false,
                 unsynced: false,
+                open: None,
             }));
         }
         Ok(None)
@@ -308,6 +397,7 @@ impl SegmentPool {
             end: HEADER_BYTES as u64,
             poisoned: false,
             unsynced: false,
+            open: None,
         })
     }
 }

@@ -13,8 +13,11 @@ pub(crate) struct Column {
     step_bytes: usize,
     codec: Codec,
     steps: u32,
-    /// Raw: the step values back to back. Lz4: the compressed blocks.
+    /// Raw: the step values back to back (those not streamed yet). Lz4: the compressed blocks.
     data: Vec<u8>,
+    /// Raw values of the current chunk already streamed to the appender ([`Column::stream`]);
+    /// 0 when the chunk is all in `data`.
+    streamed: u64,
     lz4_ends: Vec<u32>,
     lz4_kinds: Vec<u8>,
     chunks: Vec<ChunkRef>,
@@ -27,6 +30,7 @@ impl Column {
             codec,
             steps: 0,
             data: Vec::new(),
+            streamed: 0,
             lz4_ends: Vec::new(),
             lz4_kinds: Vec::new(),
             chunks: Vec::new(),
@@ -46,9 +50,25 @@ impl Column {
         self.steps += 1;
     }
 
-    /// Whether one more step could push the buffered chunk past [`MAX_CHUNK_BYTES`].
+    /// Whether one more step could push the current chunk past [`MAX_CHUNK_BYTES`].
     pub fn is_full(&self) -> bool {
-        self.buffered_bytes() + self.step_bytes * 2 > MAX_CHUNK_BYTES
+        self.streamed as usize + self.buffered_bytes() + self.step_bytes * 2 > MAX_CHUNK_BYTES
+    }
+
+    /// Whether this column's values can be streamed: raw values are the payload as they come;
+    /// an lz4 payload starts with a table of every block's end, known only at the last one.
+    pub fn streamable(&self) -> bool {
+        self.codec == Codec::Raw
+    }
+
+    /// Hands the buffered raw values to `appender`'s open chunk (which this column then owns
+    /// until [`Column::flush`] closes it), keeping the buffer's memory for the next values.
+    pub fn stream(&mut self, appender: &mut Appender) -> Result<()> {
+        debug_assert!(self.streamable());
+        appender.stream(&self.data)?;
+        self.streamed += self.data.len() as u64;
+        self.data.clear();
+        Ok(())
     }
 
     /// The chunks written so far, in step order.
@@ -66,6 +86,11 @@ impl Column {
         }
         let step_bytes = self.step_bytes as u32;
         let chunk = match self.codec {
+            Codec::Raw if self.streamed > 0 => {
+                appender.stream(&self.data)?;
+                self.streamed = 0;
+                appender.close_stream(Codec::Raw, self.steps, step_bytes)?
+            }
             Codec::Raw => appender.append(Codec::Raw, self.steps, step_bytes, &[&self.data])?,
             Codec::Lz4 => {
                 let table = encode_lz4_table(&self.lz4_ends, &self.lz4_kinds);

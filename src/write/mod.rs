@@ -73,6 +73,9 @@ pub struct EpisodeWriter {
     total_return: f64,
     ended: Option<Outcome>,
     appender: Option<Appender>,
+    /// The column whose values are streamed into `appender` as they come (options.rs,
+    /// `stream_bytes`): at most one, since its chunk grows at the segment's end.
+    streaming: Option<usize>,
     raw_bytes: u64,
     stored_bytes: u64,
     /// Statistics of the small numeric fields, gathered step by step (stats/); `None` when
@@ -119,6 +122,7 @@ impl EpisodeWriter {
             total_return: 0.0,
             ended: None,
             appender: None,
+            streaming: None,
             raw_bytes: 0,
             stored_bytes: 0,
         }
@@ -242,16 +246,46 @@ impl EpisodeWriter {
         let column_full = self.columns.iter().any(Column::is_full);
         if buffered > self.store.options().spill_bytes || column_full {
             self.flush()?;
+        } else {
+            self.stream()?;
         }
         Ok(())
     }
 
-    /// Writes every buffered column out as a chunk (not yet durable).
-    fn flush(&mut self) -> Result<()> {
+    /// Streams the streaming column's buffered values to the segment once there are
+    /// `stream_bytes` of them; the first raw column to get there becomes the streaming one.
+    fn stream(&mut self) -> Result<()> {
+        let threshold = self.store.options().stream_bytes;
+        let due = |c: &Column| c.streamable() && c.buffered_bytes() >= threshold;
+        let Some(at) = self.streaming.or_else(|| self.columns.iter().position(due)) else {
+            return Ok(());
+        };
+        if !due(&self.columns[at]) {
+            return Ok(());
+        }
+        self.check_out()?;
+        let appender = self.appender.as_mut().expect("checked out above");
+        self.columns[at].stream(appender)?;
+        self.streaming = Some(at);
+        Ok(())
+    }
+
+    /// Checks out this episode's appender at its first write.
+    fn check_out(&mut self) -> Result<()> {
         if self.appender.is_none() {
             self.appender = Some(self.store.recording()?.pool()?.checkout()?);
         }
+        Ok(())
+    }
+
+    /// Writes every buffered column out as a chunk (not yet durable): the streamed one first,
+    /// since its chunk is open at the segment's end.
+    fn flush(&mut self) -> Result<()> {
+        self.check_out()?;
         let appender = self.appender.as_mut().expect("checked out above");
+        if let Some(at) = self.streaming.take() {
+            self.stored_bytes += self.columns[at].flush(appender)?;
+        }
         for column in &mut self.columns {
             self.stored_bytes += column.flush(appender)?;
         }
