@@ -96,8 +96,8 @@ pub use merge::{
 pub use names::validate_user;
 pub use options::StoreOptions;
 pub use read::{
-    Catalog, CatalogRow, Episode, EpisodeSummary, Extent, Field, Problem, Query, Snapshot,
-    Tombstone, UserSummary, VerifyReport,
+    Catalog, CatalogRow, Episode, EpisodeSummary, Extent, Field, MetadataMaps, MetadataRef,
+    Problem, Query, Snapshot, Tombstone, UserSummary, ValueRef, VerifyReport,
 };
 pub use repair::{RepairAction, RepairReport, UnmarkedEpisode, Unrestorable, repair};
 pub use schema::{

@@ -306,6 +306,45 @@ fn a_snapshot_taken_before_a_delete_keeps_its_episodes_and_its_cutoff_reproduces
     );
 }
 
+/// `Snapshot::metadata_maps` (what `ls --json` prints beside the catalog rows) gives each
+/// asked episode its own map, by a range scan (ids dense in their span) or by point lookups
+/// (sparse ids); a deleted one its tombstone's; an id that never was, an empty one.
+#[test]
+fn metadata_maps_are_each_episode_s_own_and_a_deleted_one_s_from_its_tombstone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    let ids: Vec<u64> = (0..12)
+        .map(|i| util::record_rich(&store, "ann", i, 2, Codec::Raw).get())
+        .collect();
+    let snap = store.snapshot().unwrap();
+    let own: Vec<trajstore::Info> = ids
+        .iter()
+        .map(|&id| snap.episode(EpisodeId(id)).unwrap().metadata().clone())
+        .collect();
+    assert_ne!(own[0], own[1], "maps that differ, so a shifted one shows");
+    store
+        .delete(
+            &Target::ids([EpisodeId(ids[3]), EpisodeId(ids[11])]),
+            &by("ana"),
+        )
+        .unwrap();
+    let after = store.snapshot().unwrap();
+    let maps_of = |asked: &[u64]| {
+        let maps = after.metadata_maps(asked).unwrap();
+        (0..maps.len())
+            .map(|i| maps.get(i).to_info())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(maps_of(&ids), own);
+    assert_eq!(maps_of(&ids[2..5]), own[2..5]);
+    let never = ids[11] + 1000;
+    assert_eq!(
+        maps_of(&[ids[0], ids[11], never]),
+        [own[0].clone(), own[11].clone(), trajstore::Info::new()]
+    );
+    assert_eq!(after.metadata(&ids).unwrap(), own);
+}
+
 #[test]
 fn relabel_changes_labels_in_place_and_keeps_each_change_in_the_history() {
     let dir = tempfile::tempdir().unwrap();

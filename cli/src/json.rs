@@ -44,7 +44,7 @@ pub fn episode_json(e: &trajstore::Episode) -> serde_json::Value {
 /// (sorted) key order, without building a `serde_json::Value` per episode.
 pub struct EpisodeLine<'a> {
     pub episode: EpisodeFields<'a>,
-    pub metadata: &'a trajstore::Info,
+    pub metadata: trajstore::MetadataRef<'a>,
     pub split: Option<&'a str>,
     pub shard: Option<usize>,
     pub store: Option<&'a str>,
@@ -52,7 +52,7 @@ pub struct EpisodeLine<'a> {
 
 impl<'a> EpisodeLine<'a> {
     /// An episode's catalog fields with its metadata map (read apart: the catalog has none).
-    pub fn of_row(episode: EpisodeFields<'a>, metadata: &'a trajstore::Info) -> Self {
+    pub fn of_row(episode: EpisodeFields<'a>, metadata: trajstore::MetadataRef<'a>) -> Self {
         EpisodeLine {
             episode,
             metadata,
@@ -65,10 +65,10 @@ impl<'a> EpisodeLine<'a> {
     pub fn write(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
         let e = &self.episode;
         let mut object = JsonObject::new(w)?;
-        object.key("ended_at")?.string(&timestamp(e.ended_at_us))?;
+        object.key("ended_at")?.timestamp(e.ended_at_us)?;
         object.key("env")?.string(e.env)?;
         object.key("episode")?.number(e.id)?;
-        object.key("metadata")?.info(self.metadata)?;
+        object.key("metadata")?.metadata(self.metadata)?;
         object.key("outcome")?.string(e.outcome)?;
         object.key("raw_bytes")?.number(e.raw_bytes)?;
         object.key("return")?.number(e.total_return)?;
@@ -158,27 +158,40 @@ impl<'w, W: std::io::Write> JsonObject<'w, W> {
         serde_json::to_writer(&mut *self.w, &n.into()).map_err(std::io::Error::from)
     }
 
+    /// A timestamp's text needs no escaping: digits, `-`, `:`, `T` and `Z`.
     fn timestamp(&mut self, us: i64) -> std::io::Result<()> {
-        match timestamp_in(us, &mut [0; 20]) {
-            Some(text) => self.string(text),
-            None => self.string(&timestamp(us)),
-        }
+        write!(self.w, "\"{}\"", Timestamp(us))
     }
 
     fn strings(&mut self, items: &[&str]) -> std::io::Result<()> {
         serde_json::to_writer(&mut *self.w, items).map_err(std::io::Error::from)
     }
 
-    fn info(&mut self, info: &trajstore::Info) -> std::io::Result<()> {
-        if info.is_empty() {
+    fn metadata(&mut self, map: trajstore::MetadataRef<'_>) -> std::io::Result<()> {
+        if map.is_empty() {
             return self.w.write_all(b"{}");
         }
         let mut object = JsonObject::new(&mut *self.w)?;
-        for (k, v) in info {
-            object.key(k)?;
-            serde_json::to_writer(&mut *object.w, &value_json(v)).map_err(std::io::Error::from)?;
+        for (k, v) in map.iter() {
+            object.key(k)?.value(v)?;
         }
         object.end()
+    }
+
+    /// A metadata value as [`value_json`] has it (serde_json writes a non-finite float as
+    /// `null`, as its `Value` does), without building that `Value`.
+    fn value(&mut self, v: trajstore::ValueRef<'_>) -> std::io::Result<()> {
+        use trajstore::ValueRef::*;
+        let w = &mut *self.w;
+        match v {
+            Bool(b) => serde_json::to_writer(w, &b),
+            Int(i) => serde_json::to_writer(w, &i),
+            Float(f) => serde_json::to_writer(w, &f),
+            Str(s) => serde_json::to_writer(w, s),
+            Ints(v) => serde_json::to_writer(w, v),
+            Floats(v) => serde_json::to_writer(w, v),
+        }
+        .map_err(std::io::Error::from)
     }
 
     fn end(self) -> std::io::Result<()> {
@@ -216,6 +229,19 @@ pub fn history_json(h: &trajstore::HistoryEntry) -> serde_json::Value {
 pub fn timestamp(us: i64) -> String {
     let (y, m, d, h, mi, sec) = civil(us);
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{sec:02}Z")
+}
+
+/// [`timestamp`] for a writer, built in place for years 0..=9999 (listings print one or two
+/// per episode).
+pub struct Timestamp(pub i64);
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match timestamp_in(self.0, &mut [0; 20]) {
+            Some(text) => f.write_str(text),
+            None => f.write_str(&timestamp(self.0)),
+        }
+    }
 }
 
 /// [`timestamp`] into a caller's buffer, without the formatting machinery (`ls --json` prints
@@ -314,9 +340,9 @@ mod tests {
         // What ls --json prints: the catalog row and, apart, the metadata map.
         let catalog = snapshot.catalog_of(&[id.get()]).unwrap();
         let row = catalog.row(0);
-        let metadata = snapshot.metadata(&[id.get()]).unwrap();
+        let metadata = snapshot.metadata_maps(&[id.get()]).unwrap();
         let mut plain = Vec::new();
-        super::EpisodeLine::of_row((&row).into(), &metadata[0])
+        super::EpisodeLine::of_row((&row).into(), metadata.get(0))
             .write(&mut plain)
             .unwrap();
         assert_eq!(
@@ -328,7 +354,7 @@ mod tests {
             split: Some("val"),
             shard: Some(3),
             store: Some("/a/b"),
-            ..super::EpisodeLine::of_row((&row).into(), &metadata[0])
+            ..super::EpisodeLine::of_row((&row).into(), metadata.get(0))
         };
         line.write(&mut extended).unwrap();
         let mut expected = super::episode_json(&e);
@@ -361,8 +387,8 @@ mod tests {
         let snapshot = store.snapshot().unwrap();
         let catalog = snapshot.catalog_of(&[id.get()]).unwrap();
         let row = catalog.row(0);
-        let metadata = snapshot.metadata(&[id.get()]).unwrap();
-        let line = super::EpisodeLine::of_row((&row).into(), &metadata[0]);
+        let metadata = snapshot.metadata_maps(&[id.get()]).unwrap();
+        let line = super::EpisodeLine::of_row((&row).into(), metadata.get(0));
         let mut whole = Vec::new();
         line.write(&mut whole).unwrap();
         for open_bytes in 0..whole.len() {

@@ -5,71 +5,18 @@
 //! both agree); only reading is by hand.
 
 use super::catalog::{CHUNK_BITS, Catalog};
-use super::records::Outcome;
+use super::postcard_reader::{Bad, Reader};
 use crate::error::{ReadError, Result};
 use crate::partition::EpisodeLen;
 
-/// A cursor over postcard bytes.
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-/// What was wrong with the bytes (the caller names the chunk).
-type Bad = &'static str;
-
-impl<'a> Reader<'a> {
-    fn varint(&mut self) -> Result<u64, Bad> {
-        let mut value = 0u64;
-        for (i, &byte) in self.bytes.iter().enumerate().take(10) {
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                self.bytes = &self.bytes[i + 1..];
-                return Ok(value);
-            }
-        }
-        Err("a varint runs past its 10 bytes or the value")
-    }
-
-    fn u32(&mut self) -> Result<u32, Bad> {
-        u32::try_from(self.varint()?).map_err(|_| "a u32 out of range")
-    }
-
-    fn i64(&mut self) -> Result<i64, Bad> {
-        let z = self.varint()?;
-        Ok((z >> 1) as i64 ^ -((z & 1) as i64))
-    }
-
-    fn f64(&mut self) -> Result<f64, Bad> {
-        let (head, rest) = self
-            .bytes
-            .split_first_chunk::<8>()
-            .ok_or("an f64 past the end")?;
-        self.bytes = rest;
-        Ok(f64::from_le_bytes(*head))
-    }
-
-    /// A sequence length, at most the bytes left (every element takes one byte or more).
-    fn len(&mut self) -> Result<usize, Bad> {
-        let n = self.varint()?;
-        if n > self.bytes.len() as u64 {
-            return Err("a sequence longer than the bytes left");
-        }
-        Ok(n as usize)
-    }
-
+/// The chunk's own reads: columns of one entry per row.
+impl Reader<'_> {
     /// A column's length, which must be the chunk's row count.
     fn column(&mut self, rows: usize) -> Result<(), Bad> {
         if self.len()? != rows {
             return Err("a column of another length than the ids");
         }
         Ok(())
-    }
-
-    fn str(&mut self) -> Result<&'a str, Bad> {
-        let n = self.len()?;
-        let (s, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        std::str::from_utf8(s).map_err(|_| "a string that is not UTF-8")
     }
 
     /// A column of `rows` values read with `read`, keeping in `into` those of the rows
@@ -89,23 +36,6 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(())
-    }
-
-    fn outcome(&mut self) -> Result<Outcome, Bad> {
-        match self.varint()? {
-            0 => Ok(Outcome::Terminated),
-            1 => Ok(Outcome::Truncated),
-            2 => Ok(Outcome::Interrupted),
-            _ => Err("an unknown outcome"),
-        }
-    }
-
-    fn option_u64(&mut self) -> Result<Option<u64>, Bad> {
-        match self.varint()? {
-            0 => Ok(None),
-            1 => Ok(Some(self.varint()?)),
-            _ => Err("an option tag other than 0 or 1"),
-        }
     }
 }
 
@@ -160,7 +90,7 @@ fn ids(
 }
 
 fn decode_lens(out: &mut Vec<EpisodeLen>, chunk: u64, bytes: &[u8], end: u64) -> Result<(), Bad> {
-    let mut r = Reader { bytes };
+    let mut r = Reader::new(bytes);
     let ids = ids(&mut r, chunk, &mut |id| id < end)?;
     r.column(ids.len())?;
     for &(id, kept) in &ids {
@@ -182,7 +112,7 @@ fn decode(
     keep: &mut dyn FnMut(u64) -> bool,
 ) -> Result<(), Bad> {
     // Columns in CatalogChunkV1 field order; rows `keep` refuses are read past.
-    let mut r = Reader { bytes };
+    let mut r = Reader::new(bytes);
     let ids = ids(&mut r, chunk, keep)?;
     let n = ids.len();
     for &(id, kept) in &ids {
@@ -237,7 +167,7 @@ fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::records::{CatalogRecordV1, Record};
+    use crate::index::records::{CatalogRecordV1, Outcome, Record};
 
     /// Rows with the edge values of every column, ids with gaps, in chunk 5.
     fn rows() -> Vec<(u64, CatalogRecordV1)> {

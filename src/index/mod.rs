@@ -33,6 +33,8 @@ mod chunk_decode;
 pub(crate) mod commit;
 pub(crate) mod curation;
 mod guard;
+pub(crate) mod metadata;
+mod postcard_reader;
 pub(crate) mod presync;
 pub mod records;
 pub(crate) mod schema_meta;
@@ -54,6 +56,7 @@ use crate::schema::{FieldSpec, Schema};
 use crate::segment::format::ChunkRef;
 use crate::stats::EpisodeStatsV1;
 use crate::value::Info;
+use metadata::MetadataMaps;
 use presync::{PreSyncBackend, SyncSignal};
 use records::{
     DeletedRecordV1, EpisodeRecordV1, HistoryRecordV1, Record, SchemaRecordV1, SplitSpecV1,
@@ -843,42 +846,42 @@ impl IndexSnapshot {
     /// row, or its tombstone's record when deleted, empty when neither (decoding no chunk
     /// list). One range scan when `ids` are a fair share of their span, point lookups
     /// otherwise.
-    pub fn metadata(&self, ids: &[u64]) -> Result<Vec<Info>> {
+    pub fn metadata(&self, ids: &[u64]) -> Result<MetadataMaps> {
+        let mut maps = MetadataMaps::with_capacity(ids.len());
         let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
-            return Ok(Vec::new());
+            return Ok(maps);
         };
         let table = self.txn()?.open_table(EPISODES)?;
-        let mut out = vec![Info::new(); ids.len()];
-        let mut found = vec![false; ids.len()];
+        let absent = |maps: &mut MetadataMaps, id: u64| -> Result<()> {
+            match self.tombstone(id)? {
+                Some(t) => maps.push_info(&t.record.metadata),
+                None => maps.push_info(&Info::new()),
+            }
+            Ok(())
+        };
         if (ids.len() as u64).saturating_mul(4) < last - first + 1 {
-            for (i, &id) in ids.iter().enumerate() {
-                if let Some(bytes) = table.get(id)? {
-                    out[i] = records::episode_metadata(bytes.value())?;
-                    found[i] = true;
+            for &id in ids {
+                match table.get(id)? {
+                    Some(bytes) => maps.push_record(id, bytes.value())?,
+                    None => absent(&mut maps, id)?,
                 }
             }
-        } else {
-            let mut at = 0;
-            for entry in table.range(first..=last)? {
-                let (id, bytes) = entry?;
-                let id = id.value();
-                while at < ids.len() && ids[at] < id {
-                    at += 1;
-                }
-                if at < ids.len() && ids[at] == id {
-                    out[at] = records::episode_metadata(bytes.value())?;
-                    found[at] = true;
-                }
-            }
+            return Ok(maps);
         }
-        for (i, &id) in ids.iter().enumerate() {
-            if !found[i]
-                && let Some(t) = self.tombstone(id)?
+        let mut rows = table.range(first..=last)?;
+        let mut row = rows.next().transpose()?;
+        for &id in ids {
+            while let Some((at, _)) = &row
+                && at.value() < id
             {
-                out[i] = t.record.metadata;
+                row = rows.next().transpose()?;
+            }
+            match &row {
+                Some((at, bytes)) if at.value() == id => maps.push_record(id, bytes.value())?,
+                _ => absent(&mut maps, id)?,
             }
         }
-        Ok(out)
+        Ok(maps)
     }
 
     /// Episode ids of one user (or env), in commit order.

@@ -84,47 +84,6 @@ pub struct EpisodeRecordV1 {
     pub fields: Vec<Vec<ChunkRef>>,
 }
 
-/// The head of a stored `EpisodeRecordV1`, up to and including its metadata map, with its
-/// strings borrowed: what a listing that has the catalog row reads of the record (the chunk
-/// lists after it are left undecoded). Decoding only: field for field the record's encoding.
-#[derive(Deserialize)]
-struct EpisodeHeadV1<'a> {
-    _user: &'a str,
-    _env: &'a str,
-    _schema_id: u64,
-    _started_at_us: i64,
-    _ended_at_us: i64,
-    _committed_at_us: i64,
-    _steps: u32,
-    _total_return: f64,
-    _outcome: Outcome,
-    _seed: Option<u64>,
-    #[serde(borrow)]
-    _tags: Vec<&'a str>,
-    metadata: Info,
-}
-
-#[derive(Deserialize)]
-enum EpisodeHeadEnvelope<'a> {
-    #[serde(borrow)]
-    V1(EpisodeHeadV1<'a>),
-}
-
-/// The metadata map of a stored episode record (`episodes` or a tombstone's record), decoding
-/// nothing after it.
-pub(crate) fn episode_metadata(bytes: &[u8]) -> Result<Info> {
-    match postcard::take_from_bytes::<EpisodeHeadEnvelope<'_>>(bytes) {
-        Ok((EpisodeHeadEnvelope::V1(head), _)) => Ok(head.metadata),
-        Err(e) => Err(ReadError::CorruptRecord {
-            table: EpisodeRecordV1::TABLE,
-            reason: format!(
-                "{e} (a record version this build does not know is refused, never guessed)"
-            ),
-        }
-        .into()),
-    }
-}
-
 /// Key/values of a schema (format 2, table `schema_metadata`), version 1: what every episode
 /// of the schema shares, such as the spaces its fields were flattened from (`index::schema_meta`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -386,39 +345,6 @@ record!(SchemaMetadataV1, SchemaMetadataEnvelope, "schema_metadata");
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The head decoder reads the metadata the full decoder reads, tags and all before it.
-    #[test]
-    fn the_metadata_of_a_record_is_read_without_decoding_its_chunks() {
-        let mut metadata = Info::new();
-        metadata.insert("level".into(), crate::value::Value::Int(3));
-        metadata.insert("name".into(), crate::value::Value::Str("ünï".into()));
-        let record = EpisodeRecordV1 {
-            user: "alice".into(),
-            env: "cartpole".into(),
-            schema_id: 7,
-            started_at_us: -1,
-            ended_at_us: 2,
-            committed_at_us: 3,
-            steps: 50,
-            total_return: 1.5,
-            outcome: Outcome::Interrupted,
-            seed: Some(9),
-            tags: vec!["a".into(), "b".into()],
-            metadata,
-            raw_bytes: 1,
-            stored_bytes: 1,
-            fields: vec![vec![]],
-        };
-        let bytes = record.encode();
-        assert_eq!(episode_metadata(&bytes).unwrap(), record.metadata);
-        let plain = EpisodeRecordV1 {
-            metadata: Info::new(),
-            ..record
-        };
-        assert_eq!(episode_metadata(&plain.encode()).unwrap(), Info::new());
-        assert!(episode_metadata(&[1]).is_err());
-    }
 
     #[test]
     fn unknown_record_version_is_refused() {

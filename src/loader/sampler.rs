@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::loader::batch::{Batch, Column, Edge, FieldRequest};
 use crate::loader::dataset::Loader;
 use crate::loader::rng::{Permutation, SplitMix64};
+use crate::partition::split_key;
 use crate::read::{Field, Snapshot};
 use crate::segment::MappedBytes;
 use std::sync::Arc;
@@ -108,10 +109,9 @@ struct Pick {
 pub struct Sampler {
     spec: SamplerSpec,
     rows_per_unit: usize,
-    /// Each episode's id in its own store.
-    ids: Vec<u64>,
     /// Each episode's key in the whole set, served as its `episode`: the id for one store,
-    /// `(shard, id)` as one number for several (`schema/partition.md` §7).
+    /// `(shard, id)` as one number for several (`schema/partition.md` §7). Its shard and id
+    /// are decoded from it ([`Sampler::locate`]) when the episode is opened.
     keys: Vec<u64>,
     steps: Vec<u32>,
     /// Per slot: 0 until the episode's first batch (see [`Sampler::new`]), then 1 + its index
@@ -125,9 +125,8 @@ pub struct Sampler {
     /// episodes and more, walking a field's metadata misses the cache two or three times a
     /// row, which cost more than the row itself and grew with the number of episodes.
     direct: Vec<Option<MappedBytes>>,
-    /// Each shard's snapshot, and the shard of each episode.
+    /// Each shard's snapshot.
     snapshots: Vec<Arc<Snapshot>>,
-    shards: Vec<u32>,
     resolved: Vec<Resolved>,
     /// `unit_start[slot]`: index of the episode's first unit; one extra entry for the total.
     unit_start: Vec<u64>,
@@ -185,7 +184,6 @@ impl Sampler {
             ));
         }
         let snapshots = loader.shared_snapshots();
-        let shards: Vec<u32> = (0..loader.len()).map(|i| loader.shard_of(i)).collect();
         let mut resolved: Vec<Resolved> = Vec::new();
         if !loader.is_empty() {
             let first = open_fields(loader.snapshot_of(0), &spec, loader.id_of(0).get())?;
@@ -202,7 +200,6 @@ impl Sampler {
                 .collect();
         }
 
-        let ids: Vec<u64> = (0..loader.len()).map(|i| loader.id_of(i).get()).collect();
         let keys: Vec<u64> = (0..loader.len()).map(|i| loader.key_of(i)).collect();
         let steps: Vec<u32> = (0..loader.len()).map(|i| loader.steps_of(i)).collect();
         let mut unit_start = Vec::with_capacity(steps.len() + 1);
@@ -226,14 +223,12 @@ impl Sampler {
         let permutation = Permutation::new(total, seed);
         Ok(Sampler {
             rows_per_unit,
-            opened: vec![0; ids.len()],
-            ids,
+            opened: vec![0; keys.len()],
             keys,
             steps,
             open: Vec::new(),
             direct: Vec::new(),
             snapshots,
-            shards,
             resolved,
             unit_start,
             bucket,
@@ -340,8 +335,8 @@ impl Sampler {
             if self.opened[slot] != 0 {
                 continue;
             }
-            let snapshot = &self.snapshots[self.shards[slot] as usize];
-            let opened = open_fields(snapshot, &self.spec, self.ids[slot])?;
+            let (snapshot, id) = self.locate(slot);
+            let opened = open_fields(snapshot, &self.spec, id)?;
             for (r, f) in self.resolved.iter().zip(&opened) {
                 if f.spec().dtype != r.dtype || !same_shape(&f.spec().shape, &r.shape) {
                     return Err(Error::invalid_request(
@@ -352,7 +347,7 @@ impl Sampler {
                             r.request.field,
                             f.spec().dtype,
                             f.spec().shape,
-                            self.ids[slot],
+                            id,
                             r.dtype,
                             r.shape
                         ),
@@ -370,6 +365,12 @@ impl Sampler {
             self.opened[slot] = u32::try_from(self.open.len()).expect("checked in Sampler::new");
         }
         Ok(())
+    }
+
+    /// The snapshot and id of the episode in `slot`.
+    fn locate(&self, slot: usize) -> (&Snapshot, u64) {
+        let (shard, id) = split_key(self.snapshots.len(), self.keys[slot]);
+        (&self.snapshots[shard as usize], id)
     }
 
     /// The episode and first step of unit `unit` (below [`Sampler::units`]).

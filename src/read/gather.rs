@@ -215,8 +215,10 @@ impl Snapshot {
             fields: Vec::new(),
             of_pair: Vec::with_capacity(episodes.len()),
         };
-        // Position in `out.fields` of each episode met so far in this call.
-        let mut position: ById<u32> = ById::default();
+        // Position in `out.fields` of each episode met so far in this call; sized up front
+        // (pairs mostly touch distinct episodes), as growing it was a tenth of a gather.
+        let mut position: ById<u32> =
+            ById::with_capacity_and_hasher(episodes.len().min(1 << 12), Default::default());
         let mut cache = self.gathered.lock().unwrap_or_else(|e| e.into_inner());
         let cache = cache.for_process();
         if cache.opened >= CACHE_MAX_FIELDS {
