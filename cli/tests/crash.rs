@@ -19,13 +19,24 @@ fn sigkill_at_random_moments_loses_only_uncommitted_episodes() {
     assert!(kills >= KILLS);
 }
 
+/// Episodes of 96x96x3 frames and 5-60 steps reach the 1 MiB `stream_bytes` past 38 steps, so
+/// kills land while a field streams to its segment ahead of the commit (format.md, "Commit
+/// protocol" step 1): a killed stream is garbage, never part of a listed episode.
+#[test]
+fn sigkill_while_a_field_streams_loses_only_uncommitted_episodes() {
+    let kills = run_kill_rounds(12, 1, "96x96x3", 43);
+    assert!(kills >= 12);
+}
+
 /// The soak: >= 1,000 SIGKILLs of recorder processes, two at a time, each with two recorder
-/// threads, all into one store. `TRAJSTORE_KILL_ROUNDS` sets the rounds (2 kills each).
+/// threads, all into one store. `TRAJSTORE_KILL_ROUNDS` sets the rounds (2 kills each);
+/// `TRAJSTORE_KILL_FRAME` the frame (16x16x3; 96x96x3 streams the longer episodes' frames).
 #[test]
 #[ignore = "about 1,000 kills: cargo test -p trajstore-cli --release --test main -- --ignored crash::"]
 fn sigkill_soak_across_processes_and_threads() {
     let rounds = util::env_number("TRAJSTORE_KILL_ROUNDS", 500);
-    let kills = run_kill_rounds(rounds, 2, "16x16x3", 7);
+    let frame = std::env::var("TRAJSTORE_KILL_FRAME").unwrap_or_else(|_| "16x16x3".into());
+    let kills = run_kill_rounds(rounds, 2, &frame, 7);
     println!("soak: {kills} kills, 0 committed episodes lost, 0 partial episodes visible");
     assert!(kills >= rounds * 2);
 }
