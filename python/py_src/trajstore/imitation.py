@@ -71,10 +71,15 @@ class ImitationLearning(gymnasium.Env):
         self.action_space = _spaces.space_from_json(self._act_json) if self._act_json else None  # type: ignore[assignment]
 
     def _space_descriptions(self, filters: Filters) -> tuple[dict | None, dict | None]:
-        episodes = self._native.episodes() or [e.__dict__ for e in self.store.episodes(**filters)[:1]]
-        if not episodes:
-            return None, None
-        first, snapshot = episodes[0], self.store.snapshot()
+        # Only the first episode's record is read: the share's others are never decoded here.
+        snapshot, ids = self.store.snapshot(), self._native.episode_ids()
+        if ids:
+            first = snapshot.episode(ids[0])
+        else:
+            episodes = self.store.episodes(**filters)[:1]
+            if not episodes:
+                return None, None
+            first = episodes[0].__dict__
         return tuple(_spaces.recorded(snapshot, first["schema_id"], first["metadata"], key)  # type: ignore[return-value]
                      for key in (_spaces.OBSERVATION_SPACE_KEY, _spaces.ACTION_SPACE_KEY))
 
