@@ -74,11 +74,11 @@ fn an_aborted_episode_leaves_only_unreferenced_bytes() {
     util::check_small(dir.path(), id, 1, 10);
 }
 
-/// Options that stream a raw field's values to the segment once 400 bytes of them are
-/// buffered (about two frames of the small schema) instead of holding them until commit.
-fn streaming(spill_bytes: usize) -> StoreOptions {
+/// Options that stream a raw field's values to the segment once `stream_bytes` of them are
+/// buffered (400: about two frames of the small schema) instead of holding them until commit.
+fn streaming(stream_bytes: usize, spill_bytes: usize) -> StoreOptions {
     StoreOptions {
-        stream_bytes: 400,
+        stream_bytes,
         spill_bytes,
         ..StoreOptions::default()
     }
@@ -105,23 +105,28 @@ fn frame_record_bytes(dir: &std::path::Path, id: trajstore::EpisodeId) -> Vec<u8
 
 #[test]
 fn a_streamed_field_is_the_same_record_as_one_written_at_commit() {
-    let (held, streamed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let held = tempfile::tempdir().unwrap();
     let held_store = Store::create(held.path()).unwrap();
-    let streamed_store = Store::create_with(streamed.path(), streaming(256 << 20)).unwrap();
-    for (seed, steps) in [(1, 40), (2, 1), (3, 25)] {
-        let a = util::record_small(&held_store, "a", seed, steps, Codec::Raw);
-        let b = util::record_small(&streamed_store, "a", seed, steps, Codec::Raw);
-        // Header (length, steps, checksum) and payload byte for byte: readers, verify,
-        // repair and compaction cannot tell how the chunk was written.
-        assert_eq!(
-            frame_record_bytes(held.path(), a),
-            frame_record_bytes(streamed.path(), b),
-            "episode of seed {seed}"
-        );
-        util::check_small(streamed.path(), b, seed, steps);
+    // 0: every value is streamed as it comes, from the reset's on.
+    for stream_bytes in [400, 0] {
+        let streamed = tempfile::tempdir().unwrap();
+        let streamed_store =
+            Store::create_with(streamed.path(), streaming(stream_bytes, 256 << 20)).unwrap();
+        for (seed, steps) in [(1, 40), (2, 1), (3, 25)] {
+            let a = util::record_small(&held_store, "a", seed, steps, Codec::Raw);
+            let b = util::record_small(&streamed_store, "a", seed, steps, Codec::Raw);
+            // Header (length, steps, checksum) and payload byte for byte: readers, verify,
+            // repair and compaction cannot tell how the chunk was written.
+            assert_eq!(
+                frame_record_bytes(held.path(), a),
+                frame_record_bytes(streamed.path(), b),
+                "episode of seed {seed}, stream_bytes {stream_bytes}"
+            );
+            util::check_small(streamed.path(), b, seed, steps);
+        }
+        let report = streamed_store.snapshot().unwrap().verify().unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
-    let report = streamed_store.snapshot().unwrap().verify().unwrap();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
 #[test]
@@ -129,7 +134,7 @@ fn a_streamed_field_spilled_mid_episode_reads_back_in_step_order() {
     let dir = tempfile::tempdir().unwrap();
     // The small fields (14 bytes a step) pass the spill size within 70 steps: the open
     // streamed chunk is closed, every field spills, and streaming starts again.
-    let store = Store::create_with(dir.path(), streaming(1000)).unwrap();
+    let store = Store::create_with(dir.path(), streaming(400, 1000)).unwrap();
     let id = util::record_small(&store, "a", 7, 200, Codec::Raw);
     let snap = store.snapshot().unwrap();
     let frames = snap.field(&snap.episode(id).unwrap(), "obs/frame").unwrap();
@@ -146,7 +151,7 @@ fn a_streamed_field_spilled_mid_episode_reads_back_in_step_order() {
 #[test]
 fn a_discarded_streamed_episode_leaves_its_bytes_to_the_next_episode() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::create_with(dir.path(), streaming(256 << 20)).unwrap();
+    let store = Store::create_with(dir.path(), streaming(400, 256 << 20)).unwrap();
     util::abandon_small(&store, "a", 9, 30, Codec::Raw);
     let segment = dir.path().join("segments/0000000000000001.seg");
     let streamed = std::fs::metadata(&segment).unwrap().len();

@@ -105,8 +105,8 @@ impl Snapshot {
                 ),
             ));
         }
-        let gathered = self.gather_fields(field, episodes, steps, false)?;
-        let Some(first) = gathered.fields.first() else {
+        let fields = self.gather_fields(field, episodes, steps, false)?;
+        let Some(first) = fields.first() else {
             return check_out_len(field, 0, 0, out.len());
         };
         let n = first.step_bytes();
@@ -114,32 +114,26 @@ impl Snapshot {
         if n == 0 {
             return Ok(());
         }
-        // Each touched field's map slice (checked) once per call, not once per pair.
-        let raw = gathered
-            .fields
-            .iter()
-            .map(|f| f.raw_values())
-            .collect::<Result<Vec<_>>>()?;
-        let read = |of_pair: &[u32], steps: &[u64], out: &mut [u8]| -> Result<()> {
-            for ((&k, &s), dst) in of_pair.iter().zip(steps).zip(out.chunks_exact_mut(n)) {
+        let read = |fields: &[Arc<Field>], steps: &[u64], out: &mut [u8]| -> Result<()> {
+            for ((f, &s), dst) in fields.iter().zip(steps).zip(out.chunks_exact_mut(n)) {
                 let s = s as usize;
-                match raw[k as usize] {
+                match f.raw_values()? {
                     // In range: every step was checked against its field's length above.
                     Some(values) => dst.copy_from_slice(&values[s * n..(s + 1) * n]),
-                    None => gathered.fields[k as usize].read_into(s..s + 1, dst)?,
+                    None => f.read_into(s..s + 1, dst)?,
                 }
             }
             Ok(())
         };
         if out.len() < PARALLEL_MIN_BYTES {
-            return read(&gathered.of_pair, steps, out);
+            return read(&fields, steps, out);
         }
         let per_task = (TASK_BYTES / n).max(1);
         crate::pool::install(|| {
             out.par_chunks_mut(per_task * n)
-                .zip(gathered.of_pair.par_chunks(per_task))
+                .zip(fields.par_chunks(per_task))
                 .zip(steps.par_chunks(per_task))
-                .try_for_each(|((out, of_pair), steps)| read(of_pair, steps, out))
+                .try_for_each(|((out, fields), steps)| read(fields, steps, out))
         })?
     }
 
@@ -198,25 +192,20 @@ impl Snapshot {
     /// The dtype, shape and codec of `field` in episode `episode`: what [`Snapshot::gather`]
     /// reads from it (to size an output before gathering). Opens the field into the same cache.
     pub fn gather_spec(&self, field: &str, episode: EpisodeId) -> Result<FieldSpec> {
-        let gathered = self.gather_fields(field, &[episode], &[0], true)?;
-        Ok(gathered.fields[0].spec.clone())
+        let fields = self.gather_fields(field, &[episode], &[0], true)?;
+        Ok(fields[0].spec.clone())
     }
 
-    /// The opened field of every pair, every step checked in range (unless `any_step`: an
-    /// empty field is fine) and every field of one dtype and shape.
+    /// The opened field of every pair (one `Arc` clone per pair), every step checked in range
+    /// (unless `any_step`: an empty field is fine) and every field of one dtype and shape.
     fn gather_fields(
         &self,
         name: &str,
         episodes: &[EpisodeId],
         steps: &[u64],
         any_step: bool,
-    ) -> Result<Gathered> {
-        let mut out = Gathered {
-            fields: Vec::new(),
-            of_pair: Vec::with_capacity(episodes.len()),
-        };
-        // Position in `out.fields` of each episode met so far in this call.
-        let mut position: ById<u32> = ById::default();
+    ) -> Result<Vec<Arc<Field>>> {
+        let mut out: Vec<Arc<Field>> = Vec::with_capacity(episodes.len());
         let mut cache = self.gathered.lock().unwrap_or_else(|e| e.into_inner());
         let cache = cache.for_process();
         if cache.opened >= CACHE_MAX_FIELDS {
@@ -232,13 +221,9 @@ impl Snapshot {
         } = cache;
         let by_id = by_name.get_mut(name).expect("inserted above");
         for (&id, &step) in episodes.iter().zip(steps) {
-            let last = out.of_pair.last().copied();
-            let known = match last {
-                Some(k) if out.fields[k as usize].episode == id => Some(k),
-                _ => position.get(&id.get()).copied(),
-            };
-            let k = match known {
-                Some(k) => k,
+            let same = out.last().filter(|f| f.episode == id).cloned();
+            let field = match same {
+                Some(f) => f,
                 None => {
                     let f = match by_id.get(&id.get()) {
                         Some(f) => f.clone(),
@@ -249,7 +234,7 @@ impl Snapshot {
                             f
                         }
                     };
-                    if let Some(first) = out.fields.first()
+                    if let Some(first) = out.first()
                         && (first.spec.dtype != f.spec.dtype || first.spec.shape != f.spec.shape)
                     {
                         return Err(Error::invalid_request(
@@ -266,13 +251,9 @@ impl Snapshot {
                             ),
                         ));
                     }
-                    let k = out.fields.len() as u32;
-                    out.fields.push(f);
-                    position.insert(id.get(), k);
-                    k
+                    f
                 }
             };
-            let field = &out.fields[k as usize];
             if !any_step && step >= field.len() as u64 {
                 return Err(ReadError::StepOutOfRange {
                     episode: id,
@@ -283,18 +264,10 @@ impl Snapshot {
                 }
                 .into());
             }
-            out.of_pair.push(k);
+            out.push(field);
         }
         Ok(out)
     }
-}
-
-/// The fields a gather reads: each touched episode's once, and for each pair the position
-/// of its episode's field (an index, not an `Arc` clone per pair: two atomic operations a
-/// pair were a fifth of a small-value gather).
-struct Gathered {
-    fields: Vec<Arc<Field>>,
-    of_pair: Vec<u32>,
 }
 
 fn check_out_len(field: &str, values: usize, step_bytes: usize, got: usize) -> Result<()> {

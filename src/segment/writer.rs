@@ -6,11 +6,14 @@
 //! with its process; its segment can then be adopted by a later writer, which appends after
 //! whatever the dead writer left (that tail is garbage the index never references).
 
+use std::hash::Hasher;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use xxhash_rust::xxh3::Xxh3;
+// The format's xxh3-64 (seed 0), with run-time AVX2 dispatch: a streamed chunk is hashed as
+// its pieces are written, and this is the hot loop of recording large frames.
+use twox_hash::XxHash3_64;
 
 use super::format::{
     ChunkRef, HEADER_BYTES, SEGMENT_FORMAT_VERSION, align_up, checksum, decode_file_header,
@@ -43,7 +46,7 @@ pub struct Appender {
 /// appender's `end` is written last, once the payload's length and checksum are known.
 struct OpenRecord {
     payload_len: u64,
-    hasher: Xxh3,
+    hasher: XxHash3_64,
 }
 
 impl std::fmt::Debug for OpenRecord {
@@ -135,14 +138,14 @@ impl Appender {
         }
         let open = self.open.get_or_insert_with(|| OpenRecord {
             payload_len: 0,
-            hasher: Xxh3::new(),
+            hasher: XxHash3_64::new(),
         });
         let at = self.end + HEADER_BYTES as u64 + open.payload_len;
         if let Err(e) = self.file.write_all_at(part, at) {
             self.poisoned = true;
             return Err(Error::io(&self.path, e));
         }
-        open.hasher.update(part);
+        open.hasher.write(part);
         open.payload_len += part.len() as u64;
         Ok(())
     }
@@ -155,7 +158,7 @@ impl Appender {
             .open
             .take()
             .expect("close_stream follows stream (write/column.rs)");
-        let sum = open.hasher.digest();
+        let sum = open.hasher.finish();
         let header = encode_record_header(codec, open.payload_len, steps, step_bytes, sum);
         let chunk = ChunkRef {
             segment: self.id,

@@ -255,7 +255,8 @@ impl EpisodeWriter {
     /// Streams the streaming column's buffered values to the segment once there are
     /// `stream_bytes` of them; the first raw column to get there becomes the streaming one.
     fn stream(&mut self) -> Result<()> {
-        let threshold = self.store.options().stream_bytes;
+        // At least one byte: a chunk is streamed from its first values on (column.rs).
+        let threshold = self.store.options().stream_bytes.max(1);
         let due = |c: &Column| c.streamable() && c.buffered_bytes() >= threshold;
         let Some(at) = self.streaming.or_else(|| self.columns.iter().position(due)) else {
             return Ok(());
