@@ -16,63 +16,8 @@ pub struct Episode {
     pub(super) record: EpisodeRecordV1,
 }
 
-/// The accessors an episode and its catalog row share: both records have these fields, with
-/// these names (`EpisodeRecordV1` and its projection `CatalogRecordV1`).
-macro_rules! catalog_accessors {
-    () => {
-        /// Store-unique id; ids grow in commit order.
-        pub fn id(&self) -> EpisodeId {
-            self.id
-        }
-        pub fn user(&self) -> &str {
-            &self.record.user
-        }
-        pub fn env(&self) -> &str {
-            &self.record.env
-        }
-        pub fn schema_id(&self) -> SchemaId {
-            SchemaId(self.record.schema_id)
-        }
-        /// Transitions `T` (there are `T + 1` observations).
-        pub fn steps(&self) -> u32 {
-            self.record.steps
-        }
-        /// Sum of rewards.
-        pub fn total_return(&self) -> f64 {
-            self.record.total_return
-        }
-        pub fn outcome(&self) -> Outcome {
-            self.record.outcome
-        }
-        pub fn seed(&self) -> Option<u64> {
-            self.record.seed
-        }
-        pub fn tags(&self) -> &[String] {
-            &self.record.tags
-        }
-        /// Microseconds since the Unix epoch.
-        pub fn started_at_us(&self) -> i64 {
-            self.record.started_at_us
-        }
-        pub fn ended_at_us(&self) -> i64 {
-            self.record.ended_at_us
-        }
-        pub fn committed_at_us(&self) -> i64 {
-            self.record.committed_at_us
-        }
-        /// Field bytes before compression.
-        pub fn raw_bytes(&self) -> u64 {
-            self.record.raw_bytes
-        }
-        /// Field bytes as stored.
-        pub fn stored_bytes(&self) -> u64 {
-            self.record.stored_bytes
-        }
-    };
-}
-
 /// What a [`Query`] filters on, for every view of an episode it is asked about: a full
-/// [`Episode`], an [`EpisodeSummary`], or a row of a [`Catalog`](crate::Catalog).
+/// [`Episode`] or a row of a [`Catalog`](crate::Catalog).
 pub(crate) trait Selectable {
     fn id(&self) -> EpisodeId;
     fn user(&self) -> &str;
@@ -83,32 +28,28 @@ pub(crate) trait Selectable {
     fn steps(&self) -> u32;
 }
 
-macro_rules! selectable_by_record {
-    ($type:ty) => {
-        impl Selectable for $type {
-            fn id(&self) -> EpisodeId {
-                self.id
-            }
-            fn user(&self) -> &str {
-                &self.record.user
-            }
-            fn env(&self) -> &str {
-                &self.record.env
-            }
-            fn has_tag(&self, tag: &str) -> bool {
-                self.record.tags.iter().any(|t| t == tag)
-            }
-            fn outcome(&self) -> Outcome {
-                self.record.outcome
-            }
-            fn total_return(&self) -> f64 {
-                self.record.total_return
-            }
-            fn steps(&self) -> u32 {
-                self.record.steps
-            }
-        }
-    };
+impl Selectable for Episode {
+    fn id(&self) -> EpisodeId {
+        self.id
+    }
+    fn user(&self) -> &str {
+        &self.record.user
+    }
+    fn env(&self) -> &str {
+        &self.record.env
+    }
+    fn has_tag(&self, tag: &str) -> bool {
+        self.record.tags.iter().any(|t| t == tag)
+    }
+    fn outcome(&self) -> Outcome {
+        self.record.outcome
+    }
+    fn total_return(&self) -> f64 {
+        self.record.total_return
+    }
+    fn steps(&self) -> u32 {
+        self.record.steps
+    }
 }
 
 impl Episode {
@@ -116,7 +57,54 @@ impl Episode {
         Episode { id, record }
     }
 
-    catalog_accessors!();
+    /// Store-unique id; ids grow in commit order.
+    pub fn id(&self) -> EpisodeId {
+        self.id
+    }
+    pub fn user(&self) -> &str {
+        &self.record.user
+    }
+    pub fn env(&self) -> &str {
+        &self.record.env
+    }
+    pub fn schema_id(&self) -> SchemaId {
+        SchemaId(self.record.schema_id)
+    }
+    /// Transitions `T` (there are `T + 1` observations).
+    pub fn steps(&self) -> u32 {
+        self.record.steps
+    }
+    /// Sum of rewards.
+    pub fn total_return(&self) -> f64 {
+        self.record.total_return
+    }
+    pub fn outcome(&self) -> Outcome {
+        self.record.outcome
+    }
+    pub fn seed(&self) -> Option<u64> {
+        self.record.seed
+    }
+    pub fn tags(&self) -> &[String] {
+        &self.record.tags
+    }
+    /// Microseconds since the Unix epoch.
+    pub fn started_at_us(&self) -> i64 {
+        self.record.started_at_us
+    }
+    pub fn ended_at_us(&self) -> i64 {
+        self.record.ended_at_us
+    }
+    pub fn committed_at_us(&self) -> i64 {
+        self.record.committed_at_us
+    }
+    /// Field bytes before compression.
+    pub fn raw_bytes(&self) -> u64 {
+        self.record.raw_bytes
+    }
+    /// Field bytes as stored.
+    pub fn stored_bytes(&self) -> u64 {
+        self.record.stored_bytes
+    }
 
     pub fn metadata(&self) -> &Info {
         &self.record.metadata
@@ -221,32 +209,6 @@ impl std::fmt::Debug for EpisodeSummary {
             .field("id", &self.id())
             .field("record", &self.catalog.record(self.i))
             .finish()
-    }
-}
-
-selectable_by_record!(Episode);
-
-impl Selectable for EpisodeSummary {
-    fn id(&self) -> EpisodeId {
-        self.row().id()
-    }
-    fn user(&self) -> &str {
-        self.row().user()
-    }
-    fn env(&self) -> &str {
-        self.row().env()
-    }
-    fn has_tag(&self, tag: &str) -> bool {
-        self.row().has_tag(tag)
-    }
-    fn outcome(&self) -> Outcome {
-        self.row().outcome()
-    }
-    fn total_return(&self) -> f64 {
-        self.row().total_return()
-    }
-    fn steps(&self) -> u32 {
-        self.row().steps()
     }
 }
 
