@@ -18,16 +18,15 @@ const MAX_MAPS: usize = (1 << 16) - 1;
 /// Offsets in a map at or above this do not fit an entry (256 TiB).
 const MAX_OFFSET: u64 = 1 << 48;
 
-/// Where one column of one episode lies, for the units whose rows are all in place.
-#[derive(Clone, Copy, Default)]
-struct Entry {
-    /// Low 48 bits: the offset in its map of the rows of unit `lo`; high 16 bits: the map's
-    /// index + 1, 0 when the column has no entry (not opened yet, or not raw in one chunk).
-    at: u64,
-    /// The units an entry serves: first steps `lo..hi`.
-    lo: u32,
-    hi: u32,
-}
+/// Where one column of one episode lies, for the units whose rows are all in place, as
+/// `[at, lo | hi << 32]`: plain integers, so that the table is allocated zeroed (pages the
+/// kernel maps in only when an entry on them is written: the table costs resident memory
+/// for the episodes opened, not for every slot).
+///
+/// `at`: low 48 bits, the offset in its map of the rows of unit `lo`; high 16 bits, the
+/// map's index + 1, 0 when the column has no entry (not opened yet, or not raw in one
+/// chunk). The entry serves the units starting at steps `lo..hi`.
+type Entry = [u64; 2];
 
 /// The entries of a sampler's episodes, and the maps they point into.
 pub(super) struct RowTable {
@@ -53,7 +52,7 @@ impl RowTable {
     pub(super) fn new(slots: usize, columns: usize) -> RowTable {
         RowTable {
             columns,
-            entries: vec![Entry::default(); slots * columns],
+            entries: vec![[0; 2]; slots * columns],
             maps: Vec::new(),
             map_of: HashMap::new(),
         }
@@ -84,18 +83,17 @@ impl RowTable {
         if at >= MAX_OFFSET {
             return;
         }
-        self.entries[slot * self.columns + c] = Entry {
-            at: at | (u64::from(map) + 1) << 48,
-            lo: lo as u32,
-            hi: hi as u32,
-        };
+        self.entries[slot * self.columns + c] = [
+            at | (u64::from(map) + 1) << 48,
+            lo as u64 | (hi as u64) << 32,
+        ];
     }
 
     /// Whether a column of `slot` has an entry (so the episode was opened).
     #[inline]
     pub(super) fn has_entry(&self, slot: usize) -> bool {
         let entries = &self.entries[slot * self.columns..(slot + 1) * self.columns];
-        entries.iter().any(|e| e.at != 0)
+        entries.iter().any(|e| e[0] != 0)
     }
 
     fn map_index(&mut self, whole: MappedBytes) -> Option<u16> {
@@ -128,12 +126,13 @@ impl RowTable {
         step_bytes: usize,
         unit_bytes: usize,
     ) -> Option<&'v [u8]> {
-        let e = self.entries[slot * self.columns + c];
-        let map = (e.at >> 48) as usize;
-        if map == 0 || start < e.lo || start >= e.hi {
+        let [at, span] = self.entries[slot * self.columns + c];
+        let map = (at >> 48) as usize;
+        let (lo, hi) = (span as u32, (span >> 32) as u32);
+        if map == 0 || start < lo || start >= hi {
             return None;
         }
-        let at = (e.at & (MAX_OFFSET - 1)) as usize + (start - e.lo) as usize * step_bytes;
+        let at = (at & (MAX_OFFSET - 1)) as usize + (start - lo) as usize * step_bytes;
         views[map - 1].get(at..at + unit_bytes)
     }
 }
