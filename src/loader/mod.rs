@@ -38,6 +38,7 @@ mod dataset;
 pub(crate) mod players;
 mod prefetch;
 mod replay;
+mod rows;
 mod sampler;
 
 pub use batch::{Batch, Column, Edge, FieldRequest};

@@ -22,9 +22,9 @@ use crate::error::{Error, Result};
 use crate::loader::batch::{Batch, Column, Edge, FieldRequest};
 use crate::loader::dataset::Loader;
 use crate::loader::rng::{Permutation, SplitMix64};
+use crate::loader::rows::{Placed, RowTable};
 use crate::partition::split_key;
 use crate::read::{Field, Snapshot};
-use crate::segment::MappedBytes;
 use std::sync::Arc;
 
 /// Sub-stream purpose of the sampler's random draws: the little-endian reading of `sampler\0`.
@@ -98,39 +98,50 @@ struct Resolved {
     step_bytes: usize,
 }
 
-/// One unit of a batch: which episode (index into the sampler's lists) and its first step.
+/// One unit of a batch: which episode (index into the sampler's lists, and its key) and its
+/// first step.
 #[derive(Clone, Copy)]
 struct Pick {
     slot: usize,
+    key: u64,
     start: u32,
+}
+
+/// What locating a unit reads of its episode, side by side: the key is on the cache line the
+/// search for the unit brought in, rather than one more miss in a list of its own.
+#[derive(Clone, Copy)]
+struct SlotStart {
+    /// Index of the episode's first unit.
+    first_unit: u64,
+    /// The episode's key in the whole set, served as its `episode`: the id for one store,
+    /// `(shard, id)` as one number for several (`schema/partition.md` §7). Its shard and id
+    /// are decoded from it ([`Sampler::locate`]) when the episode is opened.
+    key: u64,
 }
 
 /// Serves batches from a loader's share; see the module docs.
 pub struct Sampler {
     spec: SamplerSpec,
     rows_per_unit: usize,
-    /// Each episode's key in the whole set, served as its `episode`: the id for one store,
-    /// `(shard, id)` as one number for several (`schema/partition.md` §7). Its shard and id
-    /// are decoded from it ([`Sampler::locate`]) when the episode is opened.
-    keys: Vec<u64>,
     steps: Vec<u32>,
     /// Per slot: 0 until the episode's first batch (see [`Sampler::new`]), then 1 + its index
     /// in `open`. Four bytes a slot, so an episode never picked costs little.
     opened: Vec<u32>,
     /// The requested fields of each opened episode, in the order they were opened.
     open: Vec<Vec<Field>>,
-    /// `direct[i * columns + c]`: column `c` of the `i`th opened episode as one checked slice
-    /// of the map, when it is raw, in one chunk and requested at one offset (the usual case).
-    /// Small-row gathers read this one entry per row, not the field's chunk table: with 10^4
-    /// episodes and more, walking a field's metadata misses the cache two or three times a
-    /// row, which cost more than the row itself and grew with the number of episodes.
-    direct: Vec<Option<MappedBytes>>,
+    /// Where each opened episode's columns lie in the maps, when raw, in one chunk and
+    /// requested at one offset (the usual case): small-row gathers read one entry a row, not
+    /// the field's chunk table, whose walk misses the cache two or three times a row once
+    /// the episodes number 10^4 and more (see `rows.rs`).
+    rows: RowTable,
     /// Each shard's snapshot.
     snapshots: Vec<Arc<Snapshot>>,
     resolved: Vec<Resolved>,
-    /// `unit_start[slot]`: index of the episode's first unit; one extra entry for the total.
-    unit_start: Vec<u64>,
-    /// Where to look in `unit_start`: units `b << bucket_shift ..` lie in slots
+    /// Per slot, in serving order.
+    starts: Vec<SlotStart>,
+    /// Units per epoch.
+    total: u64,
+    /// Where to look in `starts`: units `b << bucket_shift ..` lie in slots
     /// `bucket[b] ..= bucket[b + 1]`.
     bucket: UnitBuckets,
     seed: u64,
@@ -200,16 +211,17 @@ impl Sampler {
                 .collect();
         }
 
-        let keys: Vec<u64> = (0..loader.len()).map(|i| loader.key_of(i)).collect();
         let steps: Vec<u32> = (0..loader.len()).map(|i| loader.steps_of(i)).collect();
-        let mut unit_start = Vec::with_capacity(steps.len() + 1);
+        let mut starts = Vec::with_capacity(steps.len());
         let mut total = 0u64;
-        for &t in &steps {
-            unit_start.push(total);
+        for (i, &t) in steps.iter().enumerate() {
+            starts.push(SlotStart {
+                first_unit: total,
+                key: loader.key_of(i),
+            });
             total += units_in(spec.unit, t);
         }
-        unit_start.push(total);
-        let bucket = UnitBuckets::new(&unit_start);
+        let bucket = UnitBuckets::new(starts.len(), |slot| starts[slot].first_unit, total);
 
         let cursor = loader.cursor();
         let seed = crate::loader::rng::derive_seed(
@@ -221,16 +233,17 @@ impl Sampler {
             ],
         );
         let permutation = Permutation::new(total, seed);
+        let rows = RowTable::new(starts.len(), resolved.len());
         Ok(Sampler {
             rows_per_unit,
-            opened: vec![0; keys.len()],
-            keys,
+            opened: vec![0; starts.len()],
             steps,
             open: Vec::new(),
-            direct: Vec::new(),
+            rows,
             snapshots,
             resolved,
-            unit_start,
+            starts,
+            total,
             bucket,
             seed,
             rng: SplitMix64::new(seed),
@@ -244,7 +257,7 @@ impl Sampler {
 
     /// Units served per epoch.
     pub fn units(&self) -> u64 {
-        *self.unit_start.last().unwrap_or(&0)
+        self.total
     }
 
     /// Units served so far this epoch.
@@ -328,11 +341,13 @@ impl Sampler {
     /// Opens the fields of the picked episodes not opened yet (their first batch), checking
     /// each against the resolved dtype and shape. A raw field in one chunk requested at one
     /// offset is checked (its checksum, segment/checked.rs) here, at the first batch that
-    /// reads it, rather than at its first row, and kept in `direct`.
+    /// reads it, rather than at its first row, and placed in `rows`.
     fn open_picked(&mut self) -> Result<()> {
         for i in 0..self.picks.len() {
             let slot = self.picks[i].slot;
-            if self.opened[slot] != 0 {
+            // An entry in `rows` says the episode is open without a look at `opened` (a
+            // cache miss a row); the entry is read for the row next anyway.
+            if self.rows.has_entry(slot) || self.opened[slot] != 0 {
                 continue;
             }
             let (snapshot, id) = self.locate(slot);
@@ -354,12 +369,20 @@ impl Sampler {
                     ));
                 }
             }
-            for (r, f) in self.resolved.iter().zip(&opened) {
-                let direct = match r.request.offsets[..] {
-                    [_] => f.contiguous()?,
-                    _ => None,
+            for (c, (r, f)) in self.resolved.iter().zip(&opened).enumerate() {
+                let [offset] = r.request.offsets[..] else {
+                    continue;
                 };
-                self.direct.push(direct);
+                if let Some(values) = f.contiguous()? {
+                    let placed = Placed {
+                        values: &values,
+                        step_bytes: r.step_bytes,
+                        steps: self.steps[slot],
+                        offset,
+                        rows: self.rows_per_unit,
+                    };
+                    self.rows.place(slot, c, &placed);
+                }
             }
             self.open.push(opened);
             self.opened[slot] = u32::try_from(self.open.len()).expect("checked in Sampler::new");
@@ -369,15 +392,21 @@ impl Sampler {
 
     /// The snapshot and id of the episode in `slot`.
     fn locate(&self, slot: usize) -> (&Snapshot, u64) {
-        let (shard, id) = split_key(self.snapshots.len(), self.keys[slot]);
+        let (shard, id) = split_key(self.snapshots.len(), self.starts[slot].key);
         (&self.snapshots[shard as usize], id)
     }
 
     /// The episode and first step of unit `unit` (below [`Sampler::units`]).
     fn pick(&self, unit: u64) -> Pick {
-        let slot = self.bucket.slot_of(&self.unit_start, unit);
-        let start = (unit - self.unit_start[slot]) as u32;
-        Pick { slot, start }
+        let slot = self
+            .bucket
+            .slot_of(|slot| self.starts[slot].first_unit, unit);
+        let SlotStart { first_unit, key } = self.starts[slot];
+        Pick {
+            slot,
+            key,
+            start: (unit - first_unit) as u32,
+        }
     }
 
     fn fill(&self, batch: &mut Batch) -> Result<()> {
@@ -388,10 +417,17 @@ impl Sampler {
         batch.episode.clear();
         batch.step.clear();
         batch.mask.clear();
+        // A step unit is a real step of its episode: its length need not be read (a cache
+        // miss a row, as costly as the row itself).
+        let steps_needed = !matches!(self.spec.unit, Unit::Step);
         for p in &self.picks {
-            let t = self.steps[p.slot];
+            let t = if steps_needed {
+                self.steps[p.slot]
+            } else {
+                u32::MAX
+            };
             for j in 0..per as u32 {
-                batch.episode.push(self.keys[p.slot]);
+                batch.episode.push(p.key);
                 batch.step.push(p.start + j);
                 batch.mask.push(u8::from(p.start + j < t));
             }
@@ -442,11 +478,12 @@ impl Sampler {
                 rows: per,
                 step_bytes: r.step_bytes,
             };
+            let views = self.rows.views();
             if batch.units <= min_len {
                 // One task's worth (a map-style dataset's single step, a column of rewards
                 // or small observations): gathered on this thread, without a round trip to
                 // the pool's threads.
-                self.gather_here(c, &gather, &mut column.data, &mut column.valid)?;
+                self.gather_here(c, &gather, &views, &mut column.data, &mut column.valid)?;
                 continue;
             }
             // On this process's pool, never rayon's global one (which a fork breaks).
@@ -457,19 +494,21 @@ impl Sampler {
                     .zip(column.valid.par_chunks_mut(per * k))
                     .zip(self.picks.par_iter())
                     .with_min_len(min_len)
-                    .try_for_each(|((out, valid), p)| match self.in_place(c, &gather, p)? {
-                        Some(bytes) => {
-                            out.copy_from_slice(bytes);
-                            valid.fill(1);
-                            Ok(())
+                    .try_for_each(|((out, valid), p)| {
+                        match self.in_place(c, &gather, &views, p)? {
+                            Some(bytes) => {
+                                out.copy_from_slice(bytes);
+                                valid.fill(1);
+                                Ok(())
+                            }
+                            None => gather.unit(
+                                &self.opened(p.slot)[c],
+                                self.steps[p.slot],
+                                p.start,
+                                out,
+                                valid,
+                            ),
                         }
-                        None => gather.unit(
-                            &self.opened(p.slot)[c],
-                            self.steps[p.slot],
-                            p.start,
-                            out,
-                            valid,
-                        ),
                     })
             })??;
         }
@@ -487,6 +526,7 @@ impl Sampler {
         &self,
         c: usize,
         gather: &Gather<'_>,
+        views: &[&[u8]],
         data: &mut [u8],
         valid: &mut [u8],
     ) -> Result<()> {
@@ -495,7 +535,7 @@ impl Sampler {
         let sources = self
             .picks
             .iter()
-            .map(|p| self.in_place(c, gather, p))
+            .map(|p| self.in_place(c, gather, views, p))
             .collect::<Result<Vec<Option<&[u8]>>>>()?;
         let touched = sources
             .iter()
@@ -525,16 +565,24 @@ impl Sampler {
         &self.open[index - 1]
     }
 
-    /// Unit `p` of column `c` as one slice of the map, from `direct` when the episode has an
-    /// entry there (one load a row), else from the field ([`Gather::in_place`]).
-    fn in_place(&self, c: usize, gather: &Gather<'_>, p: &Pick) -> Result<Option<&[u8]>> {
-        let index = self.opened[p.slot] as usize;
-        assert!(index > 0, "opened by open_picked before every fill");
-        let t = self.steps[p.slot];
-        match &self.direct[(index - 1) * self.resolved.len() + c] {
-            Some(bytes) => Ok(gather.in_slice(bytes, t, p.start)),
-            None => gather.in_place(&self.open[index - 1][c], t, p.start),
+    /// Unit `p` of column `c` as one slice of the map (`views`, [`RowTable::views`]): from
+    /// `rows` when its entry serves the unit (one load a row), else from the field
+    /// ([`Gather::in_place`]).
+    fn in_place<'s>(
+        &'s self,
+        c: usize,
+        gather: &Gather<'_>,
+        views: &[&'s [u8]],
+        p: &Pick,
+    ) -> Result<Option<&'s [u8]>> {
+        let unit_bytes = gather.rows * gather.step_bytes;
+        if let Some(bytes) =
+            self.rows
+                .unit(views, p.slot, c, p.start, gather.step_bytes, unit_bytes)
+        {
+            return Ok(Some(bytes));
         }
+        gather.in_place(&self.opened(p.slot)[c], self.steps[p.slot], p.start)
     }
 }
 
@@ -559,7 +607,7 @@ fn units_in(unit: Unit, t: u32) -> u64 {
     }
 }
 
-/// A coarse index over `unit_start` (a sorted list of first units, the total last), so that
+/// A coarse index over the slots' first units (sorted; `first_unit(slot)`), so that
 /// locating a unit reads one bucket and a slot or two instead of a binary search over every
 /// episode, whose last steps miss the cache once the episodes number 10^4 and more. About
 /// one bucket per episode: 4 to 8 bytes an episode.
@@ -570,9 +618,7 @@ struct UnitBuckets {
 }
 
 impl UnitBuckets {
-    fn new(unit_start: &[u64]) -> UnitBuckets {
-        let slots = unit_start.len().saturating_sub(1);
-        let total = unit_start.last().copied().unwrap_or(0);
+    fn new(slots: usize, first_unit: impl Fn(usize) -> u64, total: u64) -> UnitBuckets {
         if slots == 0 || total == 0 {
             return UnitBuckets {
                 shift: 0,
@@ -587,7 +633,7 @@ impl UnitBuckets {
         for b in 0..buckets as u64 {
             let unit = b << shift;
             // The last slot whose first unit is at most `unit`, below `slots`.
-            while slot + 1 < slots && unit_start[slot + 1] <= unit {
+            while slot + 1 < slots && first_unit(slot + 1) <= unit {
                 slot += 1;
             }
             first.push(slot as u32);
@@ -598,10 +644,19 @@ impl UnitBuckets {
     /// The slot holding `unit` (below the total): the last one whose first unit is at most
     /// `unit`, as a binary search of the whole list would find.
     #[inline]
-    fn slot_of(&self, unit_start: &[u64], unit: u64) -> usize {
+    fn slot_of(&self, first_unit: impl Fn(usize) -> u64, unit: u64) -> usize {
         let b = (unit >> self.shift) as usize;
-        let (lo, hi) = (self.first[b] as usize, self.first[b + 1] as usize);
-        lo + unit_start[lo + 1..=hi].partition_point(|&s| s <= unit)
+        let (mut lo, mut hi) = (self.first[b] as usize, self.first[b + 1] as usize);
+        // The answer is in lo..=hi, and first_unit(lo) <= unit.
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if first_unit(mid) <= unit {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
     }
 }
 
@@ -652,23 +707,6 @@ impl Gather<'_> {
             return Ok(None);
         }
         field.raw_range(as_range(rows.start + off..rows.end + off))
-    }
-
-    /// [`Gather::in_place`] of a field whose values are all of `values`, one after another
-    /// (a raw field in one chunk): the same rows, without its chunk table.
-    #[inline]
-    fn in_slice<'v>(&self, values: &'v [u8], t: u32, start: u32) -> Option<&'v [u8]> {
-        let [off] = self.offsets else {
-            return None;
-        };
-        let n = self.step_bytes;
-        let len = (values.len() / n.max(1)) as i64;
-        let rows = i64::from(start)..i64::from(start) + self.rows as i64;
-        if rows.end > i64::from(t) || rows.start + off < 0 || rows.end + off > len {
-            return None;
-        }
-        let r = as_range(rows.start + off..rows.end + off);
-        values.get(r.start * n..r.end * n)
     }
 
     /// Fills `out` (`rows * offsets * step_bytes`) and `valid` (`rows * offsets`) for the
@@ -744,11 +782,11 @@ mod tests {
                 };
             }
             unit_start.push(total);
-            let buckets = UnitBuckets::new(&unit_start);
+            let buckets = UnitBuckets::new(slots, |s| unit_start[s], total);
             for unit in 0..total {
                 let expected = unit_start.partition_point(|&s| s <= unit) - 1;
                 assert_eq!(
-                    buckets.slot_of(&unit_start, unit),
+                    buckets.slot_of(|s| unit_start[s], unit),
                     expected,
                     "case {case}: unit {unit} of {unit_start:?}"
                 );

@@ -6,6 +6,7 @@ pub mod link;
 pub mod manifest;
 mod reader;
 pub mod readers;
+mod sync_thread;
 mod writer;
 
 pub use reader::{MappedBytes, SegmentMaps};

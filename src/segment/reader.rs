@@ -31,12 +31,53 @@ impl MappedBytes {
         })
     }
 
+    /// The whole map these bytes lie in, and where in it they start: for a reader of many
+    /// ranges of one map that keeps the map once and an offset per range, rather than a
+    /// [`MappedBytes`] (with its reference to the map) per range.
+    pub fn in_whole_map(&self) -> (MappedBytes, usize) {
+        let whole = MappedBytes {
+            map: self.map.clone(),
+            start: 0,
+            len: self.map.len(),
+        };
+        (whole, self.start)
+    }
+
+    /// Which map these bytes lie in: equal for bytes of one map (and never for another map
+    /// while these bytes keep theirs alive), so a key to group ranges by map.
+    pub fn map_identity(&self) -> usize {
+        // The data address only: a `dyn` pointer's vtable part may differ for one map.
+        Arc::as_ptr(&self.map).cast::<u8>() as usize
+    }
+
     /// Hands back this process's pages of `range` of these bytes ([`FileView::release`]):
     /// they stay readable, mapped again on the next access.
     pub fn release(&self, range: std::ops::Range<usize>) {
         let end = range.end.min(self.len);
         if range.start < end {
             self.map.release(self.start + range.start..self.start + end);
+        }
+    }
+}
+
+#[cfg(test)]
+impl MappedBytes {
+    /// `bytes` as a map of their own: for tests of readers of mapped bytes.
+    pub(crate) fn owning(bytes: Vec<u8>) -> MappedBytes {
+        #[derive(Debug)]
+        struct Owned(Vec<u8>);
+        impl Deref for Owned {
+            type Target = [u8];
+            fn deref(&self) -> &[u8] {
+                &self.0
+            }
+        }
+        impl FileView for Owned {}
+        let len = bytes.len();
+        MappedBytes {
+            map: Arc::new(Owned(bytes)),
+            start: 0,
+            len,
         }
     }
 }

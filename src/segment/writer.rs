@@ -19,20 +19,33 @@ use super::format::{
     ChunkRef, HEADER_BYTES, SEGMENT_FORMAT_VERSION, align_up, checksum, decode_file_header,
     encode_file_header, encode_meta_record_header, encode_record_header,
 };
+use super::sync_thread::SyncThread;
 use super::{parse_segment_name, segment_path};
 use crate::error::{Error, Result};
 use crate::index::presync::SyncSignal;
 use crate::io::{StoreFile, StoreIo};
 use crate::schema::Codec;
 
+/// Records up to this size (header and payload) are gathered in memory and written together
+/// at the next sync: an episode's small chunks and its manifest then reach the file in one
+/// write instead of two per record. Larger ones are written at once.
+const GATHER_BYTES: usize = 256 << 10;
+
 /// An exclusively owned, open segment file and where its next record goes.
 #[derive(Debug)]
 pub struct Appender {
     id: u64,
     path: PathBuf,
-    file: Box<dyn StoreFile>,
+    file: Arc<dyn StoreFile>,
     /// Where the next record starts (64-byte aligned).
     end: u64,
+    /// Small records not written yet, with the zero padding between them: the bytes from
+    /// `gathered_at` on ([`GATHER_BYTES`]). Nothing reads a segment's records before the
+    /// sync that makes them durable, and every sync writes these first.
+    gathered: Vec<u8>,
+    gathered_at: u64,
+    /// Runs this segment's syncs beside the index commit; started at the first one.
+    sync_thread: Option<SyncThread>,
     /// Set after a failed write: the tail is in an unknown state, never append again.
     poisoned: bool,
     /// Records were appended since the last sync (a commit marker): synced on a clean drop.
@@ -58,6 +71,21 @@ impl std::fmt::Debug for OpenRecord {
 }
 
 impl Appender {
+    fn new(id: u64, path: PathBuf, file: Arc<dyn StoreFile>, end: u64) -> Appender {
+        Appender {
+            id,
+            path,
+            file,
+            end,
+            gathered: Vec::new(),
+            gathered_at: end,
+            sync_thread: None,
+            poisoned: false,
+            unsynced: false,
+            open: None,
+        }
+    }
+
     /// Appends one record whose payload is the concatenation of `parts`, and returns where it
     /// went. The record is not durable until [`Appender::sync`].
     pub fn append(
@@ -106,12 +134,30 @@ impl Appender {
         if self.poisoned {
             return Err(self.poisoned_error());
         }
-        if let Err(e) = self.write_record(header, parts) {
+        let payload_len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let record_len = header.len() as u64 + payload_len;
+        // The gathered bytes are one run ending at `end`: a record that would not fit, or a
+        // streamed chunk closed after them (its bytes written in place), writes them first.
+        let contiguous = self.gathered_at + self.gathered.len() as u64 == self.end;
+        if !contiguous || self.gathered.len() as u64 + record_len > GATHER_BYTES as u64 {
+            self.write_gathered()?;
+        }
+        if record_len <= GATHER_BYTES as u64 {
+            if self.gathered.is_empty() {
+                self.gathered_at = self.end;
+            }
+            self.gathered.extend_from_slice(header);
+            parts
+                .iter()
+                .for_each(|p| self.gathered.extend_from_slice(p));
+            let padded = align_up(self.end + record_len) - self.end;
+            self.gathered
+                .resize(self.gathered.len() + (padded - record_len) as usize, 0);
+        } else if let Err(e) = self.write_record(header, parts) {
             self.poisoned = true;
             return Err(Error::io(&self.path, e));
         }
-        let payload_len: u64 = parts.iter().map(|p| p.len() as u64).sum();
-        self.end = align_up(self.end + header.len() as u64 + payload_len);
+        self.end = align_up(self.end + record_len);
         self.unsynced = true;
         Ok(())
     }
@@ -127,12 +173,34 @@ impl Appender {
         Ok(())
     }
 
+    /// Writes the gathered small records to the file (before any sync, and by the writer
+    /// right after a commit marker, so a killed process leaves it in the page cache).
+    pub fn write_gathered(&mut self) -> Result<()> {
+        if self.gathered.is_empty() {
+            return Ok(());
+        }
+        if self.poisoned {
+            return Err(self.poisoned_error());
+        }
+        if let Err(e) = self.file.write_all_at(&self.gathered, self.gathered_at) {
+            self.poisoned = true;
+            return Err(Error::io(&self.path, e));
+        }
+        self.gathered.clear();
+        Ok(())
+    }
+
     /// Writes `part` as the next payload bytes of the chunk being streamed at the end (one is
     /// opened at the first call): the bytes go to the file now, while the episode records,
     /// instead of all at its commit, so a large field is copied once, from a small buffer
     /// still in cache, and the page cache fills as the episode goes. Not durable until
     /// [`Appender::sync`]; not a record until [`Appender::close_stream`].
     pub fn stream(&mut self, part: &[u8]) -> Result<()> {
+        if self.open.is_none() {
+            // Gathered records go out first, so that every write below the file's length is
+            // into the open chunk itself (format.md, invariant 2).
+            self.write_gathered()?;
+        }
         if self.poisoned {
             return Err(self.poisoned_error());
         }
@@ -214,6 +282,7 @@ impl Appender {
 
     /// Makes every appended record durable (fdatasync).
     pub fn sync(&mut self) -> Result<()> {
+        self.write_gathered()?;
         self.file.sync_data().map_err(|e| {
             self.poisoned = true;
             Error::io(&self.path, e)
@@ -231,22 +300,21 @@ impl Appender {
         &mut self,
         during: impl FnOnce(Arc<SyncSignal>) -> Result<R>,
     ) -> Result<R> {
-        let signal = Arc::new(SyncSignal::default());
-        let what = self.path.display().to_string();
-        let (result, synced) = std::thread::scope(|s| {
-            let file = &self.file;
-            let (signal_for_sync, what) = (signal.clone(), &what);
-            let helper = s.spawn(move || {
-                let synced = file.sync_data();
-                signal_for_sync.set(what, &synced);
-                synced
-            });
-            let result = during(signal);
-            let synced = helper
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the segment sync thread panicked")));
-            (result, synced)
-        });
+        self.write_gathered()?;
+        let sync_thread = match &mut self.sync_thread {
+            Some(thread) => thread,
+            unstarted => {
+                let what = self.path.display().to_string();
+                let thread = SyncThread::start(self.file.clone(), what)
+                    .map_err(|e| Error::io(&self.path, e))?;
+                unstarted.insert(thread)
+            }
+        };
+        let signal = sync_thread
+            .request()
+            .map_err(|e| Error::io(&self.path, e))?;
+        let result = during(signal);
+        let synced = sync_thread.wait();
         match synced {
             Ok(()) => self.unsynced = false,
             Err(e) => {
@@ -265,7 +333,7 @@ impl Drop for Appender {
     /// it now. A failure is ignored: a lost marker only means `repair` restores the episode
     /// under the documented rule for unmarked manifests (schema/format.md).
     fn drop(&mut self) {
-        if self.unsynced && !self.poisoned {
+        if self.unsynced && !self.poisoned && self.write_gathered().is_ok() {
             let _ = self.file.sync_data();
         }
     }
@@ -354,15 +422,7 @@ impl SegmentPool {
                 // it (a v1 segment must never receive v2 records; a new segment is created).
                 continue;
             }
-            return Ok(Some(Appender {
-                id,
-                path,
-                file,
-                end: align_up(len),
-                poisoned: false,
-                unsynced: false,
-                open: None,
-            }));
+            return Ok(Some(Appender::new(id, path, file.into(), align_up(len))));
         }
         Ok(None)
     }
@@ -393,15 +453,7 @@ impl SegmentPool {
         self.io
             .sync_dir(&self.dir)
             .map_err(|e| Error::io(&self.dir, e))?;
-        Ok(Appender {
-            id,
-            path,
-            file,
-            end: HEADER_BYTES as u64,
-            poisoned: false,
-            unsynced: false,
-            open: None,
-        })
+        Ok(Appender::new(id, path, file.into(), HEADER_BYTES as u64))
     }
 }
 
@@ -431,4 +483,84 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::OsIo;
+    use crate::segment::format::check_record_header;
+
+    /// Records of every size class (gathered, one that no longer fits the gathered ones, one
+    /// written at once) read back from the file, after the sync, exactly where their chunk
+    /// references say, and the manifest-like record after them too.
+    #[test]
+    fn gathered_and_direct_records_land_where_their_references_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = SegmentPool::new(dir.path().to_path_buf(), 1 << 30, Arc::new(OsIo));
+        let mut appender = pool.create().unwrap();
+        let sizes = [
+            1,
+            63,
+            64,
+            200,
+            GATHER_BYTES - 200,
+            5000,
+            GATHER_BYTES + 1,
+            7,
+        ];
+        let payloads: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (0..n).map(|b| (b * 31 + i * 7) as u8).collect())
+            .collect();
+        let chunks: Vec<ChunkRef> = payloads
+            .iter()
+            .map(|p| {
+                appender
+                    .append(Codec::Raw, p.len() as u32, 1, &[p])
+                    .unwrap()
+            })
+            .collect();
+        let meta = appender.append_meta(*b"MANI", b"manifest bytes").unwrap();
+        appender.sync().unwrap();
+        let end = appender.end();
+        drop(appender);
+
+        let file = std::fs::read(segment_path(dir.path(), 1)).unwrap();
+        assert_eq!(align_up(file.len() as u64), end);
+        for (chunk, payload) in chunks.iter().zip(&payloads) {
+            let at = chunk.offset as usize;
+            check_record_header(&file[at..at + HEADER_BYTES], chunk, 1).unwrap();
+            let body = &file[at + HEADER_BYTES..][..payload.len()];
+            assert!(body == payload.as_slice(), "payload of {chunk:?}");
+        }
+        let at = meta as usize + HEADER_BYTES;
+        assert_eq!(&file[at..at + 14], b"manifest bytes");
+    }
+
+    /// A streamed chunk closed after gathered records is written in place; records gathered
+    /// after it must not be written as one run with the earlier ones (over the chunk).
+    #[test]
+    fn records_gathered_around_a_streamed_chunk_keep_it_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = SegmentPool::new(dir.path().to_path_buf(), 1 << 30, Arc::new(OsIo));
+        let mut appender = pool.create().unwrap();
+        let small: Vec<u8> = (0..100u8).collect();
+        let before = appender.append(Codec::Raw, 100, 1, &[&small]).unwrap();
+        let streamed: Vec<u8> = (0..3000u32).map(|b| (b % 251) as u8).collect();
+        appender.stream(&streamed[..1000]).unwrap();
+        appender.stream(&streamed[1000..]).unwrap();
+        let chunk = appender.close_stream(Codec::Raw, 3000, 1).unwrap();
+        let after = appender.append(Codec::Raw, 100, 1, &[&small]).unwrap();
+        appender.sync().unwrap();
+        drop(appender);
+
+        let file = std::fs::read(segment_path(dir.path(), 1)).unwrap();
+        for (c, payload) in [(before, &small), (chunk, &streamed), (after, &small)] {
+            let at = c.offset as usize;
+            check_record_header(&file[at..at + HEADER_BYTES], &c, 1).unwrap();
+            assert!(&file[at + HEADER_BYTES..][..payload.len()] == payload.as_slice());
+        }
+    }
 }

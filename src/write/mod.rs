@@ -246,6 +246,9 @@ impl EpisodeWriter {
         let column_full = self.columns.iter().any(Column::is_full);
         if buffered > self.store.options().spill_bytes || column_full {
             self.flush()?;
+            // A spill bounds the episode's memory: its chunks go to the file now, not with
+            // the commit's small records (segment/writer.rs, `GATHER_BYTES`).
+            self.appender.as_mut().expect("flushed").write_gathered()?;
         } else {
             self.stream()?;
         }
@@ -372,7 +375,11 @@ impl EpisodeWriter {
         };
         // The episode is committed whatever happens here: a failed marker write poisons the
         // appender (it is then sealed) and `repair` treats the manifest as unmarked.
-        let _ = appender.append_meta(MARKER_MAGIC, &marker.encode());
+        // It is written now, not with the next episode's records, so that a process killed
+        // before that leaves it in the page cache.
+        let _ = appender
+            .append_meta(MARKER_MAGIC, &marker.encode())
+            .and_then(|_| appender.write_gathered());
         Ok(EpisodeId(id))
     }
 }
