@@ -6,6 +6,7 @@
 
 mod cmd;
 mod json;
+mod json_rows;
 mod serve;
 
 use std::ffi::OsString;

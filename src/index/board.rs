@@ -9,26 +9,40 @@
 //! - `STORE/commit.lock`: whoever holds its exclusive `flock` is the *leader*: the only process
 //!   indexing recorded episodes. A batch whose process finds it free commits at once (the
 //!   leader's own episodes, with their segment syncs overlapped, plus whatever is queued).
-//! - `STORE/commit-queue/*.q`: a process that finds the lock taken makes its batch's segment
-//!   bytes durable, posts the batch there as one *ticket* (written under a temporary name and
-//!   renamed, so a ticket is never seen half-written; the poster holds the ticket file's
-//!   `flock` while it lives), and waits for the lock. When it gets it, either a leader has
-//!   written its ticket's outcome (ids, or the error every episode of the batch gets), or it
-//!   leads and commits every ticket queued, its own included.
+//! - `STORE/commit-queue/*.q`: a process that finds the lock taken posts its batch there as
+//!   one *ticket* at once (written under a temporary name and renamed, so a ticket is never
+//!   seen half-written; the poster holds the ticket file's `flock` while it lives), and says
+//!   in the ticket's *sync word* when its segment syncs returned. A leader may take a ticket
+//!   whose syncs still run: its transaction waits for the sync word before it becomes live,
+//!   as it waits for its own process's syncs (index/presync.rs). The poster then waits for a
+//!   round to end (below): either a leader wrote its ticket's outcome (ids, or the error every
+//!   episode of the batch gets), or, finding nobody leading, it leads and commits every ticket
+//!   queued, its own included.
 //! - Before committing tickets, a leader marks them *taken* with a lower bound of the ids its
 //!   transaction can give. A leader killed between its commit and writing the outcomes leaves
 //!   taken tickets: the next leader looks their episodes up among the ids from that bound, in
 //!   its own write transaction, and reports the ids found instead of committing them again.
+//! - `STORE/commit.round`: the leader also holds it exclusively while it commits (its
+//!   *round*). A poster waits for a round to end with a shared lock on it, then reads its
+//!   outcome without any lock: all posters a round answered go on at once, instead of taking
+//!   `commit.lock` one after the other (and waiting behind the next leader's whole
+//!   transaction when a poster the round did not answer took it first).
+//! - `STORE/commit.posters`: a handle with a ticket posted holds it shared, so a leader that can
+//!   take it exclusively knows no live process has a ticket waiting and skips reading the
+//!   queue directory. Tickets of posters that died are read by a full look at the queue, which
+//!   every handle's first round makes and every round repeats once a second.
 //!
 //! Tickets are not durable and never need to be: a ticket stands for a recorder blocked in
-//! `commit()`; a power cut ends that call unanswered, and the bytes it named were durable
-//! before the ticket existed (an unmarked manifest, as for any commit in flight).
+//! `commit()`; a power cut ends that call unanswered, and no transaction naming its bytes
+//! became live before they were durable (an unmarked manifest, as for any commit in flight).
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,11 +57,30 @@ use crate::value::Info;
 pub const LOCK_FILE: &str = "commit.lock";
 /// Queued tickets, in the store directory.
 pub const QUEUE_DIR: &str = "commit-queue";
+/// Held by the leader while it commits; posters wait on it, shared.
+pub const ROUND_FILE: &str = "commit.round";
+/// Held shared by every handle with a ticket posted.
+pub const POSTERS_FILE: &str = "commit.posters";
+/// How often a leader reads the whole queue even when no live process has a ticket posted:
+/// tickets of posters that died are found (and indexed) within about this long.
+const DEAD_POSTERS_EVERY: Duration = Duration::from_secs(1);
 
 const MAGIC: [u8; 8] = *b"TRAJQUE\0";
-/// Version of the ticket layout (schema/format.md, "Commit queue").
-pub const TICKET_VERSION: u32 = 1;
+/// Version of the ticket layout (schema/concurrency.md, "Group commit across processes").
+/// 2: the poster's sync word after the header (version 1 had none: tickets were posted only
+/// once their segment bytes were durable).
+pub const TICKET_VERSION: u32 = 2;
 const HEADER_BYTES: usize = 64;
+/// Where the poster's sync word is: written by the poster only, never by a leader.
+const SYNC_WORD_AT: u64 = HEADER_BYTES as u64;
+/// Where the payload starts, after the sync word.
+const PAYLOAD_AT: u64 = SYNC_WORD_AT + 8;
+/// The sync word once the segment bytes the ticket names are durable.
+const DURABLE: [u8; 8] = *b"DURABLE\0";
+/// The sync word when the poster's segment sync failed: the batch is never indexed.
+const SYNC_FAILED: [u8; 8] = *b"FAILED\0\0";
+/// How often a leader looks again at the sync word of a ticket whose poster is still syncing.
+const SYNC_POLL: Duration = Duration::from_micros(20);
 
 /// Where a ticket stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,17 +203,91 @@ pub struct Board {
     segments: PathBuf,
     queue: PathBuf,
     lock: File,
+    /// `commit.round`, held exclusively with `lock` by the leader.
+    round: File,
+    /// `commit.round` again: another open file description, for a poster's shared wait (an
+    /// `flock` on the leader's own description would convert its lock instead).
+    round_wait: File,
+    posters: Posters,
     next_ticket: AtomicU64,
+    /// When this handle's rounds last read the whole queue (`None`: never).
+    last_full_look: Mutex<Option<Instant>>,
 }
 
-/// The leader lock, held until dropped.
+/// `commit.posters`: whether any live handle has a ticket posted, known without reading the
+/// queue directory.
 #[derive(Debug)]
-pub struct Leading<'a>(&'a File);
+struct Posters {
+    /// Held shared while this handle has tickets posted; the count of them.
+    held: Mutex<(File, usize)>,
+    /// Another open file description of the file, for a leader's exclusive probe.
+    probe: File,
+}
+
+impl Posters {
+    /// Counts a ticket about to be posted (shares the lock from the first one).
+    fn enter(&self) -> io::Result<Posting<'_>> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.1 == 0 {
+            // Waits at most for a leader's probe, which takes and drops the lock at once.
+            held.0.lock_shared()?;
+        }
+        held.1 += 1;
+        Ok(Posting(self))
+    }
+
+    /// Whether a live handle (this one included) may have a ticket posted.
+    fn any(&self) -> io::Result<bool> {
+        match self.probe.try_lock() {
+            Ok(()) => {
+                self.probe.unlock()?;
+                Ok(false)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+/// One posted ticket counted in [`Posters`], until dropped.
+#[derive(Debug)]
+struct Posting<'a>(&'a Posters);
+
+impl Drop for Posting<'_> {
+    fn drop(&mut self) {
+        let mut held = self.0.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.1 -= 1;
+        if held.1 == 0 {
+            let _ = held.0.unlock();
+        }
+    }
+}
+
+/// The leader lock and its round, held until dropped.
+#[derive(Debug)]
+pub struct Leading<'a> {
+    lock: &'a File,
+    round: &'a File,
+}
 
 impl Drop for Leading<'_> {
+    /// The round first: the posters it answered go on even if another process takes the
+    /// leader lock in between (posters it did not answer find the lock taken for a moment
+    /// and try again).
     fn drop(&mut self) {
-        let _ = self.0.unlock();
+        let _ = self.round.unlock();
+        let _ = self.lock.unlock();
     }
+}
+
+/// Opens (creating) an empty lock file of the board.
+fn lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
 }
 
 impl Board {
@@ -188,17 +295,19 @@ impl Board {
     pub fn open(root: &Path) -> io::Result<Board> {
         let queue = root.join(QUEUE_DIR);
         std::fs::create_dir_all(&queue)?;
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(root.join(LOCK_FILE))?;
+        let (round, posters) = (root.join(ROUND_FILE), root.join(POSTERS_FILE));
         Ok(Board {
             segments: root.join(SEGMENTS_DIR),
             queue,
-            lock,
+            lock: lock_file(&root.join(LOCK_FILE))?,
+            round: lock_file(&round)?,
+            round_wait: lock_file(&round)?,
+            posters: Posters {
+                held: Mutex::new((lock_file(&posters)?, 0)),
+                probe: lock_file(&posters)?,
+            },
             next_ticket: AtomicU64::new(0),
+            last_full_look: Mutex::new(None),
         })
     }
 
@@ -219,7 +328,7 @@ impl Board {
     /// The leader lock if no other process holds it.
     pub fn try_lead(&self) -> io::Result<Option<Leading<'_>>> {
         match self.lock.try_lock() {
-            Ok(()) => Ok(Some(Leading(&self.lock))),
+            Ok(()) => self.begin_round().map(Some),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(e),
         }
@@ -228,11 +337,43 @@ impl Board {
     /// The leader lock, waiting for it.
     pub fn lead(&self) -> io::Result<Leading<'_>> {
         self.lock.lock()?;
-        Ok(Leading(&self.lock))
+        self.begin_round()
     }
 
-    /// Posts a batch whose segment bytes are durable; the ticket holds its file's lock.
-    pub fn post(&self, episodes: &[&PendingEpisode]) -> io::Result<Ticket> {
+    /// Takes the round, holding the leader lock. Waits at most for posters that are looking
+    /// whether the previous round ended (they hold it shared for a moment) or for the previous
+    /// leader, which releases the round just before the lock.
+    fn begin_round(&self) -> io::Result<Leading<'_>> {
+        if let Err(e) = self.round.lock() {
+            let _ = self.lock.unlock();
+            return Err(e);
+        }
+        Ok(Leading {
+            lock: &self.lock,
+            round: &self.round,
+        })
+    }
+
+    /// Waits until the round in progress, if any, ended. Returns whether one was in
+    /// progress: `false` while a new leader has taken the lock but not yet its round, or when
+    /// nobody leads.
+    pub fn wait_for_round(&self) -> io::Result<bool> {
+        let waited = match self.round_wait.try_lock_shared() {
+            Ok(()) => false,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                self.round_wait.lock_shared()?;
+                true
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        };
+        self.round_wait.unlock()?;
+        Ok(waited)
+    }
+
+    /// Posts a batch; the ticket holds its file's lock. `durable`: its segment bytes are
+    /// durable already; else the poster says when they are ([`Ticket::synced`]), and a leader
+    /// may commit the batch meanwhile but makes its transaction live only after that.
+    pub fn post(&self, episodes: &[&PendingEpisode], durable: bool) -> io::Result<Ticket<'_>> {
         let batch = Batch::V1(
             episodes
                 .iter()
@@ -253,6 +394,9 @@ impl Board {
             outcome_len: 0,
             outcome_sum: 0,
         };
+        // Counted before the ticket can be seen, so a leader that finds no poster has none to
+        // read.
+        let posting = self.posters.enter()?;
         let pid = std::process::id();
         loop {
             let n = self.next_ticket.fetch_add(1, Ordering::Relaxed);
@@ -271,21 +415,32 @@ impl Board {
             };
             file.lock()?;
             file.write_all_at(&header.encode(), 0)?;
-            file.write_all_at(&payload, HEADER_BYTES as u64)?;
+            let word = if durable { DURABLE } else { [0; 8] };
+            file.write_all_at(&word, SYNC_WORD_AT)?;
+            file.write_all_at(&payload, PAYLOAD_AT)?;
             let path = self.queue.join(format!("{name}.q"));
             if path.exists() {
                 let _ = std::fs::remove_file(&temp);
                 continue;
             }
             std::fs::rename(&temp, &path)?;
-            return Ok(Ticket { path, file });
+            return Ok(Ticket {
+                path,
+                file,
+                _posting: posting,
+            });
         }
     }
 
     /// Every ticket waiting for a leader (pending, or taken by a leader that died), read
     /// under the leader lock. Tickets whose outcome is written and whose poster has ended
     /// (nobody will read them) and leftovers of posters that died while writing are deleted.
+    /// The queue directory is read only when a live handle has a ticket posted, or for
+    /// tickets of dead posters: on this handle's first round and then once a second.
     pub fn collect(&self, _leading: &Leading<'_>) -> io::Result<Vec<Queued>> {
+        if !self.posters.any()? && !self.full_look_due() {
+            return Ok(Vec::new());
+        }
         let mut queued = Vec::new();
         for entry in std::fs::read_dir(&self.queue)? {
             let path = entry?.path();
@@ -328,12 +483,7 @@ impl Board {
                     continue;
                 }
             };
-            let payload = read_checked(
-                &file,
-                HEADER_BYTES as u64,
-                header.payload_len,
-                header.payload_sum,
-            )?;
+            let payload = read_checked(&file, PAYLOAD_AT, header.payload_len, header.payload_sum)?;
             let batch = payload.and_then(|p| postcard::from_bytes::<Batch>(&p).ok());
             let Some(Batch::V1(episodes)) = batch else {
                 if poster_gone(&file) {
@@ -361,29 +511,50 @@ impl Board {
         queued.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(queued)
     }
+
+    /// Whether this round should read the whole queue although no live handle has a ticket
+    /// posted (for tickets of posters that died); if so, counts it as done now.
+    fn full_look_due(&self) -> bool {
+        let mut last = self
+            .last_full_look
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let due = last.is_none_or(|t| now.duration_since(t) >= DEAD_POSTERS_EVERY);
+        if due {
+            *last = Some(now);
+        }
+        due
+    }
 }
 
 /// A batch this process posted, until its outcome is read.
 #[derive(Debug)]
-pub struct Ticket {
+pub struct Ticket<'a> {
     path: PathBuf,
     /// Holds the ticket's `flock` (the poster is alive).
     file: File,
+    /// Dropped after the file is removed.
+    _posting: Posting<'a>,
 }
 
-impl Ticket {
+impl Ticket<'_> {
     /// The outcome a leader wrote: `Some(Ok(ids))` or `Some(Err(text))`; `None` while
-    /// nobody has committed the batch.
+    /// nobody has committed the batch. Read without a lock: a header or outcome a leader is
+    /// writing at this moment fails its checksum and reads as `None` (asked again once the
+    /// leader's round ended, it is whole).
     pub fn outcome(&self) -> io::Result<Option<Result<Vec<u64>, String>>> {
         let Some(header) = read_header(&self.file)? else {
-            return Err(io::Error::other("the ticket's header is damaged"));
+            return Ok(None);
         };
         if header.state != State::Done {
             return Ok(None);
         }
-        let at = HEADER_BYTES as u64 + header.payload_len;
-        let bytes = read_checked(&self.file, at, header.outcome_len, header.outcome_sum)?
-            .ok_or_else(|| io::Error::other("the ticket's outcome is damaged"))?;
+        let at = PAYLOAD_AT + header.payload_len;
+        let Some(bytes) = read_checked(&self.file, at, header.outcome_len, header.outcome_sum)?
+        else {
+            return Ok(None);
+        };
         match postcard::from_bytes::<Outcome>(&bytes).map_err(io::Error::other)? {
             Outcome::Committed(ids) => Ok(Some(Ok(ids))),
             Outcome::Failed(text) => Ok(Some(Err(text))),
@@ -391,7 +562,16 @@ impl Ticket {
     }
 }
 
-impl Drop for Ticket {
+impl Ticket<'_> {
+    /// Records how the sync of the batch's segment bytes ended, for the leader that waits for
+    /// it (a failed one is never indexed).
+    pub fn synced(&self, ok: bool) -> io::Result<()> {
+        let word = if ok { DURABLE } else { SYNC_FAILED };
+        self.file.write_all_at(&word, SYNC_WORD_AT)
+    }
+}
+
+impl Drop for Ticket<'_> {
     /// Read or abandoned (the caller got an error): nobody needs it any more.
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
@@ -423,6 +603,65 @@ impl Queued {
         Ok(())
     }
 
+    /// Whether the poster said its segment sync failed (the batch must not be indexed).
+    pub fn sync_failed(&self) -> io::Result<bool> {
+        Ok(self.sync_word()? == SYNC_FAILED)
+    }
+
+    /// Whether the poster's segment bytes are known durable now.
+    pub fn durable(&self) -> io::Result<bool> {
+        Ok(self.sync_word()? == DURABLE)
+    }
+
+    fn sync_word(&self) -> io::Result<[u8; 8]> {
+        let mut word = [0u8; 8];
+        self.file.read_exact_at(&mut word, SYNC_WORD_AT)?;
+        Ok(word)
+    }
+
+    /// Waits until the segment bytes the ticket names are durable: its poster said so, or it
+    /// ended before saying it (then this process syncs them). An error when the poster's sync
+    /// failed.
+    pub fn await_durable(&self) -> io::Result<()> {
+        loop {
+            match self.sync_word()? {
+                DURABLE => return Ok(()),
+                SYNC_FAILED => {
+                    return Err(io::Error::other(format!(
+                        "syncing the segment of a batch queued at {}",
+                        self.path.display()
+                    )));
+                }
+                _ if poster_gone(&self.file) => return self.sync_segments(),
+                _ => std::thread::sleep(SYNC_POLL),
+            }
+        }
+    }
+
+    /// Syncs every segment the ticket names (its poster ended before it could).
+    fn sync_segments(&self) -> io::Result<()> {
+        let segments = self
+            .path
+            .parent()
+            .and_then(Path::parent)
+            .map(|root| root.join(SEGMENTS_DIR));
+        let Some(segments) = segments else {
+            return Err(io::Error::other("a ticket outside a store"));
+        };
+        let mut ids: Vec<u64> = self
+            .episodes
+            .iter()
+            .flat_map(|e| e.record.fields.iter().flatten())
+            .map(|chunk| chunk.segment)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            File::open(segment_path(&segments, id))?.sync_data()?;
+        }
+        Ok(())
+    }
+
     /// Writes the outcome for the poster (which reads it once it holds the leader lock; the
     /// caller holds it now). A ticket whose poster has ended is deleted instead.
     pub fn answer(mut self, outcome: Result<&[u64], &str>) -> io::Result<()> {
@@ -435,7 +674,7 @@ impl Queued {
             Err(text) => Outcome::Failed(text.to_owned()),
         };
         let bytes = postcard::to_allocvec(&outcome).map_err(io::Error::other)?;
-        let at = HEADER_BYTES as u64 + self.header.payload_len;
+        let at = PAYLOAD_AT + self.header.payload_len;
         self.file.write_all_at(&bytes, at)?;
         self.header.state = State::Done;
         self.header.outcome_len = bytes.len() as u64;
@@ -488,7 +727,7 @@ mod tests {
         let leading = leader.try_lead().unwrap().expect("free");
         assert!(poster.try_lead().unwrap().is_none(), "one leader at a time");
         let (a, b) = (episode(1), episode(2));
-        let ticket = poster.post(&[&a, &b]).unwrap();
+        let ticket = poster.post(&[&a, &b], true).unwrap();
         assert_eq!(ticket.outcome().unwrap(), None);
 
         let mut queued = leader.collect(&leading).unwrap();
@@ -520,7 +759,7 @@ mod tests {
             Board::open(dir.path()).unwrap(),
             Board::open(dir.path()).unwrap(),
         );
-        let _ticket = poster.post(&[&episode(1)]).unwrap();
+        let _ticket = poster.post(&[&episode(1)], true).unwrap();
         {
             // The first leader takes the ticket and dies before answering.
             let leading = first.lead().unwrap();
@@ -532,6 +771,144 @@ mod tests {
         assert_eq!(queued[0].taken_from(), Some(5));
         queued[0].take(9).unwrap();
         assert_eq!(queued[0].taken_from(), Some(5), "the older bound is kept");
+    }
+
+    /// A copy of `ticket` under another name, whose poster holds no lock: what a poster that
+    /// died leaves behind.
+    fn dead_copy(ticket: &Ticket<'_>, name: &str) -> PathBuf {
+        let copy = ticket.path.with_file_name(format!("{name}.q"));
+        std::fs::copy(&ticket.path, &copy).unwrap();
+        copy
+    }
+
+    #[test]
+    fn posters_a_round_answered_read_their_outcome_while_the_leader_still_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (leader, poster) = (
+            Board::open(dir.path()).unwrap(),
+            Board::open(dir.path()).unwrap(),
+        );
+        assert!(!poster.wait_for_round().unwrap(), "no round in progress");
+        let leading = leader.try_lead().unwrap().expect("free");
+        let ticket = poster.post(&[&episode(1)], true).unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let waited = poster.wait_for_round().unwrap();
+                (waited, ticket.outcome().unwrap())
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!waiter.is_finished(), "a poster waits while the round runs");
+            let mut queued = leader.collect(&leading).unwrap();
+            queued.pop().unwrap().answer(Ok(&[4])).unwrap();
+            // The round ends; the leader lock is released only afterwards.
+            let _ = leading.round.unlock();
+            let (waited, outcome) = waiter.join().unwrap();
+            assert!(waited);
+            assert_eq!(outcome, Some(Ok(vec![4])));
+            assert!(
+                poster.try_lead().unwrap().is_none(),
+                "read without the lock"
+            );
+        });
+    }
+
+    #[test]
+    fn a_leader_reads_the_queue_only_for_live_posters_and_finds_dead_posters_tickets_in_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (leader, poster) = (
+            Board::open(dir.path()).unwrap(),
+            Board::open(dir.path()).unwrap(),
+        );
+        let ticket = poster.post(&[&episode(1)], true).unwrap();
+        let first_dead = dead_copy(&ticket, "1-0");
+        drop(ticket);
+        {
+            // A handle's first round looks at the whole queue: the dead poster's ticket.
+            let leading = leader.lead().unwrap();
+            let queued = leader.collect(&leading).unwrap();
+            assert_eq!(queued.len(), 1);
+            assert_eq!(queued[0].path, first_dead);
+        }
+        {
+            // No live poster since: the queue is not read.
+            let leading = leader.lead().unwrap();
+            assert!(leader.collect(&leading).unwrap().is_empty());
+        }
+        // A live poster makes the next round read it, dead tickets included.
+        let ticket = poster.post(&[&episode(2)], true).unwrap();
+        let leading = leader.lead().unwrap();
+        let seeds: Vec<_> = leader
+            .collect(&leading)
+            .unwrap()
+            .iter()
+            .map(|q| q.episodes[0].record.seed)
+            .collect();
+        assert_eq!(seeds, [Some(1), Some(2)]);
+        drop((leading, ticket));
+        // Without live posters, a dead ticket is still found within DEAD_POSTERS_EVERY.
+        *leader.last_full_look.lock().unwrap() = Some(Instant::now() - DEAD_POSTERS_EVERY);
+        let leading = leader.lead().unwrap();
+        assert_eq!(leader.collect(&leading).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_leader_waits_for_a_posters_segment_sync_and_refuses_a_failed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (leader, poster) = (
+            Board::open(dir.path()).unwrap(),
+            Board::open(dir.path()).unwrap(),
+        );
+        let ticket = poster.post(&[&episode(1)], false).unwrap();
+        let leading = leader.lead().unwrap();
+        let queued = leader.collect(&leading).unwrap();
+        assert!(!queued[0].durable().unwrap());
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| queued[0].await_durable());
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!waiter.is_finished(), "the poster's sync still runs");
+            ticket.synced(true).unwrap();
+            waiter.join().unwrap().unwrap();
+        });
+        drop((queued, ticket));
+
+        let failed = poster.post(&[&episode(2)], false).unwrap();
+        failed.synced(false).unwrap();
+        let queued = leader.collect(&leading).unwrap();
+        assert!(queued[0].sync_failed().unwrap());
+        assert!(queued[0].await_durable().is_err());
+    }
+
+    #[test]
+    fn a_ticket_whose_poster_died_before_its_sync_returned_is_synced_by_the_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        let (leader, poster) = (
+            Board::open(dir.path()).unwrap(),
+            Board::open(dir.path()).unwrap(),
+        );
+        std::fs::create_dir_all(dir.path().join(SEGMENTS_DIR)).unwrap();
+        let segment = segment_path(&dir.path().join(SEGMENTS_DIR), 3);
+        std::fs::write(&segment, b"bytes").unwrap();
+        let mut on_segment = episode(1);
+        on_segment.record.fields = vec![vec![crate::segment::format::ChunkRef {
+            segment: 3,
+            offset: 0,
+            payload_len: 5,
+            steps: 3,
+            codec: crate::Codec::Raw,
+            checksum: checksum(b"bytes"),
+        }]];
+        let ticket = poster.post(&[&on_segment], false).unwrap();
+        dead_copy(&ticket, "1-0");
+        drop(ticket);
+        let leading = leader.lead().unwrap();
+        let queued = leader.collect(&leading).unwrap();
+        assert!(!queued[0].durable().unwrap());
+        queued[0].await_durable().expect("synced by the leader");
+        std::fs::remove_file(&segment).unwrap();
+        assert!(
+            queued[0].await_durable().is_err(),
+            "its segment is synced, not assumed"
+        );
     }
 
     #[test]

@@ -142,8 +142,9 @@ impl Committed {
 }
 
 /// One process's batch through the board: committed at once, with whatever other processes
-/// queued, when no other process leads; else posted, once its segment bytes are durable, and
-/// answered by the leader of the moment (or led by this process when none answered).
+/// queued, when no other process leads; else posted at once (its segment syncs still running)
+/// and answered by the leader of a later round, or led by this process when it finds nobody
+/// leading and its ticket unanswered.
 fn across_processes(
     index: &Index,
     board: &Board,
@@ -154,20 +155,37 @@ fn across_processes(
     if let Some(leading) = board.try_lead().map_err(board_error)? {
         return lead(index, board, &leading, own, signals);
     }
-    // Another process indexes: it cannot wait for this process's syncs, so they finish first
-    // (they ran while this batch waited for the lock).
-    for signal in &signals {
-        signal.wait().map_err(board_error)?;
+    // Another process indexes: the batch is posted at once, so the next round takes it while
+    // its segment syncs still run, and the sync word says when they returned (a leader makes
+    // its transaction live only after that).
+    let ticket = board.post(own, signals.is_empty()).map_err(board_error)?;
+    if !signals.is_empty() {
+        let synced = signals.iter().try_for_each(|signal| signal.wait());
+        ticket.synced(synced.is_ok()).map_err(board_error)?;
+        synced.map_err(board_error)?;
     }
-    let ticket = board.post(own).map_err(board_error)?;
-    let leading = board.lead().map_err(board_error)?;
     let (mut transactions, mut episodes) = (0, 0);
-    if ticket.outcome().map_err(board_error)?.is_none() {
-        let led = lead(index, board, &leading, &[], Vec::new())?;
-        (transactions, episodes) = (led.transactions, led.episodes);
-    }
-    let outcome = ticket.outcome().map_err(board_error)?;
-    drop(leading);
+    let mut between_rounds = false;
+    let outcome = loop {
+        if let Some(outcome) = ticket.outcome().map_err(board_error)? {
+            break Some(outcome);
+        }
+        if let Some(leading) = board.try_lead().map_err(board_error)? {
+            // Nobody leads and no round answered the ticket: this process commits it, with
+            // every other ticket queued (unless a round answered it just now).
+            if ticket.outcome().map_err(board_error)?.is_none() {
+                let led = lead(index, board, &leading, &[], Vec::new())?;
+                (transactions, episodes) = (led.transactions, led.episodes);
+            }
+            break ticket.outcome().map_err(board_error)?;
+        }
+        if between_rounds {
+            // A leader holds the lock but has not taken its round yet (a few system calls):
+            // give it the core instead of spinning.
+            std::thread::sleep(BETWEEN_ROUNDS);
+        }
+        between_rounds = !board.wait_for_round().map_err(board_error)?;
+    };
     match outcome {
         Some(Ok(ids)) if ids.len() == own.len() => Ok(Committed {
             ids,
@@ -188,6 +206,10 @@ fn across_processes(
     }
 }
 
+/// How long a poster that found the leader lock taken but no round in progress waits before
+/// looking again.
+const BETWEEN_ROUNDS: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// Commits `own` (this process's batch, its segment syncs in `signals`) and every ticket
 /// queued, in one transaction, while holding the leader lock; answers every ticket.
 fn lead(
@@ -202,10 +224,12 @@ fn lead(
     for ticket in board.collect(leading).map_err(board_error)? {
         // Only a ticket of a recorder that died can name a segment compaction retired (a live
         // one holds its segment's lock): never index what readers may not find.
-        if board.segments_present(&ticket.episodes) {
-            queued.push(ticket);
-        } else {
+        if !board.segments_present(&ticket.episodes) {
             let _ = ticket.answer(Err("a segment it names was retired"));
+        } else if ticket.sync_failed().map_err(board_error)? {
+            let _ = ticket.answer(Err("syncing its segment failed"));
+        } else {
+            queued.push(ticket);
         }
     }
     if queued.is_empty() {
@@ -225,10 +249,33 @@ fn lead(
         ticket.take(from_id).map_err(board_error)?;
         taken.extend(std::iter::repeat_n(before, ticket.episodes.len()));
     }
-    let result = {
-        let mut all: Vec<&PendingEpisode> = own.to_vec();
-        all.extend(queued.iter().flat_map(|t| t.episodes.iter()));
+    let mut all: Vec<&PendingEpisode> = own.to_vec();
+    all.extend(queued.iter().flat_map(|t| t.episodes.iter()));
+    let mut syncing = Vec::new();
+    for ticket in &queued {
+        if !ticket.durable().map_err(board_error)? {
+            syncing.push(ticket);
+        }
+    }
+    let result = if syncing.is_empty() {
         index.commit_checked(&all, &taken, signals)
+    } else {
+        // Posters whose segment syncs still run: a helper waits for their sync words, and the
+        // transaction waits for the helper before it becomes live, as for this process's own
+        // syncs (index/presync.rs).
+        let posted = Arc::new(SyncSignal::default());
+        let mut signals = signals;
+        signals.push(posted.clone());
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let durable = syncing.iter().try_for_each(|t| t.await_durable());
+                posted.set(
+                    "the segments of batches queued by other processes",
+                    &durable,
+                );
+            });
+            index.commit_checked(&all, &taken, signals)
+        })
     };
     match &result {
         Ok(ids) => {

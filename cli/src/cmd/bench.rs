@@ -446,18 +446,16 @@ fn scale_json(p: &ScalePoint, ls_json: f64, load: f64) -> serde_json::Value {
         "verify_ratio": p.verify.ratio()})
 }
 
-/// What `ls --json` does without the terminal: every episode as a JSON line, through one
-/// buffered writer, into a sink.
+/// What `ls --json` does, into a sink instead of the terminal.
 fn ls_json_seconds(store_dir: &Path) -> Result<f64> {
-    use std::io::Write;
     let store = trajstore::Store::open_read_only(store_dir)?;
     let start = std::time::Instant::now();
-    let snapshot = store.snapshot()?;
-    let mut sink = std::io::BufWriter::with_capacity(1 << 16, std::io::sink());
-    for e in snapshot.episodes(&trajstore::Query::default())? {
-        writeln!(sink, "{}", crate::json::episode_json(&e))?;
-    }
-    sink.flush()?;
+    super::ls::write_json(
+        &[store],
+        &[store_dir.to_owned()],
+        &trajstore::Query::default(),
+        &mut std::io::sink(),
+    )?;
     Ok(start.elapsed().as_secs_f64())
 }
 
