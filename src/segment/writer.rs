@@ -39,11 +39,11 @@ pub struct Appender {
     file: Arc<dyn StoreFile>,
     /// Where the next record starts (64-byte aligned).
     end: u64,
-    /// Small records not written yet, with the zero padding between them: the bytes from
-    /// `gathered_at` on ([`GATHER_BYTES`]). Nothing reads a segment's records before the
-    /// sync that makes them durable, and every sync writes these first.
+    /// Small records not written yet, with the zero padding between them: always the last
+    /// bytes before `end` ([`GATHER_BYTES`]; they are written before anything is written
+    /// past them: a larger record, a streamed chunk). Nothing reads a segment's records
+    /// before the sync that makes them durable, and every sync writes these first.
     gathered: Vec<u8>,
-    gathered_at: u64,
     /// Runs this segment's syncs beside the index commit; started at the first one.
     sync_thread: Option<SyncThread>,
     /// Set after a failed write: the tail is in an unknown state, never append again.
@@ -78,7 +78,6 @@ impl Appender {
             file,
             end,
             gathered: Vec::new(),
-            gathered_at: end,
             sync_thread: None,
             poisoned: false,
             unsynced: false,
@@ -136,16 +135,12 @@ impl Appender {
         }
         let payload_len: u64 = parts.iter().map(|p| p.len() as u64).sum();
         let record_len = header.len() as u64 + payload_len;
-        // The gathered bytes are one run ending at `end`: a record that would not fit, or a
-        // streamed chunk closed after them (its bytes written in place), writes them first.
-        let contiguous = self.gathered_at + self.gathered.len() as u64 == self.end;
-        if !contiguous || self.gathered.len() as u64 + record_len > GATHER_BYTES as u64 {
+        // A record that would not fit writes the gathered ones first (a larger one is then
+        // written in place, past them).
+        if self.gathered.len() as u64 + record_len > GATHER_BYTES as u64 {
             self.write_gathered()?;
         }
         if record_len <= GATHER_BYTES as u64 {
-            if self.gathered.is_empty() {
-                self.gathered_at = self.end;
-            }
             self.gathered.extend_from_slice(header);
             parts
                 .iter()
@@ -182,7 +177,8 @@ impl Appender {
         if self.poisoned {
             return Err(self.poisoned_error());
         }
-        if let Err(e) = self.file.write_all_at(&self.gathered, self.gathered_at) {
+        let at = self.end - self.gathered.len() as u64;
+        if let Err(e) = self.file.write_all_at(&self.gathered, at) {
             self.poisoned = true;
             return Err(Error::io(&self.path, e));
         }
