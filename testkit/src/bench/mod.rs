@@ -60,7 +60,7 @@ impl Measurement {
     /// One human-readable line.
     pub fn line(&self) -> String {
         format!(
-            "{:<28} {:>9.1} MB/s   {:<34} {:>9.1} MB/s   ratio {:.2}",
+            "{:<46} {:>9.1} MB/s   {:<34} {:>9.1} MB/s   ratio {:.2}",
             self.name,
             self.mb_per_s(),
             self.baseline,
