@@ -35,6 +35,12 @@
 //!   queue directory. Tickets of posters that died are read by a full look at the queue, which
 //!   every handle's first round makes and every round repeats once a second.
 //!
+//! - Gathering: the posters a round answers go on recording together, and the first to finish
+//!   leads the next round, which found its queue empty: rounds alternated between one episode
+//!   and all the others. A leader that finds fewer tickets than the last round took (a hint in
+//!   `commit.round`, written by every leader) waits a little for them before committing. With
+//!   no other recorder process the hint is 0 and nothing waits.
+//!
 //! Tickets are not durable and never need to be: a ticket stands for a recorder blocked in
 //! `commit()`; a power cut ends that call unanswered, and no transaction naming its bytes
 //! became live before they were durable (an unmarked manifest, as for any commit in flight).
@@ -64,6 +70,10 @@ pub const QUEUE_DIR: &str = "commit-queue";
 pub const ROUND_FILE: &str = "commit.round";
 /// Held shared by every handle with a ticket posted.
 pub const POSTERS_FILE: &str = "commit.posters";
+/// A leader that finds fewer tickets than the last round took waits this long for more, at
+/// most [`GATHER_STEPS`] times (module docs, "gathering").
+const GATHER_STEP: Duration = Duration::from_micros(250);
+const GATHER_STEPS: u32 = 4;
 /// How often a leader reads the whole queue even when no live process has a ticket posted:
 /// tickets of posters that died are found (and indexed) within about this long.
 const DEAD_POSTERS_EVERY: Duration = Duration::from_secs(1);
@@ -338,6 +348,23 @@ pub struct Leading<'a> {
     round: &'a File,
 }
 
+impl Leading<'_> {
+    /// How many tickets the last round took: the first 8 bytes of `commit.round` (0 when
+    /// empty or unreadable; a hint only, never synced).
+    fn last_round_tickets(&self) -> u64 {
+        let mut b = [0u8; 8];
+        match self.round.read_exact_at(&mut b, 0) {
+            Ok(()) => u64::from_le_bytes(b),
+            Err(_) => 0,
+        }
+    }
+
+    /// Leaves the number of tickets this round took for the next leader.
+    fn note_round_tickets(&self, tickets: usize) -> io::Result<()> {
+        self.round.write_all_at(&(tickets as u64).to_le_bytes(), 0)
+    }
+}
+
 impl Drop for Leading<'_> {
     /// The round first: the posters it answered go on even if another process takes the
     /// leader lock in between (posters it did not answer find the lock taken for a moment
@@ -605,6 +632,23 @@ impl Board {
         }
         // Oldest poster first is not knowable; a stable order keeps ids deterministic per run.
         queued.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(queued)
+    }
+
+    /// The tickets of this round ([`Board::collect`]): when fewer than the last round took,
+    /// waits for the others' posts a little first (module docs, "gathering"). Leaves the count
+    /// for the next round.
+    pub fn gather(&self, leading: &Leading<'_>) -> io::Result<Vec<Queued>> {
+        let expected = leading.last_round_tickets();
+        let mut queued = self.collect(leading)?;
+        for _ in 0..GATHER_STEPS {
+            if queued.len() as u64 >= expected {
+                break;
+            }
+            std::thread::sleep(GATHER_STEP);
+            queued = self.collect(leading)?;
+        }
+        leading.note_round_tickets(queued.len())?;
         Ok(queued)
     }
 
@@ -1039,6 +1083,39 @@ mod tests {
         let queued = leader.collect(&leading).unwrap();
         assert!(queued[0].sync_failed().unwrap());
         assert!(queued[0].poster_sync().await_durable().is_err());
+    }
+
+    #[test]
+    fn a_leader_that_finds_fewer_tickets_than_the_last_round_took_waits_and_passes_the_count_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (leader, poster) = (
+            Board::open(dir.path()).unwrap(),
+            Board::open(dir.path()).unwrap(),
+        );
+        {
+            let leading = leader.lead().unwrap();
+            assert_eq!(
+                leading.last_round_tickets(),
+                0,
+                "no round yet: nothing to wait for"
+            );
+            let ticket = poster.post(&[&episode(1)], true).unwrap();
+            let mut queued = leader.gather(&leading).unwrap();
+            assert_eq!(queued.len(), 1);
+            queued.pop().unwrap().answer(Ok(&[1])).unwrap();
+            assert!(ticket.outcome().unwrap().is_some());
+        }
+        // The next leader (another handle) expects one ticket; none comes.
+        let leading = poster.lead().unwrap();
+        assert_eq!(leading.last_round_tickets(), 1);
+        let started = Instant::now();
+        assert!(poster.gather(&leading).unwrap().is_empty());
+        assert!(started.elapsed() >= GATHER_STEP * GATHER_STEPS, "it waited");
+        assert_eq!(
+            leading.last_round_tickets(),
+            0,
+            "and the next round will not"
+        );
     }
 
     #[test]
