@@ -38,7 +38,7 @@ use crate::stats::EpisodeStatsBuilder;
 use crate::value::{ArrayRef, Info};
 use column::Column;
 use meta::check_info_size;
-use validate::match_values;
+use validate::Matched;
 
 /// Most transitions in one episode.
 pub const MAX_EPISODE_STEPS: u32 = u32::MAX - 1;
@@ -67,6 +67,8 @@ pub struct EpisodeWriter {
     meta: EpisodeMeta,
     started_at_us: i64,
     columns: Vec<Column>,
+    /// The current call's values per field (scratch, reused from step to step).
+    matched: Matched,
     infos: Vec<(u32, Info)>,
     observations: u32,
     transitions: u32,
@@ -90,7 +92,7 @@ impl EpisodeWriter {
         schema: Arc<Schema>,
         schema_id: u64,
     ) -> Self {
-        let columns = schema
+        let columns: Vec<Column> = schema
             .fields()
             .iter()
             .map(|f| Column::new(f.step_bytes(), f.codec))
@@ -115,6 +117,7 @@ impl EpisodeWriter {
             schema_id,
             meta,
             started_at_us: now_us(),
+            matched: Matched::new(columns.len()),
             columns,
             infos: Vec::new(),
             observations: 0,
@@ -164,11 +167,12 @@ impl EpisodeWriter {
             }
             .into());
         }
-        let values = match_values(&self.schema, observation, "reset()", false)?;
+        self.matched
+            .match_values(&self.schema, observation, "reset()", false)?;
         if !info.is_empty() {
             check_info_size("info", info)?;
         }
-        self.append(&values, info)
+        self.append(observation, info)
     }
 
     /// Records one transition (what `env.step(action)` returned, plus the action): every
@@ -202,13 +206,17 @@ impl EpisodeWriter {
             }
             .into());
         }
-        let values = match_values(&self.schema, values, "step()", true)?;
+        self.matched
+            .match_values(&self.schema, values, "step()", true)?;
         if !info.is_empty() {
             check_info_size("info", info)?;
         }
-        let [reward, terminated, truncated] = self
-            .outcome_fields
-            .map(|i| values[i].expect("validated: transition fields given"));
+        let matched = &self.matched;
+        let [reward, terminated, truncated] = self.outcome_fields.map(|i| {
+            matched
+                .value(values, i)
+                .expect("validated: transition fields given")
+        });
         let reward = match reward.dtype {
             DType::F64 => f64::from_le_bytes(reward.bytes.try_into().expect("8 bytes")),
             _ => f64::from(f32::from_le_bytes(
@@ -228,22 +236,26 @@ impl EpisodeWriter {
         Ok(())
     }
 
-    fn append(&mut self, values: &[Option<ArrayRef<'_>>], info: &Info) -> Result<()> {
-        for (column, value) in self.columns.iter_mut().zip(values) {
-            if let Some(value) = value {
+    /// Buffers the values `self.matched` found in `given`.
+    fn append(&mut self, given: &[(&str, ArrayRef<'_>)], info: &Info) -> Result<()> {
+        let matched = &self.matched;
+        // One pass over the columns per step: push, and the spill conditions.
+        let (mut buffered, mut column_full) = (0, false);
+        for (i, column) in self.columns.iter_mut().enumerate() {
+            if let Some(value) = matched.value(given, i) {
                 column.push(value.bytes);
                 self.raw_bytes += value.bytes.len() as u64;
             }
+            buffered += column.buffered_bytes();
+            column_full |= column.is_full();
         }
         if let Some(stats) = &mut self.stats {
-            stats.push(values);
+            stats.push(|i| matched.value(given, i));
         }
         if !info.is_empty() {
             self.infos.push((self.observations, info.clone()));
         }
         self.observations += 1;
-        let buffered: usize = self.columns.iter().map(Column::buffered_bytes).sum();
-        let column_full = self.columns.iter().any(Column::is_full);
         if buffered > self.store.options().spill_bytes || column_full {
             self.flush()?;
             // A spill bounds the episode's memory: its chunks go to the file now, not with
