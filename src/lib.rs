@@ -71,6 +71,7 @@ mod segment;
 mod stats;
 mod store;
 mod value;
+mod workers;
 mod write;
 
 pub mod loader;
@@ -111,4 +112,4 @@ pub use stats::{
 };
 pub use store::Store;
 pub use value::{ArrayRef, Info, Value};
-pub use write::{EpisodeMeta, EpisodeWriter};
+pub use write::{EpisodeMeta, EpisodeWriter, PendingCommit};

@@ -25,6 +25,7 @@ use crate::schema::Schema;
 use crate::segment::checked::VerifiedChunks;
 use crate::segment::readers::ReadersLock;
 use crate::segment::{SEGMENTS_DIR, SegmentMaps, SegmentPool};
+use crate::workers::Workers;
 
 /// What one process has open of a store.
 pub(crate) struct OpenStore {
@@ -52,6 +53,8 @@ pub(crate) struct Recording {
     /// Schemas this process has registered, with their ids (saves an index transaction per
     /// episode).
     schema_ids: Mutex<Vec<(Arc<Schema>, u64)>>,
+    /// Where background commits run (write/background.rs).
+    background: Workers,
 }
 
 impl OpenStore {
@@ -75,6 +78,7 @@ impl OpenStore {
             board,
             commits: GroupCommit::default(),
             schema_ids: Mutex::new(Vec::new()),
+            background: Workers::new(options.background_commits),
         };
         Ok(OpenStore::assemble(path, index, Some(recording), options))
     }
@@ -162,6 +166,10 @@ impl Recording {
 
     pub fn board(&self) -> Option<&Board> {
         self.board.as_ref()
+    }
+
+    pub fn background(&self) -> &Workers {
+        &self.background
     }
 
     /// The id of `schema` in the index, registering it on first use.

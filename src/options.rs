@@ -39,6 +39,12 @@ pub struct StoreOptions {
     /// 4 KiB it fills is a fresh page the kernel faults in, which was a third of `trajstore
     /// partition` at 100k episodes; there a cache of about a megabyte is best.
     pub index_cache_bytes: usize,
+    /// Most commits in flight at once through
+    /// [`EpisodeWriter::commit_in_background`](crate::EpisodeWriter::commit_in_background) in
+    /// this process (default 4): beyond that, starting one waits for one to finish. More let
+    /// the group commit put more episodes in one index transaction; each holds its episode's
+    /// buffered field data in memory until its commit returns.
+    pub background_commits: usize,
 }
 
 impl Default for StoreOptions {
@@ -53,6 +59,7 @@ impl Default for StoreOptions {
             verify_reads: true,
             field_stats: true,
             index_cache_bytes: crate::index::CACHE_BYTES,
+            background_commits: 4,
         }
     }
 }

@@ -127,6 +127,27 @@ fn handles_used_after_fork_reopen_per_process_and_lose_nothing() {
         wait_ok(pid, "recording child");
     }
 
+    // A commit the parent handed to the background runs on the parent's threads: a child
+    // cannot wait for it (it is told so, and dropping it there does not hang); the parent can.
+    let pending = util::begin_small(&store, "parent", 77, 3, Codec::Raw)
+        .commit_in_background()
+        .unwrap();
+    let mut in_child = Some(pending);
+    let pid = fork_child(|| {
+        let pending = in_child.take().unwrap();
+        let err = pending
+            .wait()
+            .expect_err("a child may not wait for the parent's commit");
+        assert!(
+            matches!(err, Error::Open(OpenError::ForkedHandle { .. })),
+            "{err}"
+        );
+    });
+    wait_ok(pid, "background commit waited in a child");
+    let id = in_child.take().unwrap().wait().unwrap();
+    check_small(&root, id, 77, 3);
+    parent_ids.push(id);
+
     // A child may not continue the parent's episode: it belongs to the parent.
     let err = in_flight_error(&mut in_flight);
     assert!(err.is_none(), "the parent keeps its own episode: {err:?}");
@@ -134,7 +155,7 @@ fn handles_used_after_fork_reopen_per_process_and_lose_nothing() {
 
     // Everything committed anywhere is there, once, and whole.
     let ids = all_ids(&root);
-    assert_eq!(ids.len(), 2 + 4 * 3 + 3, "ids: {ids:?}");
+    assert_eq!(ids.len(), 2 + 4 * 3 + 3 + 1, "ids: {ids:?}");
     let mut unique = ids.clone();
     unique.dedup();
     assert_eq!(unique, ids, "no id given twice");

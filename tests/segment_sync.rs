@@ -1,7 +1,9 @@
 //! The segment sync that runs beside the index commit (src/index/presync.rs): on the real file
 //! system a commit syncs its segment on a helper thread while the index transaction commits,
 //! and redb's first index sync waits for it. These pin that a segment sync that fails, or is
-//! slow, never lets the index commit name bytes that are not durable.
+//! slow, never lets the index commit name bytes that are not durable. Background commits
+//! (`EpisodeWriter::commit_in_background`) run that same path on the store's queue: they are
+//! pinned here too, with syncs made slow or failing.
 
 use std::fs::File;
 use std::io;
@@ -137,7 +139,8 @@ fn options(syncs: &Arc<SegmentSyncs>) -> StoreOptions {
     }
 }
 
-fn record(store: &Store, seed: u64) -> trajstore::Result<trajstore::EpisodeId> {
+/// A 5-step episode with `seed`, ready to commit.
+fn recorded(store: &Store, seed: u64) -> trajstore::Result<trajstore::EpisodeWriter> {
     let schema = small_schema(Codec::Raw);
     let mut w = store.begin_episode(EpisodeMeta::new("sync", "Test-v0").seed(seed), &schema)?;
     w.reset(
@@ -156,7 +159,11 @@ fn record(store: &Store, seed: u64) -> trajstore::Result<trajstore::EpisodeId> {
             &Info::new(),
         )?;
     }
-    w.commit()
+    Ok(w)
+}
+
+fn record(store: &Store, seed: u64) -> trajstore::Result<trajstore::EpisodeId> {
+    recorded(store, seed)?.commit()
 }
 
 fn seeds_listed(store: &Store) -> Vec<Option<u64>> {
@@ -240,4 +247,108 @@ fn a_slow_segment_sync_holds_the_commit_until_it_is_durable() {
         "the reader saw the commit in the end"
     );
     assert_eq!(seeds_listed(&store), vec![Some(1), Some(2)]);
+}
+
+#[test]
+fn background_commits_in_flight_share_index_transactions_and_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let syncs = Arc::new(SegmentSyncs::default());
+    let store = Store::create_with(dir.path(), options(&syncs)).unwrap();
+    record(&store, 1).unwrap();
+    let before = store.commit_stats();
+    // Slow segment syncs: the first commit is still in flight when the others are handed
+    // over, so they wait for the next index transaction together.
+    syncs.delay_ms.store(50, Ordering::SeqCst);
+    let pending: Vec<_> = (2..6)
+        .map(|seed| {
+            recorded(&store, seed)
+                .unwrap()
+                .commit_in_background()
+                .unwrap()
+        })
+        .collect();
+    let ids: Vec<_> = pending.into_iter().map(|p| p.wait().unwrap()).collect();
+    syncs.delay_ms.store(0, Ordering::SeqCst);
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 4, "four distinct ids: {ids:?}");
+    let mut seeds = seeds_listed(&store);
+    seeds.sort();
+    assert_eq!(seeds, (1..6).map(Some).collect::<Vec<_>>());
+    let stats = store.commit_stats();
+    let (episodes, transactions) = (
+        stats.episodes - before.episodes,
+        stats.transactions - before.transactions,
+    );
+    assert_eq!(episodes, 4);
+    assert!(
+        transactions < episodes,
+        "episodes in flight at once share a transaction: {transactions} for {episodes}"
+    );
+    // Each id names the episode handed over with it.
+    let snap = store.snapshot().unwrap();
+    for (seed, id) in (2..6).zip(&ids) {
+        assert_eq!(snap.episode(*id).unwrap().seed(), Some(seed));
+    }
+    assert!(snap.verify().unwrap().problems.is_empty());
+}
+
+#[test]
+fn a_background_commit_that_fails_reports_the_error_and_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let syncs = Arc::new(SegmentSyncs::default());
+    let store = Store::create_with(dir.path(), options(&syncs)).unwrap();
+    record(&store, 1).unwrap();
+    syncs.fail.store(true, Ordering::SeqCst);
+    let pending = recorded(&store, 2).unwrap().commit_in_background().unwrap();
+    let err = pending
+        .wait()
+        .expect_err("the segment sync failed: no commit");
+    syncs.fail.store(false, Ordering::SeqCst);
+    assert!(
+        err.to_string()
+            .contains(&io::Error::from_raw_os_error(libc::EIO).to_string()),
+        "the error says what failed: {err}"
+    );
+    drop(store);
+    let store = Store::open_with(dir.path(), options(&syncs)).unwrap();
+    assert_eq!(seeds_listed(&store), vec![Some(1)]);
+}
+
+#[test]
+fn a_dropped_pending_commit_waits_until_its_episode_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let syncs = Arc::new(SegmentSyncs::default());
+    let store = Store::create_with(dir.path(), options(&syncs)).unwrap();
+    syncs.delay_ms.store(100, Ordering::SeqCst);
+    let before = syncs.finished.load(Ordering::SeqCst);
+    let pending = recorded(&store, 7).unwrap().commit_in_background().unwrap();
+    drop(pending);
+    assert!(syncs.finished.load(Ordering::SeqCst) > before);
+    syncs.delay_ms.store(0, Ordering::SeqCst);
+    // Another handle, as another process would: the episode is there once the drop returned.
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(seeds_listed(&reader), vec![Some(7)]);
+}
+
+#[test]
+fn an_empty_episode_is_refused_before_it_is_handed_to_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    let w = store
+        .begin_episode(
+            EpisodeMeta::new("sync", "Test-v0"),
+            &small_schema(Codec::Raw),
+        )
+        .unwrap();
+    let err = w.commit_in_background().expect_err("nothing recorded");
+    assert!(
+        matches!(
+            err,
+            trajstore::Error::Record(trajstore::RecordError::EmptyEpisode)
+        ),
+        "{err}"
+    );
+    assert!(seeds_listed(&store).is_empty());
 }

@@ -26,6 +26,7 @@ fn _trajstore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::PySnapshot>()?;
     m.add_class::<catalog::PyCatalog>()?;
     m.add_class::<record::PyEpisodeRecorder>()?;
+    m.add_class::<record::PyPendingCommit>()?;
     m.add_class::<buffer::MappedBuffer>()?;
     m.add_class::<buffer::OwnedBuffer>()?;
     m.add_class::<loader::PyLoader>()?;

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple};
-use trajstore::{ArrayRef, DType, EpisodeId, EpisodeWriter, Info};
+use trajstore::{ArrayRef, DType, EpisodeId, EpisodeWriter, Info, PendingCommit};
 
 use crate::error::{InputError, IntoPy, try_lock};
 use crate::inbound::ExportedBuffer;
@@ -329,10 +329,46 @@ impl PyEpisodeRecorder {
         py.detach(|| writer.commit()).py_err().map(EpisodeId::get)
     }
 
+    /// Starts the commit on a thread of the store's and returns at once (the GIL is released
+    /// only while the store makes room: at most `background_commits` are in flight).
+    fn commit_in_background(&self, py: Python<'_>) -> PyResult<PyPendingCommit> {
+        let writer = try_lock(&self.writer, "EpisodeRecorder")?.take();
+        let Some(writer) = writer else {
+            return Err(InputError::new_err(
+                "this episode was already committed or discarded; begin a new one",
+            ));
+        };
+        let pending = py.detach(|| writer.commit_in_background()).py_err()?;
+        Ok(PyPendingCommit { pending })
+    }
+
     /// Drops the episode; nothing of it becomes visible.
     fn discard(&self) -> PyResult<()> {
         let writer = try_lock(&self.writer, "EpisodeRecorder")?.take();
         drop(writer);
         Ok(())
+    }
+}
+
+/// A commit running in the background. `wait()` returns the episode id once it is durable
+/// and visible, or raises what `commit()` would have; `done` says whether it has returned.
+/// Shared freely by threads. Dropping it waits for the commit (its result is then lost).
+#[pyclass(frozen, module = "trajstore._trajstore", name = "PendingCommit")]
+pub struct PyPendingCommit {
+    pending: PendingCommit,
+}
+
+#[pymethods]
+impl PyPendingCommit {
+    /// Waits (GIL released) until the commit returned; its episode id.
+    fn wait(&self, py: Python<'_>) -> PyResult<u64> {
+        py.detach(|| self.pending.wait())
+            .py_err()
+            .map(EpisodeId::get)
+    }
+
+    #[getter]
+    fn done(&self) -> bool {
+        self.pending.is_finished()
     }
 }

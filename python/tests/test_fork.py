@@ -130,6 +130,28 @@ def test_an_episode_in_flight_stays_the_parents(store_path):
     assert len(store.episodes()) == 2
 
 
+def test_a_background_commit_is_waited_for_by_the_parent_only(store_path):
+    store = trajstore.Store.create(store_path)
+    frames = frames_for(9, 2)
+    recorder = store.begin_episode("parent", "Test-v0", FIELDS, seed=9)
+    recorder.reset({"obs/frame": frames[0], "obs/lz4": frames[0]})
+    for t in (1, 2):
+        recorder.step({"obs/frame": frames[t], "obs/lz4": frames[t], "action": t,
+                       "reward": 1.0, "terminated": t == 2, "truncated": False})
+    pending = recorder.commit_in_background()
+
+    def child():
+        # The commit runs on the parent's threads: the child is told so instead of hanging,
+        # and its copy of the handle goes away without waiting.
+        with pytest.raises(trajstore.TrajstoreError, match="after a fork"):
+            pending.wait()
+        check(store, record(store, "child", 10), 10)
+
+    run_children(mp.get_context("fork"), child, [()])
+    check(store, pending.wait(), 9, steps=2)
+    assert len(store.episodes()) == 2
+
+
 def _spawn_child(path, seed):
     store = trajstore.Store.create(path)
     check(store, record(store, "spawned", seed), seed)

@@ -292,3 +292,39 @@ def test_spaces_are_stored_once_per_schema_and_per_episode_spaces_are_still_hono
     old = store.episode(r.commit())
     assert old.observation_space == wider and old.action_space == SPACES["tuple"]
     assert leaves_equal(old.observations, stack([sample, sample]))
+
+
+def test_background_commits_record_every_episode_in_order_and_close_waits(store_path):
+    env = SpaceEnv(SPACES["box"], SPACES["discrete"], length=3)
+    rec = trajstore.RecordEpisodes(env, store_path, username="u", background_commit=True)
+    for seed in range(12):
+        rec.reset(seed=seed)
+        for _ in range(3):
+            rec.step(2)
+    rec.close()  # waits for the commits still in flight
+    assert len(rec.committed) == 12
+    store = trajstore.Store.open(store_path, read_only=True)
+    by_id = {e.id: e for e in store.episodes()}
+    assert sorted(by_id) == sorted(rec.committed)
+    # `committed` is in episode order: the seeds come back in the order they were played.
+    assert [by_id[i].seed for i in rec.committed] == list(range(12))
+    assert all(by_id[i].steps == 3 for i in rec.committed)
+    assert store.verify()["ok"]
+
+
+def test_a_pending_commit_gives_its_id_to_every_wait(store_path):
+    store = trajstore.Store.create(store_path)
+    fields = [("obs", "f32", (2,), "observation", "raw"), ("action", "i64", (), "transition", "raw")]
+    rec = store.begin_episode("u", "Test-v0", fields)
+    rec.reset({"obs": np.zeros(2, np.float32)})
+    rec.step({"obs": np.ones(2, np.float32), "action": 1, "reward": 1.0, "terminated": True, "truncated": False})
+    pending = rec.commit_in_background()
+    assert isinstance(pending, trajstore.PendingCommit)
+    first = pending.wait()
+    assert pending.done and pending.wait() == first
+    assert [e.id for e in store.episodes()] == [first]
+    with pytest.raises(trajstore.InputError, match="already committed"):
+        rec.commit_in_background()
+    empty = store.begin_episode("u", "Test-v0", fields)
+    with pytest.raises(trajstore.RecordError, match="empty episode"):
+        empty.commit_in_background()

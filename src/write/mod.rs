@@ -15,10 +15,12 @@
 //! look at (and an unmarked manifest, see `trajstore repair`). A crash after leaves a complete
 //! episode. There is no other state.
 
+mod background;
 mod column;
 mod meta;
 mod validate;
 
+pub use background::PendingCommit;
 pub use meta::EpisodeMeta;
 
 use std::sync::Arc;
@@ -306,6 +308,24 @@ impl EpisodeWriter {
             self.stored_bytes += column.flush(appender)?;
         }
         Ok(())
+    }
+
+    /// Runs [`commit`](Self::commit) on a thread of the store's and returns at once, so the
+    /// recorder can go on with its next episode while this one's syncs are in flight; the
+    /// episodes in flight at once share one index transaction. [`PendingCommit::wait`]
+    /// returns what `commit` would have.
+    ///
+    /// At most [`StoreOptions::background_commits`](crate::StoreOptions::background_commits)
+    /// commits are in flight per process and store: past that, this waits for one of them to
+    /// finish (each holds its episode's buffered data until then). Errors found without
+    /// touching the disk (an empty episode, a writer used in another process) are returned
+    /// here and change nothing.
+    pub fn commit_in_background(self) -> Result<PendingCommit> {
+        self.check_process()?;
+        if self.transitions == 0 {
+            return Err(RecordError::EmptyEpisode.into());
+        }
+        background::start(self)
     }
 
     /// Makes the episode durable and visible, whole, and returns its store-unique id.

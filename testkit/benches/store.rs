@@ -5,7 +5,7 @@
 //! frames >= 0.8x a plain memory-mapped read of the same bytes.
 
 use trajstore::Codec;
-use trajstore_testkit::bench::{RecordSpec, record, scan};
+use trajstore_testkit::bench::{Commit, RecordSpec, record, scan};
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is accepted and ignored.
@@ -24,7 +24,7 @@ fn main() {
             frame: [128, 128, 3],
             codec,
         };
-        let recorded = record(dir.path(), &spec).expect("record");
+        let recorded = record(dir.path(), &spec, Commit::Wait).expect("record");
         println!("{}", recorded.line());
         let scanned = scan(&dir.path().join("store"), "obs/frame").expect("scan");
         println!("{}", scanned.line());

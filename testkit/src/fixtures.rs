@@ -26,11 +26,23 @@ pub fn small_frame(seed: u64, t: u32) -> Vec<u8> {
 
 /// Records one episode of `steps` transitions into `store` with [`small_schema`].
 pub fn record_small(store: &Store, user: &str, seed: u64, steps: u32, codec: Codec) -> EpisodeId {
+    begin_small(store, user, seed, steps, codec)
+        .commit()
+        .unwrap()
+}
+
+/// The episode [`record_small`] records, written but not yet committed.
+pub fn begin_small(
+    store: &Store,
+    user: &str,
+    seed: u64,
+    steps: u32,
+    codec: Codec,
+) -> EpisodeWriter {
     let meta = EpisodeMeta::new(user, "Test-v0").seed(seed);
-    let w = write_small(store, meta, codec, seed, steps, |t| {
+    write_small(store, meta, codec, seed, steps, |t| {
         (i64::from(t), 1.0, t == steps)
-    });
-    w.commit().unwrap()
+    })
 }
 
 /// Writes `steps` transitions of a [`small_schema`] episode (frames seeded `seed`, action 0,

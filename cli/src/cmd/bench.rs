@@ -6,8 +6,8 @@ use clap::ValueEnum;
 use trajstore::Codec;
 use trajstore::Query;
 use trajstore_testkit::bench::{
-    ConcurrentSpec, CurateCost, MaintainSpec, Measurement, RecordSpec, Recorders, ScalePoint,
-    ScaleSpec, StatsSchema, checked, combine_cost, compact, curate, merge, record,
+    Commit, ConcurrentSpec, CurateCost, MaintainSpec, Measurement, RecordSpec, Recorders,
+    ScalePoint, ScaleSpec, StatsSchema, checked, combine_cost, compact, curate, merge, record,
     record_concurrently, record_stats_store, recording_cost, sample, scan, window,
 };
 
@@ -132,14 +132,27 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             frame: [128, 128, 3],
             codec: Codec::Raw,
         };
-        results.push(("record", record(temp.path(), &spec)?));
+        results.push(("record", record(temp.path(), &spec, Commit::Wait)?));
     }
     if mode == BenchMode::Record {
         // Control-like episodes (17 x f32 observations, about 90 raw bytes a step), where the
-        // per-episode commit and the per-step CPU matter most.
-        for (name, episodes, steps) in [
-            ("record control, 50-step episodes", 200, 50),
-            ("record control, 1000-step episodes", 60, 1000),
+        // per-episode commit and the per-step CPU matter most; committed as `commit` and, by
+        // the same one recorder, in the background (the next episode records meanwhile).
+        for (name, episodes, steps, commit) in [
+            ("record control, 50-step episodes", 200, 50, Commit::Wait),
+            ("record control, 1000-step episodes", 60, 1000, Commit::Wait),
+            (
+                "record control, 50-step, background commits",
+                200,
+                50,
+                Commit::Background,
+            ),
+            (
+                "record control, 1000-step, background commits",
+                60,
+                1000,
+                Commit::Background,
+            ),
         ] {
             let spec = RecordSpec {
                 episodes,
@@ -147,9 +160,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 frame: [1, 17, 4],
                 codec: Codec::Raw,
             };
-            let dir = temp.path().join(format!("control-{steps}"));
+            let dir = temp.path().join(format!("control-{steps}-{commit:?}"));
             std::fs::create_dir_all(&dir)?;
-            let m = record(&dir, &spec)?;
+            let m = record(&dir, &spec, commit)?;
             results.push(("record", Measurement { name, ..m }));
         }
     }

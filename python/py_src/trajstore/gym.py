@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import os
 from typing import Any, Mapping, Sequence
 
 import gymnasium
 
 from . import _spaces
+from ._trajstore import PendingCommit
 from .store import EpisodeRecorder, Store
 
 #: metadata key marking an episode whose P2 view a replay must skip (DIAMBRA's ignore_p2)
@@ -39,6 +41,12 @@ class RecordEpisodes(gymnasium.Wrapper):
     Each episode is committed, durable and whole, when it terminates or is truncated. An
     episode cut short by `reset()` or `close()` is discarded, or committed (its outcome is
     then "interrupted") with `commit_interrupted=True`.
+
+    With `background_commit=True` the env loop does not wait for the disk: an episode's
+    commit runs while the next one plays, and `committed` gets its id once it returned (in
+    episode order). `flush()` waits for every commit in flight; `close()` flushes. A commit
+    that failed raises its error from the `step`, `reset`, `flush` or `close` that finds it;
+    a process killed meanwhile may lose the episodes still in flight, never earlier ones.
 
     DIAMBRA users pass their settings as they are: Arena 2.x's `RecordingSettings(dataset_path,
     username)` object as `episode_recording_settings=` (or positionally as `path`), or 1.x's
@@ -72,6 +80,7 @@ class RecordEpisodes(gymnasium.Wrapper):
         tags: Sequence[str] = (),
         metadata: Mapping[str, Any] | None = None,
         commit_interrupted: bool = False,
+        background_commit: bool = False,
         traj_rec_settings: Any = None,
         file_path: str | os.PathLike | None = None,
         episode_recording_settings: Any = None,
@@ -123,9 +132,12 @@ class RecordEpisodes(gymnasium.Wrapper):
         self._recorder: EpisodeRecorder | None = None
         #: ids of the episodes this wrapper committed, in order
         self.committed: list[int] = []
+        self.background_commit = background_commit
+        self._in_flight: collections.deque[PendingCommit] = collections.deque()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self._finish_interrupted()
+        self._collect(wait=False)
         options = dict(options) if options is not None else None
         if options is not None and LABELS_OPTION in options:
             self.set_labels(**options.pop(LABELS_OPTION))
@@ -160,19 +172,48 @@ class RecordEpisodes(gymnasium.Wrapper):
             # checked by the core.
             self._recorder.step_in_order((*self._flat_obs(obs), *self._flat_act(action), reward, terminated, truncated), info)
             if terminated or truncated:
-                self.committed.append(self._recorder.commit())
-                self._recorder = None
+                recorder, self._recorder = self._recorder, None
+                self._commit(recorder)
         return obs, reward, terminated, truncated, info
+
+    def _commit(self, recorder: EpisodeRecorder) -> None:
+        if not self.background_commit:
+            self.committed.append(recorder.commit())
+            return
+        self._in_flight.append(recorder.commit_in_background())
+        self._collect(wait=False)
+
+    def _collect(self, wait: bool) -> None:
+        """Moves the ids of returned background commits to `committed`, in episode order
+        (with `wait`, of every commit in flight); raises the first failure once the others
+        are collected."""
+        failure: BaseException | None = None
+        while self._in_flight and (wait or self._in_flight[0].done):
+            pending = self._in_flight.popleft()
+            try:
+                self.committed.append(pending.wait())
+            except Exception as e:  # noqa: BLE001 - raised below, after the rest are collected
+                failure = failure or e
+        if failure is not None:
+            raise failure
+
+    def flush(self) -> None:
+        """Waits until every episode handed to a background commit is durable (its id is then
+        in `committed`); raises the first commit that failed."""
+        self._collect(wait=True)
 
     def _finish_interrupted(self) -> None:
         recorder, self._recorder = self._recorder, None
         if recorder is None:
             return
         if self.commit_interrupted and recorder.steps > 0:
-            self.committed.append(recorder.commit())
+            self._commit(recorder)
         else:
             recorder.discard()
 
     def close(self):
-        self._finish_interrupted()
-        return super().close()
+        try:
+            self._finish_interrupted()
+            self.flush()
+        finally:
+            super().close()

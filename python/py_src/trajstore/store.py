@@ -15,6 +15,7 @@ from . import _spaces
 from ._arrays import normalize_info
 from ._selection import Filters, Selection, as_list
 from ._stats import StoreStats
+from ._trajstore import PendingCommit
 from ._trajstore import Store as _NativeStore
 from ._trajstore import compact as _compact
 
@@ -314,6 +315,14 @@ class EpisodeRecorder:
 
     def commit(self) -> int:
         return self._native.commit()
+
+    def commit_in_background(self) -> PendingCommit:
+        """Starts the commit and returns at once, so the next episode can record while this
+        one's syncs are in flight (episodes in flight share one index transaction). The
+        returned `PendingCommit`'s `wait()` gives the id once the episode is durable and
+        visible, or raises what `commit()` would have. At most 4 commits are in flight per
+        process and store; past that this waits for one to finish."""
+        return self._native.commit_in_background()
 
     def discard(self) -> None:
         self._native.discard()

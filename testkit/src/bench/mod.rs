@@ -23,7 +23,7 @@ pub use error::{BenchError, Result};
 pub use loader_probe::{LoaderProbe, probe_loader};
 pub use maintain::{MaintainSpec, compact, merge};
 pub use read::{Gathered, sample, sample_rows, scan, window};
-pub use record::{RecordSpec, episode_raw_bytes, pregenerated_frames, record, recorder};
+pub use record::{Commit, RecordSpec, episode_raw_bytes, pregenerated_frames, record, recorder};
 pub use scale::{ScalePoint, ScaleSpec, major_faults, mem_available, rss_anon, scale};
 pub use stats::{
     CombineCost, RecordingCost, StatsSchema, combine_cost, record_stats_store, recording_cost,
@@ -60,7 +60,7 @@ impl Measurement {
     /// One human-readable line.
     pub fn line(&self) -> String {
         format!(
-            "{:<28} {:>9.1} MB/s   {:<34} {:>9.1} MB/s   ratio {:.2}",
+            "{:<46} {:>9.1} MB/s   {:<34} {:>9.1} MB/s   ratio {:.2}",
             self.name,
             self.mb_per_s(),
             self.baseline,

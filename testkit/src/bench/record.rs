@@ -19,11 +19,21 @@ pub struct RecordSpec {
     pub codec: Codec,
 }
 
-/// Records `spec` into a fresh store under `dir` (durable commit per episode) and writes the
-/// same raw bytes to a plain file with one fdatasync per episode, alternating the two
-/// [`ROUNDS`](super::ROUNDS) times (both see the same machine noise; the best of each counts).
-/// Returns the store measurement.
-pub fn record(dir: &Path, spec: &RecordSpec) -> Result<Measurement> {
+/// How a recording benchmark commits each episode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    /// [`EpisodeWriter::commit`]: the recorder waits until each episode is durable.
+    Wait,
+    /// [`EpisodeWriter::commit_in_background`]: the recorder goes on with its next episode
+    /// while the last ones commit; the clock stops once every commit has returned.
+    Background,
+}
+
+/// Records `spec` into a fresh store under `dir` (durable commit per episode, committed as
+/// `commit` says) and writes the same raw bytes to a plain file with one fdatasync per
+/// episode, alternating the two [`ROUNDS`](super::ROUNDS) times (both see the same machine
+/// noise; the best of each counts). Returns the store measurement.
+pub fn record(dir: &Path, spec: &RecordSpec, commit: Commit) -> Result<Measurement> {
     let schema = synth_schema(spec.frame, spec.codec)?;
     let frames = pregenerated_frames(spec.frame, 32);
     let bytes = u64::from(spec.episodes) * episode_raw_bytes(frames[0].len(), spec.steps) as u64;
@@ -39,8 +49,21 @@ pub fn record(dir: &Path, spec: &RecordSpec) -> Result<Measurement> {
         };
         let store = Store::create(&store_dir)?;
         let start = Instant::now();
+        let mut pending = Vec::new();
         for e in 0..spec.episodes {
-            record_episode(&store, &schema, &frames, spec, "bench", e)?;
+            match commit {
+                Commit::Wait => {
+                    record_episode(&store, &schema, &frames, spec, "bench", e)?;
+                }
+                Commit::Background => {
+                    let mut w = begin(&store, &schema, "bench")?;
+                    write_synth_steps(&mut w, &frames, e as usize, spec.steps)?;
+                    pending.push(w.commit_in_background()?);
+                }
+            }
+        }
+        for p in pending {
+            p.wait()?;
         }
         seconds = seconds.min(start.elapsed().as_secs_f64());
         drop(store);
@@ -80,11 +103,15 @@ fn record_episode(
     user: &str,
     e: u32,
 ) -> Result<Duration> {
-    let mut w = store.begin_episode(EpisodeMeta::new(user, SYNTH_ENV), schema)?;
+    let mut w = begin(store, schema, user)?;
     write_synth_steps(&mut w, frames, e as usize, spec.steps)?;
     let start = Instant::now();
     w.commit()?;
     Ok(start.elapsed())
+}
+
+fn begin(store: &Store, schema: &Schema, user: &str) -> trajstore::Result<EpisodeWriter> {
+    store.begin_episode(EpisodeMeta::new(user, SYNTH_ENV), schema)
 }
 
 /// Writes the reset and `steps` transitions of a [`synth_schema`] episode into `w` from
