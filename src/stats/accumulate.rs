@@ -77,6 +77,9 @@ impl FieldAccumulator {
             let (mut n, mut sum, mut min, mut max) =
                 (0u64, 0.0f64, f64::INFINITY, f64::NEG_INFINITY);
             let mut non_finite = 0u64;
+            // Runs of equal values go to the sketch at once: recorded fields repeat a lot
+            // (flags, constant rewards, held actions), and a key costs a logarithm.
+            let mut run = (0.0f64, 0u64);
             for &x in column.clone() {
                 if floats && !x.is_finite() {
                     non_finite += 1;
@@ -86,7 +89,17 @@ impl FieldAccumulator {
                 sum += x;
                 min = min.min(x);
                 max = max.max(x);
-                stats.sketch.add(&self.mapping, x);
+                if x == run.0 && run.1 > 0 {
+                    run.1 += 1;
+                } else {
+                    if run.1 > 0 {
+                        stats.sketch.add(&self.mapping, run.0, run.1);
+                    }
+                    run = (x, 1);
+                }
+            }
+            if run.1 > 0 {
+                stats.sketch.add(&self.mapping, run.0, run.1);
             }
             stats.non_finite += non_finite;
             if n == 0 {

@@ -229,16 +229,16 @@ impl PartialEq for Sketch {
 }
 
 impl Sketch {
-    /// Counts one finite value.
+    /// Counts `n` copies of one finite value.
     #[inline]
-    pub(crate) fn add(&mut self, mapping: &KeyMapping, v: f64) {
+    pub(crate) fn add(&mut self, mapping: &KeyMapping, v: f64, n: u64) {
         let magnitude = v.abs();
         if magnitude < MIN_INDEXED {
-            self.zeros += 1;
+            self.zeros += n;
         } else if v > 0.0 {
-            self.positive.add(mapping.key(magnitude), 1);
+            self.positive.add(mapping.key(magnitude), n);
         } else {
-            self.negative.add(mapping.key(magnitude), 1);
+            self.negative.add(mapping.key(magnitude), n);
         }
     }
 

@@ -227,7 +227,7 @@ impl EpisodeWriter {
         };
         let terminated = terminated.bytes[0] != 0;
         let truncated = truncated.bytes[0] != 0;
-        self.append(&values, info)?;
+        self.append(values, info)?;
         self.transitions += 1;
         self.total_return += reward;
         self.ended = match (terminated, truncated) {
@@ -252,7 +252,14 @@ impl EpisodeWriter {
             column_full |= column.is_full();
         }
         if let Some(stats) = &mut self.stats {
-            stats.push(|i| matched.value(given, i));
+            // Raw columns' values reach the statistics in bulk as they leave the buffer
+            // (`gather_stats`); only the others' are pushed step by step.
+            let columns = &self.columns;
+            stats.push(|i| {
+                matched
+                    .value(given, i)
+                    .filter(|_| columns[i].raw_values().is_none())
+            });
         }
         if !info.is_empty() {
             self.infos.push((self.observations, info.clone()));
@@ -283,6 +290,7 @@ impl EpisodeWriter {
         }
         self.check_out()?;
         let appender = self.appender.as_mut().expect("checked out above");
+        gather_stats(&mut self.stats, at, &self.columns[at]);
         self.columns[at].stream(appender)?;
         self.streaming = Some(at);
         Ok(())
@@ -302,9 +310,11 @@ impl EpisodeWriter {
         self.check_out()?;
         let appender = self.appender.as_mut().expect("checked out above");
         if let Some(at) = self.streaming.take() {
+            gather_stats(&mut self.stats, at, &self.columns[at]);
             self.stored_bytes += self.columns[at].flush(appender)?;
         }
-        for column in &mut self.columns {
+        for (at, column) in self.columns.iter_mut().enumerate() {
+            gather_stats(&mut self.stats, at, column);
             self.stored_bytes += column.flush(appender)?;
         }
         Ok(())
@@ -413,6 +423,17 @@ impl EpisodeWriter {
             .append_meta(MARKER_MAGIC, &marker.encode())
             .and_then(|_| appender.write_gathered());
         Ok(EpisodeId(id))
+    }
+}
+
+/// Hands the raw values buffered in column `at` to the statistics, just before they leave the
+/// buffer (streamed or flushed): the buffer holds the steps' values back to back, so the
+/// statistics read them there in bulk and the step path copies nothing for them. The values
+/// arrive in step order, and the statistics fold at the same steps however they are cut
+/// (stats/accumulate.rs), so the figures are those of pushing step by step.
+fn gather_stats(stats: &mut Option<EpisodeStatsBuilder>, at: usize, column: &Column) {
+    if let (Some(stats), Some(values)) = (stats, column.raw_values()) {
+        stats.push_field(at, values);
     }
 }
 
