@@ -213,12 +213,12 @@ impl EpisodeWriter {
         if !info.is_empty() {
             check_info_size("info", info)?;
         }
-        let matched = &self.matched;
-        let [reward, terminated, truncated] = self.outcome_fields.map(|i| {
-            matched
-                .value(values, i)
+        let outcome = |k: usize| {
+            self.matched
+                .value(values, self.outcome_fields[k])
                 .expect("validated: transition fields given")
-        });
+        };
+        let (reward, terminated, truncated) = (outcome(0), outcome(1), outcome(2));
         let reward = match reward.dtype {
             DType::F64 => f64::from_le_bytes(reward.bytes.try_into().expect("8 bytes")),
             _ => f64::from(f32::from_le_bytes(
