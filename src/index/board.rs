@@ -10,11 +10,14 @@
 //!   indexing recorded episodes. A batch whose process finds it free commits at once (the
 //!   leader's own episodes, with their segment syncs overlapped, plus whatever is queued).
 //! - `STORE/commit-queue/*.q`: a process that finds the lock taken posts its batch there as
-//!   one *ticket* at once (written under a temporary name and renamed, so a ticket is never
-//!   seen half-written; the poster holds the ticket file's `flock` while it lives), and says
-//!   in the ticket's *sync word* when its segment syncs returned. A leader may take a ticket
-//!   whose syncs still run: its transaction waits for the sync word before it becomes live,
-//!   as it waits for its own process's syncs (index/presync.rs). The poster then waits for a
+//!   one *ticket* at once, and says in the ticket's *sync word* when its segment syncs
+//!   returned. A handle keeps one ticket file for its life (created under a temporary name and
+//!   renamed; the poster holds its `flock` while it lives) and posts each batch into it,
+//!   payload first and header last: creating, renaming and removing a file per batch was a
+//!   sixth of a small episode's CPU. While its sync runs, the poster holds a byte-range lock
+//!   on the sync word, so a leader whose transaction must wait for it blocks on that lock
+//!   instead of polling (index/presync.rs: the wait runs on the committing thread, after the
+//!   index's own first sync). The poster then waits for a
 //!   round to end (below): either a leader wrote its ticket's outcome (ids, or the error every
 //!   episode of the batch gets), or, finding nobody leading, it leads and commits every ticket
 //!   queued, its own included.
@@ -40,8 +43,8 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -79,7 +82,8 @@ const PAYLOAD_AT: u64 = SYNC_WORD_AT + 8;
 const DURABLE: [u8; 8] = *b"DURABLE\0";
 /// The sync word when the poster's segment sync failed: the batch is never indexed.
 const SYNC_FAILED: [u8; 8] = *b"FAILED\0\0";
-/// How often a leader looks again at the sync word of a ticket whose poster is still syncing.
+/// How often a leader looks again at the sync word of a ticket whose poster is still syncing
+/// but holds no lock on it (a build before the lock, or a system without OFD locks).
 const SYNC_POLL: Duration = Duration::from_micros(20);
 
 /// Where a ticket stands.
@@ -197,6 +201,58 @@ fn poster_gone(file: &File) -> bool {
     file.try_lock().is_ok()
 }
 
+fn read_sync_word(file: &File) -> io::Result<[u8; 8]> {
+    let mut word = [0u8; 8];
+    file.read_exact_at(&mut word, SYNC_WORD_AT)?;
+    Ok(word)
+}
+
+/// How a byte-range lock on a ticket's sync word is taken.
+#[derive(Clone, Copy)]
+enum WordLock {
+    /// The poster's, while its segment sync runs.
+    Syncing,
+    /// A leader's, waiting for the poster's to be released (then released at once).
+    Waiting,
+    Release,
+}
+
+/// Takes (waiting) or releases an open-file-description lock on the ticket's sync word. OFD
+/// locks belong to the open file, not the process (two handles of one process exclude each
+/// other, as in the tests), are released by the kernel when the poster dies, and are
+/// independent of the `flock` that says the poster lives.
+#[cfg(target_os = "linux")]
+fn lock_sync_word(file: &File, how: WordLock) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `flock` is a plain C struct for which all-zero bytes are a valid value.
+    let mut range: libc::flock = unsafe { std::mem::zeroed() };
+    range.l_type = match how {
+        WordLock::Syncing => libc::F_WRLCK,
+        WordLock::Waiting => libc::F_RDLCK,
+        WordLock::Release => libc::F_UNLCK,
+    } as libc::c_short;
+    range.l_whence = libc::SEEK_SET as libc::c_short;
+    range.l_start = SYNC_WORD_AT as libc::off_t;
+    range.l_len = DURABLE.len() as libc::off_t;
+    loop {
+        // SAFETY: the descriptor is open for the borrow of `file`, and `range` is a valid
+        // `flock` the call only reads.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLKW, &range) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Without OFD locks a leader polls the sync word instead.
+#[cfg(not(target_os = "linux"))]
+fn lock_sync_word(_file: &File, _how: WordLock) -> io::Result<()> {
+    Ok(())
+}
+
 /// A process's view of the board of one store.
 #[derive(Debug)]
 pub struct Board {
@@ -210,8 +266,20 @@ pub struct Board {
     round_wait: File,
     posters: Posters,
     next_ticket: AtomicU64,
+    /// This handle's ticket file between batches (answered, kept for the next batch).
+    spare: Mutex<Option<(PathBuf, Arc<File>)>>,
     /// When this handle's rounds last read the whole queue (`None`: never).
     last_full_look: Mutex<Option<Instant>>,
+}
+
+impl Drop for Board {
+    /// A handle closed cleanly leaves no ticket behind (a dead one's are deleted by leaders).
+    fn drop(&mut self) {
+        let spare = self.spare.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some((path, _)) = spare.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// `commit.posters`: whether any live handle has a ticket posted, known without reading the
@@ -307,6 +375,7 @@ impl Board {
                 probe: lock_file(&posters)?,
             },
             next_ticket: AtomicU64::new(0),
+            spare: Mutex::new(None),
             last_full_look: Mutex::new(None),
         })
     }
@@ -316,8 +385,8 @@ impl Board {
         &self.queue
     }
 
-    /// Whether every segment `episodes` name is still in `segments/` (board.rs callers: a dead
-    /// recorder's segment may have been retired by compaction).
+    /// Whether every segment `episodes` name is still in `segments/` (asked of dead posters'
+    /// tickets only: a dead recorder's segment may have been retired by compaction).
     pub fn segments_present(&self, episodes: &[PendingEpisode]) -> bool {
         episodes
             .iter()
@@ -385,18 +454,53 @@ impl Board {
                 })
                 .collect(),
         );
-        let payload = postcard::to_allocvec(&batch).map_err(io::Error::other)?;
+        // The sync word and the payload, which follows it, in one write.
+        let word = if durable { DURABLE } else { [0; 8] };
+        let body = postcard::to_extend(&batch, word.to_vec()).map_err(io::Error::other)?;
+        let payload = &body[word.len()..];
         let header = Header {
             state: State::Pending,
             from_id: 0,
             payload_len: payload.len() as u64,
-            payload_sum: checksum(&payload),
+            payload_sum: checksum(payload),
             outcome_len: 0,
             outcome_sum: 0,
         };
         // Counted before the ticket can be seen, so a leader that finds no poster has none to
         // read.
         let posting = self.posters.enter()?;
+        let spare = self
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let (path, file) = match spare {
+            Some(spare) => spare,
+            None => self.new_ticket_file()?,
+        };
+        // From here an error drops the ticket, which removes the file.
+        let ticket = Ticket {
+            board: self,
+            path,
+            file,
+            reusable: AtomicBool::new(false),
+            _posting: posting,
+        };
+        if !durable {
+            // Before the header says pending: a leader that sees the ticket finds the lock.
+            lock_sync_word(&ticket.file, WordLock::Syncing)?;
+        }
+        // The header last: until it is written the file reads as the answered ticket it was
+        // (or an empty one), which leaders skip; a leader reading it meanwhile finds a header
+        // or payload that fails its checksum, and skips it this round.
+        ticket.file.write_all_at(&body, SYNC_WORD_AT)?;
+        ticket.file.write_all_at(&header.encode(), 0)?;
+        Ok(ticket)
+    }
+
+    /// Creates this handle's ticket file: empty, under a temporary name, locked, then renamed
+    /// into the queue (a leader deletes a ticket whose lock is free: never before it is taken).
+    fn new_ticket_file(&self) -> io::Result<(PathBuf, Arc<File>)> {
         let pid = std::process::id();
         loop {
             let n = self.next_ticket.fetch_add(1, Ordering::Relaxed);
@@ -414,21 +518,13 @@ impl Board {
                 Err(e) => return Err(e),
             };
             file.lock()?;
-            file.write_all_at(&header.encode(), 0)?;
-            let word = if durable { DURABLE } else { [0; 8] };
-            file.write_all_at(&word, SYNC_WORD_AT)?;
-            file.write_all_at(&payload, PAYLOAD_AT)?;
             let path = self.queue.join(format!("{name}.q"));
             if path.exists() {
                 let _ = std::fs::remove_file(&temp);
                 continue;
             }
             std::fs::rename(&temp, &path)?;
-            return Ok(Ticket {
-                path,
-                file,
-                _posting: posting,
-            });
+            return Ok((path, Arc::new(file)));
         }
     }
 
@@ -502,7 +598,7 @@ impl Board {
                 .collect();
             queued.push(Queued {
                 path,
-                file,
+                file: Arc::new(file),
                 header,
                 episodes,
             });
@@ -531,10 +627,13 @@ impl Board {
 /// A batch this process posted, until its outcome is read.
 #[derive(Debug)]
 pub struct Ticket<'a> {
+    board: &'a Board,
     path: PathBuf,
     /// Holds the ticket's `flock` (the poster is alive).
-    file: File,
-    /// Dropped after the file is removed.
+    file: Arc<File>,
+    /// Its outcome was read: no leader touches it again, so the next batch may reuse it.
+    reusable: AtomicBool,
+    /// Dropped after the file is put back or removed.
     _posting: Posting<'a>,
 }
 
@@ -555,33 +654,97 @@ impl Ticket<'_> {
         else {
             return Ok(None);
         };
-        match postcard::from_bytes::<Outcome>(&bytes).map_err(io::Error::other)? {
-            Outcome::Committed(ids) => Ok(Some(Ok(ids))),
-            Outcome::Failed(text) => Ok(Some(Err(text))),
-        }
+        let outcome = match postcard::from_bytes::<Outcome>(&bytes).map_err(io::Error::other)? {
+            Outcome::Committed(ids) => Ok(ids),
+            Outcome::Failed(text) => Err(text),
+        };
+        self.reusable.store(true, Ordering::Relaxed);
+        Ok(Some(outcome))
     }
-}
 
-impl Ticket<'_> {
     /// Records how the sync of the batch's segment bytes ended, for the leader that waits for
-    /// it (a failed one is never indexed).
+    /// it (a failed one is never indexed), and releases the leader's wait.
     pub fn synced(&self, ok: bool) -> io::Result<()> {
         let word = if ok { DURABLE } else { SYNC_FAILED };
-        self.file.write_all_at(&word, SYNC_WORD_AT)
+        self.file.write_all_at(&word, SYNC_WORD_AT)?;
+        lock_sync_word(&self.file, WordLock::Release)
     }
 }
 
 impl Drop for Ticket<'_> {
-    /// Read or abandoned (the caller got an error): nobody needs it any more.
+    /// Answered: kept for the handle's next batch. Abandoned (the caller got an error): removed,
+    /// as a leader may still hold it (and write its header) from the round that took it.
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.reusable.load(Ordering::Relaxed) {
+            let spare = (self.path.clone(), self.file.clone());
+            *self
+                .board
+                .spare
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(spare);
+        } else {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A collected ticket's segment sync, as a leader waits for it.
+pub struct PosterSync {
+    path: PathBuf,
+    file: Arc<File>,
+    /// The segments the ticket names.
+    segments: Vec<u64>,
+}
+
+impl PosterSync {
+    /// Waits until the segment bytes the ticket names are durable: its poster said so, or it
+    /// ended before saying it (then this process syncs them). An error when the poster's sync
+    /// failed.
+    pub fn await_durable(&self) -> io::Result<()> {
+        let mut waited = false;
+        loop {
+            match read_sync_word(&self.file)? {
+                DURABLE => return Ok(()),
+                SYNC_FAILED => {
+                    return Err(io::Error::other(format!(
+                        "syncing the segment of a batch queued at {}",
+                        self.path.display()
+                    )));
+                }
+                _ if poster_gone(&self.file) => return self.sync_segments(),
+                // A live poster whose word is not written and who holds no lock on it (after
+                // the first wait): one that takes no lock, polled.
+                _ if waited => std::thread::sleep(SYNC_POLL),
+                _ => {
+                    lock_sync_word(&self.file, WordLock::Waiting)?;
+                    lock_sync_word(&self.file, WordLock::Release)?;
+                    waited = true;
+                }
+            }
+        }
+    }
+
+    /// Syncs every segment the ticket names (its poster ended before it could).
+    fn sync_segments(&self) -> io::Result<()> {
+        let segments = self
+            .path
+            .parent()
+            .and_then(Path::parent)
+            .map(|root| root.join(SEGMENTS_DIR));
+        let Some(segments) = segments else {
+            return Err(io::Error::other("a ticket outside a store"));
+        };
+        for &id in &self.segments {
+            File::open(segment_path(&segments, id))?.sync_data()?;
+        }
+        Ok(())
     }
 }
 
 /// A ticket a leader collected.
 pub struct Queued {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     header: Header,
     pub episodes: Vec<PendingEpisode>,
 }
@@ -603,63 +766,37 @@ impl Queued {
         Ok(())
     }
 
+    /// Whether the poster has ended (takes its lock if so).
+    pub fn poster_ended(&self) -> bool {
+        poster_gone(&self.file)
+    }
+
     /// Whether the poster said its segment sync failed (the batch must not be indexed).
     pub fn sync_failed(&self) -> io::Result<bool> {
-        Ok(self.sync_word()? == SYNC_FAILED)
+        Ok(read_sync_word(&self.file)? == SYNC_FAILED)
     }
 
     /// Whether the poster's segment bytes are known durable now.
     pub fn durable(&self) -> io::Result<bool> {
-        Ok(self.sync_word()? == DURABLE)
+        Ok(read_sync_word(&self.file)? == DURABLE)
     }
 
-    fn sync_word(&self) -> io::Result<[u8; 8]> {
-        let mut word = [0u8; 8];
-        self.file.read_exact_at(&mut word, SYNC_WORD_AT)?;
-        Ok(word)
-    }
-
-    /// Waits until the segment bytes the ticket names are durable: its poster said so, or it
-    /// ended before saying it (then this process syncs them). An error when the poster's sync
-    /// failed.
-    pub fn await_durable(&self) -> io::Result<()> {
-        loop {
-            match self.sync_word()? {
-                DURABLE => return Ok(()),
-                SYNC_FAILED => {
-                    return Err(io::Error::other(format!(
-                        "syncing the segment of a batch queued at {}",
-                        self.path.display()
-                    )));
-                }
-                _ if poster_gone(&self.file) => return self.sync_segments(),
-                _ => std::thread::sleep(SYNC_POLL),
-            }
-        }
-    }
-
-    /// Syncs every segment the ticket names (its poster ended before it could).
-    fn sync_segments(&self) -> io::Result<()> {
-        let segments = self
-            .path
-            .parent()
-            .and_then(Path::parent)
-            .map(|root| root.join(SEGMENTS_DIR));
-        let Some(segments) = segments else {
-            return Err(io::Error::other("a ticket outside a store"));
-        };
-        let mut ids: Vec<u64> = self
+    /// The wait for the ticket's segment bytes, owned: the index commit runs it on its own
+    /// thread, after its first sync (index/presync.rs).
+    pub fn poster_sync(&self) -> PosterSync {
+        let mut segments: Vec<u64> = self
             .episodes
             .iter()
             .flat_map(|e| e.record.fields.iter().flatten())
             .map(|chunk| chunk.segment)
             .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        for id in ids {
-            File::open(segment_path(&segments, id))?.sync_data()?;
+        segments.sort_unstable();
+        segments.dedup();
+        PosterSync {
+            path: self.path.clone(),
+            file: self.file.clone(),
+            segments,
         }
-        Ok(())
     }
 
     /// Writes the outcome for the poster (which reads it once it holds the leader lock; the
@@ -744,11 +881,37 @@ mod tests {
         );
         drop(leading);
 
-        let _leading = poster.lead().unwrap();
+        let leading = poster.lead().unwrap();
         assert_eq!(ticket.outcome().unwrap(), Some(Ok(vec![7, 8])));
         let path = ticket.path.clone();
         drop(ticket);
-        assert!(!path.exists(), "read tickets are removed");
+        assert!(
+            path.exists(),
+            "an answered ticket is kept for the handle's next batch"
+        );
+        let next = poster.post(&[&episode(3)], true).unwrap();
+        assert_eq!(next.path, path, "and reused");
+        let mut queued = poster.collect(&leading).unwrap();
+        let seeds: Vec<_> = queued.iter().map(|q| q.episodes[0].record.seed).collect();
+        assert_eq!(
+            seeds,
+            [Some(3)],
+            "the reused ticket holds the new batch only"
+        );
+        assert_eq!(queued[0].taken_from(), None, "pending again");
+        queued.pop().unwrap().answer(Ok(&[9])).unwrap();
+        assert_eq!(next.outcome().unwrap(), Some(Ok(vec![9])));
+        drop((next, leading));
+        drop(poster);
+        assert!(!path.exists(), "a handle closed cleanly leaves no ticket");
+
+        let abandoned = leader.post(&[&episode(4)], true).unwrap();
+        let path = abandoned.path.clone();
+        drop(abandoned);
+        assert!(
+            !path.exists(),
+            "an unanswered ticket is removed, never reused"
+        );
     }
 
     #[test]
@@ -863,7 +1026,7 @@ mod tests {
         let queued = leader.collect(&leading).unwrap();
         assert!(!queued[0].durable().unwrap());
         std::thread::scope(|s| {
-            let waiter = s.spawn(|| queued[0].await_durable());
+            let waiter = s.spawn(|| queued[0].poster_sync().await_durable());
             std::thread::sleep(Duration::from_millis(50));
             assert!(!waiter.is_finished(), "the poster's sync still runs");
             ticket.synced(true).unwrap();
@@ -875,7 +1038,31 @@ mod tests {
         failed.synced(false).unwrap();
         let queued = leader.collect(&leading).unwrap();
         assert!(queued[0].sync_failed().unwrap());
-        assert!(queued[0].await_durable().is_err());
+        assert!(queued[0].poster_sync().await_durable().is_err());
+    }
+
+    #[test]
+    fn a_leader_polls_a_live_poster_that_holds_no_lock_on_its_sync_word() {
+        // A poster of a build before the sync word's lock: its word is unwritten, unlocked.
+        let dir = tempfile::tempdir().unwrap();
+        let (leader, poster) = (
+            Board::open(dir.path()).unwrap(),
+            Board::open(dir.path()).unwrap(),
+        );
+        let ticket = poster.post(&[&episode(1)], false).unwrap();
+        lock_sync_word(&ticket.file, WordLock::Release).unwrap();
+        let leading = leader.lead().unwrap();
+        let queued = leader.collect(&leading).unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| queued[0].poster_sync().await_durable());
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(
+                !waiter.is_finished(),
+                "not taken for durable while it lives"
+            );
+            ticket.file.write_all_at(&DURABLE, SYNC_WORD_AT).unwrap();
+            waiter.join().unwrap().unwrap();
+        });
     }
 
     #[test]
@@ -903,10 +1090,13 @@ mod tests {
         let leading = leader.lead().unwrap();
         let queued = leader.collect(&leading).unwrap();
         assert!(!queued[0].durable().unwrap());
-        queued[0].await_durable().expect("synced by the leader");
+        queued[0]
+            .poster_sync()
+            .await_durable()
+            .expect("synced by the leader");
         std::fs::remove_file(&segment).unwrap();
         assert!(
-            queued[0].await_durable().is_err(),
+            queued[0].poster_sync().await_durable().is_err(),
             "its segment is synced, not assumed"
         );
     }

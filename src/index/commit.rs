@@ -223,8 +223,9 @@ fn lead(
     let mut queued = Vec::new();
     for ticket in board.collect(leading).map_err(board_error)? {
         // Only a ticket of a recorder that died can name a segment compaction retired (a live
-        // one holds its segment's lock): never index what readers may not find.
-        if !board.segments_present(&ticket.episodes) {
+        // one holds its segment's lock, and compaction retires files only while it holds the
+        // leader lock): never index what readers may not find.
+        if ticket.poster_ended() && !board.segments_present(&ticket.episodes) {
             let _ = ticket.answer(Err("a segment it names was retired"));
         } else if ticket.sync_failed().map_err(board_error)? {
             let _ = ticket.answer(Err("syncing its segment failed"));
@@ -254,29 +255,24 @@ fn lead(
     let mut syncing = Vec::new();
     for ticket in &queued {
         if !ticket.durable().map_err(board_error)? {
-            syncing.push(ticket);
+            syncing.push(ticket.poster_sync());
         }
     }
-    let result = if syncing.is_empty() {
-        index.commit_checked(&all, &taken, signals)
-    } else {
-        // Posters whose segment syncs still run: a helper waits for their sync words, and the
-        // transaction waits for the helper before it becomes live, as for this process's own
-        // syncs (index/presync.rs).
-        let posted = Arc::new(SyncSignal::default());
-        let mut signals = signals;
-        signals.push(posted.clone());
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                let durable = syncing.iter().try_for_each(|t| t.await_durable());
-                posted.set(
-                    "the segments of batches queued by other processes",
-                    &durable,
-                );
-            });
-            index.commit_checked(&all, &taken, signals)
-        })
-    };
+    let mut signals = signals;
+    if !syncing.is_empty() {
+        // Posters whose segment syncs still run: the transaction waits for their sync words
+        // before it becomes live, as for this process's own syncs, on the committing thread
+        // after the index's first sync (index/presync.rs).
+        signals.push(Arc::new(SyncSignal::run_by_waiter(
+            "the segments of batches queued by other processes",
+            move || {
+                syncing
+                    .iter()
+                    .try_for_each(board::PosterSync::await_durable)
+            },
+        )));
+    }
+    let result = index.commit_checked(&all, &taken, signals);
     match &result {
         Ok(ids) => {
             let mut at = own.len();

@@ -23,11 +23,29 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use redb::{BackendError, StorageBackend};
 
-/// The outcome of one segment sync, set once by the thread that ran it.
+/// The outcome of one segment sync, set once by the thread that ran it, or found by the first
+/// thread that waits for it ([`SyncSignal::run_by_waiter`]).
 #[derive(Default)]
 pub struct SyncSignal {
-    state: Mutex<Option<Result<(), (io::ErrorKind, String)>>>,
+    state: Mutex<State>,
     done: Condvar,
+}
+
+/// The result of a sync, with the error's kind and text (naming the file).
+type Outcome = Result<(), (io::ErrorKind, String)>;
+
+/// A wait run by the thread that waits for the signal: a leader's wait for other processes'
+/// segment syncs (board.rs), which needs no thread of its own.
+type Deferred = Box<dyn FnOnce() -> io::Result<()> + Send>;
+
+#[derive(Default)]
+enum State {
+    /// Another thread runs the sync and sets the outcome.
+    #[default]
+    Running,
+    /// The first waiter runs it; `&'static str` names what it waits for in an error.
+    Deferred(&'static str, Deferred),
+    Done(Outcome),
 }
 
 impl fmt::Debug for SyncSignal {
@@ -37,13 +55,27 @@ impl fmt::Debug for SyncSignal {
 }
 
 impl SyncSignal {
+    /// A signal whose first waiter runs `wait` itself (`what` names it in an error). The index
+    /// commit waits for its barrier after its own first sync (module docs): by then other
+    /// processes' syncs have mostly returned, so a helper thread per commit would only add a
+    /// thread's creation to every round.
+    pub fn run_by_waiter(
+        what: &'static str,
+        wait: impl FnOnce() -> io::Result<()> + Send + 'static,
+    ) -> SyncSignal {
+        SyncSignal {
+            state: Mutex::new(State::Deferred(what, Box::new(wait))),
+            done: Condvar::new(),
+        }
+    }
+
     /// Records the sync's result (`what` names the file for the error) and wakes the waiters.
     pub fn set(&self, what: &str, result: &io::Result<()>) {
         let value = match result {
             Ok(()) => Ok(()),
             Err(e) => Err((e.kind(), format!("syncing {what}: {e}"))),
         };
-        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = State::Done(value);
         self.done.notify_all();
     }
 
@@ -52,9 +84,19 @@ impl SyncSignal {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             match &*state {
-                Some(Ok(())) => return Ok(()),
-                Some(Err((kind, message))) => return Err(io::Error::new(*kind, message.clone())),
-                None => {
+                State::Done(Ok(())) => return Ok(()),
+                State::Done(Err((kind, message))) => {
+                    return Err(io::Error::new(*kind, message.clone()));
+                }
+                State::Deferred(..) => {
+                    let State::Deferred(what, wait) = std::mem::take(&mut *state) else {
+                        unreachable!("matched just above")
+                    };
+                    drop(state);
+                    self.set(what, &wait());
+                    state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                }
+                State::Running => {
                     state = self
                         .done
                         .wait(state)
@@ -161,5 +203,27 @@ impl<B: StorageBackend> StorageBackend for PreSyncBackend<B> {
 
     fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
         self.0.query_lock_range(start, end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_run_by_its_waiter_runs_once_on_the_waiting_thread_and_names_its_failure() {
+        let caller = std::thread::current().id();
+        let ok = SyncSignal::run_by_waiter("nothing", move || {
+            assert_eq!(std::thread::current().id(), caller);
+            Ok(())
+        });
+        ok.wait().unwrap();
+        ok.wait().unwrap();
+        let failed = SyncSignal::run_by_waiter("other processes' segments", || {
+            Err(io::Error::other("disk gone"))
+        });
+        let first = failed.wait().unwrap_err().to_string();
+        assert_eq!(first, "syncing other processes' segments: disk gone");
+        assert_eq!(failed.wait().unwrap_err().to_string(), first, "kept");
     }
 }
