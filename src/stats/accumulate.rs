@@ -1,9 +1,10 @@
 //! Gathering statistics from field values as they are recorded (or read back, for episodes
 //! recorded without them).
 //!
-//! The per-step cost is a conversion of each element to `f64` into a small staging buffer;
-//! every [`STAGE_STEPS`] steps the buffer is folded per element with a two-pass mean and `M2`
-//! (no division per value, and more accurate than a running update), then merged into the
+//! The per-step cost is a copy of the step's bytes into a small staging buffer; every
+//! [`STAGE_STEPS`] steps the buffer is converted to `f64` in one pass (one dtype dispatch for
+//! all of them, not one per step) and folded per element with a two-pass mean and `M2` (no
+//! division per value, and more accurate than a running update), then merged into the
 //! episode's running figures with Chan's formula.
 
 use super::sketch::KeyMapping;
@@ -13,7 +14,8 @@ use crate::schema::FieldSpec;
 use crate::stats::record::{ElementStatsV1, EpisodeStatsV1, FieldStatsV1};
 use crate::value::ArrayRef;
 
-/// Steps staged before a fold (64 elements x 128 steps x 8 bytes = 64 KiB at most).
+/// Steps staged before a fold (64 elements x 128 steps x 8 bytes = 64 KiB at most, and as
+/// much again for their `f64` values).
 const STAGE_STEPS: usize = 128;
 
 /// One field's running statistics.
@@ -22,7 +24,10 @@ pub(crate) struct FieldAccumulator {
     field: u32,
     dtype: DType,
     elements: usize,
-    staged: Vec<f64>,
+    /// Raw little-endian bytes of the steps not folded yet.
+    staged: Vec<u8>,
+    /// `staged` as `f64`, converted at a fold (kept to reuse its memory).
+    values: Vec<f64>,
     stats: Vec<ElementStats>,
     mapping: KeyMapping,
 }
@@ -33,7 +38,8 @@ impl FieldAccumulator {
             field,
             dtype,
             elements,
-            staged: Vec::with_capacity(STAGE_STEPS * elements),
+            staged: Vec::with_capacity(STAGE_STEPS * elements * dtype.size()),
+            values: Vec::new(),
             stats: vec![ElementStats::default(); elements],
             mapping: KeyMapping::default(),
         }
@@ -41,28 +47,39 @@ impl FieldAccumulator {
 
     /// Adds the values of whole steps (`bytes` holds a multiple of one step's bytes, little
     /// endian, of this field's dtype).
-    pub fn push(&mut self, bytes: &[u8]) {
-        let step_bytes = self.elements * self.dtype.size();
-        for step in bytes.chunks_exact(step_bytes) {
-            stage(self.dtype, step, &mut self.staged);
-            if self.staged.len() >= STAGE_STEPS * self.elements {
+    #[inline]
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        let stage_bytes = STAGE_STEPS * self.elements * self.dtype.size();
+        while !bytes.is_empty() {
+            // Folds fall every STAGE_STEPS steps however the values come (one step per call
+            // while recording, whole chunks when read back), so both give the same figures.
+            let room = stage_bytes - self.staged.len();
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            self.staged.extend_from_slice(now);
+            if self.staged.len() == stage_bytes {
                 self.fold();
             }
+            bytes = rest;
         }
     }
 
     /// Folds the staged values into the running figures.
     fn fold(&mut self) {
-        let steps = self.staged.len() / self.elements;
-        if steps == 0 {
+        if self.staged.is_empty() {
             return;
         }
+        self.values.clear();
+        stage(self.dtype, &self.staged, &mut self.values);
+        self.staged.clear();
         let floats = matches!(self.dtype, DType::F16 | DType::F32 | DType::F64);
         for (e, stats) in self.stats.iter_mut().enumerate() {
-            let column = self.staged[e..].iter().step_by(self.elements);
+            let column = self.values[e..].iter().step_by(self.elements);
             let (mut n, mut sum, mut min, mut max) =
                 (0u64, 0.0f64, f64::INFINITY, f64::NEG_INFINITY);
             let mut non_finite = 0u64;
+            // Runs of equal values go to the sketch at once: recorded fields repeat a lot
+            // (flags, constant rewards, held actions), and a key costs a logarithm.
+            let mut run = (0.0f64, 0u64);
             for &x in column.clone() {
                 if floats && !x.is_finite() {
                     non_finite += 1;
@@ -72,7 +89,17 @@ impl FieldAccumulator {
                 sum += x;
                 min = min.min(x);
                 max = max.max(x);
-                stats.sketch.add(&self.mapping, x);
+                if x == run.0 && run.1 > 0 {
+                    run.1 += 1;
+                } else {
+                    if run.1 > 0 {
+                        stats.sketch.add(&self.mapping, run.0, run.1);
+                    }
+                    run = (x, 1);
+                }
+            }
+            if run.1 > 0 {
+                stats.sketch.add(&self.mapping, run.0, run.1);
             }
             stats.non_finite += non_finite;
             if n == 0 {
@@ -85,7 +112,6 @@ impl FieldAccumulator {
                 .sum();
             stats.merge_moments(n, mean, m2, min, max);
         }
-        self.staged.clear();
     }
 
     pub fn finish(mut self) -> (u32, Vec<ElementStats>) {
@@ -94,20 +120,22 @@ impl FieldAccumulator {
     }
 }
 
-/// Appends one step's elements, as `f64`, to `out`.
-fn stage(dtype: DType, step: &[u8], out: &mut Vec<f64>) {
+/// Appends the elements of `bytes` (whole elements of `dtype`, little endian), as `f64`, to
+/// `out`.
+fn stage(dtype: DType, bytes: &[u8], out: &mut Vec<f64>) {
     macro_rules! le {
         ($t:ty, $n:literal) => {
             out.extend(
-                step.chunks_exact($n)
+                bytes
+                    .chunks_exact($n)
                     .map(|b| <$t>::from_le_bytes(b.try_into().expect("exact chunk")) as f64),
             )
         };
     }
     match dtype {
-        DType::Bool => out.extend(step.iter().map(|&b| f64::from(u8::from(b != 0)))),
-        DType::U8 => out.extend(step.iter().map(|&b| f64::from(b))),
-        DType::I8 => out.extend(step.iter().map(|&b| f64::from(b as i8))),
+        DType::Bool => out.extend(bytes.iter().map(|&b| f64::from(u8::from(b != 0)))),
+        DType::U8 => out.extend(bytes.iter().map(|&b| f64::from(b))),
+        DType::I8 => out.extend(bytes.iter().map(|&b| f64::from(b as i8))),
         DType::U16 => le!(u16, 2),
         DType::I16 => le!(i16, 2),
         DType::U32 => le!(u32, 4),
@@ -115,7 +143,8 @@ fn stage(dtype: DType, step: &[u8], out: &mut Vec<f64>) {
         DType::U64 => le!(u64, 8),
         DType::I64 => le!(i64, 8),
         DType::F16 => out.extend(
-            step.chunks_exact(2)
+            bytes
+                .chunks_exact(2)
                 .map(|b| f64::from(half::f16::from_le_bytes(b.try_into().expect("exact chunk")))),
         ),
         DType::F32 => le!(f32, 4),
@@ -143,11 +172,12 @@ impl EpisodeStatsBuilder {
         EpisodeStatsBuilder { fields }
     }
 
-    /// Adds one step's values (schema order; `None` for fields absent at this step).
+    /// Adds one step's values: `value(i)` is the value of the field at schema position `i`,
+    /// `None` when absent at this step.
     #[inline]
-    pub fn push(&mut self, values: &[Option<ArrayRef<'_>>]) {
+    pub fn push<'v>(&mut self, value: impl Fn(usize) -> Option<ArrayRef<'v>>) {
         for (i, acc) in &mut self.fields {
-            if let Some(Some(value)) = values.get(*i) {
+            if let Some(value) = value(*i) {
                 acc.push(value.bytes);
             }
         }

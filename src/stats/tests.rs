@@ -170,3 +170,37 @@ fn every_dtype_is_read_as_its_values() {
         assert_eq!(got, gathered(&values), "{dtype}");
     }
 }
+
+/// Recording pushes one step at a time; reading back for stores recorded without statistics
+/// pushes whole chunks: both must store the same figures, bit for bit (the folds fall at the
+/// same steps).
+#[test]
+fn steps_pushed_one_by_one_give_the_figures_of_one_whole_push() {
+    let elements = 3;
+    // 1000 steps: several folds, and a partial stage at the end.
+    let values: Vec<f32> = (0..1000 * elements)
+        .map(|i| ((i * 7919) % 1013) as f32 * 0.37 - 150.0)
+        .collect();
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut whole = FieldAccumulator::new(0, DType::F32, elements);
+    whole.push(&bytes);
+    let mut stepwise = FieldAccumulator::new(0, DType::F32, elements);
+    for step in bytes.chunks_exact(elements * 4) {
+        stepwise.push(step);
+    }
+    // Uneven pieces of several steps each, across fold boundaries.
+    let mut pieces = FieldAccumulator::new(0, DType::F32, elements);
+    for piece in bytes.chunks(elements * 4 * 37) {
+        pieces.push(piece);
+    }
+    let whole = whole.finish().1;
+    assert_eq!(whole.len(), elements);
+    assert_eq!(whole[0].count, 1000);
+    for other in [stepwise.finish().1, pieces.finish().1] {
+        for (a, b) in whole.iter().zip(&other) {
+            assert_eq!(a.mean.to_bits(), b.mean.to_bits());
+            assert_eq!(a.m2.to_bits(), b.m2.to_bits());
+            assert_eq!(a, b);
+        }
+    }
+}

@@ -71,6 +71,12 @@ impl Column {
         Ok(())
     }
 
+    /// The buffered values (not yet streamed nor flushed), steps back to back, when the
+    /// buffer holds them as they came (raw); `None` for lz4, whose buffer is compressed.
+    pub fn raw_values(&self) -> Option<&[u8]> {
+        (self.codec == Codec::Raw).then_some(&self.data[..])
+    }
+
     /// The chunks written so far, in step order.
     pub fn take_chunks(&mut self) -> Vec<ChunkRef> {
         std::mem::take(&mut self.chunks)

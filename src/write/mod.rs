@@ -40,7 +40,7 @@ use crate::stats::EpisodeStatsBuilder;
 use crate::value::{ArrayRef, Info};
 use column::Column;
 use meta::check_info_size;
-use validate::match_values;
+use validate::Matched;
 
 /// Most transitions in one episode.
 pub const MAX_EPISODE_STEPS: u32 = u32::MAX - 1;
@@ -69,6 +69,8 @@ pub struct EpisodeWriter {
     meta: EpisodeMeta,
     started_at_us: i64,
     columns: Vec<Column>,
+    /// The current call's values per field (scratch, reused from step to step).
+    matched: Matched,
     infos: Vec<(u32, Info)>,
     observations: u32,
     transitions: u32,
@@ -92,7 +94,7 @@ impl EpisodeWriter {
         schema: Arc<Schema>,
         schema_id: u64,
     ) -> Self {
-        let columns = schema
+        let columns: Vec<Column> = schema
             .fields()
             .iter()
             .map(|f| Column::new(f.step_bytes(), f.codec))
@@ -117,6 +119,7 @@ impl EpisodeWriter {
             schema_id,
             meta,
             started_at_us: now_us(),
+            matched: Matched::new(columns.len()),
             columns,
             infos: Vec::new(),
             observations: 0,
@@ -166,11 +169,12 @@ impl EpisodeWriter {
             }
             .into());
         }
-        let values = match_values(&self.schema, observation, "reset()", false)?;
+        self.matched
+            .match_values(&self.schema, observation, "reset()", false)?;
         if !info.is_empty() {
             check_info_size("info", info)?;
         }
-        self.append(&values, info)
+        self.append(observation, info)
     }
 
     /// Records one transition (what `env.step(action)` returned, plus the action): every
@@ -204,13 +208,17 @@ impl EpisodeWriter {
             }
             .into());
         }
-        let values = match_values(&self.schema, values, "step()", true)?;
+        self.matched
+            .match_values(&self.schema, values, "step()", true)?;
         if !info.is_empty() {
             check_info_size("info", info)?;
         }
-        let [reward, terminated, truncated] = self
-            .outcome_fields
-            .map(|i| values[i].expect("validated: transition fields given"));
+        let outcome = |k: usize| {
+            self.matched
+                .value(values, self.outcome_fields[k])
+                .expect("validated: transition fields given")
+        };
+        let (reward, terminated, truncated) = (outcome(0), outcome(1), outcome(2));
         let reward = match reward.dtype {
             DType::F64 => f64::from_le_bytes(reward.bytes.try_into().expect("8 bytes")),
             _ => f64::from(f32::from_le_bytes(
@@ -219,7 +227,7 @@ impl EpisodeWriter {
         };
         let terminated = terminated.bytes[0] != 0;
         let truncated = truncated.bytes[0] != 0;
-        self.append(&values, info)?;
+        self.append(values, info)?;
         self.transitions += 1;
         self.total_return += reward;
         self.ended = match (terminated, truncated) {
@@ -230,22 +238,33 @@ impl EpisodeWriter {
         Ok(())
     }
 
-    fn append(&mut self, values: &[Option<ArrayRef<'_>>], info: &Info) -> Result<()> {
-        for (column, value) in self.columns.iter_mut().zip(values) {
-            if let Some(value) = value {
+    /// Buffers the values `self.matched` found in `given`.
+    fn append(&mut self, given: &[(&str, ArrayRef<'_>)], info: &Info) -> Result<()> {
+        let matched = &self.matched;
+        // One pass over the columns per step: push, and the spill conditions.
+        let (mut buffered, mut column_full) = (0, false);
+        for (i, column) in self.columns.iter_mut().enumerate() {
+            if let Some(value) = matched.value(given, i) {
                 column.push(value.bytes);
                 self.raw_bytes += value.bytes.len() as u64;
             }
+            buffered += column.buffered_bytes();
+            column_full |= column.is_full();
         }
         if let Some(stats) = &mut self.stats {
-            stats.push(values);
+            // Raw columns' values reach the statistics in bulk as they leave the buffer
+            // (`gather_stats`); only the others' are pushed step by step.
+            let columns = &self.columns;
+            stats.push(|i| {
+                matched
+                    .value(given, i)
+                    .filter(|_| columns[i].raw_values().is_none())
+            });
         }
         if !info.is_empty() {
             self.infos.push((self.observations, info.clone()));
         }
         self.observations += 1;
-        let buffered: usize = self.columns.iter().map(Column::buffered_bytes).sum();
-        let column_full = self.columns.iter().any(Column::is_full);
         if buffered > self.store.options().spill_bytes || column_full {
             self.flush()?;
             // A spill bounds the episode's memory: its chunks go to the file now, not with
@@ -271,6 +290,7 @@ impl EpisodeWriter {
         }
         self.check_out()?;
         let appender = self.appender.as_mut().expect("checked out above");
+        gather_stats(&mut self.stats, at, &self.columns[at]);
         self.columns[at].stream(appender)?;
         self.streaming = Some(at);
         Ok(())
@@ -290,9 +310,11 @@ impl EpisodeWriter {
         self.check_out()?;
         let appender = self.appender.as_mut().expect("checked out above");
         if let Some(at) = self.streaming.take() {
+            gather_stats(&mut self.stats, at, &self.columns[at]);
             self.stored_bytes += self.columns[at].flush(appender)?;
         }
-        for column in &mut self.columns {
+        for (at, column) in self.columns.iter_mut().enumerate() {
+            gather_stats(&mut self.stats, at, column);
             self.stored_bytes += column.flush(appender)?;
         }
         Ok(())
@@ -401,6 +423,17 @@ impl EpisodeWriter {
             .append_meta(MARKER_MAGIC, &marker.encode())
             .and_then(|_| appender.write_gathered());
         Ok(EpisodeId(id))
+    }
+}
+
+/// Hands the raw values buffered in column `at` to the statistics, just before they leave the
+/// buffer (streamed or flushed): the buffer holds the steps' values back to back, so the
+/// statistics read them there in bulk and the step path copies nothing for them. The values
+/// arrive in step order, and the statistics fold at the same steps however they are cut
+/// (stats/accumulate.rs), so the figures are those of pushing step by step.
+fn gather_stats(stats: &mut Option<EpisodeStatsBuilder>, at: usize, column: &Column) {
+    if let (Some(stats), Some(values)) = (stats, column.raw_values()) {
+        stats.push_field(at, values);
     }
 }
 
