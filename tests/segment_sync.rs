@@ -132,6 +132,14 @@ impl StoreIo for Io {
     }
 }
 
+/// A new store on the file system whose segment syncs the returned handle controls.
+fn fresh_store() -> (tempfile::TempDir, Arc<SegmentSyncs>, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let syncs = Arc::new(SegmentSyncs::default());
+    let store = Store::create_with(dir.path(), options(&syncs)).unwrap();
+    (dir, syncs, store)
+}
+
 fn options(syncs: &Arc<SegmentSyncs>) -> StoreOptions {
     StoreOptions {
         io: Arc::new(Io(syncs.clone())),
@@ -177,9 +185,7 @@ fn seeds_listed(store: &Store) -> Vec<Option<u64>> {
 
 #[test]
 fn a_segment_sync_failing_beside_the_index_commit_commits_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let syncs = Arc::new(SegmentSyncs::default());
-    let store = Store::create_with(dir.path(), options(&syncs)).unwrap();
+    let (dir, syncs, store) = fresh_store();
     record(&store, 1).unwrap();
 
     syncs.fail.store(true, Ordering::SeqCst);
@@ -205,9 +211,7 @@ fn a_segment_sync_failing_beside_the_index_commit_commits_nothing() {
 
 #[test]
 fn a_slow_segment_sync_holds_the_commit_until_it_is_durable() {
-    let dir = tempfile::tempdir().unwrap();
-    let syncs = Arc::new(SegmentSyncs::default());
-    let store = Store::create_with(dir.path(), options(&syncs)).unwrap();
+    let (dir, syncs, store) = fresh_store();
     record(&store, 1).unwrap();
     // A reader in another handle must not see the episode before its segment sync finished:
     // the commit is published (god byte written) only after the index's first sync, which
@@ -251,9 +255,7 @@ fn a_slow_segment_sync_holds_the_commit_until_it_is_durable() {
 
 #[test]
 fn background_commits_in_flight_share_index_transactions_and_all_land() {
-    let dir = tempfile::tempdir().unwrap();
-    let syncs = Arc::new(SegmentSyncs::default());
-    let store = Store::create_with(dir.path(), options(&syncs)).unwrap();
+    let (_dir, syncs, store) = fresh_store();
     record(&store, 1).unwrap();
     let before = store.commit_stats();
     // Slow segment syncs: the first commit is still in flight when the others are handed
@@ -296,9 +298,7 @@ fn background_commits_in_flight_share_index_transactions_and_all_land() {
 
 #[test]
 fn a_background_commit_that_fails_reports_the_error_and_commits_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let syncs = Arc::new(SegmentSyncs::default());
-    let store = Store::create_with(dir.path(), options(&syncs)).unwrap();
+    let (dir, syncs, store) = fresh_store();
     record(&store, 1).unwrap();
     syncs.fail.store(true, Ordering::SeqCst);
     let pending = recorded(&store, 2).unwrap().commit_in_background().unwrap();
@@ -318,9 +318,7 @@ fn a_background_commit_that_fails_reports_the_error_and_commits_nothing() {
 
 #[test]
 fn a_dropped_pending_commit_waits_until_its_episode_is_durable() {
-    let dir = tempfile::tempdir().unwrap();
-    let syncs = Arc::new(SegmentSyncs::default());
-    let store = Store::create_with(dir.path(), options(&syncs)).unwrap();
+    let (dir, syncs, store) = fresh_store();
     syncs.delay_ms.store(100, Ordering::SeqCst);
     let before = syncs.finished.load(Ordering::SeqCst);
     let pending = recorded(&store, 7).unwrap().commit_in_background().unwrap();
