@@ -320,7 +320,7 @@ class EpisodeRecorder:
         """Starts the commit and returns at once, so the next episode can record while this
         one's syncs are in flight (episodes in flight share one index transaction). The
         returned `PendingCommit`'s `wait()` gives the id once the episode is durable and
-        visible, or raises what `commit()` would have. At most 4 commits are in flight per
+        visible, or raises what `commit()` would have. At most 8 commits are in flight per
         process and store; past that this waits for one to finish."""
         return self._native.commit_in_background()
 
