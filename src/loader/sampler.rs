@@ -303,14 +303,22 @@ impl Sampler {
             self.units.resize(n, 0);
             self.permutation.at_each(self.position, &mut self.units);
         }
-        for i in 0..n {
-            let unit = match self.spec.order {
-                Order::Sequential => self.position + i as u64,
-                Order::Shuffle => self.units[i],
-                Order::Replacement => self.rng.below(total),
-            };
-            let pick = self.pick(unit);
-            self.picks.push(pick);
+        if self.spec.order == Order::Replacement {
+            self.units.clear();
+            self.units.extend((0..n).map(|_| self.rng.below(total)));
+        }
+        if self.spec.order == Order::Sequential {
+            for i in 0..n {
+                let pick = self.pick(self.position + i as u64);
+                self.picks.push(pick);
+            }
+        } else {
+            self.bucket
+                .warm(|slot| self.starts[slot].first_unit, &self.units);
+            for i in 0..n {
+                let pick = self.pick(self.units[i]);
+                self.picks.push(pick);
+            }
         }
         self.position += n as u64;
         self.open_picked()?;
@@ -639,6 +647,21 @@ impl UnitBuckets {
             first.push(slot as u32);
         }
         UnitBuckets { shift, first }
+    }
+
+    /// Loads what [`slot_of`](Self::slot_of) will read for each of `units` (random ones, a
+    /// batch's worth) in two loops of independent loads: their buckets, then the first slot
+    /// each bucket names. The CPU then has a batch's cache misses in flight at once, where
+    /// `slot_of` alone waits for a bucket before it can ask for its slot (two misses in a
+    /// row per unit once the episodes number 10^5 and more).
+    fn warm(&self, first_unit: impl Fn(usize) -> u64, units: &[u64]) {
+        let buckets = units
+            .iter()
+            .fold(0u32, |acc, &u| acc ^ self.first[(u >> self.shift) as usize]);
+        let slots = units.iter().fold(0u64, |acc, &u| {
+            acc ^ first_unit(self.first[(u >> self.shift) as usize] as usize)
+        });
+        std::hint::black_box((buckets, slots));
     }
 
     /// The slot holding `unit` (below the total): the last one whose first unit is at most
