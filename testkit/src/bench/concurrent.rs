@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use trajstore::{Codec, CommitStats, Store};
 
-use super::record::{episode_raw_bytes, plain_write, pregenerated_frames, recorder};
+use super::record::{Commit, episode_raw_bytes, plain_write, pregenerated_frames, recorder};
 use super::{BenchError, Measurement, RecordSpec, Result, recorder_process};
 
 /// How concurrent recorders run.
@@ -29,17 +29,20 @@ impl Recorders {
     }
 }
 
-/// A concurrent recording benchmark: `writers` recorders, each recording `per_writer`.
+/// A concurrent recording benchmark: `writers` recorders, each recording `per_writer` and
+/// committing as `commit` says.
 #[derive(Clone, Debug)]
 pub struct ConcurrentSpec {
     pub writers: usize,
     pub recorders: Recorders,
     pub per_writer: RecordSpec,
+    pub commit: Commit,
 }
 
 impl ConcurrentSpec {
     /// `episodes` episodes of `steps` raw `frame`s shared out evenly among `writers`
-    /// recorders (each records `episodes / writers`; a remainder is not recorded).
+    /// recorders (each records `episodes / writers`; a remainder is not recorded), each
+    /// waiting for its commits.
     pub fn sharing(
         episodes: u32,
         writers: usize,
@@ -56,7 +59,13 @@ impl ConcurrentSpec {
                 frame,
                 codec: Codec::Raw,
             },
+            commit: Commit::Wait,
         }
+    }
+
+    /// The same, each recorder committing as `commit` says.
+    pub fn committing(self, commit: Commit) -> ConcurrentSpec {
+        ConcurrentSpec { commit, ..self }
     }
 }
 
@@ -114,6 +123,8 @@ pub struct ConcurrentReport {
     pub measurement: Measurement,
     /// Summed over every store handle.
     pub stats: CommitStats,
+    /// Commit latencies the recorders reported (one per episode).
+    pub commits: usize,
     pub commit_p50_ms: f64,
     pub commit_p99_ms: f64,
     pub commit_max_ms: f64,
@@ -160,7 +171,7 @@ pub fn record_concurrently(dir: &Path, spec: &ConcurrentSpec) -> Result<Concurre
                         s.spawn(move || {
                             let user = format!("w{w}");
                             let passed = std::cell::Cell::new(false);
-                            let commit_us = recorder(store, per, &user, || {
+                            let commit_us = recorder(store, per, &user, spec.commit, || {
                                 passed.set(true);
                                 barrier.wait();
                                 Ok(())
@@ -230,6 +241,7 @@ pub fn record_concurrently(dir: &Path, spec: &ConcurrentSpec) -> Result<Concurre
             baseline_seconds,
         },
         stats,
+        commits: commit_us.len(),
         commit_p50_ms: pct(0.50),
         commit_p99_ms: pct(0.99),
         commit_max_ms: pct(1.0),
