@@ -246,7 +246,8 @@ fn concurrent(temp: &Path, json: bool) -> Result<ExitCode> {
                     "floor_seconds": r.measurement.baseline_seconds, "ratio": r.measurement.ratio(),
                     "episodes": r.stats.episodes, "index_commits": r.stats.transactions,
                     "commit_p50_ms": r.commit_p50_ms, "commit_p99_ms": r.commit_p99_ms,
-                    "commit_max_ms": r.commit_max_ms, "x_one_writer": scaling}),
+                    "commit_max_ms": r.commit_max_ms, "x_one_writer": scaling,
+                    "plain_x_one_writer": r.plain_scaling()}),
                     )?;
                 } else {
                     out(format!(
