@@ -24,7 +24,7 @@ use crate::process::ProcessBound;
 use crate::schema::Schema;
 use crate::segment::checked::VerifiedChunks;
 use crate::segment::readers::ReadersLock;
-use crate::segment::{SEGMENTS_DIR, SegmentMaps, SegmentPool};
+use crate::segment::{SEGMENTS_DIR, SegmentMaps, SegmentPool, list_segment_ids};
 use crate::workers::Workers;
 
 /// What one process has open of a store.
@@ -235,7 +235,7 @@ pub(crate) fn check_store_dir(path: &Path, io: &dyn StoreIo) -> Result<()> {
         }
         .into());
     }
-    crate::repair::refuse_missing_index(path)?;
+    refuse_missing_index(path)?;
     if io.len(&path.join(INDEX_FILE)).is_err() {
         return Err(OpenError::NotAStore {
             path: path.to_owned(),
@@ -243,4 +243,27 @@ pub(crate) fn check_store_dir(path: &Path, io: &dyn StoreIo) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Refuses a store directory whose index is missing while `segments/` holds segment files:
+/// creating an empty index there would hide every episode; the index must be rebuilt.
+pub(crate) fn refuse_missing_index(store: &Path) -> Result<()> {
+    if store.join(INDEX_FILE).exists() {
+        return Ok(());
+    }
+    let Ok(ids) = list_segment_ids(&store.join(SEGMENTS_DIR)) else {
+        return Ok(()); // no segments directory: simply not a store (yet)
+    };
+    if ids.is_empty() {
+        return Ok(());
+    }
+    Err(OpenError::IndexDamaged {
+        path: store.to_owned(),
+        reason: format!(
+            "{INDEX_FILE} is missing but {SEGMENTS_DIR}/ holds {} segment file{}",
+            ids.len(),
+            if ids.len() == 1 { "" } else { "s" }
+        ),
+    }
+    .into())
 }

@@ -52,7 +52,7 @@ impl Store {
             .map_err(|e| Error::io(&segments, e))?;
         io.sync_dir(path).map_err(|e| Error::io(path, e))?;
         // Never an empty index over existing segments: that would hide their episodes.
-        crate::repair::refuse_missing_index(path)?;
+        crate::open::refuse_missing_index(path)?;
         Self::open_index(path, options)
     }
 

@@ -14,9 +14,6 @@ use crate::error::{ExportError, Result};
 use crate::manifest::{FileEntry, Manifest};
 use crate::steps::{StepsPlan, StepsReader};
 
-/// Version of the exported layout (schema/export.md); recorded in every manifest.
-pub const EXPORT_FORMAT_VERSION: u32 = 1;
-
 /// Writes one table of an export in some file format.
 pub trait TableWriter {
     /// `"parquet"`, `"lance"`: recorded in the manifest.

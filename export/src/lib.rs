@@ -23,8 +23,8 @@ mod steps;
 pub use columns::{column_type, field_of};
 pub use episodes::{episodes_batch, episodes_schema};
 pub use error::{ExportError, Result};
-pub use export::{EXPORT_FORMAT_VERSION, ExportRequest, Progress, TableWriter, export};
-pub use manifest::{FileEntry, Manifest};
+pub use export::{ExportRequest, Progress, TableWriter, export};
+pub use manifest::{EXPORT_FORMAT_VERSION, FileEntry, Manifest};
 #[cfg(feature = "parquet")]
 pub use parquet::{ParquetCompression, ParquetWriter};
 pub use steps::{EPISODE_COLUMN, STEP_COLUMN, StepsPlan, StepsReader};

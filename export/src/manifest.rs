@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+/// Version of the exported layout (schema/export.md); recorded in every manifest.
+pub const EXPORT_FORMAT_VERSION: u32 = 1;
+
 /// One file (or, for Lance, one dataset directory) written for a table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FileEntry {
@@ -49,7 +52,7 @@ impl Manifest {
     pub fn to_json(&self) -> Value {
         json!({
             "format": "trajstore-export",
-            "version": crate::export::EXPORT_FORMAT_VERSION,
+            "version": EXPORT_FORMAT_VERSION,
             "table_format": self.table_format,
             "store": {
                 "path": self.store_path.display().to_string(),

@@ -12,6 +12,7 @@ mod loader;
 mod out_array;
 mod preview;
 mod record;
+mod schema;
 mod store;
 mod values;
 

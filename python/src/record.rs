@@ -15,7 +15,7 @@ use trajstore::{ArrayRef, DType, EpisodeId, EpisodeWriter, Info, PendingCommit};
 
 use crate::error::{InputError, IntoPy, try_lock};
 use crate::inbound::ExportedBuffer;
-use crate::store::{FieldDecl, field_decls};
+use crate::schema::{FieldDecl, field_decls};
 use crate::values::to_value;
 
 /// One episode being recorded. `reset` once, `step` per transition, then `commit` or `discard`.

@@ -6,9 +6,9 @@ use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyBytes, PyDict, PyList};
 use trajstore::{
-    Codec, CurateOptions, Curated, DType, Episode, EpisodeId, EpisodeMeta, EpisodeSummary,
-    FieldKind, FieldSpec, LabelChange, Outcome, Query, Relabel, Restore, Schema, SchemaId,
-    Snapshot, SplitKey, SplitRequest, Store, StoreOptions, Target,
+    CurateOptions, Curated, DType, Episode, EpisodeId, EpisodeMeta, EpisodeSummary, FieldSpec,
+    LabelChange, Outcome, Query, Relabel, Restore, SchemaId, Snapshot, SplitKey, SplitRequest,
+    Store, StoreOptions, Target,
 };
 
 use crate::arrow::{ArrowTable, export_err};
@@ -17,14 +17,12 @@ use crate::catalog::{PyCatalog, summary_dict};
 use crate::error::{InputError, IntoPy};
 use crate::out_array::{OutArray, Rows};
 use crate::record::PyEpisodeRecorder;
+use crate::schema::{FieldDecl, build_schema, field_decls};
 use crate::values::{info_to_py, to_info};
 
 /// Bytes of redb's super-header (`redb` 4.5, `tree_store/page_store/header.rs`: a 64-byte
 /// header and two 128-byte commit slots).
 const INDEX_HEADER_BYTES: usize = 320;
-
-/// A field declaration as Python passes it: (name, dtype, shape, kind, codec).
-pub(crate) type FieldDecl = (String, String, Vec<u32>, String, String);
 
 /// A store directory handle; share it freely between threads.
 #[pyclass(frozen, module = "trajstore._trajstore", name = "Store")]
@@ -429,46 +427,6 @@ pub fn compact<'py>(
     d.set_item("deleted_files", r.deleted_files)?;
     d.set_item("pending_files", r.pending_files)?;
     Ok(d)
-}
-
-fn build_schema(fields: &[FieldDecl]) -> PyResult<Schema> {
-    let mut b = Schema::builder();
-    for (name, dtype, shape, kind, codec) in fields {
-        let dtype = DType::parse(dtype).ok_or_else(|| {
-            InputError::new_err(format!("field {name:?}: unknown dtype {dtype:?}"))
-        })?;
-        let kind = match kind.as_str() {
-            "observation" => FieldKind::Observation,
-            "transition" => FieldKind::Transition,
-            k => {
-                return Err(InputError::new_err(format!(
-                    "field {name:?}: kind {k:?} is not observation or transition"
-                )));
-            }
-        };
-        let codec = Codec::parse(codec).ok_or_else(|| {
-            InputError::new_err(format!("field {name:?}: codec {codec:?} is not raw or lz4"))
-        })?;
-        b = b.field(name, dtype, shape, kind, codec);
-    }
-    b.build().py_err()
-}
-
-/// A schema's fields as Python sees them.
-pub(crate) fn field_decls(schema: &Schema) -> Vec<FieldDecl> {
-    schema
-        .fields()
-        .iter()
-        .map(|f| {
-            (
-                f.name.clone(),
-                f.dtype.name().to_owned(),
-                f.shape.clone(),
-                f.kind.name().to_owned(),
-                f.codec.name().to_owned(),
-            )
-        })
-        .collect()
 }
 
 /// Non-negative integers from a 1-d integer array (any integer dtype) or a sequence of ints;

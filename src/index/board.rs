@@ -896,15 +896,17 @@ mod tests {
         }
     }
 
-    /// Two handles of one store directory stand for two processes: `flock`s of different
-    /// open files exclude each other as they do across processes.
+    /// `N` handles of the board of the store at `root`. Handles of one store directory stand
+    /// for processes: `flock`s of different open files exclude each other as they do across
+    /// processes.
+    fn handles<const N: usize>(root: &Path) -> [Board; N] {
+        std::array::from_fn(|_| Board::open(root).unwrap())
+    }
+
     #[test]
     fn a_batch_posted_while_another_process_leads_is_answered_by_that_leader() {
         let dir = tempfile::tempdir().unwrap();
-        let (leader, poster) = (
-            Board::open(dir.path()).unwrap(),
-            Board::open(dir.path()).unwrap(),
-        );
+        let [leader, poster] = handles(dir.path());
         let leading = leader.try_lead().unwrap().expect("free");
         assert!(poster.try_lead().unwrap().is_none(), "one leader at a time");
         let (a, b) = (episode(1), episode(2));
@@ -961,11 +963,7 @@ mod tests {
     #[test]
     fn a_ticket_taken_by_a_leader_that_died_keeps_the_first_leaders_id_bound() {
         let dir = tempfile::tempdir().unwrap();
-        let (first, next, poster) = (
-            Board::open(dir.path()).unwrap(),
-            Board::open(dir.path()).unwrap(),
-            Board::open(dir.path()).unwrap(),
-        );
+        let [first, next, poster] = handles(dir.path());
         let _ticket = poster.post(&[&episode(1)], true).unwrap();
         {
             // The first leader takes the ticket and dies before answering.
@@ -991,10 +989,7 @@ mod tests {
     #[test]
     fn posters_a_round_answered_read_their_outcome_while_the_leader_still_holds_the_lock() {
         let dir = tempfile::tempdir().unwrap();
-        let (leader, poster) = (
-            Board::open(dir.path()).unwrap(),
-            Board::open(dir.path()).unwrap(),
-        );
+        let [leader, poster] = handles(dir.path());
         assert!(!poster.wait_for_round().unwrap(), "no round in progress");
         let leading = leader.try_lead().unwrap().expect("free");
         let ticket = poster.post(&[&episode(1)], true).unwrap();
@@ -1022,10 +1017,7 @@ mod tests {
     #[test]
     fn a_leader_reads_the_queue_only_for_live_posters_and_finds_dead_posters_tickets_in_time() {
         let dir = tempfile::tempdir().unwrap();
-        let (leader, poster) = (
-            Board::open(dir.path()).unwrap(),
-            Board::open(dir.path()).unwrap(),
-        );
+        let [leader, poster] = handles(dir.path());
         let ticket = poster.post(&[&episode(1)], true).unwrap();
         let first_dead = dead_copy(&ticket, "1-0");
         drop(ticket);
@@ -1061,10 +1053,7 @@ mod tests {
     #[test]
     fn a_leader_waits_for_a_posters_segment_sync_and_refuses_a_failed_one() {
         let dir = tempfile::tempdir().unwrap();
-        let (leader, poster) = (
-            Board::open(dir.path()).unwrap(),
-            Board::open(dir.path()).unwrap(),
-        );
+        let [leader, poster] = handles(dir.path());
         let ticket = poster.post(&[&episode(1)], false).unwrap();
         let leading = leader.lead().unwrap();
         let queued = leader.collect(&leading).unwrap();
@@ -1088,10 +1077,7 @@ mod tests {
     #[test]
     fn a_leader_that_finds_fewer_tickets_than_the_last_round_took_waits_and_passes_the_count_on() {
         let dir = tempfile::tempdir().unwrap();
-        let (leader, poster) = (
-            Board::open(dir.path()).unwrap(),
-            Board::open(dir.path()).unwrap(),
-        );
+        let [leader, poster] = handles(dir.path());
         {
             let leading = leader.lead().unwrap();
             assert_eq!(
@@ -1122,10 +1108,7 @@ mod tests {
     fn a_leader_polls_a_live_poster_that_holds_no_lock_on_its_sync_word() {
         // A poster of a build before the sync word's lock: its word is unwritten, unlocked.
         let dir = tempfile::tempdir().unwrap();
-        let (leader, poster) = (
-            Board::open(dir.path()).unwrap(),
-            Board::open(dir.path()).unwrap(),
-        );
+        let [leader, poster] = handles(dir.path());
         let ticket = poster.post(&[&episode(1)], false).unwrap();
         lock_sync_word(&ticket.file, WordLock::Release).unwrap();
         let leading = leader.lead().unwrap();
@@ -1145,10 +1128,7 @@ mod tests {
     #[test]
     fn a_ticket_whose_poster_died_before_its_sync_returned_is_synced_by_the_leader() {
         let dir = tempfile::tempdir().unwrap();
-        let (leader, poster) = (
-            Board::open(dir.path()).unwrap(),
-            Board::open(dir.path()).unwrap(),
-        );
+        let [leader, poster] = handles(dir.path());
         std::fs::create_dir_all(dir.path().join(SEGMENTS_DIR)).unwrap();
         let segment = segment_path(&dir.path().join(SEGMENTS_DIR), 3);
         std::fs::write(&segment, b"bytes").unwrap();

@@ -3,7 +3,8 @@
 //! of a store that has none. Each test needs more than one chunk of episodes, so it writes
 //! through the index directly (one transaction) rather than record thousands of episodes.
 
-use super::catalog::{CATALOG_CHUNKS, CHUNK_BITS, Catalog, META_CATALOG_SEALED, Want};
+use super::catalog::{CATALOG_CHUNKS, CHUNK_BITS, META_CATALOG_SEALED, Want};
+use super::catalog_columns::Catalog;
 use super::records::{CatalogRecordV1, DeletedRecordV1, EpisodeRecordV1, Outcome};
 use super::{Index, IndexSnapshot, META, PendingEpisode};
 use crate::io::OsIo;

@@ -4,7 +4,7 @@
 //! allocations were most of the cost. The encoding is the one serde writes (the tests check
 //! both agree); only reading is by hand.
 
-use super::catalog::{CHUNK_BITS, Catalog};
+use super::catalog_columns::Catalog;
 use super::postcard_reader::{Bad, Reader};
 use crate::error::{ReadError, Result};
 use crate::partition::EpisodeLen;
@@ -49,38 +49,46 @@ fn corrupt(chunk: u64) -> impl Fn(Bad) -> crate::Error {
     }
 }
 
+/// Where a chunk stands: its number (named in errors) and the first id it can hold (its ids
+/// are stored as deltas from that).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChunkAt {
+    pub number: u64,
+    pub first_id: u64,
+}
+
 /// Appends the rows of chunk `chunk` (its stored bytes) whose id `keep` accepts to `out`.
 pub(crate) fn extend(
     out: &mut Catalog,
-    chunk: u64,
+    chunk: ChunkAt,
     bytes: &[u8],
     keep: &mut dyn FnMut(u64) -> bool,
 ) -> Result<()> {
-    decode(out, chunk, bytes, keep).map_err(corrupt(chunk))
+    decode(out, chunk, bytes, keep).map_err(corrupt(chunk.number))
 }
 
 /// Appends `(id, steps)` of the rows of chunk `chunk` with ids below `end` to `out`, and
 /// decodes nothing else.
 pub(crate) fn extend_lens(
     out: &mut Vec<EpisodeLen>,
-    chunk: u64,
+    chunk: ChunkAt,
     bytes: &[u8],
     end: u64,
 ) -> Result<()> {
-    decode_lens(out, chunk, bytes, end).map_err(corrupt(chunk))
+    decode_lens(out, chunk, bytes, end).map_err(corrupt(chunk.number))
 }
 
 /// The envelope's version, then the ids column: each id with whether `keep` wants it.
 fn ids(
     r: &mut Reader<'_>,
-    chunk: u64,
+    chunk: ChunkAt,
     keep: &mut dyn FnMut(u64) -> bool,
 ) -> Result<Vec<(u64, bool)>, Bad> {
     if r.varint()? != 0 {
         return Err("a record version this build does not know");
     }
     let n = r.len()?;
-    let mut id = chunk << CHUNK_BITS;
+    let mut id = chunk.first_id;
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         id = id.checked_add(r.varint()?).ok_or("an id past u64::MAX")?;
@@ -89,7 +97,12 @@ fn ids(
     Ok(ids)
 }
 
-fn decode_lens(out: &mut Vec<EpisodeLen>, chunk: u64, bytes: &[u8], end: u64) -> Result<(), Bad> {
+fn decode_lens(
+    out: &mut Vec<EpisodeLen>,
+    chunk: ChunkAt,
+    bytes: &[u8],
+    end: u64,
+) -> Result<(), Bad> {
     let mut r = Reader::new(bytes);
     let ids = ids(&mut r, chunk, &mut |id| id < end)?;
     r.column(ids.len())?;
@@ -107,7 +120,7 @@ fn decode_lens(out: &mut Vec<EpisodeLen>, chunk: u64, bytes: &[u8], end: u64) ->
 
 fn decode(
     out: &mut Catalog,
-    chunk: u64,
+    chunk: ChunkAt,
     bytes: &[u8],
     keep: &mut dyn FnMut(u64) -> bool,
 ) -> Result<(), Bad> {
@@ -169,9 +182,16 @@ mod tests {
     use super::*;
     use crate::index::records::{CatalogRecordV1, Outcome, Record};
 
+    /// Chunk 5 of 1024 ids a chunk (the decoder takes the first id as given: the chunk size
+    /// is the catalog's business).
+    const CHUNK: ChunkAt = ChunkAt {
+        number: 5,
+        first_id: 5 * 1024,
+    };
+
     /// Rows with the edge values of every column, ids with gaps, in chunk 5.
     fn rows() -> Vec<(u64, CatalogRecordV1)> {
-        let base = 5 << CHUNK_BITS;
+        let base = CHUNK.first_id;
         let row = |user: &str, steps, started, ret, outcome, seed, tags: &[&str]| CatalogRecordV1 {
             user: user.into(),
             env: "cartpole".into(),
@@ -236,7 +256,7 @@ mod tests {
         for (id, r) in rows {
             c.push(*id, r);
         }
-        c.to_chunk(5 << CHUNK_BITS).encode()
+        c.to_chunk(CHUNK.first_id).encode()
     }
 
     /// What serde encodes, this decoder reads back, row for row, whatever the cutoff.
@@ -244,12 +264,12 @@ mod tests {
     fn the_hand_decoder_reads_what_serde_encodes() {
         let rows = rows();
         let bytes = stored(&rows);
-        let base = 5 << CHUNK_BITS;
+        let base = CHUNK.first_id;
         for end in [0, base + 4, base + 5, base + 1023, u64::MAX] {
             let mut got = Catalog::new();
-            extend(&mut got, 5, &bytes, &mut |id| id < end).unwrap();
+            extend(&mut got, CHUNK, &bytes, &mut |id| id < end).unwrap();
             let mut lens = Vec::new();
-            extend_lens(&mut lens, 5, &bytes, end).unwrap();
+            extend_lens(&mut lens, CHUNK, &bytes, end).unwrap();
             let want: Vec<_> = rows.iter().filter(|(id, _)| *id < end).collect();
             assert_eq!(got.len(), want.len(), "end {end}");
             for (i, (id, r)) in want.iter().enumerate() {
@@ -270,7 +290,7 @@ mod tests {
             assert_eq!(lens.len(), want.len());
         }
         let mut some = Catalog::new();
-        extend(&mut some, 5, &bytes, &mut |id| id == base + 204).unwrap();
+        extend(&mut some, CHUNK, &bytes, &mut |id| id == base + 204).unwrap();
         assert_eq!(some.len(), 1);
         assert_eq!(some.record(0), rows[2].1);
     }
@@ -280,12 +300,16 @@ mod tests {
     #[test]
     fn a_damaged_chunk_is_refused_naming_it() {
         let bytes = stored(&rows());
+        let chunk = ChunkAt {
+            number: 9,
+            first_id: 9 * 1024,
+        };
         for bad in [
             bytes[..bytes.len() - 1].to_vec(),
             [bytes.as_slice(), &[0]].concat(),
             [&[1u8][..], &bytes[1..]].concat(),
         ] {
-            match extend(&mut Catalog::new(), 9, &bad, &mut |_| true) {
+            match extend(&mut Catalog::new(), chunk, &bad, &mut |_| true) {
                 Err(crate::Error::Read(ReadError::CorruptRecord { table, reason })) => {
                     assert_eq!(table, "catalog_chunks");
                     assert!(reason.starts_with("chunk 9: "), "{reason}");

@@ -27,6 +27,7 @@
 
 pub(crate) mod board;
 pub(crate) mod catalog;
+pub(crate) mod catalog_columns;
 #[cfg(test)]
 mod catalog_tests;
 mod chunk_decode;

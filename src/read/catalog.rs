@@ -2,9 +2,9 @@
 //! with a borrowed row view. What listing, selecting and partitioning read without a string
 //! copy per episode; an [`EpisodeSummary`](super::EpisodeSummary) is an owned row of a shared one.
 
-pub use crate::index::catalog::Catalog;
+pub use crate::index::catalog_columns::Catalog;
 
-use super::episode::Selectable;
+use super::selectable::Selectable;
 use crate::ids::{EpisodeId, SchemaId};
 use crate::index::records::Outcome;
 

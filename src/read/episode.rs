@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::catalog::{Catalog, CatalogRow};
+use super::selectable::Selectable;
 use crate::error::{Error, Result};
 use crate::ids::{EpisodeId, SchemaId};
 use crate::index::records::{CatalogRecordV1, EpisodeRecordV1, Outcome, SplitSpecV1};
@@ -14,18 +15,6 @@ use crate::value::Info;
 pub struct Episode {
     pub(super) id: EpisodeId,
     pub(super) record: EpisodeRecordV1,
-}
-
-/// What a [`Query`] filters on, for every view of an episode it is asked about: a full
-/// [`Episode`] or a row of a [`Catalog`](crate::Catalog).
-pub(crate) trait Selectable {
-    fn id(&self) -> EpisodeId;
-    fn user(&self) -> &str;
-    fn env(&self) -> &str;
-    fn has_tag(&self, tag: &str) -> bool;
-    fn outcome(&self) -> Outcome;
-    fn total_return(&self) -> f64;
-    fn steps(&self) -> u32;
 }
 
 impl Selectable for Episode {

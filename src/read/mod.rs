@@ -4,6 +4,7 @@ mod catalog;
 mod episode;
 mod field;
 mod gather;
+mod selectable;
 mod stats;
 mod verify;
 

@@ -330,26 +330,3 @@ fn lock_segments(dir: &Path) -> Result<Vec<File>> {
     }
     Ok(locks)
 }
-
-/// Refuses a store directory whose index is missing while `segments/` holds segment files:
-/// creating an empty index there would hide every episode; the index must be rebuilt.
-pub(crate) fn refuse_missing_index(store: &Path) -> Result<()> {
-    if store.join(INDEX_FILE).exists() {
-        return Ok(());
-    }
-    let Ok(ids) = list_segment_ids(&store.join(SEGMENTS_DIR)) else {
-        return Ok(()); // no segments directory: simply not a store (yet)
-    };
-    if ids.is_empty() {
-        return Ok(());
-    }
-    Err(OpenError::IndexDamaged {
-        path: store.to_owned(),
-        reason: format!(
-            "{INDEX_FILE} is missing but {SEGMENTS_DIR}/ holds {} segment file{}",
-            ids.len(),
-            if ids.len() == 1 { "" } else { "s" }
-        ),
-    }
-    .into())
-}

@@ -42,10 +42,11 @@ impl Slot {
         self.result.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn fill(&self, result: Result<EpisodeId>) {
+    /// Sets the result unless one is set already; `result` runs only then.
+    fn fill_with(&self, result: impl FnOnce() -> Result<EpisodeId>) {
         let mut slot = self.lock();
         if slot.is_none() {
-            *slot = Some(result);
+            *slot = Some(result());
         }
         self.filled.notify_all();
     }
@@ -66,11 +67,14 @@ struct Reporter(Arc<Slot>);
 
 impl Drop for Reporter {
     fn drop(&mut self) {
-        self.0.fill(Err(StorageError::Panicked {
-            during: "committing an episode in the background",
-            message: "the commit stopped before it returned".into(),
-        }
-        .into()));
+        // Built only when the commit did not report: a commit that did pays no allocation.
+        self.0.fill_with(|| {
+            Err(StorageError::Panicked {
+                during: "committing an episode in the background",
+                message: "the commit stopped before it returned".into(),
+            }
+            .into())
+        });
     }
 }
 
@@ -128,7 +132,7 @@ pub(super) fn start(writer: EpisodeWriter) -> Result<PendingCommit> {
     let job = move || {
         let reporter = reporter;
         let result = writer.commit();
-        reporter.0.fill(result);
+        reporter.0.fill_with(|| result);
     };
     store.recording()?.background().submit(Box::new(job));
     Ok(PendingCommit {

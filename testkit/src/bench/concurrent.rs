@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use trajstore::{Codec, CommitStats, Store};
 
-use super::record::{episode_raw_bytes, plain_write, pregenerated_frames, recorder};
+use super::record::{Commit, episode_raw_bytes, plain_write, pregenerated_frames, recorder};
 use super::{BenchError, Measurement, RecordSpec, Result, recorder_process};
 
 /// How concurrent recorders run.
@@ -29,17 +29,20 @@ impl Recorders {
     }
 }
 
-/// A concurrent recording benchmark: `writers` recorders, each recording `per_writer`.
+/// A concurrent recording benchmark: `writers` recorders, each recording `per_writer` and
+/// committing as `commit` says.
 #[derive(Clone, Debug)]
 pub struct ConcurrentSpec {
     pub writers: usize,
     pub recorders: Recorders,
     pub per_writer: RecordSpec,
+    pub commit: Commit,
 }
 
 impl ConcurrentSpec {
     /// `episodes` episodes of `steps` raw `frame`s shared out evenly among `writers`
-    /// recorders (each records `episodes / writers`; a remainder is not recorded).
+    /// recorders (each records `episodes / writers`; a remainder is not recorded), each
+    /// waiting for its commits.
     pub fn sharing(
         episodes: u32,
         writers: usize,
@@ -56,7 +59,13 @@ impl ConcurrentSpec {
                 frame,
                 codec: Codec::Raw,
             },
+            commit: Commit::Wait,
         }
+    }
+
+    /// The same, each recorder committing as `commit` says.
+    pub fn committing(self, commit: Commit) -> ConcurrentSpec {
+        ConcurrentSpec { commit, ..self }
     }
 }
 
@@ -114,12 +123,23 @@ pub struct ConcurrentReport {
     pub measurement: Measurement,
     /// Summed over every store handle.
     pub stats: CommitStats,
+    /// Commit latencies the recorders reported (one per episode).
+    pub commits: usize,
+    /// The same plain writes from `writers` threads at once, each to its own file with one
+    /// fdatasync per episode: how far the disk itself scales with that many writers.
+    pub plain_writers_seconds: f64,
     pub commit_p50_ms: f64,
     pub commit_p99_ms: f64,
     pub commit_max_ms: f64,
 }
 
 impl ConcurrentReport {
+    /// Throughput of the plain writers together against the one plain writer (the floor's
+    /// own scaling, to set beside the recorders').
+    pub fn plain_scaling(&self) -> f64 {
+        self.measurement.baseline_seconds / self.plain_writers_seconds
+    }
+
     /// Episodes per durable index transaction.
     pub fn episodes_per_commit(&self) -> f64 {
         self.stats.episodes as f64 / self.stats.transactions.max(1) as f64
@@ -128,12 +148,14 @@ impl ConcurrentReport {
     /// One human-readable line.
     pub fn line(&self) -> String {
         format!(
-            "{} {:<9} {:>8.1} MB/s  plain {:>8.1} MB/s  ratio {:.2}  episodes/index-commit {:>5.2}  commit p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms",
+            "{} {:<9} {:>8.1} MB/s  plain {:>8.1} MB/s  ratio {:.2}  plain x{} writers {:.2}  episodes/index-commit {:>5.2}  commit p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms",
             self.writers,
             self.recorders.name(),
             self.measurement.mb_per_s(),
             self.measurement.baseline_mb_per_s(),
             self.measurement.ratio(),
+            self.writers,
+            self.plain_scaling(),
             self.episodes_per_commit(),
             self.commit_p50_ms,
             self.commit_p99_ms,
@@ -160,7 +182,7 @@ pub fn record_concurrently(dir: &Path, spec: &ConcurrentSpec) -> Result<Concurre
                         s.spawn(move || {
                             let user = format!("w{w}");
                             let passed = std::cell::Cell::new(false);
-                            let commit_us = recorder(store, per, &user, || {
+                            let commit_us = recorder(store, per, &user, spec.commit, || {
                                 passed.set(true);
                                 barrier.wait();
                                 Ok(())
@@ -215,6 +237,7 @@ pub fn record_concurrently(dir: &Path, spec: &ConcurrentSpec) -> Result<Concurre
     let plain = dir.join("plain.bin");
     let baseline_seconds = plain_write(&plain, &frames, &total)?;
     std::fs::remove_file(&plain).map_err(|e| BenchError::io(&plain, e))?;
+    let plain_writers_seconds = plain_writers(dir, &frames, per, spec.writers)?;
     std::fs::remove_dir_all(&store_dir).map_err(|e| BenchError::io(&store_dir, e))?;
     Ok(ConcurrentReport {
         writers: spec.writers,
@@ -230,8 +253,41 @@ pub fn record_concurrently(dir: &Path, spec: &ConcurrentSpec) -> Result<Concurre
             baseline_seconds,
         },
         stats,
+        commits: commit_us.len(),
+        plain_writers_seconds,
         commit_p50_ms: pct(0.50),
         commit_p99_ms: pct(0.99),
         commit_max_ms: pct(1.0),
     })
+}
+
+/// `writers` threads each writing `per` to its own plain file (one fdatasync per episode),
+/// started together; seconds until the last one finished.
+fn plain_writers(dir: &Path, frames: &[Vec<u8>], per: &RecordSpec, writers: usize) -> Result<f64> {
+    let paths: Vec<_> = (0..writers)
+        .map(|w| dir.join(format!("plain-{w}.bin")))
+        .collect();
+    let start = std::sync::Barrier::new(writers + 1);
+    let seconds = std::thread::scope(|s| -> Result<f64> {
+        let handles: Vec<_> = paths
+            .iter()
+            .map(|path| {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    plain_write(path, frames, per)
+                })
+            })
+            .collect();
+        start.wait();
+        let began = Instant::now();
+        for h in handles {
+            h.join().expect("plain writer thread panicked")?;
+        }
+        Ok(began.elapsed().as_secs_f64())
+    })?;
+    for path in &paths {
+        std::fs::remove_file(path).map_err(|e| BenchError::io(path, e))?;
+    }
+    Ok(seconds)
 }

@@ -181,12 +181,16 @@ pub fn pregenerated_frames(frame: [u32; 3], n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The body of one recorder: `spec.episodes` episodes as `user`. `ready` is called once the
-/// schema is registered and frames are rendered; recording starts when it returns.
+/// The body of one recorder: `spec.episodes` episodes as `user`, committed as `commit` says.
+/// `ready` is called once the schema is registered and frames are rendered; recording starts
+/// when it returns. Returns each commit's latency in microseconds: for a background commit,
+/// from the hand-off until the recorder saw it finished (it looks after each episode it
+/// records, so the figure is high by at most one episode's recording).
 pub fn recorder(
     store: &Store,
     spec: &RecordSpec,
     user: &str,
+    commit: Commit,
     ready: impl FnOnce() -> std::io::Result<()>,
 ) -> Result<Vec<u64>> {
     let schema = synth_schema(spec.frame, spec.codec)?;
@@ -194,9 +198,33 @@ pub fn recorder(
     // Registers the schema (one index transaction) outside the timed part.
     drop(store.begin_episode(EpisodeMeta::new(user, SYNTH_ENV), &schema)?);
     ready().map_err(|e| BenchError::io("(start signal)", e))?;
-    (0..spec.episodes)
-        .map(|e| {
-            record_episode(store, &schema, &frames, spec, user, e).map(|d| d.as_micros() as u64)
-        })
-        .collect()
+    let micros = |d: Duration| d.as_micros() as u64;
+    let mut commit_us = Vec::with_capacity(spec.episodes as usize);
+    let mut in_flight = std::collections::VecDeque::new();
+    for e in 0..spec.episodes {
+        match commit {
+            Commit::Wait => {
+                let took = record_episode(store, &schema, &frames, spec, user, e)?;
+                commit_us.push(micros(took));
+            }
+            Commit::Background => {
+                let mut w = begin(store, &schema, user)?;
+                write_synth_steps(&mut w, &frames, e as usize, spec.steps)?;
+                in_flight.push_back((Instant::now(), w.commit_in_background()?));
+                while let Some((_, p)) = in_flight.front() {
+                    if !p.is_finished() {
+                        break;
+                    }
+                    let (since, p) = in_flight.pop_front().expect("front exists");
+                    p.wait()?;
+                    commit_us.push(micros(since.elapsed()));
+                }
+            }
+        }
+    }
+    for (since, p) in in_flight {
+        p.wait()?;
+        commit_us.push(micros(since.elapsed()));
+    }
+    Ok(commit_us)
 }

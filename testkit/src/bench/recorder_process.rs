@@ -18,9 +18,10 @@ use trajstore::{Codec, Store};
 
 use crate::synth::parse_frame;
 
-use super::{BenchError, ConcurrentSpec, RecordSpec, RecorderRun, Result, recorder};
+use super::{BenchError, Commit, ConcurrentSpec, RecordSpec, RecorderRun, Result, recorder};
 
-/// Set in a recorder process: `USER EPISODES STEPS HxWxC CODEC`.
+/// Set in a recorder process: `USER EPISODES STEPS HxWxC CODEC COMMIT` (`wait` or
+/// `background`).
 pub const RECORDER_ENV: &str = "TRAJSTORE_TESTKIT_RECORDER";
 /// Set in a recorder process: the store directory it records into.
 pub const RECORDER_DIR_ENV: &str = "TRAJSTORE_TESTKIT_RECORDER_DIR";
@@ -42,18 +43,28 @@ pub fn run_if_recorder_process() {
     std::process::exit(code);
 }
 
-fn encode(user: &str, spec: &RecordSpec) -> String {
+fn encode(user: &str, spec: &RecordSpec, commit: Commit) -> String {
     let [h, w, c] = spec.frame;
     let codec = spec.codec.name();
+    let commit = match commit {
+        Commit::Wait => "wait",
+        Commit::Background => "background",
+    };
     format!(
-        "{user} {} {} {h}x{w}x{c} {codec}",
+        "{user} {} {} {h}x{w}x{c} {codec} {commit}",
         spec.episodes, spec.steps
     )
 }
 
-fn decode(text: &str) -> Option<(String, RecordSpec)> {
-    let [user, episodes, steps, frame, codec] = text.split(' ').collect::<Vec<_>>()[..] else {
+fn decode(text: &str) -> Option<(String, RecordSpec, Commit)> {
+    let [user, episodes, steps, frame, codec, commit] = text.split(' ').collect::<Vec<_>>()[..]
+    else {
         return None;
+    };
+    let commit = match commit {
+        "wait" => Commit::Wait,
+        "background" => Commit::Background,
+        _ => return None,
     };
     let spec = RecordSpec {
         episodes: episodes.parse().ok()?,
@@ -61,16 +72,16 @@ fn decode(text: &str) -> Option<(String, RecordSpec)> {
         frame: parse_frame(frame).ok()?,
         codec: Codec::parse(codec)?,
     };
-    Some((user.to_owned(), spec))
+    Some((user.to_owned(), spec, commit))
 }
 
 /// The body of a recorder process.
 fn child(dir: &Path, text: &str) -> Result<()> {
-    let (user, spec) = decode(text)
+    let (user, spec, commit) = decode(text)
         .ok_or_else(|| BenchError::Recorder(format!("{RECORDER_ENV}={text:?}: not a spec")))?;
     let store = Store::open(dir)?;
     let stdio = |e| BenchError::io("(stdio)", e);
-    let commit_us = recorder(&store, &spec, &user, || {
+    let commit_us = recorder(&store, &spec, &user, commit, || {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "ready")?;
         stdout.flush()?;
@@ -106,7 +117,10 @@ pub(super) fn record_in_processes(
     let mut children = Vec::new();
     for w in 0..spec.writers {
         let mut child = Command::new(&exe)
-            .env(RECORDER_ENV, encode(&format!("w{w}"), &spec.per_writer))
+            .env(
+                RECORDER_ENV,
+                encode(&format!("w{w}"), &spec.per_writer, spec.commit),
+            )
             .env(RECORDER_DIR_ENV, store_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -154,13 +168,15 @@ mod tests {
             frame: [84, 80, 3],
             codec: Codec::Lz4,
         };
-        let (user, back) = decode(&encode("w2", &spec)).unwrap();
-        assert_eq!(user, "w2");
+        let (user, back, commit) = decode(&encode("w2", &spec, Commit::Background)).unwrap();
+        assert_eq!((user.as_str(), commit), ("w2", Commit::Background));
         assert_eq!(
             (back.episodes, back.steps, back.frame, back.codec),
             (3, 7, [84, 80, 3], Codec::Lz4)
         );
-        assert!(decode("w2 3 7 84x0x3 lz4").is_none());
-        assert!(decode("w2 3 7 84x80x3 zstd").is_none());
+        assert!(decode("w2 3 7 84x0x3 lz4 wait").is_none());
+        assert!(decode("w2 3 7 84x80x3 zstd wait").is_none());
+        assert!(decode("w2 3 7 84x80x3 lz4 later").is_none());
+        assert!(decode("w2 3 7 84x80x3 lz4").is_none());
     }
 }
