@@ -38,6 +38,7 @@ mod dataset;
 pub(crate) mod players;
 mod prefetch;
 mod replay;
+mod rowcopy;
 mod rows;
 mod sampler;
 

@@ -33,6 +33,37 @@ pub use stats::{
 /// each counts.
 const ROUNDS: usize = 3;
 
+/// Seconds each side of [`best_passes`] runs for at least: a pass of a small store takes
+/// about 2 ms, where one timer interrupt, page fault or preemption by another process moves
+/// a best of three by half; a hundred passes and more make the best one a stable figure.
+const MIN_TIMED_SECONDS: f64 = 0.2;
+
+/// The seconds of the fastest pass of each of `N` sides: `pass(side)` runs one timed pass of
+/// `side` and returns its seconds. The sides take turns until every side has run for
+/// [`MIN_TIMED_SECONDS`] and at least [`ROUNDS`] passes, so that all of them see the same
+/// drift of the machine's speed and get as many passes; each round starts one side further
+/// on, so that no side always runs just after the same other one (a pass on a thread pool
+/// leaves its threads spinning for a moment on the cores the next pass runs on).
+///
+/// The best pass rather than the median: on a machine shared with other work, the median of
+/// 2 ms passes still moved by a third from run to run (a busy neighbour slows some passes of
+/// either side, and not always the same share), the best by a few percent.
+fn best_passes<const N: usize>(mut pass: impl FnMut(usize) -> Result<f64>) -> Result<[f64; N]> {
+    let mut best = [f64::MAX; N];
+    let mut timed = [0.0; N];
+    let mut round = 0;
+    while round < ROUNDS || timed.iter().any(|&t| t < MIN_TIMED_SECONDS) {
+        for k in 0..N {
+            let side = (round + k) % N;
+            let seconds = std::hint::black_box(pass(side)?);
+            best[side] = best[side].min(seconds);
+            timed[side] += seconds;
+        }
+        round += 1;
+    }
+    Ok(best)
+}
+
 /// A measurement and its baseline. `ratio` > 1 means trajstore was faster than the baseline.
 #[derive(Clone, Debug)]
 pub struct Measurement {

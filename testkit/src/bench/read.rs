@@ -13,7 +13,7 @@ use trajstore::io::{FileView, OsIo, StoreIo};
 use trajstore::loader::{Batch, FieldRequest, Loader, Order, Sampler, SamplerSpec, Selection};
 use trajstore::{Codec, EpisodeId, Field, Query, Store};
 
-use super::{BenchError, Measurement, ROUNDS, Result, major_faults, touch};
+use super::{BenchError, Measurement, ROUNDS, Result, best_passes, major_faults, touch};
 
 /// Reads every value of `field` of every episode of the store at `dir` through trajstore (raw
 /// fields as map slices, lz4 decoded into one reused buffer), against a plain memory-mapped
@@ -103,7 +103,8 @@ pub fn window(dir: &Path, field: &str, len: u32, windows: usize) -> Result<Measu
 /// either on the calling thread or split over a rayon pool as wide as the library's; the
 /// faster of the two counts, since the loader too picks per batch whether to hand off. Both
 /// sides read the same rows of the same page-cache pages (the segment files themselves), in
-/// the same order, after one warm-up pass each.
+/// the same order, into buffers already written, after one warm-up pass each; then their
+/// passes take turns and each side's best pass counts ([`best_passes`]).
 #[derive(Clone, Debug)]
 pub struct Gathered {
     /// `baseline` names the plain gather that was faster.
@@ -209,12 +210,11 @@ fn gather(dir: &Path, spec: SamplerSpec, name: &'static str, max_rows: u64) -> R
         ));
     }
     let faults = major_faults();
-    let (mut seconds, mut here, mut pooled) = (f64::MAX, f64::MAX, f64::MAX);
-    for _ in 0..ROUNDS {
-        seconds = seconds.min(loader_pass()?);
-        here = here.min(plain_pass(false, false)?.0);
-        pooled = pooled.min(plain_pass(true, false)?.0);
-    }
+    let [seconds, here, pooled] = best_passes(|side| match side {
+        0 => loader_pass(),
+        1 => Ok(plain_pass(false, false)?.0),
+        _ => Ok(plain_pass(true, false)?.0),
+    })?;
     let major_faults = major_faults().saturating_sub(faults);
     let (baseline, baseline_seconds, floor_threads) = if here <= pooled {
         (floor.name_here, here, 1)
