@@ -35,6 +35,7 @@ per step over a bare env loop, between episode ends (the Python glue), and per e
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -68,6 +69,12 @@ def have_minari() -> bool:
     return True
 
 
+def settle_disk() -> None:
+    """Writes back what earlier runs left dirty (and the deletes of their stores), untimed:
+    otherwise that writeback lands on whichever side records next."""
+    os.sync()
+
+
 def run_workload(w: workloads.Workload, root: str, peer: bool, rounds: int, procs: bool) -> tuple[list, list]:
     """(rows of the side-by-side table, rows of the recording-overhead table)."""
     everything = range(len(w.lengths))
@@ -78,6 +85,7 @@ def run_workload(w: workloads.Workload, root: str, peer: bool, rounds: int, proc
     for _ in range(2):  # two rounds, sides alternating; the second round's stores are kept
         for k in kinds:
             shutil.rmtree(target[k], ignore_errors=True)
+            settle_disk()
             timings[k].append(recorders.record(k, w, everything, target[k]))
     overhead = []
     for k in kinds:
@@ -89,13 +97,15 @@ def run_workload(w: workloads.Workload, root: str, peer: bool, rounds: int, proc
     rows: list[tuple[str, str, dict[str, float]]] = []
     rows.append((w.name, "record, 1 writer", {k: min(t.total for t in timings[k]) for k in kinds}))
     if procs:
-        spans = {}
-        for k in kinds:
-            scratch = f"{root}/{w.name}-{k}-4p"
-            shutil.rmtree(scratch, ignore_errors=True)
-            os.makedirs(scratch)
-            spans[k] = recorders.record_processes(k, w, scratch)
-            shutil.rmtree(scratch, ignore_errors=True)
+        spans = {k: math.inf for k in kinds}
+        for _ in range(2):  # as for one writer: two rounds, sides alternating, the best counts
+            for k in kinds:
+                scratch = f"{root}/{w.name}-{k}-4p"
+                shutil.rmtree(scratch, ignore_errors=True)
+                os.makedirs(scratch)
+                settle_disk()
+                spans[k] = min(spans[k], recorders.record_processes(k, w, scratch))
+                shutil.rmtree(scratch, ignore_errors=True)
         rows.append((w.name, "record, 4 processes", spans))
 
     sides = {"trajstore": readers.TrajstoreSide(w, target["trajstore"]), "numpy": readers.NumpyFloor(w, target["numpy"])}
