@@ -696,3 +696,72 @@ fn shuffled_sampler_order_is_frozen() {
     ];
     assert_eq!(served, frozen);
 }
+
+/// A batch large enough to be gathered on the pool, a share of its units per task, holds
+/// exactly what small batches (gathered on the calling thread) hold in the same order: for
+/// stacked offsets at the episodes' edges, the next observation, an lz4 field (read through
+/// its field, not the row table) and padded windows.
+#[test]
+fn pooled_and_calling_thread_gathers_agree() {
+    let lens = [700, 3, 1200, 1, 900, 2500];
+    let (_dir, store, _tags) = store_with(&lens);
+    let loader = Loader::new(&store, &Selection::new(Query::default(), 1, 0, 5)).expect("loader");
+    let steps = SamplerSpec::steps(
+        vec![
+            FieldRequest::new("obs/id").offsets(&[-2, -1, 0]),
+            FieldRequest::next("obs/id"),
+            FieldRequest::new("obs/lz"),
+            FieldRequest::new("action"),
+        ],
+        1,
+        Order::Shuffle,
+    );
+    let windows = SamplerSpec::steps(vec![FieldRequest::new("obs/id")], 1, Order::Shuffle)
+        .windows(4, true)
+        .edge(Edge::Zero);
+    for spec in [steps, windows] {
+        let units = Sampler::new(&loader, spec.clone())
+            .expect("sampler")
+            .units() as usize;
+        // 5,300 units: above the 2,048 to 2,730 units of 24 to 32 bytes a task takes.
+        let whole = {
+            let mut spec = spec.clone();
+            spec.batch_size = units;
+            let batches = all_batches(&mut Sampler::new(&loader, spec).expect("sampler"));
+            assert_eq!(batches.len(), 1);
+            batches.into_iter().next().expect("one batch")
+        };
+        let mut small_spec = spec.clone();
+        small_spec.batch_size = 7;
+        let small = all_batches(&mut Sampler::new(&loader, small_spec).expect("sampler"));
+        let concat = |f: &dyn Fn(&Batch) -> Vec<u8>| small.iter().flat_map(f).collect::<Vec<u8>>();
+        assert_eq!(
+            whole.episode,
+            small
+                .iter()
+                .flat_map(|b| b.episode.clone())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            whole.step,
+            small
+                .iter()
+                .flat_map(|b| b.step.clone())
+                .collect::<Vec<_>>()
+        );
+        for (c, column) in whole.columns.iter().enumerate() {
+            assert_eq!(
+                column.data,
+                concat(&|b| b.columns[c].data.clone()),
+                "{}",
+                column.key
+            );
+            assert_eq!(
+                column.valid,
+                concat(&|b| b.columns[c].valid.clone()),
+                "{}",
+                column.key
+            );
+        }
+    }
+}

@@ -502,32 +502,20 @@ impl Sampler {
                 // One task's worth (a map-style dataset's single step, a column of rewards
                 // or small observations): gathered on this thread, without a round trip to
                 // the pool's threads.
-                self.gather_here(c, &gather, &views, &mut column.data, &mut column.valid)?;
+                let (data, valid) = (&mut column.data, &mut column.valid);
+                self.gather_units(c, &gather, &views, &self.picks, data, valid)?;
                 continue;
             }
-            // On this process's pool, never rayon's global one (which a fork breaks).
+            // On this process's pool, never rayon's global one (which a fork breaks), a task
+            // of at least `min_len` units each.
             crate::pool::install(|| {
                 column
                     .data
-                    .par_chunks_mut(unit_bytes)
-                    .zip(column.valid.par_chunks_mut(per * k))
-                    .zip(self.picks.par_iter())
-                    .with_min_len(min_len)
-                    .try_for_each(|((out, valid), p)| {
-                        match self.in_place(c, &gather, &views, p)? {
-                            Some(bytes) => {
-                                copy_row(out, bytes);
-                                valid.fill(1);
-                                Ok(())
-                            }
-                            None => gather.unit(
-                                &self.opened(p.slot as usize)[c],
-                                self.steps[p.slot as usize],
-                                p.start,
-                                out,
-                                valid,
-                            ),
-                        }
+                    .par_chunks_mut(unit_bytes * min_len)
+                    .zip(column.valid.par_chunks_mut(per * k * min_len))
+                    .zip(self.picks.par_chunks(min_len))
+                    .try_for_each(|((data, valid), picks)| {
+                        self.gather_units(c, &gather, &views, picks, data, valid)
                     })
             })??;
         }
@@ -535,53 +523,70 @@ impl Sampler {
     }
 }
 
+/// Units [`Sampler::gather_units`] locates and touches before it copies them: enough to have
+/// many misses in flight, few enough that what was touched is still in the L1 cache (128 rows
+/// of 68 bytes: 9 KiB) when it is copied, whatever the batch size. The locations live on the
+/// stack.
+const TOUCH_AHEAD: usize = 128;
+
+/// Units above this many bytes are copied without a touch first: their copy is bound by
+/// bandwidth (the prefetchers follow a row's lines), and a touch would read them twice.
+const TOUCH_MAX_BYTES: usize = 4096;
+
 impl Sampler {
-    /// Gathers column `c` of the picked units on this thread, in three passes: every unit's
-    /// bytes are located, then touched, then copied. The touches are independent loads in a
-    /// loop of a few instructions, so the CPU has many of a batch's cache and TLB misses in
-    /// flight at once instead of waiting for each copy in turn (random small rows are bound
-    /// by memory latency, not bandwidth).
-    fn gather_here(
+    /// Gathers column `c` of `picks` (all of a batch's, or one task's share of them) on this
+    /// thread into `data` and `valid`, [`TOUCH_AHEAD`] units at a time in three passes: their bytes are located, then touched, then copied. The
+    /// touches are independent loads in a loop of a few instructions, so the CPU has many
+    /// cache and TLB misses in flight at once instead of waiting for each copy in turn
+    /// (random small rows are bound by memory latency, not bandwidth).
+    #[inline(always)]
+    fn gather_units(
         &self,
         c: usize,
         gather: &Gather<'_>,
         views: &[&[u8]],
+        picks: &[Pick],
         data: &mut [u8],
         valid: &mut [u8],
     ) -> Result<()> {
-        let unit_bytes = data.len() / self.picks.len();
-        let valid_per = valid.len() / self.picks.len();
-        // From the row table alone, in a loop without a call or an error path a row: the
-        // units it does not serve are read through their field in the copy pass.
-        let sources: Vec<Option<&[u8]>> = self
-            .picks
-            .iter()
-            .map(|p| {
-                self.rows.unit(
+        let unit_bytes = data.len() / picks.len();
+        let valid_per = valid.len() / picks.len();
+        // Every row of a unit in place is recorded; a unit read through its field writes its
+        // own.
+        valid.fill(1);
+        let units = data
+            .chunks_mut(unit_bytes * TOUCH_AHEAD)
+            .zip(valid.chunks_mut(valid_per * TOUCH_AHEAD))
+            .zip(picks.chunks(TOUCH_AHEAD));
+        for ((data, valid), picks) in units {
+            // From the row table alone, in a loop without a call or an error path a row:
+            // the units it does not serve are read through their field in the copy pass.
+            let mut sources = [None; TOUCH_AHEAD];
+            for (source, p) in sources.iter_mut().zip(picks) {
+                *source = self.rows.unit(
                     views,
                     p.slot as usize,
                     c,
                     p.start,
                     gather.step_bytes,
                     unit_bytes,
-                )
-            })
-            .collect();
-        let touched = sources
-            .iter()
-            .flatten()
-            .fold(0u8, |acc, bytes| acc ^ touch_lines(bytes));
-        std::hint::black_box(touched);
-        // Every row of a unit in place is recorded; a unit read through its field writes its
-        // own.
-        valid.fill(1);
-        let units = data.chunks_mut(unit_bytes).zip(valid.chunks_mut(valid_per));
-        for (((out, valid), p), source) in units.zip(&self.picks).zip(sources) {
-            match source {
-                Some(bytes) => copy_row(out, bytes),
-                None => {
-                    let field = &self.opened(p.slot as usize)[c];
-                    gather.unit(field, self.steps[p.slot as usize], p.start, out, valid)?;
+                );
+            }
+            if unit_bytes <= TOUCH_MAX_BYTES {
+                let touched = sources
+                    .iter()
+                    .flatten()
+                    .fold(0u8, |acc, bytes| acc ^ touch_lines(bytes));
+                std::hint::black_box(touched);
+            }
+            let units = data.chunks_mut(unit_bytes).zip(valid.chunks_mut(valid_per));
+            for (((out, valid), p), source) in units.zip(picks).zip(sources) {
+                match source {
+                    Some(bytes) => copy_row(out, bytes),
+                    None => {
+                        let field = &self.opened(p.slot as usize)[c];
+                        gather.unit(field, self.steps[p.slot as usize], p.start, out, valid)?;
+                    }
                 }
             }
         }
@@ -593,34 +598,6 @@ impl Sampler {
         let index = self.opened[slot] as usize;
         assert!(index > 0, "opened by open_picked before every fill");
         &self.open[index - 1]
-    }
-
-    /// Unit `p` of column `c` as one slice of the map (`views`, [`RowTable::views`]): from
-    /// `rows` when its entry serves the unit (one load a row), else from the field
-    /// ([`Gather::in_place`]).
-    fn in_place<'s>(
-        &'s self,
-        c: usize,
-        gather: &Gather<'_>,
-        views: &[&'s [u8]],
-        p: &Pick,
-    ) -> Result<Option<&'s [u8]>> {
-        let unit_bytes = gather.rows * gather.step_bytes;
-        if let Some(bytes) = self.rows.unit(
-            views,
-            p.slot as usize,
-            c,
-            p.start,
-            gather.step_bytes,
-            unit_bytes,
-        ) {
-            return Ok(Some(bytes));
-        }
-        gather.in_place(
-            &self.opened(p.slot as usize)[c],
-            self.steps[p.slot as usize],
-            p.start,
-        )
     }
 }
 
@@ -757,19 +734,6 @@ fn size_gathered(data: &mut Vec<u8>, len: usize) {
 }
 
 impl Gather<'_> {
-    /// The unit's bytes as one slice of the map, when [`Gather::unit`] would copy exactly
-    /// them: one offset, every row real and recorded, raw and in one chunk. `None` otherwise.
-    fn in_place<'f>(&self, field: &'f Field, t: u32, start: u32) -> Result<Option<&'f [u8]>> {
-        let [off] = self.offsets else {
-            return Ok(None);
-        };
-        let rows = i64::from(start)..i64::from(start) + self.rows as i64;
-        if rows.end > i64::from(t) || rows.start + off < 0 || rows.end + off > field.len() as i64 {
-            return Ok(None);
-        }
-        field.raw_range(as_range(rows.start + off..rows.end + off))
-    }
-
     /// Fills `out` (`rows * offsets * step_bytes`) and `valid` (`rows * offsets`) for the
     /// unit starting at step `start` of an episode of `t` steps.
     fn unit(

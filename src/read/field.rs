@@ -190,25 +190,6 @@ impl Field {
             .expect("length checked at load"))
     }
 
-    /// The values of `steps` as a slice of the map when they are raw and in one chunk (the
-    /// usual case: episodes below the writer's spill size have one chunk per field);
-    /// `Ok(None)` otherwise (lz4, or a range across chunks: use [`Field::read_into`]). Checked
-    /// like [`Field::contiguous`].
-    pub(crate) fn raw_range(&self, steps: Range<usize>) -> Result<Option<&[u8]>> {
-        if steps.is_empty() || steps.end > self.len {
-            return Ok(None);
-        }
-        let chunk = self.chunk_of(steps.start)?;
-        if chunk.re.codec != Codec::Raw || steps.end > chunk.first + chunk.re.steps as usize {
-            return Ok(None);
-        }
-        self.checked(chunk)?;
-        let n = self.step_bytes();
-        Ok(Some(
-            &chunk.payload[(steps.start - chunk.first) * n..(steps.end - chunk.first) * n],
-        ))
-    }
-
     /// Copies (raw) or decodes (lz4) the values of `steps` into `out`, which must be exactly
     /// `steps.len() * step_bytes()` long: any step range, since lz4 chunks compress each step
     /// on its own (schema/format.md). Allocates nothing; lz4 ranges of 1 MiB and more decode
