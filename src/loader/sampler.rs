@@ -529,8 +529,9 @@ impl Sampler {
 /// stack.
 const TOUCH_AHEAD: usize = 128;
 
-/// Units above this many bytes are copied without a touch first: their copy is bound by
-/// bandwidth (the prefetchers follow a row's lines), and a touch would read them twice.
+/// Units above this many bytes are copied as they are located, without a touch first: their
+/// copy is bound by bandwidth (the prefetchers follow a unit's lines), and a touch would
+/// read them twice.
 const TOUCH_MAX_BYTES: usize = 4096;
 
 impl Sampler {
@@ -554,6 +555,21 @@ impl Sampler {
         // Every row of a unit in place is recorded; a unit read through its field writes its
         // own.
         valid.fill(1);
+        if unit_bytes > TOUCH_MAX_BYTES {
+            let units = data.chunks_mut(unit_bytes).zip(valid.chunks_mut(valid_per));
+            for ((out, valid), p) in units.zip(picks) {
+                let slot = p.slot as usize;
+                let step_bytes = gather.step_bytes;
+                match (self.rows).unit(views, slot, c, p.start, step_bytes, unit_bytes) {
+                    Some(bytes) => out.copy_from_slice(bytes),
+                    None => {
+                        let field = &self.opened(slot)[c];
+                        gather.unit(field, self.steps[slot], p.start, out, valid)?;
+                    }
+                }
+            }
+            return Ok(());
+        }
         let units = data
             .chunks_mut(unit_bytes * TOUCH_AHEAD)
             .zip(valid.chunks_mut(valid_per * TOUCH_AHEAD))
@@ -572,13 +588,11 @@ impl Sampler {
                     unit_bytes,
                 );
             }
-            if unit_bytes <= TOUCH_MAX_BYTES {
-                let touched = sources
-                    .iter()
-                    .flatten()
-                    .fold(0u8, |acc, bytes| acc ^ touch_lines(bytes));
-                std::hint::black_box(touched);
-            }
+            let touched = sources
+                .iter()
+                .flatten()
+                .fold(0u8, |acc, bytes| acc ^ touch_lines(bytes));
+            std::hint::black_box(touched);
             let units = data.chunks_mut(unit_bytes).zip(valid.chunks_mut(valid_per));
             for (((out, valid), p), source) in units.zip(picks).zip(sources) {
                 match source {
