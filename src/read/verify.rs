@@ -65,8 +65,9 @@ impl Snapshot {
     /// counts, schemas and user statistics. Reads every byte; runs on all cores.
     ///
     /// Streams: the episodes are read from the index a batch at a time (decoding only what is
-    /// checked) while the previous batch is checked, so memory stays flat however many
-    /// episodes there are.
+    /// checked; the first batches small, so that checking starts early) while the previous
+    /// batch is checked, and the pages checked are handed back every 16 MiB or so, so
+    /// memory stays flat however many episodes there are.
     pub fn verify(&self) -> Result<VerifyReport> {
         let view = self.view()?;
         let maps = view.open.maps();
@@ -75,6 +76,7 @@ impl Snapshot {
         let mapped_before: HashSet<u64> = maps.mapped_ids().into_iter().collect();
         let mut reader = RowReader::new(self)?;
         let mut report = VerifyReport::default();
+        let mut held = HeldPages::default();
         crate::pool::install(|| -> Result<()> {
             let (mut current, mut next) = (Batch::default(), Batch::default());
             reader.fill(&mut current)?;
@@ -82,12 +84,16 @@ impl Snapshot {
                 let (checked, filled) =
                     rayon::join(|| check_batch(maps, &current), || reader.fill(&mut next));
                 report.add(&current, checked, &reader.tally.users);
-                release_pages(maps, &current, &mapped_before);
+                held.add(&current);
+                if held.bytes() >= RELEASE_BYTES {
+                    held.release(maps, &mapped_before);
+                }
                 filled?;
                 std::mem::swap(&mut current, &mut next);
             }
             Ok(())
         })??;
+        held.release(maps, &mapped_before);
         report.episodes = reader.tally.episodes;
         let counted = reader
             .tally
@@ -168,16 +174,45 @@ impl VerifyReport {
     }
 }
 
-/// Hands back the pages a checked batch mapped, so that verifying a store leaves no more of
-/// it in the process's resident set than a batch spans (the page cache keeps them all).
-/// Segments of `kept` (mapped before verify began) are left as they are.
-fn release_pages(maps: &SegmentMaps, batch: &Batch, kept: &HashSet<u64>) {
-    for (segment, span) in &batch.spans {
-        if kept.contains(segment) {
-            continue;
+/// Bytes of segments checked after which their pages are handed back: what verifying a store
+/// leaves at most in the process's resident set (the page cache keeps them all). Handed back
+/// every few batches rather than after each: each hand-back is a `madvise` per segment, which
+/// the small first batches would otherwise pay several times over on a small store.
+const RELEASE_BYTES: u64 = 16 << 20;
+
+/// The spans of segments checked batches mapped, per segment, not handed back yet.
+#[derive(Default)]
+struct HeldPages {
+    spans: Vec<(u64, Range<u64>)>,
+}
+
+impl HeldPages {
+    fn add(&mut self, batch: &Batch) {
+        for (segment, span) in &batch.spans {
+            match self.spans.iter_mut().find(|(s, _)| s == segment) {
+                Some((_, held)) => *held = held.start.min(span.start)..held.end.max(span.end),
+                None => self.spans.push((*segment, span.clone())),
+            }
         }
-        if let Ok(whole) = maps.covering(*segment, span.start, span.end) {
-            whole.release(span.start as usize..span.end as usize);
+    }
+
+    fn bytes(&self) -> u64 {
+        self.spans
+            .iter()
+            .map(|(_, span)| span.end - span.start)
+            .sum()
+    }
+
+    /// Hands the pages back; those of segments in `kept` (mapped before verify began) are
+    /// left as they are.
+    fn release(&mut self, maps: &SegmentMaps, kept: &HashSet<u64>) {
+        for (segment, span) in self.spans.drain(..) {
+            if kept.contains(&segment) {
+                continue;
+            }
+            if let Ok(whole) = maps.covering(segment, span.start, span.end) {
+                whole.release(span.start as usize..span.end as usize);
+            }
         }
     }
 }
@@ -196,7 +231,7 @@ fn check_batch(maps: &SegmentMaps, batch: &Batch) -> Vec<Checked> {
 
 #[cfg(test)]
 mod tests {
-    use super::rows::{BATCH_ROWS, Tally};
+    use super::rows::{BATCH_ROWS, FIRST_BATCH_ROWS, Tally};
     use super::*;
     use crate::{ArrayRef, Codec, DType, EpisodeMeta, Error, Info, ReadError, Schema, Store};
 
@@ -292,6 +327,35 @@ mod tests {
             ),
             ("bo", "ann")
         );
+    }
+
+    #[test]
+    fn batches_grow_and_hold_every_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).unwrap();
+        assert_eq!(
+            (FIRST_BATCH_ROWS, BATCH_ROWS),
+            (1, 3),
+            "the sizes this test expects"
+        );
+        let ids: Vec<EpisodeId> = (0..11)
+            .map(|i| record(&store, "ann", i, 2, Codec::Raw))
+            .collect();
+        let snap = store.snapshot().unwrap();
+        let mut reader = RowReader::new(&snap).unwrap();
+        let (mut sizes, mut read) = (Vec::new(), Vec::new());
+        let mut batch = Batch::default();
+        loop {
+            reader.fill(&mut batch).unwrap();
+            if batch.rows.is_empty() {
+                break;
+            }
+            sizes.push(batch.rows.len());
+            read.extend(batch.rows.iter().map(|row| row.id));
+        }
+        assert_eq!(sizes, [1, 2, 3, 3, 2]);
+        assert_eq!(read, ids);
+        assert_eq!(reader.tally.episodes, 11);
     }
 
     #[test]

@@ -26,6 +26,13 @@ use lean::lean_row;
 /// several batches.
 pub(super) const BATCH_ROWS: usize = if cfg!(test) { 3 } else { 1024 };
 
+/// Rows of the first batch; each next batch has twice as many, up to [`BATCH_ROWS`]. Nothing
+/// is checked while the first batch is read, and reading rows runs on one thread: a small
+/// first batch starts the checking early, so that reading the rest overlaps it (a store of
+/// 1000 episodes was a single batch, read in full before anything was checked). One in unit
+/// tests, so that batches grow there too.
+pub(super) const FIRST_BATCH_ROWS: usize = if cfg!(test) { 1 } else { 64 };
+
 /// Payload bytes after which a batch ends, however few rows it has: long episodes are
 /// checked (and their pages handed back) a few at a time too. Small in unit tests, so that
 /// both limits end batches there.
@@ -86,9 +93,9 @@ impl Batch {
         }
     }
 
-    /// Whether the batch holds enough to check.
-    fn is_full(&self) -> bool {
-        self.rows.len() >= BATCH_ROWS || self.payload_bytes >= BATCH_BYTES
+    /// Whether the batch holds enough to check: `rows` rows, or its bytes.
+    fn is_full(&self, rows: usize) -> bool {
+        self.rows.len() >= rows || self.payload_bytes >= BATCH_BYTES
     }
 
     /// The chunk list of field `i` of `row`, `None` when its record has none.
@@ -114,6 +121,8 @@ enum Source {
 pub(super) struct RowReader<'s> {
     snapshot: &'s Snapshot,
     source: Source,
+    /// Rows of the next batch (growing from [`FIRST_BATCH_ROWS`] to [`BATCH_ROWS`]).
+    batch_rows: usize,
     /// What spans batches.
     pub tally: Tally,
 }
@@ -146,6 +155,7 @@ impl<'s> RowReader<'s> {
         Ok(RowReader {
             snapshot,
             source,
+            batch_rows: FIRST_BATCH_ROWS,
             tally: Tally::default(),
         })
     }
@@ -153,6 +163,8 @@ impl<'s> RowReader<'s> {
     /// Fills `batch` with the next rows (none when every episode was read).
     pub fn fill(&mut self, batch: &mut Batch) -> Result<()> {
         batch.clear();
+        let rows = self.batch_rows;
+        self.batch_rows = (rows * 2).min(BATCH_ROWS);
         let snapshot = self.snapshot;
         let tally = &mut self.tally;
         match &mut self.source {
@@ -161,7 +173,7 @@ impl<'s> RowReader<'s> {
                 *next = snapshot.read_index(|index| {
                     index.episode_rows(from, u64::MAX, |id, row| {
                         tally.push_row(snapshot, batch, EpisodeId(id), row)?;
-                        Ok(!batch.is_full())
+                        Ok(!batch.is_full(rows))
                     })
                 })?;
             }
@@ -175,7 +187,7 @@ impl<'s> RowReader<'s> {
                         schema_id: r.schema_id,
                     };
                     tally.push(snapshot, batch, e.id(), head, lists);
-                    if batch.is_full() {
+                    if batch.is_full(rows) {
                         break;
                     }
                 }
