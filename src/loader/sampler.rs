@@ -103,8 +103,9 @@ struct Resolved {
 /// first step.
 #[derive(Clone, Copy)]
 struct Pick {
-    slot: usize,
     key: u64,
+    /// Below `u32::MAX` ([`Sampler::new`]): 16 bytes a pick, a batch's picks in few lines.
+    slot: u32,
     start: u32,
 }
 
@@ -354,8 +355,12 @@ impl Sampler {
     /// offset is checked (its checksum, segment/checked.rs) here, at the first batch that
     /// reads it, rather than at its first row, and placed in `rows`.
     fn open_picked(&mut self) -> Result<()> {
+        // Every episode opened (a small store, after its first batches): nothing to look at.
+        if self.open.len() == self.opened.len() {
+            return Ok(());
+        }
         for i in 0..self.picks.len() {
-            let slot = self.picks[i].slot;
+            let slot = self.picks[i].slot as usize;
             // An entry in `rows` says the episode is open without a look at `opened` (a
             // cache miss a row); the entry is read for the row next anyway.
             if self.rows.has_entry(slot) || self.opened[slot] != 0 {
@@ -415,7 +420,7 @@ impl Sampler {
             .slot_of(|slot| self.starts[slot].first_unit, unit);
         let SlotStart { first_unit, key } = self.starts[slot];
         Pick {
-            slot,
+            slot: slot as u32,
             key,
             start: (unit - first_unit) as u32,
         }
@@ -438,7 +443,7 @@ impl Sampler {
             batch.mask.resize(rows, 1);
         } else {
             for p in &self.picks {
-                let t = self.steps[p.slot];
+                let t = self.steps[p.slot as usize];
                 for j in 0..per as u32 {
                     batch.episode.push(p.key);
                     batch.step.push(p.start + j);
@@ -516,8 +521,8 @@ impl Sampler {
                                 Ok(())
                             }
                             None => gather.unit(
-                                &self.opened(p.slot)[c],
-                                self.steps[p.slot],
+                                &self.opened(p.slot as usize)[c],
+                                self.steps[p.slot as usize],
                                 p.start,
                                 out,
                                 valid,
@@ -552,8 +557,14 @@ impl Sampler {
             .picks
             .iter()
             .map(|p| {
-                self.rows
-                    .unit(views, p.slot, c, p.start, gather.step_bytes, unit_bytes)
+                self.rows.unit(
+                    views,
+                    p.slot as usize,
+                    c,
+                    p.start,
+                    gather.step_bytes,
+                    unit_bytes,
+                )
             })
             .collect();
         let touched = sources
@@ -569,8 +580,8 @@ impl Sampler {
             match source {
                 Some(bytes) => copy_row(out, bytes),
                 None => {
-                    let field = &self.opened(p.slot)[c];
-                    gather.unit(field, self.steps[p.slot], p.start, out, valid)?;
+                    let field = &self.opened(p.slot as usize)[c];
+                    gather.unit(field, self.steps[p.slot as usize], p.start, out, valid)?;
                 }
             }
         }
@@ -595,13 +606,21 @@ impl Sampler {
         p: &Pick,
     ) -> Result<Option<&'s [u8]>> {
         let unit_bytes = gather.rows * gather.step_bytes;
-        if let Some(bytes) =
-            self.rows
-                .unit(views, p.slot, c, p.start, gather.step_bytes, unit_bytes)
-        {
+        if let Some(bytes) = self.rows.unit(
+            views,
+            p.slot as usize,
+            c,
+            p.start,
+            gather.step_bytes,
+            unit_bytes,
+        ) {
             return Ok(Some(bytes));
         }
-        gather.in_place(&self.opened(p.slot)[c], self.steps[p.slot], p.start)
+        gather.in_place(
+            &self.opened(p.slot as usize)[c],
+            self.steps[p.slot as usize],
+            p.start,
+        )
     }
 }
 
