@@ -77,9 +77,15 @@ impl Snapshot {
         let mut reader = RowReader::new(self)?;
         let mut report = VerifyReport::default();
         let mut held = HeldPages::default();
+        let mut listed = Vec::new();
         crate::pool::install(|| -> Result<()> {
             let (mut current, mut next) = (Batch::default(), Batch::default());
-            reader.fill(&mut current)?;
+            // Nothing is checked while the first rows are read: the segment files are listed
+            // and measured beside it.
+            let (filled, segments) =
+                rayon::join(|| reader.fill(&mut current), || self.listed_segments());
+            filled?;
+            listed = segments?;
             while !current.rows.is_empty() {
                 let (checked, filled) =
                     rayon::join(|| check_batch(maps, &current), || reader.fill(&mut next));
@@ -102,7 +108,7 @@ impl Snapshot {
             .map(|(name, episodes, steps)| (name.as_str(), (*episodes, *steps)))
             .collect();
         report.problems.extend(self.check_user_statistics(counted)?);
-        let (segment_bytes, unreferenced) = self.segment_bytes(&reader.tally.referenced)?;
+        let (segment_bytes, unreferenced) = self.segment_bytes(listed, &reader.tally.referenced);
         report.unreferenced_bytes = segment_bytes.saturating_sub(report.payload_bytes);
         report.unreferenced_segments = unreferenced;
         Ok(report)
@@ -132,22 +138,37 @@ impl Snapshot {
         Ok(problems)
     }
 
-    /// Total size of the store's segment files, and those no episode references.
-    fn segment_bytes(&self, referenced: &HashSet<u64>) -> Result<(u64, Vec<SegmentId>)> {
-        let mut ids = self.segment_ids()?;
-        ids.extend(referenced.iter().copied());
-        ids.sort_unstable();
-        ids.dedup();
-        let total = ids
-            .iter()
-            .map(|id| self.segment_file_len(SegmentId(*id)))
-            .sum();
-        let unreferenced = ids
+    /// The segment files in `segments/` now, each with its length.
+    fn listed_segments(&self) -> Result<Vec<(u64, u64)>> {
+        let ids = self.segment_ids()?;
+        Ok(ids
             .into_iter()
-            .filter(|id| !referenced.contains(id))
-            .map(SegmentId)
+            .map(|id| (id, self.segment_file_len(SegmentId(id))))
+            .collect())
+    }
+
+    /// Total size of the store's segment files (those `listed`, and those episodes
+    /// reference), and those no episode references.
+    fn segment_bytes(
+        &self,
+        mut listed: Vec<(u64, u64)>,
+        referenced: &HashSet<u64>,
+    ) -> (u64, Vec<SegmentId>) {
+        let seen: HashSet<u64> = listed.iter().map(|(id, _)| *id).collect();
+        for &id in referenced {
+            if !seen.contains(&id) {
+                listed.push((id, self.segment_file_len(SegmentId(id))));
+            }
+        }
+        listed.sort_unstable();
+        listed.dedup_by_key(|(id, _)| *id);
+        let total = listed.iter().map(|(_, len)| len).sum();
+        let unreferenced = listed
+            .into_iter()
+            .filter(|(id, _)| !referenced.contains(id))
+            .map(|(id, _)| SegmentId(id))
             .collect();
-        Ok((total, unreferenced))
+        (total, unreferenced)
     }
 }
 
