@@ -65,8 +65,9 @@ impl Snapshot {
     /// counts, schemas and user statistics. Reads every byte; runs on all cores.
     ///
     /// Streams: the episodes are read from the index a batch at a time (decoding only what is
-    /// checked) while the previous batch is checked, so memory stays flat however many
-    /// episodes there are.
+    /// checked; the first batches small, so that checking starts early) while the previous
+    /// batch is checked, and the pages checked are handed back every 16 MiB or so, so
+    /// memory stays flat however many episodes there are.
     pub fn verify(&self) -> Result<VerifyReport> {
         let view = self.view()?;
         let maps = view.open.maps();
@@ -75,19 +76,30 @@ impl Snapshot {
         let mapped_before: HashSet<u64> = maps.mapped_ids().into_iter().collect();
         let mut reader = RowReader::new(self)?;
         let mut report = VerifyReport::default();
+        let mut held = HeldPages::default();
+        let mut listed = Vec::new();
         crate::pool::install(|| -> Result<()> {
             let (mut current, mut next) = (Batch::default(), Batch::default());
-            reader.fill(&mut current)?;
+            // Nothing is checked while the first rows are read: the segment files are listed
+            // and measured beside it.
+            let (filled, segments) =
+                rayon::join(|| reader.fill(&mut current), || self.listed_segments());
+            filled?;
+            listed = segments?;
             while !current.rows.is_empty() {
                 let (checked, filled) =
                     rayon::join(|| check_batch(maps, &current), || reader.fill(&mut next));
                 report.add(&current, checked, &reader.tally.users);
-                release_pages(maps, &current, &mapped_before);
+                held.add(&current);
+                if held.bytes() >= RELEASE_BYTES {
+                    held.release(maps, &mapped_before);
+                }
                 filled?;
                 std::mem::swap(&mut current, &mut next);
             }
             Ok(())
         })??;
+        held.release(maps, &mapped_before);
         report.episodes = reader.tally.episodes;
         let counted = reader
             .tally
@@ -96,7 +108,7 @@ impl Snapshot {
             .map(|(name, episodes, steps)| (name.as_str(), (*episodes, *steps)))
             .collect();
         report.problems.extend(self.check_user_statistics(counted)?);
-        let (segment_bytes, unreferenced) = self.segment_bytes(&reader.tally.referenced)?;
+        let (segment_bytes, unreferenced) = self.segment_bytes(listed, &reader.tally.referenced);
         report.unreferenced_bytes = segment_bytes.saturating_sub(report.payload_bytes);
         report.unreferenced_segments = unreferenced;
         Ok(report)
@@ -126,22 +138,37 @@ impl Snapshot {
         Ok(problems)
     }
 
-    /// Total size of the store's segment files, and those no episode references.
-    fn segment_bytes(&self, referenced: &HashSet<u64>) -> Result<(u64, Vec<SegmentId>)> {
-        let mut ids = self.segment_ids()?;
-        ids.extend(referenced.iter().copied());
-        ids.sort_unstable();
-        ids.dedup();
-        let total = ids
-            .iter()
-            .map(|id| self.segment_file_len(SegmentId(*id)))
-            .sum();
-        let unreferenced = ids
+    /// The segment files in `segments/` now, each with its length.
+    fn listed_segments(&self) -> Result<Vec<(u64, u64)>> {
+        let ids = self.segment_ids()?;
+        Ok(ids
             .into_iter()
-            .filter(|id| !referenced.contains(id))
-            .map(SegmentId)
+            .map(|id| (id, self.segment_file_len(SegmentId(id))))
+            .collect())
+    }
+
+    /// Total size of the store's segment files (those `listed`, and those episodes
+    /// reference), and those no episode references.
+    fn segment_bytes(
+        &self,
+        mut listed: Vec<(u64, u64)>,
+        referenced: &HashSet<u64>,
+    ) -> (u64, Vec<SegmentId>) {
+        let seen: HashSet<u64> = listed.iter().map(|(id, _)| *id).collect();
+        for &id in referenced {
+            if !seen.contains(&id) {
+                listed.push((id, self.segment_file_len(SegmentId(id))));
+            }
+        }
+        listed.sort_unstable();
+        listed.dedup_by_key(|(id, _)| *id);
+        let total = listed.iter().map(|(_, len)| len).sum();
+        let unreferenced = listed
+            .into_iter()
+            .filter(|(id, _)| !referenced.contains(id))
+            .map(|(id, _)| SegmentId(id))
             .collect();
-        Ok((total, unreferenced))
+        (total, unreferenced)
     }
 }
 
@@ -168,16 +195,45 @@ impl VerifyReport {
     }
 }
 
-/// Hands back the pages a checked batch mapped, so that verifying a store leaves no more of
-/// it in the process's resident set than a batch spans (the page cache keeps them all).
-/// Segments of `kept` (mapped before verify began) are left as they are.
-fn release_pages(maps: &SegmentMaps, batch: &Batch, kept: &HashSet<u64>) {
-    for (segment, span) in &batch.spans {
-        if kept.contains(segment) {
-            continue;
+/// Bytes of segments checked after which their pages are handed back: what verifying a store
+/// leaves at most in the process's resident set (the page cache keeps them all). Handed back
+/// every few batches rather than after each: each hand-back is a `madvise` per segment, which
+/// the small first batches would otherwise pay several times over on a small store.
+const RELEASE_BYTES: u64 = 16 << 20;
+
+/// The spans of segments checked batches mapped, per segment, not handed back yet.
+#[derive(Default)]
+struct HeldPages {
+    spans: Vec<(u64, Range<u64>)>,
+}
+
+impl HeldPages {
+    fn add(&mut self, batch: &Batch) {
+        for (segment, span) in &batch.spans {
+            match self.spans.iter_mut().find(|(s, _)| s == segment) {
+                Some((_, held)) => *held = held.start.min(span.start)..held.end.max(span.end),
+                None => self.spans.push((*segment, span.clone())),
+            }
         }
-        if let Ok(whole) = maps.covering(*segment, span.start, span.end) {
-            whole.release(span.start as usize..span.end as usize);
+    }
+
+    fn bytes(&self) -> u64 {
+        self.spans
+            .iter()
+            .map(|(_, span)| span.end - span.start)
+            .sum()
+    }
+
+    /// Hands the pages back; those of segments in `kept` (mapped before verify began) are
+    /// left as they are.
+    fn release(&mut self, maps: &SegmentMaps, kept: &HashSet<u64>) {
+        for (segment, span) in self.spans.drain(..) {
+            if kept.contains(&segment) {
+                continue;
+            }
+            if let Ok(whole) = maps.covering(segment, span.start, span.end) {
+                whole.release(span.start as usize..span.end as usize);
+            }
         }
     }
 }
@@ -196,7 +252,7 @@ fn check_batch(maps: &SegmentMaps, batch: &Batch) -> Vec<Checked> {
 
 #[cfg(test)]
 mod tests {
-    use super::rows::{BATCH_ROWS, Tally};
+    use super::rows::{BATCH_ROWS, FIRST_BATCH_ROWS, Tally};
     use super::*;
     use crate::{ArrayRef, Codec, DType, EpisodeMeta, Error, Info, ReadError, Schema, Store};
 
@@ -292,6 +348,35 @@ mod tests {
             ),
             ("bo", "ann")
         );
+    }
+
+    #[test]
+    fn batches_grow_and_hold_every_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).unwrap();
+        assert_eq!(
+            (FIRST_BATCH_ROWS, BATCH_ROWS),
+            (1, 3),
+            "the sizes this test expects"
+        );
+        let ids: Vec<EpisodeId> = (0..11)
+            .map(|i| record(&store, "ann", i, 2, Codec::Raw))
+            .collect();
+        let snap = store.snapshot().unwrap();
+        let mut reader = RowReader::new(&snap).unwrap();
+        let (mut sizes, mut read) = (Vec::new(), Vec::new());
+        let mut batch = Batch::default();
+        loop {
+            reader.fill(&mut batch).unwrap();
+            if batch.rows.is_empty() {
+                break;
+            }
+            sizes.push(batch.rows.len());
+            read.extend(batch.rows.iter().map(|row| row.id));
+        }
+        assert_eq!(sizes, [1, 2, 3, 3, 2]);
+        assert_eq!(read, ids);
+        assert_eq!(reader.tally.episodes, 11);
     }
 
     #[test]

@@ -2,30 +2,36 @@
 //! chunk lists, decoded straight from the stored bytes without the episode's strings, tags
 //! and metadata map (which verify does not check and a full decode allocates for).
 //!
-//! The lean decoder follows the layout of `EpisodeRecordV1` (schema/index.md). A row it cannot
-//! follow (a metadata value of a variant appended after it was written, say) is decoded in
-//! full instead, so the lean path only ever makes verify faster, never stricter or looser: a
-//! row the full decoder refuses fails verify exactly as listing the episodes would.
+//! The lean decoder ([`lean`]) follows the layout of `EpisodeRecordV1` (schema/index.md). A row
+//! it cannot follow (a metadata value of a variant appended after it was written, say) is
+//! decoded in full instead, so the lean path only ever makes verify faster, never stricter or
+//! looser: a row the full decoder refuses fails verify exactly as listing the episodes would.
+
+mod lean;
 
 use std::collections::{HashMap, HashSet};
-use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
-
 use crate::error::Result;
 use crate::ids::{EpisodeId, SchemaId};
-use crate::index::records::{EpisodeRecordV1, Outcome, Record};
+use crate::index::records::{EpisodeRecordV1, Record};
 use crate::read::{Episode, Snapshot};
 use crate::schema::Schema;
 use crate::segment::format::ChunkRef;
+use lean::lean_row;
 
 /// Rows per batch: enough to spread over the pool, few enough that a batch's chunk lists
 /// stay small whatever the store's size. A few in unit tests, so that small stores span
 /// several batches.
 pub(super) const BATCH_ROWS: usize = if cfg!(test) { 3 } else { 1024 };
+
+/// Rows of the first batch; each next batch has twice as many, up to [`BATCH_ROWS`]. Nothing
+/// is checked while the first batch is read, and reading rows runs on one thread: a small
+/// first batch starts the checking early, so that reading the rest overlaps it (a store of
+/// 1000 episodes was a single batch, read in full before anything was checked). One in unit
+/// tests, so that batches grow there too.
+pub(super) const FIRST_BATCH_ROWS: usize = if cfg!(test) { 1 } else { 64 };
 
 /// Payload bytes after which a batch ends, however few rows it has: long episodes are
 /// checked (and their pages handed back) a few at a time too. Small in unit tests, so that
@@ -87,9 +93,9 @@ impl Batch {
         }
     }
 
-    /// Whether the batch holds enough to check.
-    fn is_full(&self) -> bool {
-        self.rows.len() >= BATCH_ROWS || self.payload_bytes >= BATCH_BYTES
+    /// Whether the batch holds enough to check: `rows` rows, or its bytes.
+    fn is_full(&self, rows: usize) -> bool {
+        self.rows.len() >= rows || self.payload_bytes >= BATCH_BYTES
     }
 
     /// The chunk list of field `i` of `row`, `None` when its record has none.
@@ -115,6 +121,8 @@ enum Source {
 pub(super) struct RowReader<'s> {
     snapshot: &'s Snapshot,
     source: Source,
+    /// Rows of the next batch (growing from [`FIRST_BATCH_ROWS`] to [`BATCH_ROWS`]).
+    batch_rows: usize,
     /// What spans batches.
     pub tally: Tally,
 }
@@ -147,6 +155,7 @@ impl<'s> RowReader<'s> {
         Ok(RowReader {
             snapshot,
             source,
+            batch_rows: FIRST_BATCH_ROWS,
             tally: Tally::default(),
         })
     }
@@ -154,6 +163,8 @@ impl<'s> RowReader<'s> {
     /// Fills `batch` with the next rows (none when every episode was read).
     pub fn fill(&mut self, batch: &mut Batch) -> Result<()> {
         batch.clear();
+        let rows = self.batch_rows;
+        self.batch_rows = (rows * 2).min(BATCH_ROWS);
         let snapshot = self.snapshot;
         let tally = &mut self.tally;
         match &mut self.source {
@@ -162,7 +173,7 @@ impl<'s> RowReader<'s> {
                 *next = snapshot.read_index(|index| {
                     index.episode_rows(from, u64::MAX, |id, row| {
                         tally.push_row(snapshot, batch, EpisodeId(id), row)?;
-                        Ok(!batch.is_full())
+                        Ok(!batch.is_full(rows))
                     })
                 })?;
             }
@@ -176,7 +187,7 @@ impl<'s> RowReader<'s> {
                         schema_id: r.schema_id,
                     };
                     tally.push(snapshot, batch, e.id(), head, lists);
-                    if batch.is_full() {
+                    if batch.is_full(rows) {
                         break;
                     }
                 }
@@ -306,223 +317,4 @@ struct Head<'a> {
     user: &'a str,
     steps: u32,
     schema_id: u64,
-}
-
-/// `EpisodeRecordV1` up to its chunk lists, in postcard's order (a struct is its fields in
-/// sequence): user, env, schema id, three times, steps, return, outcome, seed, tags, metadata,
-/// raw and stored bytes. Nothing here allocates; strings other than the user are stepped over
-/// as bytes (postcard stores both as a length and the bytes).
-type HeadV1<'a> = (
-    &'a str,
-    &'a [u8],
-    u64,
-    i64,
-    i64,
-    i64,
-    u32,
-    f64,
-    Outcome,
-    Option<u64>,
-    Skip<Seq<&'a [u8]>>,
-    Skip<Map<&'a [u8], ValueShape<'a>>>,
-    u64,
-    u64,
-);
-
-/// Decodes a stored `episodes` row up to its chunk lists, which it appends to `batch`;
-/// `None` when the bytes do not follow `EpisodeRecordV1` as this decoder knows it.
-fn lean_row<'a>(bytes: &'a [u8], batch: &mut Batch) -> Option<Head<'a>> {
-    // The envelope: the variant index, V1 = 0.
-    let (variant, rest) = postcard::take_from_bytes::<u32>(bytes).ok()?;
-    if variant != 0 {
-        return None;
-    }
-    let (head, mut rest) = postcard::take_from_bytes::<HeadV1<'a>>(rest).ok()?;
-    let (user, _, schema_id, _, _, _, steps, ..) = head;
-    let lists;
-    (lists, rest) = postcard::take_from_bytes::<usize>(rest).ok()?;
-    for _ in 0..lists {
-        let chunks;
-        (chunks, rest) = postcard::take_from_bytes::<usize>(rest).ok()?;
-        let start = batch.chunks.len();
-        for _ in 0..chunks {
-            let chunk;
-            (chunk, rest) = postcard::take_from_bytes::<ChunkRef>(rest).ok()?;
-            batch.chunks.push(chunk);
-        }
-        batch.lists.push(start..batch.chunks.len());
-    }
-    Some(Head {
-        user,
-        steps,
-        schema_id,
-    })
-}
-
-/// The shape of a stored [`Value`](crate::value::Value), variant for variant, to step over
-/// one without allocating.
-#[derive(Deserialize)]
-#[allow(dead_code)] // read only to step over it
-enum ValueShape<'a> {
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(&'a [u8]),
-    Ints(Skip<Seq<i64>>),
-    Floats(Skip<Seq<f64>>),
-}
-
-/// A sequence of `T`, or a map of `K` to `V`, as the type to step over.
-struct Seq<T>(PhantomData<T>);
-struct Map<K, V>(PhantomData<(K, V)>);
-
-/// Steps over a stored value of the shape `S` (a [`Seq`] or a [`Map`]), keeping nothing.
-struct Skip<S>(PhantomData<S>);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Skip<Seq<T>> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct Each<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for Each<T> {
-            type Value = ();
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a sequence")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
-                while seq.next_element::<T>()?.is_some() {}
-                Ok(())
-            }
-        }
-        d.deserialize_seq(Each::<T>(PhantomData))?;
-        Ok(Skip(PhantomData))
-    }
-}
-
-impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Skip<Map<K, V>> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct Each<K, V>(PhantomData<(K, V)>);
-        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for Each<K, V> {
-            type Value = ();
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a map")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-                while map.next_entry::<K, V>()?.is_some() {}
-                Ok(())
-            }
-        }
-        d.deserialize_map(Each::<K, V>(PhantomData))?;
-        Ok(Skip(PhantomData))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::schema::Codec;
-    use crate::value::{Info, Value};
-
-    /// One value of every variant: adding a variant to `Value` breaks this match, so the
-    /// lean decoder's `ValueShape` gets the variant too (until it does, rows holding one are
-    /// decoded in full: slower, never wrong).
-    fn every_value() -> Vec<Value> {
-        let values = vec![
-            Value::Bool(true),
-            Value::Int(-7),
-            Value::Float(0.25),
-            Value::Str("a string".into()),
-            Value::Ints(vec![1, -2, 3]),
-            Value::Floats(vec![]),
-        ];
-        for v in &values {
-            match v {
-                Value::Bool(_)
-                | Value::Int(_)
-                | Value::Float(_)
-                | Value::Str(_)
-                | Value::Ints(_)
-                | Value::Floats(_) => {}
-            }
-        }
-        values
-    }
-
-    fn record(user: &str, fields: Vec<Vec<ChunkRef>>, metadata: Info) -> EpisodeRecordV1 {
-        EpisodeRecordV1 {
-            user: user.into(),
-            env: "CartPole-v1".into(),
-            schema_id: 300,
-            started_at_us: -5,
-            ended_at_us: 1 << 40,
-            committed_at_us: 1 << 41,
-            steps: 70_000,
-            total_return: -1.5,
-            outcome: Outcome::Truncated,
-            seed: Some(u64::MAX),
-            tags: vec!["a".into(), "".into(), "ccc".into()],
-            metadata,
-            raw_bytes: 1 << 33,
-            stored_bytes: 12,
-            fields,
-        }
-    }
-
-    fn chunk(segment: u64, steps: u32, codec: Codec) -> ChunkRef {
-        ChunkRef {
-            segment,
-            offset: segment.wrapping_mul(4096) | 64,
-            payload_len: u64::from(steps) * 3 + 1,
-            steps,
-            codec,
-            checksum: segment.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        }
-    }
-
-    #[test]
-    fn lean_rows_agree_with_the_full_decoder() {
-        let metadata: Info = every_value()
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| (format!("key{i}"), v))
-            .collect();
-        let records = [
-            record(
-                "alice",
-                vec![
-                    vec![chunk(1, 5, Codec::Raw), chunk(2, 300, Codec::Lz4)],
-                    vec![],
-                    vec![chunk(u64::MAX, u32::MAX, Codec::Raw)],
-                ],
-                metadata,
-            ),
-            record("", vec![], Info::new()),
-        ];
-        for r in records {
-            let bytes = r.encode();
-            let mut batch = Batch::default();
-            let head = lean_row(&bytes, &mut batch).expect("a V1 row decodes lean");
-            assert_eq!(
-                (head.user, head.steps, head.schema_id),
-                (r.user.as_str(), r.steps, r.schema_id)
-            );
-            let lists: Vec<Vec<ChunkRef>> = batch
-                .lists
-                .iter()
-                .map(|range| batch.chunks[range.clone()].to_vec())
-                .collect();
-            assert_eq!(lists, r.fields);
-        }
-    }
-
-    #[test]
-    fn a_row_of_an_unknown_record_version_is_not_decoded_lean() {
-        let mut bytes = record("bob", vec![vec![chunk(3, 1, Codec::Raw)]], Info::new()).encode();
-        bytes[0] = 1;
-        assert!(lean_row(&bytes, &mut Batch::default()).is_none());
-        bytes[0] = 0;
-        bytes.truncate(bytes.len() - 2);
-        assert!(
-            lean_row(&bytes, &mut Batch::default()).is_none(),
-            "a truncated row"
-        );
-    }
 }
