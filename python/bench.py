@@ -220,6 +220,8 @@ def main(argv: list[str] | None = None) -> tuple[list, list]:
     if not args.no_peer and not peer:
         print("minari not installed (pip install \"minari[hdf5]\"): the peer columns are left out")
     rows, overhead = [], []
+    # The scratch stores' parent is made when missing (the stores themselves are removed).
+    os.makedirs(args.dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="trajstore-bench-") as root:
         for name in args.workloads.split(","):
             w = {"arcade": workloads.arcade, "control": workloads.control}[name](args.small)

@@ -734,34 +734,24 @@ fn pooled_and_calling_thread_gathers_agree() {
         let mut small_spec = spec.clone();
         small_spec.batch_size = 7;
         let small = all_batches(&mut Sampler::new(&loader, small_spec).expect("sampler"));
-        let concat = |f: &dyn Fn(&Batch) -> Vec<u8>| small.iter().flat_map(f).collect::<Vec<u8>>();
-        assert_eq!(
-            whole.episode,
-            small
-                .iter()
-                .flat_map(|b| b.episode.clone())
-                .collect::<Vec<_>>()
-        );
-        assert_eq!(
-            whole.step,
-            small
-                .iter()
-                .flat_map(|b| b.step.clone())
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(whole.episode, concat(&small, |b| &b.episode));
+        assert_eq!(whole.step, concat(&small, |b| &b.step));
         for (c, column) in whole.columns.iter().enumerate() {
-            assert_eq!(
-                column.data,
-                concat(&|b| b.columns[c].data.clone()),
-                "{}",
-                column.key
-            );
+            let key = &column.key;
+            assert_eq!(column.data, concat(&small, |b| &b.columns[c].data), "{key}");
             assert_eq!(
                 column.valid,
-                concat(&|b| b.columns[c].valid.clone()),
-                "{}",
-                column.key
+                concat(&small, |b| &b.columns[c].valid),
+                "{key}"
             );
         }
     }
+}
+
+/// Every batch's `list`, one after the other.
+fn concat<T: Clone>(batches: &[Batch], list: impl Fn(&Batch) -> &Vec<T>) -> Vec<T> {
+    batches
+        .iter()
+        .flat_map(|b| list(b).iter().cloned())
+        .collect()
 }

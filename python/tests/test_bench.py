@@ -11,7 +11,9 @@ def test_small_side_by_side_run_reports_every_op_against_the_numpy_floor(tmp_pat
     spec = importlib.util.spec_from_file_location("trajstore_bench", BENCH)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    rows, overhead = bench.main(["--small", "--no-peer", "--dir", str(tmp_path)])
+    # A --dir that does not exist yet is made (a traceback before).
+    scratch = tmp_path / "scratch"
+    rows, overhead = bench.main(["--small", "--no-peer", "--dir", str(scratch)])
     ops = {(name, op) for name, op, _ in rows}
     for name in ("arcade", "control"):
         for op in ("record, 1 writer", "record, 4 processes", "scan", "gather 256 pairs", "by-user select + load"):
@@ -23,4 +25,4 @@ def test_small_side_by_side_run_reports_every_op_against_the_numpy_floor(tmp_pat
     out = capsys.readouterr().out
     assert "x raw" in out and "us/step" in out
     assert "x lz4 loop" in out or "lz4 not installed" in out, "the lz4 scan's tight-loop reference"
-    assert list(tmp_path.iterdir()) == [], "scratch stores are removed"
+    assert list(scratch.iterdir()) == [], "scratch stores are removed"
