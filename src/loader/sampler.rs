@@ -536,10 +536,11 @@ const TOUCH_MAX_BYTES: usize = 4096;
 
 impl Sampler {
     /// Gathers column `c` of `picks` (all of a batch's, or one task's share of them) on this
-    /// thread into `data` and `valid`, [`TOUCH_AHEAD`] units at a time in three passes: their bytes are located, then touched, then copied. The
-    /// touches are independent loads in a loop of a few instructions, so the CPU has many
-    /// cache and TLB misses in flight at once instead of waiting for each copy in turn
-    /// (random small rows are bound by memory latency, not bandwidth).
+    /// thread into `data` and `valid`, [`TOUCH_AHEAD`] units at a time in three passes: their
+    /// bytes are located, then touched, then copied. The touches are independent loads in a
+    /// loop of a few instructions, so the CPU has many cache and TLB misses in flight at once
+    /// instead of waiting for each copy in turn (random small rows are bound by memory
+    /// latency, not bandwidth). Units above [`TOUCH_MAX_BYTES`] are copied as located.
     #[inline(always)]
     fn gather_units(
         &self,
