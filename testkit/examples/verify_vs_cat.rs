@@ -6,33 +6,12 @@
 //! Usage: verify_vs_cat STORE [SECONDS]  (each side runs SECONDS in total, 2 by default);
 //! with `ONLY_VERIFY=N` in the environment, N verify passes and nothing else (for `perf`).
 
-use std::fs::File;
 use std::hint::black_box;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use trajstore::Store;
-
-/// Reads every segment file as the scale benchmark's baseline does, into a buffer of its own
-/// each pass (a 1 MiB buffer kept across passes made this `cat` about 5x slower here: 2.2 ms
-/// instead of 0.4 for a store of 1000 50-step episodes).
-fn cat(segments: &Path) -> u64 {
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    for entry in std::fs::read_dir(segments).expect("segments") {
-        let mut file = File::open(entry.expect("entry").path()).expect("open");
-        loop {
-            let n = file.read(&mut buffer).expect("read");
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
-            black_box(&buffer[..n]);
-        }
-    }
-    total
-}
+use trajstore_testkit::bench::cat_segments;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -65,7 +44,7 @@ fn main() {
             if side == 0 {
                 verify();
             } else {
-                black_box(cat(&segments));
+                black_box(cat_segments(&segments).expect("cat"));
             }
             let s = start.elapsed().as_secs_f64();
             best[side] = best[side].min(s);

@@ -24,7 +24,9 @@ pub use loader_probe::{LoaderProbe, probe_loader};
 pub use maintain::{MaintainSpec, compact, merge};
 pub use read::{Gathered, sample, sample_rows, scan, window};
 pub use record::{Commit, RecordSpec, episode_raw_bytes, pregenerated_frames, record, recorder};
-pub use scale::{ScalePoint, ScaleSpec, major_faults, mem_available, rss_anon, scale};
+pub use scale::{
+    ScalePoint, ScaleSpec, cat_segments, major_faults, mem_available, rss_anon, scale,
+};
 pub use stats::{
     CombineCost, RecordingCost, StatsSchema, combine_cost, record_stats_store, recording_cost,
 };

@@ -258,26 +258,7 @@ fn measure(
 /// each side's best pass ([`best_passes`]).
 fn verify_against_cat(store_dir: &Path, store: &Store) -> Result<Measurement> {
     let segments = store_dir.join("segments");
-    let cat = || -> Result<u64> {
-        let mut buffer = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        let entries = std::fs::read_dir(&segments).map_err(|e| BenchError::io(&segments, e))?;
-        for entry in entries {
-            let path = entry.map_err(|e| BenchError::io(&segments, e))?.path();
-            let mut file = File::open(&path).map_err(|e| BenchError::io(&path, e))?;
-            loop {
-                let n = file
-                    .read(&mut buffer)
-                    .map_err(|e| BenchError::io(&path, e))?;
-                if n == 0 {
-                    break;
-                }
-                total += n as u64;
-                black_box(&buffer[..n]);
-            }
-        }
-        Ok(total)
-    };
+    let cat = || cat_segments(&segments);
     let bytes = cat()?;
     let verify = || -> Result<()> {
         let report = store.snapshot()?.verify()?;
@@ -309,6 +290,32 @@ fn verify_against_cat(store_dir: &Path, store: &Store) -> Result<Measurement> {
         baseline: "cat of the segment files",
         baseline_seconds,
     })
+}
+
+/// Reads every file of `segments` (a store's `segments/`) through a 1 MiB buffer of its own,
+/// as `cat` would: the floor verify is measured against. Returns the bytes read.
+///
+/// A fresh buffer each call: one kept across passes made this read about 5x slower here
+/// (2.2 ms instead of 0.4 for a store of 1000 50-step episodes).
+pub fn cat_segments(segments: &Path) -> Result<u64> {
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    let entries = std::fs::read_dir(segments).map_err(|e| BenchError::io(segments, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| BenchError::io(segments, e))?.path();
+        let mut file = File::open(&path).map_err(|e| BenchError::io(&path, e))?;
+        loop {
+            let n = file
+                .read(&mut buffer)
+                .map_err(|e| BenchError::io(&path, e))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            black_box(&buffer[..n]);
+        }
+    }
+    Ok(total)
 }
 
 /// This process's resident anonymous memory (`RssAnon` of /proc/self/status), bytes; 0 where
