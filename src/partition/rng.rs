@@ -136,9 +136,19 @@ pub struct Permutation {
     n: u64,
     half_bits: u32,
     keys: [u64; 4],
-    /// `rounds[(r << h) | R] == mix64(R ^ keys[r]) & (2^h - 1)` for every round `r` and half
-    /// `R`, when `h <= TABULATED_HALF_BITS`; empty above.
-    rounds: Vec<u16>,
+    rounds: Rounds,
+}
+
+/// How [`Permutation`] evaluates its round function `mix64(R ^ keys[r]) & (2^h - 1)`.
+#[derive(Clone, Debug)]
+enum Rounds {
+    /// Up to 8 bits a half (up to 65,536 units): four tables of 256 bytes, indexed by a byte,
+    /// so that a round is a load with no bounds check (1 KiB, in the L1 cache).
+    Bytes(Box<[[u8; 256]; 4]>),
+    /// Up to [`TABULATED_HALF_BITS`]: `table[(r << h) | R]`.
+    Wide(Vec<u16>),
+    /// Above: computed.
+    Computed,
 }
 
 /// Half widths up to which [`Permutation`] tabulates its round function: 4 tables of `2^h`
@@ -156,13 +166,23 @@ impl Permutation {
         let bits = 64 - n.saturating_sub(1).leading_zeros();
         let half_bits = bits.div_ceil(2).max(1);
         let keys = [0, 1, 2, 3].map(|r| derive_seed(seed, &[r]));
-        let rounds = if half_bits <= TABULATED_HALF_BITS {
-            let mask = (1u64 << half_bits) - 1;
-            keys.iter()
-                .flat_map(|&key| (0..=mask).map(move |r| (mix64(r ^ key) & mask) as u16))
-                .collect()
+        let mask = (1u64 << half_bits) - 1;
+        let rounds = if half_bits <= 8 {
+            let mut tables = Box::new([[0u8; 256]; 4]);
+            for (table, &key) in tables.iter_mut().zip(&keys) {
+                for (r, entry) in table.iter_mut().enumerate().take(1 << half_bits) {
+                    *entry = (mix64(r as u64 ^ key) & mask) as u8;
+                }
+            }
+            Rounds::Bytes(tables)
+        } else if half_bits <= TABULATED_HALF_BITS {
+            Rounds::Wide(
+                keys.iter()
+                    .flat_map(|&key| (0..=mask).map(move |r| (mix64(r ^ key) & mask) as u16))
+                    .collect(),
+            )
         } else {
-            Vec::new()
+            Rounds::Computed
         };
         Permutation {
             n,
@@ -185,14 +205,12 @@ impl Permutation {
     }
 
     /// `out[k] = self.at(start + k)` for every `k` (all below `n`): the same values, a batch
-    /// at a time. The network is applied to a whole chunk of positions in one loop with no
-    /// work carried from one position to the next ([`feistel_each`]), which the compiler turns
-    /// into vector code (8 positions per instruction with AVX-512, 4 with AVX2, picked at run
-    /// time): the multiplies of `mix64` are most of a position's cost. The cycle walk then
-    /// re-applies it only to the positions still outside `0..n`, gathered into a list without
-    /// a branch per position. `at` alone branches on every walk step at random (about 60% of
-    /// positions walk at 10^8 steps, where the domain is 2.7n), a mispredicted branch that
-    /// stalls the next positions' work.
+    /// at a time, without a branch per position on whether it walks: `at` alone branches on
+    /// every walk step at random (a quarter of the positions walk at 5 * 10^4 units, 60% at
+    /// 10^8 where the domain is 2.7n), a mispredicted branch that stalls the next positions'
+    /// work. Each chunk of positions is taken through the network once, in a loop with no
+    /// work carried from one position to the next, noting those still outside `0..n`; the
+    /// walk then re-applies the network to those alone, until none is left.
     pub fn at_each(&self, start: u64, out: &mut [u64]) {
         let end = start.checked_add(out.len() as u64);
         assert!(
@@ -201,13 +219,62 @@ impl Permutation {
             out.len(),
             self.n
         );
+        match &self.rounds {
+            Rounds::Bytes(tables) => {
+                let h = self.half_bits;
+                self.walk_each(start, out, |x| feistel_bytes(tables, h, x));
+            }
+            Rounds::Wide(table) => {
+                let h = self.half_bits;
+                self.walk_each(start, out, |x| feistel_tabulated(table, h, x));
+            }
+            Rounds::Computed => self.walk_each_computed(start, out),
+        }
+    }
+
+    /// [`Permutation::at_each`] with a tabulated network `feistel`: a position's rounds are
+    /// loads, so the first pass notes the positions that walk as it goes, and the walk
+    /// takes them through the network and notes those still outside in the same loop.
+    #[inline(always)]
+    fn walk_each(&self, start: u64, out: &mut [u64], feistel: impl Fn(u64) -> u64) {
+        const CHUNK: usize = 256;
+        for (c, chunk) in out.chunks_mut(CHUNK).enumerate() {
+            let first = start + (c * CHUNK) as u64;
+            // Where in `chunk` the positions still outside 0..n are.
+            let mut walking = [0u8; CHUNK];
+            let mut left = 0;
+            for (k, x) in chunk.iter_mut().enumerate() {
+                *x = feistel(first + k as u64);
+                walking[left] = k as u8;
+                left += usize::from(*x >= self.n);
+            }
+            while left > 0 {
+                let mut still = 0;
+                for w in 0..left {
+                    let k = usize::from(walking[w]);
+                    let x = feistel(chunk[k]);
+                    chunk[k] = x;
+                    walking[still] = k as u8;
+                    still += usize::from(x >= self.n);
+                }
+                left = still;
+            }
+        }
+    }
+
+    /// [`Permutation::at_each`] with the network computed: applied to a whole chunk in one
+    /// loop ([`feistel_each`]), which the compiler turns into vector code (8 positions per
+    /// instruction with AVX-512, 4 with AVX2, picked at run time), the multiplies of `mix64`
+    /// being most of a position's cost; the walk then gathers the positions still outside
+    /// into a list and re-applies it to those.
+    fn walk_each_computed(&self, start: u64, out: &mut [u64]) {
         const CHUNK: usize = 256;
         for (c, chunk) in out.chunks_mut(CHUNK).enumerate() {
             let first = start + (c * CHUNK) as u64;
             for (k, x) in chunk.iter_mut().enumerate() {
                 *x = first + k as u64;
             }
-            self.feistel_each(chunk);
+            feistel_each(&self.keys, self.half_bits, chunk);
             // Positions still outside 0..n: where they are in `chunk`, and their values.
             let (mut at, mut walking) = ([0u16; CHUNK], [0u64; CHUNK]);
             let mut left = 0;
@@ -217,7 +284,7 @@ impl Permutation {
                 left += usize::from(x >= self.n);
             }
             while left > 0 {
-                self.feistel_each(&mut walking[..left]);
+                feistel_each(&self.keys, self.half_bits, &mut walking[..left]);
                 let mut still = 0;
                 for w in 0..left {
                     let (k, x) = (usize::from(at[w]), walking[w]);
@@ -232,26 +299,33 @@ impl Permutation {
     }
 
     fn feistel(&self, x: u64) -> u64 {
-        if self.rounds.is_empty() {
-            feistel(&self.keys, self.half_bits, x)
-        } else {
-            feistel_tabulated(&self.rounds, self.half_bits, x)
+        match &self.rounds {
+            Rounds::Bytes(tables) => feistel_bytes(tables, self.half_bits, x),
+            Rounds::Wide(table) => feistel_tabulated(table, self.half_bits, x),
+            Rounds::Computed => feistel(&self.keys, self.half_bits, x),
         }
     }
 
-    /// [`Permutation::feistel`] of every value in place.
-    fn feistel_each(&self, xs: &mut [u64]) {
-        if self.rounds.is_empty() {
-            feistel_each(&self.keys, self.half_bits, xs);
-        } else {
-            for x in xs {
-                *x = feistel_tabulated(&self.rounds, self.half_bits, *x);
-            }
-        }
+    /// Whether the round function is read from tables rather than computed.
+    #[cfg(test)]
+    fn tabulated(&self) -> bool {
+        !matches!(self.rounds, Rounds::Computed)
     }
 }
 
-/// [`feistel`] with the round function read from `rounds` ([`Permutation::rounds`]). Loads
+/// [`feistel`] on halves of `half_bits <= 8` bits, the round function read from `tables`
+/// ([`Rounds::Bytes`]).
+#[inline(always)]
+fn feistel_bytes(tables: &[[u8; 256]; 4], half_bits: u32, x: u64) -> u64 {
+    let mask = (1u64 << half_bits) - 1;
+    let (mut left, mut right) = ((x >> half_bits) as u8, (x & mask) as u8);
+    for table in tables {
+        (left, right) = (right, left ^ table[usize::from(right)]);
+    }
+    (u64::from(left) << half_bits) | u64::from(right)
+}
+
+/// [`feistel`] with the round function read from `rounds` ([`Rounds::Wide`]). Loads
 /// of independent values overlap: a batch of positions costs a few cycles a position, though
 /// each position's four rounds wait on one another.
 #[inline(always)]
@@ -453,7 +527,7 @@ mod tests {
             1 << 40,
         ] {
             let p = Permutation::new(n, 5);
-            assert_eq!(p.rounds.is_empty(), n > limit, "n {n}");
+            assert_eq!(p.tabulated(), n <= limit, "n {n}");
             let start = rng.below(n - n.min(300) + 1);
             let mut batch = vec![0; n.min(300) as usize];
             p.at_each(start, &mut batch);
