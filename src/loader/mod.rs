@@ -41,6 +41,7 @@ mod replay;
 mod rowcopy;
 mod rows;
 mod sampler;
+mod unit_buckets;
 
 pub use batch::{Batch, Column, Edge, FieldRequest};
 pub use dataset::{

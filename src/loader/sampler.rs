@@ -24,6 +24,7 @@ use crate::loader::dataset::Loader;
 use crate::loader::rng::{Permutation, SplitMix64};
 use crate::loader::rowcopy::{copy_row, touch_lines};
 use crate::loader::rows::{Placed, RowTable};
+use crate::loader::unit_buckets::UnitBuckets;
 use crate::partition::split_key;
 use crate::read::{Field, Snapshot};
 use std::sync::Arc;
@@ -637,96 +638,6 @@ fn units_in(unit: Unit, t: u32) -> u64 {
     }
 }
 
-/// Buckets from which [`UnitBuckets::warm`] loads ahead: about as many slots, whose buckets and
-/// first units (4 + 16 bytes a slot) then outgrow a core's L2 cache (512 KiB to 2 MiB). Below,
-/// the two extra loops are pure cost: at 10^3 episodes, a tenth of a batch's time.
-const WARM_FROM_BUCKETS: usize = 1 << 15;
-
-/// A coarse index over the slots' first units (sorted; `first_unit(slot)`), so that
-/// locating a unit reads one bucket and a slot or two instead of a binary search over every
-/// episode, whose last steps miss the cache once the episodes number 10^4 and more. About
-/// one bucket per episode: 4 to 8 bytes an episode.
-struct UnitBuckets {
-    shift: u32,
-    /// `first[b]`: the slot holding unit `b << shift` (the last slot for units past the end).
-    first: Vec<u32>,
-}
-
-impl UnitBuckets {
-    fn new(slots: usize, first_unit: impl Fn(usize) -> u64, total: u64) -> UnitBuckets {
-        if slots == 0 || total == 0 {
-            return UnitBuckets {
-                shift: 0,
-                first: Vec::new(),
-            };
-        }
-        // Units per bucket: the largest power of two at most the mean units per slot.
-        let shift = (total / slots as u64).max(1).ilog2();
-        let buckets = ((total - 1) >> shift) as usize + 2;
-        let mut first = Vec::with_capacity(buckets);
-        let mut slot = 0usize;
-        for b in 0..buckets as u64 {
-            let unit = b << shift;
-            // The last slot whose first unit is at most `unit`, below `slots`.
-            while slot + 1 < slots && first_unit(slot + 1) <= unit {
-                slot += 1;
-            }
-            first.push(slot as u32);
-        }
-        UnitBuckets { shift, first }
-    }
-
-    /// Loads what [`slot_of`](Self::slot_of) will read for each of `units` (random ones, a
-    /// batch's worth) in two loops of independent loads: their buckets, then the first slot
-    /// each bucket names. The CPU then has a batch's cache misses in flight at once, where
-    /// `slot_of` alone waits for a bucket before it can ask for its slot (two misses in a
-    /// row per unit once the episodes number 10^5 and more). Below [`WARM_FROM_BUCKETS`]
-    /// the loads would hit the cache anyway: nothing is done.
-    fn warm(&self, first_unit: impl Fn(usize) -> u64, units: &[u64]) {
-        if self.first.len() < WARM_FROM_BUCKETS {
-            return;
-        }
-        let buckets = units
-            .iter()
-            .fold(0u32, |acc, &u| acc ^ self.first[(u >> self.shift) as usize]);
-        let slots = units.iter().fold(0u64, |acc, &u| {
-            acc ^ first_unit(self.first[(u >> self.shift) as usize] as usize)
-        });
-        std::hint::black_box((buckets, slots));
-    }
-
-    /// The slot holding `unit` (below the total): the last one whose first unit is at most
-    /// `unit`, as a binary search of the whole list would find. `first_unit` is also read one
-    /// past the last slot, where it must be above every unit (the total).
-    #[inline(always)]
-    fn slot_of(&self, first_unit: impl Fn(usize) -> u64, unit: u64) -> usize {
-        let b = (unit >> self.shift) as usize;
-        let mut lo = self.first[b] as usize;
-        // A bucket holds at most as many units as the mean slot: it mostly spans one or two
-        // slots, three with a short one. Two steps forward without a branch find the answer
-        // then (a step never passes it: the slot after the answer starts past `unit`), and
-        // the check below is a branch the CPU predicts. (A search alone branches at random
-        // on every unit: a mispredicted branch costs more than the rest of the pick.)
-        for _ in 0..2 {
-            lo += usize::from(first_unit(lo + 1) <= unit);
-        }
-        if first_unit(lo + 1) > unit {
-            return lo;
-        }
-        // Many short or empty slots in the bucket: the answer is in lo + 1..=hi.
-        let (mut lo, mut hi) = (lo + 1, self.first[b + 1] as usize);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            if first_unit(mid) <= unit {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        lo
-    }
-}
-
 /// How to gather one unit of one column.
 struct Gather<'a> {
     offsets: &'a [i64],
@@ -796,42 +707,4 @@ impl Gather<'_> {
 /// A range already checked to be non-negative.
 fn as_range(r: Range<i64>) -> Range<usize> {
     r.start as usize..r.end as usize
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The buckets find the slot a binary search over every first unit finds, for every
-    /// unit, with episodes of mixed lengths and episodes with no unit (strict windows longer
-    /// than the episode).
-    #[test]
-    fn unit_buckets_locate_like_a_binary_search() {
-        let mut rng = SplitMix64::new(7);
-        for case in 0..200u64 {
-            let slots = 1 + rng.below(40) as usize;
-            let mut unit_start = Vec::with_capacity(slots + 1);
-            let mut total = 0u64;
-            for _ in 0..slots {
-                unit_start.push(total);
-                // Every third case has many empty episodes; some have one long one.
-                total += match (case % 3, rng.below(4)) {
-                    (0, 0 | 1) => 0,
-                    (1, 0) => 1000,
-                    _ => rng.below(9),
-                };
-            }
-            // One past the last slot: the total.
-            unit_start.push(total);
-            let buckets = UnitBuckets::new(slots, |s| unit_start[s], total);
-            for unit in 0..total {
-                let expected = unit_start.partition_point(|&s| s <= unit) - 1;
-                assert_eq!(
-                    buckets.slot_of(|s| unit_start[s], unit),
-                    expected,
-                    "case {case}: unit {unit} of {unit_start:?}"
-                );
-            }
-        }
-    }
 }
