@@ -43,7 +43,7 @@
 
 // Layers, bottom up (a module imports only from layers below it):
 // 1. error, dtype, value, schema, names, options, partition (pure), stats (pure), process,
-//    io, pool
+//    io, pool, postcard_cursor (bytes of stored values, for the decoders in index and read)
 // 2. segment (field data files), index (the redb index, group commit)
 // 3. open (what a process has open of a store), repair
 //    (curate's log, relabel and apply parts sit here too: repair replays the curation log)
@@ -63,6 +63,7 @@ mod open;
 mod options;
 pub mod partition;
 mod pool;
+mod postcard_cursor;
 mod process;
 mod read;
 mod repair;

@@ -2,15 +2,17 @@
 //! straight into the columns of a [`Catalog`], without the per-column vectors serde would
 //! build for every chunk: listing a million episodes decodes a thousand chunks, and the
 //! allocations were most of the cost. The encoding is the one serde writes (the tests check
-//! both agree); only reading is by hand.
+//! both agree); only reading is by hand, through the shared postcard cursor, so a chunk
+//! postcard's deserializer would refuse (an overlong varint, say) is refused here too.
 
 use super::catalog_columns::Catalog;
-use super::postcard_reader::{Bad, Reader};
+use super::records::Outcome;
 use crate::error::{ReadError, Result};
 use crate::partition::EpisodeLen;
+use crate::postcard_cursor::{Bad, Cursor};
 
 /// The chunk's own reads: columns of one entry per row.
-impl Reader<'_> {
+impl Cursor<'_> {
     /// A column's length, which must be the chunk's row count.
     fn column(&mut self, rows: usize) -> Result<(), Bad> {
         if self.len()? != rows {
@@ -37,6 +39,11 @@ impl Reader<'_> {
         }
         Ok(())
     }
+}
+
+/// An `Outcome`: its variant index (schema/index.md).
+fn outcome(r: &mut Cursor<'_>) -> Result<Outcome, Bad> {
+    Ok(Outcome::VARIANTS[r.variant(Outcome::VARIANTS.len() as u32)? as usize])
 }
 
 fn corrupt(chunk: u64) -> impl Fn(Bad) -> crate::Error {
@@ -80,18 +87,18 @@ pub(crate) fn extend_lens(
 
 /// The envelope's version, then the ids column: each id with whether `keep` wants it.
 fn ids(
-    r: &mut Reader<'_>,
+    r: &mut Cursor<'_>,
     chunk: ChunkAt,
     keep: &mut dyn FnMut(u64) -> bool,
 ) -> Result<Vec<(u64, bool)>, Bad> {
-    if r.varint()? != 0 {
+    if r.u32()? != 0 {
         return Err("a record version this build does not know");
     }
     let n = r.len()?;
     let mut id = chunk.first_id;
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
-        id = id.checked_add(r.varint()?).ok_or("an id past u64::MAX")?;
+        id = id.checked_add(r.u64()?).ok_or("an id past u64::MAX")?;
         ids.push((id, keep(id)));
     }
     Ok(ids)
@@ -103,7 +110,7 @@ fn decode_lens(
     bytes: &[u8],
     end: u64,
 ) -> Result<(), Bad> {
-    let mut r = Reader::new(bytes);
+    let mut r = Cursor::new(bytes);
     let ids = ids(&mut r, chunk, &mut |id| id < end)?;
     r.column(ids.len())?;
     for &(id, kept) in &ids {
@@ -125,7 +132,7 @@ fn decode(
     keep: &mut dyn FnMut(u64) -> bool,
 ) -> Result<(), Bad> {
     // Columns in CatalogChunkV1 field order; rows `keep` refuses are read past.
-    let mut r = Reader::new(bytes);
+    let mut r = Cursor::new(bytes);
     let ids = ids(&mut r, chunk, keep)?;
     let n = ids.len();
     for &(id, kept) in &ids {
@@ -134,14 +141,14 @@ fn decode(
         }
     }
     let keep = |i: usize| ids[i].1;
-    r.kept_column(n, keep, &mut out.steps, Reader::u32)?;
+    r.kept_column(n, keep, &mut out.steps, Cursor::u32)?;
     let strings = r.len()?;
     let mut names = Vec::with_capacity(strings);
     for _ in 0..strings {
         let s = r.str()?;
         names.push(out.intern(s));
     }
-    let name = |r: &mut Reader<'_>| {
+    let name = |r: &mut Cursor<'_>| {
         names
             .get(r.u32()? as usize)
             .copied()
@@ -149,13 +156,13 @@ fn decode(
     };
     r.kept_column(n, keep, &mut out.users, name)?;
     r.kept_column(n, keep, &mut out.envs, name)?;
-    r.kept_column(n, keep, &mut out.schema_ids, Reader::varint)?;
-    r.kept_column(n, keep, &mut out.started_at_us, Reader::i64)?;
-    r.kept_column(n, keep, &mut out.ended_at_us, Reader::i64)?;
-    r.kept_column(n, keep, &mut out.committed_at_us, Reader::i64)?;
-    r.kept_column(n, keep, &mut out.total_returns, Reader::f64)?;
-    r.kept_column(n, keep, &mut out.outcomes, Reader::outcome)?;
-    r.kept_column(n, keep, &mut out.seeds, Reader::option_u64)?;
+    r.kept_column(n, keep, &mut out.schema_ids, Cursor::u64)?;
+    r.kept_column(n, keep, &mut out.started_at_us, Cursor::i64)?;
+    r.kept_column(n, keep, &mut out.ended_at_us, Cursor::i64)?;
+    r.kept_column(n, keep, &mut out.committed_at_us, Cursor::i64)?;
+    r.kept_column(n, keep, &mut out.total_returns, Cursor::f64)?;
+    r.kept_column(n, keep, &mut out.outcomes, outcome)?;
+    r.kept_column(n, keep, &mut out.seeds, Cursor::option_u64)?;
     r.column(n)?;
     for i in 0..n {
         let tags = r.len()?;
@@ -169,9 +176,9 @@ fn decode(
             out.tag_starts.push(out.tag_values.len() as u32);
         }
     }
-    r.kept_column(n, keep, &mut out.raw_bytes, Reader::varint)?;
-    r.kept_column(n, keep, &mut out.stored_bytes, Reader::varint)?;
-    if !r.bytes.is_empty() {
+    r.kept_column(n, keep, &mut out.raw_bytes, Cursor::u64)?;
+    r.kept_column(n, keep, &mut out.stored_bytes, Cursor::u64)?;
+    if !r.rest().is_empty() {
         return Err("bytes after the last column");
     }
     Ok(())
@@ -180,7 +187,7 @@ fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::records::{CatalogRecordV1, Outcome, Record};
+    use crate::index::records::{CatalogChunkV1, CatalogRecordV1, Record};
 
     /// Chunk 5 of 1024 ids a chunk (the decoder takes the first id as given: the chunk size
     /// is the catalog's business).
@@ -315,6 +322,93 @@ mod tests {
                     assert!(reason.starts_with("chunk 9: "), "{reason}");
                 }
                 other => panic!("accepted a damaged chunk: {other:?}"),
+            }
+        }
+    }
+
+    /// `bytes` with `len` bytes at `at` replaced by `with`.
+    fn splice(bytes: &[u8], at: usize, len: usize, with: &[u8]) -> Vec<u8> {
+        [&bytes[..at], with, &bytes[at + len..]].concat()
+    }
+
+    fn refusal(bytes: &[u8]) -> String {
+        match extend(&mut Catalog::new(), CHUNK, bytes, &mut |_| true) {
+            Err(crate::Error::Read(ReadError::CorruptRecord { table, reason })) => {
+                assert_eq!(table, "catalog_chunks");
+                reason
+            }
+            other => panic!("accepted a damaged chunk: {other:?}"),
+        }
+    }
+
+    /// Values postcard's deserializer refuses, which this decoder took before it read
+    /// through the shared cursor (a varint of up to 10 bytes for any integer, the excess
+    /// bits of a u64 dropped, an option's tag read as a varint), are refused naming what
+    /// is wrong; an overlong encoding within an integer's bytes, which postcard takes, is
+    /// still read.
+    #[test]
+    fn a_chunk_is_refused_where_postcard_refuses_it() {
+        let row = CatalogRecordV1 {
+            user: "alice".into(),
+            env: "cartpole".into(),
+            schema_id: 1,
+            started_at_us: 0,
+            ended_at_us: 0,
+            committed_at_us: 0,
+            steps: 5,
+            total_return: 0.0,
+            outcome: Outcome::Terminated,
+            seed: None,
+            tags: vec![],
+            raw_bytes: 2,
+            stored_bytes: 1,
+        };
+        let bytes = stored(&[(CHUNK.first_id + 3, row.clone())]);
+        let decodes = |bytes: &[u8]| CatalogChunkV1::decode(bytes).is_ok();
+        assert!(decodes(&bytes));
+        // Envelope 0, one id (delta 3), one steps entry: 5.
+        assert_eq!(bytes[..5], [0, 1, 3, 1, 5]);
+        // Seeds: one entry, `None`; tags: one empty list; raw_bytes [2]; stored_bytes [1].
+        let tail = bytes.len() - 8;
+        assert_eq!(bytes[tail..], [1, 0, 1, 0, 1, 2, 1, 1]);
+
+        let five_in_five_bytes = splice(&bytes, 4, 1, &[0x85, 0x80, 0x80, 0x80, 0x00]);
+        assert!(decodes(&five_in_five_bytes));
+        let mut got = Catalog::new();
+        extend(&mut got, CHUNK, &five_in_five_bytes, &mut |_| true).unwrap();
+        assert_eq!(got.record(0), row);
+
+        for (bad, reason) in [
+            (
+                splice(&bytes, 4, 1, &[0x85, 0x80, 0x80, 0x80, 0x80, 0x00]),
+                "chunk 5: a u32 varint of more than 5 bytes",
+            ),
+            (
+                splice(
+                    &bytes,
+                    bytes.len() - 1,
+                    1,
+                    &[0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02],
+                ),
+                "chunk 5: a 64-bit varint with bits past 64",
+            ),
+            (
+                splice(&bytes, tail + 1, 1, &[0x80, 0x00]),
+                "chunk 5: an option tag other than 0 or 1",
+            ),
+        ] {
+            assert!(!decodes(&bad), "{bad:?}");
+            assert_eq!(refusal(&bad), reason);
+        }
+    }
+
+    /// `Outcome::VARIANTS[i]` is the outcome postcard stores as variant `i`.
+    #[test]
+    fn outcome_variants_are_postcards_indices() {
+        for (i, outcome) in Outcome::VARIANTS.into_iter().enumerate() {
+            assert_eq!(postcard::to_allocvec(&outcome).unwrap(), [i as u8]);
+            match outcome {
+                Outcome::Terminated | Outcome::Truncated | Outcome::Interrupted => {}
             }
         }
     }

@@ -3,10 +3,12 @@
 //! flat, checked batch (keys and strings in one text buffer, numbers in two arrays), with no
 //! `String` or tree node per entry. A listing of 100k episodes spent a third of its time
 //! building `Info` maps and dropping them again; it now reads them through [`MetadataRef`]s.
+//! Read through the shared postcard cursor: what postcard's deserializer would refuse up to
+//! the end of the map (an overlong varint, a string not UTF-8, say) is refused here too.
 
-use super::postcard_reader::{Bad, Reader};
-use super::records::{EpisodeRecordV1, Record};
+use super::records::{EpisodeRecordV1, Outcome, Record};
 use crate::error::{ReadError, Result};
+use crate::postcard_cursor::{Bad, Cursor};
 use crate::value::{Info, Value};
 
 /// A range of one of a batch's buffers.
@@ -169,35 +171,36 @@ impl MetadataMaps {
     }
 
     /// The stored `EpisodeEnvelope::V1(EpisodeRecordV1)` (schema/index.md): every field
-    /// before `metadata` stepped over, the map read, the chunk lists after it left alone.
+    /// before `metadata` stepped over (its strings checked UTF-8, as decoding them would),
+    /// the map read, the chunk lists after it left alone.
     fn read_record(&mut self, bytes: &[u8]) -> Result<(), Bad> {
-        let mut r = Reader::new(bytes);
-        if r.varint()? != 0 {
+        let mut r = Cursor::new(bytes);
+        if r.u32()? != 0 {
             return Err("a record version this build does not know (refused, never guessed)");
         }
-        r.bytes()?; // user
-        r.bytes()?; // env
-        r.varint()?; // schema_id
+        r.skip_str()?; // user
+        r.skip_str()?; // env
+        r.u64()?; // schema_id
         for _ in 0..3 {
             r.i64()?; // started_at_us, ended_at_us, committed_at_us
         }
         r.u32()?; // steps
         r.f64()?; // total_return
-        r.outcome()?;
+        r.variant(Outcome::VARIANTS.len() as u32)?;
         r.option_u64()?; // seed
         for _ in 0..r.len()? {
-            r.bytes()?; // a tag
+            r.skip_str()?; // a tag
         }
         for _ in 0..r.len()? {
             let key = self.put_text(r.str()?);
             // `Value`'s variants, by index (value.rs: never reordered).
-            let value = match r.varint()? {
+            let value = match r.u32()? {
                 0 => Slot::Bool(r.bool()?),
                 1 => Slot::Int(r.i64()?),
                 2 => Slot::Float(r.f64()?),
                 3 => Slot::Str(self.put_text(r.str()?)),
-                4 => Slot::Ints(read_list(&mut self.ints, &mut r, Reader::i64)?),
-                5 => Slot::Floats(read_list(&mut self.floats, &mut r, Reader::f64)?),
+                4 => Slot::Ints(read_list(&mut self.ints, &mut r, Cursor::i64)?),
+                5 => Slot::Floats(read_list(&mut self.floats, &mut r, Cursor::f64)?),
                 _ => return Err("a metadata value of a kind this build does not know"),
             };
             self.entries.push((key, value));
@@ -234,8 +237,8 @@ impl MetadataMaps {
 /// Reads a postcard list of values into `into`: the span they fill.
 fn read_list<'a, T>(
     into: &mut Vec<T>,
-    r: &mut Reader<'a>,
-    read: fn(&mut Reader<'a>) -> Result<T, Bad>,
+    r: &mut Cursor<'a>,
+    read: fn(&mut Cursor<'a>) -> Result<T, Bad>,
 ) -> Result<Span, Bad> {
     let start = into.len();
     for _ in 0..r.len()? {
@@ -374,5 +377,76 @@ mod tests {
         }
         let other_version = [&[1u8][..], &bytes[1..]].concat();
         assert!(read(&other_version).is_err());
+    }
+
+    /// Where `needle` starts in `bytes`, the only place it does.
+    fn find(bytes: &[u8], needle: &[u8]) -> usize {
+        let at: Vec<usize> = (0..=bytes.len() - needle.len())
+            .filter(|&i| bytes[i..].starts_with(needle))
+            .collect();
+        assert_eq!(at.len(), 1, "{needle:?} in {bytes:?}");
+        at[0]
+    }
+
+    /// `bytes` with `len` bytes at `at` replaced by `with`.
+    fn splice(bytes: &[u8], at: usize, len: usize, with: &[u8]) -> Vec<u8> {
+        [&bytes[..at], with, &bytes[at + len..]].concat()
+    }
+
+    /// Records postcard's deserializer refuses, which this reader took before it read
+    /// through the shared cursor (a user name not UTF-8, stepped over unchecked; the seed's
+    /// option tag and a value's variant index read as varints of up to 10 bytes; an `Int`
+    /// whose 10th byte held bits past 64, dropped), are refused naming the episode and what
+    /// is wrong.
+    #[test]
+    fn a_record_is_refused_where_postcard_refuses_it() {
+        let record = |value: Value| {
+            let mut r = record(Info::from([("k".to_owned(), value)]));
+            r.seed = None;
+            r.total_return = 1.25;
+            r
+        };
+        let flag = record(Value::Bool(true)).encode();
+        let zero = record(Value::Int(0)).encode();
+        for bytes in [&flag, &zero] {
+            assert!(read(bytes).is_ok());
+        }
+        // The seed's tag follows total_return's 8 bytes and the outcome's variant.
+        let seed = find(&flag, &1.25f64.to_le_bytes()) + 9;
+        assert_eq!(flag[seed], 0);
+        // The map: one entry, key "k", then the value's variant and its bytes.
+        let flag_at = find(&flag, &[1, 1, b'k', 0, 1]) + 3;
+        let zero_at = find(&zero, &[1, 1, b'k', 1, 0]) + 4;
+        for (bad, reason) in [
+            (
+                splice(&flag, find(&flag, b"alice"), 1, &[0xff]),
+                "episode 5: a string that is not UTF-8",
+            ),
+            (
+                splice(&flag, seed, 1, &[0x80, 0x00]),
+                "episode 5: an option tag other than 0 or 1",
+            ),
+            (
+                splice(&flag, flag_at, 1, &[0x80, 0x80, 0x80, 0x80, 0x80, 0x00]),
+                "episode 5: a u32 varint of more than 5 bytes",
+            ),
+            (
+                splice(
+                    &zero,
+                    zero_at,
+                    1,
+                    &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02],
+                ),
+                "episode 5: a 64-bit varint with bits past 64",
+            ),
+        ] {
+            assert!(EpisodeRecordV1::decode(&bad).is_err(), "{bad:?}");
+            match read(&bad) {
+                Err(crate::Error::Read(ReadError::CorruptRecord { table, reason: r })) => {
+                    assert_eq!((table, r.as_str()), ("episodes", reason));
+                }
+                other => panic!("read a damaged record: {other:?}"),
+            }
+        }
     }
 }

@@ -35,7 +35,6 @@ pub(crate) mod commit;
 pub(crate) mod curation;
 mod guard;
 pub(crate) mod metadata;
-mod postcard_reader;
 pub(crate) mod presync;
 pub mod records;
 pub(crate) mod schema_meta;

@@ -24,6 +24,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, by its variant index in postcard's encoding (declaration order, never
+    /// reordered): what the hand decoders map a stored index to.
+    pub(crate) const VARIANTS: [Outcome; 3] = [
+        Outcome::Terminated,
+        Outcome::Truncated,
+        Outcome::Interrupted,
+    ];
+
     /// `"terminated"`, `"truncated"` or `"interrupted"`.
     pub fn name(self) -> &'static str {
         match self {

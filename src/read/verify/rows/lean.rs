@@ -6,11 +6,14 @@
 //! runs on a single thread: postcard's deserializer spent about two thirds of it in its
 //! byte-at-a-time varint and error plumbing.
 //!
-//! Every check postcard's deserializer makes is made here too (varint lengths and last bytes,
-//! bool and option tags, enum variant indices, UTF-8 of every string), so a row this decoder
-//! accepts is one the full decoder accepts, with the same values. It may refuse more: an enum
-//! variant appended after it was written, say; the caller decodes such a row in full.
+//! Every check postcard's deserializer makes is made here too (the shared cursor's varint
+//! lengths and last bytes, bool and option tags, enum variant indices, UTF-8 of every
+//! string), so a row this decoder accepts is one the full decoder accepts, with the same
+//! values. It may refuse more: an enum variant appended after it was written, say; the caller
+//! decodes such a row in full.
 
+use crate::index::records::Outcome;
+use crate::postcard_cursor::{Bad, Cursor};
 use crate::schema::Codec;
 use crate::segment::format::ChunkRef;
 
@@ -18,12 +21,17 @@ use super::{Batch, Head};
 
 /// Decodes a stored `episodes` row up to its chunk lists, which it appends to `batch`;
 /// `None` when the bytes do not follow `EpisodeRecordV1` as this decoder knows it (what it
-/// appended is then the caller's to drop).
+/// appended is then the caller's to drop). Why not is dropped: the caller decodes such a row
+/// in full, and that decoder names what is wrong.
 pub(super) fn lean_row<'a>(bytes: &'a [u8], batch: &mut Batch) -> Option<Head<'a>> {
-    let mut row = Cursor { rest: bytes };
+    read_row(bytes, batch).ok()
+}
+
+fn read_row<'a>(bytes: &'a [u8], batch: &mut Batch) -> Result<Head<'a>, Bad> {
+    let mut row = Cursor::new(bytes);
     // The envelope: the variant index, V1 = 0.
     if row.u32()? != 0 {
-        return None;
+        return Err("a record version this decoder does not know");
     }
     let user = row.str()?;
     row.skip_str()?; // env
@@ -33,21 +41,15 @@ pub(super) fn lean_row<'a>(bytes: &'a [u8], batch: &mut Batch) -> Option<Head<'a
         row.u64()?;
     }
     let steps = row.u32()?;
-    let _total_return = row.take(8)?;
-    let _outcome = row.variant(OUTCOMES)?;
-    match row.byte()? {
-        0 => {}
-        1 => {
-            let _seed = row.u64()?;
-        }
-        _ => return None,
-    }
+    let _total_return = row.f64()?;
+    let _outcome = row.variant(Outcome::VARIANTS.len() as u32)?;
+    let _seed = row.option_u64()?;
     for _ in 0..row.len()? {
         row.skip_str()?;
     }
     for _ in 0..row.len()? {
         row.skip_str()?;
-        row.value()?;
+        skip_value(&mut row)?;
     }
     // raw_bytes, stored_bytes.
     row.u64()?;
@@ -56,128 +58,60 @@ pub(super) fn lean_row<'a>(bytes: &'a [u8], batch: &mut Batch) -> Option<Head<'a
     for _ in 0..row.len()? {
         let start = batch.chunks.len();
         for _ in 0..row.len()? {
-            let chunk = row.chunk()?;
+            let chunk = chunk_ref(&mut row)?;
             batch.chunks.push(chunk);
         }
         batch.lists.push(start..batch.chunks.len());
     }
-    Some(Head {
+    Ok(Head {
         user,
         steps,
         schema_id,
     })
 }
 
-/// Variants of `Outcome` (Terminated, Truncated, Interrupted); of `Value` (Bool, Int, Float,
-/// Str, Ints, Floats); of `Codec` (Raw, Lz4). A variant appended later is refused here, not
+/// Variants of `Value` (Bool, Int, Float, Str, Ints, Floats); of `Codec` (Raw, Lz4); those
+/// of `Outcome` are `Outcome::VARIANTS`. A variant appended later is refused here, not
 /// misread: the row is then decoded in full.
-const OUTCOMES: u32 = 3;
 const VALUES: u32 = 6;
 const CODECS: [Codec; 2] = [Codec::Raw, Codec::Lz4];
 
-/// The bytes of a row not read yet.
-struct Cursor<'a> {
-    rest: &'a [u8],
+/// Steps over a stored `Value`.
+fn skip_value(row: &mut Cursor<'_>) -> Result<(), Bad> {
+    match row.variant(VALUES)? {
+        0 => row.bool().map(drop),
+        1 => row.u64().map(drop),
+        2 => row.f64().map(drop),
+        3 => row.skip_str(),
+        4 => (0..row.len()?).try_for_each(|_| row.u64().map(drop)),
+        _ => {
+            let n = row.len()?;
+            row.take(n.checked_mul(8).ok_or("a list of floats past the end")?)
+                .map(drop)
+        }
+    }
 }
 
-impl<'a> Cursor<'a> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&b, rest) = self.rest.split_first()?;
-        self.rest = rest;
-        Some(b)
-    }
-
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let taken = self.rest.get(..n)?;
-        self.rest = &self.rest[n..];
-        Some(taken)
-    }
-
-    /// An unsigned integer of `BITS` bits as postcard stores it: 7 bits a byte, low first,
-    /// the high bit set on every byte but the last; at most `ceil(BITS / 7)` bytes, and then
-    /// the last one holds no more bits than are left.
-    #[inline(always)]
-    fn varint<const BITS: u32>(&mut self) -> Option<u64> {
-        let max_bytes = BITS.div_ceil(7);
-        let last_max = (1u8 << (BITS % 7)) - 1;
-        let mut out = 0u64;
-        for i in 0..max_bytes {
-            let b = self.byte()?;
-            out |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                return (i + 1 < max_bytes || b <= last_max).then_some(out);
-            }
-        }
-        None
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.varint::<64>()
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.varint::<32>().map(|v| v as u32)
-    }
-
-    /// A length of a sequence, map, string or byte string (a `usize`).
-    fn len(&mut self) -> Option<usize> {
-        self.varint::<{ usize::BITS }>().map(|v| v as usize)
-    }
-
-    /// An enum's variant index, one of `count`.
-    fn variant(&mut self, count: u32) -> Option<u32> {
-        self.u32().filter(|&v| v < count)
-    }
-
-    fn str(&mut self) -> Option<&'a str> {
-        let n = self.len()?;
-        std::str::from_utf8(self.take(n)?).ok()
-    }
-
-    /// Steps over a string, checking it is UTF-8 as decoding it would. Most are short and
-    /// ASCII: a word-at-a-time ASCII test answers for them, cheaper than `from_utf8`.
-    fn skip_str(&mut self) -> Option<()> {
-        let n = self.len()?;
-        let bytes = self.take(n)?;
-        (bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()).then_some(())
-    }
-
-    /// Steps over a stored `Value`.
-    fn value(&mut self) -> Option<()> {
-        match self.variant(VALUES)? {
-            0 => (self.byte()? <= 1).then_some(()),
-            1 => self.u64().map(drop),
-            2 => self.take(8).map(drop),
-            3 => self.skip_str(),
-            4 => (0..self.len()?).try_for_each(|_| self.u64().map(drop)),
-            _ => {
-                let n = self.len()?;
-                self.take(n.checked_mul(8)?).map(drop)
-            }
-        }
-    }
-
-    fn chunk(&mut self) -> Option<ChunkRef> {
-        Some(ChunkRef {
-            segment: self.u64()?,
-            offset: self.u64()?,
-            payload_len: self.u64()?,
-            steps: self.u32()?,
-            codec: CODECS[self.variant(CODECS.len() as u32)? as usize],
-            checksum: self.u64()?,
-        })
-    }
+fn chunk_ref(row: &mut Cursor<'_>) -> Result<ChunkRef, Bad> {
+    Ok(ChunkRef {
+        segment: row.u64()?,
+        offset: row.u64()?,
+        payload_len: row.u64()?,
+        steps: row.u32()?,
+        codec: CODECS[row.variant(CODECS.len() as u32)? as usize],
+        checksum: row.u64()?,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::records::{EpisodeRecordV1, Outcome, Record};
+    use crate::index::records::{EpisodeRecordV1, Record};
     use crate::partition::rng::SplitMix64;
     use crate::value::{Info, Value};
 
     /// One value of every variant: adding a variant to `Value` breaks this match, so that
-    /// `VALUES` and `Cursor::value` get the variant too (until they do, rows holding one are
+    /// `VALUES` and `skip_value` get the variant too (until they do, rows holding one are
     /// decoded in full: slower, never wrong). The same for `Outcome` and `Codec`.
     fn every_value() -> Vec<Value> {
         let values = vec![
@@ -209,7 +143,7 @@ mod tests {
                 Outcome::Terminated | Outcome::Truncated | Outcome::Interrupted => {}
             }
         }
-        assert_eq!(outcomes.len(), OUTCOMES as usize);
+        assert_eq!(outcomes, Outcome::VARIANTS);
         for c in CODECS {
             match c {
                 Codec::Raw | Codec::Lz4 => {}
@@ -346,77 +280,5 @@ mod tests {
         let mut bytes = record("bob", vec![vec![chunk(3, 1, Codec::Raw)]], Info::new()).encode();
         bytes[0] = 1;
         assert!(lean(&bytes).is_none());
-    }
-
-    #[test]
-    fn varints_are_read_to_their_last_byte_as_postcard_reads_them() {
-        let read = |bytes: &[u8]| Cursor { rest: bytes }.u64();
-        assert_eq!(read(&[0x7f]), Some(0x7f));
-        assert_eq!(read(&[0x80, 0x01]), Some(0x80));
-        assert_eq!(
-            read(&[0x80, 0x00]),
-            Some(0),
-            "an overlong zero, as postcard takes it"
-        );
-        let mut max = [0xff; 10];
-        max[9] = 0x01;
-        assert_eq!(read(&max), Some(u64::MAX));
-        max[9] = 0x02;
-        assert_eq!(read(&max), None, "a 65th bit");
-        assert_eq!(read(&[0xff; 10]), None, "an 11th byte");
-        assert_eq!(read(&[0x80]), None, "cut short");
-        assert_eq!(
-            Cursor {
-                rest: &[0xff, 0xff, 0xff, 0xff, 0x0f]
-            }
-            .u32(),
-            Some(u32::MAX)
-        );
-        assert_eq!(
-            Cursor {
-                rest: &[0xff, 0xff, 0xff, 0xff, 0x10]
-            }
-            .u32(),
-            None
-        );
-    }
-
-    /// Values of every bit length, alone and followed by more bytes, as u64 and as u32; and
-    /// varints cut or damaged at every byte.
-    #[test]
-    fn varints_agree_with_postcard() {
-        let mut rng = SplitMix64::new(7);
-        let mut values: Vec<u64> = (0..64).flat_map(|b| [1u64 << b, (1u64 << b) - 1]).collect();
-        values.extend((0..2000).map(|i| rng.next_u64() >> (i % 64)));
-        values.push(u64::MAX);
-        for v in values {
-            for tail in [&[][..], &[0x85, 0x01, 0, 0, 0, 0, 0, 0, 0, 0][..]] {
-                let mut bytes = postcard::to_allocvec(&v).unwrap();
-                let len = bytes.len();
-                bytes.extend_from_slice(tail);
-                let mut cursor = Cursor { rest: &bytes };
-                assert_eq!(cursor.u64(), Some(v), "{bytes:?}");
-                assert_eq!(cursor.rest, tail);
-                let narrow = u32::try_from(v).ok();
-                let mut cursor = Cursor { rest: &bytes };
-                assert_eq!(cursor.u32(), narrow, "{bytes:?}");
-                for at in 0..len {
-                    let mut damaged = bytes.clone();
-                    damaged[at] ^= 0x80;
-                    for cut in [&bytes[..at], &damaged[..]] {
-                        assert_eq!(
-                            Cursor { rest: cut }.u64(),
-                            postcard::take_from_bytes::<u64>(cut).ok().map(|(v, _)| v),
-                            "{cut:?}"
-                        );
-                        assert_eq!(
-                            Cursor { rest: cut }.u32(),
-                            postcard::take_from_bytes::<u32>(cut).ok().map(|(v, _)| v),
-                            "{cut:?}"
-                        );
-                    }
-                }
-            }
-        }
     }
 }
