@@ -206,6 +206,22 @@ fn excess_bits<const BITS: u32>() -> Bad {
     }
 }
 
+/// A copy of `bytes` (not empty) with one byte damaged the ways that test a varint's and a
+/// tag's checks: its continuation bit set, all ones, one more, or random. For the tests of
+/// every decoder built on the cursor.
+#[cfg(test)]
+pub(crate) fn damaged_copy(rng: &mut crate::partition::rng::SplitMix64, bytes: &[u8]) -> Vec<u8> {
+    let mut damaged = bytes.to_vec();
+    let at = rng.below(damaged.len() as u64) as usize;
+    damaged[at] = match rng.below(4) {
+        0 => 0x80 | damaged[at],
+        1 => 0xff,
+        2 => damaged[at].wrapping_add(1),
+        _ => rng.next_u64() as u8,
+    };
+    damaged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,14 +478,7 @@ mod tests {
                 );
             }
             for _ in 0..40 {
-                let mut damaged = bytes.clone();
-                let at = rng.below(damaged.len() as u64) as usize;
-                damaged[at] = match rng.below(4) {
-                    0 => 0x80 | damaged[at],
-                    1 => 0xff,
-                    2 => damaged[at].wrapping_add(1),
-                    _ => rng.next_u64() as u8,
-                };
+                let damaged = damaged_copy(&mut rng, &bytes);
                 let found = read_cursor(&kinds, &damaged);
                 assert_eq!(
                     found,

@@ -253,15 +253,7 @@ mod tests {
             let bytes = r.encode();
             let mut cases: Vec<Vec<u8>> = (0..bytes.len()).map(|n| bytes[..n].to_vec()).collect();
             for _ in 0..3000 {
-                let mut damaged = bytes.clone();
-                let at = rng.below(damaged.len() as u64) as usize;
-                damaged[at] = match rng.below(4) {
-                    0 => 0x80 | damaged[at],
-                    1 => 0xff,
-                    2 => damaged[at].wrapping_add(1),
-                    _ => rng.next_u64() as u8,
-                };
-                cases.push(damaged);
+                cases.push(crate::postcard_cursor::damaged_copy(&mut rng, &bytes));
             }
             for case in cases {
                 let found = lean(&case);
