@@ -703,7 +703,7 @@ fn shuffled_sampler_order_is_frozen() {
 /// its field, not the row table) and padded windows.
 #[test]
 fn pooled_and_calling_thread_gathers_agree() {
-    let lens = [700, 3, 1200, 1, 900, 2500];
+    let lens = [3000, 3, 6000, 1, 4500, 10500];
     let (_dir, store, _tags) = store_with(&lens);
     let loader = Loader::new(&store, &Selection::new(Query::default(), 1, 0, 5)).expect("loader");
     let steps = SamplerSpec::steps(
@@ -723,7 +723,8 @@ fn pooled_and_calling_thread_gathers_agree() {
         let units = Sampler::new(&loader, spec.clone())
             .expect("sampler")
             .units() as usize;
-        // 5,300 units: above the 2,048 to 2,730 units of 24 to 32 bytes a task takes.
+        // 24,000 units: above the 8,192 to 10,923 units of 32 to 24 bytes (256 KiB, the
+        // sampler's TASK_MIN_BYTES) gathered on the calling thread.
         let whole = {
             let mut spec = spec.clone();
             spec.batch_size = units;
