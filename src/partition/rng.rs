@@ -152,12 +152,13 @@ enum Rounds {
 }
 
 /// Half widths up to which [`Permutation`] tabulates its round function: 4 tables of `2^h`
-/// 16-bit entries, at most 512 KiB (128 KiB at 10^8 units, `h = 14`), built with `4 * 2^h`
-/// evaluations of `mix64` (under a millisecond). A round is then one load from a table that
-/// stays in a core's L2 cache instead of two 64-bit multiplies, which the vector units of
-/// CPUs without AVX-512 do not have (each costs several instructions there): evaluating a
-/// batch's positions went from ~9 ns to ~5-7 ns a position at 5 * 10^4 units, and from ~23
-/// to ~15 at 5 * 10^6 (where cycle walking applies the network 3.4 times a position).
+/// entries (bytes up to `h = 8`, 16 bits above), at most 512 KiB (128 KiB at 10^8 units,
+/// `h = 14`), built with `4 * 2^h` evaluations of `mix64` (under a millisecond). A round is
+/// then one load from a table that stays in a core's L2 cache instead of two 64-bit
+/// multiplies, which the vector units of CPUs without AVX-512 do not have (each costs several
+/// instructions there): evaluating a batch's positions went from ~9 ns to ~4.5 ns a position
+/// at 5 * 10^4 units, and from ~23 to ~15 at 5 * 10^6 (where cycle walking applies the
+/// network 3.4 times a position).
 pub const TABULATED_HALF_BITS: u32 = 16;
 
 impl Permutation {
