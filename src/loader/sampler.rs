@@ -602,7 +602,9 @@ impl Sampler {
                     unit_bytes,
                 );
             }
-            let touched = sources
+            // The located ones alone: a short batch (a map-style dataset's single step) fills
+            // few of the TOUCH_AHEAD.
+            let touched = sources[..picks.len()]
                 .iter()
                 .flatten()
                 .fold(0u8, |acc, bytes| acc ^ touch_lines(bytes));
