@@ -472,6 +472,8 @@ impl Sampler {
                 })
                 .collect();
         }
+        // The maps the row table points into, dereferenced once for every column.
+        let views = self.rows.views();
         for (c, (column, r)) in batch.columns.iter_mut().zip(&self.resolved).enumerate() {
             let k = r.request.offsets.len();
             column.dtype = r.dtype;
@@ -498,7 +500,6 @@ impl Sampler {
                 rows: per,
                 step_bytes: r.step_bytes,
             };
-            let views = self.rows.views();
             if batch.units <= min_len {
                 // One task's worth (a map-style dataset's single step, a column of rewards
                 // or small observations): gathered on this thread, without a round trip to
@@ -572,15 +573,15 @@ impl Sampler {
         if unit_bytes > TOUCH_MAX_BYTES {
             let units = data.chunks_mut(unit_bytes).zip(valid.chunks_mut(valid_per));
             for ((out, valid), p) in units.zip(picks) {
-                let slot = p.slot as usize;
-                let step_bytes = gather.step_bytes;
-                match (self.rows).unit(views, slot, c, p.start, step_bytes, unit_bytes) {
-                    Some(bytes) => out.copy_from_slice(bytes),
-                    None => {
-                        let field = &self.opened(slot)[c];
-                        gather.unit(field, self.steps[slot], p.start, out, valid)?;
-                    }
-                }
+                let source = (self.rows).unit(
+                    views,
+                    p.slot as usize,
+                    c,
+                    p.start,
+                    gather.step_bytes,
+                    unit_bytes,
+                );
+                self.copy_unit(c, gather, p, source, out, valid)?;
             }
             return Ok(());
         }
@@ -611,16 +612,35 @@ impl Sampler {
             std::hint::black_box(touched);
             let units = data.chunks_mut(unit_bytes).zip(valid.chunks_mut(valid_per));
             for (((out, valid), p), source) in units.zip(picks).zip(sources) {
-                match source {
-                    Some(bytes) => copy_row(out, bytes),
-                    None => {
-                        let field = &self.opened(p.slot as usize)[c];
-                        gather.unit(field, self.steps[p.slot as usize], p.start, out, valid)?;
-                    }
-                }
+                self.copy_unit(c, gather, p, source, out, valid)?;
             }
         }
         Ok(())
+    }
+
+    /// Writes unit `p` of column `c` into `out` and `valid`: copied from `source`, its bytes
+    /// as the row table located them, or read through its field when the table does not
+    /// serve it (`None`: another offset, the episode's edge, lz4, several chunks).
+    #[inline(always)]
+    fn copy_unit(
+        &self,
+        c: usize,
+        gather: &Gather<'_>,
+        p: &Pick,
+        source: Option<&[u8]>,
+        out: &mut [u8],
+        valid: &mut [u8],
+    ) -> Result<()> {
+        match source {
+            Some(bytes) => {
+                copy_row(out, bytes);
+                Ok(())
+            }
+            None => {
+                let slot = p.slot as usize;
+                gather.unit(&self.opened(slot)[c], self.steps[slot], p.start, out, valid)
+            }
+        }
     }
 
     /// The fields of a picked episode ([`Sampler::open_picked`] ran for the batch).
