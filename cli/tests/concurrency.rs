@@ -815,3 +815,53 @@ fn concurrent_creators_share_one_store() {
         "temporary index files left: {leftovers:?}"
     );
 }
+
+#[test]
+fn episodes_two_processes_queued_together_go_into_one_segment_and_repair_restores_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    assert!(cli(&["init"], &dir).status.success());
+    // The test holds the leader lock, so both recorders post their episode as a ticket
+    // (schema/concurrency.md, "Carried episodes") and wait.
+    let lock = std::fs::File::create(dir.join("commit.lock")).unwrap();
+    lock.lock().unwrap();
+    let mut procs: Vec<Proc> = (0..2)
+        .map(|p| synth(&dir, &format!("q{p}"), 1, 1, p))
+        .collect();
+    let queue = dir.join("commit-queue");
+    wait_until("both tickets posted whole", TIMEOUT, || {
+        let posted = std::fs::read_dir(&queue).map_or(0, |entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "q"))
+                .filter(|e| std::fs::read(e.path()).is_ok_and(|b| b.starts_with(b"TRAJQUE\0")))
+                .count()
+        });
+        posted == 2
+    });
+    assert_eq!(
+        segment_count(&dir),
+        0,
+        "a posted episode carries its records"
+    );
+    // The first poster to take the lock leads the round: it writes both episodes into one
+    // segment of its own, under one sync, and indexes both.
+    lock.unlock().unwrap();
+    for p in &mut procs {
+        assert!(p.wait().success(), "{}", p.name);
+    }
+    assert_eq!(segment_count(&dir), 1, "one segment holds the round");
+    let stored = check_store(&dir);
+    assert_eq!(stored.len(), 2);
+
+    // The leader wrote each episode's manifest and its commit marker beside its records:
+    // an index rebuilt from the segments alone has both, under the same ids.
+    std::fs::remove_file(dir.join(INDEX_FILE)).unwrap();
+    let out = cli(&["repair"], &dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(check_store(&dir), stored);
+}

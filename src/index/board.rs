@@ -56,6 +56,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::index::PendingEpisode;
+use crate::index::carried::Carried;
 use crate::index::records::EpisodeRecordV1;
 use crate::segment::format::checksum;
 use crate::segment::{SEGMENTS_DIR, segment_path};
@@ -124,10 +125,22 @@ struct QueuedV1 {
     schema_metadata: Info,
 }
 
-/// A ticket's payload: the batch, in a versioned envelope.
+/// One queued episode with its records when it carries them (index/carried.rs).
+#[derive(Serialize, Deserialize)]
+struct QueuedV2 {
+    record: EpisodeRecordV1,
+    infos: Vec<(u32, Info)>,
+    stats: Option<EpisodeStatsV1>,
+    schema_metadata: Info,
+    carried: Option<Carried>,
+}
+
+/// A ticket's payload: the batch, in a versioned envelope. A batch without carried episodes
+/// is posted as `V1`, which builds before carried episodes read too.
 #[derive(Serialize, Deserialize)]
 enum Batch {
     V1(Vec<QueuedV1>),
+    V2(Vec<QueuedV2>),
 }
 
 /// A ticket's outcome, written by the leader after `payload`.
@@ -413,15 +426,6 @@ impl Board {
         &self.queue
     }
 
-    /// Whether every segment `episodes` name is still in `segments/` (asked of dead posters'
-    /// tickets only: a dead recorder's segment may have been retired by compaction).
-    pub fn segments_present(&self, episodes: &[PendingEpisode]) -> bool {
-        episodes
-            .iter()
-            .flat_map(|e| e.record.fields.iter().flatten())
-            .all(|chunk| segment_path(&self.segments, chunk.segment).exists())
-    }
-
     /// The leader lock if no other process holds it.
     pub fn try_lead(&self) -> io::Result<Option<Leading<'_>>> {
         match self.lock.try_lock() {
@@ -470,18 +474,37 @@ impl Board {
     /// Posts a batch; the ticket holds its file's lock. `durable`: its segment bytes are
     /// durable already; else the poster says when they are ([`Ticket::synced`]), and a leader
     /// may commit the batch meanwhile but makes its transaction live only after that.
-    pub fn post(&self, episodes: &[&PendingEpisode], durable: bool) -> io::Result<Ticket<'_>> {
-        let batch = Batch::V1(
-            episodes
-                .iter()
-                .map(|p| QueuedV1 {
-                    record: p.record.clone(),
-                    infos: p.infos.clone(),
-                    stats: p.stats.clone(),
-                    schema_metadata: p.schema_metadata.clone(),
-                })
-                .collect(),
-        );
+    pub fn post(
+        &self,
+        episodes: &[(&PendingEpisode, Option<&Carried>)],
+        durable: bool,
+    ) -> io::Result<Ticket<'_>> {
+        let batch = if episodes.iter().all(|(_, carried)| carried.is_none()) {
+            Batch::V1(
+                episodes
+                    .iter()
+                    .map(|(p, _)| QueuedV1 {
+                        record: p.record.clone(),
+                        infos: p.infos.clone(),
+                        stats: p.stats.clone(),
+                        schema_metadata: p.schema_metadata.clone(),
+                    })
+                    .collect(),
+            )
+        } else {
+            Batch::V2(
+                episodes
+                    .iter()
+                    .map(|(p, carried)| QueuedV2 {
+                        record: p.record.clone(),
+                        infos: p.infos.clone(),
+                        stats: p.stats.clone(),
+                        schema_metadata: p.schema_metadata.clone(),
+                        carried: carried.cloned(),
+                    })
+                    .collect(),
+            )
+        };
         // The sync word and the payload, which follows it, in one write.
         let word = if durable { DURABLE } else { [0; 8] };
         let body = postcard::to_extend(&batch, word.to_vec()).map_err(io::Error::other)?;
@@ -609,26 +632,46 @@ impl Board {
             };
             let payload = read_checked(&file, PAYLOAD_AT, header.payload_len, header.payload_sum)?;
             let batch = payload.and_then(|p| postcard::from_bytes::<Batch>(&p).ok());
-            let Some(Batch::V1(episodes)) = batch else {
-                if poster_gone(&file) {
-                    let _ = std::fs::remove_file(&path);
+            let episodes: Vec<(PendingEpisode, Option<Carried>)> = match batch {
+                Some(Batch::V1(episodes)) => episodes
+                    .into_iter()
+                    .map(|q| {
+                        let episode = PendingEpisode {
+                            record: q.record,
+                            infos: q.infos,
+                            stats: q.stats,
+                            schema_metadata: q.schema_metadata,
+                        };
+                        (episode, None)
+                    })
+                    .collect(),
+                Some(Batch::V2(episodes)) => episodes
+                    .into_iter()
+                    .map(|q| {
+                        let episode = PendingEpisode {
+                            record: q.record,
+                            infos: q.infos,
+                            stats: q.stats,
+                            schema_metadata: q.schema_metadata,
+                        };
+                        (episode, q.carried)
+                    })
+                    .collect(),
+                None => {
+                    if poster_gone(&file) {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    continue;
                 }
-                continue;
             };
-            let episodes = episodes
-                .into_iter()
-                .map(|q| PendingEpisode {
-                    record: q.record,
-                    infos: q.infos,
-                    stats: q.stats,
-                    schema_metadata: q.schema_metadata,
-                })
-                .collect();
+            let (episodes, carried) = episodes.into_iter().unzip();
             queued.push(Queued {
+                segments: self.segments.clone(),
                 path,
                 file: Arc::new(file),
                 header,
                 episodes,
+                carried,
             });
         }
         // Oldest poster first is not knowable; a stable order keeps ids deterministic per run.
@@ -788,13 +831,49 @@ impl PosterSync {
 
 /// A ticket a leader collected.
 pub struct Queued {
+    /// The store's segments directory.
+    segments: PathBuf,
     path: PathBuf,
     file: Arc<File>,
     header: Header,
     pub episodes: Vec<PendingEpisode>,
+    /// Per episode, its records when it carries them (index/carried.rs).
+    carried: Vec<Option<Carried>>,
 }
 
 impl Queued {
+    /// The episodes with their carried records, to be committed (their places are set when
+    /// their records are placed).
+    pub fn entries(&mut self) -> impl Iterator<Item = (&mut PendingEpisode, Option<&Carried>)> {
+        self.episodes
+            .iter_mut()
+            .zip(self.carried.iter().map(Option::as_ref))
+    }
+
+    /// The segments the ticket's episodes name: those of episodes written by their recorder
+    /// (a carried episode is in no segment until the leader places it).
+    fn named_segments(&self) -> Vec<u64> {
+        let mut segments: Vec<u64> = self
+            .episodes
+            .iter()
+            .zip(&self.carried)
+            .filter(|(_, carried)| carried.is_none())
+            .flat_map(|(e, _)| e.record.fields.iter().flatten())
+            .map(|chunk| chunk.segment)
+            .collect();
+        segments.sort_unstable();
+        segments.dedup();
+        segments
+    }
+
+    /// Whether every segment the ticket names is still in `segments/` (asked of dead
+    /// posters' tickets only: a dead recorder's segment may have been retired by compaction).
+    pub fn segments_present(&self) -> bool {
+        self.named_segments()
+            .into_iter()
+            .all(|id| segment_path(&self.segments, id).exists())
+    }
+
     /// When a leader that took it may have committed it: the lowest id it could have given.
     pub fn taken_from(&self) -> Option<u64> {
         (self.header.state == State::Taken).then_some(self.header.from_id)
@@ -829,18 +908,10 @@ impl Queued {
     /// The wait for the ticket's segment bytes, owned: the index commit runs it on its own
     /// thread, after its first sync (index/presync.rs).
     pub fn poster_sync(&self) -> PosterSync {
-        let mut segments: Vec<u64> = self
-            .episodes
-            .iter()
-            .flat_map(|e| e.record.fields.iter().flatten())
-            .map(|chunk| chunk.segment)
-            .collect();
-        segments.sort_unstable();
-        segments.dedup();
         PosterSync {
             path: self.path.clone(),
             file: self.file.clone(),
-            segments,
+            segments: self.named_segments(),
         }
     }
 
@@ -911,7 +982,7 @@ mod tests {
         let leading = leader.try_lead().unwrap().expect("free");
         assert!(poster.try_lead().unwrap().is_none(), "one leader at a time");
         let (a, b) = (episode(1), episode(2));
-        let ticket = poster.post(&[&a, &b], true).unwrap();
+        let ticket = poster.post(&[(&a, None), (&b, None)], true).unwrap();
         assert_eq!(ticket.outcome().unwrap(), None);
 
         let mut queued = leader.collect(&leading).unwrap();
@@ -936,7 +1007,7 @@ mod tests {
             path.exists(),
             "an answered ticket is kept for the handle's next batch"
         );
-        let next = poster.post(&[&episode(3)], true).unwrap();
+        let next = poster.post(&[(&episode(3), None)], true).unwrap();
         assert_eq!(next.path, path, "and reused");
         let mut queued = poster.collect(&leading).unwrap();
         let seeds: Vec<_> = queued.iter().map(|q| q.episodes[0].record.seed).collect();
@@ -952,7 +1023,7 @@ mod tests {
         drop(poster);
         assert!(!path.exists(), "a handle closed cleanly leaves no ticket");
 
-        let abandoned = leader.post(&[&episode(4)], true).unwrap();
+        let abandoned = leader.post(&[(&episode(4), None)], true).unwrap();
         let path = abandoned.path.clone();
         drop(abandoned);
         assert!(
@@ -965,7 +1036,7 @@ mod tests {
     fn a_ticket_taken_by_a_leader_that_died_keeps_the_first_leaders_id_bound() {
         let dir = tempfile::tempdir().unwrap();
         let [first, next, poster] = handles(dir.path());
-        let _ticket = poster.post(&[&episode(1)], true).unwrap();
+        let _ticket = poster.post(&[(&episode(1), None)], true).unwrap();
         {
             // The first leader takes the ticket and dies before answering.
             let leading = first.lead().unwrap();
@@ -993,7 +1064,7 @@ mod tests {
         let [leader, poster] = handles(dir.path());
         assert!(!poster.wait_for_round().unwrap(), "no round in progress");
         let leading = leader.try_lead().unwrap().expect("free");
-        let ticket = poster.post(&[&episode(1)], true).unwrap();
+        let ticket = poster.post(&[(&episode(1), None)], true).unwrap();
         std::thread::scope(|s| {
             let waiter = s.spawn(|| {
                 let waited = poster.wait_for_round().unwrap();
@@ -1019,7 +1090,7 @@ mod tests {
     fn a_leader_reads_the_queue_only_for_live_posters_and_finds_dead_posters_tickets_in_time() {
         let dir = tempfile::tempdir().unwrap();
         let [leader, poster] = handles(dir.path());
-        let ticket = poster.post(&[&episode(1)], true).unwrap();
+        let ticket = poster.post(&[(&episode(1), None)], true).unwrap();
         let first_dead = dead_copy(&ticket, "1-0");
         drop(ticket);
         {
@@ -1035,7 +1106,7 @@ mod tests {
             assert!(leader.collect(&leading).unwrap().is_empty());
         }
         // A live poster makes the next round read it, dead tickets included.
-        let ticket = poster.post(&[&episode(2)], true).unwrap();
+        let ticket = poster.post(&[(&episode(2), None)], true).unwrap();
         let leading = leader.lead().unwrap();
         let seeds: Vec<_> = leader
             .collect(&leading)
@@ -1055,7 +1126,7 @@ mod tests {
     fn a_leader_waits_for_a_posters_segment_sync_and_refuses_a_failed_one() {
         let dir = tempfile::tempdir().unwrap();
         let [leader, poster] = handles(dir.path());
-        let ticket = poster.post(&[&episode(1)], false).unwrap();
+        let ticket = poster.post(&[(&episode(1), None)], false).unwrap();
         let leading = leader.lead().unwrap();
         let queued = leader.collect(&leading).unwrap();
         assert!(!queued[0].durable().unwrap());
@@ -1068,7 +1139,7 @@ mod tests {
         });
         drop((queued, ticket));
 
-        let failed = poster.post(&[&episode(2)], false).unwrap();
+        let failed = poster.post(&[(&episode(2), None)], false).unwrap();
         failed.synced(false).unwrap();
         let queued = leader.collect(&leading).unwrap();
         assert!(queued[0].sync_failed().unwrap());
@@ -1086,7 +1157,7 @@ mod tests {
                 0,
                 "no round yet: nothing to wait for"
             );
-            let ticket = poster.post(&[&episode(1)], true).unwrap();
+            let ticket = poster.post(&[(&episode(1), None)], true).unwrap();
             let mut queued = leader.gather(&leading).unwrap();
             assert_eq!(queued.len(), 1);
             queued.pop().unwrap().answer(Ok(&[1])).unwrap();
@@ -1110,7 +1181,7 @@ mod tests {
         // A poster of a build before the sync word's lock: its word is unwritten, unlocked.
         let dir = tempfile::tempdir().unwrap();
         let [leader, poster] = handles(dir.path());
-        let ticket = poster.post(&[&episode(1)], false).unwrap();
+        let ticket = poster.post(&[(&episode(1), None)], false).unwrap();
         lock_sync_word(&ticket.file, WordLock::Release).unwrap();
         let leading = leader.lead().unwrap();
         let queued = leader.collect(&leading).unwrap();
@@ -1142,7 +1213,7 @@ mod tests {
             codec: crate::Codec::Raw,
             checksum: checksum(b"bytes"),
         }]];
-        let ticket = poster.post(&[&on_segment], false).unwrap();
+        let ticket = poster.post(&[(&on_segment, None)], false).unwrap();
         dead_copy(&ticket, "1-0");
         drop(ticket);
         let leading = leader.lead().unwrap();

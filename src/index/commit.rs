@@ -17,15 +17,21 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result, StorageError};
 use crate::index::board::{self, Board};
+use crate::index::carried::{Carried, Placer};
 use crate::index::presync::SyncSignal;
 use crate::index::{Index, PendingEpisode};
 
-/// An episode queued for the index, with the sync of its segment when that still runs
-/// (index/presync.rs); `None` when its bytes are already durable.
+/// An episode queued for the index: its records written by its recorder, with the sync of
+/// its segment when that still runs (index/presync.rs; `None` when its bytes are already
+/// durable), or carried to the leader that indexes it (carried.rs).
 pub struct Queued {
     pub episode: PendingEpisode,
     pub synced: Option<Arc<SyncSignal>>,
+    pub carried: Option<Carried>,
 }
+
+/// An episode of a batch being committed, with its records when it carries them.
+type Entry<'a> = (&'a mut PendingEpisode, Option<&'a Carried>);
 
 struct Queue<E> {
     waiting: Vec<(u64, E)>,
@@ -97,27 +103,77 @@ impl<E> Drop for Leading<'_, E> {
 }
 
 impl GroupCommit {
-    /// Indexes one episode durably, possibly together with others; returns its id. `synced`:
-    /// the sync of its segment, when it is still running.
+    /// Indexes one episode durably, possibly together with others; returns its id. A carried
+    /// episode is written into a segment of the committing process by `placer`.
     /// With a `board` (the store is shared with other processes), the batch goes through the
     /// cross-process group commit (board.rs).
     pub fn commit(
         &self,
         index: &Index,
         board: Option<&Board>,
-        episode: PendingEpisode,
-        synced: Option<Arc<SyncSignal>>,
+        placer: &dyn Placer,
+        queued: Queued,
     ) -> Result<u64> {
-        self.commit_counted(Queued { episode, synced }, |batch| {
+        self.commit_counted(queued, |batch| {
             let signals = batch.iter().filter_map(|q| q.synced.clone()).collect();
             // The episodes are moved into the transaction's rows by reference only.
-            let episodes: Vec<&PendingEpisode> = batch.iter().map(|q| &q.episode).collect();
+            let mut own: Vec<Entry<'_>> = batch
+                .iter_mut()
+                .map(
+                    |Queued {
+                         episode, carried, ..
+                     }| (episode, carried.as_ref()),
+                )
+                .collect();
             crate::index::guarded(index.path(), || match board {
-                None => index.commit(&episodes, signals).map(Committed::alone),
-                Some(board) => across_processes(index, board, &episodes, signals),
+                None => commit_batch(index, placer, &mut own, None, signals).map(Committed::alone),
+                Some(board) => across_processes(index, board, placer, &mut own, signals),
             })
         })
     }
+}
+
+/// Indexes `batch` in one transaction that becomes live only after `signals` (`taken`: as
+/// [`Index::commit_checked`]; `None`: no episode may be indexed already). Its carried
+/// episodes are first written into a segment of this process by `placer`, whose sync the
+/// transaction waits for too, and marked once it ended.
+fn commit_batch(
+    index: &Index,
+    placer: &dyn Placer,
+    batch: &mut [Entry<'_>],
+    taken: Option<&[Option<u64>]>,
+    mut signals: Vec<Arc<SyncSignal>>,
+) -> Result<Vec<u64>> {
+    let carried: Vec<usize> = (0..batch.len()).filter(|&i| batch[i].1.is_some()).collect();
+    let placement = if carried.is_empty() {
+        None
+    } else {
+        let mut placing: Vec<(&mut PendingEpisode, &Carried)> = batch
+            .iter_mut()
+            .filter_map(|(episode, carried)| carried.map(|c| (&mut **episode, c)))
+            .collect();
+        let placement = placer.place(&mut placing)?;
+        signals.extend(placement.synced());
+        Some(placement)
+    };
+    let all: Vec<&PendingEpisode> = batch.iter().map(|(episode, _)| &**episode).collect();
+    let result = match taken {
+        None => index.commit(&all, signals),
+        Some(taken) => index.commit_checked(&all, taken, signals),
+    };
+    let Some(placement) = placement else {
+        return result;
+    };
+    // An episode of a ticket a dead leader took may have been indexed by that leader from its
+    // own placement: its id then names another manifest, and this one stays unmarked.
+    let marks: Option<Vec<Option<u64>>> = result.as_ref().ok().map(|ids| {
+        carried
+            .iter()
+            .map(|&i| taken.is_none_or(|t| t[i].is_none()).then_some(ids[i]))
+            .collect()
+    });
+    let finished = placement.finish(marks.as_deref());
+    result.and_then(|ids| finished.map(|()| ids))
 }
 
 /// What committing a batch did: one id per episode of the batch, and the index transactions
@@ -148,17 +204,25 @@ impl Committed {
 fn across_processes(
     index: &Index,
     board: &Board,
-    own: &[&PendingEpisode],
+    placer: &dyn Placer,
+    own: &mut [Entry<'_>],
     signals: Vec<Arc<SyncSignal>>,
 ) -> Result<Committed> {
     let board_error = |e: std::io::Error| Error::io(board.queue_dir(), e);
     if let Some(leading) = board.try_lead().map_err(board_error)? {
-        return lead(index, board, &leading, own, signals);
+        return lead(index, board, placer, &leading, own, signals);
     }
     // Another process indexes: the batch is posted at once, so the next round takes it while
     // its segment syncs still run, and the sync word says when they returned (a leader makes
-    // its transaction live only after that).
-    let ticket = board.post(own, signals.is_empty()).map_err(board_error)?;
+    // its transaction live only after that). Carried episodes need no sync of this process:
+    // the leader writes and syncs their records.
+    let posted: Vec<_> = own
+        .iter()
+        .map(|(episode, carried)| (&**episode, *carried))
+        .collect();
+    let ticket = board
+        .post(&posted, signals.is_empty())
+        .map_err(board_error)?;
     if !signals.is_empty() {
         let synced = signals.iter().try_for_each(|signal| signal.wait());
         ticket.synced(synced.is_ok()).map_err(board_error)?;
@@ -174,7 +238,7 @@ fn across_processes(
             // Nobody leads and no round answered the ticket: this process commits it, with
             // every other ticket queued (unless a round answered it just now).
             if ticket.outcome().map_err(board_error)?.is_none() {
-                let led = lead(index, board, &leading, &[], Vec::new())?;
+                let led = lead(index, board, placer, &leading, &mut [], Vec::new())?;
                 (transactions, episodes) = (led.transactions, led.episodes);
             }
             break ticket.outcome().map_err(board_error)?;
@@ -211,12 +275,14 @@ fn across_processes(
 const BETWEEN_ROUNDS: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// Commits `own` (this process's batch, its segment syncs in `signals`) and every ticket
-/// queued, in one transaction, while holding the leader lock; answers every ticket.
+/// queued, in one transaction, while holding the leader lock; answers every ticket. The
+/// carried episodes of both are written into one segment of this process (`placer`).
 fn lead(
     index: &Index,
     board: &Board,
+    placer: &dyn Placer,
     leading: &board::Leading<'_>,
-    own: &[&PendingEpisode],
+    own: &mut [Entry<'_>],
     signals: Vec<Arc<SyncSignal>>,
 ) -> Result<Committed> {
     let board_error = |e: std::io::Error| Error::io(board.queue_dir(), e);
@@ -225,7 +291,7 @@ fn lead(
         // Only a ticket of a recorder that died can name a segment compaction retired (a live
         // one holds its segment's lock, and compaction retires files only while it holds the
         // leader lock): never index what readers may not find.
-        if ticket.poster_ended() && !board.segments_present(&ticket.episodes) {
+        if ticket.poster_ended() && !ticket.segments_present() {
             let _ = ticket.answer(Err("a segment it names was retired"));
         } else if ticket.sync_failed().map_err(board_error)? {
             let _ = ticket.answer(Err("syncing its segment failed"));
@@ -241,7 +307,7 @@ fn lead(
                 episodes: 0,
             });
         }
-        return index.commit(own, signals).map(Committed::alone);
+        return commit_batch(index, placer, own, None, signals).map(Committed::alone);
     }
     let from_id = index.next_episode_id()?;
     let mut taken = vec![None; own.len()];
@@ -250,8 +316,6 @@ fn lead(
         ticket.take(from_id).map_err(board_error)?;
         taken.extend(std::iter::repeat_n(before, ticket.episodes.len()));
     }
-    let mut all: Vec<&PendingEpisode> = own.to_vec();
-    all.extend(queued.iter().flat_map(|t| t.episodes.iter()));
     let mut syncing = Vec::new();
     for ticket in &queued {
         if !ticket.durable().map_err(board_error)? {
@@ -272,7 +336,15 @@ fn lead(
             },
         )));
     }
-    let result = index.commit_checked(&all, &taken, signals);
+    let mut all: Vec<Entry<'_>> = own
+        .iter_mut()
+        .map(|(episode, carried)| (&mut **episode, *carried))
+        .collect();
+    for ticket in &mut queued {
+        all.extend(ticket.entries());
+    }
+    let result = commit_batch(index, placer, &mut all, Some(&taken), signals);
+    drop(all);
     match &result {
         Ok(ids) => {
             let mut at = own.len();
@@ -322,7 +394,7 @@ impl<E> GroupCommit<E> {
     fn commit_counted(
         &self,
         item: E,
-        mut commit: impl FnMut(&[E]) -> Result<Committed>,
+        mut commit: impl FnMut(&mut [E]) -> Result<Committed>,
     ) -> Result<u64> {
         let mut q = self.lock();
         let ticket = q.next_ticket;
@@ -339,12 +411,12 @@ impl<E> GroupCommit<E> {
             q.leader_active = true;
             let batch = std::mem::take(&mut q.waiting);
             drop(q);
-            let (tickets, pending): (Vec<u64>, Vec<E>) = batch.into_iter().unzip();
+            let (tickets, mut pending): (Vec<u64>, Vec<E>) = batch.into_iter().unzip();
             let mut leading = Leading {
                 group: self,
                 tickets,
             };
-            let result = match catch_unwind(AssertUnwindSafe(|| commit(&pending))) {
+            let result = match catch_unwind(AssertUnwindSafe(|| commit(&mut pending))) {
                 Ok(Ok(c)) if c.ids.len() != pending.len() => Err(StorageError::Panicked {
                     during: "committing a batch of episodes",
                     message: format!("{} ids for {} episodes", c.ids.len(), pending.len()),

@@ -26,6 +26,7 @@
 //! small `user_episodes` table, whose range scan lists a user's episodes in commit order.
 
 pub(crate) mod board;
+pub(crate) mod carried;
 pub(crate) mod catalog;
 pub(crate) mod catalog_columns;
 #[cfg(test)]
@@ -340,7 +341,6 @@ impl Index {
         Ok(id)
     }
 
-    /// Indexes a batch of episodes in one durable transaction and returns their ids, in order.
     /// Indexes a batch of episodes in one durable transaction; returns their ids in order.
     /// `synced` are the segment syncs the episodes' bytes wait for: the transaction's first
     /// index sync does not return before all of them finished, and fails if one failed, so

@@ -10,7 +10,7 @@ mod sync_thread;
 mod writer;
 
 pub use reader::{MappedBytes, SegmentMaps};
-pub use writer::{Appender, SegmentPool, list_segment_ids, sync_dir};
+pub use writer::{Appender, ChunkSink, RecordBuf, SegmentPool, list_segment_ids, sync_dir};
 
 use std::path::{Path, PathBuf};
 

@@ -46,6 +46,8 @@ pub struct Appender {
     gathered: Vec<u8>,
     /// Runs this segment's syncs beside the index commit; started at the first one.
     sync_thread: Option<SyncThread>,
+    /// A sync [`Appender::begin_sync`] started, not yet waited for.
+    syncing: bool,
     /// Set after a failed write: the tail is in an unknown state, never append again.
     poisoned: bool,
     /// Records were appended since the last sync (a commit marker): synced on a clean drop.
@@ -79,6 +81,7 @@ impl Appender {
             end,
             gathered: Vec::new(),
             sync_thread: None,
+            syncing: false,
             poisoned: false,
             unsynced: false,
             open: None,
@@ -94,25 +97,20 @@ impl Appender {
         step_bytes: u32,
         parts: &[&[u8]],
     ) -> Result<ChunkRef> {
-        let payload_len: u64 = parts.iter().map(|p| p.len() as u64).sum();
-        let sum = if let [one] = parts {
-            checksum(one)
-        } else {
-            let mut h = xxhash_rust::xxh3::Xxh3::new();
-            parts.iter().for_each(|p| h.update(p));
-            h.digest()
-        };
-        let header = encode_record_header(codec, payload_len, steps, step_bytes, sum);
-        let chunk = ChunkRef {
-            segment: self.id,
-            offset: self.end,
-            payload_len,
-            steps,
-            codec,
-            checksum: sum,
-        };
+        let (header, chunk) = chunk_record(self.id, self.end, codec, steps, step_bytes, parts);
         self.write_checked(&header, parts)?;
         Ok(chunk)
+    }
+
+    /// Appends records laid out in memory as a segment holds them ([`RecordBuf`], from
+    /// offset 0) and returns the offset they start at: a chunk at offset `o` of `records` is
+    /// at `start + o` of this segment. Not durable until [`Appender::sync`].
+    pub fn append_records(&mut self, records: &[u8]) -> Result<u64> {
+        let start = self.end;
+        // Record headers hold no segment id or offset, and the buffer's records are 64-byte
+        // aligned from its start, which goes at a 64-byte aligned end.
+        self.write_checked(&[], &[records])?;
+        Ok(start)
     }
 
     /// Appends a manifest or commit marker record (`magic` from segment/format.rs) and returns
@@ -296,6 +294,16 @@ impl Appender {
         &mut self,
         during: impl FnOnce(Arc<SyncSignal>) -> Result<R>,
     ) -> Result<R> {
+        let signal = self.begin_sync()?;
+        let result = during(signal);
+        let synced = self.end_sync();
+        result.and_then(|r| synced.map(|()| r))
+    }
+
+    /// Starts making every appended record durable (fdatasync) on the appender's helper
+    /// thread; the signal is set when the sync returned. [`Appender::end_sync`] waits for it
+    /// and must follow before anything else is appended.
+    pub fn begin_sync(&mut self) -> Result<Arc<SyncSignal>> {
         self.write_gathered()?;
         let sync_thread = match &mut self.sync_thread {
             Some(thread) => thread,
@@ -309,17 +317,26 @@ impl Appender {
         let signal = sync_thread
             .request()
             .map_err(|e| Error::io(&self.path, e))?;
-        let result = during(signal);
-        let synced = sync_thread.wait();
+        self.syncing = true;
+        Ok(signal)
+    }
+
+    /// Waits for the sync [`Appender::begin_sync`] started; a failed one poisons the appender.
+    pub fn end_sync(&mut self) -> Result<()> {
+        let synced = match &self.sync_thread {
+            Some(thread) if std::mem::take(&mut self.syncing) => thread.wait(),
+            _ => Ok(()),
+        };
         match synced {
-            Ok(()) => self.unsynced = false,
+            Ok(()) => {
+                self.unsynced = false;
+                Ok(())
+            }
             Err(e) => {
                 self.poisoned = true;
-                let e = Error::io(&self.path, e);
-                return result.and(Err(e));
+                Err(Error::io(&self.path, e))
             }
         }
-        result
     }
 }
 
@@ -332,6 +349,94 @@ impl Drop for Appender {
         if self.unsynced && !self.poisoned && self.write_gathered().is_ok() {
             let _ = self.file.sync_data();
         }
+    }
+}
+
+/// The header of a chunk record whose payload is `parts` back to back, and its place when the
+/// record starts at `offset` of segment `segment`.
+fn chunk_record(
+    segment: u64,
+    offset: u64,
+    codec: Codec,
+    steps: u32,
+    step_bytes: u32,
+    parts: &[&[u8]],
+) -> ([u8; HEADER_BYTES], ChunkRef) {
+    let payload_len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+    let sum = if let [one] = parts {
+        checksum(one)
+    } else {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        parts.iter().for_each(|p| h.update(p));
+        h.digest()
+    };
+    let header = encode_record_header(codec, payload_len, steps, step_bytes, sum);
+    let chunk = ChunkRef {
+        segment,
+        offset,
+        payload_len,
+        steps,
+        codec,
+        checksum: sum,
+    };
+    (header, chunk)
+}
+
+/// Where a column's chunks go: a segment ([`Appender`]), or memory ([`RecordBuf`]).
+pub trait ChunkSink {
+    /// Appends one chunk record whose payload is `parts` back to back; returns its place.
+    fn append_chunk(
+        &mut self,
+        codec: Codec,
+        steps: u32,
+        step_bytes: u32,
+        parts: &[&[u8]],
+    ) -> Result<ChunkRef>;
+}
+
+impl ChunkSink for Appender {
+    fn append_chunk(
+        &mut self,
+        codec: Codec,
+        steps: u32,
+        step_bytes: u32,
+        parts: &[&[u8]],
+    ) -> Result<ChunkRef> {
+        self.append(codec, steps, step_bytes, parts)
+    }
+}
+
+/// Chunk records laid out in memory exactly as a segment holds them, from offset 0, each
+/// 64-byte aligned: a small episode's chunks before the committing leader writes them into a
+/// segment with [`Appender::append_records`] (write/carry.rs). Its chunks' places name
+/// segment 0 (no segment) and offsets in the buffer, until the leader moves them.
+#[derive(Debug, Default)]
+pub struct RecordBuf {
+    bytes: Vec<u8>,
+}
+
+impl RecordBuf {
+    /// The records, padded to a multiple of 64 bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+impl ChunkSink for RecordBuf {
+    fn append_chunk(
+        &mut self,
+        codec: Codec,
+        steps: u32,
+        step_bytes: u32,
+        parts: &[&[u8]],
+    ) -> Result<ChunkRef> {
+        let offset = self.bytes.len() as u64;
+        let (header, chunk) = chunk_record(0, offset, codec, steps, step_bytes, parts);
+        self.bytes.extend_from_slice(&header);
+        parts.iter().for_each(|p| self.bytes.extend_from_slice(p));
+        self.bytes
+            .resize(align_up(self.bytes.len() as u64) as usize, 0);
+        Ok(chunk)
     }
 }
 
@@ -486,6 +591,58 @@ mod tests {
     use super::*;
     use crate::io::OsIo;
     use crate::segment::format::check_record_header;
+
+    /// Chunks laid out in memory and appended to a segment later, after other records, are
+    /// byte for byte the records appended directly, at their buffer offset plus where the
+    /// buffer went (the leader's placement of carried episodes, write/carry.rs).
+    #[test]
+    fn records_laid_out_in_memory_land_as_if_appended_where_the_buffer_went() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = SegmentPool::new(dir.path().to_path_buf(), 1 << 30, Arc::new(OsIo));
+        let mut direct = pool.create().unwrap();
+        let mut placed = pool.create().unwrap();
+        let payloads: Vec<Vec<u8>> = [1usize, 63, 64, 65, 3000]
+            .iter()
+            .map(|&n| (0..n).map(|b| (b * 13 + n) as u8).collect())
+            .collect();
+        let mut buf = RecordBuf::default();
+        let mut in_buf = Vec::new();
+        let mut appended = Vec::new();
+        for p in &payloads {
+            in_buf.push(
+                buf.append_chunk(Codec::Raw, p.len() as u32, 1, &[p])
+                    .unwrap(),
+            );
+            appended.push(direct.append(Codec::Raw, p.len() as u32, 1, &[p]).unwrap());
+        }
+        let records = buf.into_bytes();
+        assert_eq!(records.len() % HEADER_BYTES, 0);
+        // Another record first, so the buffer does not go at the first offset.
+        placed.append_meta(*b"MANI", b"before").unwrap();
+        let start = placed.append_records(&records).unwrap();
+        placed.sync().unwrap();
+        direct.sync().unwrap();
+        let (direct_file, placed_file) = (
+            std::fs::read(segment_path(dir.path(), direct.id())).unwrap(),
+            std::fs::read(segment_path(dir.path(), placed.id())).unwrap(),
+        );
+        for ((chunk, ours), payload) in in_buf.iter().zip(&appended).zip(&payloads) {
+            assert_eq!(chunk.segment, 0, "not in a segment yet");
+            let moved = ChunkRef {
+                segment: placed.id(),
+                offset: start + chunk.offset,
+                ..*chunk
+            };
+            let len = HEADER_BYTES + payload.len();
+            let at = moved.offset as usize;
+            check_record_header(&placed_file[at..at + HEADER_BYTES], &moved, 1).unwrap();
+            assert_eq!(
+                placed_file[at..at + len],
+                direct_file[ours.offset as usize..][..len],
+                "the record of {chunk:?}"
+            );
+        }
+    }
 
     /// Records of every size class (gathered, one that no longer fits the gathered ones, one
     /// written at once) read back from the file, after the sync, exactly where their chunk

@@ -2,8 +2,10 @@
 
 use crate::error::Result;
 use crate::schema::Codec;
-use crate::segment::Appender;
-use crate::segment::format::{ChunkRef, encode_lz4_table, push_lz4_block};
+use crate::segment::format::{
+    ChunkRef, HEADER_BYTES, align_up, encode_lz4_table, lz4_table_bytes, push_lz4_block,
+};
+use crate::segment::{Appender, ChunkSink};
 
 /// A chunk is cut before it would pass this size (lz4 offsets are u32).
 const MAX_CHUNK_BYTES: usize = 1 << 31;
@@ -86,28 +88,55 @@ impl Column {
         self.data.len() + self.lz4_ends.len() * 5
     }
 
+    /// Writes the buffered values out as a chunk (closing the streamed one); returns the
+    /// chunk's payload bytes.
     pub fn flush(&mut self, appender: &mut Appender) -> Result<u64> {
+        if self.streamed > 0 {
+            appender.stream(&self.data)?;
+            self.streamed = 0;
+            let chunk = appender.close_stream(Codec::Raw, self.steps, self.step_bytes as u32)?;
+            return Ok(self.flushed(chunk));
+        }
+        self.flush_into(appender)
+    }
+
+    /// Writes the buffered values, none of them streamed, out as a chunk into `sink`.
+    pub fn flush_into(&mut self, sink: &mut impl ChunkSink) -> Result<u64> {
+        debug_assert_eq!(self.streamed, 0, "a streamed chunk is closed by flush");
         if self.steps == 0 {
             return Ok(0);
         }
         let step_bytes = self.step_bytes as u32;
         let chunk = match self.codec {
-            Codec::Raw if self.streamed > 0 => {
-                appender.stream(&self.data)?;
-                self.streamed = 0;
-                appender.close_stream(Codec::Raw, self.steps, step_bytes)?
-            }
-            Codec::Raw => appender.append(Codec::Raw, self.steps, step_bytes, &[&self.data])?,
+            Codec::Raw => sink.append_chunk(Codec::Raw, self.steps, step_bytes, &[&self.data])?,
             Codec::Lz4 => {
                 let table = encode_lz4_table(&self.lz4_ends, &self.lz4_kinds);
-                appender.append(Codec::Lz4, self.steps, step_bytes, &[&table, &self.data])?
+                sink.append_chunk(Codec::Lz4, self.steps, step_bytes, &[&table, &self.data])?
             }
         };
+        Ok(self.flushed(chunk))
+    }
+
+    /// The bytes of a record [`Column::flush_into`] would write now (header, payload and
+    /// padding), or 0 when nothing is buffered.
+    pub fn record_bytes(&self) -> u64 {
+        if self.steps == 0 {
+            return 0;
+        }
+        let payload = match self.codec {
+            Codec::Raw => self.data.len(),
+            Codec::Lz4 => lz4_table_bytes(self.lz4_ends.len()) + self.data.len(),
+        };
+        align_up(HEADER_BYTES as u64 + payload as u64)
+    }
+
+    /// Notes `chunk` as written and empties the buffer.
+    fn flushed(&mut self, chunk: ChunkRef) -> u64 {
         self.chunks.push(chunk);
         self.data.clear();
         self.lz4_ends.clear();
         self.lz4_kinds.clear();
         self.steps = 0;
-        Ok(chunk.payload_len)
+        chunk.payload_len
     }
 }

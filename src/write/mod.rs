@@ -3,7 +3,9 @@
 //!
 //! Commit order (the crash-safety argument, also in schema/format.md):
 //! 1. every chunk of the episode is written to this writer's own segment file, then the
-//!    episode's manifest (everything needed to restore it without the index);
+//!    episode's manifest (everything needed to restore it without the index); a small episode
+//!    is instead carried to the leader of its commit round, which writes its chunks and
+//!    manifest into a segment of its own and runs 2-4 for it (carry.rs, index/carried.rs);
 //! 2. the segment is fdatasync'ed: chunks and manifest are durable (one sync per commit);
 //! 3. one redb transaction (durable on return) adds the episode to the index; on the real file
 //!    system 2 runs on a helper thread beside 3, whose first index sync does not return before
@@ -16,6 +18,7 @@
 //! episode. There is no other state.
 
 mod background;
+mod carry;
 mod column;
 mod meta;
 mod validate;
@@ -30,14 +33,17 @@ use crate::dtype::DType;
 use crate::error::{OpenError, RecordError, Result};
 use crate::ids::EpisodeId;
 use crate::index::PendingEpisode;
+use crate::index::carried::{CARRY_BYTES, Carried};
+use crate::index::commit::Queued;
 use crate::index::records::{EpisodeRecordV1, Outcome};
 use crate::open::OpenStore;
 use crate::schema::{REWARD, Schema, TERMINATED, TRUNCATED};
-use crate::segment::Appender;
 use crate::segment::format::{MANIFEST_MAGIC, MARKER_MAGIC};
 use crate::segment::manifest::{ABORTED, ManifestV1, MarkerV1};
+use crate::segment::{Appender, RecordBuf};
 use crate::stats::EpisodeStatsBuilder;
 use crate::value::{ArrayRef, Info};
+use carry::SegmentPlacer;
 use column::Column;
 use meta::check_info_size;
 use validate::Matched;
@@ -347,7 +353,21 @@ impl EpisodeWriter {
         if self.transitions == 0 {
             return Err(RecordError::EmptyEpisode.into());
         }
-        self.flush()?;
+        // A small episode whose records were not written yet is carried to the leader of
+        // its round, which writes it into a segment with the round's other episodes
+        // (index/carried.rs); the others are written here, into this writer's segment.
+        let record_bytes: u64 = self.columns.iter().map(Column::record_bytes).sum();
+        let carried = if self.appender.is_none() && record_bytes <= CARRY_BYTES {
+            let mut records = RecordBuf::default();
+            for (at, column) in self.columns.iter_mut().enumerate() {
+                gather_stats(&mut self.stats, at, column);
+                self.stored_bytes += column.flush_into(&mut records)?;
+            }
+            Some(records.into_bytes())
+        } else {
+            self.flush()?;
+            None
+        };
         let now = now_us();
         let meta = std::mem::take(&mut self.meta);
         let record = EpisodeRecordV1 {
@@ -369,28 +389,52 @@ impl EpisodeWriter {
         };
         let infos = std::mem::take(&mut self.infos);
         let schema_metadata = meta.schema_metadata;
+        let stats = self.stats.take().map(EpisodeStatsBuilder::finish_record);
+        let recording = self.store.recording()?;
+        let (commits, index, board) = (recording.commits(), self.store.index(), recording.board());
+        let overlapped = self.store.options().io.overlapped_syncs();
+        let placer = SegmentPlacer::new(recording.pool()?, overlapped);
+        if let Some(records) = carried {
+            let queued = Queued {
+                episode: PendingEpisode {
+                    record,
+                    infos,
+                    stats,
+                    schema_metadata,
+                },
+                synced: None,
+                carried: Some(Carried {
+                    records,
+                    fields: self.schema.fields().to_vec(),
+                }),
+            };
+            return commits.commit(index, board, &placer, queued).map(EpisodeId);
+        }
         let manifest = ManifestV1::of(&record, self.schema.fields(), &infos, &schema_metadata);
         let appender = self.appender.as_mut().expect("flushed");
         // Invariant (segment/manifest.rs): the manifest is durable, with every chunk it names,
         // before the index transaction can commit the episode; one sync covers both.
         let manifest_offset = appender.append_meta(MANIFEST_MAGIC, &manifest.encode())?;
-        let stats = self.stats.take().map(EpisodeStatsBuilder::finish_record);
-        let pending = PendingEpisode {
+        let episode = PendingEpisode {
             record,
             infos,
             stats,
             schema_metadata,
         };
-        let recording = self.store.recording()?;
-        let (commits, index, board) = (recording.commits(), self.store.index(), recording.board());
-        let committed = if self.store.options().io.overlapped_syncs() {
+        let queued = |synced| Queued {
+            episode,
+            synced,
+            carried: None,
+        };
+        let committed = if overlapped {
             // The segment syncs on a helper thread while the transaction is built and the
             // index file syncs; the commit's first index sync waits for it (index/presync.rs).
-            appender.sync_during(|synced| commits.commit(index, board, pending, Some(synced)))
+            appender
+                .sync_during(|synced| commits.commit(index, board, &placer, queued(Some(synced))))
         } else {
             appender
                 .sync()
-                .and_then(|()| commits.commit(index, board, pending, None))
+                .and_then(|()| commits.commit(index, board, &placer, queued(None)))
         };
         let id = match committed {
             Ok(id) => id,
