@@ -69,6 +69,11 @@ pub const LOCK_FILE: &str = "commit.lock";
 pub const QUEUE_DIR: &str = "commit-queue";
 /// Held by the leader while it commits; posters wait on it, shared.
 pub const ROUND_FILE: &str = "commit.round";
+/// The lock of odd-numbered rounds (`commit.round` is that of even ones).
+pub const ODD_ROUND_FILE: &str = "commit.round.odd";
+/// Where `commit.round` holds the number of the last round begun (u64 little-endian, never
+/// synced; empty or unreadable reads as 0), after the ticket count at 0..8.
+const ROUND_NUMBER_AT: u64 = 8;
 /// Held shared by every handle with a ticket posted.
 pub const POSTERS_FILE: &str = "commit.posters";
 /// A leader that finds fewer tickets than the last round took waits this long for more, at
@@ -282,11 +287,17 @@ pub struct Board {
     segments: PathBuf,
     queue: PathBuf,
     lock: File,
-    /// `commit.round`, held exclusively with `lock` by the leader.
-    round: File,
-    /// `commit.round` again: another open file description, for a poster's shared wait (an
+    /// The rounds' locks, by parity of the round's number (`commit.round`,
+    /// `commit.round.odd`): a leader holds its round's exclusively with `lock`. A leader
+    /// takes the other one than the round before: posters woken by the end of a round take
+    /// that round's lock shared for a moment, and would otherwise queue behind the next
+    /// leader's whole round when it took the same lock first (two cores, several recorders:
+    /// it often did), while that leader waited for their next posts (module docs).
+    /// `commit.round` also holds the hint and the round number.
+    round: [File; 2],
+    /// The same files again: other open file descriptions, for a poster's shared wait (an
     /// `flock` on the leader's own description would convert its lock instead).
-    round_wait: File,
+    round_wait: [File; 2],
     posters: Posters,
     next_ticket: AtomicU64,
     /// This handle's ticket file between batches (answered, kept for the next batch).
@@ -354,11 +365,23 @@ impl Drop for Posting<'_> {
     }
 }
 
+/// The number of the last round begun, from `commit.round` (0 when unreadable).
+fn round_number(file: &File) -> u64 {
+    let mut b = [0u8; 8];
+    match file.read_exact_at(&mut b, ROUND_NUMBER_AT) {
+        Ok(()) => u64::from_le_bytes(b),
+        Err(_) => 0,
+    }
+}
+
 /// The leader lock and its round, held until dropped.
 #[derive(Debug)]
 pub struct Leading<'a> {
     lock: &'a File,
+    /// This round's lock.
     round: &'a File,
+    /// `commit.round`, which holds the hint.
+    hint: &'a File,
 }
 
 impl Leading<'_> {
@@ -366,7 +389,7 @@ impl Leading<'_> {
     /// empty or unreadable; a hint only, never synced).
     fn last_round_tickets(&self) -> u64 {
         let mut b = [0u8; 8];
-        match self.round.read_exact_at(&mut b, 0) {
+        match self.hint.read_exact_at(&mut b, 0) {
             Ok(()) => u64::from_le_bytes(b),
             Err(_) => 0,
         }
@@ -375,7 +398,7 @@ impl Leading<'_> {
     /// Leaves the number of tickets this round took for the next leader. A hint only: a
     /// failed write costs the next leader its wait for posts, never this round its commit.
     fn note_round_tickets(&self, tickets: usize) {
-        let _ = self.round.write_all_at(&(tickets as u64).to_le_bytes(), 0);
+        let _ = self.hint.write_all_at(&(tickets as u64).to_le_bytes(), 0);
     }
 }
 
@@ -405,12 +428,13 @@ impl Board {
         let queue = root.join(QUEUE_DIR);
         std::fs::create_dir_all(&queue)?;
         let (round, posters) = (root.join(ROUND_FILE), root.join(POSTERS_FILE));
+        let odd_round = root.join(ODD_ROUND_FILE);
         Ok(Board {
             segments: root.join(SEGMENTS_DIR),
             queue,
             lock: lock_file(&root.join(LOCK_FILE))?,
-            round: lock_file(&round)?,
-            round_wait: lock_file(&round)?,
+            round: [lock_file(&round)?, lock_file(&odd_round)?],
+            round_wait: [lock_file(&round)?, lock_file(&odd_round)?],
             posters: Posters {
                 held: Mutex::new((lock_file(&posters)?, 0)),
                 probe: lock_file(&posters)?,
@@ -441,17 +465,24 @@ impl Board {
         self.begin_round()
     }
 
-    /// Takes the round, holding the leader lock. Waits at most for posters that are looking
-    /// whether the previous round ended (they hold it shared for a moment) or for the previous
-    /// leader, which releases the round just before the lock.
+    /// Takes the next round's lock, holding the leader lock, and notes its number. Waits at
+    /// most for posters that are looking whether the round before the last ended (they hold
+    /// it shared for a moment).
     fn begin_round(&self) -> io::Result<Leading<'_>> {
-        if let Err(e) = self.round.lock() {
+        let number = round_number(&self.round[0]).wrapping_add(1);
+        let round = &self.round[(number % 2) as usize];
+        if let Err(e) = round.lock() {
             let _ = self.lock.unlock();
             return Err(e);
         }
+        // After the lock: a poster that reads this number finds the round's lock taken (or
+        // the round already ended). A failed write is a wrong hint: posters then wait on the
+        // other lock, find no round and look again shortly.
+        let _ = self.round[0].write_all_at(&number.to_le_bytes(), ROUND_NUMBER_AT);
         Ok(Leading {
             lock: &self.lock,
-            round: &self.round,
+            round,
+            hint: &self.round[0],
         })
     }
 
@@ -459,15 +490,17 @@ impl Board {
     /// progress: `false` while a new leader has taken the lock but not yet its round, or when
     /// nobody leads.
     pub fn wait_for_round(&self) -> io::Result<bool> {
-        let waited = match self.round_wait.try_lock_shared() {
+        let number = round_number(&self.round_wait[0]);
+        let round = &self.round_wait[(number % 2) as usize];
+        let waited = match round.try_lock_shared() {
             Ok(()) => false,
             Err(std::fs::TryLockError::WouldBlock) => {
-                self.round_wait.lock_shared()?;
+                round.lock_shared()?;
                 true
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         };
-        self.round_wait.unlock()?;
+        round.unlock()?;
         Ok(waited)
     }
 
@@ -1082,6 +1115,35 @@ mod tests {
             assert!(
                 poster.try_lead().unwrap().is_none(),
                 "read without the lock"
+            );
+        });
+    }
+
+    #[test]
+    fn posters_woken_by_a_round_go_on_although_the_next_leader_took_its_round_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let [first, poster, next] = handles(dir.path());
+        let leading = first.lead().unwrap();
+        let (said, heard) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                said.send("waiting").unwrap();
+                let waited = poster.wait_for_round().unwrap();
+                said.send(if waited { "ended" } else { "no round" })
+                    .unwrap();
+            });
+            assert_eq!(heard.recv().unwrap(), "waiting");
+            // Long enough for the poster to be blocked on the round's lock.
+            std::thread::sleep(Duration::from_millis(200));
+            drop(leading);
+            // The next leader takes the lock and its round before the woken poster runs.
+            let next_round = next.lead().unwrap();
+            let outcome = heard.recv_timeout(Duration::from_secs(10));
+            drop(next_round);
+            assert_eq!(
+                outcome,
+                Ok("ended"),
+                "the poster waited behind the next round"
             );
         });
     }
