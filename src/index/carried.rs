@@ -33,6 +33,7 @@ pub struct Carried {
     /// Its chunk records as a segment holds them, from offset 0, each 64-byte aligned
     /// (segment/writer.rs, `RecordBuf`). Until they are placed, the episode record's chunk
     /// places name segment 0 and offsets in here.
+    #[serde(with = "as_bytes")]
     pub records: Vec<u8>,
     /// The field list of the episode's schema, for its manifest.
     pub fields: Vec<FieldSpec>,
@@ -55,8 +56,80 @@ pub trait Placement {
     fn synced(&self) -> Option<Arc<SyncSignal>>;
 
     /// After the transaction: waits for the sync and marks the episodes (format.md, "Commit
-    /// marker record"): `Some(ids)` committed, one entry per placed episode in order (`None`:
-    /// leave it unmarked), `None` aborted. Then hands the segment back. Fails when the sync
-    /// failed.
+    /// marker record"): `Some(ids)`, one entry per placed episode in order: committed under
+    /// that id, or (`None`) this copy was not committed (an aborted marker: the episode was
+    /// indexed from another copy); `None`: the transaction failed, every one aborted. Then
+    /// hands the segment back. Fails when the sync failed.
     fn finish(self: Box<Self>, ids: Option<&[Option<u64>]>) -> Result<()>;
+}
+
+/// A `Vec<u8>` as serde bytes. Postcard writes bytes exactly as a sequence of `u8` (a varint
+/// length, then the bytes), but copies them at once instead of visiting them one by one: for
+/// a carried episode's few kilobytes that was the leader's largest cost in reading a ticket.
+mod as_bytes {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use serde::ser::Serializer;
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(Bytes)
+    }
+
+    struct Bytes;
+
+    impl<'de> Visitor<'de> for Bytes {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("bytes")
+        }
+
+        fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+
+        /// Formats that write bytes as a sequence.
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+            while let Some(b) = seq.next_element()? {
+                v.push(b);
+            }
+            Ok(v)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The records are written as postcard writes any `Vec<u8>`, and read back equal.
+    #[test]
+    fn carried_records_are_encoded_as_a_plain_byte_vector() {
+        #[derive(Serialize)]
+        struct Plain {
+            records: Vec<u8>,
+            fields: Vec<FieldSpec>,
+        }
+        let records: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
+        let carried = Carried {
+            records: records.clone(),
+            fields: Vec::new(),
+        };
+        let bytes = postcard::to_allocvec(&carried).unwrap();
+        let plain = postcard::to_allocvec(&Plain {
+            records,
+            fields: Vec::new(),
+        })
+        .unwrap();
+        assert_eq!(bytes, plain);
+        assert_eq!(postcard::from_bytes::<Carried>(&bytes).unwrap(), carried);
+    }
 }
