@@ -618,6 +618,12 @@ impl Board {
     /// The queue directory is read only when a live handle has a ticket posted, or for
     /// tickets of dead posters: on this handle's first round and then once a second.
     pub fn collect(&self, _leading: &Leading<'_>) -> io::Result<Vec<Queued>> {
+        self.collect_new(&[])
+    }
+
+    /// [`Board::collect`], skipping the tickets at `known` (collected by an earlier look of
+    /// this round: a ticket is not posted again before its outcome is read).
+    fn collect_new(&self, known: &[PathBuf]) -> io::Result<Vec<Queued>> {
         if !self.posters.any()? && !self.full_look_due() {
             return Ok(Vec::new());
         }
@@ -628,7 +634,7 @@ impl Board {
                 continue;
             };
             let temp = name.starts_with('.') && name.ends_with(".tmp");
-            if !temp && !name.ends_with(".q") {
+            if !temp && !name.ends_with(".q") || known.contains(&path) {
                 continue;
             }
             let file = match OpenOptions::new().read(true).write(true).open(&path) {
@@ -723,7 +729,10 @@ impl Board {
                 break;
             }
             std::thread::sleep(GATHER_STEP);
-            queued = self.collect(leading)?;
+            // Only the tickets posted since: those read already stay as they were read.
+            let known: Vec<PathBuf> = queued.iter().map(|q| q.path.clone()).collect();
+            queued.extend(self.collect_new(&known)?);
+            queued.sort_by(|a, b| a.path.cmp(&b.path));
         }
         leading.note_round_tickets(queued.len());
         Ok(queued)
@@ -970,13 +979,14 @@ impl Queued {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::index::Index;
     use crate::index::records::Outcome as EpisodeOutcome;
     use crate::io::OsIo;
 
-    fn episode(seed: u64) -> PendingEpisode {
+    /// A pending episode with no chunks, told apart by `seed`.
+    pub(crate) fn episode(seed: u64) -> PendingEpisode {
         PendingEpisode {
             record: EpisodeRecordV1 {
                 user: "u".into(),
