@@ -133,15 +133,24 @@ impl GroupCommit {
     }
 }
 
-/// Indexes `batch` in one transaction that becomes live only after `signals` (`taken`: as
-/// [`Index::commit_checked`]; `None`: no episode may be indexed already). Its carried
-/// episodes are first written into a segment of this process by `placer`, whose sync the
-/// transaction waits for too, and marked once it ended.
+/// Episodes of tickets a leader that died may have indexed already.
+struct Taken<'a> {
+    /// Per episode of the batch, the lowest id that leader could have given
+    /// ([`Index::commit_checked`]); `None` for the others.
+    bounds: &'a [Option<u64>],
+    /// The lowest id this transaction can give: an id below it was given by that leader.
+    from_id: u64,
+}
+
+/// Indexes `batch` in one transaction that becomes live only after `signals` (`taken`: none
+/// when no episode may be indexed already). Its carried episodes are first written into a
+/// segment of this process by `placer`, whose sync the transaction waits for too, and marked
+/// once it ended.
 fn commit_batch(
     index: &Index,
     placer: &dyn Placer,
     batch: &mut [Entry<'_>],
-    taken: Option<&[Option<u64>]>,
+    taken: Option<Taken<'_>>,
     mut signals: Vec<Arc<SyncSignal>>,
 ) -> Result<Vec<u64>> {
     let carried: Vec<usize> = (0..batch.len()).filter(|&i| batch[i].1.is_some()).collect();
@@ -157,19 +166,25 @@ fn commit_batch(
         Some(placement)
     };
     let all: Vec<&PendingEpisode> = batch.iter().map(|(episode, _)| &**episode).collect();
-    let result = match taken {
+    let result = match &taken {
         None => index.commit(&all, signals),
-        Some(taken) => index.commit_checked(&all, taken, signals),
+        Some(taken) => index.commit_checked(&all, taken.bounds, signals),
     };
     let Some(placement) = placement else {
         return result;
     };
-    // An episode of a ticket a dead leader took may have been indexed by that leader from its
-    // own placement: its id then names another manifest, and this one stays unmarked.
+    // An episode of a ticket a dead leader took, found indexed under an id that leader gave,
+    // was indexed from that leader's copy of its records: this copy is marked as not
+    // committed, so that `repair` never restores it as a second episode.
     let marks: Option<Vec<Option<u64>>> = result.as_ref().ok().map(|ids| {
         carried
             .iter()
-            .map(|&i| taken.is_none_or(|t| t[i].is_none()).then_some(ids[i]))
+            .map(|&i| {
+                let found = taken
+                    .as_ref()
+                    .is_some_and(|t| t.bounds[i].is_some() && ids[i] < t.from_id);
+                (!found).then_some(ids[i])
+            })
             .collect()
     });
     let finished = placement.finish(marks.as_deref());
@@ -343,7 +358,11 @@ fn lead(
     for ticket in &mut queued {
         all.extend(ticket.entries());
     }
-    let result = commit_batch(index, placer, &mut all, Some(&taken), signals);
+    let taken = Taken {
+        bounds: &taken,
+        from_id,
+    };
+    let result = commit_batch(index, placer, &mut all, Some(taken), signals);
     drop(all);
     match &result {
         Ok(ids) => {
@@ -570,5 +589,89 @@ mod tests {
         assert!(group.queue.is_poisoned());
         let id = within(move || group.commit_with(5, |b| Ok(b.to_vec())));
         assert_eq!(id.unwrap(), 5);
+    }
+
+    /// Moves carried chunks to segment 9 and keeps the marks it was finished with.
+    struct MarkingPlacer(Mutex<Option<Vec<Option<u64>>>>);
+
+    struct Marks<'a>(&'a MarkingPlacer);
+
+    impl Placer for MarkingPlacer {
+        fn place<'a>(
+            &'a self,
+            episodes: &mut [(&mut PendingEpisode, &Carried)],
+        ) -> Result<Box<dyn crate::index::carried::Placement + 'a>> {
+            for (episode, _) in episodes.iter_mut() {
+                episode
+                    .record
+                    .fields
+                    .iter_mut()
+                    .flatten()
+                    .for_each(|c| c.segment = 9);
+            }
+            Ok(Box::new(Marks(self)))
+        }
+    }
+
+    impl crate::index::carried::Placement for Marks<'_> {
+        fn synced(&self) -> Option<Arc<SyncSignal>> {
+            None
+        }
+
+        fn finish(self: Box<Self>, ids: Option<&[Option<u64>]>) -> Result<()> {
+            *self.0.0.lock().unwrap() = ids.map(<[_]>::to_vec);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_carried_copy_of_an_episode_a_dead_leader_indexed_is_marked_not_committed() {
+        use crate::index::board::tests::episode;
+        use crate::segment::format::ChunkRef;
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open_write(&dir.path().join("index.redb"), &crate::io::OsIo).unwrap();
+        let chunk = ChunkRef {
+            segment: 0,
+            offset: 0,
+            payload_len: 3,
+            steps: 3,
+            codec: crate::Codec::Raw,
+            checksum: 7,
+        };
+        let carried_episode = |seed| {
+            let mut e = episode(seed);
+            e.record.fields = vec![vec![chunk]];
+            e
+        };
+        // The dead leader placed `a` in its segment 5 and indexed it as id 1, then died
+        // before answering; its ticket also held `b`.
+        let mut dead_copy = carried_episode(1);
+        dead_copy.record.fields[0][0].segment = 5;
+        assert_eq!(index.commit(&[&dead_copy], Vec::new()).unwrap(), [1]);
+        let carried = Carried {
+            records: vec![0; 128],
+            fields: Vec::new(),
+        };
+        let (mut a, mut b) = (carried_episode(1), carried_episode(2));
+        let placer = MarkingPlacer(Mutex::new(None));
+        let from_id = index.next_episode_id().unwrap();
+        let mut batch: Vec<Entry<'_>> = vec![(&mut a, Some(&carried)), (&mut b, Some(&carried))];
+        let taken = Taken {
+            bounds: &[Some(1), Some(1)],
+            from_id,
+        };
+        let ids = commit_batch(&index, &placer, &mut batch, Some(taken), Vec::new()).unwrap();
+        assert_eq!(ids, [1, 2], "a found, b indexed");
+        assert_eq!(
+            placer.0.lock().unwrap().clone(),
+            Some(vec![None, Some(2)]),
+            "the new copy of a is marked not committed, b committed"
+        );
+        // Without a dead leader, every carried episode is marked with its id.
+        let mut c = carried_episode(3);
+        let mut batch: Vec<Entry<'_>> = vec![(&mut c, Some(&carried))];
+        let ids = commit_batch(&index, &placer, &mut batch, None, Vec::new()).unwrap();
+        assert_eq!(ids, [3]);
+        assert_eq!(placer.0.lock().unwrap().clone(), Some(vec![Some(3)]));
     }
 }

@@ -120,13 +120,11 @@ impl Placement for Placed<'_> {
                 // unmarked. Written now, so that a process killed before its next sync
                 // leaves them in the page cache.
                 for (&manifest_offset, id) in self.manifests.iter().zip(ids) {
-                    if let Some(episode) = *id {
-                        let marker = MarkerV1 {
-                            episode,
-                            manifest_offset,
-                        };
-                        let _ = appender.append_meta(MARKER_MAGIC, &marker.encode());
-                    }
+                    let marker = MarkerV1 {
+                        episode: id.unwrap_or(ABORTED),
+                        manifest_offset,
+                    };
+                    let _ = appender.append_meta(MARKER_MAGIC, &marker.encode());
                 }
                 let _ = appender.write_gathered();
             }
