@@ -385,8 +385,9 @@ pub struct Leading<'a> {
 }
 
 impl Leading<'_> {
-    /// How many tickets the last round took: the first 8 bytes of `commit.round` (0 when
-    /// empty or unreadable; a hint only, never synced).
+    /// How many recorder processes the last round served (its tickets, and the leader's own
+    /// batch if it had one): the first 8 bytes of `commit.round` (0 when empty or unreadable;
+    /// a hint only, never synced).
     fn last_round_tickets(&self) -> u64 {
         let mut b = [0u8; 8];
         match self.hint.read_exact_at(&mut b, 0) {
@@ -395,7 +396,7 @@ impl Leading<'_> {
         }
     }
 
-    /// Leaves the number of tickets this round took for the next leader. A hint only: a
+    /// Leaves the number of processes this round served for the next leader. A hint only: a
     /// failed write costs the next leader its wait for posts, never this round its commit.
     fn note_round_tickets(&self, tickets: usize) {
         let _ = self.hint.write_all_at(&(tickets as u64).to_le_bytes(), 0);
@@ -718,11 +719,13 @@ impl Board {
         Ok(queued)
     }
 
-    /// The tickets of this round ([`Board::collect`]): when fewer than the last round took,
-    /// waits for the others' posts a little first (module docs, "gathering"). Leaves the count
-    /// for the next round.
-    pub fn gather(&self, leading: &Leading<'_>) -> io::Result<Vec<Queued>> {
-        let expected = leading.last_round_tickets();
+    /// The tickets of this round ([`Board::collect`]): when fewer processes would take part
+    /// than in the last round, waits for the others' posts a little first (module docs,
+    /// "gathering"). `own`: the leader commits a batch of its own process besides the
+    /// tickets (a poster that leads for its unanswered ticket has none: its batch is among
+    /// the tickets). Leaves the count of processes for the next round.
+    pub fn gather(&self, leading: &Leading<'_>, own: bool) -> io::Result<Vec<Queued>> {
+        let expected = leading.last_round_tickets().saturating_sub(u64::from(own));
         let mut queued = self.collect(leading)?;
         for _ in 0..GATHER_STEPS {
             if queued.len() as u64 >= expected {
@@ -734,7 +737,7 @@ impl Board {
             queued.extend(self.collect_new(&known)?);
             queued.sort_by(|a, b| a.path.cmp(&b.path));
         }
-        leading.note_round_tickets(queued.len());
+        leading.note_round_tickets(queued.len() + usize::from(own));
         Ok(queued)
     }
 
@@ -1230,21 +1233,36 @@ pub(crate) mod tests {
                 "no round yet: nothing to wait for"
             );
             let ticket = poster.post(&[(&episode(1), None)], true).unwrap();
-            let mut queued = leader.gather(&leading).unwrap();
+            // A leader with a batch of its own: its round serves two processes.
+            let mut queued = leader.gather(&leading, true).unwrap();
             assert_eq!(queued.len(), 1);
             queued.pop().unwrap().answer(Ok(&[1])).unwrap();
             assert!(ticket.outcome().unwrap().is_some());
         }
-        // The next leader (another handle) expects one ticket; none comes.
+        // The next leader, with a batch of its own, expects one other process's ticket.
+        {
+            let leading = poster.lead().unwrap();
+            assert_eq!(leading.last_round_tickets(), 2);
+            let _ticket = leader.post(&[(&episode(2), None)], true).unwrap();
+            let started = Instant::now();
+            assert_eq!(poster.gather(&leading, true).unwrap().len(), 1);
+            assert!(
+                started.elapsed() < GATHER_STEP * GATHER_STEPS,
+                "it found what it expected, without waiting"
+            );
+        }
+        // A leader without a batch of its own (leading for its posted ticket) expects both
+        // processes' tickets; the other never posts.
         let leading = poster.lead().unwrap();
-        assert_eq!(leading.last_round_tickets(), 1);
+        assert_eq!(leading.last_round_tickets(), 2);
+        let _ticket = poster.post(&[(&episode(3), None)], true).unwrap();
         let started = Instant::now();
-        assert!(poster.gather(&leading).unwrap().is_empty());
+        assert_eq!(poster.gather(&leading, false).unwrap().len(), 1);
         assert!(started.elapsed() >= GATHER_STEP * GATHER_STEPS, "it waited");
         assert_eq!(
             leading.last_round_tickets(),
-            0,
-            "and the next round will not"
+            1,
+            "and the next round will expect one process"
         );
     }
 

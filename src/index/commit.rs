@@ -302,7 +302,10 @@ fn lead(
 ) -> Result<Committed> {
     let board_error = |e: std::io::Error| Error::io(board.queue_dir(), e);
     let mut queued = Vec::new();
-    for ticket in board.gather(leading).map_err(board_error)? {
+    for ticket in board
+        .gather(leading, !own.is_empty())
+        .map_err(board_error)?
+    {
         // Only a ticket of a recorder that died can name a segment compaction retired (a live
         // one holds its segment's lock, and compaction retires files only while it holds the
         // leader lock): never index what readers may not find.
