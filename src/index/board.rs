@@ -130,13 +130,31 @@ struct QueuedV1 {
     schema_metadata: Info,
 }
 
-/// One queued episode with its records when it carries them (index/carried.rs).
+impl QueuedV1 {
+    fn of(p: &PendingEpisode) -> QueuedV1 {
+        QueuedV1 {
+            record: p.record.clone(),
+            infos: p.infos.clone(),
+            stats: p.stats.clone(),
+            schema_metadata: p.schema_metadata.clone(),
+        }
+    }
+
+    fn into_pending(self) -> PendingEpisode {
+        PendingEpisode {
+            record: self.record,
+            infos: self.infos,
+            stats: self.stats,
+            schema_metadata: self.schema_metadata,
+        }
+    }
+}
+
+/// One queued episode with its records when it carries them (index/carried.rs). Postcard
+/// writes the nested episode's fields in place: the same bytes as listing them here.
 #[derive(Serialize, Deserialize)]
 struct QueuedV2 {
-    record: EpisodeRecordV1,
-    infos: Vec<(u32, Info)>,
-    stats: Option<EpisodeStatsV1>,
-    schema_metadata: Info,
+    episode: QueuedV1,
     carried: Option<Carried>,
 }
 
@@ -514,26 +532,13 @@ impl Board {
         durable: bool,
     ) -> io::Result<Ticket<'_>> {
         let batch = if episodes.iter().all(|(_, carried)| carried.is_none()) {
-            Batch::V1(
-                episodes
-                    .iter()
-                    .map(|(p, _)| QueuedV1 {
-                        record: p.record.clone(),
-                        infos: p.infos.clone(),
-                        stats: p.stats.clone(),
-                        schema_metadata: p.schema_metadata.clone(),
-                    })
-                    .collect(),
-            )
+            Batch::V1(episodes.iter().map(|(p, _)| QueuedV1::of(p)).collect())
         } else {
             Batch::V2(
                 episodes
                     .iter()
                     .map(|(p, carried)| QueuedV2 {
-                        record: p.record.clone(),
-                        infos: p.infos.clone(),
-                        stats: p.stats.clone(),
-                        schema_metadata: p.schema_metadata.clone(),
+                        episode: QueuedV1::of(p),
                         carried: carried.cloned(),
                     })
                     .collect(),
@@ -675,27 +680,11 @@ impl Board {
             let episodes: Vec<(PendingEpisode, Option<Carried>)> = match batch {
                 Some(Batch::V1(episodes)) => episodes
                     .into_iter()
-                    .map(|q| {
-                        let episode = PendingEpisode {
-                            record: q.record,
-                            infos: q.infos,
-                            stats: q.stats,
-                            schema_metadata: q.schema_metadata,
-                        };
-                        (episode, None)
-                    })
+                    .map(|q| (q.into_pending(), None))
                     .collect(),
                 Some(Batch::V2(episodes)) => episodes
                     .into_iter()
-                    .map(|q| {
-                        let episode = PendingEpisode {
-                            record: q.record,
-                            infos: q.infos,
-                            stats: q.stats,
-                            schema_metadata: q.schema_metadata,
-                        };
-                        (episode, q.carried)
-                    })
+                    .map(|q| (q.episode.into_pending(), q.carried))
                     .collect(),
                 None => {
                     if poster_gone(&file) {
@@ -1130,6 +1119,28 @@ pub(crate) mod tests {
                 "read without the lock"
             );
         });
+    }
+
+    #[test]
+    fn a_posted_batch_keeps_which_episodes_carry_their_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let [leader, poster] = handles(dir.path());
+        let carried = Carried {
+            records: (0..128u8).collect(),
+            fields: Vec::new(),
+        };
+        let (a, b) = (episode(1), episode(2));
+        let _ticket = poster
+            .post(&[(&a, None), (&b, Some(&carried))], true)
+            .unwrap();
+        let leading = leader.lead().unwrap();
+        let mut queued = leader.collect(&leading).unwrap();
+        assert_eq!(queued.len(), 1);
+        let entries: Vec<_> = queued[0]
+            .entries()
+            .map(|(e, c)| (e.record.seed, c.cloned()))
+            .collect();
+        assert_eq!(entries, [(Some(1), None), (Some(2), Some(carried))]);
     }
 
     #[test]
