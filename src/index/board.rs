@@ -58,6 +58,7 @@ use serde::{Deserialize, Serialize};
 use crate::index::PendingEpisode;
 use crate::index::carried::Carried;
 use crate::index::records::EpisodeRecordV1;
+use crate::index::wake::Wake;
 use crate::segment::format::checksum;
 use crate::segment::{SEGMENTS_DIR, segment_path};
 use crate::stats::EpisodeStatsV1;
@@ -74,6 +75,9 @@ pub const ODD_ROUND_FILE: &str = "commit.round.odd";
 /// Where `commit.round` holds the number of the last round begun (u64 little-endian, never
 /// synced; empty or unreadable reads as 0), after the ticket count at 0..8.
 const ROUND_NUMBER_AT: u64 = 8;
+/// Where `commit.round` names the last leader's wake-up socket (wake.rs): its process id and
+/// handle number, two u64 little-endian (never synced; zeros or unreadable: none).
+const ROUND_WAKE_AT: u64 = 16;
 /// Held shared by every handle with a ticket posted.
 pub const POSTERS_FILE: &str = "commit.posters";
 /// A leader that finds fewer tickets than the last round took waits this long for more, at
@@ -318,6 +322,8 @@ pub struct Board {
     round_wait: [File; 2],
     posters: Posters,
     next_ticket: AtomicU64,
+    /// Woken by posters while this handle's round gathers.
+    wake: Wake,
     /// This handle's ticket file between batches (answered, kept for the next batch).
     spare: Mutex<Option<(PathBuf, Arc<File>)>>,
     /// When this handle's rounds last read the whole queue (`None`: never).
@@ -459,6 +465,7 @@ impl Board {
                 probe: lock_file(&posters)?,
             },
             next_ticket: AtomicU64::new(0),
+            wake: Wake::open(root),
             spare: Mutex::new(None),
             last_full_look: Mutex::new(None),
         })
@@ -498,6 +505,11 @@ impl Board {
         // the round already ended). A failed write is a wrong hint: posters then wait on the
         // other lock, find no round and look again shortly.
         let _ = self.round[0].write_all_at(&number.to_le_bytes(), ROUND_NUMBER_AT);
+        let (pid, handle) = self.wake.id();
+        let mut wake = [0u8; 16];
+        wake[..8].copy_from_slice(&pid.to_le_bytes());
+        wake[8..].copy_from_slice(&handle.to_le_bytes());
+        let _ = self.round[0].write_all_at(&wake, ROUND_WAKE_AT);
         Ok(Leading {
             lock: &self.lock,
             round,
@@ -585,6 +597,15 @@ impl Board {
         // or payload that fails its checksum, and skips it this round.
         ticket.file.write_all_at(&body, SYNC_WORD_AT)?;
         ticket.file.write_all_at(&header.encode(), 0)?;
+        // After the header: a leader woken now finds the ticket whole.
+        let mut leader = [0u8; 16];
+        if self.round_wait[0]
+            .read_exact_at(&mut leader, ROUND_WAKE_AT)
+            .is_ok()
+        {
+            let half = |i: usize| u64::from_le_bytes(leader[i..i + 8].try_into().expect("8 bytes"));
+            self.wake.poke((half(0), half(8)));
+        }
         Ok(ticket)
     }
 
@@ -716,11 +737,14 @@ impl Board {
     pub fn gather(&self, leading: &Leading<'_>, own: bool) -> io::Result<Vec<Queued>> {
         let expected = leading.last_round_tickets().saturating_sub(u64::from(own));
         let mut queued = self.collect(leading)?;
-        for _ in 0..GATHER_STEPS {
-            if queued.len() as u64 >= expected {
+        let deadline = Instant::now() + GATHER_STEP * GATHER_STEPS;
+        while (queued.len() as u64) < expected {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 break;
-            }
-            std::thread::sleep(GATHER_STEP);
+            };
+            // Woken by a poster, or a look every step at the latest (a post whose byte was
+            // lost, or a poster of a build without them).
+            self.wake.wait(left.min(GATHER_STEP));
             // Only the tickets posted since: those read already stay as they were read.
             let known: Vec<PathBuf> = queued.iter().map(|q| q.path.clone()).collect();
             queued.extend(self.collect_new(&known)?);
@@ -1141,6 +1165,27 @@ pub(crate) mod tests {
             .map(|(e, c)| (e.record.seed, c.cloned()))
             .collect();
         assert_eq!(entries, [(Some(1), None), (Some(2), Some(carried))]);
+    }
+
+    #[test]
+    fn a_post_wakes_the_leader_of_the_round_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let [first, leader, poster] = handles(dir.path());
+        if leader.wake.id() == (0, 0) {
+            return; // no sockets here: a gathering leader sleeps between looks instead
+        }
+        drop(first.lead().unwrap());
+        let leading = leader.lead().unwrap();
+        let _ticket = poster.post(&[(&episode(1), None)], true).unwrap();
+        assert!(
+            leader.wake.wait(Duration::from_secs(10)),
+            "the post named this round's leader"
+        );
+        assert!(
+            !first.wake.wait(Duration::from_millis(20)),
+            "not the last round's"
+        );
+        drop(leading);
     }
 
     #[test]

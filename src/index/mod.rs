@@ -39,6 +39,7 @@ pub(crate) mod metadata;
 pub(crate) mod presync;
 pub mod records;
 pub(crate) mod schema_meta;
+mod wake;
 
 pub(crate) use guard::guarded;
 
