@@ -8,8 +8,9 @@
 //! number. A leader names its socket in `commit.round` (bytes 16..32, never synced); a poster
 //! that wrote its ticket sends one byte there, and the leader, instead of sleeping, waits for
 //! a byte until its next look is due. A hint only: a lost or stale byte costs a look early or
-//! the sleep, never a ticket; where no socket can be made (another OS, a sandbox), the leader
-//! sleeps as before.
+//! the sleep, never a ticket; where no socket can be made (another OS, a sandbox), or the
+//! poster cannot reach it (another network namespace: abstract names are per namespace;
+//! another host), the leader sleeps as before.
 
 use std::path::Path;
 use std::time::Duration;
