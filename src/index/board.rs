@@ -412,7 +412,7 @@ impl Leading<'_> {
     /// How many recorder processes the last round served (its tickets, and the leader's own
     /// batch if it had one): the first 8 bytes of `commit.round` (0 when empty or unreadable;
     /// a hint only, never synced).
-    fn last_round_tickets(&self) -> u64 {
+    fn last_round_processes(&self) -> u64 {
         let mut b = [0u8; 8];
         match self.hint.read_exact_at(&mut b, 0) {
             Ok(()) => u64::from_le_bytes(b),
@@ -422,7 +422,7 @@ impl Leading<'_> {
 
     /// Leaves the number of processes this round served for the next leader. A hint only: a
     /// failed write costs the next leader its wait for posts, never this round its commit.
-    fn note_round_tickets(&self, tickets: usize) {
+    fn note_round_processes(&self, tickets: usize) {
         let _ = self.hint.write_all_at(&(tickets as u64).to_le_bytes(), 0);
     }
 }
@@ -661,7 +661,7 @@ impl Board {
                 continue;
             };
             let temp = name.starts_with('.') && name.ends_with(".tmp");
-            if !temp && !name.ends_with(".q") || known.contains(&path) {
+            if (!temp && !name.ends_with(".q")) || known.contains(&path) {
                 continue;
             }
             let file = match OpenOptions::new().read(true).write(true).open(&path) {
@@ -735,7 +735,9 @@ impl Board {
     /// tickets (a poster that leads for its unanswered ticket has none: its batch is among
     /// the tickets). Leaves the count of processes for the next round.
     pub fn gather(&self, leading: &Leading<'_>, own: bool) -> io::Result<Vec<Queued>> {
-        let expected = leading.last_round_tickets().saturating_sub(u64::from(own));
+        let expected = leading
+            .last_round_processes()
+            .saturating_sub(u64::from(own));
         let mut queued = self.collect(leading)?;
         let deadline = Instant::now() + GATHER_STEP * GATHER_STEPS;
         while (queued.len() as u64) < expected {
@@ -750,7 +752,7 @@ impl Board {
             queued.extend(self.collect_new(&known)?);
             queued.sort_by(|a, b| a.path.cmp(&b.path));
         }
-        leading.note_round_tickets(queued.len() + usize::from(own));
+        leading.note_round_processes(queued.len() + usize::from(own));
         Ok(queued)
     }
 
@@ -1284,7 +1286,7 @@ pub(crate) mod tests {
         {
             let leading = leader.lead().unwrap();
             assert_eq!(
-                leading.last_round_tickets(),
+                leading.last_round_processes(),
                 0,
                 "no round yet: nothing to wait for"
             );
@@ -1298,7 +1300,7 @@ pub(crate) mod tests {
         // The next leader, with a batch of its own, expects one other process's ticket.
         {
             let leading = poster.lead().unwrap();
-            assert_eq!(leading.last_round_tickets(), 2);
+            assert_eq!(leading.last_round_processes(), 2);
             let _ticket = leader.post(&[(&episode(2), None)], true).unwrap();
             let started = Instant::now();
             assert_eq!(poster.gather(&leading, true).unwrap().len(), 1);
@@ -1310,13 +1312,13 @@ pub(crate) mod tests {
         // A leader without a batch of its own (leading for its posted ticket) expects both
         // processes' tickets; the other never posts.
         let leading = poster.lead().unwrap();
-        assert_eq!(leading.last_round_tickets(), 2);
+        assert_eq!(leading.last_round_processes(), 2);
         let _ticket = poster.post(&[(&episode(3), None)], true).unwrap();
         let started = Instant::now();
         assert_eq!(poster.gather(&leading, false).unwrap().len(), 1);
         assert!(started.elapsed() >= GATHER_STEP * GATHER_STEPS, "it waited");
         assert_eq!(
-            leading.last_round_tickets(),
+            leading.last_round_processes(),
             1,
             "and the next round will expect one process"
         );
