@@ -422,8 +422,8 @@ impl Leading<'_> {
 
     /// Leaves the number of processes this round served for the next leader. A hint only: a
     /// failed write costs the next leader its wait for posts, never this round its commit.
-    fn note_round_processes(&self, tickets: usize) {
-        let _ = self.hint.write_all_at(&(tickets as u64).to_le_bytes(), 0);
+    fn note_round_processes(&self, processes: usize) {
+        let _ = self.hint.write_all_at(&(processes as u64).to_le_bytes(), 0);
     }
 }
 
