@@ -16,9 +16,10 @@ use std::sync::{Arc, Mutex};
 use twox_hash::XxHash3_64;
 
 use super::format::{
-    ChunkRef, HEADER_BYTES, SEGMENT_FORMAT_VERSION, align_up, checksum, decode_file_header,
-    encode_file_header, encode_meta_record_header, encode_record_header,
+    ChunkRef, HEADER_BYTES, MARKER_MAGIC, SEGMENT_FORMAT_VERSION, align_up, checksum,
+    decode_file_header, encode_file_header, encode_meta_record_header, encode_record_header,
 };
+use super::manifest::{ABORTED, MarkerV1};
 use super::sync_thread::SyncThread;
 use super::{parse_segment_name, segment_path};
 use crate::error::{Error, Result};
@@ -120,6 +121,27 @@ impl Appender {
         let offset = self.end;
         self.write_checked(&header, &[payload])?;
         Ok(offset)
+    }
+
+    /// Appends commit markers after an index transaction (segment/manifest.rs), best effort:
+    /// the episodes' fate is decided, and a failed write only poisons the appender (it is
+    /// then sealed) and leaves a manifest unmarked. Markers are written to the file at once,
+    /// so that a process killed before its next sync leaves them in the page cache; when one
+    /// of them is aborted (its recorder was told the commit failed, or the copy was not the
+    /// one indexed), they are also synced, so that `repair` never restores that manifest.
+    pub fn append_markers(&mut self, markers: impl IntoIterator<Item = MarkerV1>) {
+        let mut aborted = false;
+        for marker in markers {
+            aborted |= marker.episode == ABORTED;
+            if self.append_meta(MARKER_MAGIC, &marker.encode()).is_err() {
+                return;
+            }
+        }
+        let _ = if aborted {
+            self.sync()
+        } else {
+            self.write_gathered()
+        };
     }
 
     /// Writes one record at the end; on failure the appender is poisoned.

@@ -12,7 +12,7 @@ use crate::error::{Result, StorageError};
 use crate::index::PendingEpisode;
 use crate::index::carried::{Carried, Placement, Placer};
 use crate::index::presync::SyncSignal;
-use crate::segment::format::{HEADER_BYTES, MANIFEST_MAGIC, MARKER_MAGIC, align_up};
+use crate::segment::format::{HEADER_BYTES, MANIFEST_MAGIC, align_up};
 use crate::segment::manifest::{ABORTED, ManifestV1, MarkerV1};
 use crate::segment::{Appender, SegmentPool};
 
@@ -113,38 +113,17 @@ impl Placement for Placed<'_> {
     fn finish(mut self: Box<Self>, ids: Option<&[Option<u64>]>) -> Result<()> {
         let mut appender = self.appender.take().expect("finished once");
         let synced: Result<()> = appender.end_sync();
-        match ids {
-            Some(ids) => {
-                // The episodes are committed whatever happens here: a failed marker write
-                // poisons the appender (it is then sealed) and `repair` treats the manifest as
-                // unmarked. Written now, so that a process killed before its next sync
-                // leaves them in the page cache.
-                for (&manifest_offset, id) in self.manifests.iter().zip(ids) {
-                    let marker = MarkerV1 {
-                        episode: id.unwrap_or(ABORTED),
-                        manifest_offset,
-                    };
-                    let _ = appender.append_meta(MARKER_MAGIC, &marker.encode());
-                }
-                let _ = appender.write_gathered();
-            }
-            None => {
-                // The recorders are told the commit failed: mark the manifests so `repair`
-                // never restores them. Best effort (the disk may be what failed).
-                let marked = self.manifests.iter().try_for_each(|&manifest_offset| {
-                    let aborted = MarkerV1 {
-                        episode: ABORTED,
-                        manifest_offset,
-                    };
-                    appender
-                        .append_meta(MARKER_MAGIC, &aborted.encode())
-                        .map(drop)
-                });
-                if marked.is_ok() {
-                    let _ = appender.sync();
-                }
-            }
-        }
+        // Committed under their ids; aborted when the transaction failed (the recorders are
+        // told so) or for a copy whose episode was indexed from another one.
+        let markers = self
+            .manifests
+            .iter()
+            .enumerate()
+            .map(|(i, &manifest_offset)| MarkerV1 {
+                episode: ids.and_then(|ids| ids[i]).unwrap_or(ABORTED),
+                manifest_offset,
+            });
+        appender.append_markers(markers);
         self.pool.checkin(appender);
         synced
     }

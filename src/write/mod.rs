@@ -38,7 +38,7 @@ use crate::index::commit::Queued;
 use crate::index::records::{EpisodeRecordV1, Outcome};
 use crate::open::OpenStore;
 use crate::schema::{REWARD, Schema, TERMINATED, TRUNCATED};
-use crate::segment::format::{MANIFEST_MAGIC, MARKER_MAGIC};
+use crate::segment::format::MANIFEST_MAGIC;
 use crate::segment::manifest::{ABORTED, ManifestV1, MarkerV1};
 use crate::segment::{Appender, RecordBuf};
 use crate::stats::EpisodeStatsBuilder;
@@ -436,37 +436,15 @@ impl EpisodeWriter {
                 .sync()
                 .and_then(|()| commits.commit(index, board, &placer, queued(None)))
         };
-        let id = match committed {
-            Ok(id) => id,
-            Err(e) => {
-                // The recorder is told the commit failed: mark the manifest so `repair` never
-                // restores it. Best effort (the disk may be what failed; a failed segment sync
-                // poisoned the appender, and nothing is appended then).
-                let aborted = MarkerV1 {
-                    episode: ABORTED,
-                    manifest_offset,
-                };
-                if appender
-                    .append_meta(MARKER_MAGIC, &aborted.encode())
-                    .is_ok()
-                {
-                    let _ = appender.sync();
-                }
-                return Err(e);
-            }
-        };
-        let marker = MarkerV1 {
-            episode: id,
+        // Marked committed under its id, or aborted when the commit failed: the recorder is
+        // told so, and `repair` must never restore the manifest (nothing is appended to an
+        // appender a failed sync poisoned).
+        let episode = *committed.as_ref().unwrap_or(&ABORTED);
+        appender.append_markers([MarkerV1 {
+            episode,
             manifest_offset,
-        };
-        // The episode is committed whatever happens here: a failed marker write poisons the
-        // appender (it is then sealed) and `repair` treats the manifest as unmarked.
-        // It is written now, not with the next episode's records, so that a process killed
-        // before that leaves it in the page cache.
-        let _ = appender
-            .append_meta(MARKER_MAGIC, &marker.encode())
-            .and_then(|_| appender.write_gathered());
-        Ok(EpisodeId(id))
+        }]);
+        committed.map(EpisodeId)
     }
 }
 
