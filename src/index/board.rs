@@ -72,12 +72,16 @@ pub const QUEUE_DIR: &str = "commit-queue";
 pub const ROUND_FILE: &str = "commit.round";
 /// The lock of odd-numbered rounds (`commit.round` is that of even ones).
 pub const ODD_ROUND_FILE: &str = "commit.round.odd";
+/// Where `commit.round` holds the hint: how many processes the last round served.
+const ROUND_HINT_AT: u64 = 0;
 /// Where `commit.round` holds the number of the last round begun (u64 little-endian, never
 /// synced; empty or unreadable reads as 0), after the ticket count at 0..8.
 const ROUND_NUMBER_AT: u64 = 8;
 /// Where `commit.round` names the last leader's wake-up socket (wake.rs): its process id and
 /// handle number, two u64 little-endian (never synced; zeros or unreadable: none).
 const ROUND_WAKE_AT: u64 = 16;
+// A leader writes its round's number and its wake-up id in one write.
+const _: () = assert!(ROUND_WAKE_AT == ROUND_NUMBER_AT + 8);
 /// Held shared by every handle with a ticket posted.
 pub const POSTERS_FILE: &str = "commit.posters";
 /// A leader that finds fewer tickets than the last round took waits this long for more, at
@@ -389,13 +393,26 @@ impl Drop for Posting<'_> {
     }
 }
 
-/// The number of the last round begun, from `commit.round` (0 when unreadable).
-fn round_number(file: &File) -> u64 {
-    let mut b = [0u8; 8];
-    match file.read_exact_at(&mut b, ROUND_NUMBER_AT) {
-        Ok(()) => u64::from_le_bytes(b),
-        Err(_) => 0,
+/// `N` consecutive u64 little-endian words of `commit.round` from byte `at` (zeros when empty
+/// or unreadable: every word there is a hint, never synced).
+fn round_words<const N: usize>(file: &File, at: u64) -> [u64; N] {
+    let mut bytes = vec![0u8; N * 8];
+    if file.read_exact_at(&mut bytes, at).is_err() {
+        return [0; N];
     }
+    std::array::from_fn(|i| u64::from_le_bytes(bytes[i * 8..][..8].try_into().expect("8 bytes")))
+}
+
+/// Writes words of `commit.round` from byte `at`; a failed write is a wrong hint.
+fn set_round_words(file: &File, at: u64, words: &[u64]) {
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let _ = file.write_all_at(&bytes, at);
+}
+
+/// The number of the last round begun, from `commit.round`.
+fn round_number(file: &File) -> u64 {
+    let [number] = round_words(file, ROUND_NUMBER_AT);
+    number
 }
 
 /// The leader lock and its round, held until dropped.
@@ -413,17 +430,14 @@ impl Leading<'_> {
     /// batch if it had one): the first 8 bytes of `commit.round` (0 when empty or unreadable;
     /// a hint only, never synced).
     fn last_round_processes(&self) -> u64 {
-        let mut b = [0u8; 8];
-        match self.hint.read_exact_at(&mut b, 0) {
-            Ok(()) => u64::from_le_bytes(b),
-            Err(_) => 0,
-        }
+        let [processes] = round_words(self.hint, ROUND_HINT_AT);
+        processes
     }
 
     /// Leaves the number of processes this round served for the next leader. A hint only: a
     /// failed write costs the next leader its wait for posts, never this round its commit.
     fn note_round_processes(&self, processes: usize) {
-        let _ = self.hint.write_all_at(&(processes as u64).to_le_bytes(), 0);
+        set_round_words(self.hint, ROUND_HINT_AT, &[processes as u64]);
     }
 }
 
@@ -503,13 +517,10 @@ impl Board {
         }
         // After the lock: a poster that reads this number finds the round's lock taken (or
         // the round already ended). A failed write is a wrong hint: posters then wait on the
-        // other lock, find no round and look again shortly.
-        let _ = self.round[0].write_all_at(&number.to_le_bytes(), ROUND_NUMBER_AT);
+        // other lock, find no round and look again shortly. The wake-up socket's id follows
+        // the number (one write).
         let (pid, handle) = self.wake.id();
-        let mut wake = [0u8; 16];
-        wake[..8].copy_from_slice(&pid.to_le_bytes());
-        wake[8..].copy_from_slice(&handle.to_le_bytes());
-        let _ = self.round[0].write_all_at(&wake, ROUND_WAKE_AT);
+        set_round_words(&self.round[0], ROUND_NUMBER_AT, &[number, pid, handle]);
         Ok(Leading {
             lock: &self.lock,
             round,
@@ -598,14 +609,8 @@ impl Board {
         ticket.file.write_all_at(&body, SYNC_WORD_AT)?;
         ticket.file.write_all_at(&header.encode(), 0)?;
         // After the header: a leader woken now finds the ticket whole.
-        let mut leader = [0u8; 16];
-        if self.round_wait[0]
-            .read_exact_at(&mut leader, ROUND_WAKE_AT)
-            .is_ok()
-        {
-            let half = |i: usize| u64::from_le_bytes(leader[i..i + 8].try_into().expect("8 bytes"));
-            self.wake.poke((half(0), half(8)));
-        }
+        let [pid, handle] = round_words(&self.round_wait[0], ROUND_WAKE_AT);
+        self.wake.poke((pid, handle));
         Ok(ticket)
     }
 
