@@ -77,8 +77,10 @@ impl Wake {
         self.id
     }
 
-    /// Waits at most `timeout` for a poster's byte; `true` when one came. Without a socket,
-    /// sleeps `timeout`.
+    /// Waits at most `timeout` for a poster's byte; `true` when one came. Every byte queued
+    /// behind it is taken too: the look that follows finds every ticket they stand for, and a
+    /// byte left queued would wake the next wait at once for a ticket already read. Without
+    /// a socket, sleeps `timeout`.
     pub fn wait(&self, timeout: Duration) -> bool {
         #[cfg(target_os = "linux")]
         if let Some(s) = &self.sockets
@@ -87,7 +89,13 @@ impl Wake {
                 .is_ok()
         {
             let mut byte = [0u8; 1];
-            return s.listen.recv(&mut byte).is_ok();
+            let woken = s.listen.recv(&mut byte).is_ok();
+            if woken && s.listen.set_nonblocking(true).is_ok() {
+                while s.listen.recv(&mut byte).is_ok() {}
+                // Failing, later waits return at once: a look each, as with stale bytes.
+                let _ = s.listen.set_nonblocking(false);
+            }
+            return woken;
         }
         std::thread::sleep(timeout);
         false
@@ -145,5 +153,27 @@ mod tests {
         let stranger = Wake::open(elsewhere.path());
         stranger.poke(leader.id());
         assert!(!leader.wait(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn one_wait_takes_every_poke_queued_so_the_next_waits_for_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (leader, poster) = (Wake::open(dir.path()), Wake::open(dir.path()));
+        if leader.id() == (0, 0) {
+            return;
+        }
+        for _ in 0..3 {
+            poster.poke(leader.id());
+        }
+        assert!(leader.wait(Duration::from_secs(10)));
+        assert!(
+            !leader.wait(Duration::from_millis(20)),
+            "the two pokes behind the first were taken with it"
+        );
+        poster.poke(leader.id());
+        assert!(
+            leader.wait(Duration::from_secs(10)),
+            "and is woken by the next one"
+        );
     }
 }
