@@ -38,8 +38,11 @@
 //! - Gathering: the posters a round answers go on recording together, and the first to finish
 //!   leads the next round, which found its queue empty: rounds alternated between one episode
 //!   and all the others. A leader that finds fewer tickets than the last round took (a hint in
-//!   `commit.round`, written by every leader) waits a little for them before committing. With
-//!   no other recorder process the hint is 0 and nothing waits.
+//!   `commit.round`, written by every leader) waits a little for them before committing, and
+//!   indexes what it has meanwhile: its write transaction is open before its first look, and
+//!   each ticket is indexed when a look finds it ([`Gathering`]), so the last one to arrive
+//!   leaves only its own rows and the commit. With no other recorder process the hint is 0
+//!   and nothing waits.
 //!
 //! Tickets are not durable and never need to be: a ticket stands for a recorder blocked in
 //! `commit()`; a power cut ends that call unanswered, and no transaction naming its bytes
@@ -649,6 +652,7 @@ impl Board {
     /// (nobody will read them) and leftovers of posters that died while writing are deleted.
     /// The queue directory is read only when a live handle has a ticket posted, or for
     /// tickets of dead posters: on this handle's first round and then once a second.
+    #[cfg(test)]
     pub fn collect(&self, _leading: &Leading<'_>) -> io::Result<Vec<Queued>> {
         self.collect_new(&[])
     }
@@ -734,31 +738,24 @@ impl Board {
         Ok(queued)
     }
 
-    /// The tickets of this round ([`Board::collect`]): when fewer processes would take part
-    /// than in the last round, waits for the others' posts a little first (module docs,
-    /// "gathering"). `own`: the leader commits a batch of its own process besides the
-    /// tickets (a poster that leads for its unanswered ticket has none: its batch is among
-    /// the tickets). Leaves the count of processes for the next round.
-    pub fn gather(&self, leading: &Leading<'_>, own: bool) -> io::Result<Vec<Queued>> {
-        let expected = leading
-            .last_round_processes()
-            .saturating_sub(u64::from(own));
-        let mut queued = self.collect(leading)?;
-        let deadline = Instant::now() + GATHER_STEP * GATHER_STEPS;
-        while (queued.len() as u64) < expected {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                break;
-            };
-            // Woken by a poster, or a look every step at the latest (a post whose byte was
-            // lost, or a poster of a build without them).
-            self.wake.wait(left.min(GATHER_STEP));
-            // Only the tickets posted since: those read already stay as they were read.
-            let known: Vec<PathBuf> = queued.iter().map(|q| q.path.clone()).collect();
-            queued.extend(self.collect_new(&known)?);
-            queued.sort_by(|a, b| a.path.cmp(&b.path));
+    /// Gathers the tickets of this round ([`Board::collect`]) as they are posted
+    /// ([`Gathering::next`]): when fewer processes would take part than in the last round,
+    /// it waits for the others' posts a little (module docs, "gathering"), and the leader
+    /// indexes what it has meanwhile. `own`: the leader commits a batch of its own process
+    /// besides the tickets (a poster that leads for its unanswered ticket has none: its batch
+    /// is among the tickets). Leaves the count of processes for the next round.
+    pub fn gather<'b>(&'b self, leading: &'b Leading<'b>, own: bool) -> Gathering<'b> {
+        Gathering {
+            board: self,
+            leading,
+            own,
+            expected: leading
+                .last_round_processes()
+                .saturating_sub(u64::from(own)),
+            deadline: Instant::now() + GATHER_STEP * GATHER_STEPS,
+            known: Vec::new(),
+            looked: false,
         }
-        leading.note_round_processes(queued.len() + usize::from(own));
-        Ok(queued)
     }
 
     /// Whether this round should read the whole queue although no live handle has a ticket
@@ -774,6 +771,45 @@ impl Board {
             *last = Some(now);
         }
         due
+    }
+}
+
+/// A round's tickets, handed out as they are posted ([`Board::gather`]).
+pub struct Gathering<'b> {
+    board: &'b Board,
+    leading: &'b Leading<'b>,
+    own: bool,
+    /// How many tickets the round waits for.
+    expected: u64,
+    deadline: Instant,
+    /// The tickets handed out so far: each is read once (a ticket is not posted again
+    /// before its outcome is read).
+    known: Vec<PathBuf>,
+    /// The queue was read once.
+    looked: bool,
+}
+
+impl Gathering<'_> {
+    /// The tickets posted since the last call (at the first, every ticket queued, without
+    /// waiting), or `None` once the round has them: as many as it expects, or after waiting
+    /// at most `GATHER_STEPS` steps in all. A later call, while the round expects more,
+    /// waits for a post to wake it (or a step at most: a post whose byte was lost, or a
+    /// poster of a build without wake-ups), so it may hand out none. At `None`, leaves the
+    /// count of processes the round served for the next one.
+    pub fn next(&mut self) -> io::Result<Option<Vec<Queued>>> {
+        if self.looked {
+            let left = self.deadline.checked_duration_since(Instant::now());
+            let Some(left) = left.filter(|_| (self.known.len() as u64) < self.expected) else {
+                self.leading
+                    .note_round_processes(self.known.len() + usize::from(self.own));
+                return Ok(None);
+            };
+            self.board.wake.wait(left.min(GATHER_STEP));
+        }
+        self.looked = true;
+        let new = self.board.collect_new(&self.known)?;
+        self.known.extend(new.iter().map(|q| q.path.clone()));
+        Ok(Some(new))
     }
 }
 
@@ -1037,6 +1073,16 @@ pub(crate) mod tests {
     /// `N` handles of the board of the store at `root`. Handles of one store directory stand
     /// for processes: `flock`s of different open files exclude each other as they do across
     /// processes.
+    /// Every ticket a round gathers.
+    fn gather_all(board: &Board, leading: &Leading<'_>, own: bool) -> Vec<Queued> {
+        let mut gathering = board.gather(leading, own);
+        let mut all = Vec::new();
+        while let Some(tickets) = gathering.next().unwrap() {
+            all.extend(tickets);
+        }
+        all
+    }
+
     fn handles<const N: usize>(root: &Path) -> [Board; N] {
         std::array::from_fn(|_| Board::open(root).unwrap())
     }
@@ -1196,6 +1242,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_gathering_hands_out_each_ticket_once_as_it_is_posted_and_ends_with_the_expected_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let [leader, a, b] = handles(dir.path());
+        let leading = leader.lead().unwrap();
+        // The last round served three processes; this leader has a batch of its own, so it
+        // expects two tickets.
+        leading.note_round_processes(3);
+        let _first = a.post(&[(&episode(1), None)], true).unwrap();
+        let mut gathering = leader.gather(&leading, true);
+        let started = Instant::now();
+        let posted = gathering.next().unwrap().expect("a first look");
+        assert_eq!(posted.len(), 1, "the ticket posted before, at once");
+        assert!(started.elapsed() < GATHER_STEP, "without waiting");
+        // Indexed meanwhile; the next post is handed out by a later look, alone.
+        let _second = b.post(&[(&episode(2), None)], true).unwrap();
+        let mut later = Vec::new();
+        while later.is_empty() {
+            later = gathering.next().unwrap().expect("still one expected");
+        }
+        assert_eq!(later.len(), 1, "only the ticket posted since");
+        assert_ne!(later[0].path, posted[0].path);
+        let started = Instant::now();
+        assert!(
+            gathering.next().unwrap().is_none(),
+            "both expected tickets found"
+        );
+        assert!(started.elapsed() < GATHER_STEP, "it ends without waiting");
+        assert_eq!(leading.last_round_processes(), 3, "and passes the count on");
+    }
+
+    #[test]
     fn posters_woken_by_a_round_go_on_although_the_next_leader_took_its_round_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let [first, poster, next] = handles(dir.path());
@@ -1297,7 +1374,7 @@ pub(crate) mod tests {
             );
             let ticket = poster.post(&[(&episode(1), None)], true).unwrap();
             // A leader with a batch of its own: its round serves two processes.
-            let mut queued = leader.gather(&leading, true).unwrap();
+            let mut queued = gather_all(&leader, &leading, true);
             assert_eq!(queued.len(), 1);
             queued.pop().unwrap().answer(Ok(&[1])).unwrap();
             assert!(ticket.outcome().unwrap().is_some());
@@ -1308,7 +1385,7 @@ pub(crate) mod tests {
             assert_eq!(leading.last_round_processes(), 2);
             let _ticket = leader.post(&[(&episode(2), None)], true).unwrap();
             let started = Instant::now();
-            assert_eq!(poster.gather(&leading, true).unwrap().len(), 1);
+            assert_eq!(gather_all(&poster, &leading, true).len(), 1);
             assert!(
                 started.elapsed() < GATHER_STEP * GATHER_STEPS,
                 "it found what it expected, without waiting"
@@ -1320,7 +1397,7 @@ pub(crate) mod tests {
         assert_eq!(leading.last_round_processes(), 2);
         let _ticket = poster.post(&[(&episode(3), None)], true).unwrap();
         let started = Instant::now();
-        assert_eq!(poster.gather(&leading, false).unwrap().len(), 1);
+        assert_eq!(gather_all(&poster, &leading, false).len(), 1);
         assert!(started.elapsed() >= GATHER_STEP * GATHER_STEPS, "it waited");
         assert_eq!(
             leading.last_round_processes(),
@@ -1383,6 +1460,23 @@ pub(crate) mod tests {
         );
     }
 
+    /// Commits `batch` in one transaction, where `taken[i]` is the lowest id a dead leader
+    /// could have given episode `i` ([`crate::index::Batch::add`]).
+    fn commit_taken(
+        index: &Index,
+        batch: &[&PendingEpisode],
+        taken: &[Option<u64>],
+    ) -> crate::Result<Vec<u64>> {
+        let mut ids = Vec::new();
+        index.commit_with(|txn| {
+            for (pending, taken) in batch.iter().zip(taken) {
+                ids.push(txn.add(pending, *taken)?);
+            }
+            Ok(Some(Vec::new()))
+        })?;
+        Ok(ids)
+    }
+
     #[test]
     fn a_ticket_a_dead_leader_committed_is_not_indexed_twice() {
         let dir = tempfile::tempdir().unwrap();
@@ -1392,14 +1486,12 @@ pub(crate) mod tests {
         let first = index.commit(&[&a], Vec::new()).unwrap();
         assert_eq!(first, [1]);
         // The next leader finds `a` taken from id 1: found, not inserted; `b` is new.
-        let ids = index
-            .commit_checked(&[&a, &b], &[Some(1), Some(1)], Vec::new())
-            .unwrap();
+        let ids = commit_taken(&index, &[&a, &b], &[Some(1), Some(1)]).unwrap();
         assert_eq!(ids, [1, 2]);
         assert_eq!(index.next_episode_id().unwrap(), 3, "one row each");
         // Above the bound nothing matches: the episode is indexed (a leader that died before
         // its commit).
-        let ids = index.commit_checked(&[&a], &[Some(3)], Vec::new()).unwrap();
+        let ids = commit_taken(&index, &[&a], &[Some(3)]).unwrap();
         assert_eq!(ids, [3]);
     }
 }

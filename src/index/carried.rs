@@ -41,19 +41,22 @@ pub struct Carried {
 
 /// Writes carried episodes into a segment of the committing process.
 pub trait Placer {
-    /// Writes each episode's records, then its manifest, at the end of one segment, and moves
-    /// the chunk places of its record there. Not durable yet: [`Placement::synced`].
-    fn place<'a>(
-        &'a self,
-        episodes: &mut [(&mut PendingEpisode, &Carried)],
-    ) -> Result<Box<dyn Placement + 'a>>;
+    /// An empty placement, which the round's carried episodes are written into one by one
+    /// as the round collects them.
+    fn open<'a>(&'a self) -> Box<dyn Placement + 'a>;
 }
 
-/// Carried episodes written into a segment, until their index transaction ended.
+/// Carried episodes written into one segment, until their index transaction ended.
 pub trait Placement {
-    /// The sync of the placed bytes, running: the transaction must wait for it before it
-    /// becomes live. `None` when they are durable already.
-    fn synced(&self) -> Option<Arc<SyncSignal>>;
+    /// Writes the episode's records, then its manifest, at the end of the placement's segment
+    /// (taken at the first episode), and moves the chunk places of its record there. Not
+    /// durable yet: [`Placement::begin_sync`].
+    fn place(&mut self, episode: &mut PendingEpisode, carried: &Carried) -> Result<()>;
+
+    /// Once every episode is placed: starts the sync of the placed bytes, which the
+    /// transaction must wait for before it becomes live. `None` when nothing was placed or
+    /// the bytes are durable already (synced here when syncs do not overlap the index's).
+    fn begin_sync(&mut self) -> Result<Option<Arc<SyncSignal>>>;
 
     /// After the transaction: waits for the sync and marks the episodes (format.md, "Commit
     /// marker record"): `Some(ids)`, one entry per placed episode in order: committed under

@@ -17,9 +17,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result, StorageError};
 use crate::index::board::{self, Board};
-use crate::index::carried::{Carried, Placer};
+use crate::index::carried::{Carried, Placement, Placer};
 use crate::index::presync::SyncSignal;
-use crate::index::{Index, PendingEpisode};
+use crate::index::{Batch, Index, PendingEpisode};
 
 /// An episode queued for the index: its records written by its recorder, with the sync of
 /// its segment when that still runs (index/presync.rs; `None` when its bytes are already
@@ -126,69 +126,11 @@ impl GroupCommit {
                 )
                 .collect();
             crate::index::guarded(index.path(), || match board {
-                None => commit_batch(index, placer, &mut own, None, signals).map(Committed::alone),
+                None => commit_round(index, placer, &mut own, signals, None),
                 Some(board) => across_processes(index, board, placer, &mut own, signals),
             })
         })
     }
-}
-
-/// Episodes of tickets a leader that died may have indexed already.
-struct Taken<'a> {
-    /// Per episode of the batch, the lowest id that leader could have given
-    /// ([`Index::commit_checked`]); `None` for the others.
-    bounds: &'a [Option<u64>],
-    /// The lowest id this transaction can give: an id below it was given by that leader.
-    from_id: u64,
-}
-
-/// Indexes `batch` in one transaction that becomes live only after `signals` (`taken`: none
-/// when no episode may be indexed already). Its carried episodes are first written into a
-/// segment of this process by `placer`, whose sync the transaction waits for too, and marked
-/// once it ended.
-fn commit_batch(
-    index: &Index,
-    placer: &dyn Placer,
-    batch: &mut [Entry<'_>],
-    taken: Option<Taken<'_>>,
-    mut signals: Vec<Arc<SyncSignal>>,
-) -> Result<Vec<u64>> {
-    let carried: Vec<usize> = (0..batch.len()).filter(|&i| batch[i].1.is_some()).collect();
-    let placement = if carried.is_empty() {
-        None
-    } else {
-        let mut placing: Vec<(&mut PendingEpisode, &Carried)> = batch
-            .iter_mut()
-            .filter_map(|(episode, carried)| carried.map(|c| (&mut **episode, c)))
-            .collect();
-        let placement = placer.place(&mut placing)?;
-        signals.extend(placement.synced());
-        Some(placement)
-    };
-    let all: Vec<&PendingEpisode> = batch.iter().map(|(episode, _)| &**episode).collect();
-    let result = match &taken {
-        None => index.commit(&all, signals),
-        Some(taken) => index.commit_checked(&all, taken.bounds, signals),
-    };
-    let Some(placement) = placement else {
-        return result;
-    };
-    // An episode of a ticket a dead leader took, found indexed under an id that leader gave,
-    // was indexed from that leader's copy of its records: this copy is marked as not
-    // committed, so that `repair` never restores it as a second episode.
-    let marks: Option<Vec<Option<u64>>> = result.as_ref().ok().map(|ids| {
-        carried
-            .iter()
-            .map(|&i| {
-                let found = taken
-                    .as_ref()
-                    .is_some_and(|t| t.bounds[i].is_some() && ids[i] < t.from_id);
-                (!found).then_some(ids[i])
-            })
-            .collect()
-    });
-    let finished = placement.finish(marks.as_deref());
-    result.and_then(|ids| finished.map(|()| ids))
 }
 
 /// What committing a batch did: one id per episode of the batch, and the index transactions
@@ -198,18 +140,6 @@ struct Committed {
     ids: Vec<u64>,
     transactions: u64,
     episodes: u64,
-}
-
-impl Committed {
-    /// The batch indexed alone, in one transaction of this process.
-    fn alone(ids: Vec<u64>) -> Committed {
-        let episodes = ids.len() as u64;
-        Committed {
-            ids,
-            transactions: 1,
-            episodes,
-        }
-    }
 }
 
 /// One process's batch through the board: committed at once, with whatever other processes
@@ -225,7 +155,7 @@ fn across_processes(
 ) -> Result<Committed> {
     let board_error = |e: std::io::Error| Error::io(board.queue_dir(), e);
     if let Some(leading) = board.try_lead().map_err(board_error)? {
-        return lead(index, board, placer, &leading, own, signals);
+        return commit_round(index, placer, own, signals, Some((board, &leading)));
     }
     // Another process indexes: the batch is posted at once, so the next round takes it while
     // its segment syncs still run, and the sync word says when they returned (a leader makes
@@ -253,7 +183,8 @@ fn across_processes(
             // Nobody leads and no round answered the ticket: this process commits it, with
             // every other ticket queued (unless a round answered it just now).
             if ticket.outcome().map_err(board_error)?.is_none() {
-                let led = lead(index, board, placer, &leading, &mut [], Vec::new())?;
+                let led =
+                    commit_round(index, placer, &mut [], Vec::new(), Some((board, &leading)))?;
                 (transactions, episodes) = (led.transactions, led.episodes);
             }
             break ticket.outcome().map_err(board_error)?;
@@ -289,109 +220,185 @@ fn across_processes(
 /// looking again.
 const BETWEEN_ROUNDS: std::time::Duration = std::time::Duration::from_micros(50);
 
-/// Commits `own` (this process's batch, its segment syncs in `signals`) and every ticket
-/// queued, in one transaction, while holding the leader lock; answers every ticket. The
-/// carried episodes of both are written into one segment of this process (`placer`).
-fn lead(
+/// Commits `own` (this process's batch, its segment syncs in `signals`) in one transaction;
+/// with `leading` (this process holds the board's leader lock), every ticket the round
+/// gathers too, indexed as it arrives while the round waits for the rest (board.rs,
+/// "Gathering"), and answers every ticket. The carried episodes of both are written into one
+/// segment of this process (`placer`) as they are indexed, and synced once.
+fn commit_round(
     index: &Index,
-    board: &Board,
     placer: &dyn Placer,
-    leading: &board::Leading<'_>,
     own: &mut [Entry<'_>],
     signals: Vec<Arc<SyncSignal>>,
+    leading: Option<(&Board, &board::Leading<'_>)>,
 ) -> Result<Committed> {
-    let board_error = |e: std::io::Error| Error::io(board.queue_dir(), e);
-    let mut queued = Vec::new();
-    for ticket in board
-        .gather(leading, !own.is_empty())
-        .map_err(board_error)?
-    {
+    let mut round = Round::new(placer);
+    let committed = index.commit_with(|batch| {
+        round.first_id = batch.first_id();
+        for (episode, carried) in own.iter_mut() {
+            round.add(batch, episode, *carried, None)?;
+        }
+        let mut signals = signals;
+        if let Some((board, leading)) = leading {
+            let board_error = |e: std::io::Error| Error::io(board.queue_dir(), e);
+            let mut syncing = Vec::new();
+            let mut gathering = board.gather(leading, !own.is_empty());
+            while let Some(tickets) = gathering.next().map_err(board_error)? {
+                for ticket in tickets {
+                    round
+                        .add_ticket(batch, ticket, &mut syncing)
+                        .map_err(board_error)??;
+                }
+            }
+            if !syncing.is_empty() {
+                // Posters whose segment syncs still run: the transaction waits for their sync
+                // words before it becomes live, as for this process's own syncs, on the
+                // committing thread after the index's first sync (index/presync.rs).
+                signals.push(Arc::new(SyncSignal::run_by_waiter(
+                    "the segments of batches queued by other processes",
+                    move || {
+                        syncing
+                            .iter()
+                            .try_for_each(board::PosterSync::await_durable)
+                    },
+                )));
+            }
+        }
+        if round.ids.is_empty() {
+            return Ok(None);
+        }
+        signals.extend(round.placement.begin_sync()?);
+        Ok(Some(signals))
+    });
+    round.finish(committed, own.len())
+}
+
+/// The episodes of one round's transaction, as they are indexed.
+struct Round<'p> {
+    /// Where the round's carried episodes are written.
+    placement: Box<dyn Placement + 'p>,
+    /// Per episode, in order (own first, then each ticket's): its id.
+    ids: Vec<u64>,
+    /// Per episode: the lowest id a leader that died may have indexed it under (its ticket
+    /// was taken: [`Board::gather`]), or `None`.
+    taken: Vec<Option<u64>>,
+    /// Which episodes were placed (carried), in placement order.
+    placed: Vec<usize>,
+    /// The tickets answered by this round, with their episodes in `ids` in this order.
+    tickets: Vec<board::Queued>,
+    /// The lowest id this transaction can give: an id below it was given by an earlier one.
+    first_id: u64,
+}
+
+impl<'p> Round<'p> {
+    fn new(placer: &'p dyn Placer) -> Round<'p> {
+        Round {
+            placement: placer.open(),
+            ids: Vec::new(),
+            taken: Vec::new(),
+            placed: Vec::new(),
+            tickets: Vec::new(),
+            first_id: 0,
+        }
+    }
+
+    /// Places (if carried) and indexes one episode.
+    fn add(
+        &mut self,
+        batch: &mut Batch<'_>,
+        episode: &mut PendingEpisode,
+        carried: Option<&Carried>,
+        taken: Option<u64>,
+    ) -> Result<()> {
+        if let Some(carried) = carried {
+            self.placement.place(episode, carried)?;
+            self.placed.push(self.ids.len());
+        }
+        self.ids.push(batch.add(episode, taken)?);
+        self.taken.push(taken);
+        Ok(())
+    }
+
+    /// Indexes a ticket's episodes, or answers it at once when it cannot be committed. The
+    /// outer error is the board's (reading or marking the ticket), the inner the index's.
+    fn add_ticket(
+        &mut self,
+        batch: &mut Batch<'_>,
+        mut ticket: board::Queued,
+        syncing: &mut Vec<board::PosterSync>,
+    ) -> std::io::Result<Result<()>> {
         // Only a ticket of a recorder that died can name a segment compaction retired (a live
         // one holds its segment's lock, and compaction retires files only while it holds the
         // leader lock): never index what readers may not find.
         if ticket.poster_ended() && !ticket.segments_present() {
             let _ = ticket.answer(Err("a segment it names was retired"));
-        } else if ticket.sync_failed().map_err(board_error)? {
+            return Ok(Ok(()));
+        }
+        if ticket.sync_failed()? {
             let _ = ticket.answer(Err("syncing its segment failed"));
-        } else {
-            queued.push(ticket);
+            return Ok(Ok(()));
         }
-    }
-    if queued.is_empty() {
-        if own.is_empty() {
-            return Ok(Committed {
-                ids: Vec::new(),
-                transactions: 0,
-                episodes: 0,
-            });
-        }
-        return commit_batch(index, placer, own, None, signals).map(Committed::alone);
-    }
-    let from_id = index.next_episode_id()?;
-    let mut taken = vec![None; own.len()];
-    for ticket in &mut queued {
+        // Before it is indexed: a leader that dies after the commit leaves the bound.
         let before = ticket.taken_from();
-        ticket.take(from_id).map_err(board_error)?;
-        taken.extend(std::iter::repeat_n(before, ticket.episodes.len()));
-    }
-    let mut syncing = Vec::new();
-    for ticket in &queued {
-        if !ticket.durable().map_err(board_error)? {
+        ticket.take(self.first_id)?;
+        if !ticket.durable()? {
             syncing.push(ticket.poster_sync());
         }
-    }
-    let mut signals = signals;
-    if !syncing.is_empty() {
-        // Posters whose segment syncs still run: the transaction waits for their sync words
-        // before it becomes live, as for this process's own syncs, on the committing thread
-        // after the index's first sync (index/presync.rs).
-        signals.push(Arc::new(SyncSignal::run_by_waiter(
-            "the segments of batches queued by other processes",
-            move || {
-                syncing
-                    .iter()
-                    .try_for_each(board::PosterSync::await_durable)
-            },
-        )));
-    }
-    let mut all: Vec<Entry<'_>> = own
-        .iter_mut()
-        .map(|(episode, carried)| (&mut **episode, *carried))
-        .collect();
-    for ticket in &mut queued {
-        all.extend(ticket.entries());
-    }
-    let taken = Taken {
-        bounds: &taken,
-        from_id,
-    };
-    let result = commit_batch(index, placer, &mut all, Some(taken), signals);
-    drop(all);
-    match &result {
-        Ok(ids) => {
-            let mut at = own.len();
-            for ticket in queued {
-                let n = ticket.episodes.len();
-                let _ = ticket.answer(Ok(&ids[at..at + n]));
-                at += n;
+        let mut added = Ok(());
+        for (episode, carried) in ticket.entries() {
+            added = self.add(batch, episode, carried, before);
+            if added.is_err() {
+                break;
             }
         }
-        Err(e) => {
-            let text = e.to_string();
-            for ticket in queued {
-                let _ = ticket.answer(Err(&text));
+        // Answered by `finish` whatever happened: with its ids, or the round's error.
+        self.tickets.push(ticket);
+        Ok(added)
+    }
+
+    /// After the transaction (`committed`: whether it ran, or its error): marks the carried
+    /// episodes, answers the tickets and returns this process's `own` ids.
+    fn finish(self, committed: Result<bool>, own: usize) -> Result<Committed> {
+        // An episode of a ticket a dead leader took, found indexed under an id that leader
+        // gave, was indexed from that leader's copy of its records: this copy is marked as
+        // not committed, so that `repair` never restores it as a second episode.
+        let marks: Option<Vec<Option<u64>>> = committed.as_ref().ok().map(|_| {
+            self.placed
+                .iter()
+                .map(|&i| {
+                    let found = self.taken[i].is_some() && self.ids[i] < self.first_id;
+                    (!found).then_some(self.ids[i])
+                })
+                .collect()
+        });
+        let finished = self.placement.finish(marks.as_deref());
+        let result = committed.and_then(|ran| finished.map(|()| ran));
+        match &result {
+            Ok(_) => {
+                let mut at = own;
+                for ticket in self.tickets {
+                    let n = ticket.episodes.len();
+                    let _ = ticket.answer(Ok(&self.ids[at..at + n]));
+                    at += n;
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                for ticket in self.tickets {
+                    let _ = ticket.answer(Err(&text));
+                }
             }
         }
-    }
-    result.map(|mut ids| {
+        let ran = result?;
+        let mut ids = self.ids;
         let episodes = ids.len() as u64;
-        ids.truncate(own.len());
-        Committed {
+        ids.truncate(own);
+        Ok(Committed {
             ids,
-            transactions: 1,
+            transactions: u64::from(ran),
             episodes,
-        }
-    })
+        })
+    }
 }
 
 impl<E> GroupCommit<E> {
@@ -409,7 +416,13 @@ impl<E> GroupCommit<E> {
         item: E,
         mut commit: impl FnMut(&[E]) -> Result<Vec<u64>>,
     ) -> Result<u64> {
-        self.commit_counted(item, |batch| commit(batch).map(Committed::alone))
+        self.commit_counted(item, |batch| {
+            commit(batch).map(|ids| Committed {
+                episodes: ids.len() as u64,
+                ids,
+                transactions: 1,
+            })
+        })
     }
 
     /// [`GroupCommit::commit_with`], where `commit` also says which index work it did.
@@ -600,31 +613,48 @@ mod tests {
     struct Marks<'a>(&'a MarkingPlacer);
 
     impl Placer for MarkingPlacer {
-        fn place<'a>(
-            &'a self,
-            episodes: &mut [(&mut PendingEpisode, &Carried)],
-        ) -> Result<Box<dyn crate::index::carried::Placement + 'a>> {
-            for (episode, _) in episodes.iter_mut() {
-                episode
-                    .record
-                    .fields
-                    .iter_mut()
-                    .flatten()
-                    .for_each(|c| c.segment = 9);
-            }
-            Ok(Box::new(Marks(self)))
+        fn open<'a>(&'a self) -> Box<dyn Placement + 'a> {
+            Box::new(Marks(self))
         }
     }
 
-    impl crate::index::carried::Placement for Marks<'_> {
-        fn synced(&self) -> Option<Arc<SyncSignal>> {
-            None
+    impl Placement for Marks<'_> {
+        fn place(&mut self, episode: &mut PendingEpisode, _: &Carried) -> Result<()> {
+            episode
+                .record
+                .fields
+                .iter_mut()
+                .flatten()
+                .for_each(|c| c.segment = 9);
+            Ok(())
+        }
+
+        fn begin_sync(&mut self) -> Result<Option<Arc<SyncSignal>>> {
+            Ok(None)
         }
 
         fn finish(self: Box<Self>, ids: Option<&[Option<u64>]>) -> Result<()> {
             *self.0.0.lock().unwrap() = ids.map(<[_]>::to_vec);
             Ok(())
         }
+    }
+
+    /// Commits `episodes` as one round, each with its bound of a dead leader's ids.
+    fn commit_as_round(
+        index: &Index,
+        placer: &MarkingPlacer,
+        episodes: Vec<(&mut PendingEpisode, &Carried, Option<u64>)>,
+    ) -> Vec<u64> {
+        let own = episodes.len();
+        let mut round = Round::new(placer);
+        let committed = index.commit_with(|batch| {
+            round.first_id = batch.first_id();
+            for (episode, carried, taken) in episodes {
+                round.add(batch, episode, Some(carried), taken)?;
+            }
+            Ok(Some(Vec::new()))
+        });
+        round.finish(committed, own).unwrap().ids
     }
 
     #[test]
@@ -657,13 +687,8 @@ mod tests {
         };
         let (mut a, mut b) = (carried_episode(1), carried_episode(2));
         let placer = MarkingPlacer(Mutex::new(None));
-        let from_id = index.next_episode_id().unwrap();
-        let mut batch: Vec<Entry<'_>> = vec![(&mut a, Some(&carried)), (&mut b, Some(&carried))];
-        let taken = Taken {
-            bounds: &[Some(1), Some(1)],
-            from_id,
-        };
-        let ids = commit_batch(&index, &placer, &mut batch, Some(taken), Vec::new()).unwrap();
+        let batch = vec![(&mut a, &carried, Some(1)), (&mut b, &carried, Some(1))];
+        let ids = commit_as_round(&index, &placer, batch);
         assert_eq!(ids, [1, 2], "a found, b indexed");
         assert_eq!(
             placer.0.lock().unwrap().clone(),
@@ -672,8 +697,7 @@ mod tests {
         );
         // Without a dead leader, every carried episode is marked with its id.
         let mut c = carried_episode(3);
-        let mut batch: Vec<Entry<'_>> = vec![(&mut c, Some(&carried))];
-        let ids = commit_batch(&index, &placer, &mut batch, None, Vec::new()).unwrap();
+        let ids = commit_as_round(&index, &placer, vec![(&mut c, &carried, None)]);
         assert_eq!(ids, [3]);
         assert_eq!(placer.0.lock().unwrap().clone(), Some(vec![Some(3)]));
     }

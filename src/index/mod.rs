@@ -351,42 +351,44 @@ impl Index {
         batch: &[&PendingEpisode],
         synced: Vec<Arc<SyncSignal>>,
     ) -> Result<Vec<u64>> {
-        self.commit_checked(batch, &vec![None; batch.len()], synced)
+        let mut ids = Vec::with_capacity(batch.len());
+        self.commit_with(|txn| {
+            for pending in batch {
+                ids.push(txn.add(pending, None)?);
+            }
+            Ok(Some(synced))
+        })?;
+        Ok(ids)
     }
 
-    /// [`Index::commit`], where `taken[i]` is set when episode `i` may already be indexed by a
-    /// leader that died before answering its poster (board.rs): the lowest id that leader
-    /// could have given. An episode with the same record (chunk places aside: compaction may
-    /// have moved them) indexed at or above it is the same episode: its id is returned and
-    /// nothing is inserted again. Looked up inside this write transaction, which starts from
-    /// the latest commit.
-    pub fn commit_checked(
+    /// Runs one write transaction whose episodes `build` adds one by one ([`Batch::add`]),
+    /// while it may still wait for more (a round's leader indexes the episodes it has while
+    /// it waits for the rest: board.rs, "Gathering"). `build` returns the segment syncs the
+    /// episodes' bytes wait for: the transaction's first index sync does not return before
+    /// all of them finished, and fails if one failed, so nothing is committed that names
+    /// bytes not durable (presync.rs). `None`: nothing to commit, the transaction is dropped.
+    /// Returns whether it committed.
+    pub fn commit_with(
         &self,
-        batch: &[&PendingEpisode],
-        taken: &[Option<u64>],
-        synced: Vec<Arc<SyncSignal>>,
-    ) -> Result<Vec<u64>> {
+        build: impl FnOnce(&mut Batch<'_>) -> Result<Option<Vec<Arc<SyncSignal>>>>,
+    ) -> Result<bool> {
         let txn = self.writable()?.begin_write()?;
-        let mut ids = Vec::with_capacity(batch.len());
-        {
+        let synced = {
             let mut meta = txn.open_table(META)?;
-            let mut tables = EpisodeTables::open(&txn, &meta)?;
-            let mut next = meta.get(META_NEXT_EPISODE)?.map_or(1, |v| v.value());
-            for (pending, taken) in batch.iter().zip(taken) {
-                if let Some(from) = taken
-                    && let Some(id) = find_committed(&tables.episodes, *from, &pending.record)?
-                {
-                    ids.push(id);
-                    continue;
-                }
-                let id = next;
-                next += 1;
-                tables.insert(id, pending)?;
-                ids.push(id);
-            }
-            meta.insert(META_NEXT_EPISODE, next)?;
-            tables.catalog.finish(&mut meta, next)?;
-        }
+            let tables = EpisodeTables::open(&txn, &meta)?;
+            let first = meta.get(META_NEXT_EPISODE)?.map_or(1, |v| v.value());
+            let mut batch = Batch {
+                tables,
+                first,
+                next: first,
+            };
+            let Some(synced) = build(&mut batch)? else {
+                return Ok(false);
+            };
+            meta.insert(META_NEXT_EPISODE, batch.next)?;
+            batch.tables.catalog.finish(&mut meta, batch.next)?;
+            synced
+        };
         let waited = !synced.is_empty();
         let (committed, barrier_passed) = presync::with_barrier(synced, || txn.commit());
         committed?;
@@ -399,10 +401,11 @@ impl Index {
             }
             .into());
         }
-        Ok(ids)
+        Ok(true)
     }
 
     /// The id the next committed episode would get now (ids only grow).
+    #[cfg(test)]
     pub fn next_episode_id(&self) -> Result<u64> {
         let txn = self.begin_read()?;
         let meta = txn.open_table(META)?;
@@ -517,6 +520,39 @@ struct EpisodeTables<'t> {
     /// Opened at the first episode that has schema metadata (likewise).
     schema_metadata: Option<Table<'t, u64, &'static [u8]>>,
     txn: &'t WriteTransaction,
+}
+
+/// The episodes of one write transaction being built ([`Index::commit_with`]).
+pub struct Batch<'t> {
+    tables: EpisodeTables<'t>,
+    /// The id the transaction's first new episode gets: the lowest id it can give.
+    first: u64,
+    next: u64,
+}
+
+impl Batch<'_> {
+    /// The lowest id this transaction can give: an id below it was given before.
+    pub fn first_id(&self) -> u64 {
+        self.first
+    }
+
+    /// Indexes one episode under the next id and returns it. `taken`: the episode may already
+    /// be indexed by a leader that died before answering its poster (board.rs), and this is
+    /// the lowest id that leader could have given. An episode with the same record (chunk
+    /// places aside: compaction may have moved them) indexed at or above it is the same
+    /// episode: its id is returned and nothing is inserted again. Looked up inside this
+    /// write transaction, which starts from the latest commit.
+    pub fn add(&mut self, pending: &PendingEpisode, taken: Option<u64>) -> Result<u64> {
+        if let Some(from) = taken
+            && let Some(id) = find_committed(&self.tables.episodes, from, &pending.record)?
+        {
+            return Ok(id);
+        }
+        let id = self.next;
+        self.tables.insert(id, pending)?;
+        self.next += 1;
+        Ok(id)
+    }
 }
 
 impl<'t> EpisodeTables<'t> {

@@ -1,9 +1,9 @@
 //! Writing carried episodes (index/carried.rs) into a segment of the committing process.
 //!
 //! The leader of a round takes one appender of its process's pool for all the carried
-//! episodes of the round, writes each episode's records and then its manifest (the same
-//! records and manifest its recorder would have written: invariant 6 of format.md holds), and
-//! syncs the segment once. After the index transaction it appends their commit markers (or
+//! episodes of the round, writes each episode's records and then its manifest as the round
+//! collects it (the same records and manifest its recorder would have written: invariant 6 of
+//! format.md holds), and syncs the segment once when the round has collected every episode. After the index transaction it appends their commit markers (or
 //! aborted markers) as a recorder does after its own commit, and returns the appender.
 
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use crate::segment::{Appender, SegmentPool};
 pub(crate) struct SegmentPlacer<'a> {
     pool: &'a SegmentPool,
     /// The segment syncs beside the index commit (`StoreIo::overlapped_syncs`); else it is
-    /// synced before the transaction begins.
+    /// synced before the transaction commits.
     overlapped: bool,
 }
 
@@ -31,41 +31,13 @@ impl<'a> SegmentPlacer<'a> {
 }
 
 impl Placer for SegmentPlacer<'_> {
-    fn place<'a>(
-        &'a self,
-        episodes: &mut [(&mut PendingEpisode, &Carried)],
-    ) -> Result<Box<dyn Placement + 'a>> {
-        let mut placed = Placed {
+    fn open<'a>(&'a self) -> Box<dyn Placement + 'a> {
+        Box::new(Placed {
             pool: self.pool,
-            appender: Some(self.pool.checkout()?),
-            manifests: Vec::with_capacity(episodes.len()),
-            synced: None,
-        };
-        let appender = placed.appender.as_mut().expect("checked out above");
-        for (episode, carried) in episodes.iter_mut() {
-            check_carried(episode, carried)?;
-            let start = appender.append_records(&carried.records)?;
-            for chunk in episode.record.fields.iter_mut().flatten() {
-                chunk.segment = appender.id();
-                chunk.offset += start;
-            }
-            // Invariant (segment/manifest.rs): the manifest follows the episode's chunks in the
-            // same segment and is made durable by the same sync.
-            let manifest = ManifestV1::of(
-                &episode.record,
-                &carried.fields,
-                &episode.infos,
-                &episode.schema_metadata,
-            );
-            let offset = appender.append_meta(MANIFEST_MAGIC, &manifest.encode())?;
-            placed.manifests.push(offset);
-        }
-        if self.overlapped {
-            placed.synced = Some(appender.begin_sync()?);
-        } else {
-            appender.sync()?;
-        }
-        Ok(Box::new(placed))
+            overlapped: self.overlapped,
+            appender: None,
+            manifests: Vec::new(),
+        })
     }
 }
 
@@ -95,23 +67,57 @@ fn check_carried(episode: &PendingEpisode, carried: &Carried) -> Result<()> {
     Ok(())
 }
 
-/// The appender the carried episodes of one batch went into, until their transaction ended.
+/// The appender the carried episodes of one round went into, until their transaction ended.
 struct Placed<'a> {
     pool: &'a SegmentPool,
+    overlapped: bool,
+    /// Taken from the pool at the first episode placed.
     appender: Option<Appender>,
     /// Each placed episode's manifest offset, in order.
     manifests: Vec<u64>,
-    /// The sync started by `place`, when overlapped.
-    synced: Option<Arc<SyncSignal>>,
 }
 
 impl Placement for Placed<'_> {
-    fn synced(&self) -> Option<Arc<SyncSignal>> {
-        self.synced.clone()
+    fn place(&mut self, episode: &mut PendingEpisode, carried: &Carried) -> Result<()> {
+        check_carried(episode, carried)?;
+        let appender = match &mut self.appender {
+            Some(appender) => appender,
+            none => none.insert(self.pool.checkout()?),
+        };
+        let start = appender.append_records(&carried.records)?;
+        for chunk in episode.record.fields.iter_mut().flatten() {
+            chunk.segment = appender.id();
+            chunk.offset += start;
+        }
+        // Invariant (segment/manifest.rs): the manifest follows the episode's chunks in the
+        // same segment and is made durable by the same sync.
+        let manifest = ManifestV1::of(
+            &episode.record,
+            &carried.fields,
+            &episode.infos,
+            &episode.schema_metadata,
+        );
+        let offset = appender.append_meta(MANIFEST_MAGIC, &manifest.encode())?;
+        self.manifests.push(offset);
+        Ok(())
+    }
+
+    fn begin_sync(&mut self) -> Result<Option<Arc<SyncSignal>>> {
+        let Some(appender) = &mut self.appender else {
+            return Ok(None);
+        };
+        if self.overlapped {
+            appender.begin_sync().map(Some)
+        } else {
+            appender.sync()?;
+            Ok(None)
+        }
     }
 
     fn finish(mut self: Box<Self>, ids: Option<&[Option<u64>]>) -> Result<()> {
-        let mut appender = self.appender.take().expect("finished once");
+        let Some(mut appender) = self.appender.take() else {
+            return Ok(());
+        };
         let synced: Result<()> = appender.end_sync();
         // Committed under their ids; aborted when the transaction failed (the recorders are
         // told so) or for a copy whose episode was indexed from another one.
