@@ -647,18 +647,19 @@ impl Board {
         }
     }
 
-    /// Every ticket waiting for a leader (pending, or taken by a leader that died), read
-    /// under the leader lock. Tickets whose outcome is written and whose poster has ended
-    /// (nobody will read them) and leftovers of posters that died while writing are deleted.
-    /// The queue directory is read only when a live handle has a ticket posted, or for
-    /// tickets of dead posters: on this handle's first round and then once a second.
+    /// Every ticket waiting for a leader ([`Board::collect_new`] with none known).
     #[cfg(test)]
     pub fn collect(&self, _leading: &Leading<'_>) -> io::Result<Vec<Queued>> {
         self.collect_new(&[])
     }
 
-    /// [`Board::collect`], skipping the tickets at `known` (collected by an earlier look of
-    /// this round: a ticket is not posted again before its outcome is read).
+    /// Every ticket waiting for a leader (pending, or taken by a leader that died), read
+    /// under the leader lock, but those at `known` (read by an earlier look of this round: a
+    /// ticket is not posted again before its outcome is read). Tickets whose outcome is
+    /// written and whose poster has ended (nobody will read them) and leftovers of posters
+    /// that died while writing are deleted. The queue directory is read only when a live
+    /// handle has a ticket posted, or for tickets of dead posters: on this handle's first
+    /// round and then once a second.
     fn collect_new(&self, known: &[PathBuf]) -> io::Result<Vec<Queued>> {
         if !self.posters.any()? && !self.full_look_due() {
             return Ok(Vec::new());
@@ -738,7 +739,7 @@ impl Board {
         Ok(queued)
     }
 
-    /// Gathers the tickets of this round ([`Board::collect`]) as they are posted
+    /// Gathers the tickets of this round ([`Board::collect_new`]) as they are posted
     /// ([`Gathering::next`]): when fewer processes would take part than in the last round,
     /// it waits for the others' posts a little (module docs, "gathering"), and the leader
     /// indexes what it has meanwhile. `own`: the leader commits a batch of its own process
@@ -1070,9 +1071,6 @@ pub(crate) mod tests {
         }
     }
 
-    /// `N` handles of the board of the store at `root`. Handles of one store directory stand
-    /// for processes: `flock`s of different open files exclude each other as they do across
-    /// processes.
     /// Every ticket a round gathers.
     fn gather_all(board: &Board, leading: &Leading<'_>, own: bool) -> Vec<Queued> {
         let mut gathering = board.gather(leading, own);
@@ -1083,6 +1081,9 @@ pub(crate) mod tests {
         all
     }
 
+    /// `N` handles of the board of the store at `root`. Handles of one store directory stand
+    /// for processes: `flock`s of different open files exclude each other as they do across
+    /// processes.
     fn handles<const N: usize>(root: &Path) -> [Board; N] {
         std::array::from_fn(|_| Board::open(root).unwrap())
     }
