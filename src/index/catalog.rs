@@ -32,7 +32,7 @@ use crate::error::Result;
 use crate::partition::EpisodeLen;
 
 pub(crate) const CATALOG: TableDefinition<u64, &[u8]> = TableDefinition::new("catalog");
-/// Chunk number (`id >> CHUNK_BITS`) to [`CatalogChunkV1`].
+/// Chunk number (`id >> CHUNK_BITS`) to [`CatalogChunkV1`](super::records::CatalogChunkV1).
 pub(crate) const CATALOG_CHUNKS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("catalog_chunks");
 /// `meta` key set (to 1) once the catalog holds a row for every episode.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::records::{CatalogChunkV1, CatalogRecordV1, Outcome};
 
 /// Catalog rows as columns, in id order: what a listing, a selection or a partition reads
-/// ([`read`]). Strings (users, envs, tags) are stored once each and named by position.
+/// (catalog.rs, `read`). Strings (users, envs, tags) are stored once each and named by position.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     pub(crate) ids: Vec<u64>,

@@ -425,7 +425,7 @@ impl<E> GroupCommit<E> {
         })
     }
 
-    /// [`GroupCommit::commit_with`], where `commit` also says which index work it did.
+    /// `GroupCommit::commit_with` (tests), where `commit` also says which index work it did.
     fn commit_counted(
         &self,
         item: E,

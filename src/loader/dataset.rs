@@ -3,7 +3,8 @@
 //!
 //! The loader is the bridge between the pure [`partition`](super::partition) contract, which
 //! only sees `(id, steps)` pairs, and the store: it turns a [`Query`] into an
-//! [`EpisodeSet`], computes the share with [`remaining`] and opens the episodes' fields.
+//! [`EpisodeSet`], computes the share with `remaining` (partition/cursor.rs) and opens the
+//! episodes' fields.
 //! Everything a rank computes depends only on the store contents below the cutoff and on
 //! `(seed, epoch, world_size, rank, num_workers, worker)`, so ranks agree without talking.
 

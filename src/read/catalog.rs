@@ -57,7 +57,8 @@ impl Catalog {
     }
 }
 
-/// One row of a [`Catalog`], borrowed: the accessors of [`EpisodeSummary`] without a copy.
+/// One row of a [`Catalog`], borrowed: the accessors of
+/// [`EpisodeSummary`](crate::read::EpisodeSummary) without a copy.
 #[derive(Clone, Copy)]
 pub struct CatalogRow<'a> {
     catalog: &'a Catalog,
