@@ -279,8 +279,8 @@ struct Round<'p> {
     placement: Box<dyn Placement + 'p>,
     /// Per episode, in order (own first, then each ticket's): its id.
     ids: Vec<u64>,
-    /// Per episode: the lowest id a leader that died may have indexed it under (its ticket
-    /// was taken: [`Board::gather`]), or `None`.
+    /// Per episode: the lowest id a leader that died may have indexed it under (that leader
+    /// took its ticket: `board::Queued::taken_from`), or `None`.
     taken: Vec<Option<u64>>,
     /// Which episodes were placed (carried), in placement order.
     placed: Vec<usize>,
